@@ -1,0 +1,111 @@
+"""Masking of secrets and PII before anything is displayed or written.
+
+Rules:
+- a value under a secret-looking key (password, token, secret, key, auth,
+  credential, DATABASE_URL's password part...) is replaced by ``"***"``;
+- passwords in URLs (``scheme://user:password@host``) become ``***``;
+- bearer tokens, AWS secret keys and long token-looking strings in free text are masked;
+- phone numbers keep their last 2 digits (``+91********01``).
+
+``redact`` walks dicts/lists; ``redact_text`` works on one string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "***"
+
+# Keys whose values are secret whatever they look like.
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth|credential|"
+    r"session[_-]?key|signature|cookie|^key$|_key$|dsn)",
+    re.I,
+)
+# Keys that are URLs or names we keep, only masking what is inside.
+_URL_KEY = re.compile(r"(url|uri|endpoint|host)$", re.I)
+_NOT_SECRET_KEY = re.compile(r"^(ws_token_set|auth_ok|token_valid|.*_present|.*_configured|.*_count)$", re.I)
+
+_URL_PASSWORD = re.compile(r"(?P<pre>[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:)(?P<pw>[^\s@/]*)(?P<post>@)", re.I)
+_BEARER = re.compile(r"(?P<pre>\b(?:bearer|token|basic)\s+)(?P<tok>[A-Za-z0-9._~+/=\-]{8,})", re.I)
+_KV_SECRET = re.compile(
+    r"(?P<pre>\b(?:[\w.\-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?token)[\w.\-]*)"
+    r"\s*[=:]\s*[\"']?)(?P<val>[^\s\"',;&]+)",
+    re.I,
+)
+# Long opaque tokens: JWTs, Meta EAA tokens, AWS secret access keys, hex/base64 blobs.
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\b")
+_META = re.compile(r"\bEAA[A-Za-z0-9]{20,}\b")
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+# Phone numbers: E.164 or 10+ digit runs (with optional separators). Keep the last 2 digits.
+_PHONE = re.compile(r"(?<![\w.:/\-])\+?\d(?:[\s\-().]?\d){9,14}(?![\w])")
+# ISO timestamps and similar digit runs we must not treat as phone numbers.
+_DATEISH = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def mask_phone(number: str) -> str:
+    digits = [c for c in number if c.isdigit()]
+    if len(digits) < 4:
+        return number
+    prefix = "+" if number.strip().startswith("+") else ""
+    cc = "".join(digits[:2]) if prefix else ""
+    hidden = len(digits) - len(cc) - 2
+    return f"{prefix}{cc}{'*' * hidden}{''.join(digits[-2:])}"
+
+
+def _phone_sub(m: re.Match[str]) -> str:
+    text = m.group(0)
+    if _DATEISH.match(text) or len(set(c for c in text if c.isdigit())) <= 1 and len(text) > 12:
+        return text
+    return mask_phone(text)
+
+
+def redact_text(text: str) -> str:
+    """Mask secrets and phone numbers in free text."""
+    if not text or not isinstance(text, str):
+        return text
+    out = _URL_PASSWORD.sub(lambda m: m.group("pre") + (MASK if m.group("pw") else "") + m.group("post"), text)
+    out = _BEARER.sub(lambda m: m.group("pre") + MASK, out)
+    out = _KV_SECRET.sub(lambda m: m.group("pre") + MASK, out)
+    out = _JWT.sub(MASK, out)
+    out = _META.sub(MASK, out)
+    out = _AWS_SECRET.sub(lambda m: MASK if _looks_random(m.group(0)) else m.group(0), out)
+    out = _PHONE.sub(_phone_sub, out)
+    return out
+
+
+def _looks_random(s: str) -> bool:
+    has_upper = any(c.isupper() for c in s)
+    has_lower = any(c.islower() for c in s)
+    has_digit = any(c.isdigit() for c in s)
+    return has_upper and has_lower and has_digit and "/" not in s[:1]
+
+
+def is_secret_key(key: str) -> bool:
+    if _NOT_SECRET_KEY.match(key) or _URL_KEY.search(key):
+        return False
+    return bool(_SECRET_KEY.search(key))
+
+
+def redact(value: Any, key: str | None = None) -> Any:
+    """Recursively mask secrets in a JSON-like value. ``key`` is the name it is stored under."""
+    if key is not None and is_secret_key(key) and value not in (None, "", [], {}):
+        if isinstance(value, bool):
+            return value
+        return MASK
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+def mask_url(url: str | None) -> str | None:
+    """A URL with its password masked (for banners and details)."""
+    if url is None:
+        return None
+    return redact_text(url)

@@ -1,0 +1,148 @@
+"""Remediation steps: always planned, executed only when ``apply`` names them.
+
+A runbook module builds a :class:`Step` (what it would change, the equivalent
+``aws``/``alembic`` command, and the function that does it). The notebook
+passes it to :func:`run_step`, which records an audit :class:`Action`
+(planned / executed / failed) in the evidence and returns something that
+displays the plan, and the result when it ran.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from propflow_ops.findings import Action, Evidence, jsonable
+from propflow_ops.incident import BadInput
+from propflow_ops.redact import redact, redact_text
+
+STEP_NAMES: tuple[str, ...] = (
+    "force-new-deployment",
+    "rollback",
+    "reboot-db-failover",
+    "create-read-replica",
+    "scale-service",
+    "delete-orphaned-uploads",
+    "send-test-otp",
+    "migration-downgrade",
+    "migration-upgrade",
+)
+
+
+def parse_apply(value: str | Iterable[str] | None, allowed: Iterable[str] = STEP_NAMES) -> list[str]:
+    """``apply`` as a list of step names; a comma-separated string is accepted too."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        name = str(item).strip()
+        if name and name not in names:
+            names.append(name)
+    allowed = tuple(allowed)
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise BadInput(
+            f"unknown remediation step {', '.join(unknown)}; this runbook offers: {', '.join(allowed) or 'none'}"
+        )
+    return names
+
+
+@dataclass
+class Step:
+    """One remediation step. ``execute`` returns a short description of what it did."""
+
+    name: str
+    what: str
+    command: str
+    execute: Callable[[], str | dict[str, Any]]
+    risk: str = ""
+    preview: str = ""  # e.g. the offline SQL a migration would run, shown for review
+    precondition: str = ""  # non-empty: the step cannot run now, and why
+
+    def __post_init__(self) -> None:
+        if self.name not in STEP_NAMES:
+            raise ValueError(f"unknown step name {self.name!r}")
+
+
+@dataclass
+class StepOutcome:
+    step: Step
+    action: Action
+    result: Any = None
+    applied: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        return self.action.mode
+
+    def _how_to_apply(self) -> str:
+        return (
+            f"To apply: put '{self.step.name}' in the parameters cell's apply list and run the notebook again, "
+            f"or run `propflow-ops run <runbook> --apply {self.step.name}`."
+        )
+
+    def _repr_html_(self) -> str:
+        colour = {"planned": "#1565c0", "executed": "#2e7d32", "failed": "#b71c1c"}[self.mode]
+        parts = [
+            f'<div class="propflow-step" style="border-left:4px solid {colour};padding:4px 10px;margin:6px 0">',
+            f"<b>Step <code>{html.escape(self.step.name)}</code>: "
+            f'<span style="color:{colour}">{self.mode.upper()}</span></b>',
+            f"<div>{html.escape(redact_text(self.step.what))}</div>",
+        ]
+        if self.step.risk:
+            parts.append(f"<div><i>Risk:</i> {html.escape(redact_text(self.step.risk))}</div>")
+        parts.append(f"<pre style=\"margin:4px 0\">{html.escape(redact_text(self.step.command))}</pre>")
+        if self.step.preview:
+            parts.append(
+                "<details><summary>Preview (review before applying)</summary>"
+                f"<pre>{html.escape(redact_text(self.step.preview))}</pre></details>"
+            )
+        parts.append(f"<div>{html.escape(redact_text(self.action.detail))}</div>")
+        if self.mode == "planned":
+            parts.append(f"<div><small>{html.escape(self._how_to_apply())}</small></div>")
+        parts.append("</div>")
+        return "".join(parts)
+
+    def __repr__(self) -> str:
+        lines = [
+            f"Step {self.step.name}: {self.mode.upper()}",
+            f"  {redact_text(self.step.what)}",
+        ]
+        if self.step.risk:
+            lines.append(f"  Risk: {redact_text(self.step.risk)}")
+        lines.append(f"  $ {redact_text(self.step.command)}")
+        if self.step.preview:
+            lines.append("  Preview:")
+            lines.extend("    " + line for line in redact_text(self.step.preview).splitlines())
+        lines.append(f"  {redact_text(self.action.detail)}")
+        if self.mode == "planned":
+            lines.append(f"  {self._how_to_apply()}")
+        return "\n".join(lines)
+
+
+def run_step(ev: Evidence, step: Step, apply: Iterable[str] | None = None) -> StepOutcome:
+    """Plan the step, and execute it only if its name is in ``apply`` (default: the run's own)."""
+    chosen = list(ev.apply if apply is None else apply)
+    if step.name not in chosen:
+        action = Action(step.name, "planned", step.command,
+                        "Not applied (read-only run). " + (step.precondition or "Would: " + step.what))
+        ev.record(action)
+        return StepOutcome(step, action)
+    if step.precondition:
+        action = Action(step.name, "failed", step.command, f"Not run: {step.precondition}")
+        ev.record(action)
+        return StepOutcome(step, action, applied=True)
+    try:
+        result = step.execute()
+    except Exception as exc:  # noqa: BLE001 - a failed step is recorded, and the runbook goes on
+        action = Action(step.name, "failed", step.command, f"{type(exc).__name__}: {exc}")
+        ev.record(action)
+        return StepOutcome(step, action, applied=True)
+    detail = result if isinstance(result, str) else ", ".join(f"{k}={v}" for k, v in redact(jsonable(result)).items())
+    action = Action(step.name, "executed", step.command, detail)
+    ev.record(action)
+    return StepOutcome(step, action, result=result, applied=True)
