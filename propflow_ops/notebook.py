@@ -167,7 +167,7 @@ def show(obj: Any, *, max_rows: int = 25) -> Any:
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover
-        pd = None  # type: ignore[assignment]
+        pd = None
     if pd is not None and isinstance(obj, pd.DataFrame):
         out = obj.head(max_rows).copy()
         for col in out.columns:

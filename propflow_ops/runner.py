@@ -31,7 +31,7 @@ import nbformat
 
 from propflow_ops import __version__
 from propflow_ops import incident as incident_mod
-from propflow_ops.findings import EVIDENCE_PATH_ENV, SCHEMA, FindingsTable, Finding, iso, jsonable, utcnow
+from propflow_ops.findings import EVIDENCE_PATH_ENV, SCHEMA, Finding, FindingsTable, iso, jsonable, utcnow
 from propflow_ops.incident import BadInput
 from propflow_ops.redact import redact, redact_text
 from propflow_ops.remediation import parse_apply
@@ -319,11 +319,12 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
             os.environ.pop(EVIDENCE_PATH_ENV, None)
         else:
             os.environ[EVIDENCE_PATH_ENV] = old_env
-        try:
-            if km.has_kernel:
-                km.provisioner and os.kill(km.provisioner.pid, signal.SIGKILL)  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 - best effort: the kernel may be gone already
-            pass
+        pid = getattr(km.provisioner, "pid", None) if km.has_kernel else None
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)  # papermill shuts it down; this only catches a stuck one
+            except ProcessLookupError:
+                pass
 
 
 def sanitize_notebook(path: Path, rb: Runbook, params: Mapping[str, Any], error: str | None) -> nbformat.NotebookNode:

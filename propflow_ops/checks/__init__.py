@@ -1,0 +1,1 @@
+"""Pure checks: DataFrames and records in, Findings out. Thresholds live here."""

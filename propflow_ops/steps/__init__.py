@@ -1,0 +1,1 @@
+"""Remediation step builders, one module per domain: each returns a remediation.Step."""
