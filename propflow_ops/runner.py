@@ -413,8 +413,6 @@ def final_evidence(rb: Runbook, params: Mapping[str, Any], workdir: Path, error:
 
 def export_html(nb: nbformat.NotebookNode, evidence: Mapping[str, Any], dest: Path) -> None:
     """report.html: inputs hidden, the findings table first."""
-    from nbconvert import HTMLExporter
-
     findings = [
         Finding(f["code"], f["status"], f.get("title", ""), f.get("detail", ""), f.get("data") or {})
         for f in evidence.get("findings", [])
@@ -440,12 +438,9 @@ def export_html(nb: nbformat.NotebookNode, evidence: Mapping[str, Any], dest: Pa
             for a in evidence["actions"]
         )
         head += f"<h3>Remediation</h3><table><tr><th>step</th><th>mode</th><th>command</th><th>detail</th></tr>{rows}</table>"
-    copy = nbformat.from_dict(json.loads(json.dumps(nb)))
-    top = nbformat.v4.new_code_cell(source="", outputs=[nbformat.v4.new_output(
-        "display_data", data={"text/html": redact_text(head)})])
-    copy.cells.insert(0, top)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(copy)
+    from propflow_ops.report_html import render
+
+    body = render(nb, redact_text(head), f"{evidence.get('title', '')}: {inc.get('id', '')}")
     dest.write_text(body, encoding="utf-8")
 
 
