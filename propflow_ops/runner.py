@@ -487,7 +487,9 @@ def run(req: RunRequest) -> RunResult:
             except Exception as exc:  # noqa: BLE001 - the HTML is a convenience; the evidence must survive
                 evidence.setdefault("warnings", []).append(f"HTML export failed: {type(exc).__name__}: {exc}")
         (workdir / "evidence.json").write_text(json.dumps(evidence, indent=2) + "\n", encoding="utf-8")
-        write_sums(workdir, names)
+        extra = sorted(p.name for p in workdir.iterdir()
+                       if p.is_file() and not p.name.startswith(".") and p.name not in names)
+        write_sums(workdir, names + extra)  # files a notebook wrote beside its report (postmortem.md)
         final = publish(workdir, parent, name)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
