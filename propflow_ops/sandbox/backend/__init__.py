@@ -1,0 +1,1 @@
+"""A sample PropFlow backend: SQLAlchemy models and the Alembic migrations that build its schema."""
