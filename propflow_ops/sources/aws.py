@@ -1,0 +1,100 @@
+"""boto3 clients with timeouts, the target description, and one-line error text.
+
+boto3 reaches the sandbox (moto) through the environment variable
+``AWS_ENDPOINT_URL``, which boto3 honours itself: no endpoint is ever passed here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+CONNECT_TIMEOUT_S = 3
+READ_TIMEOUT_S = 10
+
+_CONFIG = Config(
+    connect_timeout=CONNECT_TIMEOUT_S,
+    read_timeout=READ_TIMEOUT_S,
+    retries={"mode": "adaptive", "max_attempts": 3},
+)
+
+_lock = threading.Lock()
+_clients: dict[tuple[str, str | None, str | None], Any] = {}
+
+
+def endpoint() -> str | None:
+    """The endpoint boto3 will use from the environment (``AWS_ENDPOINT_URL``), or None."""
+    return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def region_name(region: str | None = None) -> str | None:
+    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
+def client(service: str, region: str | None = None) -> Any:
+    """A boto3 client with connect/read timeouts and adaptive retries.
+
+    Cached per (service, region, endpoint) in this process, so a notebook that
+    points ``AWS_ENDPOINT_URL`` elsewhere gets a fresh client.
+    """
+    key = (service, region_name(region), endpoint())
+    with _lock:
+        found = _clients.get(key)
+        if found is None:
+            session = boto3.session.Session()
+            found = session.client(service, region_name=key[1], config=_CONFIG)  # type: ignore[call-overload]
+            _clients[key] = found
+        return found
+
+
+def clear_cache() -> None:
+    """Forget cached clients (tests that move the endpoint call this)."""
+    with _lock:
+        _clients.clear()
+
+
+def aws_error_text(exc: BaseException) -> str:
+    """One short line describing a botocore/boto3 failure (no stack, no secrets)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {}) if isinstance(exc.response, dict) else {}
+        code = err.get("Code") or "ClientError"
+        lines = (err.get("Message") or "").strip().splitlines()
+        message = lines[0].strip() if lines else ""
+        op = getattr(exc, "operation_name", "") or ""
+        text = f"{code}: {message}" if message else str(code)
+        return f"{op}: {text}" if op else text
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return f"cannot connect to endpoint {exc.kwargs.get('endpoint_url', '?')}"
+    if isinstance(exc, botocore.exceptions.ConnectTimeoutError):
+        return f"connect timeout to {exc.kwargs.get('endpoint_url', '?')}"
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+        return f"read timeout from {exc.kwargs.get('endpoint_url', '?')}"
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return "no AWS credentials found"
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return "no AWS region configured (set AWS_REGION)"
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def target_info(region: str | None = None) -> dict[str, Any]:
+    """Which AWS account/region/endpoint the runbook talks to (for the evidence report)."""
+    info: dict[str, Any] = {
+        "aws_account": None,
+        "region": region_name(region),
+        "endpoint": endpoint() or "aws default",
+    }
+    try:
+        sts = client("sts", region)
+        info["region"] = sts.meta.region_name
+        info["aws_account"] = sts.get_caller_identity().get("Account")
+    except Exception as exc:  # target info must never crash a runbook
+        info["error"] = aws_error_text(exc)
+    return info

@@ -1,0 +1,641 @@
+"""CloudWatch Logs: fetch events, parse PropFlow's structured JSON lines fast, Logs Insights.
+
+The API writes one JSON object per line::
+
+    {"ts", "level", "logger", "event", "method", "path", "status", "latency_ms",
+     "request_id", "message", optional "provider", "error_code", "error_type", "client_id"}
+
+and now and then a plain-text line (a traceback). :func:`parse_events` turns
+CloudWatch events into a typed DataFrame (see :data:`COLUMNS`).
+
+How the parse is fast (bench/bench_logs.py, bench/README-logs.md): the JSON
+messages are joined, a few thousand at a time, into newline-delimited UTF-8
+blocks that stream into one ``pyarrow.json.read_json`` call (multithreaded C++,
+explicit schema, unknown fields ignored). Lines that do not start with ``{`` are
+replaced by ``{}`` in the stream (so rows stay aligned) and their raw text is put
+into ``message`` afterwards. String columns stay in Arrow memory (pandas ``str``
+backed by pyarrow, no Python objects per value). If Arrow rejects the input (a
+line that starts with ``{`` but is not valid JSON, a field of an unexpected
+type), the work is redone block by block and only the offending blocks are
+parsed line by line with :mod:`json`, so one bad line never loses the window.
+
+This module fetches and shapes; it does not judge (no thresholds here).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import compress, count, repeat
+from operator import itemgetter, not_
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from propflow_ops.sources import aws
+
+# Fields read from the JSON message, in output order, with their Arrow types.
+STRING_FIELDS = (
+    "level",
+    "event",
+    "method",
+    "path",
+    "request_id",
+    "message",
+    "provider",
+    "error_code",
+    "error_type",
+    "client_id",
+)
+_JSON_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
+    ("level", pa.large_string()),
+    ("event", pa.large_string()),
+    ("method", pa.large_string()),
+    ("path", pa.large_string()),
+    ("status", pa.int64()),
+    ("latency_ms", pa.float64()),
+    ("request_id", pa.large_string()),
+    ("message", pa.large_string()),
+    ("provider", pa.large_string()),
+    ("error_code", pa.large_string()),
+    ("error_type", pa.large_string()),
+    ("client_id", pa.large_string()),
+)
+JSON_SCHEMA = pa.schema(list(_JSON_FIELDS))
+
+#: Output columns of :func:`parse_events` / :func:`empty_frame`, in order.
+COLUMNS = [
+    "timestamp",
+    "level",
+    "event",
+    "method",
+    "path",
+    "status",
+    "latency_ms",
+    "request_id",
+    "message",
+    "stream",
+    "provider",
+    "error_code",
+    "error_type",
+    "client_id",
+]
+
+# Events per block handed to the Arrow reader (a few MB of JSON).
+_CHUNK_EVENTS = 8192
+_BLOCK_SIZE = 4 << 20
+
+#: Above this many events in the window, :func:`fetch_or_aggregate` asks Logs
+#: Insights for per-minute aggregates instead of downloading every event.
+#: 500k events is ~150 MB of messages: a couple of seconds to parse, minutes to
+#: download through FilterLogEvents (10k events per page).
+MAX_RAW_EVENTS = 500_000
+
+# CloudWatch Logs Insights query used when the window is too large to fetch.
+AGGREGATE_QUERY = "stats count(*) as requests, pct(latency_ms, 95) as p95_latency_ms by bin(1m) as minute"
+
+
+def _str_dtype() -> pd.StringDtype:
+    try:
+        return pd.StringDtype("pyarrow", na_value=np.nan)  # pandas >= 2.3: the "str" dtype
+    except TypeError:  # pragma: no cover - pandas 2.2
+        return pd.StringDtype("pyarrow")
+
+
+_STR = _str_dtype()
+
+
+def _types_mapper(t: pa.DataType) -> Any:
+    if t == pa.int64():
+        return pd.Int64Dtype()
+    if t == pa.large_string() or t == pa.string():
+        return _STR
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Parsing
+
+
+def _pool() -> pa.MemoryPool:
+    """Arrow allocations go to the system allocator: it hands large blocks back to
+    the OS when freed, so a notebook's RSS falls after the frame is dropped
+    (mimalloc/jemalloc keep them cached) and it measured no slower here."""
+    return pa.system_memory_pool()
+
+
+@dataclass
+class _Block:
+    """One block of events prepared for the Arrow reader."""
+
+    data: bytes
+    n: int
+    timestamps: np.ndarray
+    stream_codes: np.ndarray
+    raw_idx: list[int]  # positions (within the block) of non-JSON lines
+    original: list[str] | None = None  # the messages as received (careful path only)
+
+
+@dataclass
+class _Collected:
+    """What the block generator saw besides the JSON: timestamps and streams."""
+
+    timestamps: list[np.ndarray] = field(default_factory=list)
+    stream_codes: list[np.ndarray] = field(default_factory=list)
+    stream_names: dict[Any, int] = field(default_factory=dict)
+    n: int = 0
+
+    def add(self, block: _Block) -> None:
+        self.timestamps.append(block.timestamps)
+        self.stream_codes.append(block.stream_codes)
+        self.n += block.n
+
+
+_get_message = itemgetter("message")
+_get_timestamp = itemgetter("timestamp")
+_get_stream = itemgetter("logStreamName")
+
+
+def _message_of(event: dict[str, Any]) -> str:
+    m = event.get("message")
+    return m if isinstance(m, str) else ("" if m is None else str(m))
+
+
+def _raw_line(text: str) -> str:
+    """A non-JSON line, wrapped so the Arrow reader keeps it (and the row) as ``message``."""
+    return '{"message":' + json.dumps(text) + "}"
+
+
+def _prepare(chunk: Sequence[dict[str, Any]], names: dict[Any, int], careful: bool = False) -> _Block:
+    n = len(chunk)
+    try:
+        msgs: list[str] = list(map(_get_message, chunk))
+    except KeyError:
+        msgs = [_message_of(e) for e in chunk]
+    try:
+        ts = np.fromiter(map(_get_timestamp, chunk), dtype=np.int64, count=n)
+    except (KeyError, TypeError, ValueError):
+        ts = np.array([int(e.get("timestamp") or 0) for e in chunk], dtype=np.int64)
+    try:
+        streams: list[Any] = list(map(_get_stream, chunk))
+    except KeyError:
+        streams = [e.get("logStreamName") for e in chunk]
+    for name in set(streams):
+        if name not in names:
+            names[name] = len(names)
+    codes = np.fromiter(map(names.__getitem__, streams), dtype=np.int32, count=n)
+    try:  # all in C: positions of the lines that do not start with "{"
+        raw_idx = list(compress(count(), map(not_, map(str.startswith, msgs, repeat("{")))))
+    except TypeError:  # a non-str message
+        msgs = [m if isinstance(m, str) else _message_of({"message": m}) for m in msgs]
+        raw_idx = list(compress(count(), map(not_, map(str.startswith, msgs, repeat("{")))))
+    lines = msgs
+    if raw_idx:
+        lines = msgs.copy()
+        for i in raw_idx:
+            lines[i] = _raw_line(msgs[i])
+    if careful:
+        # Pretty-printed JSON or a trailing newline: newlines outside strings are
+        # whitespace in JSON (inside strings they are invalid anyway).
+        lines = [
+            ln.replace("\r", " ").replace("\n", " ") if ("\n" in ln or "\r" in ln) else ln for ln in lines
+        ]
+    # The fast path does not look for embedded newlines: a message with one either
+    # breaks the JSON (ArrowInvalid) or adds a row (count mismatch), and both send
+    # the parse to the careful block-by-block path; a trailing one leaves an empty
+    # line, which Arrow skips.
+    text = "\n".join(lines)
+    text += "\n"
+    data = text.encode("utf-8", errors="replace")
+    return _Block(data, n, ts, codes, raw_idx, msgs if careful else None)
+
+
+def _blocks(
+    events: Sequence[dict[str, Any]], names: dict[Any, int], careful: bool = False, size: int = _CHUNK_EVENTS
+) -> Iterator[_Block]:
+    for start in range(0, len(events), size):
+        yield _prepare(events[start : start + size], names, careful)
+
+
+class _BlockStream:
+    """A read-only file object over prepared blocks, for pyarrow.PythonFile.
+
+    Reads may be short (one block at a time); Arrow's block iterator accepts that.
+    """
+
+    def __init__(self, blocks: Iterator[_Block], sink: _Collected) -> None:
+        self._blocks = blocks
+        self._sink = sink
+        self._cur = b""
+        self._pos = 0
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        while self._pos >= len(self._cur):
+            block = next(self._blocks, None)
+            if block is None:
+                self._cur, self._pos = b"", 0
+                return b""
+            self._sink.add(block)
+            self._cur, self._pos = block.data, 0
+        if size is None or size < 0:
+            size = len(self._cur) - self._pos
+        if self._pos == 0 and len(self._cur) <= size:
+            self._pos = len(self._cur)
+            return self._cur
+        out = self._cur[self._pos : self._pos + size]
+        self._pos += len(out)
+        return out
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _read_json(source: Any) -> pa.Table:
+    return pajson.read_json(
+        source,
+        read_options=pajson.ReadOptions(block_size=_BLOCK_SIZE, use_threads=True),
+        parse_options=pajson.ParseOptions(
+            explicit_schema=JSON_SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=False
+        ),
+        memory_pool=_pool(),
+    )
+
+
+def _as_str(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    try:
+        return json.dumps(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _as_int(v: Any) -> int | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(f) or f != int(f):
+        return None
+    return int(f)
+
+
+def _as_float(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse_block_slow(block: _Block) -> pa.Table:
+    """Line-by-line json.loads for one block Arrow refused: bad lines become plain text."""
+    cols: dict[str, list[Any]] = {name: [] for name, _ in _JSON_FIELDS}
+    lines = block.data.decode("utf-8", errors="replace").split("\n")
+    for i in range(block.n):
+        text = lines[i]
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            obj = {"message": block.original[i] if block.original is not None else text}
+        for name, typ in _JSON_FIELDS:
+            v = obj.get(name)
+            if typ == pa.int64():
+                cols[name].append(_as_int(v))
+            elif typ == pa.float64():
+                cols[name].append(_as_float(v))
+            else:
+                cols[name].append(_as_str(v))
+    return pa.table(
+        {name: pa.array(cols[name], type=typ, memory_pool=_pool()) for name, typ in _JSON_FIELDS},
+        schema=JSON_SCHEMA,
+    )
+
+
+def _parse_blockwise(events: Sequence[dict[str, Any]]) -> tuple[pa.Table, _Collected]:
+    tables: list[pa.Table] = []
+    sink = _Collected()
+    for block in _blocks(events, sink.stream_names, careful=True):
+        try:
+            table = _read_json(pa.BufferReader(block.data))
+            if table.num_rows != block.n:
+                raise pa.ArrowInvalid("row count mismatch")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            table = _parse_block_slow(block)
+        sink.add(block)
+        tables.append(table)
+    return pa.concat_tables(tables), sink
+
+
+def _assemble(table: pa.Table, sink: _Collected) -> pd.DataFrame:
+    pool = _pool()
+    ts_ms = np.concatenate(sink.timestamps) if sink.timestamps else np.empty(0, dtype=np.int64)
+    ts = pa.array(ts_ms * 1_000_000, type=pa.timestamp("ns", tz="UTC"), memory_pool=pool)
+    codes = np.concatenate(sink.stream_codes) if sink.stream_codes else np.empty(0, dtype=np.int32)
+    names = list(sink.stream_names)
+    stream_dict = pa.DictionaryArray.from_arrays(
+        pa.array(codes, type=pa.int32()),
+        pa.array([None if s is None else str(s) for s in names], type=pa.large_string()),
+    )
+    stream = pc.cast(stream_dict, pa.large_string(), memory_pool=pool)
+    columns: dict[str, Any] = {}
+    for name in COLUMNS:
+        if name == "timestamp":
+            columns[name] = ts
+        elif name == "stream":
+            columns[name] = stream
+        else:
+            columns[name] = table.column(name)
+    out = pa.table(columns)
+    return out.to_pandas(types_mapper=_types_mapper, split_blocks=True, memory_pool=pool)
+
+
+def empty_frame() -> pd.DataFrame:
+    """A frame with :func:`parse_events`' columns and dtypes and no rows."""
+    table = pa.table({name: pa.array([], type=typ) for name, typ in _JSON_FIELDS}, schema=JSON_SCHEMA)
+    return _assemble(table, _Collected())
+
+
+def parse_events(events: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """CloudWatch events (``timestamp`` ms, ``message``, ``logStreamName``) -> typed DataFrame.
+
+    Columns (:data:`COLUMNS`): ``timestamp`` datetime64[ns, UTC] (the event's
+    CloudWatch timestamp), ``level``/``event``/``method``/``path``/``request_id``/
+    ``message``/``stream``/``provider``/``error_code``/``error_type``/``client_id``
+    as pandas ``str`` (Arrow-backed, NaN when absent), ``status`` Int64,
+    ``latency_ms`` float64. A line that is not a JSON object keeps its raw text in
+    ``message`` and has every other field missing. Row order is the input order.
+    """
+    if len(events) == 0:
+        return empty_frame()
+    sink = _Collected()
+    try:
+        stream = _BlockStream(_blocks(events, sink.stream_names), sink)
+        table = _read_json(pa.PythonFile(stream, mode="r"))
+        if table.num_rows != sink.n or sink.n != len(events):
+            raise pa.ArrowInvalid("row count mismatch")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        table, sink = _parse_blockwise(events)
+    return _assemble(table, sink)
+
+
+# ---------------------------------------------------------------------------
+# Fetching
+
+
+def _ms(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def fetch_log_events(
+    log_group: str,
+    start: datetime,
+    end: datetime,
+    filter_pattern: str | None = None,
+    *,
+    max_events: int = 200_000,
+    client: Any = None,
+) -> pd.DataFrame:
+    """Every event of ``log_group`` in [start, end], via FilterLogEvents (follows nextToken).
+
+    Stops after ``max_events`` and marks ``df.attrs["truncated"] = True``. The
+    filter pattern is passed to CloudWatch as is (moto understands bare terms
+    and quoted phrases only; filter in pandas when in doubt).
+    """
+    logs = client or aws.client("logs")
+    kwargs: dict[str, Any] = {
+        "logGroupName": log_group,
+        "startTime": _ms(start),
+        "endTime": _ms(end),
+        "limit": 10_000,
+    }
+    if filter_pattern:
+        kwargs["filterPattern"] = filter_pattern
+    events: list[dict[str, Any]] = []
+    truncated = False
+    token: str | None = None
+    while True:
+        if token:
+            kwargs["nextToken"] = token
+        page = logs.filter_log_events(**kwargs)
+        batch = page.get("events", [])
+        room = max_events - len(events)
+        if len(batch) >= room:
+            events.extend(batch[:room])
+            truncated = len(batch) > room or bool(page.get("nextToken"))
+            break
+        events.extend(batch)
+        new_token = page.get("nextToken")
+        if not new_token or new_token == token:
+            break
+        token = new_token
+    df = parse_events(events)
+    df.attrs["truncated"] = truncated
+    df.attrs["log_group"] = log_group
+    return df
+
+
+def stored_bytes(log_group: str, *, client: Any = None) -> int | None:
+    """The group's stored bytes as CloudWatch reports them (None if unknown)."""
+    logs = client or aws.client("logs")
+    resp = logs.describe_log_groups(logGroupNamePrefix=log_group)
+    for g in resp.get("logGroups", []):
+        if g.get("logGroupName") == log_group:
+            value = g.get("storedBytes")
+            return int(value) if value is not None else None
+    return None
+
+
+def estimate_event_count(
+    log_group: str,
+    start: datetime,
+    end: datetime,
+    *,
+    sample_pages: int = 3,
+    client: Any = None,
+) -> tuple[int, bool]:
+    """Estimate how many events the window holds by reading up to ``sample_pages`` pages.
+
+    Returns ``(count, exact)``: when the sample reaches the end of the window the
+    count is exact; otherwise it is extrapolated from the time span the sample
+    covered (events come back in time order per page).
+    """
+    logs = client or aws.client("logs")
+    t0, t1 = _ms(start), _ms(end)
+    kwargs: dict[str, Any] = {"logGroupName": log_group, "startTime": t0, "endTime": t1, "limit": 10_000}
+    seen = 0
+    last_ts = t0
+    token: str | None = None
+    for _ in range(max(1, sample_pages)):
+        if token:
+            kwargs["nextToken"] = token
+        page = logs.filter_log_events(**kwargs)
+        batch = page.get("events", [])
+        seen += len(batch)
+        if batch:
+            last_ts = max(last_ts, max(int(e.get("timestamp", t0)) for e in batch))
+        new_token = page.get("nextToken")
+        if not new_token or new_token == token:
+            return seen, True
+        token = new_token
+    covered = max(1, last_ts - t0)
+    return int(seen * max(1.0, (t1 - t0) / covered)), False
+
+
+def fetch_or_aggregate(
+    log_group: str,
+    start: datetime,
+    end: datetime,
+    *,
+    max_raw_events: int = MAX_RAW_EVENTS,
+    query: str = AGGREGATE_QUERY,
+    client: Any = None,
+    poll_timeout_s: float = 30,
+) -> tuple[str, pd.DataFrame]:
+    """Raw events when the window is small enough, else Logs Insights per-minute aggregates.
+
+    Returns ``("events", parse_events frame)`` or ``("aggregate", insights frame)``.
+    The window is "too large" when :func:`estimate_event_count` (three pages of
+    FilterLogEvents, extrapolated over time) exceeds ``max_raw_events``
+    (default :data:`MAX_RAW_EVENTS` = 500k). The aggregate frame has
+    ``minute``, ``requests``, ``p95_latency_ms``.
+    """
+    logs = client or aws.client("logs")
+    count, _exact = estimate_event_count(log_group, start, end, client=logs)
+    if count > max_raw_events:
+        df = insights_aggregate(log_group, start, end, query, client=logs, poll_timeout_s=poll_timeout_s)
+        df.attrs["estimated_events"] = count
+        return "aggregate", df
+    df = fetch_log_events(log_group, start, end, max_events=max_raw_events, client=logs)
+    df.attrs["estimated_events"] = count
+    return "events", df
+
+
+class InsightsTimeout(TimeoutError):
+    """A Logs Insights query did not complete within the poll timeout."""
+
+
+def insights_aggregate(
+    log_group: str,
+    start: datetime,
+    end: datetime,
+    query: str,
+    *,
+    client: Any = None,
+    poll_timeout_s: float = 30,
+    poll_interval_s: float = 0.5,
+) -> pd.DataFrame:
+    """Run a Logs Insights query and return its results as a typed frame.
+
+    Polls get_query_results until Complete; raises :class:`InsightsTimeout` (after
+    stopping the query) when it takes longer than ``poll_timeout_s``, and
+    RuntimeError when the query Failed/Cancelled.
+    """
+    logs = client or aws.client("logs")
+    qid = logs.start_query(
+        logGroupName=log_group,
+        startTime=_ms(start) // 1000,
+        endTime=_ms(end) // 1000,
+        queryString=query,
+    )["queryId"]
+    deadline = time.monotonic() + poll_timeout_s
+    while True:
+        resp = logs.get_query_results(queryId=qid)
+        status = resp.get("status")
+        if status == "Complete":
+            df = parse_insights_results(resp)
+            df.attrs["query_id"] = qid
+            return df
+        if status in ("Failed", "Cancelled", "Timeout", "Unknown"):
+            raise RuntimeError(f"Logs Insights query {qid} ended with status {status}")
+        if time.monotonic() >= deadline:
+            try:
+                logs.stop_query(queryId=qid)
+            except Exception:  # noqa: BLE001 - best effort; the timeout is what matters
+                pass
+            raise InsightsTimeout(f"Logs Insights query {qid} still {status} after {poll_timeout_s:g}s")
+        time.sleep(poll_interval_s)
+
+
+def _convert_insights_column(name: str, values: list[str | None]) -> pd.Series:
+    s = pd.Series(values, dtype=_STR, name=name)
+    present = [v for v in values if v is not None and v != ""]
+    if not present:
+        return s
+    if name == "@timestamp" or name.startswith("bin(") or name in ("minute", "bin", "time", "timestamp"):
+        parsed = pd.to_datetime(s, utc=True, errors="coerce", format="mixed")
+        if parsed.notna().sum() == len(present):
+            return parsed.astype("datetime64[ns, UTC]")
+    if name.startswith("@") and name not in ("@timestamp",):
+        return s
+    nums = pd.to_numeric(s, errors="coerce")
+    if nums.notna().sum() == len(present):
+        if all(v.lstrip("-").isdigit() for v in present if v is not None):
+            return nums.astype("Int64")
+        return nums.astype("float64")
+    # A time-looking column under another alias.
+    parsed = pd.to_datetime(s, utc=True, errors="coerce", format="%Y-%m-%d %H:%M:%S.%f")
+    if parsed.notna().sum() == len(present):
+        return parsed.astype("datetime64[ns, UTC]")
+    return s
+
+
+def parse_insights_results(response: dict[str, Any]) -> pd.DataFrame:
+    """GetQueryResults ``results`` ([[{field, value}, ...], ...]) -> typed frame.
+
+    Column order follows first appearance. ``@ptr`` is dropped. Values are typed
+    per column: timestamps (``@timestamp``, ``bin(...)`` and values like
+    ``2024-11-26 05:46:00.000``) become datetime64[ns, UTC], all-integer columns
+    Int64, all-numeric columns float64, the rest ``str``. The response's
+    ``statistics`` and ``status`` go to ``df.attrs``. Rows are sorted by the
+    first datetime column when there is one.
+    """
+    rows = response.get("results") or []
+    names: list[str] = []
+    records: list[dict[str, str | None]] = []
+    for row in rows:
+        rec: dict[str, str | None] = {}
+        for cell in row:
+            name = cell.get("field")
+            if not name or name == "@ptr":
+                continue
+            if name not in rec and name not in names:
+                names.append(name)
+            rec[name] = cell.get("value")
+        records.append(rec)
+    data = {name: _convert_insights_column(name, [r.get(name) for r in records]) for name in names}
+    df = pd.DataFrame(data, columns=names)
+    time_cols = [c for c in names if isinstance(df[c].dtype, pd.DatetimeTZDtype)]
+    if time_cols:
+        df = df.sort_values(time_cols[0], kind="stable").reset_index(drop=True)
+    df.attrs["status"] = response.get("status")
+    if response.get("statistics"):
+        df.attrs["statistics"] = dict(response["statistics"])
+    return df

@@ -1,0 +1,217 @@
+"""sources.db against the machine's PostgreSQL (trust auth on 127.0.0.1:5432)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from propflow_ops.sources import db
+from tests.sources.conftest import free_port
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[sa.Engine]:
+    eng = db.make_engine(PG_URL)
+    if not db.ping(eng)["ok"]:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    yield eng
+    eng.dispose()
+
+
+def test_make_engine_settings() -> None:
+    eng = db.make_engine("postgresql://u:pw@h:5433/d", connect_timeout_s=2, statement_timeout_ms=1234)
+    assert eng.url.drivername == "postgresql+psycopg"
+    assert isinstance(eng.pool, sa.pool.NullPool)
+    assert eng.pool._pre_ping is True
+
+
+def test_ping_ok(engine: sa.Engine) -> None:
+    res = db.ping(engine)
+    assert res["ok"] is True and res["error"] is None
+    assert res["server_version"] and res["server_version"][0].isdigit()
+    assert res["latency_ms"] >= 0
+
+
+def test_ping_dead_port_is_not_ok_and_hides_password() -> None:
+    eng = db.make_engine(f"postgresql://app:hunter2secret@127.0.0.1:{free_port()}/x", connect_timeout_s=2)
+    res = db.ping(eng)
+    assert res["ok"] is False
+    assert res["server_version"] is None
+    assert "hunter2secret" not in res["error"]
+    assert "\n" not in res["error"]
+    assert "OperationalError" in res["error"]
+
+
+def test_session_settings_are_applied(engine: sa.Engine) -> None:
+    eng = db.make_engine(PG_URL, statement_timeout_ms=1500)
+    df = db.query_df(
+        eng,
+        "SELECT current_setting('statement_timeout') AS st, current_setting('application_name') AS app",
+    )
+    assert df.iloc[0]["st"] == "1500ms"
+    assert df.iloc[0]["app"] == "propflow-ops"
+    with pytest.raises(sa.exc.OperationalError) as info:
+        db.query_df(eng, "SELECT pg_sleep(5)")
+    assert "statement timeout" in str(info.value)
+
+
+def test_query_df_is_parameterized(engine: sa.Engine) -> None:
+    evil = "x'; DROP TABLE nothing; --"
+    df = db.query_df(engine, "SELECT :v AS v, :n + 1 AS n", {"v": evil, "n": 41})
+    assert df.to_dict("records") == [{"v": evil, "n": 42}]
+
+
+def test_resolve_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROPFLOW_DATABASE_URL", raising=False)
+    assert db.resolve_database_url(None) == (None, "not configured")
+    assert db.resolve_database_url({"DATABASE_URL": "postgresql://a@b/c"}) == (
+        "postgresql://a@b/c",
+        "task definition DATABASE_URL",
+    )
+    monkeypatch.setenv("PROPFLOW_DATABASE_URL", "postgresql://x@y/z")
+    assert db.resolve_database_url({"DATABASE_URL": "postgresql://a@b/c"}) == (
+        "postgresql://x@y/z",
+        "env PROPFLOW_DATABASE_URL",
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        (
+            "postgresql://u:p@propflow-db.abc.eu-west-1.rds.amazonaws.com:5432/propflow",
+            "propflow-db.abc.eu-west-1.rds.amazonaws.com",
+        ),
+        ("postgresql+psycopg://u@127.0.0.1/d", "127.0.0.1"),
+        ("postgresql://postgres@/postgres?host=/tmp/pgserver", "/tmp/pgserver"),
+        ("not a url", None),
+        (None, None),
+    ],
+)
+def test_url_host(url: str | None, host: str | None) -> None:
+    assert db.url_host(url) == host
+
+
+def test_activity_sees_an_idle_in_transaction_session(engine: sa.Engine) -> None:
+    other = sa.create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        poolclass=sa.pool.NullPool,
+        connect_args={"application_name": "idle-holder-test"},
+    )
+    conn = other.connect()
+    try:
+        conn.execute(sa.text("SELECT 1"))  # opens a transaction, left idle
+        time.sleep(0.3)
+        df = db.activity(engine)
+        mine = df[df["application_name"] == "idle-holder-test"]
+        assert len(mine) == 1
+        assert mine.iloc[0]["state"] == "idle in transaction"
+        assert mine.iloc[0]["age_s"] > 0
+        assert mine.iloc[0]["query"] == "SELECT 1"
+        assert "propflow-ops" not in set(
+            df.loc[df["backend_type"] == "client backend", "application_name"]
+        )  # own pid excluded
+        assert str(df["state_change"].dtype).startswith("datetime64")
+    finally:
+        conn.close()
+        other.dispose()
+
+
+def test_activity_truncates_long_queries(engine: sa.Engine) -> None:
+    other = sa.create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        poolclass=sa.pool.NullPool,
+        connect_args={"application_name": "long-query-test"},
+    )
+    long_sql = "SELECT pg_sleep(60) /* " + "x" * 400 + " */"
+
+    def run() -> None:
+        try:
+            with other.connect() as conn:
+                conn.execute(sa.text(long_sql))
+        except sa.exc.DBAPIError:
+            pass  # cancelled below
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    row = None
+    deadline = time.monotonic() + 30  # a loaded machine can take a while to start the query
+    try:
+        while time.monotonic() < deadline and row is None:
+            df = db.activity(engine)
+            hit = df[(df["application_name"] == "long-query-test") & (df["state"] == "active")]
+            if len(hit):
+                row = hit.iloc[0]
+            else:
+                time.sleep(0.1)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(
+                sa.text("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = :a"),
+                {"a": "long-query-test"},
+            )
+        t.join(10)
+        other.dispose()
+    assert row is not None
+    assert len(row["query"]) == 200
+    assert row["query"].startswith("SELECT pg_sleep(60)")
+
+
+def test_max_connections_and_counts(engine: sa.Engine) -> None:
+    mc = db.max_connections(engine)
+    assert isinstance(mc, int) and mc > 0
+    counts = db.connection_counts(engine)
+    assert counts["total"] >= 1 and counts.get("active", 0) >= 1
+
+
+def test_table_scan_stats(engine: sa.Engine) -> None:
+    name = "propflow_ops_sources_scan_test"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+        conn.execute(sa.text(f"CREATE TABLE {name} (id int, v text)"))
+        conn.execute(sa.text(f"INSERT INTO {name} SELECT g, 'v' FROM generate_series(1, 500) g"))
+    try:
+        with engine.connect() as conn:
+            for _ in range(3):
+                conn.execute(sa.text(f"SELECT count(*) FROM {name} WHERE v = 'x'"))
+        row = None
+        deadline = time.monotonic() + 5  # stats reach the view on the next stats flush
+        while time.monotonic() < deadline:
+            df = db.table_scan_stats(engine)
+            hit = df[df["relname"] == name]
+            if len(hit) and hit.iloc[0]["seq_scan"] >= 3:
+                row = hit.iloc[0]
+                break
+            time.sleep(0.3)
+        assert list(df.columns) == [
+            "schemaname",
+            "relname",
+            "seq_scan",
+            "seq_tup_read",
+            "idx_scan",
+            "n_live_tup",
+        ]
+        assert row is not None
+        assert row["seq_tup_read"] >= 1500
+        assert str(df["seq_scan"].dtype) == "Int64"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+
+
+def test_pg_stat_statements_absent_or_frame(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        present = conn.execute(
+            sa.text("SELECT count(*) FROM pg_extension WHERE extname='pg_stat_statements'")
+        ).scalar()
+    res = db.pg_stat_statements(engine)
+    if not present:
+        assert res is None
+    else:
+        assert res is None or {"query", "calls", "mean_exec_time_ms"} <= set(res.columns)

@@ -1,0 +1,218 @@
+"""sources.http against loopback servers: JSON, text, errors, a server that never answers, WebSockets."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from propflow_ops.sources import http
+from tests.sources.conftest import free_port
+
+
+class Handler(BaseHTTPRequestHandler):
+    calls: dict[str, int] = {}
+    last_headers: dict[str, str] = {}
+    last_body: bytes = b""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        Handler.calls[self.path] = Handler.calls.get(self.path, 0) + 1
+        Handler.last_headers = dict(self.headers.items())
+        if self.path == "/health":
+            self._send(200, json.dumps({"status": "ok", "db": "ok"}).encode())
+        elif self.path == "/text":
+            self._send(200, ("x" * 2000).encode(), "text/plain")
+        elif self.path == "/boom":
+            self._send(503, json.dumps({"detail": "database unavailable"}).encode())
+        elif self.path == "/missing":
+            self._send(404, b"not here", "text/plain")
+        elif self.path == "/flaky":
+            if Handler.calls[self.path] == 1:
+                self._send(502, b"bad gateway", "text/plain")
+            else:
+                self._send(200, b'{"ok": true}')
+        else:
+            self._send(404, b"{}")
+
+    def do_POST(self) -> None:  # noqa: N802
+        n = int(self.headers.get("Content-Length") or 0)
+        Handler.last_body = self.rfile.read(n)
+        self._send(202, json.dumps({"received": json.loads(Handler.last_body)}).encode())
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def silent() -> Iterator[str]:
+    """Accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+                held.append(conn)
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    t.join(2)
+    for c in held:
+        c.close()
+    sock.close()
+
+
+def test_probe_json(server: str) -> None:
+    res = http.probe(server + "/health")
+    assert res["ok"] is True and res["status"] == 200 and res["attempts"] == 1
+    assert res["body"] == {"status": "ok", "db": "ok"}
+    assert res["error"] is None and res["latency_ms"] >= 0
+    assert res["url"] == server + "/health"
+
+
+def test_probe_text_is_cut(server: str) -> None:
+    res = http.probe(server + "/text")
+    assert res["ok"] is True and res["body"] == "x" * 500
+
+
+def test_probe_5xx_retries_then_reports(server: str) -> None:
+    res = http.probe(server + "/boom", retries=2)
+    assert res["ok"] is False and res["status"] == 503 and res["attempts"] == 3
+    assert res["body"] == {"detail": "database unavailable"}
+    assert res["error"] == "HTTP 503"
+
+
+def test_probe_4xx_is_not_retried(server: str) -> None:
+    res = http.probe(server + "/missing", retries=2)
+    assert (res["ok"], res["status"], res["attempts"], res["body"]) == (False, 404, 1, "not here")
+
+
+def test_probe_retry_recovers(server: str) -> None:
+    res = http.probe(server + "/flaky", retries=2)
+    assert (res["ok"], res["status"], res["attempts"]) == (True, 200, 2)
+
+
+def test_probe_post_json(server: str) -> None:
+    res = http.probe(server + "/api/v1/auth/login/otp", method="POST", json_body={"phone": "+919999900001"})
+    assert res["status"] == 202 and res["body"] == {"received": {"phone": "+919999900001"}}
+
+
+def test_probe_refused() -> None:
+    res = http.probe(f"http://127.0.0.1:{free_port()}/health", retries=1)
+    assert res["ok"] is False and res["status"] is None and res["attempts"] == 2
+    assert "refused" in res["error"].lower()
+
+
+def test_probe_never_answering_server_returns(silent: str) -> None:
+    res = http.probe(silent + "/health", timeout_s=0.5, retries=1)
+    assert res["ok"] is False and res["status"] is None and res["attempts"] == 2
+    assert "timed out" in res["error"] or "timeout" in res["error"]
+
+
+def test_probe_bad_scheme() -> None:
+    res = http.probe("file:///etc/passwd")
+    assert res["ok"] is False and res["attempts"] == 0 and "scheme" in res["error"]
+
+
+def test_get_json_basic_and_bearer(server: str) -> None:
+    status, body = http.get_json(server + "/health", auth=("AC123", "tok"))
+    assert status == 200 and body["status"] == "ok"
+    assert Handler.last_headers["Authorization"] == "Basic " + base64.b64encode(b"AC123:tok").decode()
+    status, body = http.get_json(server + "/boom", bearer="EAAB")
+    assert status == 503 and body == {"detail": "database unavailable"}
+    assert Handler.last_headers["Authorization"] == "Bearer EAAB"
+
+
+def test_get_json_unreachable(silent: str) -> None:
+    status, body = http.get_json(silent + "/x", timeout_s=0.5)
+    assert status is None and "error" in body
+
+
+def test_ws_url() -> None:
+    assert http.ws_url("https://api.propflow.com", "t0k") == "wss://api.propflow.com/ws/t0k"
+    assert http.ws_url("http://127.0.0.1:8000/", "a b") == "ws://127.0.0.1:8000/ws/a%20b"
+    assert http.ws_url("https://h/base", "x") == "wss://h/base/ws/x"
+
+
+@pytest.fixture(scope="module")
+def ws_server() -> Iterator[str]:
+    from websockets.datastructures import Headers
+    from websockets.http11 import Response
+    from websockets.sync.server import serve
+
+    def process_request(conn: Any, request: Any) -> Any:
+        if not request.path.startswith("/ws/good"):
+            return Response(403, "Forbidden", Headers(), b"bad token")
+        return None
+
+    def handler(ws: Any) -> None:
+        if ws.request.path.endswith("quiet"):
+            time.sleep(2)
+            return
+        ws.send(json.dumps({"type": "hello", "channel": "notifications"}))
+        try:
+            ws.recv(timeout=2)
+        except Exception:
+            pass
+
+    srv = serve(handler, "127.0.0.1", 0, process_request=process_request)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.socket.getsockname()[1]}"
+    srv.shutdown()
+
+
+def test_ws_handshake_ok(ws_server: str) -> None:
+    res = http.ws_handshake(http.ws_url(ws_server, "good-token"))
+    assert res["ok"] is True and res["status"] == 101 and res["error"] is None
+    assert res["first_message"] == {"type": "hello", "channel": "notifications"}
+    assert "good-token" not in res["url"]
+
+
+def test_ws_handshake_no_first_message_within_timeout(ws_server: str) -> None:
+    res = http.ws_handshake(http.ws_url(ws_server, "good-quiet"), timeout_s=0.5)
+    assert res["ok"] is True and res["first_message"] is None
+
+
+def test_ws_handshake_refused(ws_server: str) -> None:
+    res = http.ws_handshake(http.ws_url(ws_server, "bad"))
+    assert res["ok"] is False and res["status"] == 403
+    assert "403" in res["error"]
+
+
+def test_ws_handshake_never_answering(silent: str) -> None:
+    res = http.ws_handshake(http.ws_url(silent, "t"), timeout_s=0.5)
+    assert res["ok"] is False and res["status"] is None and res["error"]

@@ -1,0 +1,317 @@
+"""sources.logs: parse_events (fast path and fallbacks), fetch from a real moto server, Insights shapes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from propflow_ops.sources import aws, logs
+
+DATA = Path(__file__).parent / "data"
+T0 = 1_732_600_000_000  # 2024-11-26T05:46:40Z
+
+
+def req(i: int, status: int = 200, **extra: Any) -> dict[str, Any]:
+    rec = {
+        "ts": "2024-11-26T05:46:40.000Z",
+        "level": "ERROR" if status >= 500 else "INFO",
+        "logger": "propflow.api.access",
+        "event": "request_failed" if status >= 500 else "request_completed",
+        "method": "GET",
+        "path": f"/api/v1/properties/{i}",
+        "status": status,
+        "latency_ms": 10.5 + i,
+        "request_id": f"req-{i}",
+        "message": f"GET /api/v1/properties/{i} -> {status}",
+    }
+    rec.update(extra)
+    return rec
+
+
+def event(i: int, message: str | dict[str, Any], stream: str = "ecs/propflow-api/a") -> dict[str, Any]:
+    msg = message if isinstance(message, str) else json.dumps(message)
+    return {"timestamp": T0 + i, "message": msg, "logStreamName": stream, "ingestionTime": T0 + i + 5}
+
+
+EXPECTED_DTYPES = {
+    "timestamp": "datetime64[ns, UTC]",
+    "status": "Int64",
+    "latency_ms": "float64",
+}
+
+
+def test_empty_frame_has_the_columns_and_dtypes() -> None:
+    df = logs.empty_frame()
+    assert list(df.columns) == logs.COLUMNS
+    assert len(df) == 0
+    for col, dtype in EXPECTED_DTYPES.items():
+        assert str(df[col].dtype) == dtype
+    assert df["level"].dtype == logs.parse_events([event(0, req(0))])["level"].dtype
+    assert logs.parse_events([]).dtypes.equals(df.dtypes)
+
+
+def test_parse_events_json_and_plain_lines() -> None:
+    trace = 'Traceback (most recent call last):\n  File "/app/x.py", line 1, in f\nValueError: bad é'
+    events = [
+        event(0, req(0)),
+        event(1, trace, stream="ecs/propflow-api/b"),
+        event(
+            2,
+            req(2, 503, provider="s3", error_code="AccessDenied", error_type="ClientError", client_id="c-9"),
+        ),
+    ]
+    df = logs.parse_events(events)
+    assert list(df.columns) == logs.COLUMNS
+    assert len(df) == 3
+    assert df["timestamp"].tolist() == [pd.Timestamp(T0 + i, unit="ms", tz="UTC") for i in range(3)]
+    assert str(df["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert df["level"].tolist()[0] == "INFO" and df["level"].tolist()[2] == "ERROR"
+    assert pd.isna(df["level"][1])
+    assert df["message"].tolist() == [
+        "GET /api/v1/properties/0 -> 200",
+        trace,
+        "GET /api/v1/properties/2 -> 503",
+    ]
+    assert df["status"].tolist()[0] == 200 and df["status"].tolist()[2] == 503
+    assert df["status"].isna().tolist() == [False, True, False]
+    assert str(df["status"].dtype) == "Int64"
+    assert df["latency_ms"].tolist()[0] == pytest.approx(10.5)
+    assert np.isnan(df["latency_ms"][1])
+    assert df["stream"].tolist() == ["ecs/propflow-api/a", "ecs/propflow-api/b", "ecs/propflow-api/a"]
+    assert df["provider"].isna().tolist() == [True, True, False]
+    assert (df["provider"][2], df["error_code"][2], df["error_type"][2]) == (
+        "s3",
+        "AccessDenied",
+        "ClientError",
+    )
+    assert df["client_id"][2] == "c-9"
+    assert df["request_id"][0] == "req-0"
+    assert df["path"][2] == "/api/v1/properties/2"
+    # the string columns behave like str for the checks
+    assert (df["level"] == "ERROR").sum() == 1
+    assert df["message"].str.contains("ValueError").tolist() == [False, True, False]
+
+
+def test_parse_events_many_blocks_keep_order_and_values() -> None:
+    n = logs._CHUNK_EVENTS * 3 + 17
+    events = [
+        event(i, req(i, 500 if i % 7 == 0 else 200)) if i % 50 else event(i, f"plain line {i}")
+        for i in range(n)
+    ]
+    df = logs.parse_events(events)
+    assert len(df) == n
+    assert df["timestamp"].is_monotonic_increasing
+    plain = df["level"].isna()
+    assert plain.sum() == len(range(0, n, 50))
+    assert df.loc[plain, "message"].tolist() == [f"plain line {i}" for i in range(0, n, 50)]
+    json_rows = df[~plain]
+    assert json_rows["request_id"].tolist() == [f"req-{i}" for i in range(n) if i % 50]
+    assert int((df["status"] == 500).sum()) == sum(1 for i in range(n) if i % 50 and i % 7 == 0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "{not json at all",
+        '{"status": "two hundred", "level": "INFO"}',
+        '{"level": "INFO", "message": {"nested": true}}',
+        '{"a": 1}\n{"level": "X"}',
+        '{\n  "level": "WARNING",\n  "status": 404\n}',
+    ],
+)
+def test_odd_lines_fall_back_without_losing_the_others(bad: str) -> None:
+    events = [event(i, req(i)) for i in range(20)]
+    events.insert(10, event(99, bad))
+    df = logs.parse_events(events)
+    assert len(df) == 21
+    others = df.drop(index=10)
+    assert others["request_id"].tolist() == [f"req-{i}" for i in range(20)]
+    assert others["status"].tolist() == [200] * 20
+    row = df.iloc[10]
+    if bad.startswith("{\n"):
+        assert (row["level"], row["status"]) == ("WARNING", 404)
+    elif "nested" in bad:
+        assert row["level"] == "INFO" and json.loads(row["message"]) == {"nested": True}
+    elif "two hundred" in bad:
+        assert row["level"] == "INFO" and pd.isna(row["status"])
+    else:
+        assert pd.isna(row["level"]) and row["message"] == bad
+
+
+def test_trailing_newlines_and_empty_messages() -> None:
+    events = [event(0, json.dumps(req(0)) + "\n"), event(1, ""), event(2, json.dumps(req(2)) + "\r\n")]
+    df = logs.parse_events(events)
+    assert len(df) == 3
+    assert df["request_id"].tolist()[0] == "req-0" and df["request_id"].tolist()[2] == "req-2"
+    assert df["message"][1] == ""
+
+
+# --------------------------------------------------------------------------- moto
+
+
+@pytest.fixture
+def log_group(aws_env: str, unique: str) -> dict[str, Any]:
+    client = aws.client("logs")
+    group = f"/ecs/propflow-api-{unique}"
+    client.create_log_group(logGroupName=group)
+    # CloudWatch refuses events older than 14 days: write into the last hour.
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=55)
+    written = 0
+    for s, stream in enumerate(("ecs/propflow-api/task1", "ecs/propflow-api/task2")):
+        client.create_log_stream(logGroupName=group, logStreamName=stream)
+        batch = []
+        for i in range(150):
+            ts = int((base + timedelta(seconds=i * 10 + s)).timestamp() * 1000)
+            status = 500 if i % 10 == 0 else 200
+            msg = json.dumps(req(i, status)) if i != 5 else "Traceback (most recent call last):\n  boom"
+            batch.append({"timestamp": ts, "message": msg})
+        resp = client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+        assert not resp.get("rejectedLogEventsInfo")
+        written += len(batch)
+    return {"group": group, "start": base, "end": base + timedelta(hours=1), "written": written}
+
+
+def test_fetch_log_events_from_moto(log_group: dict[str, Any]) -> None:
+    df = logs.fetch_log_events(log_group["group"], log_group["start"], log_group["end"])
+    assert len(df) == log_group["written"] == 300
+    assert df.attrs["truncated"] is False
+    assert set(df["stream"]) == {"ecs/propflow-api/task1", "ecs/propflow-api/task2"}
+    assert int((df["status"] == 500).sum()) == 30
+    assert int(df["level"].isna().sum()) == 2
+    assert df["timestamp"].min() >= pd.Timestamp(log_group["start"])
+
+
+def test_fetch_log_events_window_and_truncation(log_group: dict[str, Any]) -> None:
+    start = log_group["start"]
+    df = logs.fetch_log_events(log_group["group"], start, start + timedelta(seconds=95))
+    assert len(df) == 20  # i = 0..9 in each of two streams (ts <= start + 95 s)
+    capped = logs.fetch_log_events(log_group["group"], start, log_group["end"], max_events=42)
+    assert len(capped) == 42
+    assert capped.attrs["truncated"] is True
+
+
+def test_fetch_with_bare_term_filter(log_group: dict[str, Any]) -> None:
+    df = logs.fetch_log_events(log_group["group"], log_group["start"], log_group["end"], "Traceback")
+    assert len(df) == 2
+    assert df["message"].str.startswith("Traceback").all()
+
+
+def test_fetch_missing_group_raises_client_error(aws_env: str, unique: str) -> None:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as info:
+        logs.fetch_log_events(
+            f"/nope/{unique}", datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
+        )
+    assert "ResourceNotFoundException" in aws.aws_error_text(info.value)
+
+
+def test_estimate_and_fetch_or_aggregate_small_window(log_group: dict[str, Any]) -> None:
+    count, exact = logs.estimate_event_count(log_group["group"], log_group["start"], log_group["end"])
+    assert (count, exact) == (300, True)
+    kind, df = logs.fetch_or_aggregate(log_group["group"], log_group["start"], log_group["end"])
+    assert kind == "events" and len(df) == 300
+
+
+class FakeInsightsClient:
+    """Stands in for the Logs client where moto cannot go: Insights, and huge windows."""
+
+    def __init__(self, results: list[dict[str, Any]], filter_pages: int = 0) -> None:
+        self.results = list(results)
+        self.filter_pages = filter_pages
+        self.started: list[dict[str, Any]] = []
+        self.stopped: list[str] = []
+
+    def filter_log_events(self, **kwargs: Any) -> dict[str, Any]:
+        start = kwargs["startTime"]
+        page = int(kwargs.get("nextToken") or 0)
+        # 10k events per page covering one minute each: a 1 h window holds ~600k
+        events = [{"timestamp": start + page * 60_000 + j * 6, "message": "{}"} for j in range(10_000)]
+        return {"events": events, "nextToken": str(page + 1)}
+
+    def start_query(self, **kwargs: Any) -> dict[str, Any]:
+        self.started.append(kwargs)
+        return {"queryId": "q-1"}
+
+    def get_query_results(self, queryId: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        return self.results.pop(0) if len(self.results) > 1 else self.results[0]
+
+    def stop_query(self, queryId: str) -> dict[str, Any]:  # noqa: N803
+        self.stopped.append(queryId)
+        return {"success": True}
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((DATA / name).read_text())
+
+
+def test_fetch_or_aggregate_large_window_uses_insights() -> None:
+    fake = FakeInsightsClient([load("insights_running_empty.json"), load("insights_aggregate_aliases.json")])
+    start = datetime(2024, 11, 26, 5, 0, tzinfo=UTC)
+    kind, df = logs.fetch_or_aggregate("/ecs/propflow-api", start, start + timedelta(hours=1), client=fake)
+    assert kind == "aggregate"
+    assert df.attrs["estimated_events"] > logs.MAX_RAW_EVENTS
+    assert fake.started[0]["queryString"] == logs.AGGREGATE_QUERY
+    assert fake.started[0]["startTime"] == int(start.timestamp())
+    assert df["requests"].tolist() == [1203, 1311]
+    assert df["p95_latency_ms"].tolist() == [143.25, 988.5]
+    assert str(df["minute"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_insights_aggregate_times_out_and_stops_the_query() -> None:
+    fake = FakeInsightsClient([load("insights_running_empty.json")])
+    start = datetime(2024, 11, 26, 5, 0, tzinfo=UTC)
+    with pytest.raises(logs.InsightsTimeout):
+        logs.insights_aggregate(
+            "/g",
+            start,
+            start + timedelta(minutes=5),
+            "stats count(*)",
+            client=fake,
+            poll_timeout_s=0.2,
+            poll_interval_s=0.05,
+        )
+    assert fake.stopped == ["q-1"]
+
+
+def test_parse_insights_stats_by_bin() -> None:
+    df = logs.parse_insights_results(load("insights_stats_bin.json"))
+    assert list(df.columns) == ["bin(1m)", "count(*)", "pct(latency_ms, 95)"]
+    assert str(df["bin(1m)"].dtype) == "datetime64[ns, UTC]"
+    # sorted by time
+    assert df["bin(1m)"].tolist() == [
+        pd.Timestamp("2024-11-26 05:46:00", tz="UTC"),
+        pd.Timestamp("2024-11-26 05:47:00", tz="UTC"),
+        pd.Timestamp("2024-11-26 05:48:00", tz="UTC"),
+    ]
+    assert str(df["count(*)"].dtype) == "Int64"
+    assert df["count(*)"].tolist() == [1203, 1311, 1187]
+    assert df["pct(latency_ms, 95)"].dtype == "float64"
+    assert df["pct(latency_ms, 95)"].tolist() == [143.25, 151.0, 612.4]
+    assert df.attrs["statistics"]["recordsMatched"] == 3701.0
+    assert df.attrs["status"] == "Complete"
+
+
+def test_parse_insights_fields_and_messages() -> None:
+    df = logs.parse_insights_results(load("insights_fields_messages.json"))
+    assert "@ptr" not in df.columns
+    assert list(df.columns) == ["@timestamp", "@logStream", "@message", "status"]
+    assert df["@timestamp"].tolist() == [
+        pd.Timestamp("2024-11-26 05:46:59.001", tz="UTC"),
+        pd.Timestamp("2024-11-26 05:47:12.345", tz="UTC"),
+    ]
+    assert df["@message"].tolist()[0].startswith("Traceback")
+    # the field is missing in one row: NA, still numeric
+    assert df["status"].isna().tolist() == [True, False]
+    assert df["status"].tolist()[1] == 500
+
+
+def test_parse_insights_empty() -> None:
+    df = logs.parse_insights_results({"results": [], "status": "Complete"})
+    assert len(df) == 0 and list(df.columns) == []
