@@ -1,0 +1,145 @@
+"""Redis / ElastiCache checks (runbook 5): cluster status, reachability, memory, clients.
+
+Inputs are the dicts of :mod:`propflow_ops.sources.elasticache` (``cache_cluster``, ``redis_probe``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from propflow_ops.findings import Finding
+
+REDIS_MEMORY_PCT = 90.0
+REDIS_CLIENTS_PCT = 90.0
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_cluster(cluster: Mapping[str, Any]) -> Finding:
+    """REDIS_NOT_AVAILABLE: the ElastiCache cluster is missing or not ``available``."""
+    code, name = "REDIS_NOT_AVAILABLE", cluster.get("cluster", "?")
+    title = f"ElastiCache {name} is available"
+    if cluster.get("error"):
+        return Finding.error(code, title, str(cluster["error"]))
+    if cluster.get("found") is False:
+        return Finding.fail(code, f"ElastiCache cluster {name} not found", "DescribeCacheClusters: CacheClusterNotFound")
+    status = cluster.get("status")
+    data = {"status": status, "engine": cluster.get("engine"), "engine_version": cluster.get("engine_version"),
+            "node_type": cluster.get("node_type"), "nodes": cluster.get("nodes")}
+    bad_nodes = [n for n in cluster.get("nodes") or [] if n.get("status") not in (None, "available")]
+    if status != "available" or bad_nodes:
+        extra = f"; nodes not available: {bad_nodes}" if bad_nodes else ""
+        return Finding.fail(code, f"ElastiCache {name} is {status}", f"status {status}{extra}", **data)
+    return Finding.ok(code, title, f"{cluster.get('engine')} {cluster.get('engine_version') or ''} "
+                      f"{cluster.get('node_type') or ''}, status available".strip(), **data)
+
+
+def check_reachable(probe: Mapping[str, Any]) -> Finding:
+    """REDIS_UNREACHABLE: PING fails (not configured: skipped). A 'max clients' refusal is a warn here:
+    the server answered; REDIS_CLIENTS_EXHAUSTED carries the failure."""
+    code, title = "REDIS_UNREACHABLE", "Redis answers PING"
+    if not probe.get("configured"):
+        return Finding.skipped(code, title, "no Redis URL: set PROPFLOW_REDIS_URL or REDIS_URL in the task definition")
+    data = {"host": probe.get("host"), "source": probe.get("source"), "ping_ms": probe.get("ping_ms")}
+    if not probe.get("reachable"):
+        if probe.get("error_kind") == "maxclients":
+            return Finding.warn(code, "Redis answered but refused a new connection (max clients)",
+                                f"{probe.get('host')}: {probe.get('error')} (see REDIS_CLIENTS_EXHAUSTED)", **data)
+        return Finding.fail(code, f"Redis at {probe.get('host')} is unreachable", str(probe.get("error")), **data)
+    return Finding.ok(code, title, f"{probe.get('host')} PING {probe.get('ping_ms')} ms (median of 3)", **data)
+
+
+def _limit(probe: Mapping[str, Any], name: str) -> float | None:
+    """The limit from CONFIG GET, else INFO (managed Redis disables CONFIG)."""
+    config = probe.get("config") or {}
+    value = _num(config.get(name)) if isinstance(config, Mapping) else None
+    if value is None:
+        value = _num((probe.get("info") or {}).get(name))
+    return value
+
+
+def check_memory(probe: Mapping[str, Any], *, redis_memory_pct: float = REDIS_MEMORY_PCT) -> Finding:
+    """REDIS_MEMORY_PRESSURE: used_memory >= redis_memory_pct of maxmemory (fail); evictions alone (warn)."""
+    code, title = "REDIS_MEMORY_PRESSURE", f"Redis memory below {redis_memory_pct:g}% of maxmemory"
+    if not probe.get("configured"):
+        return Finding.skipped(code, title, "no Redis URL configured")
+    if not probe.get("reachable"):
+        return Finding.error(code, title, f"Redis not reachable: {probe.get('error')}")
+    if probe.get("info_error"):
+        return Finding.error(code, title, f"INFO unavailable: {probe['info_error']}")
+    info = probe.get("info") or {}
+    used = _num(info.get("used_memory"))
+    limit = _limit(probe, "maxmemory")
+    evicted = int(_num(info.get("evicted_keys")) or 0)
+    policy = (probe.get("config") or {}).get("maxmemory-policy") or info.get("maxmemory_policy")
+    pct = round(100.0 * used / limit, 1) if used is not None and limit else None
+    data = {"used_memory": used, "maxmemory": limit, "used_pct": pct, "evicted_keys": evicted,
+            "maxmemory_policy": policy, "threshold_pct": redis_memory_pct}
+    if used is None:
+        return Finding.error(code, title, "INFO has no used_memory", **data)
+    if pct is not None and pct >= redis_memory_pct:
+        return Finding.fail(code, f"Redis memory at {pct:g}% of maxmemory",
+                            f"{info.get('used_memory_human')} of {info.get('maxmemory_human') or limit}; policy "
+                            f"{policy}; {evicted} keys evicted since the last restart/stats reset", **data)
+    if evicted > 0 and limit:
+        return Finding.warn(code, f"Redis evicted {evicted} keys",
+                            f"memory at {pct:g}% now, but keys were evicted (policy {policy})", **data)
+    if not limit:
+        return Finding.ok(code, "Redis has no maxmemory limit",
+                          f"used {info.get('used_memory_human')}; no maxmemory set: the node's RAM is the limit",
+                          **data)
+    return Finding.ok(code, title, f"{pct:g}% of maxmemory ({info.get('used_memory_human')}), {evicted} evicted",
+                      **data)
+
+
+def check_clients(probe: Mapping[str, Any], *, redis_clients_pct: float = REDIS_CLIENTS_PCT) -> Finding:
+    """REDIS_CLIENTS_EXHAUSTED: connected_clients >= redis_clients_pct of maxclients, or our own connection
+    refused with 'max number of clients reached' (fail); rejected connections on record (warn)."""
+    code, title = "REDIS_CLIENTS_EXHAUSTED", f"Redis clients below {redis_clients_pct:g}% of maxclients"
+    if not probe.get("configured"):
+        return Finding.skipped(code, title, "no Redis URL configured")
+    if probe.get("error_kind") == "maxclients":
+        return Finding.fail(code, "Redis refused a connection: max number of clients reached",
+                            f"{probe.get('host')}: {probe.get('error')}", refused=True)
+    if not probe.get("reachable"):
+        return Finding.error(code, title, f"Redis not reachable: {probe.get('error')}")
+    if probe.get("info_error"):
+        return Finding.error(code, title, f"INFO unavailable: {probe['info_error']}")
+    info = probe.get("info") or {}
+    connected = _num(info.get("connected_clients"))
+    limit = _limit(probe, "maxclients")
+    rejected = int(_num(info.get("rejected_connections")) or 0)
+    pct = round(100.0 * connected / limit, 1) if connected is not None and limit else None
+    data = {"connected_clients": connected, "maxclients": limit, "used_pct": pct, "rejected_connections": rejected,
+            "threshold_pct": redis_clients_pct}
+    if connected is None:
+        return Finding.error(code, title, "INFO has no connected_clients", **data)
+    if pct is not None and pct >= redis_clients_pct:
+        return Finding.fail(code, f"Redis clients at {pct:g}% of maxclients",
+                            f"{connected:g} of {limit:g} connections in use (incl. this check's); "
+                            f"{rejected} connections rejected since the last restart/stats reset", **data)
+    if rejected > 0:
+        return Finding.warn(code, f"Redis has rejected {rejected} connections",
+                            f"{connected:g} of {limit:g} in use now; rejections happened earlier (maxclients)", **data)
+    limit_text = f"{limit:g}" if limit else "unknown"
+    return Finding.ok(code, title, f"{connected:g} of {limit_text} connections", **data)
+
+
+def info_table(probe: Mapping[str, Any]) -> dict[str, Any]:
+    """What the engineer reads: PING, the INFO fields, limits, pub/sub channels (no URL, no password)."""
+    if not probe.get("reachable"):
+        return {"host": probe.get("host"), "source": probe.get("source"), "error": probe.get("error")}
+    out: dict[str, Any] = {"host": probe.get("host"), "source": probe.get("source"), "ping_ms": probe.get("ping_ms")}
+    out.update(probe.get("info") or {})
+    out["maxclients (CONFIG)"] = (probe.get("config") or {}).get("maxclients")
+    out["maxmemory (CONFIG)"] = (probe.get("config") or {}).get("maxmemory")
+    if probe.get("info_error"):
+        out["info_error"] = probe["info_error"]
+    out["pubsub channels"] = probe.get("channels") or probe.get("channels_error") or {}
+    return out

@@ -1,0 +1,482 @@
+"""Photo uploads (runbook 4): bucket, bucket policy for the task role, public access, upload errors, orphans.
+
+The bucket-policy evaluation is a pure function, :func:`evaluate_policy`: the
+subset of IAM's policy logic that decides whether a principal may perform an
+action on a resource under a resource policy (principal match incl. ``*`` and
+an account's root, action and resource wildcards, explicit Deny over Allow).
+Elements it cannot evaluate faithfully (``NotAction``, ``NotPrincipal``,
+``NotResource``) raise :class:`UnsupportedPolicyError` with a clear message:
+the check then reports ``error`` rather than guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+
+from propflow_ops.findings import Finding
+
+PUT_OBJECT = "s3:PutObject"
+# Keys the evaluator can decide a Condition on; values for a request the API makes over the SDK (TLS).
+KNOWN_CONTEXT: dict[str, str] = {"aws:securetransport": "true"}
+
+
+class UnsupportedPolicyError(ValueError):
+    """The policy uses an element this evaluator does not decide (NotAction, NotPrincipal, ...)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Policy evaluation (pure)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+@lru_cache(maxsize=512)
+def _wildcard(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
+    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.compile(f"^{body}$", 0 if case_sensitive else re.IGNORECASE | re.DOTALL)
+
+
+def action_matches(pattern: str, action: str) -> bool:
+    """IAM action match: case-insensitive, ``*`` and ``?`` wildcards (``s3:*``, ``s3:Put*``, ``*``)."""
+    return bool(_wildcard(str(pattern), False).match(action))
+
+
+def resource_matches(pattern: str, resource: str) -> bool:
+    """ARN match: case-sensitive, ``*`` and ``?`` wildcards (``arn:aws:s3:::bucket/*``)."""
+    return bool(_wildcard(str(pattern), True).match(resource))
+
+
+def _account_of(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" else None
+
+
+def _role_of_session(arn: str) -> str:
+    """``arn:aws:sts::A:assumed-role/R/session`` -> ``arn:aws:iam::A:role/R`` (other ARNs unchanged)."""
+    m = re.match(r"^arn:(aws[\w-]*):sts::(\d+):assumed-role/([^/]+)/", arn)
+    return f"arn:{m.group(1)}:iam::{m.group(2)}:role/{m.group(3)}" if m else arn
+
+
+def principal_matches(principal: Any, principal_arn: str) -> tuple[bool, str]:
+    """Does a statement's ``Principal`` include ``principal_arn``? Returns (match, how).
+
+    ``"*"`` and ``{"AWS": "*"}`` match anyone; ``{"AWS": "arn:aws:iam::A:root"}`` or ``"A"`` match every
+    principal of account A (the account delegates to its IAM policies); a role ARN matches the role and its
+    assumed-role sessions. Service/Federated/CanonicalUser principals never match an IAM role.
+    """
+    arn = _role_of_session(principal_arn)
+    account = _account_of(arn)
+    if principal == "*":
+        return True, "any principal (*)"
+    if not isinstance(principal, Mapping):
+        raise UnsupportedPolicyError(f"Principal must be '*' or an object, got {principal!r}")
+    for value in _as_list(principal.get("AWS")):
+        text = str(value)
+        if text == "*":
+            return True, "any AWS principal (AWS: *)"
+        if text == arn:
+            return True, "the role itself"
+        if account and text in (account, f"arn:aws:iam::{account}:root"):
+            return True, f"account {account} (root): delegated to the account's IAM policies"
+        if "*" in text or "?" in text:
+            if resource_matches(text, arn):
+                return True, f"wildcard principal {text}"
+    return False, ""
+
+
+def _condition_verdict(condition: Any) -> bool | None:
+    """True/False when every condition is decidable from :data:`KNOWN_CONTEXT`, None when not."""
+    if not condition:
+        return True
+    if not isinstance(condition, Mapping):
+        return None
+    for operator, tests in condition.items():
+        op = str(operator)
+        if op.lower() != "bool" or not isinstance(tests, Mapping):
+            return None
+        for key, wanted in tests.items():
+            actual = KNOWN_CONTEXT.get(str(key).lower())
+            if actual is None:
+                return None
+            if actual not in {str(w).lower() for w in _as_list(wanted)}:
+                return False
+    return True
+
+
+@dataclass
+class PolicyDecision:
+    """The outcome of :func:`evaluate_policy` for one principal, action and resource."""
+
+    decision: str  # allow | explicit_deny | implicit_deny
+    allowed_by: list[str] = field(default_factory=list)
+    denied_by: list[str] = field(default_factory=list)
+    conditional: list[str] = field(default_factory=list)  # statements whose Condition could not be decided
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allow"
+
+
+def _statements(policy: Mapping[str, Any] | str) -> list[Mapping[str, Any]]:
+    doc = json.loads(policy) if isinstance(policy, str) else policy
+    if not isinstance(doc, Mapping):
+        raise UnsupportedPolicyError("policy is not a JSON object")
+    stmts = _as_list(doc.get("Statement"))
+    out = []
+    for s in stmts:
+        if not isinstance(s, Mapping):
+            raise UnsupportedPolicyError(f"statement is not an object: {s!r}")
+        out.append(s)
+    return out
+
+
+def _sid(statement: Mapping[str, Any], index: int) -> str:
+    return str(statement.get("Sid") or f"statement #{index + 1}")
+
+
+def evaluate_policy(policy: Mapping[str, Any] | str, principal_arn: str, action: str, resource: str) -> PolicyDecision:
+    """Evaluate a resource (bucket) policy: explicit Deny > Allow > implicit deny.
+
+    A statement applies when its Principal, Action and Resource all match and its Condition holds (only
+    ``Bool aws:SecureTransport`` is decided, for a TLS request; other conditions make the statement
+    "conditional": listed, not counted). Raises :class:`UnsupportedPolicyError` for ``NotPrincipal``,
+    ``NotAction`` or ``NotResource`` in a statement that could apply.
+    """
+    result = PolicyDecision("implicit_deny")
+    for i, st in enumerate(_statements(policy)):
+        sid = _sid(st, i)
+        for element in ("NotPrincipal", "NotAction", "NotResource"):
+            if element in st:
+                raise UnsupportedPolicyError(
+                    f"{sid} uses {element}; this evaluator does not decide {element} (review it by hand)")
+        effect = str(st.get("Effect", ""))
+        if effect not in ("Allow", "Deny"):
+            raise UnsupportedPolicyError(f"{sid} has Effect {effect!r}; expected Allow or Deny")
+        if "Principal" not in st:
+            raise UnsupportedPolicyError(f"{sid} has no Principal (not a resource policy statement)")
+        matched, how = principal_matches(st["Principal"], principal_arn)
+        if not matched:
+            continue
+        if not any(action_matches(a, action) for a in _as_list(st.get("Action"))):
+            continue
+        if not any(resource_matches(r, resource) for r in _as_list(st.get("Resource"))):
+            continue
+        verdict = _condition_verdict(st.get("Condition"))
+        if verdict is False:
+            continue
+        if verdict is None:
+            result.conditional.append(f"{sid} ({effect}, condition not evaluated)")
+            continue
+        (result.denied_by if effect == "Deny" else result.allowed_by).append(sid)
+        if how.startswith("account"):
+            result.notes.append(f"{sid}: principal is {how}")
+    if result.denied_by:
+        result.decision = "explicit_deny"
+    elif result.allowed_by:
+        result.decision = "allow"
+    return result
+
+
+def policy_json(policy: Mapping[str, Any]) -> str:
+    """A policy as indented JSON text (for display and copy-paste)."""
+    return json.dumps(policy, indent=2)
+
+
+def errors_by_type(errors: pd.DataFrame) -> pd.DataFrame:
+    """Upload errors grouped by error type: count, first and last seen, an example message."""
+    cols = ["error_type", "count", "first_seen", "last_seen", "example"]
+    if errors.empty:
+        return pd.DataFrame(columns=cols)
+    g = errors.groupby("error_type").agg(count=("error_type", "size"), first_seen=("timestamp", "min"),
+                                         last_seen=("timestamp", "max"), example=("message", "last"))
+    return g.sort_values("count", ascending=False).reset_index()[cols]
+
+
+def overbroad_statements(policy: Mapping[str, Any] | str) -> list[dict[str, str]]:
+    """Allow statements granting ``s3:*``/``*`` actions, or to a ``*`` principal (anyone)."""
+    out: list[dict[str, str]] = []
+    for i, st in enumerate(_statements(policy)):
+        if st.get("Effect") != "Allow":
+            continue
+        sid = _sid(st, i)
+        reasons = []
+        actions = [str(a) for a in _as_list(st.get("Action"))]
+        broad = [a for a in actions if a == "*" or a.lower() in ("s3:*", "s3:*object*")]
+        if broad:
+            reasons.append(f"grants {', '.join(broad)} (every S3 action, incl. DeleteObject and policy changes)")
+        if "NotAction" in st:
+            reasons.append("uses NotAction with Allow (grants everything not listed)")
+        principal = st.get("Principal")
+        aws_principals = _as_list(principal.get("AWS")) if isinstance(principal, Mapping) else []
+        if principal == "*" or "*" in [str(p) for p in aws_principals]:
+            reasons.append("Principal * (anyone, incl. anonymous users)")
+        if reasons:
+            out.append({"sid": sid, "why": "; ".join(reasons)})
+    return out
+
+
+def least_privilege_policy(bucket: str, role_arn: str) -> dict[str, Any]:
+    """What the API needs, and no more: object read/write/delete for the task role, TLS only."""
+    objects = f"arn:aws:s3:::{bucket}/*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AllowApiTaskObjectAccess",
+                "Effect": "Allow",
+                "Principal": {"AWS": role_arn},
+                "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                "Resource": objects,
+            },
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", objects],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Checks
+
+
+def _err(fetched: Mapping[str, Any]) -> str | None:
+    e = fetched.get("error")
+    return str(e) if e else None
+
+
+def check_bucket(fetched: Mapping[str, Any], bucket: str) -> Finding:
+    """S3_BUCKET_MISSING from :func:`propflow_ops.sources.s3.bucket_status`."""
+    title = f"Bucket {bucket} exists"
+    if fetched.get("exists") is False:
+        return Finding.fail("S3_BUCKET_MISSING", f"Bucket {bucket} does not exist",
+                            f"HeadBucket: {fetched.get('reason') or 'NoSuchBucket'}; every upload fails with "
+                            "NoSuchBucket until it is recreated (check it was not renamed in S3_BUCKET).",
+                            bucket=bucket)
+    if _err(fetched):
+        return Finding.error("S3_BUCKET_MISSING", title, str(fetched["error"]), bucket=bucket)
+    return Finding.ok("S3_BUCKET_MISSING", title, f"{bucket} answers HeadBucket (region {fetched.get('region')}).",
+                      bucket=bucket, region=fetched.get("region"))
+
+
+def check_write_access(fetched_policy: Mapping[str, Any], *, bucket: str, role_arn: str | None,
+                       bucket_exists: bool = True, role_error: str | None = None,
+                       key: str = "uploads/runbook-probe.jpg") -> Finding:
+    """S3_WRITE_DENIED: the bucket policy evaluated for the task role and s3:PutObject on the bucket's objects."""
+    code, title = "S3_WRITE_DENIED", "Task role may PutObject under the bucket policy"
+    if not bucket_exists:
+        return Finding.skipped(code, title, f"bucket {bucket} does not exist (see S3_BUCKET_MISSING)")
+    if role_error:
+        return Finding.error(code, title, f"cannot read the service's task definition: {role_error}")
+    if not role_arn:
+        return Finding.skipped(code, title, "the task definition has no taskRoleArn: no role to evaluate")
+    if _err(fetched_policy):
+        return Finding.error(code, title, str(fetched_policy["error"]))
+    policy = fetched_policy.get("policy")
+    resource = f"arn:aws:s3:::{bucket}/{key}"
+    if policy is None:
+        return Finding.fail(code, "No bucket policy grants s3:PutObject to the task role",
+                            f"{bucket} has no bucket policy, so nothing at the bucket allows {role_arn} to "
+                            "write; unless the role's own IAM policy grants it (aws iam "
+                            "simulate-principal-policy), uploads are denied.", role=role_arn)
+    try:
+        d = evaluate_policy(policy, role_arn, PUT_OBJECT, resource)
+    except (UnsupportedPolicyError, ValueError) as exc:
+        return Finding.error(code, title, f"cannot evaluate the bucket policy: {exc}", role=role_arn)
+    data = {"role": role_arn, "decision": d.decision, "allowed_by": d.allowed_by, "denied_by": d.denied_by,
+            "conditional": d.conditional}
+    if d.decision == "explicit_deny":
+        return Finding.fail(code, "Bucket policy explicitly denies s3:PutObject to the task role",
+                            f"Deny in {', '.join(d.denied_by)} overrides any Allow"
+                            + (f" ({', '.join(d.allowed_by)})" if d.allowed_by else "") + ".", **data)
+    if d.decision == "implicit_deny":
+        extra = f" Conditional statements not evaluated: {'; '.join(d.conditional)}." if d.conditional else ""
+        return Finding.fail(code, "Bucket policy does not allow s3:PutObject to the task role",
+                            f"No Allow statement matches {role_arn}, s3:PutObject, {resource}.{extra}", **data)
+    if d.conditional:
+        return Finding.warn(code, "Task role allowed to PutObject, but some statements are conditional",
+                            f"Allowed by {', '.join(d.allowed_by)}; not evaluated: {'; '.join(d.conditional)}.",
+                            **data)
+    note = f" ({'; '.join(d.notes)})" if d.notes else ""
+    return Finding.ok(code, title, f"Allowed by {', '.join(d.allowed_by)}{note}.", **data)
+
+
+def check_policy_overbroad(fetched_policy: Mapping[str, Any], *, bucket_exists: bool = True) -> Finding:
+    """S3_POLICY_OVERBROAD (warn): an Allow of s3:* / * or to a * principal."""
+    code, title = "S3_POLICY_OVERBROAD", "Bucket policy grants no more than needed"
+    if not bucket_exists:
+        return Finding.skipped(code, title, "bucket does not exist")
+    if _err(fetched_policy):
+        return Finding.error(code, title, str(fetched_policy["error"]))
+    policy = fetched_policy.get("policy")
+    if policy is None:
+        return Finding.ok(code, title, "no bucket policy")
+    try:
+        broad = overbroad_statements(policy)
+    except (UnsupportedPolicyError, ValueError) as exc:
+        return Finding.error(code, title, f"cannot read the bucket policy: {exc}")
+    if broad:
+        return Finding.warn(code, "Bucket policy is broader than the API needs",
+                            "; ".join(f"{b['sid']}: {b['why']}" for b in broad), statements=broad)
+    return Finding.ok(code, title, "no s3:* grant and no * principal")
+
+
+PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+def check_public_access_block(fetched: Mapping[str, Any], *, bucket_exists: bool = True) -> Finding:
+    """S3_PUBLIC_ACCESS_OPEN (warn): the bucket's public access block is missing or not all four flags on."""
+    code, title = "S3_PUBLIC_ACCESS_OPEN", "Public access block on (all four settings)"
+    if not bucket_exists:
+        return Finding.skipped(code, title, "bucket does not exist")
+    if _err(fetched):
+        return Finding.error(code, title, str(fetched["error"]))
+    config = fetched.get("config")
+    if not config:
+        return Finding.warn(code, "Bucket has no public access block",
+                            "Nothing at the bucket stops a public policy or ACL (account-level block not checked).")
+    off = [f for f in PAB_FLAGS if not config.get(f)]
+    if off:
+        return Finding.warn(code, "Public access block partly off", f"off: {', '.join(off)}", off=off)
+    return Finding.ok(code, title, "all four settings on")
+
+
+def upload_errors(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
+    """The upload errors among the log events: event ``upload`` with ERROR level or a 4xx/5xx status."""
+    if isinstance(logs, BaseException):
+        return pd.DataFrame(columns=["timestamp", "error_type", "message"])
+    if logs.empty or "event" not in logs:
+        return logs.iloc[0:0]
+    is_upload = logs["event"].astype("string").fillna("").eq("upload")
+    level = logs["level"].astype("string").fillna("").str.upper().isin(["ERROR", "CRITICAL"])
+    status = pd.to_numeric(logs["status"], errors="coerce").fillna(0) >= 400
+    out = logs[is_upload & (level | status)].copy()
+    if "error_type" in out:
+        out["error_type"] = out["error_type"].astype("string").fillna("unknown")
+    return out
+
+
+def check_upload_errors(logs: pd.DataFrame | BaseException, *, min_errors: int = 1) -> Finding:
+    """UPLOAD_ERRORS_IN_LOGS: failed uploads in the window, by error type (``logs`` may be the fetch's exception)."""
+    code, title = "UPLOAD_ERRORS_IN_LOGS", "Upload errors in the API logs"
+    if isinstance(logs, BaseException):
+        return Finding.error(code, title, logs)
+    errors = upload_errors(logs)
+    total_uploads = int(logs["event"].astype("string").fillna("").eq("upload").sum()) if not logs.empty else 0
+    if len(errors) >= max(1, min_errors):
+        by_type = errors["error_type"].value_counts().to_dict()
+        text = ", ".join(f"{k} {v}" for k, v in by_type.items())
+        return Finding.fail(code, f"{len(errors)} failed uploads in the window",
+                            f"by error type: {text} (of {total_uploads} upload events)",
+                            errors=len(errors), uploads=total_uploads, by_type=by_type)
+    return Finding.ok(code, "No upload errors in the logs", f"{total_uploads} upload events, none failed",
+                      uploads=total_uploads)
+
+
+# --- orphans ----------------------------------------------------------------------------------
+
+
+def _utc(ts: Any) -> pd.Timestamp:
+    t = pd.Timestamp(ts)
+    return t.tz_localize(UTC) if t.tzinfo is None else t.tz_convert(UTC)
+
+
+def find_orphans(objects: pd.DataFrame, referenced: Iterable[str], *, orphan_age_days: int = 7,
+                 now: datetime | None = None) -> pd.DataFrame:
+    """Objects (key, size, last_modified) that no referenced key names and older than ``orphan_age_days``."""
+    if objects.empty:
+        return objects.iloc[0:0].copy()
+    cutoff = _utc(now or datetime.now(UTC)) - timedelta(days=orphan_age_days)
+    refs = set(referenced)
+    last = pd.to_datetime(objects["last_modified"], utc=True)
+    mask = ~objects["key"].isin(refs) & (last < cutoff)
+    return objects[mask].sort_values("last_modified").reset_index(drop=True)
+
+
+def stale_multipart(uploads: pd.DataFrame, *, orphan_age_days: int = 7, now: datetime | None = None) -> pd.DataFrame:
+    """Incomplete multipart uploads initiated more than ``orphan_age_days`` ago."""
+    if uploads.empty:
+        return uploads.iloc[0:0].copy()
+    cutoff = _utc(now or datetime.now(UTC)) - timedelta(days=orphan_age_days)
+    return uploads[pd.to_datetime(uploads["initiated"], utc=True) < cutoff].reset_index(drop=True)
+
+
+def check_orphans(inventory: Mapping[str, Any], referenced: Mapping[str, Any], *, orphan_age_days: int = 7,
+                  now: datetime | None = None, bucket_exists: bool = True) -> tuple[Finding, pd.DataFrame, pd.DataFrame]:
+    """S3_ORPHANED_UPLOADS (warn). Returns the finding, the orphan objects and the stale multipart uploads."""
+    code, title = "S3_ORPHANED_UPLOADS", f"No orphaned uploads older than {orphan_age_days} days"
+    empty = pd.DataFrame()
+    if not bucket_exists:
+        return Finding.skipped(code, title, "bucket does not exist"), empty, empty
+    if _err(inventory):
+        return Finding.error(code, title, f"listing the bucket failed: {inventory['error']}"), empty, empty
+    if _err(referenced):
+        return (Finding.error(code, title, f"cannot read the keys the database references: {referenced['error']}"),
+                empty, empty)
+    objects: pd.DataFrame = inventory["objects"]
+    uploads: pd.DataFrame = inventory["multipart"]
+    orphans = find_orphans(objects, referenced["keys"], orphan_age_days=orphan_age_days, now=now)
+    stale = stale_multipart(uploads, orphan_age_days=orphan_age_days, now=now)
+    size = int(orphans["size"].sum()) if not orphans.empty else 0
+    data = {"orphan_objects": len(orphans), "orphan_bytes": size, "stale_multipart_uploads": len(stale),
+            "referenced_keys": len(referenced["keys"]), "objects": len(objects)}
+    if len(orphans) or len(stale):
+        return (Finding.warn(code, f"{len(orphans)} orphaned objects ({_bytes(size)}) and {len(stale)} stale "
+                             "multipart uploads",
+                             f"older than {orphan_age_days} days and referenced by no row of the database query; "
+                             "step delete-orphaned-uploads removes exactly these", **data), orphans, stale)
+    return Finding.ok(code, title, f"{len(objects)} objects, all referenced or recent", **data), orphans, stale
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def capacity_summary(inventory: Mapping[str, Any]) -> dict[str, Any]:
+    """Object count and total size (what the document's --max-keys 1 could not tell)."""
+    if _err(inventory):
+        return {"error": inventory["error"]}
+    objects: pd.DataFrame = inventory["objects"]
+    total = int(objects["size"].sum()) if not objects.empty else 0
+    return {"objects": len(objects), "total_size": _bytes(total), "total_bytes": total,
+            "incomplete_multipart_uploads": len(inventory["multipart"]), "pages": inventory.get("pages")}
+
+
+def statements_table(policy: Mapping[str, Any] | str | None) -> pd.DataFrame:
+    """The policy's statements, one row each, for display."""
+    if not policy:
+        return pd.DataFrame(columns=["sid", "effect", "principal", "action", "resource", "condition"])
+    rows = []
+    for i, st in enumerate(_statements(policy)):
+        rows.append({"sid": _sid(st, i), "effect": st.get("Effect"), "principal": json.dumps(st.get("Principal")),
+                     "action": json.dumps(st.get("Action", st.get("NotAction"))),
+                     "resource": json.dumps(st.get("Resource")),
+                     "condition": json.dumps(st.get("Condition")) if st.get("Condition") else ""})
+    return pd.DataFrame(rows)
+
+
+def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,73 @@
+"""WebSocket checks (runbook 5): the handshake to /ws/<token> and connection churn from the logs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from propflow_ops.checks import logs as log_checks
+from propflow_ops.findings import Finding
+
+WS_EVENTS = ("ws_connect", "ws_disconnect", "ws_reconnect")
+#: The busiest 5 minutes must exceed this many times the window's typical minute ...
+RECONNECT_SPIKE_FACTOR = 5.0
+#: ... and reach this many disconnects+reconnects a minute.
+RECONNECT_MIN_PER_MINUTE = 10.0
+
+
+def check_handshake(result: Mapping[str, Any], *, url_shown: str = "") -> Finding:
+    """WS_HANDSHAKE_FAILING: the upgrade did not answer 101 Switching Protocols."""
+    code, title = "WS_HANDSHAKE_FAILING", "WebSocket handshake to /ws/<token> succeeds"
+    url_shown = url_shown or str(result.get("url") or "")
+    data = {"url": url_shown, "status": result.get("status"), "latency_ms": result.get("latency_ms"),
+            "first_message": result.get("first_message") is not None}
+    if result.get("ok"):
+        return Finding.ok(code, title, f"101 Switching Protocols in {result.get('latency_ms')} ms"
+                          + (", first message received" if data["first_message"] else ""), **data)
+    if result.get("status") is not None:
+        return Finding.fail(code, f"WebSocket upgrade refused: HTTP {result.get('status')}",
+                            f"{url_shown} answered {result.get('status')} instead of 101 in "
+                            f"{result.get('latency_ms')} ms", **data)
+    return Finding.fail(code, "WebSocket endpoint unreachable", f"{url_shown}: {result.get('error')}", **data)
+
+
+def ws_events(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
+    """The WebSocket lifecycle events among the log lines (connect, disconnect, reconnect)."""
+    if isinstance(logs, BaseException) or logs is None or logs.empty or "event" not in logs:
+        return pd.DataFrame(columns=["timestamp", "event"])
+    return logs[logs["event"].astype("string").fillna("").isin(WS_EVENTS)]
+
+
+def check_reconnect_spike(logs: pd.DataFrame | BaseException, *, start: datetime | None = None,
+                          end: datetime | None = None, reconnect_spike_factor: float = RECONNECT_SPIKE_FACTOR,
+                          reconnect_min_per_minute: float = RECONNECT_MIN_PER_MINUTE) -> Finding:
+    """WS_RECONNECT_SPIKE: the busiest 5 minutes of disconnects+reconnects against the window's median minute."""
+    code, title = "WS_RECONNECT_SPIKE", "WebSocket disconnects and reconnects at their usual rate"
+    if isinstance(logs, BaseException):
+        return Finding.error(code, title, logs)
+    ws = ws_events(logs)
+    churn = ws[ws["event"].isin(["ws_disconnect", "ws_reconnect"])]
+    counts = log_checks.per_minute(churn, start=start, end=end)
+    if counts.empty:
+        return Finding.ok(code, "No WebSocket disconnects or reconnects in the window", "0 events")
+    rolling = counts.rolling(5, min_periods=1).mean()
+    peak = float(rolling.max())
+    peak_at = rolling.idxmax()
+    median = float(counts.median())
+    abnormal = 0
+    if "status" in churn:
+        abnormal = int((pd.to_numeric(churn["status"], errors="coerce").isin([1006, 1011])).sum())
+    data = {"disconnects": int((churn["event"] == "ws_disconnect").sum()),
+            "reconnects": int((churn["event"] == "ws_reconnect").sum()),
+            "connects": int((ws["event"] == "ws_connect").sum()), "abnormal_closes": abnormal,
+            "peak_5min_avg_per_minute": round(peak, 2), "peak_at": peak_at, "median_per_minute": median,
+            "factor": reconnect_spike_factor, "min_per_minute": reconnect_min_per_minute}
+    if peak >= reconnect_min_per_minute and peak >= reconnect_spike_factor * max(median, 1.0):
+        return Finding.fail(code, f"Reconnect spike: {peak:.0f}/min around {peak_at:%H:%M} UTC",
+                            f"disconnects+reconnects averaged {peak:.1f}/min over the busiest 5 minutes against a "
+                            f"typical {median:g}/min ({data['disconnects']} disconnects, {abnormal} abnormal "
+                            f"closes 1006/1011)", **data)
+    return Finding.ok(code, title, f"busiest 5 minutes {peak:.1f}/min, typical {median:g}/min", **data)

@@ -1,0 +1,206 @@
+"""S3 for the photo-upload runbook: bucket, policy, public access block, inventory, referenced keys, deletes.
+
+Fetch functions never raise for a target problem: they return a dict with an
+``error`` field (one line, no secrets) that the checks turn into ``error``
+findings. The delete helpers (used only by the ``delete-orphaned-uploads``
+step) do raise: a failed step is recorded as failed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from propflow_ops.sources import aws
+
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys a call
+OBJECT_COLUMNS = ["key", "size", "last_modified", "storage_class"]
+MULTIPART_COLUMNS = ["key", "upload_id", "initiated"]
+
+
+def _code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code") or "")
+    return ""
+
+
+def bucket_status(bucket: str, *, client: Any = None) -> dict[str, Any]:
+    """HeadBucket: ``exists`` True/False (None when it could not be told) and the region."""
+    s3 = client or aws.client("s3")
+    try:
+        resp = s3.head_bucket(Bucket=bucket)
+    except Exception as exc:  # noqa: BLE001 - reported, never swallowed into ok
+        code = _code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return {"exists": False, "reason": "NoSuchBucket (HeadBucket 404)", "error": None}
+        return {"exists": None, "error": aws.aws_error_text(exc)}
+    region = (resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}).get("x-amz-bucket-region")
+    return {"exists": True, "region": region or resp.get("BucketRegion"), "error": None}
+
+
+def bucket_policy(bucket: str, *, client: Any = None) -> dict[str, Any]:
+    """GetBucketPolicy: ``policy`` as a dict, or None when the bucket has none."""
+    s3 = client or aws.client("s3")
+    try:
+        text = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    except Exception as exc:  # noqa: BLE001
+        if _code(exc) == "NoSuchBucketPolicy":
+            return {"policy": None, "error": None}
+        return {"policy": None, "error": aws.aws_error_text(exc)}
+    try:
+        return {"policy": json.loads(text), "error": None}
+    except ValueError as exc:
+        return {"policy": None, "error": f"bucket policy is not valid JSON: {exc}"}
+
+
+def public_access_block(bucket: str, *, client: Any = None) -> dict[str, Any]:
+    """GetPublicAccessBlock: the four flags, or ``config`` None when the bucket has no block."""
+    s3 = client or aws.client("s3")
+    try:
+        config = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    except Exception as exc:  # noqa: BLE001
+        if _code(exc) == "NoSuchPublicAccessBlockConfiguration":
+            return {"config": None, "error": None}
+        return {"config": None, "error": aws.aws_error_text(exc)}
+    return {"config": dict(config), "error": None}
+
+
+def inventory(bucket: str, *, client: Any = None, prefix: str = "", page_size: int = 1000) -> dict[str, Any]:
+    """Every object (ListObjectsV2, all pages) and every incomplete multipart upload (all pages).
+
+    Returns ``objects`` (key, size, last_modified UTC, storage_class), ``multipart`` (key, upload_id,
+    initiated UTC), ``pages`` and ``error``.
+    """
+    s3 = client or aws.client("s3")
+    rows: list[tuple[Any, ...]] = []
+    uploads: list[tuple[Any, ...]] = []
+    pages = 0
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
+                                                                  PaginationConfig={"PageSize": page_size}):
+            pages += 1
+            for o in page.get("Contents", []):
+                rows.append((o["Key"], int(o.get("Size", 0)), o.get("LastModified"), o.get("StorageClass")))
+        for page in s3.get_paginator("list_multipart_uploads").paginate(
+                Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}):
+            for u in page.get("Uploads", []):
+                uploads.append((u["Key"], u["UploadId"], u.get("Initiated")))
+    except Exception as exc:  # noqa: BLE001
+        return {"objects": pd.DataFrame(columns=OBJECT_COLUMNS), "multipart": pd.DataFrame(columns=MULTIPART_COLUMNS),
+                "pages": pages, "error": aws.aws_error_text(exc)}
+    objects = pd.DataFrame(rows, columns=OBJECT_COLUMNS)
+    objects["last_modified"] = pd.to_datetime(objects["last_modified"], utc=True)
+    objects["size"] = objects["size"].astype("int64")
+    multipart = pd.DataFrame(uploads, columns=MULTIPART_COLUMNS)
+    multipart["initiated"] = pd.to_datetime(multipart["initiated"], utc=True)
+    return {"objects": objects, "multipart": multipart, "pages": pages, "error": None}
+
+
+def referenced_keys(query: str, url: str | None, *, timeout_s: int = 10) -> dict[str, Any]:
+    """The S3 keys the database still references: the first column of ``query``, run read-only.
+
+    Runs in a READ ONLY transaction with a statement timeout, so a mistyped query cannot change data.
+    """
+    if not url:
+        return {"keys": set(), "error": "no database URL (PROPFLOW_DATABASE_URL, or DATABASE_URL in the task "
+                                        "definition)"}
+    from propflow_ops.sources import db
+
+    engine = None
+    try:
+        engine = db.make_engine(url, connect_timeout_s=timeout_s, statement_timeout_ms=timeout_s * 1000)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            keys = {str(row[0]) for row in conn.exec_driver_sql(query) if row[0] is not None}
+            conn.rollback()
+    except Exception as exc:  # noqa: BLE001
+        return {"keys": set(), "error": db._one_line(exc, engine)}
+    finally:
+        if engine is not None:
+            engine.dispose()
+    return {"keys": keys, "error": None}
+
+
+def service_task_definition(cluster: str, service: str, task_family: str, *, client: Any = None) -> dict[str, Any]:
+    """The task definition the service runs (else the family's latest), never raising.
+
+    Returns ``task_definition`` (the DescribeTaskDefinition dict: holds env values, never display it),
+    ``env`` (its environment, in memory only), ``arn``, ``role_arn`` (taskRoleArn) and ``error``.
+    """
+    from propflow_ops.sources import ecs
+
+    try:
+        svc = ecs.service(cluster, service, client=client)
+        ref = svc.get("taskDefinition") if svc.get("found") else task_family
+        td = ecs.task_definition(ref or task_family, client=client)
+    except Exception as exc:  # noqa: BLE001
+        return {"task_definition": None, "env": {}, "arn": None, "role_arn": None, "error": aws.aws_error_text(exc)}
+    env = {k: v for k, v in ecs.task_environment(td).items() if v is not None}
+    return {"task_definition": td, "env": env, "arn": td.get("taskDefinitionArn"),
+            "role_arn": td.get("taskRoleArn") or None, "error": None}
+
+
+def log_events(log_group: str, start: datetime, end: datetime) -> pd.DataFrame | BaseException:
+    """The window's log events (``sources.logs.fetch_log_events``), or the exception that stopped the fetch."""
+    from propflow_ops.sources import logs
+
+    try:
+        return logs.fetch_log_events(log_group, start, end)
+    except Exception as exc:  # noqa: BLE001 - the checks report it as error
+        return RuntimeError(aws.aws_error_text(exc))
+
+
+def task_role_arn(task_definition: dict[str, Any] | None) -> str | None:
+    """The task role of a DescribeTaskDefinition ``taskDefinition`` dict (None when it has none)."""
+    if not task_definition:
+        return None
+    return task_definition.get("taskRoleArn") or None
+
+
+# --- mutating helpers: used only by steps.s3 --------------------------------------------------
+
+
+def delete_objects(bucket: str, keys: Sequence[str], *, batch: int = DELETE_BATCH,
+                   client: Any = None) -> dict[str, Any]:
+    """DeleteObjects in batches of at most ``batch`` keys. Returns deleted keys and per-key errors."""
+    s3 = client or aws.client("s3")
+    deleted: list[str] = []
+    errors: list[dict[str, str]] = []
+    batches = 0
+    for i in range(0, len(keys), batch):
+        chunk = list(keys[i : i + batch])
+        resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": False})
+        batches += 1
+        deleted.extend(d["Key"] for d in resp.get("Deleted", []))
+        errors.extend({"key": e.get("Key", ""), "code": e.get("Code", "")} for e in resp.get("Errors", []))
+    return {"deleted": deleted, "errors": errors, "batches": batches}
+
+
+def abort_uploads(bucket: str, uploads: Iterable[tuple[str, str]], *, client: Any = None) -> list[str]:
+    """AbortMultipartUpload for each (key, upload_id); returns the upload ids aborted."""
+    s3 = client or aws.client("s3")
+    aborted = []
+    for key, upload_id in uploads:
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        aborted.append(upload_id)
+    return aborted
+
+
+def object_last_modified(bucket: str, keys: Iterable[str], *, client: Any = None) -> dict[str, datetime | None]:
+    """HeadObject LastModified of each key (None when the object is gone)."""
+    s3 = client or aws.client("s3")
+    out: dict[str, datetime | None] = {}
+    for key in keys:
+        try:
+            out[key] = s3.head_object(Bucket=bucket, Key=key)["LastModified"]
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                out[key] = None
+            else:
+                raise
+    return out

@@ -1,0 +1,58 @@
+"""checks.redis: cluster status, reachability, memory and clients from probe dicts."""
+
+from __future__ import annotations
+
+from propflow_ops.checks import redis as c
+
+
+def probe(**info):
+    base = {"connected_clients": 10, "rejected_connections": 0, "used_memory": 1_000_000,
+            "used_memory_human": "0.95M", "maxmemory": 0, "evicted_keys": 0}
+    base.update(info)
+    return {"configured": True, "reachable": True, "host": "h:6379", "ping_ms": 0.3, "info": base,
+            "config": {"maxclients": "100", "maxmemory": str(base["maxmemory"])}}
+
+
+def test_cluster_status():
+    assert c.check_cluster({"cluster": "r", "found": True, "status": "available"}).status == "ok"
+    assert c.check_cluster({"cluster": "r", "found": True, "status": "modifying"}).status == "fail"
+    assert c.check_cluster({"cluster": "r", "found": False}).status == "fail"
+    assert c.check_cluster({"cluster": "r", "error": "timeout"}).status == "error"
+
+
+def test_reachability():
+    assert c.check_reachable(probe()).status == "ok"
+    assert c.check_reachable({"configured": False}).status == "skipped"
+    down = {"configured": True, "reachable": False, "error": "ConnectionError: refused", "error_kind": "connection"}
+    assert c.check_reachable(down).status == "fail"
+    full = {"configured": True, "reachable": False, "error": "ERR max number of clients reached",
+            "error_kind": "maxclients"}
+    assert c.check_reachable(full).status == "warn"
+    assert c.check_clients(full).status == "fail"  # a refusal for max clients is the clients finding
+    assert c.check_memory(down).status == "error"
+
+
+def test_clients_threshold_and_config_disabled():
+    assert c.check_clients(probe(connected_clients=89)).status == "ok"
+    f = c.check_clients(probe(connected_clients=90))
+    assert f.status == "fail" and f.data["used_pct"] == 90.0
+    assert c.check_clients(probe(connected_clients=50), redis_clients_pct=50).status == "fail"
+    assert c.check_clients(probe(rejected_connections=3)).status == "warn"
+    managed = probe(connected_clients=95, maxclients=100)
+    managed["config"] = {"maxclients": None, "maxmemory": None}  # CONFIG disabled: INFO's limit is used
+    assert c.check_clients(managed).status == "fail"
+    assert c.check_clients(probe() | {"info_error": "ERR unknown command 'INFO'"}).status == "error"
+
+
+def test_memory_threshold_and_evictions():
+    assert c.check_memory(probe()).status == "ok"  # no maxmemory
+    assert c.check_memory(probe(maxmemory=2_000_000)).status == "ok"
+    f = c.check_memory(probe(maxmemory=1_100_000, evicted_keys=7))
+    assert f.status == "fail" and f.data["used_pct"] == 90.9
+    assert c.check_memory(probe(maxmemory=4_000_000, evicted_keys=7)).status == "warn"
+    assert c.check_memory(probe(maxmemory=4_000_000), redis_memory_pct=20).status == "fail"
+
+
+def test_info_table_has_no_url():
+    table = c.info_table(probe())
+    assert table["host"] == "h:6379" and "url" not in table
