@@ -1,0 +1,32 @@
+"""RDS: describe one DB instance (fetch only; judged by ``checks.db``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import botocore.exceptions
+
+from propflow_ops.sources import aws
+
+
+class FetchError(RuntimeError):
+    """A fetch that failed; ``str()`` is one line without secrets."""
+
+
+def db_instance(identifier: str, *, client: Any = None) -> dict[str, Any] | None | FetchError:
+    """``DBInstances[0]`` of describe-db-instances; None when the instance does not exist;
+    a :class:`FetchError` (returned, not raised) when RDS could not be asked."""
+    rds = client or aws.client("rds")
+    try:
+        found = rds.describe_db_instances(DBInstanceIdentifier=identifier).get("DBInstances") or []
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
+            return None
+        return FetchError(aws.aws_error_text(exc))
+    except Exception as exc:  # noqa: BLE001 - returned for the check to report as error
+        return FetchError(aws.aws_error_text(exc))
+    return dict(found[0]) if found else None
+
+
+def read_replicas(instance: dict[str, Any] | None) -> list[str]:
+    return list((instance or {}).get("ReadReplicaDBInstanceIdentifiers") or [])

@@ -1,0 +1,142 @@
+"""ECS remediation steps: force a new deployment, roll back the task definition, scale the service.
+
+Each builder returns a :class:`~propflow_ops.remediation.Step` whose ``command``
+is the exact ``aws`` CLI equivalent; ``execute`` makes the same call through
+boto3 (only when the run's ``apply`` names the step, see ``run_step``).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from typing import Any
+
+from propflow_ops.checks.ecs import previous_revision
+from propflow_ops.remediation import Step
+from propflow_ops.sources import aws
+
+
+def _q(*parts: str) -> str:
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _short(arn: Any) -> str:
+    return str(arn or "").rsplit("/", 1)[-1]
+
+
+def _summary(resp: dict[str, Any]) -> dict[str, Any]:
+    svc = resp.get("service") or {}
+    primary: dict[str, Any] = next((d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), {})
+    return {
+        "service": svc.get("serviceName"),
+        "task_definition": _short(svc.get("taskDefinition")),
+        "desired_count": svc.get("desiredCount"),
+        "deployment": primary.get("id"),
+    }
+
+
+def force_new_deployment(cluster: str, service: str) -> Step:
+    """Restart every task of the service on its current task definition (rolling, as ECS deploys)."""
+
+    def execute() -> dict[str, Any]:
+        resp = aws.client("ecs").update_service(cluster=cluster, service=service, forceNewDeployment=True)
+        return _summary(resp)
+
+    return Step(
+        name="force-new-deployment",
+        what=f"Start a new deployment of {service} in {cluster} on the same task definition: ECS replaces "
+             "every task (rolling, keeping the minimum healthy percent).",
+        command=_q("aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
+                   "--force-new-deployment"),
+        execute=execute,
+        risk="Tasks restart; in-flight requests and WebSocket connections on old tasks are dropped. "
+             "Does not help if the task definition itself is broken (roll back instead).",
+    )
+
+
+def rollback_target(cluster: str, service: str, family: str, revision: int | None = None,
+                    ) -> tuple[str | None, str | None, str]:
+    """(current task definition, target ``family:rev``, why-not text). Fetches from ECS."""
+    ecs = aws.client("ecs")
+    services = ecs.describe_services(cluster=cluster, services=[service]).get("services") or []
+    if not services:
+        return None, None, f"service {service} not found in cluster {cluster}"
+    current = _short(services[0].get("taskDefinition"))
+    arns: list[str] = []
+    kwargs: dict[str, Any] = {"familyPrefix": family, "status": "ACTIVE", "sort": "DESC"}
+    while True:
+        page = ecs.list_task_definitions(**kwargs)
+        arns.extend(page.get("taskDefinitionArns") or [])
+        if not page.get("nextToken"):
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    target = previous_revision(current, arns, revision or None)
+    if target is None:
+        why = (f"revision {revision} of {family} is not ACTIVE" if revision
+               else f"no ACTIVE revision of {family} below the current {current}")
+        return current, None, why
+    if target == current:
+        return current, None, f"the service already runs {target}"
+    return current, target, ""
+
+
+def rollback(cluster: str, service: str, family: str, revision: int | None = None,
+             *, revisions: Iterable[str] | None = None, current: str | None = None) -> Step:
+    """Point the service back at the previous ACTIVE revision of ``family`` (or ``family:revision``).
+
+    ``current`` and ``revisions`` may be passed in (tests, or a notebook that already fetched them);
+    otherwise they are fetched now, so the plan names the exact revision.
+    """
+    why = ""
+    target: str | None = None
+    try:
+        if revisions is not None and current is not None:
+            current = _short(current)
+            target = previous_revision(current, revisions, revision or None)
+            why = "" if target and target != current else f"no ACTIVE revision of {family} to roll back to"
+            target = target if not why else None
+        else:
+            current, target, why = rollback_target(cluster, service, family, revision)
+    except Exception as exc:  # noqa: BLE001 - a plan that cannot be computed says why, it does not crash
+        why = f"cannot determine the previous revision: {aws.aws_error_text(exc)}"
+    shown = target or f"{family}:<previous-revision>"
+
+    def execute() -> dict[str, Any]:
+        assert target is not None
+        resp = aws.client("ecs").update_service(cluster=cluster, service=service, taskDefinition=target)
+        out = _summary(resp)
+        out["rolled_back_from"] = current
+        return out
+
+    return Step(
+        name="rollback",
+        what=f"Roll {service} back from {current or 'its current task definition'} to {shown} "
+             "(a new deployment of the older revision).",
+        command=_q("aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
+                   "--task-definition", shown),
+        execute=execute,
+        risk="The older image must still be compatible with the database schema (check the migration runbook "
+             "if the newer release ran migrations).",
+        preview=f"Revisions considered: aws ecs list-task-definitions --family-prefix {shlex.quote(family)} "
+                "--status ACTIVE --sort DESC (the runbook document's `--family` option does not exist).",
+        precondition=why,
+    )
+
+
+def scale_service(cluster: str, service: str, count: int) -> Step:
+    """Set the service's desired task count."""
+
+    def execute() -> dict[str, Any]:
+        resp = aws.client("ecs").update_service(cluster=cluster, service=service, desiredCount=int(count))
+        return _summary(resp)
+
+    return Step(
+        name="scale-service",
+        what=f"Set the desired count of {service} in {cluster} to {count} tasks.",
+        command=_q("aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
+                   "--desired-count", str(count)),
+        execute=execute,
+        risk="More tasks mean more database connections (each task has its own pool): check connections "
+             "against max_connections first.",
+        precondition="" if int(count) >= 1 else f"target count must be at least 1, got {count}",
+    )

@@ -1,0 +1,87 @@
+"""api-down end to end: each finding code in its scenario, healthy, read-only default, applied rollback, nbval."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from runs import propflow_ops
+
+from propflow_ops.runbooks import RUNBOOKS
+
+NOTEBOOK = RUNBOOKS["api-down"].path
+CODES = ("API_HEALTH_FAILING", "ECS_SERVICE_DEGRADED", "ECS_TASK_OOM", "ECS_MEMORY_HIGH", "ECS_DEPLOYMENT_FAILED",
+         "LOG_ERROR_SPIKE", "DB_UNREACHABLE")
+
+
+def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_path):
+    sb = world()
+    before = sb.snapshot()
+    run = propflow_ops(sandbox_env, "run", "api-down", output_dir=tmp_path)
+    after = sb.snapshot()
+    assert run.code == 0, run.proc.stderr[-2000:]
+    assert run.evidence["status"] == "ok"
+    for code in CODES:
+        assert run.status_of(code) == "ok", (code, run.findings().get(code))
+    assert run.findings()["ECS_SERVICE_DEGRADED"]["data"]["running"] == 2
+    actions = run.actions()
+    assert actions["force-new-deployment"]["mode"] == "planned"
+    assert actions["force-new-deployment"]["command"] == (
+        "aws ecs update-service --cluster propflow --service propflow-api --force-new-deployment")
+    assert actions["rollback"]["mode"] == "planned"
+    assert actions["rollback"]["command"].endswith("--task-definition propflow-api:2")
+    assert before == after
+    assert after["ecs"]["task_definition"].endswith("propflow-api:3") and after["ecs"]["desired"] == 2
+
+
+def test_oom(world, sandbox_env, tmp_path):
+    world("api-oom")
+    run = propflow_ops(sandbox_env, "run", "api-down", output_dir=tmp_path)
+    assert run.code == 1, run.proc.stderr[-2000:]
+    for code in ("API_HEALTH_FAILING", "ECS_SERVICE_DEGRADED", "ECS_TASK_OOM", "ECS_MEMORY_HIGH", "LOG_ERROR_SPIKE"):
+        assert run.status_of(code) == "fail", (code, run.findings().get(code))
+    f = run.findings()
+    assert len(f["ECS_TASK_OOM"]["data"]["oom_tasks"]) == 2
+    assert f["ECS_MEMORY_HIGH"]["data"]["max"] > 90
+    assert f["API_HEALTH_FAILING"]["data"]["status"] == 503
+    assert run.status_of("ECS_DEPLOYMENT_FAILED") == "ok"
+    assert run.status_of("DB_UNREACHABLE") == "ok"
+
+
+def test_bad_deploy_and_applied_rollback_moves_the_service_to_the_previous_revision(world, sandbox_env, tmp_path):
+    sb = world("api-bad-deploy")
+    before = sb.snapshot()["ecs"]
+    assert before["task_definition"].endswith("propflow-api:4")
+    run = propflow_ops(sandbox_env, "run", "api-down", "--apply", "rollback", output_dir=tmp_path)
+    after = sb.snapshot()["ecs"]
+    assert run.code == 1, run.proc.stderr[-2000:]
+    assert run.status_of("ECS_DEPLOYMENT_FAILED") == "fail"
+    assert run.status_of("ECS_SERVICE_DEGRADED") == "fail"
+    assert run.status_of("ECS_TASK_OOM") == "ok"  # exit 1, not 137
+    actions = run.actions()
+    assert actions["rollback"]["mode"] == "executed", actions["rollback"]
+    assert actions["rollback"]["command"].endswith("--task-definition propflow-api:3")
+    assert actions["force-new-deployment"]["mode"] == "planned"
+    # exactly what it says: the service is on the previous revision; nothing else about it changed
+    assert after["task_definition"].endswith("propflow-api:3")
+    assert after["desired"] == before["desired"]
+    assert after["task_definitions"] == before["task_definitions"]
+
+
+def test_database_down(world, sandbox_env, tmp_path):
+    world("db-down")
+    run = propflow_ops(sandbox_env, "run", "api-down", output_dir=tmp_path)
+    assert run.code == 1, run.proc.stderr[-2000:]
+    assert run.status_of("DB_UNREACHABLE") == "fail"
+    assert run.status_of("API_HEALTH_FAILING") == "fail"
+    assert run.status_of("LOG_ERROR_SPIKE") == "fail"
+    assert "db-connection" in run.evidence["recommended_runbooks"]
+
+
+def test_notebook_runs_under_nbval(world, sandbox_env, tmp_path):
+    world()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                           str(NOTEBOOK)], env={**os.environ, **sandbox_env}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]

@@ -1,0 +1,69 @@
+"""api-latency end to end: each finding code in its scenario, healthy, read-only default, applied steps, nbval."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from runs import propflow_ops
+
+from propflow_ops.runbooks import RUNBOOKS
+
+NOTEBOOK = RUNBOOKS["api-latency"].path
+CODES = ("API_LATENCY_HIGH", "DB_SLOW_QUERIES", "RDS_CPU_HIGH", "ECS_CPU_HIGH", "DB_MISSING_INDEX")
+
+
+def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_path):
+    sb = world()
+    before = sb.snapshot()
+    run = propflow_ops(sandbox_env, "run", "api-latency", output_dir=tmp_path)
+    after = sb.snapshot()
+    assert run.code == 0, run.proc.stderr[-2000:]
+    for code in CODES:
+        assert run.status_of(code) == "ok", (code, run.findings().get(code))
+    assert run.findings()["API_LATENCY_HIGH"]["data"]["worst_p95_ms"] < 500
+    actions = run.actions()
+    assert actions["scale-service"]["mode"] == "planned"
+    assert actions["scale-service"]["command"].endswith("--desired-count 4")
+    assert actions["create-read-replica"]["mode"] == "planned"
+    assert before == after
+    assert list(after["rds"]) == ["propflow-db"] and after["ecs"]["desired"] == 2
+
+
+def test_latency_high(world, sandbox_env, tmp_path):
+    world("api-latency-high")
+    run = propflow_ops(sandbox_env, "run", "api-latency", output_dir=tmp_path)
+    assert run.code == 1, run.proc.stderr[-2000:]
+    for code in CODES:
+        assert run.status_of(code) == "fail", (code, run.findings().get(code))
+    f = run.findings()
+    assert f["API_LATENCY_HIGH"]["data"]["source"] == "logs"  # moto has no percentile statistics
+    assert f["API_LATENCY_HIGH"]["data"]["worst_p95_ms"] > 1000
+    assert f["DB_MISSING_INDEX"]["data"]["tables"][0]["table"] == "maintenance_requests"
+    assert "ON maintenance_requests (property_id)" in f["DB_MISSING_INDEX"]["data"]["suggested"]["maintenance_requests"]
+    assert f["RDS_CPU_HIGH"]["data"]["max"] > 80 and f["ECS_CPU_HIGH"]["data"]["max"] > 80
+
+
+def test_applied_steps_change_exactly_what_they_say(world, sandbox_env, tmp_path):
+    sb = world()
+    before = sb.snapshot()
+    run = propflow_ops(sandbox_env, "run", "api-latency", "--apply", "scale-service", "--apply",
+                       "create-read-replica", "-p", "scale_to", "3", output_dir=tmp_path)
+    after = sb.snapshot()
+    assert run.code == 0, run.proc.stderr[-2000:]
+    assert run.actions()["scale-service"]["mode"] == "executed"
+    assert run.actions()["create-read-replica"]["mode"] == "executed"
+    assert after["ecs"]["desired"] == 3
+    assert after["ecs"]["task_definition"] == before["ecs"]["task_definition"]
+    assert sorted(after["rds"]) == ["propflow-db", "propflow-db-read"]
+    assert {k: v for k, v in after.items() if k not in ("ecs", "rds")} == \
+        {k: v for k, v in before.items() if k not in ("ecs", "rds")}
+
+
+def test_notebook_runs_under_nbval(world, sandbox_env, tmp_path):
+    world()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                           str(NOTEBOOK)], env={**os.environ, **sandbox_env}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
