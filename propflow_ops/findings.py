@@ -157,6 +157,11 @@ class Action:
         }
 
 
+# Per cell: JupyterLab's output CSS right-aligns td/th (it is made for numbers), which garbles prose.
+_CELL = "padding:2px 8px;text-align:left;vertical-align:top"
+_ROW_RULE = "border-bottom:1px solid rgba(128,128,128,0.35)"  # reads on light and dark backgrounds
+
+
 class FindingsTable:
     """Rich display of findings: coloured HTML in JupyterLab and in report.html, text elsewhere."""
 
@@ -169,12 +174,12 @@ class FindingsTable:
         for f in self.findings:
             bg, fg = STATUS_COLOURS[f.status]
             rows.append(
-                "<tr>"
+                f'<tr style="{_ROW_RULE}">'
                 f'<td style="background:{bg};color:{fg};font-weight:bold;text-align:center;'
-                f'padding:2px 8px">{f.status.value.upper()}</td>'
-                f'<td style="font-family:monospace;padding:2px 8px">{html.escape(f.code)}</td>'
-                f'<td style="padding:2px 8px">{html.escape(redact_text(f.title))}</td>'
-                f'<td style="padding:2px 8px;white-space:pre-wrap">{html.escape(redact_text(f.detail))}</td>'
+                f'padding:2px 8px;vertical-align:top">{f.status.value.upper()}</td>'
+                f'<td style="{_CELL};font-family:monospace;white-space:nowrap">{html.escape(f.code)}</td>'
+                f'<td style="{_CELL};min-width:12em">{html.escape(redact_text(f.title))}</td>'
+                f'<td style="{_CELL};white-space:pre-wrap">{html.escape(redact_text(f.detail))}</td>'
                 "</tr>"
             )
         counts = summary_counts(self.findings)
@@ -183,8 +188,8 @@ class FindingsTable:
             f'<div class="propflow-findings"><h3 style="margin:4px 0">{html.escape(self.title)}'
             f' <small style="font-weight:normal">({html.escape(head or "none")})</small></h3>'
             '<table style="border-collapse:collapse;text-align:left">'
-            '<thead><tr><th style="padding:2px 8px">status</th><th style="padding:2px 8px">code</th>'
-            '<th style="padding:2px 8px">what</th><th style="padding:2px 8px">detail</th></tr></thead>'
+            f'<thead><tr><th style="{_CELL}">status</th><th style="{_CELL}">code</th>'
+            f'<th style="{_CELL}">what</th><th style="{_CELL}">detail</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>"
         )
 

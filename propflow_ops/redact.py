@@ -29,6 +29,8 @@ _URL_KEY = re.compile(r"(url|uri|endpoint|host)$", re.I)
 _NOT_SECRET_KEY = re.compile(r"^(ws_token_set|auth_ok|token_valid|.*_present|.*_configured|.*_count)$", re.I)
 
 _URL_PASSWORD = re.compile(r"(?P<pre>[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:)(?P<pw>[^\s@/]*)(?P<post>@)", re.I)
+# user:password@host where the URL is malformed (no "://"): its password must not leak either.
+_USERINFO = re.compile(r"(?P<pre>(?<![^\s'\"(/=])[A-Za-z0-9._%+\-]*:)(?P<pw>[^\s:@/'\"]+)(?P<post>@(?=[A-Za-z0-9\[]))")
 _BEARER = re.compile(r"(?P<pre>\b(?:bearer|token|basic)\s+)(?P<tok>[A-Za-z0-9._~+/=\-]{8,})", re.I)
 _KV_SECRET = re.compile(
     r"(?P<pre>\b(?:[\w.\-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?token)[\w.\-]*)"
@@ -40,7 +42,7 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{
 _META = re.compile(r"\bEAA[A-Za-z0-9]{20,}\b")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 # Phone numbers: E.164 or 10+ digit runs (with optional separators). Keep the last 2 digits.
-_PHONE = re.compile(r"(?<![\w.:/\-])\+?\d(?:[\s\-().]?\d){9,14}(?![\w])")
+_PHONE = re.compile(r"(?<![\w.:/\-])(?<!account )\+?\d(?:[\s\-().]?\d){9,14}(?![\w])")
 # ISO timestamps and similar digit runs we must not treat as phone numbers.
 _DATEISH = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
@@ -67,6 +69,7 @@ def redact_text(text: str) -> str:
     if not text or not isinstance(text, str):
         return text
     out = _URL_PASSWORD.sub(lambda m: m.group("pre") + (MASK if m.group("pw") else "") + m.group("post"), text)
+    out = _USERINFO.sub(lambda m: m.group("pre") + MASK + m.group("post"), out)
     out = _BEARER.sub(lambda m: m.group("pre") + MASK, out)
     out = _KV_SECRET.sub(lambda m: m.group("pre") + MASK, out)
     out = _JWT.sub(MASK, out)
@@ -89,8 +92,15 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
+def _is_aws_account(key: str, value: Any) -> bool:
+    return (key.lower().endswith(("aws_account", "account_id")) and isinstance(value, str)
+            and value.isdigit() and len(value) == 12)
+
+
 def redact(value: Any, key: str | None = None) -> Any:
     """Recursively mask secrets in a JSON-like value. ``key`` is the name it is stored under."""
+    if key is not None and _is_aws_account(key, value):
+        return value  # the account id tells production from the sandbox: never masked as a phone number
     if key is not None and is_secret_key(key) and value not in (None, "", [], {}):
         if isinstance(value, bool):
             return value

@@ -74,15 +74,18 @@ class StepOutcome:
     result: Any = None
     applied: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    runbook: str = ""
 
     @property
     def mode(self) -> str:
         return self.action.mode
 
     def _how_to_apply(self) -> str:
+        runbook = self.runbook or "<runbook>"
         return (
-            f"To apply: put '{self.step.name}' in the parameters cell's apply list and run the notebook again, "
-            f"or run `propflow-ops run <runbook> --apply {self.step.name}`."
+            f'To apply it here: set apply = ["{self.step.name}"] in the parameters cell, then Run > Run All Cells '
+            f"(the checks run again first, then this step runs for real). "
+            f"Headless, with an evidence report: propflow-ops run {runbook} --apply {self.step.name}"
         )
 
     def _repr_html_(self) -> str:
@@ -90,7 +93,9 @@ class StepOutcome:
         parts = [
             f'<div class="propflow-step" style="border-left:4px solid {colour};padding:4px 10px;margin:6px 0">',
             f"<b>Step <code>{html.escape(self.step.name)}</code>: "
-            f'<span style="color:{colour}">{self.mode.upper()}</span></b>',
+            # A badge, not coloured text: blue text on JupyterLab's dark background is unreadable.
+            f'<span style="background:{colour};color:#fff;padding:0 6px;border-radius:3px">'
+            f"{self.mode.upper()}</span></b>",
             f"<div>{html.escape(redact_text(self.step.what))}</div>",
         ]
         if self.step.risk:
@@ -131,18 +136,18 @@ def run_step(ev: Evidence, step: Step, apply: Iterable[str] | None = None) -> St
         action = Action(step.name, "planned", step.command,
                         "Not applied (read-only run). " + (step.precondition or "Would: " + step.what))
         ev.record(action)
-        return StepOutcome(step, action)
+        return StepOutcome(step, action, runbook=ev.runbook)
     if step.precondition:
         action = Action(step.name, "failed", step.command, f"Not run: {step.precondition}")
         ev.record(action)
-        return StepOutcome(step, action, applied=True)
+        return StepOutcome(step, action, applied=True, runbook=ev.runbook)
     try:
         result = step.execute()
     except Exception as exc:  # noqa: BLE001 - a failed step is recorded, and the runbook goes on
         action = Action(step.name, "failed", step.command, f"{type(exc).__name__}: {exc}")
         ev.record(action)
-        return StepOutcome(step, action, applied=True)
+        return StepOutcome(step, action, applied=True, runbook=ev.runbook)
     detail = result if isinstance(result, str) else ", ".join(f"{k}={v}" for k, v in redact(jsonable(result)).items())
     action = Action(step.name, "executed", step.command, detail)
     ev.record(action)
-    return StepOutcome(step, action, result=result, applied=True)
+    return StepOutcome(step, action, result=result, applied=True, runbook=ev.runbook)

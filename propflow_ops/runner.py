@@ -188,7 +188,7 @@ def check_environment() -> None:
         if value and "://" not in value:
             raise BadInput(f"{name} is not a URL: {redact_text(value)!r}")
     cfg = os.environ.get("PROPFLOW_ALEMBIC_CONFIG")
-    if cfg and not os.access(cfg, os.R_OK):
+    if cfg and not (os.path.isfile(cfg) and os.access(cfg, os.R_OK)):
         raise BadInput(f"PROPFLOW_ALEMBIC_CONFIG names a file that cannot be read: {cfg}")
 
 

