@@ -1,0 +1,895 @@
+"""The post-incident review: everything the runs of one incident left, read back and judged.
+
+Pure functions over the run folders of ``<output-dir>/<incident-id>/`` (CONTRACT.md section 4):
+
+- every run folder is checked against its ``SHA256SUMS`` (tampered, missing and unlisted files);
+- the timeline: each run, the first time each problem was seen, each remediation step executed,
+  when each problem cleared and when everything was ok again;
+- root causes: the ``fail`` codes of the runbooks (triage's per-component codes are symptoms) with
+  their evidence;
+- the Recovery Time Objectives per service (API 15 min, database 1 h, file storage 1 h, frontend
+  5 min), from the incident start to the first run after the problem in which that service's codes
+  were all non-fail; the database RPO from the ``db-connection`` evidence (``DB_RPO_AT_RISK``);
+- the response time against the severity's target and the escalation steps that fell due;
+- the Post-Incident Checklist, pre-filled where the evidence decides an item, the rest left for people.
+
+An observation (a problem seen, a problem cleared) is dated by the finish of the run that reported
+it: that is when the evidence existed. Actions carry their own time.
+
+``review_main`` is ``propflow-ops review INCIDENT_ID``: it runs the ``post-incident`` notebook through
+the runner (so the review is itself an evidence report) and the notebook writes ``postmortem.md``
+beside its ``evidence.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from propflow_ops.findings import EVIDENCE_PATH_ENV, Finding, iso
+from propflow_ops.incident import (
+    OBJECTIVES,
+    POST_INCIDENT_CHECKLIST,
+    SEVERITIES,
+    BadInput,
+    Checklist,
+    escalation_steps,
+    parse_time,
+    rto_verdict,
+)
+from propflow_ops.redact import redact_text
+from propflow_ops.runner import output_root, verify_sums
+
+REVIEW_SLUG = "post-incident"
+POSTMORTEM = "postmortem.md"
+EVIDENCE_FILES = ("report.ipynb", "report.html", "evidence.json")
+
+# Which service a finding code speaks for (the Recovery Time Objectives table). Order matters: first match.
+SERVICE_CODES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("api", ("TRIAGE_API", "TRIAGE_ECS", "TRIAGE_ERRORS", "TRIAGE_REDIS", "API_", "ECS_", "LOG_ERROR_SPIKE",
+             "WS_", "REDIS_")),
+    ("database", ("TRIAGE_DATABASE", "TRIAGE_MIGRATIONS", "DB_", "RDS_", "MIGRATION_", "SCHEMA_DRIFT")),
+    ("file-storage", ("TRIAGE_S3", "S3_", "UPLOAD_")),
+    ("notifications", ("TRIAGE_NOTIFICATIONS", "NOTIFY_", "TWILIO_", "WHATSAPP_", "OTP_")),
+)
+SERVICE_LABELS = {"api": "API", "database": "Database", "file-storage": "File Storage", "frontend": "Frontend",
+                  "notifications": "Notifications"}
+FAILING = "fail"
+
+
+def service_of(code: str) -> str | None:
+    """The service of the Recovery Time Objectives table a finding code belongs to (None: none)."""
+    for service, prefixes in SERVICE_CODES:
+        if any(code == p or (p.endswith("_") and code.startswith(p)) for p in prefixes):
+            return service
+    return None
+
+
+def is_symptom(code: str) -> bool:
+    """Triage's one-per-component codes summarise; the runbooks' codes name conditions."""
+    return code.startswith("TRIAGE_")
+
+
+# ---------------------------------------------------------------- loading
+
+
+@dataclass
+class RunRecord:
+    """One run folder of the incident, as found on disk."""
+
+    name: str
+    folder: Path
+    slug: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    evidence: dict[str, Any] | None
+    integrity: dict[str, str]
+    problem: str | None = None  # why the evidence could not be read
+
+    @property
+    def observed_at(self) -> datetime | None:
+        return self.finished_at or self.started_at
+
+    @property
+    def findings(self) -> list[dict[str, Any]]:
+        return list((self.evidence or {}).get("findings") or [])
+
+    @property
+    def actions(self) -> list[dict[str, Any]]:
+        return list((self.evidence or {}).get("actions") or [])
+
+    @property
+    def intact(self) -> bool:
+        return all(state == "ok" for state in self.integrity.values())
+
+
+def incident_folder(incident_id: str, output_dir: str | os.PathLike[str] | None = None) -> Path:
+    return output_root(str(output_dir) if output_dir else None) / incident_id
+
+
+def latest_incident(output_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """The incident whose newest run is the most recent (the default when no incident is named)."""
+    root = output_root(str(output_dir) if output_dir else None)
+    if not root.is_dir():
+        return None
+    best: tuple[str, str] | None = None
+    for inc in root.iterdir():
+        if not inc.is_dir() or inc.name.startswith("."):
+            continue
+        runs = [p.name for p in inc.iterdir() if p.is_dir() and not p.name.startswith(".")
+                and not p.name.split("-", 1)[-1].startswith(REVIEW_SLUG)]
+        if runs and (best is None or max(runs) > best[0]):
+            best = (max(runs), inc.name)
+    return best[1] if best else None
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_time(str(value))
+    except BadInput:
+        return None
+
+
+def check_integrity(folder: Path) -> dict[str, str]:
+    """file -> ok | tampered | missing (listed in SHA256SUMS) | unlisted (present but not covered)."""
+    result = dict(verify_sums(folder))
+    listed = set(result)
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.name != "SHA256SUMS" and p.name not in listed and not p.name.startswith("."):
+            result[p.name] = "unlisted"
+    return result
+
+
+def load_run(folder: Path) -> RunRecord:
+    integrity = check_integrity(folder)
+    slug = folder.name.split("-", 1)[1] if "-" in folder.name else folder.name
+    evidence: dict[str, Any] | None = None
+    problem = None
+    path = folder / "evidence.json"
+    if path.exists():
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            evidence = loaded if isinstance(loaded, dict) else None
+            if evidence is None:
+                problem = "evidence.json is not a JSON object"
+        except (OSError, ValueError) as exc:
+            problem = f"evidence.json cannot be read: {type(exc).__name__}"
+    else:
+        problem = "evidence.json is missing"
+    run = (evidence or {}).get("run") or {}
+    if evidence and evidence.get("runbook"):
+        slug = str(evidence["runbook"])
+    return RunRecord(
+        name=folder.name,
+        folder=folder,
+        slug=slug,
+        status=str((evidence or {}).get("status") or "unreadable"),
+        started_at=_time(run.get("started_at")),
+        finished_at=_time(run.get("finished_at")),
+        evidence=evidence,
+        integrity=integrity,
+        problem=problem,
+    )
+
+
+def load_runs(folder: Path) -> list[RunRecord]:
+    """Every published run folder of the incident (temporary '.tmp-' folders are runs in progress), in time order."""
+    if not folder.is_dir():
+        return []
+    runs = [load_run(p) for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    return sorted(runs, key=lambda r: (r.started_at is None, r.started_at or datetime.min, r.name))
+
+
+# ---------------------------------------------------------------- the analysis
+
+
+@dataclass
+class Review:
+    incident_id: str
+    folder: Path
+    runs: list[RunRecord] = field(default_factory=list)  # every run folder, the reviews included
+    analysed: list[RunRecord] = field(default_factory=list)  # the runs the incident is judged on
+    started_at: datetime | None = None
+    started_at_given: bool = False
+    severity: str = "P1"
+    resolved_at: datetime | None = None
+    integrity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    runs_table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    timeline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    problems: pd.DataFrame = field(default_factory=pd.DataFrame)
+    root_causes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recovery: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rto: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rpo: dict[str, Any] = field(default_factory=dict)
+    response: dict[str, Any] = field(default_factory=dict)
+    escalation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    checklist: pd.DataFrame = field(default_factory=pd.DataFrame)
+    not_run: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def problem_files(self) -> pd.DataFrame:
+        if self.integrity.empty:
+            return self.integrity
+        return self.integrity[self.integrity["state"].isin(["tampered", "missing"])]
+
+
+def _minutes(at: datetime | None, start: datetime | None) -> float | None:
+    if at is None or start is None:
+        return None
+    return round((at - start).total_seconds() / 60, 1)
+
+
+def integrity_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    rows = [
+        {"run": r.name, "file": name, "state": state}
+        for r in runs
+        for name, state in r.integrity.items()
+    ]
+    for r in runs:
+        if r.problem and not any(row["run"] == r.name and row["file"] == "evidence.json"
+                                 and row["state"] in ("missing", "tampered") for row in rows):
+            rows.append({"run": r.name, "file": "evidence.json", "state": "unreadable"})
+    return pd.DataFrame(rows, columns=["run", "file", "state"])
+
+
+def incident_start(runs: Sequence[RunRecord]) -> tuple[datetime | None, bool]:
+    """The incident start (earliest started_at in the evidence), and whether someone gave it.
+
+    A run started without ``--started-at`` takes the moment its notebook began (after the runner started
+    the run) as the incident start; an incident start before the first run was therefore given by someone.
+    """
+    starts = [t for r in runs if (t := _time(((r.evidence or {}).get("incident") or {}).get("started_at")))]
+    first_run = min((r.started_at for r in runs if r.started_at), default=None)
+    if not starts:
+        return first_run, False
+    start = min(starts)
+    given = first_run is None or start < first_run
+    return min(start, first_run) if first_run else start, given
+
+
+def incident_severity(runs: Sequence[RunRecord]) -> str:
+    sevs = [str(((r.evidence or {}).get("incident") or {}).get("severity") or "") for r in runs]
+    known = sorted(s for s in sevs if s in SEVERITIES)
+    return known[0] if known else "P1"
+
+
+def runs_table(runs: Sequence[RunRecord], start: datetime | None) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        fails = sorted({f["code"] for f in r.findings if f.get("status") == FAILING})
+        executed = [a["step"] for a in r.actions if a.get("mode") == "executed"]
+        rows.append({
+            "run": r.name,
+            "runbook": r.slug,
+            "started_at": iso(r.started_at),
+            "t_plus_min": _minutes(r.started_at, start),
+            "status": r.status,
+            "fails": ", ".join(fails),
+            "executed": ", ".join(executed),
+            "intact": r.intact,
+        })
+    return pd.DataFrame(rows, columns=["run", "runbook", "started_at", "t_plus_min", "status", "fails",
+                                       "executed", "intact"])
+
+
+def problem_history(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """One row per code that was ever fail: first seen, last seen failing, cleared (first non-fail after)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        statuses: dict[str, str] = {}
+        for f in r.findings:
+            code, status = f.get("code"), f.get("status")
+            if not code:
+                continue
+            if statuses.get(code) != FAILING:
+                statuses[code] = str(status)
+        for code, status in statuses.items():
+            row = rows.get(code)
+            if status == FAILING:
+                if row is None:
+                    f = next(x for x in r.findings if x.get("code") == code and x.get("status") == FAILING)
+                    rows[code] = {
+                        "code": code, "service": service_of(code) or "other", "first_seen_at": r.observed_at,
+                        "first_seen_in": r.name, "runbook": r.slug, "title": f.get("title", ""),
+                        "detail": f.get("detail", ""), "data": f.get("data") or {},
+                        "last_failed_at": r.observed_at, "cleared_at": None, "cleared_in": None,
+                    }
+                else:
+                    row.update(last_failed_at=r.observed_at, cleared_at=None, cleared_in=None)
+            elif row is not None and row["cleared_at"] is None and status in ("ok", "warn"):
+                row.update(cleared_at=r.observed_at, cleared_in=r.name)
+    cols = ["code", "service", "first_seen_at", "first_seen_in", "runbook", "title", "detail", "data",
+            "last_failed_at", "cleared_at", "cleared_in"]
+    return pd.DataFrame(list(rows.values()), columns=cols)
+
+
+def root_causes(problems: pd.DataFrame) -> pd.DataFrame:
+    """The runbooks' fail codes with their evidence; triage's per-component symptoms only when nothing else."""
+    if problems.empty:
+        return problems
+    named = problems[~problems["code"].map(is_symptom)]
+    chosen = named if not named.empty else problems
+    out = chosen[["code", "service", "runbook", "first_seen_at", "title", "detail", "data"]].copy()
+    out["evidence"] = out["data"].map(lambda d: _brief(d))
+    out["first_seen_at"] = out["first_seen_at"].map(iso)
+    return out.drop(columns=["data"]).sort_values("first_seen_at", kind="stable").reset_index(drop=True)
+
+
+def _brief(data: Mapping[str, Any], limit: int = 160) -> str:
+    if not data:
+        return ""
+    parts = []
+    for k, v in data.items():
+        text = json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)
+        parts.append(f"{k}={text[:60]}")
+    joined = "; ".join(parts)
+    return redact_text(joined if len(joined) <= limit else joined[: limit - 3] + "...")
+
+
+def service_recovery(runs: Sequence[RunRecord]) -> dict[str, dict[str, Any]]:
+    """Per service: first failed, recovered (first run after the last failing one with that service's codes
+    all non-fail), and the run that showed it."""
+    state: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        per_service: dict[str, list[str]] = {}
+        for f in r.findings:
+            svc = service_of(str(f.get("code", "")))
+            if svc:
+                per_service.setdefault(svc, []).append(str(f.get("status")))
+        for svc, statuses in per_service.items():
+            s = state.setdefault(svc, {"affected": False, "first_failed_at": None, "recovered_at": None,
+                                       "recovered_in": None, "last_failed_at": None})
+            if FAILING in statuses:
+                if not s["affected"]:
+                    s.update(affected=True, first_failed_at=r.observed_at)
+                s.update(last_failed_at=r.observed_at, recovered_at=None, recovered_in=None)
+            elif s["affected"] and s["recovered_at"] is None and any(x in ("ok", "warn") for x in statuses):
+                s.update(recovered_at=r.observed_at, recovered_in=r.name)
+    return state
+
+
+def rto_table(recovery: Mapping[str, Mapping[str, Any]], start: datetime | None) -> pd.DataFrame:
+    rows = []
+    for key in ("api", "database", "file-storage", "frontend", "notifications"):
+        s = recovery.get(key)
+        if key == "frontend":
+            rows.append({"service": "Frontend", "rto_min": 5.0, "affected": None, "first_failed_at": None,
+                         "recovered_at": None, "recovery_min": None,
+                         "verdict": "not measured (no runbook checks the frontend)"})
+            continue
+        if key == "notifications":
+            if s and s["affected"]:
+                rows.append({"service": "Notifications", "rto_min": None, "affected": True,
+                             "first_failed_at": iso(s["first_failed_at"]), "recovered_at": iso(s["recovered_at"]),
+                             "recovery_min": _minutes(s["recovered_at"], start),
+                             "verdict": "no RTO in the runbook document"
+                             + ("" if s["recovered_at"] else "; not recovered")})
+            continue
+        label = OBJECTIVES[key].service
+        rto_min = (OBJECTIVES[key].rto or timedelta(0)).total_seconds() / 60
+        if not s or not s["affected"]:
+            checked = "checked, never failed" if s else "not checked by any run"
+            rows.append({"service": label, "rto_min": rto_min, "affected": False, "first_failed_at": None,
+                         "recovered_at": None, "recovery_min": None, "verdict": f"not affected ({checked})"})
+            continue
+        if start is None:
+            verdict: dict[str, Any] = {"verdict": "unknown (no incident start)", "recovery_min": None}
+        else:
+            verdict = rto_verdict(key, start, s["recovered_at"])
+        rows.append({"service": label, "rto_min": rto_min, "affected": True,
+                     "first_failed_at": iso(s["first_failed_at"]), "recovered_at": iso(s["recovered_at"]),
+                     "recovery_min": verdict.get("recovery_min"), "verdict": verdict["verdict"]})
+    return pd.DataFrame(rows, columns=["service", "rto_min", "affected", "first_failed_at", "recovered_at",
+                                       "recovery_min", "verdict"])
+
+
+def rpo_check(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """The database RPO (5 min) from the db-connection evidence: DB_RPO_AT_RISK, the latest run that checked it."""
+    seen = [(r, f) for r in runs for f in r.findings if f.get("code") == "DB_RPO_AT_RISK"]
+    objective = OBJECTIVES["database"].rpo_text
+    if not seen:
+        return {"service": "Database", "rpo": objective, "verdict": "not checked",
+                "detail": "no db-connection run checked the backups (DB_RPO_AT_RISK)", "data": {}, "run": None}
+    worst = next(((r, f) for r, f in seen if f.get("status") == FAILING), None)
+    run, finding = worst or seen[-1]
+    status = str(finding.get("status"))
+    verdict = {"fail": "at risk", "warn": "at risk", "ok": "met"}.get(status, f"could not be checked ({status})")
+    return {"service": "Database", "rpo": objective, "verdict": verdict, "status": status,
+            "detail": finding.get("detail") or finding.get("title", ""), "data": finding.get("data") or {},
+            "run": run.name}
+
+
+def resolved_time(runs: Sequence[RunRecord]) -> datetime | None:
+    """When everything was ok again: the first run after the last run with a fail, if it has none."""
+    last_fail = max((i for i, r in enumerate(runs) if any(f.get("status") == FAILING for f in r.findings)),
+                    default=None)
+    if last_fail is None:
+        return None
+    for r in runs[last_fail + 1:]:
+        if r.status == "ok":
+            return r.observed_at
+    return None
+
+
+def response_check(runs: Sequence[RunRecord], start: datetime | None, severity: str,
+                   given: bool) -> dict[str, Any]:
+    sev = SEVERITIES[severity]
+    target_min = sev.response.total_seconds() / 60
+    first = next((r for r in runs if r.started_at), None)
+    if first is None or start is None:
+        return {"severity": severity, "target_min": target_min, "response_min": None, "verdict": "no runs"}
+    took = _minutes(first.started_at, start) or 0.0
+    note = "" if given else (" (no --started-at was given: the first run is the incident start, so the"
+                             " response time is 0 by construction)")
+    return {"severity": severity, "label": sev.label, "target_min": target_min, "response_min": took,
+            "first_run": first.name, "first_run_at": iso(first.started_at),
+            "verdict": ("met" if took <= target_min else "missed") + note}
+
+
+def escalation_table(severity: str, start: datetime | None, resolved_at: datetime | None,
+                     last_seen: datetime | None) -> pd.DataFrame:
+    cols = ["after_min", "action", "due_at", "fell_due"]
+    if start is None:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for s in escalation_steps(severity, start):
+        due = s["due_at"]
+        if resolved_at is not None:
+            fell = "yes, before recovery" if due <= resolved_at else "no: resolved before it fell due"
+        else:
+            fell = ("yes (incident not resolved)" if last_seen and due <= last_seen
+                    else "not yet at the last run (incident not resolved)")
+        rows.append({"after_min": s["after_min"], "action": s["action"], "due_at": iso(due), "fell_due": fell})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: Mapping[str, Mapping[str, Any]],
+                   start: datetime | None, resolved_at: datetime | None,
+                   escalation: pd.DataFrame) -> pd.DataFrame:
+    events: list[dict[str, Any]] = []
+
+    def add(at: datetime | None, kind: str, what: str, run: str = "") -> None:
+        if at is not None:
+            events.append({"at": at, "kind": kind, "what": redact_text(what), "run": run})
+
+    if start is not None:
+        add(start, "incident start", "incident started (from the runs' started_at)")
+    for r in runs:
+        fails = sorted({f["code"] for f in r.findings if f.get("status") == FAILING})
+        what = f"{r.slug}: {r.status}" + (f" ({len(fails)} fail)" if fails else "")
+        recs = (r.evidence or {}).get("recommended_runbooks") or []
+        if recs:
+            what += "; recommends " + ", ".join(recs)
+        add(r.started_at, "run", what, r.name)
+        for a in r.actions:
+            if a.get("mode") in ("executed", "failed"):
+                add(_time(a.get("at")) or r.observed_at, f"action {a.get('mode')}",
+                    f"{a.get('step')}: {a.get('detail') or a.get('command') or ''}", r.name)
+    for _, p in problems.iterrows():
+        add(p["first_seen_at"], "problem seen", f"{p['code']} ({p['runbook']}): {p['title']}", p["first_seen_in"])
+        if p["cleared_at"] is not None and not pd.isna(p["cleared_at"]):
+            add(p["cleared_at"], "problem cleared", p["code"], p["cleared_in"] or "")
+    for svc, s in recovery.items():
+        if s["affected"] and s["recovered_at"] is not None:
+            add(s["recovered_at"], "service recovered", SERVICE_LABELS.get(svc, svc), s["recovered_in"] or "")
+    if resolved_at is not None:
+        add(resolved_at, "all ok", "every check of the latest run is non-fail")
+    last = max((r.observed_at for r in runs if r.observed_at), default=None)
+    horizon = resolved_at or last
+    for _, e in escalation.iterrows():
+        due = _time(e["due_at"])
+        if due is not None and horizon is not None and due <= horizon:
+            add(due, "escalation due", str(e["action"]))
+    order = {"incident start": 0, "escalation due": 1, "run": 2, "problem seen": 3, "action executed": 4,
+             "action failed": 4, "problem cleared": 5, "service recovered": 6, "all ok": 7}
+    events.sort(key=lambda e: (e["at"], order.get(e["kind"], 9)))
+    df = pd.DataFrame(events, columns=["at", "kind", "what", "run"])
+    df.insert(1, "t_plus_min", [_minutes(t, start) for t in df["at"]])
+    df["at"] = [iso(t) for t in df["at"]]
+    return df
+
+
+def checklist(review: Review) -> pd.DataFrame:
+    """The runbook document's Post-Incident Checklist, pre-filled where the evidence decides."""
+    rows: dict[str, tuple[str, str]] = {}
+    causes = review.root_causes
+    if not causes.empty and (~causes["code"].map(is_symptom)).any():
+        codes = ", ".join(f"{c} ({rb})" for c, rb in zip(causes["code"], causes["runbook"], strict=True))
+        rows["Root cause identified"] = ("done", f"fail codes with evidence: {codes}")
+    elif not causes.empty:
+        rows["Root cause identified"] = ("open", "only triage's component summaries failed: run the runbooks it "
+                                                 "recommended to name the condition")
+    else:
+        rows["Root cause identified"] = ("open", "no run reported a fail")
+    affected = [r for r in review.rto.itertuples() if r.affected]
+    impact = "; ".join(f"{r.service} from {r.first_failed_at} to {r.recovered_at or 'not recovered'}" for r in affected)
+    rows["Impact documented"] = ("for people", f"affected per the evidence: {impact or 'none measured'}; "
+                                               "users, data and money affected are for people to write")
+    rows["Timeline created"] = (("done", f"{len(review.timeline)} events from {len(review.analysed)} runs "
+                                          "(this review)") if review.analysed else ("open", "no runs"))
+    executed = [(r.name, a) for r in review.analysed for a in r.actions if a.get("mode") == "executed"]
+    failed = [a["step"] for r in review.analysed for a in r.actions if a.get("mode") == "failed"]
+    steps = ", ".join(str(a.get("step")) for _, a in executed)
+    if executed and review.resolved_at is not None:
+        rows["Fix implemented"] = ("done", f"executed: {steps}; everything ok again at {iso(review.resolved_at)}")
+    elif executed:
+        rows["Fix implemented"] = ("open", f"executed: {steps}, but the last runs still fail")
+    elif review.resolved_at is not None:
+        rows["Fix implemented"] = ("for people", "recovered, but no remediation step was executed through "
+                                                 "propflow-ops: record the fix that was made")
+    else:
+        rows["Fix implemented"] = ("open", "no remediation step executed and not recovered")
+    if failed:
+        rows["Fix implemented"] = (rows["Fix implemented"][0],
+                                   rows["Fix implemented"][1] + f"; failed steps: {', '.join(failed)}")
+    errors = sorted({f"{f['code']} ({r.slug})" for r in review.analysed for f in r.findings
+                     if f.get("status") == "error"})
+    hint = []
+    if errors:
+        hint.append(f"checks that could not run: {', '.join(errors)}")
+    if review.not_run:
+        hint.append("recommended but never run: " + ", ".join(x["runbook"] for x in review.not_run))
+    if not causes.empty and not (~causes["code"].map(is_symptom)).any():
+        hint.append("no runbook named the condition")
+    rows["Runbook updated"] = ("for people", "; ".join(hint) if hint else
+                               "the runbooks found and showed the problem; update them if a step was missing")
+    rows["Team debriefed"] = ("for people", "")
+    rows["Follow-up tickets created"] = ("for people", "suggested by the evidence: " + (
+        "; ".join(f"run {x['runbook']} ({x['reason']})" for x in review.not_run) or "none"))
+    return pd.DataFrame(
+        [{"item": item, "state": rows[item][0], "evidence": redact_text(rows[item][1])}
+         for item in POST_INCIDENT_CHECKLIST],
+        columns=["item", "state", "evidence"],
+    )
+
+
+def recommended_not_run(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
+    ran = {r.slug for r in runs}
+    out: list[dict[str, str]] = []
+    for r in runs:
+        reasons = (r.evidence or {}).get("recommendation_reasons") or {}
+        for slug in (r.evidence or {}).get("recommended_runbooks") or []:
+            if slug not in ran and slug not in {x["runbook"] for x in out}:
+                out.append({"runbook": slug, "reason": str(reasons.get(slug, "")), "by": r.name})
+    return out
+
+
+def build_review(incident_id: str = "", output_dir: str | os.PathLike[str] | None = None) -> Review:
+    """Everything the review shows, from the run folders of one incident (empty id: the latest incident)."""
+    incident_id = incident_id or latest_incident(output_dir) or ""
+    folder = incident_folder(incident_id, output_dir) if incident_id else output_root(None) / "-"
+    runs = load_runs(folder) if incident_id else []
+    review = Review(incident_id=incident_id, folder=folder, runs=runs)
+    review.analysed = [r for r in runs if r.slug != REVIEW_SLUG and r.evidence is not None]
+    review.integrity = integrity_table(runs)
+    start, given = incident_start(review.analysed)
+    review.started_at, review.started_at_given = start, given
+    review.severity = incident_severity(review.analysed)
+    review.runs_table = runs_table(runs, start)
+    review.problems = problem_history(review.analysed)
+    review.root_causes = root_causes(review.problems)
+    review.recovery = service_recovery(review.analysed)
+    review.resolved_at = resolved_time(review.analysed)
+    review.rto = rto_table(review.recovery, start)
+    review.rpo = rpo_check(review.analysed)
+    review.response = response_check(review.analysed, start, review.severity, given)
+    last_seen = max((r.observed_at for r in review.analysed if r.observed_at), default=None)
+    review.escalation = escalation_table(review.severity, start, review.resolved_at, last_seen)
+    review.timeline = build_timeline(review.analysed, review.problems, review.recovery, start,
+                                     review.resolved_at, review.escalation)
+    review.not_run = recommended_not_run(review.analysed)
+    review.checklist = checklist(review)
+    if not incident_id:
+        review.notes.append("no incident named and none found in the output folder")
+    elif not runs:
+        review.notes.append(f"no run folders under {folder}")
+    return review
+
+
+# ---------------------------------------------------------------- findings and display
+
+
+def findings(review: Review) -> list[Finding]:
+    """What the review judges, as findings (every one present whatever its status)."""
+    out: list[Finding] = []
+    if not review.runs:
+        reason = review.notes[0] if review.notes else "no runs"
+        out.append(Finding.skipped("EVIDENCE_TAMPERED", "Evidence integrity (SHA256SUMS)", reason))
+        out.append(Finding.skipped("INCIDENT_NOT_RESOLVED", "Everything ok again", reason))
+        return out
+    bad = review.problem_files
+    unreadable = review.integrity[review.integrity["state"] == "unreadable"] if not review.integrity.empty else bad
+    if not bad.empty or not unreadable.empty:
+        listing = "; ".join(f"{r.run}/{r.file}: {r.state}" for r in pd.concat([bad, unreadable]).itertuples())
+        out.append(Finding.fail("EVIDENCE_TAMPERED", "Evidence files changed or missing since the run wrote them",
+                                listing, files=pd.concat([bad, unreadable]).to_dict(orient="records")))
+    else:
+        n = len(review.runs)
+        out.append(Finding.ok("EVIDENCE_TAMPERED", "Evidence integrity (SHA256SUMS)",
+                              f"every file of {n} run folder(s) matches its SHA256SUMS"))
+    if review.resolved_at is not None:
+        out.append(Finding.ok("INCIDENT_NOT_RESOLVED", "Everything ok again",
+                              f"at {iso(review.resolved_at)}, T+{_minutes(review.resolved_at, review.started_at)} min"))
+    elif review.problems.empty:
+        out.append(Finding.ok("INCIDENT_NOT_RESOLVED", "No run reported a fail", "nothing to recover from"))
+    else:
+        out.append(Finding.fail("INCIDENT_NOT_RESOLVED", "The latest runs still report problems",
+                                "no run after the last failing one is all ok"))
+    for row in review.rto.itertuples():
+        if row.service == "Notifications":
+            continue
+        code = f"RTO_{str(row.service).upper().replace(' ', '_')}_MISSED"
+        title = f"{row.service} recovery time objective ({row.rto_min:g} min)"
+        verdict = str(row.verdict)
+        if verdict == "met":
+            out.append(Finding.ok(code, title, f"recovered in {row.recovery_min} min", recovery_min=row.recovery_min))
+        elif verdict in ("missed", "not recovered"):
+            took = f"recovered in {row.recovery_min} min" if row.recovery_min is not None else "not recovered"
+            out.append(Finding.fail(code, title, took, recovery_min=row.recovery_min))
+        else:
+            out.append(Finding.skipped(code, title, verdict))
+    rpo = review.rpo
+    if rpo["verdict"] == "at risk":
+        out.append(Finding.fail("RPO_AT_RISK", "Database recovery point objective (5 min)", str(rpo["detail"]),
+                                **dict(rpo.get("data") or {})))
+    elif rpo["verdict"] == "met":
+        out.append(Finding.ok("RPO_AT_RISK", "Database recovery point objective (5 min)", str(rpo["detail"])))
+    else:
+        out.append(Finding.skipped("RPO_AT_RISK", "Database recovery point objective (5 min)", str(rpo["detail"])))
+    resp = review.response
+    title = f"Response time for {resp['severity']} (target {resp['target_min']:g} min)"
+    if str(resp["verdict"]).startswith("missed"):
+        out.append(Finding.fail("RESPONSE_TIME_MISSED", title, f"first run after {resp['response_min']} min"))
+    elif str(resp["verdict"]).startswith("met"):
+        note = str(resp["verdict"])[3:].strip(" ()")
+        out.append(Finding.ok("RESPONSE_TIME_MISSED", title, f"first run after {resp['response_min']} min"
+                              + (f" ({note})" if note else "")))
+    else:
+        out.append(Finding.skipped("RESPONSE_TIME_MISSED", title, str(resp["verdict"])))
+    return out
+
+
+def summary_text(review: Review) -> str:
+    if not review.runs:
+        return f"Nothing to review: {'; '.join(review.notes) or 'no runs'}."
+    start = iso(review.started_at) or "unknown"
+    resolved = (f"everything ok again at {iso(review.resolved_at)} (T+{_minutes(review.resolved_at, review.started_at)} min)"
+                if review.resolved_at else "NOT resolved at the last run")
+    causes = ", ".join(review.root_causes["code"]) if not review.root_causes.empty else "none reported"
+    bad = len(review.problem_files)
+    return (f"Incident {review.incident_id} ({review.severity}), started {start}"
+            f"{'' if review.started_at_given else ' (no start given: first run)'}; {len(review.analysed)} runbook runs;"
+            f" {resolved}. Problems: {causes}."
+            + (f" {bad} evidence file(s) TAMPERED OR MISSING." if bad else " Evidence intact."))
+
+
+def timeline_figure(review: Review) -> Any:
+    """Lanes per affected service (outage bars) and per runbook (run markers), escalation lines."""
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    from propflow_ops.plots import STATUS_COLOURS
+
+    def num(t: datetime) -> float:
+        return float(mdates.date2num(t))
+
+    runs = review.analysed
+    affected = [(svc, s) for svc, s in review.recovery.items() if s["affected"]]
+    slugs = list(dict.fromkeys(r.slug for r in runs))
+    lanes = [SERVICE_LABELS.get(svc, svc) for svc, _ in affected] + slugs
+    fig, ax = plt.subplots(figsize=(10, 0.5 * max(len(lanes), 1) + 1.6), facecolor="white")
+    plt.close(fig)
+    ax.set_title(f"Incident {review.incident_id}: timeline", loc="left", fontsize=11)
+    if not runs or review.started_at is None:
+        ax.text(0.5, 0.5, "no runs to show", ha="center", va="center", transform=ax.transAxes, color="#616161")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return fig
+    ypos = {lane: i for i, lane in enumerate(reversed(lanes))}
+    last = max(r.observed_at for r in runs if r.observed_at)
+    for svc, s in affected:
+        y = ypos[SERVICE_LABELS.get(svc, svc)]
+        end = s["recovered_at"] or last
+        ax.barh(y, mdates.date2num(end) - mdates.date2num(review.started_at), left=mdates.date2num(review.started_at),
+                height=0.5, color=STATUS_COLOURS["fail"], alpha=0.85 if s["recovered_at"] else 0.45,
+                hatch=None if s["recovered_at"] else "//")
+        ax.text(mdates.date2num(end), y, " recovered" if s["recovered_at"] else " not recovered",
+                va="center", fontsize=8)
+    colours = {"ok": STATUS_COLOURS["ok"], "problems": STATUS_COLOURS["fail"], "error": STATUS_COLOURS["error"]}
+    for r in runs:
+        if r.started_at is None:
+            continue
+        y = ypos[r.slug]
+        end = r.finished_at or r.started_at
+        ax.plot([num(r.started_at), num(end)], [y, y], color=colours.get(r.status, "#9e9e9e"), lw=6, solid_capstyle="butt")
+        ax.plot([num(r.started_at)], [y], marker="o", color=colours.get(r.status, "#9e9e9e"), ms=7)
+        for a in r.actions:
+            if a.get("mode") in ("executed", "failed"):
+                at = _time(a.get("at")) or end
+                ax.plot([num(at)], [y + 0.3], marker="v", color="#1565c0" if a["mode"] == "executed" else "#6a1b9a", ms=9)
+                ax.annotate(str(a.get("step")), (mdates.date2num(at), y + 0.3), xytext=(4, 2),
+                            textcoords="offset points", fontsize=7)
+    ax.axvline(num(review.started_at), color="#424242", ls=":", lw=1)
+    if review.resolved_at is not None:
+        ax.axvline(num(review.resolved_at), color=STATUS_COLOURS["ok"], ls="--", lw=1.2, label="everything ok again")
+    for e in review.escalation.itertuples():
+        due = _time(e.due_at)
+        if due is not None and due <= (review.resolved_at or last):
+            ax.axvline(num(due), color="#ef6c00", ls="-.", lw=1, label=f"escalation: {e.action}")
+    ax.set_yticks(list(ypos.values()), list(ypos.keys()))
+    ax.set_ylim(-0.7, len(lanes) - 0.2)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz="UTC"))
+    ax.set_xlabel("UTC (bars: service failing from incident start; dots: runs coloured by status; v: actions)")
+    ax.grid(True, axis="x", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def checklist_view(review: Review) -> Checklist:
+    done = frozenset(review.checklist.loc[review.checklist["state"] == "done", "item"]) if not review.checklist.empty \
+        else frozenset()
+    return Checklist(done=done)
+
+
+# ---------------------------------------------------------------- postmortem.md
+
+
+def _md_table(df: pd.DataFrame, columns: Iterable[str] | None = None) -> str:
+    if df.empty:
+        return "_none_\n"
+    cols = list(columns or df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    for _, row in df.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            text = "" if v is None or (isinstance(v, float) and v != v) else str(v)
+            cells.append(redact_text(text).replace("|", "\\|").replace("\n", " "))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def postmortem_markdown(review: Review) -> str:
+    """The post-mortem, ready to paste into a ticket."""
+    sev = SEVERITIES.get(review.severity)
+    parts = [
+        f"# Post-mortem: incident {review.incident_id}",
+        "",
+        f"- Severity: {review.severity}" + (f" ({sev.label}: {sev.definition})" if sev else ""),
+        f"- Started: {iso(review.started_at) or 'unknown'}"
+        + ("" if review.started_at_given else " (no start time was given; the first run is taken as the start)"),
+        f"- Everything ok again: {iso(review.resolved_at) or 'NOT RESOLVED at the last run'}"
+        + (f" (T+{_minutes(review.resolved_at, review.started_at)} min)" if review.resolved_at else ""),
+        f"- Runs reviewed: {len(review.analysed)}; evidence: "
+        + (f"**{len(review.problem_files)} file(s) tampered or missing**" if len(review.problem_files)
+           else "intact (every SHA256SUMS verified)"),
+        "",
+        "## Summary",
+        "",
+        summary_text(review),
+        "",
+        "## Root causes (fail codes and their evidence)",
+        "",
+        _md_table(review.root_causes, ["code", "runbook", "first_seen_at", "title", "detail", "evidence"])
+        if not review.root_causes.empty else "_no run reported a fail_\n",
+        "## Timeline (UTC)",
+        "",
+        _md_table(review.timeline, ["at", "t_plus_min", "kind", "what"]),
+        "## Recovery Time Objectives",
+        "",
+        _md_table(review.rto, ["service", "rto_min", "first_failed_at", "recovered_at", "recovery_min", "verdict"]),
+        "Recovery is counted from the incident start to the first run after the problem in which every check of "
+        "that service was no longer failing.",
+        "",
+        "## Recovery Point Objective (database)",
+        "",
+        f"- RPO {review.rpo.get('rpo')}: **{review.rpo.get('verdict')}**. {redact_text(str(review.rpo.get('detail', '')))}",
+        "",
+        "## Response and escalation",
+        "",
+        f"- Response target for {review.response.get('severity')}: {review.response.get('target_min'):g} min;"
+        f" first run after {review.response.get('response_min')} min: **{review.response.get('verdict')}**",
+        "",
+        _md_table(review.escalation),
+    ]
+    if review.not_run:
+        parts += ["## Recommended runbooks that were never run", "",
+                  _md_table(pd.DataFrame(review.not_run)), ""]
+    integrity = review.problem_files
+    if not integrity.empty:
+        parts += ["## Evidence integrity", "", _md_table(integrity), ""]
+    parts += ["## Post-Incident Checklist", ""]
+    for row in review.checklist.itertuples():
+        box = "x" if row.state == "done" else " "
+        tail = f" ({row.state})" if row.state != "done" else ""
+        parts.append(f"- [{box}] {row.item}{tail}" + (f": {row.evidence}" if row.evidence else ""))
+    parts += ["", f"_Generated by propflow-ops review from the run folders under `{review.folder.name}/`._", ""]
+    return redact_text("\n".join(parts))
+
+
+def write_postmortem(review: Review) -> str:
+    """Write postmortem.md beside the run's evidence.json (headless runs); say where, or why not."""
+    target = os.environ.get(EVIDENCE_PATH_ENV)
+    if not target:
+        return ("Interactive session: postmortem.md is written by `propflow-ops review "
+                f"{review.incident_id or 'INCIDENT_ID'}`; the text is below.")
+    path = Path(target).with_name(POSTMORTEM)
+    path.write_text(postmortem_markdown(review), encoding="utf-8")
+    return f"wrote {POSTMORTEM} beside this report ({len(path.read_text(encoding='utf-8').splitlines())} lines)"
+
+
+class Markdown:
+    """Displays markdown in JupyterLab and in report.html; plain text elsewhere."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def postmortem_view(review: Review) -> Markdown:
+    return Markdown(postmortem_markdown(review))
+
+
+# ---------------------------------------------------------------- the command
+
+
+def review_main(incident_id: str, output_dir: str | None, html: bool = True) -> int:
+    """``propflow-ops review INCIDENT_ID``: the post-incident notebook over the incident's runs."""
+    from propflow_ops.runner import RunRequest, run
+
+    folder = incident_folder(incident_id, output_dir)
+    if "/" in incident_id or incident_id.startswith(".") or not incident_id:
+        print(f"propflow-ops: error: not an incident id: {incident_id!r}", file=sys.stderr)
+        return 2
+    runs = [r for r in load_runs(folder) if r.slug != REVIEW_SLUG]
+    if not runs:
+        print(f"propflow-ops: error: no runs of incident {incident_id} under {folder.parent}", file=sys.stderr)
+        return 2
+    start, _ = incident_start([r for r in runs if r.evidence is not None])
+    severity = incident_severity(runs)
+    req = RunRequest(
+        slug=REVIEW_SLUG,
+        incident=incident_id,
+        severity=severity,
+        started_at=iso(start) if start else None,
+        params=[("review_incident", incident_id)],
+        output_dir=output_dir,
+        html=html,
+        announce=True,
+    )
+    old = os.environ.get("PROPFLOW_OUTPUT_DIR")
+    os.environ["PROPFLOW_OUTPUT_DIR"] = str(output_root(output_dir))  # the kernel reads the runs from here
+    try:
+        result = run(req)
+    finally:
+        if old is None:
+            os.environ.pop("PROPFLOW_OUTPUT_DIR", None)
+        else:
+            os.environ["PROPFLOW_OUTPUT_DIR"] = old
+    ev = result.evidence
+    print(f"review of {incident_id}: {result.status}" + (f"; {result.error}" if result.error else ""))
+    for f in ev.get("findings", []):
+        if f["status"] in ("fail", "error"):
+            print(f"  {f['status'].upper():5} {f['code']}: {f['title']}: {f.get('detail', '')}")
+    pm = result.path / POSTMORTEM
+    print(f"postmortem: {pm}" if pm.exists() else "postmortem: not written (see the report)")
+    print(result.path)
+    return result.exit_code
