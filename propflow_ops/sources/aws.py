@@ -25,6 +25,7 @@ _CONFIG = Config(
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None, str | None], Any] = {}
+_session: Any = None
 
 
 def endpoint() -> str | None:
@@ -46,16 +47,20 @@ def client(service: str, region: str | None = None) -> Any:
     with _lock:
         found = _clients.get(key)
         if found is None:
-            session = boto3.session.Session()
-            found = session.client(service, region_name=key[1], config=_CONFIG)  # type: ignore[call-overload]
+            global _session
+            if _session is None:  # one Session: creating one per client costs ~0.5 s each (data files)
+                _session = boto3.session.Session()
+            found = _session.client(service, region_name=key[1], config=_CONFIG)
             _clients[key] = found
         return found
 
 
 def clear_cache() -> None:
-    """Forget cached clients (tests that move the endpoint call this)."""
+    """Forget cached clients and the session (tests that move the endpoint or credentials call this)."""
+    global _session
     with _lock:
         _clients.clear()
+        _session = None
 
 
 def aws_error_text(exc: BaseException) -> str:
