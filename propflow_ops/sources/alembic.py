@@ -1,0 +1,378 @@
+"""Alembic, through its Python API: script heads and history, the database's revision, offline SQL,
+schema drift against the backend's models, and the online upgrade/downgrade the steps run.
+
+The backend's ``alembic.ini`` comes from ``PROPFLOW_ALEMBIC_CONFIG`` (CONTRACT 2;
+not set: the migration checks are skipped). The database URL comes from
+``PROPFLOW_DATABASE_URL``, else the ini's ``sqlalchemy.url``, else
+``DATABASE_URL`` (what the backend's ``env.py`` reads). It is handed to Alembic
+through the Config object and never returned, printed or put in an error text.
+
+Fetch only: no judging here. Functions that can fail return their error in
+the result object instead of raising, so a broken target never stops a runbook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from propflow_ops.sources.twilio import unreachable
+
+CONNECT_TIMEOUT_S = 5
+STATEMENT_TIMEOUT_MS = 15_000
+#: Keys of the ini's [alembic] section that may name the models' MetaData as "module:attribute".
+MODELS_OPTIONS: tuple[str, ...] = ("propflow_models", "target_metadata", "models")
+HISTORY_COLUMNS = ["revision", "down_revision", "applied", "is_head", "is_branch_point", "is_merge", "doc",
+                   "create_date", "file"]
+
+
+def config_path(env: Mapping[str, str] | None = None) -> str:
+    """The backend's alembic.ini from ``PROPFLOW_ALEMBIC_CONFIG`` ("" when not set)."""
+    env = os.environ if env is None else env
+    return (env.get("PROPFLOW_ALEMBIC_CONFIG") or "").strip()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = re.sub(r"[a-z][a-z0-9+.\-]*://\S+", "<database url>", text)  # never echo a URL with a password
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def load_config(path: str, *, output_buffer: io.StringIO | None = None, with_url: bool = True) -> Any:
+    """An alembic Config for ``path`` with the database URL set (env.py reads ``sqlalchemy.url`` first)."""
+    from alembic.config import Config
+
+    cfg = Config(path, output_buffer=output_buffer, stdout=output_buffer or io.StringIO())
+    if with_url:
+        url = database_url(cfg)
+        if url:
+            cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def database_url(cfg: Any = None, env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    url = env.get("PROPFLOW_DATABASE_URL") or ""
+    if not url and cfg is not None:
+        url = cfg.get_main_option("sqlalchemy.url") or ""
+    url = url or env.get("DATABASE_URL") or ""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _engine(url: str) -> Any:
+    from sqlalchemy import create_engine, pool
+
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S, "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"}
+    return create_engine(url, poolclass=pool.NullPool, connect_args=connect_args)
+
+
+@contextlib.contextmanager
+def _connection(cfg: Any) -> Iterator[Any]:
+    url = database_url(cfg)
+    if not url:
+        raise RuntimeError("no database URL: set PROPFLOW_DATABASE_URL")
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class AlembicState:
+    """What the scripts and the database say. ``configured`` False: PROPFLOW_ALEMBIC_CONFIG not set."""
+
+    config_path: str = ""
+    configured: bool = False
+    script_error: str | None = None
+    db_error: str | None = None
+    db_unreachable: bool = False
+    heads: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)
+    current: list[str] = field(default_factory=list)
+    version_table: bool = False
+    pending: list[str] = field(default_factory=list)  # upgrade order (oldest first); [] when unknowable
+    unknown: list[str] = field(default_factory=list)  # database revisions no script knows
+    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HISTORY_COLUMNS))
+    down_revisions: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def at_head(self) -> bool:
+        return bool(self.current) and not self.pending and not self.unknown
+
+    def previous(self, revision: str) -> list[str]:
+        return list(self.down_revisions.get(revision, []))
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _ancestors(revisions: list[str], parents: Mapping[str, list[str]]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(revisions)
+    while stack:
+        rev = stack.pop()
+        if rev in seen or rev not in parents:
+            continue
+        seen.add(rev)
+        stack.extend(parents[rev])
+    return seen
+
+
+def read_state(path: str | None = None) -> AlembicState:
+    """Heads, history and the database's current revision (``alembic heads/history/current``)."""
+    from alembic.script import ScriptDirectory
+
+    path = config_path() if path is None else path
+    state = AlembicState(config_path=path, configured=bool(path))
+    if not path:
+        return state
+    try:
+        cfg = load_config(path)
+        script = ScriptDirectory.from_config(cfg)
+        revisions = list(script.walk_revisions())  # newest first
+        state.heads = list(script.get_heads())
+    except Exception as exc:  # noqa: BLE001 - reported by the checks
+        state.script_error = _one_line(exc)
+        return state
+    parents = {r.revision: _as_list(r.down_revision) for r in revisions}
+    state.down_revisions = parents
+    state.known = [r.revision for r in revisions]
+    try:
+        from alembic.runtime.migration import MigrationContext
+
+        with _connection(cfg) as conn:
+            ctx = MigrationContext.configure(conn)
+            state.version_table = ctx._has_version_table()
+            state.current = list(ctx.get_current_heads())
+    except Exception as exc:  # noqa: BLE001 - reported by the checks
+        state.db_error = _one_line(exc)
+        state.db_unreachable = unreachable(exc)
+    applied = _ancestors(state.current, parents)
+    state.unknown = [r for r in state.current if r not in parents]
+    wanted = _ancestors(state.heads, parents)
+    order = [r.revision for r in reversed(revisions)]
+    knowable = state.db_error is None and not state.unknown  # from an unknown revision nothing can be said
+    state.pending = [r for r in order if r in wanted and r not in applied] if knowable else []
+    heads = set(state.heads)
+    rows = []
+    for r in revisions:
+        create = None
+        with contextlib.suppress(Exception):
+            m = re.search(r"Create Date:\s*(.+)", r.longdoc or "")
+            create = m.group(1).strip() if m else None
+        rows.append({
+            "revision": r.revision,
+            "down_revision": ", ".join(parents[r.revision]) or "(base)",
+            "applied": (r.revision in applied) if knowable else None,
+            "is_head": r.revision in heads,
+            "is_branch_point": bool(r.is_branch_point),
+            "is_merge": bool(r.is_merge_point),
+            "doc": (r.doc or "").strip(),
+            "create_date": create,
+            "file": Path(r.path).name if r.path else "",
+        })
+    state.history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    return state
+
+
+@dataclass
+class OfflineSql:
+    """The SQL ``alembic <direction> <range> --sql`` prints, or why it could not be produced."""
+
+    direction: str
+    revision_range: str
+    sql: str = ""
+    error: str | None = None
+
+
+def offline_sql(path: str, direction: str, revision_range: str) -> OfflineSql:
+    """``alembic upgrade|downgrade START:END --sql`` into a buffer: what the step would run, not run."""
+    from alembic import command
+
+    out = OfflineSql(direction, revision_range)
+    buf = io.StringIO()
+    try:
+        cfg = load_config(path, output_buffer=buf)
+        fn = command.upgrade if direction == "upgrade" else command.downgrade
+        fn(cfg, revision_range, sql=True)
+    except Exception as exc:  # noqa: BLE001 - the plan shows why there is no preview
+        out.error = _one_line(exc)
+    out.sql = buf.getvalue().strip()
+    return out
+
+
+def run_command(path: str, direction: str, target: str) -> list[str]:
+    """``alembic upgrade|downgrade TARGET`` online (a step's execute); returns the revision after."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    cfg = load_config(path)
+    fn = command.upgrade if direction == "upgrade" else command.downgrade
+    fn(cfg, target)
+    with _connection(cfg) as conn:
+        return list(MigrationContext.configure(conn).get_current_heads())
+
+
+# --- schema drift ---------------------------------------------------------------------------------
+
+
+def models_from_config(path: str) -> str:
+    """The "module:attribute" the ini names for the models' MetaData ([alembic] propflow_models,
+    target_metadata or models), or ""."""
+    if not path:
+        return ""
+    try:
+        cfg = load_config(path, with_url=False)
+    except Exception:  # noqa: BLE001 - an unreadable ini names nothing
+        return ""
+    for key in MODELS_OPTIONS:
+        value = cfg.get_main_option(key)
+        if value and ":" in value:
+            return value.strip()
+    return ""
+
+
+def load_metadata(spec: str, config: str = "") -> Any:
+    """Import ``module:attribute`` (attribute may be dotted; a declarative Base gives its .metadata)
+    with the ini's directory and its ``prepend_sys_path`` on sys.path; returns a MetaData."""
+    from sqlalchemy import MetaData
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"models must be 'module:attribute', not {spec!r}")
+    if config:
+        base = Path(config).resolve().parent
+        extra = [base]
+        with contextlib.suppress(Exception):
+            cfg = load_config(config, with_url=False)
+            for entry in (cfg.get_main_option("prepend_sys_path") or "").replace(",", " ").split():
+                p = Path(entry)
+                extra.append(p if p.is_absolute() else base / p)
+        for p in reversed(extra):
+            if str(p) not in sys.path:
+                sys.path.insert(0, str(p))
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, MetaData) and isinstance(getattr(obj, "metadata", None), MetaData):
+        obj = obj.metadata
+    if not isinstance(obj, MetaData):
+        raise TypeError(f"{spec} is a {type(obj).__name__}, not a SQLAlchemy MetaData")
+    return obj
+
+
+@dataclass
+class DriftResult:
+    """Differences between the models and the live database (``alembic check``'s view).
+
+    ``skipped``: why it was not compared; ``error``: why the comparison failed.
+    """
+
+    models: str = ""
+    skipped: str | None = None
+    error: str | None = None
+    unreachable: bool = False
+    diffs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["change", "table", "name", "detail"]))
+
+
+def _name(obj: Any) -> str:
+    return str(getattr(obj, "name", None) or obj)
+
+
+def _describe(diff: Any) -> list[dict[str, Any]]:
+    if isinstance(diff, list):
+        return [row for d in diff for row in _describe(d)]
+    kind = diff[0]
+    table = name = detail = ""
+    if kind in ("add_table", "remove_table"):
+        table = _name(diff[1])
+    elif kind in ("add_column", "remove_column"):
+        table, name, detail = str(diff[2]), _name(diff[3]), str(diff[3].type)
+    elif kind in ("add_index", "remove_index"):
+        idx = diff[1]
+        table, name = _name(idx.table), _name(idx)
+        detail = "(" + ", ".join(c.name for c in idx.columns) + ")" + (" unique" if idx.unique else "")
+    elif kind in ("add_constraint", "remove_constraint", "add_fk", "remove_fk"):
+        con = diff[1]
+        table, name = _name(getattr(con, "table", None) or getattr(con, "parent", "")), _name(con)
+        detail = type(con).__name__
+    elif kind.startswith("modify_"):
+        table, name = str(diff[2]), str(diff[3])
+        detail = f"{diff[5]!s} -> {diff[6]!s}"
+    else:
+        detail = str(diff[1:])[:200]
+    direction = ("in the models, not in the database" if kind.startswith("add_")
+                 else "in the database, not in the models" if kind.startswith("remove_")
+                 else "differs")
+    return [{"change": kind, "table": table, "name": name, "detail": f"{detail} ({direction})".strip()}]
+
+
+def schema_drift(path: str | None = None, models: str = "") -> DriftResult:
+    """compare_metadata(models, live database). ``models`` empty: what the ini names, else skipped."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    path = config_path() if path is None else path
+    if not path:
+        return DriftResult(skipped="PROPFLOW_ALEMBIC_CONFIG is not set")
+    spec = models.strip() or models_from_config(path)
+    result = DriftResult(models=spec)
+    try:  # the live schema first: a dead database is reported whether or not models are named
+        cfg = load_config(path)
+        with _connection(cfg) as conn:
+            if not spec:
+                result.skipped = ("no models named: pass the models parameter ('module:attribute' of the backend's "
+                                  "MetaData) or set propflow_models in the ini's [alembic] section")
+                return result
+            try:
+                metadata = load_metadata(spec, path)
+            except Exception as exc:  # noqa: BLE001 - a models import that fails is an error finding
+                result.error = f"could not import {spec}: {_one_line(exc)}"
+                return result
+            diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    except Exception as exc:  # noqa: BLE001
+        result.error = f"could not compare with the database: {_one_line(exc)}"
+        result.unreachable = unreachable(exc)
+        return result
+    rows = [row for d in diffs for row in _describe(d)]
+    result.diffs = pd.DataFrame(rows, columns=["change", "table", "name", "detail"])
+    return result
+
+
+# --- logs -----------------------------------------------------------------------------------------
+
+
+def migration_logs(log_group: str, start: Any, end: Any) -> pd.DataFrame | BaseException:
+    """Migration log lines and every line saying "already exists" in the window (or the exception)."""
+    from propflow_ops.sources.logs import fetch_log_events
+
+    try:
+        frames = [fetch_log_events(log_group, start, end, filter_pattern=p) for p in ('"already exists"', "migration")]
+    except Exception as exc:  # noqa: BLE001 - handed to the check, which reports it as an error
+        return exc
+    df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
+    if len(df):
+        key = df["timestamp"].astype(str) + "|" + df["stream"].astype(str) + "|" + df["message"].astype(str)
+        df = df[~key.duplicated()].sort_values("timestamp", kind="stable").reset_index(drop=True)
+    return df

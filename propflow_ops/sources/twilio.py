@@ -1,0 +1,306 @@
+"""Twilio's REST API (2010-04-01): account status, balance, recent messages; and notification logs.
+
+Credentials come from the environment (CONTRACT 2): ``TWILIO_ACCOUNT_SID``,
+``TWILIO_AUTH_TOKEN`` and ``PROPFLOW_TWILIO_API_URL`` (default
+``https://api.twilio.com``). Every call has a timeout and never raises for a
+network or API failure: it returns an :class:`ApiResult` whose ``error`` says
+what went wrong, so a runbook against a dead or misconfigured Twilio finishes.
+
+This module fetches and shapes; it does not judge (no thresholds here).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import pandas as pd
+
+DEFAULT_API_URL = "https://api.twilio.com"
+TIMEOUT_S = 10.0
+
+#: Columns of :func:`messages` (the recipient number is deliberately not kept).
+MESSAGE_COLUMNS = ["sid", "date_created", "status", "error_code", "error_message", "direction"]
+
+
+@dataclass
+class ApiResult:
+    """The outcome of one HTTP call: ``ok`` is a 2xx answer with a JSON body.
+
+    ``status`` is the HTTP status (None when no answer came back), ``body`` the
+    parsed JSON (also for error answers), ``error`` a one-line reason when not ok.
+    """
+
+    url: str
+    ok: bool = False
+    status: int | None = None
+    body: Any = None
+    error: str | None = None
+    latency_ms: float | None = None
+    configured: bool = True
+
+    @property
+    def reached(self) -> bool:
+        """An HTTP answer came back (whatever its status)."""
+        return self.status is not None
+
+
+@dataclass
+class TwilioConfig:
+    account_sid: str = ""
+    auth_token: str = field(default="", repr=False)
+    api_url: str = DEFAULT_API_URL
+
+    @property
+    def missing(self) -> list[str]:
+        """The environment variables this runbook needs and did not get (names only)."""
+        out = []
+        if not self.account_sid:
+            out.append("TWILIO_ACCOUNT_SID")
+        if not self.auth_token:
+            out.append("TWILIO_AUTH_TOKEN")
+        return out
+
+    @property
+    def configured(self) -> bool:
+        return not self.missing
+
+
+def config(env: Mapping[str, str] | None = None) -> TwilioConfig:
+    """Twilio settings from the environment (CONTRACT 2)."""
+    env = os.environ if env is None else env
+    return TwilioConfig(
+        account_sid=(env.get("TWILIO_ACCOUNT_SID") or "").strip(),
+        auth_token=(env.get("TWILIO_AUTH_TOKEN") or "").strip(),
+        api_url=(env.get("PROPFLOW_TWILIO_API_URL") or DEFAULT_API_URL).rstrip("/"),
+    )
+
+
+_UNREACHABLE_NAMES = ("Throttl", "TooManyRequests", "RequestLimitExceeded", "SlowDown", "EndpointConnectionError",
+                      "ConnectTimeout", "ReadTimeout", "ConnectionClosed", "ConnectionRefused", "ConnectionReset",
+                      "OperationalError", "InterfaceError", "TimeoutError", "timed out", "Connection refused",
+                      "could not connect", "unreachable")
+
+
+def unreachable(exc: BaseException | str | None) -> bool:
+    """Whether a failure means the target did not answer usably (refused, timed out, throttled after
+    retries), as opposed to answering "no" (access denied, not found): CONTRACT 2 reports the former
+    as ``fail``."""
+    if exc is None:
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, str):
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if isinstance(
+            getattr(exc, "response", None), dict) else ""
+        text += " " + str(code)
+    return any(name.lower() in text.lower() for name in _UNREACHABLE_NAMES)
+
+
+def _error_line(body: Any, status: int) -> str:
+    """Twilio answers errors as {"code", "message", "more_info", "status"}; Meta as {"error": {...}}."""
+    if isinstance(body, dict):
+        inner = body.get("error")
+        err: dict[str, Any] = inner if isinstance(inner, dict) else body
+        code = err.get("code")
+        msg = err.get("message") or err.get("detail")
+        sub = err.get("error_subcode")
+        parts = []
+        if code is not None:
+            parts.append(f"code {code}" + (f"/{sub}" if sub is not None else ""))
+        if msg:
+            parts.append(str(msg).splitlines()[0][:200])
+        if parts:
+            return f"HTTP {status}: " + ", ".join(parts)
+    return f"HTTP {status}"
+
+
+def request_json(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    data: bytes | None = None,
+    timeout_s: float = TIMEOUT_S,
+) -> ApiResult:
+    """One HTTP request with a timeout; JSON parsed; never raises for network/HTTP failures."""
+    safe_url = url.split("?", 1)[0]
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    t0 = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - http(s) URL from config
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        raw = exc.read() if exc.fp is not None else b""
+        status = exc.code
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return ApiResult(url=safe_url, error=f"unreachable: {type(reason).__name__}: {reason}".splitlines()[0],
+                         latency_ms=round((time.monotonic() - t0) * 1000, 1))
+    except ValueError as exc:  # a malformed URL
+        return ApiResult(url=safe_url, error=f"bad URL: {exc}")
+    latency = round((time.monotonic() - t0) * 1000, 1)
+    try:
+        body = json.loads(raw.decode("utf-8", errors="replace")) if raw else None
+    except ValueError:
+        body = None
+    ok = 200 <= status < 300
+    error = None
+    if not ok:
+        error = _error_line(body, status)
+    elif body is None:
+        ok, error = False, f"HTTP {status} without a JSON body"
+    return ApiResult(url=safe_url, ok=ok, status=status, body=body, error=error, latency_ms=latency)
+
+
+def _auth_header(cfg: TwilioConfig) -> dict[str, str]:
+    pair = f"{cfg.account_sid}:{cfg.auth_token}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode(), "Accept": "application/json"}
+
+
+def _account_url(cfg: TwilioConfig, suffix: str = "") -> str:
+    sid = urllib.parse.quote(cfg.account_sid, safe="")
+    return f"{cfg.api_url}/2010-04-01/Accounts/{sid}{suffix}.json"
+
+
+def _not_configured(cfg: TwilioConfig, what: str) -> ApiResult:
+    return ApiResult(url=what, error="not configured: " + ", ".join(cfg.missing) + " not set", configured=False)
+
+
+def account(cfg: TwilioConfig, *, timeout_s: float = TIMEOUT_S) -> ApiResult:
+    """GET /Accounts/{sid}.json: ``body["status"]`` is active, suspended or closed."""
+    if not cfg.configured:
+        return _not_configured(cfg, "account")
+    return request_json("GET", _account_url(cfg), headers=_auth_header(cfg), timeout_s=timeout_s)
+
+
+def balance(cfg: TwilioConfig, *, timeout_s: float = TIMEOUT_S) -> ApiResult:
+    """GET /Accounts/{sid}/Balance.json: ``body`` has ``balance`` (a string) and ``currency``."""
+    if not cfg.configured:
+        return _not_configured(cfg, "balance")
+    return request_json("GET", _account_url(cfg, "/Balance"), headers=_auth_header(cfg), timeout_s=timeout_s)
+
+
+@dataclass
+class MessagesResult:
+    """Recent messages as a frame (:data:`MESSAGE_COLUMNS`), and the call's outcome."""
+
+    result: ApiResult
+    frame: pd.DataFrame
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+
+def _parse_date(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def messages_frame(items: list[dict[str, Any]]) -> pd.DataFrame:
+    """Twilio message resources -> typed frame (date_created UTC, error_code Int64); no phone numbers."""
+    rows = [
+        {
+            "sid": m.get("sid"),
+            "date_created": _parse_date(m.get("date_created")),
+            "status": m.get("status"),
+            "error_code": m.get("error_code"),
+            "error_message": m.get("error_message"),
+            "direction": m.get("direction"),
+        }
+        for m in items
+        if isinstance(m, dict)
+    ]
+    df = pd.DataFrame(rows, columns=MESSAGE_COLUMNS)
+    df["date_created"] = pd.to_datetime(df["date_created"], utc=True)
+    df["error_code"] = pd.to_numeric(df["error_code"], errors="coerce").astype("Int64")
+    df["status"] = df["status"].astype("object")
+    return df.sort_values("date_created", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def messages(cfg: TwilioConfig, *, page_size: int = 200, sent_after: datetime | None = None,
+             timeout_s: float = TIMEOUT_S) -> MessagesResult:
+    """The most recent messages (one page, newest first): GET /Accounts/{sid}/Messages.json."""
+    if not cfg.configured:
+        return MessagesResult(_not_configured(cfg, "messages"), messages_frame([]))
+    query: dict[str, str] = {"PageSize": str(max(1, min(page_size, 1000)))}
+    if sent_after is not None:
+        query["DateSent>"] = sent_after.strftime("%Y-%m-%d")
+    url = _account_url(cfg, "/Messages") + "?" + urllib.parse.urlencode(query)
+    res = request_json("GET", url, headers=_auth_header(cfg), timeout_s=timeout_s)
+    items = res.body.get("messages", []) if res.ok and isinstance(res.body, dict) else []
+    return MessagesResult(res, messages_frame(items))
+
+
+def notification_logs(log_group: str, start: datetime, end: datetime) -> pd.DataFrame | BaseException:
+    """The API's ``notification`` log lines in the window, or the exception that stopped the fetch.
+
+    CloudWatch is asked for the bare term ``notification``; the ``event`` column
+    is then filtered here, as moto and real CloudWatch differ on JSON patterns.
+    """
+    from propflow_ops.sources.logs import fetch_log_events
+
+    try:
+        df = fetch_log_events(log_group, start, end, filter_pattern="notification")
+    except Exception as exc:  # noqa: BLE001 - handed to the check, which reports it as an error
+        return exc
+    event = df["event"].astype("object").fillna("")
+    return df[event == "notification"].reset_index(drop=True)
+
+
+@dataclass
+class TaskSettings:
+    """Which settings the service's running task definition holds: names only, values never kept.
+
+    ``names`` maps each variable (``environment`` and ``secrets``) to ``"value"``
+    (a non-empty plain value), ``"empty"`` or ``"secret"`` (valueFrom SSM or
+    Secrets Manager). ``error`` is set when ECS could not be read.
+    """
+
+    task_definition: str = ""
+    names: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    unreachable: bool = False
+
+
+def task_settings(cluster: str, service: str, family: str = "") -> TaskSettings:
+    """The settings of the task definition the service runs (else the family's latest revision)."""
+    from propflow_ops.sources import ecs
+    from propflow_ops.sources.aws import aws_error_text
+
+    try:
+        svc = ecs.service(cluster, service)
+        ref = svc.get("taskDefinition") if svc.get("found") else None
+        ref = ref or family
+        if not ref:
+            return TaskSettings(error=f"service {service} not found in cluster {cluster} ({svc.get('failure')})")
+        td = ecs.task_definition(ref)
+    except Exception as exc:  # noqa: BLE001 - reported by the check
+        return TaskSettings(error=aws_error_text(exc), unreachable=unreachable(exc))
+    names: dict[str, str] = {}
+    for container in td.get("containerDefinitions", []) or []:
+        for item in container.get("environment", []) or []:
+            if item.get("name"):
+                names[item["name"]] = "value" if str(item.get("value") or "").strip() else "empty"
+        for item in container.get("secrets", []) or []:
+            if item.get("name"):
+                names[item["name"]] = "secret" if item.get("valueFrom") else "empty"
+    label = f"{td.get('family', '?')}:{td.get('revision', '?')}"
+    return TaskSettings(task_definition=label, names=names)

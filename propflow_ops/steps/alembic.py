@@ -1,0 +1,107 @@
+"""Remediation steps of the migration runbook: ``migration-downgrade`` (one revision) and ``migration-upgrade``.
+
+Each is planned with the SQL it would run (``alembic ... --sql``, produced
+offline into a buffer, nothing sent to the database) shown for review, and runs
+online through Alembic's command API only when ``apply`` names it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from propflow_ops.remediation import Step
+from propflow_ops.sources import alembic as src
+from propflow_ops.sources.alembic import AlembicState
+
+
+def _blocker(state: AlembicState) -> str:
+    if not state.configured:
+        return "PROPFLOW_ALEMBIC_CONFIG is not set"
+    if state.script_error:
+        return f"the migration scripts cannot be read ({state.script_error})"
+    if state.db_error:
+        return f"the database revision cannot be read ({state.db_error})"
+    if state.unknown:
+        return (f"the database is at {', '.join(state.unknown)}, a revision no script knows: Alembic cannot "
+                "move from there (deploy the build that has it, or stamp after checking the schema)")
+    return ""
+
+
+def _alembic(state: AlembicState, *args: str) -> str:
+    return " ".join(["alembic", "-c", shlex.quote(state.config_path or "alembic.ini"), *args])
+
+
+def _preview(state: AlembicState, direction: str, revision_range: str, blocked: str) -> str:
+    if blocked or not state.config_path:
+        return ""
+    out = src.offline_sql(state.config_path, direction, revision_range)
+    if out.error:
+        return f"-- could not render the offline SQL of {direction} {revision_range}: {out.error}"
+    return f"-- alembic {direction} {revision_range} --sql\n{out.sql}"
+
+
+def migration_downgrade(state: AlembicState) -> Step:
+    """``alembic downgrade -1``: undo the database's current revision (the document's "Rollback migration")."""
+    blocked = _blocker(state)
+    current = state.current[0] if len(state.current) == 1 else ""
+    target = ""
+    if not blocked:
+        if not state.current:
+            blocked = "the database has no revision applied: nothing to downgrade"
+        elif len(state.current) > 1:
+            blocked = f"the database is at several revisions ({', '.join(state.current)}): downgrade one explicitly"
+        else:
+            previous = state.previous(current)
+            if len(previous) > 1:
+                blocked = f"{current} is a merge of {', '.join(previous)}: choose the branch to downgrade to"
+            target = previous[0] if previous else "base"
+    what = (f"Undo migration {current} on the database (to {target})." if current and target
+            else "Undo the database's current migration (one revision).")
+
+    def execute() -> dict[str, Any]:
+        after = src.run_command(state.config_path, "downgrade", target)
+        return {"revision_before": current, "revision_after": ", ".join(after) or "base"}
+
+    return Step(
+        name="migration-downgrade",
+        what=what,
+        command=_alembic(state, "downgrade", "-1") + (f"   # = {target}" if target else ""),
+        execute=execute,
+        risk="Runs the revision's downgrade(): drops what it created (tables and their data). Take a snapshot "
+             "of the database first (RPO 5 min) and read the SQL below.",
+        preview=_preview(state, "downgrade", f"{current}:{target}", blocked),
+        precondition=blocked,
+    )
+
+
+def migration_upgrade(state: AlembicState) -> Step:
+    """``alembic upgrade head``: apply every pending migration (the document's "Re-run migrations")."""
+    blocked = _blocker(state)
+    if not blocked and len(state.heads) > 1:
+        blocked = (f"the scripts have {len(state.heads)} heads ({', '.join(state.heads)}): `upgrade head` refuses; "
+                   "add a merge migration (alembic merge heads) and deploy it first")
+    if not blocked and len(state.current) > 1:
+        blocked = f"the database is at several revisions ({', '.join(state.current)})"
+    start = state.current[0] if state.current else ""
+    what = (f"Apply the pending migrations {', '.join(state.pending)} (to head)." if state.pending
+            else "Apply pending migrations up to head (none pending now: a no-op).")
+
+    def execute() -> dict[str, Any]:
+        after = src.run_command(state.config_path, "upgrade", "head")
+        return {"revision_before": start or "base", "revision_after": ", ".join(after)}
+
+    preview = ""
+    if not blocked:
+        preview = (_preview(state, "upgrade", f"{start}:head" if start else "head", blocked) if state.pending
+                   else "-- nothing to run: the database is at head")
+    return Step(
+        name="migration-upgrade",
+        what=what,
+        command=_alembic(state, "upgrade", "head"),
+        execute=execute,
+        risk="Runs DDL on the production database; a failure half way leaves what a non-transactional "
+             "statement did. Read the SQL below; fix the script first if the logs showed 'already exists'.",
+        preview=preview,
+        precondition=blocked,
+    )
