@@ -171,7 +171,7 @@ def show(obj: Any, *, max_rows: int = 25) -> Any:
     if pd is not None and isinstance(obj, pd.DataFrame):
         out = obj.head(max_rows).copy()
         for col in out.columns:
-            if out[col].dtype == object or str(out[col].dtype).startswith("string"):
+            if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
                 out[col] = out[col].map(lambda v: redact(v) if v is not None else v)
         out.columns = [redact_text(str(c)) for c in out.columns]
         display(out)
