@@ -160,10 +160,23 @@ def _alembic(models: str) -> dict[str, Any]:
     return {"state": state, "drift": drift}
 
 
+def _preload() -> None:
+    """Import in this thread what the workers import lazily: concurrent first imports of sqlalchemy in
+    several threads fail with "partially initialized module" (seen as a triage error on a healthy world)."""
+    import importlib
+
+    for name in ("sqlalchemy", "sqlalchemy.dialects.postgresql.psycopg", "psycopg", "alembic.config",
+                 "alembic.script", "alembic.runtime.migration", "alembic.autogenerate", "redis",
+                 "websockets.sync.client"):
+        importlib.import_module(name)
+
+
 def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 8) -> Signals:
     """Fetch every signal concurrently; anything not back within ``budget_s`` is an error."""
     from propflow_ops.checks.api import health_url
     from propflow_ops.sources import ecs, elasticache, http, logs, rds, s3, twilio, whatsapp
+
+    _preload()
 
     end = now or datetime.now(UTC)
     start = end - timedelta(minutes=p.window_minutes)

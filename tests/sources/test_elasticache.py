@@ -61,7 +61,13 @@ def test_maxclients_refusal_is_classified(env, sandbox_env):
             client.close()
             break
         extra.append(client)
-    probe = ec.redis_probe(sandbox_env["PROPFLOW_REDIS_URL"], "env")
+    # Redis writes "max number of clients reached" and closes; on a busy machine the client can see the
+    # close before the message. The classification is what is tested: one of a few probes must read it.
+    kinds = []
+    for _ in range(3):
+        kinds.append(ec.redis_probe(sandbox_env["PROPFLOW_REDIS_URL"], "env")["error_kind"])
+        if kinds[-1] == "maxclients":
+            break
     for client in extra:
         client.close()
-    assert probe["error_kind"] == "maxclients"
+    assert "maxclients" in kinds, kinds
