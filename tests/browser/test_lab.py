@@ -4,7 +4,7 @@ Debian's chromium (``/usr/bin/chromium``, installed by ``scripts/browser-setup.s
 Playwright: open 01_api_down.ipynb, Run > Run All Cells as an engineer would, with the defaults
 and no injected parameters, then check what they would read: no error output, the SANDBOX banner,
 the findings table saying ECS_TASK_OOM is FAIL, the plots, the remediation plans saying how to
-apply them. Screenshots of the findings table in the light and dark themes go to docs/.
+apply them. Screenshots of the findings table in the light and dark themes go to $PROPFLOW_SCREENSHOT_DIR.
 
 Skipped (with the reason) where chromium or playwright is missing; under CI (``CI=true``) a
 missing browser is a failure, so this test cannot silently pass there.
@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 NOTEBOOK = "01_api_down.ipynb"
 SCENARIO = "api-oom"
-SHOTS_DIR = Path(os.environ.get("PROPFLOW_SCREENSHOT_DIR") or REPO / "docs")
+# a temp dir by default; PROPFLOW_SCREENSHOT_DIR=docs refreshes the README images
+SHOTS_DIR = Path(os.environ.get("PROPFLOW_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "propflow-screenshots")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     # No internet here: without these chromium floods refused connections to Google services.
