@@ -47,27 +47,9 @@ def test_unreachable_redis_never_raises():
     assert ec.redis_probe(None)["configured"] is False
 
 
-def test_maxclients_refusal_is_classified(env, sandbox_env):
-    sb = env("redis-maxclients")
-    assert sb.redis is not None
-    import redis
-
-    extra = []
-    for _ in range(5):  # take the free slots left by the scenario
-        client = sb.redis.client()
-        try:
-            client.ping()
-        except redis.ConnectionError:
-            client.close()
-            break
-        extra.append(client)
-    # Redis writes "max number of clients reached" and closes; on a busy machine the client can see the
-    # close before the message. The classification is what is tested: one of a few probes must read it.
-    kinds = []
-    for _ in range(3):
-        kinds.append(ec.redis_probe(sandbox_env["PROPFLOW_REDIS_URL"], "env")["error_kind"])
-        if kinds[-1] == "maxclients":
-            break
-    for client in extra:
-        client.close()
-    assert "maxclients" in kinds, kinds
+def test_maxclients_refusal_is_classified():
+    # Redis answers a connection over maxclients with this error and closes; whether the client reads the
+    # message or only the close is a race (live: see the websocket runbook's redis-maxclients test, which
+    # also judges connected_clients against maxclients). The classification of the message is tested here.
+    assert ec._error_kind("ERR max number of clients reached") == "maxclients"
+    assert ec._error_kind("Connection refused") == "connection"
