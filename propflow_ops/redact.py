@@ -34,9 +34,16 @@ _USERINFO = re.compile(r"(?P<pre>(?<![^\s'\"(/=])[A-Za-z0-9._%+\-]*:)(?P<pw>[^\s
 _BEARER = re.compile(r"(?P<pre>\b(?:bearer|token|basic)\s+)(?P<tok>[A-Za-z0-9._~+/=\-]{8,})", re.I)
 _KV_SECRET = re.compile(
     r"(?P<pre>\b(?:[\w.\-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?token)[\w.\-]*)"
-    r"\s*[=:]\s*[\"']?)(?P<val>[^\s\"',;&]+)",
+    r"[\"']?\s*[=:]\s*[\"']?)(?P<val>[^\s\"',;&]+)",
     re.I,
 )
+# ECS/SSM-style {"name": "TWILIO_AUTH_TOKEN", "value": "..."} printed as text.
+_NAME_VALUE = re.compile(
+    r"(?P<pre>[\"']name[\"']\s*:\s*[\"'](?P<key>[\w.\-]+)[\"']\s*,\s*[\"']value[\"']\s*:\s*[\"'])(?P<val>[^\"']*)",
+    re.I,
+)
+# A phone number URL-encoded in a query string (To=%2B14155550123).
+_PHONE_URLENCODED = re.compile(r"%2B(?P<digits>\d{10,15})(?!\d)", re.I)
 # Long opaque tokens: JWTs, Meta EAA tokens, AWS secret access keys, hex/base64 blobs.
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\b")
 _META = re.compile(r"\bEAA[A-Za-z0-9]{20,}\b")
@@ -71,10 +78,13 @@ def redact_text(text: str) -> str:
     out = _URL_PASSWORD.sub(lambda m: m.group("pre") + (MASK if m.group("pw") else "") + m.group("post"), text)
     out = _USERINFO.sub(lambda m: m.group("pre") + MASK + m.group("post"), out)
     out = _BEARER.sub(lambda m: m.group("pre") + MASK, out)
+    out = _NAME_VALUE.sub(lambda m: m.group("pre") + (MASK if m.group("val") and is_secret_key(m.group("key"))
+                                                      else m.group("val")), out)
     out = _KV_SECRET.sub(lambda m: m.group("pre") + MASK, out)
     out = _JWT.sub(MASK, out)
     out = _META.sub(MASK, out)
     out = _AWS_SECRET.sub(lambda m: MASK if _looks_random(m.group(0)) else m.group(0), out)
+    out = _PHONE_URLENCODED.sub(lambda m: "%2B" + mask_phone("+" + m.group("digits"))[1:], out)
     out = _PHONE.sub(_phone_sub, out)
     return out
 
@@ -108,7 +118,13 @@ def redact(value: Any, key: str | None = None) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
-        return {k: redact(v, str(k)) for k, v in value.items()}
+        out = {k: redact(v, str(k)) for k, v in value.items()}
+        for name_key, value_key in (("name", "value"), ("Name", "Value")):  # ECS environment, SSM parameters
+            name = value.get(name_key)
+            if (isinstance(name, str) and value_key in out and is_secret_key(name)
+                    and value[value_key] not in (None, "")):
+                out[value_key] = MASK
+        return out
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value
