@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from propflow_ops import incident as incident_mod
-from propflow_ops.findings import Evidence, iso, utcnow
+from propflow_ops.findings import Evidence, utcnow
 from propflow_ops.redact import redact, redact_text
 from propflow_ops.remediation import parse_apply
 from propflow_ops.runbooks import RUNBOOKS
@@ -194,7 +194,3 @@ class _Text:
 
     def __repr__(self) -> str:
         return self.text
-
-
-def now_iso() -> str | None:
-    return iso(utcnow())

@@ -129,9 +129,3 @@ def redact(value: Any, key: str | None = None) -> Any:
         return [redact(v) for v in value]
     return value
 
-
-def mask_url(url: str | None) -> str | None:
-    """A URL with its password masked (for banners and details)."""
-    if url is None:
-        return None
-    return redact_text(url)

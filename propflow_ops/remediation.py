@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from propflow_ops.findings import Action, Evidence, jsonable
@@ -73,7 +73,6 @@ class StepOutcome:
     action: Action
     result: Any = None
     applied: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
     runbook: str = ""
 
     @property
