@@ -1,27 +1,28 @@
 """``propflow-ops demo``: the whole incident loop against the sandbox, in one command.
 
 Starts the simulated PropFlow world in this process with a fault injected (default ``api-oom``), runs
-``triage``, then the runbooks it recommends (two at a time, as ``propflow-ops run`` subprocesses), then the
-post-incident review of its own incident; prints the run folders and a one-screen summary. The sandbox is
+``triage``, then the runbooks it recommends (two at a time), then the post-incident review of its own
+incident; prints the run folders and a one-screen summary. The runs go through two warm kernels
+(:mod:`propflow_ops.kernels`) that load the runbooks' imports while the sandbox starts. The sandbox is
 stopped whatever happens (Ctrl-C too). Exit 0 when the reports were produced: the demo shows problems on
 purpose, so their ``fail`` findings are not a failure of the demo.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from concurrent.futures import Future, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from propflow_ops.findings import iso, utcnow
-from propflow_ops.runner import output_root
+from propflow_ops.incident import BadInput
+from propflow_ops.kernels import KernelPool, WarmKernel
+from propflow_ops.review import review_request
+from propflow_ops.runner import RunRequest, output_root, run
 
 DEFAULT_SCENARIO = "api-oom"
 SANDBOX_MODELS = "propflow_ops.sandbox.backend.models:Base"  # the sample backend's models (schema drift)
@@ -43,31 +44,29 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def extra_params(slug: str, scenarios: Sequence[str]) -> list[str]:
-    """The -p options the demo passes a runbook so the sandbox's faults show in it."""
-    out: list[str] = []
+def extra_params(slug: str, scenarios: Sequence[str]) -> list[tuple[str, str]]:
+    """The parameters (as ``-p NAME VALUE`` would give them) that make the sandbox's faults show in a runbook."""
+    out: list[tuple[str, str]] = []
     if slug in ("triage", "migration"):
-        out += ["-p", "models", SANDBOX_MODELS]
+        out.append(("models", SANDBOX_MODELS))
     if slug in ("triage", "db-connection") and any(s in SHORT_DB_TIMES for s in scenarios):
-        out += ["-p", "idle_in_transaction_s", "1", "-p", "long_query_s", "1"]
+        out += [("idle_in_transaction_s", "1"), ("long_query_s", "1")]
     return out
 
 
-def run_cli(args: Sequence[str], env: Mapping[str, str], slug: str, timeout: float = 300) -> Step:
-    """One ``propflow-ops`` subprocess; the last stdout line is its run folder."""
+def submit_step(pool: KernelPool, req: RunRequest) -> Future[Step]:
+    """One run in a warm kernel of ``pool``; what goes wrong becomes the step's error, never an exception."""
     t0 = time.monotonic()
-    try:
-        proc = subprocess.run([sys.executable, "-m", "propflow_ops.cli", *args], capture_output=True, text=True,
-                              env=dict(env), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return Step(slug, 3, None, seconds=time.monotonic() - t0, error=f"no answer within {timeout:g} s")
-    lines = proc.stdout.strip().splitlines()
-    folder = Path(lines[-1]) if lines and Path(lines[-1]).is_dir() else None
-    evidence: dict[str, Any] = {}
-    if folder and (folder / "evidence.json").exists():
-        evidence = json.loads((folder / "evidence.json").read_text(encoding="utf-8"))
-    error = "" if folder else (proc.stderr.strip().splitlines() or ["no run folder"])[-1]
-    return Step(slug, proc.returncode, folder, evidence, time.monotonic() - t0, error)
+
+    def job(kernel: WarmKernel | None) -> Step:
+        try:
+            result = run(req, kernel=kernel)
+        except BadInput as exc:
+            return Step(req.slug, 2, None, seconds=time.monotonic() - t0, error=str(exc))
+        return Step(req.slug, result.exit_code, result.path, result.evidence, time.monotonic() - t0,
+                    result.error or "")
+
+    return pool.submit(job)
 
 
 def _fails(step: Step) -> list[str]:
@@ -121,35 +120,40 @@ def demo_main(scenarios: list[str], output_dir: str | None) -> int:
     began = utcnow()  # the incident starts when the demo does: the sandbox start counts against the RTO
     incident = "DEMO-" + began.strftime("%Y%m%dT%H%M%SZ")
     _say(f"demo: starting the sandbox with {', '.join(chosen)}...")
+    pool = KernelPool(WORKERS)  # the kernels load the runbooks' imports while the sandbox starts
     try:
         sandbox.start()
         _say(f"demo: sandbox ready in {time.monotonic() - t0:.1f} s; incident {incident}, reports under {out}")
-        env = {**os.environ, **sandbox.env, "PROPFLOW_OUTPUT_DIR": str(out)}
-        env.pop("PROPFLOW_EVIDENCE_PATH", None)
-        common = ["--incident", incident, "--started-at", iso(began) or ""]
+        env = {**sandbox.env, "PROPFLOW_OUTPUT_DIR": str(out)}
+
+        def request(slug: str) -> RunRequest:
+            return RunRequest(slug=slug, incident=incident, started_at=iso(began), output_dir=str(out), env=env,
+                              params=extra_params(slug, chosen), progress=False)
+
         _say("demo: triage...")
-        triage = run_cli(["run", "triage", *common, *extra_params("triage", chosen)], env, "triage")
+        triage = submit_step(pool, request("triage")).result()
         recs = list(triage.evidence.get("recommended_runbooks") or [])
         _say(f"demo: triage {triage.evidence.get('status', 'error')} in {triage.seconds:.1f} s; "
              f"recommends {', '.join(recs) or 'nothing'}")
         runbooks: list[Step] = []
         if recs:
             _say(f"demo: running {', '.join(recs)} ({WORKERS} at a time)...")
-            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-                futures = {pool.submit(run_cli, ["run", slug, *common, *extra_params(slug, chosen)], env, slug): slug
-                           for slug in recs}
-                done: dict[str, Step] = {}
-                for fut in as_completed(futures):
-                    step = fut.result()
-                    done[step.slug] = step
-                    _say(f"demo:   {step.slug} {step.evidence.get('status', 'error')} in {step.seconds:.1f} s")
-            runbooks = [done[s] for s in recs]
+            futures = [submit_step(pool, request(slug)) for slug in recs]
+            for fut in as_completed(futures):
+                step = fut.result()
+                _say(f"demo:   {step.slug} {step.evidence.get('status', 'error')} in {step.seconds:.1f} s")
+            runbooks = [f.result() for f in futures]
         _say("demo: post-incident review...")
-        review = run_cli(["review", incident, "--output-dir", str(out)], env, "post-incident")
+        try:
+            req = review_request(incident, str(out))
+            review = submit_step(pool, replace(req, announce=False, progress=False, env={**env, **req.env})).result()
+        except BadInput as exc:
+            review = Step("post-incident", 2, None, error=str(exc))
         _say("")
         _say(summary(chosen, incident, triage, runbooks, review, time.monotonic() - t0))
         produced = triage.folder is not None and review.folder is not None
         return 0 if produced else 3
     finally:
         _say("demo: stopping the sandbox")
+        pool.close()
         sandbox.stop()

@@ -13,7 +13,7 @@ import html
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,6 +229,8 @@ class Evidence:
     window_start: datetime | None = None
     window_end: datetime | None = None
     started_at: datetime = field(default_factory=utcnow)
+    #: Called once by save() for findings only the end of the run knows (reach: was each target answering?).
+    finishers: list[Callable[[Evidence], Iterable[Finding]]] = field(default_factory=list, repr=False)
     _t0: float = field(default_factory=time.monotonic, repr=False)
 
     def add(self, *findings: Finding | Iterable[Finding]) -> FindingsTable:
@@ -289,6 +291,9 @@ class Evidence:
 
     def save(self, path: str | os.PathLike[str] | None = None) -> FindingsTable:
         """Write evidence.json (atomically) where the runner asked, and return the findings table."""
+        finishers, self.finishers = self.finishers, []
+        for finish in finishers:
+            self.findings.extend(finish(self))
         target = path or os.environ.get(EVIDENCE_PATH_ENV)
         if target:
             write_json_atomic(Path(target), self.to_json())

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from propflow_ops import incident as incident_mod
+from propflow_ops import reach
 from propflow_ops.findings import Evidence, utcnow
 from propflow_ops.redact import redact, redact_text
 from propflow_ops.remediation import parse_apply
@@ -132,6 +133,7 @@ def begin(slug: str, namespace: Mapping[str, Any], *, show_banner: bool = True) 
     if window <= 0:
         raise incident_mod.BadInput("window_minutes must be a positive number of minutes")
     clock = incident_mod.clock(incident_id, severity, started)
+    reach.reset()  # count this run's calls only (a kernel may run more than one notebook)
     info = target()
     now = utcnow()
     ev = Evidence(
@@ -146,6 +148,7 @@ def begin(slug: str, namespace: Mapping[str, Any], *, show_banner: bool = True) 
         window_end=now,
     )
     ev.parameters["apply"] = ev.apply
+    ev.finishers.append(lambda e: reach.findings({f.code for f in e.findings}))
     ev.checkpoint()
     if show_banner:
         display(Banner(rb.title, info, clock))

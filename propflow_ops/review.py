@@ -46,7 +46,7 @@ from propflow_ops.incident import (
     rto_verdict,
 )
 from propflow_ops.redact import redact_text
-from propflow_ops.runner import output_root, verify_sums
+from propflow_ops.runner import RunRequest, output_root, verify_sums
 
 REVIEW_SLUG = "post-incident"
 POSTMORTEM = "postmortem.md"
@@ -851,39 +851,39 @@ def postmortem_view(review: Review) -> Markdown:
 # ---------------------------------------------------------------- the command
 
 
-def review_main(incident_id: str, output_dir: str | None, html: bool = True) -> int:
-    """``propflow-ops review INCIDENT_ID``: the post-incident notebook over the incident's runs."""
-    from propflow_ops.runner import RunRequest, run
+def review_request(incident_id: str, output_dir: str | None, html: bool = True) -> RunRequest:
+    """The post-incident run over the incident's runs; BadInput when there is nothing to review."""
 
     folder = incident_folder(incident_id, output_dir)
     if "/" in incident_id or incident_id.startswith(".") or not incident_id:
-        print(f"propflow-ops: error: not an incident id: {incident_id!r}", file=sys.stderr)
-        return 2
+        raise BadInput(f"not an incident id: {incident_id!r}")
     runs = [r for r in load_runs(folder) if r.slug != REVIEW_SLUG]
     if not runs:
-        print(f"propflow-ops: error: no runs of incident {incident_id} under {folder.parent}", file=sys.stderr)
-        return 2
+        raise BadInput(f"no runs of incident {incident_id} under {folder.parent}")
     start, _ = incident_start([r for r in runs if r.evidence is not None])
-    severity = incident_severity(runs)
-    req = RunRequest(
+    return RunRequest(
         slug=REVIEW_SLUG,
         incident=incident_id,
-        severity=severity,
+        severity=incident_severity(runs),
         started_at=iso(start) if start else None,
         params=[("review_incident", incident_id)],
         output_dir=output_dir,
         html=html,
         announce=True,
+        env={"PROPFLOW_OUTPUT_DIR": str(output_root(output_dir))},  # the kernel reads the runs from here
     )
-    old = os.environ.get("PROPFLOW_OUTPUT_DIR")
-    os.environ["PROPFLOW_OUTPUT_DIR"] = str(output_root(output_dir))  # the kernel reads the runs from here
+
+
+def review_main(incident_id: str, output_dir: str | None, html: bool = True) -> int:
+    """``propflow-ops review INCIDENT_ID``: the post-incident notebook over the incident's runs."""
+    from propflow_ops.runner import run
+
     try:
-        result = run(req)
-    finally:
-        if old is None:
-            os.environ.pop("PROPFLOW_OUTPUT_DIR", None)
-        else:
-            os.environ["PROPFLOW_OUTPUT_DIR"] = old
+        req = review_request(incident_id, output_dir, html)
+    except BadInput as exc:
+        print(f"propflow-ops: error: {exc}", file=sys.stderr)
+        return 2
+    result = run(req)
     ev = result.evidence
     print(f"review of {incident_id}: {result.status}" + (f"; {result.error}" if result.error else ""))
     for f in ev.get("findings", []):

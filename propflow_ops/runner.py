@@ -33,6 +33,7 @@ from propflow_ops import __version__
 from propflow_ops import incident as incident_mod
 from propflow_ops.findings import EVIDENCE_PATH_ENV, SCHEMA, Finding, FindingsTable, iso, jsonable, utcnow
 from propflow_ops.incident import BadInput
+from propflow_ops.kernels import WarmKernel
 from propflow_ops.redact import redact, redact_text
 from propflow_ops.remediation import parse_apply
 from propflow_ops.runbooks import RUNBOOKS, Runbook
@@ -68,6 +69,7 @@ class RunRequest:
     cell_timeout_s: float = DEFAULT_CELL_TIMEOUT_S
     progress: bool | None = None
     announce: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for the kernel (the review's output dir)
 
 
 # ---------------------------------------------------------------- parameters
@@ -167,12 +169,13 @@ def build_parameters(rb: Runbook, req: RunRequest) -> dict[str, Any]:
     return params
 
 
-def check_environment() -> None:
+def check_environment(env: Mapping[str, str] | None = None) -> None:
     """Target URLs in the environment must at least parse (a typo should not become a 'fail')."""
     from urllib.parse import urlsplit
 
+    env = os.environ if env is None else env
     for name in ("PROPFLOW_API_URL", "PROPFLOW_TWILIO_API_URL", "PROPFLOW_META_GRAPH_URL", "AWS_ENDPOINT_URL"):
-        value = os.environ.get(name)
+        value = env.get(name)
         if not value:
             continue
         try:
@@ -184,10 +187,10 @@ def check_environment() -> None:
         if not ok:
             raise BadInput(f"{name} is not an http(s) URL: {redact_text(value)!r}")
     for name in ("PROPFLOW_DATABASE_URL", "PROPFLOW_REDIS_URL"):
-        value = os.environ.get(name)
+        value = env.get(name)
         if value and "://" not in value:
             raise BadInput(f"{name} is not a URL: {redact_text(value)!r}")
-    cfg = os.environ.get("PROPFLOW_ALEMBIC_CONFIG")
+    cfg = env.get("PROPFLOW_ALEMBIC_CONFIG")
     if cfg and not (os.path.isfile(cfg) and os.access(cfg, os.R_OK)):
         raise BadInput(f"PROPFLOW_ALEMBIC_CONFIG names a file that cannot be read: {cfg}")
 
@@ -277,22 +280,37 @@ class _Watchdog:
         self._timer.cancel()
 
 
-def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunRequest) -> str | None:
-    """Run the notebook into workdir/report.ipynb. Returns an error text, or None when it finished."""
+def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunRequest,
+            kernel: WarmKernel | None = None) -> str | None:
+    """Run the notebook into workdir/report.ipynb. Returns an error text, or None when it finished.
+
+    With ``kernel`` (a warm one from a :class:`~propflow_ops.kernels.KernelPool`) the notebook runs in it
+    after a reset; a run that does not finish cleanly spoils the kernel so the pool replaces it.
+    """
     import papermill as pm
     from jupyter_client.manager import AsyncKernelManager
     from papermill.exceptions import PapermillExecutionError
 
     out_nb = workdir / "report.ipynb"
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    ipc_dir = tempfile.mkdtemp(prefix="pfk-")  # unix socket paths must stay short
-    km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(ipc_dir, "k"))
-    old_env = os.environ.get(EVIDENCE_PATH_ENV)
-    os.environ[EVIDENCE_PATH_ENV] = str(workdir / "evidence.json")
+    kernel_env = {**req.env, EVIDENCE_PATH_ENV: str(workdir / "evidence.json")}
+    ipc_dir = None
+    saved: dict[str, str | None] = {}
+    if kernel is not None:
+        km = kernel.km
+        kernel.runs += 1
+    else:
+        ipc_dir = tempfile.mkdtemp(prefix="pfk-")  # unix socket paths must stay short
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(ipc_dir, "k"))
+        saved = {k: os.environ.get(k) for k in kernel_env}
+        os.environ.update(kernel_env)  # the kernel inherits it when it starts
     progress = sys.stderr.isatty() if req.progress is None else req.progress
     watchdog = _Watchdog(km, req.budget_s)
+    clean = False
     try:
         with watchdog:
+            if kernel is not None:
+                kernel.prepare(kernel_env)
             pm.execute_notebook(
                 str(rb.path),
                 str(out_nb),
@@ -305,6 +323,7 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
                 cwd=str(rb.path.parent),
                 km=km,
             )
+        clean = not watchdog.fired
         return None
     except PapermillExecutionError as exc:
         return f"cell {exc.exec_count} raised {exc.ename}: {redact_text(str(exc.evalue))[:300]}"
@@ -314,17 +333,26 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
         name = type(exc).__name__
         return f"{name}: {redact_text(str(exc)).splitlines()[0][:300] if str(exc) else name}"
     finally:
-        shutil.rmtree(ipc_dir, ignore_errors=True)
-        if old_env is None:
-            os.environ.pop(EVIDENCE_PATH_ENV, None)
+        if kernel is not None:
+            kernel.spoilt = kernel.spoilt or not clean
         else:
-            os.environ[EVIDENCE_PATH_ENV] = old_env
-        pid = getattr(km.provisioner, "pid", None) if km.has_kernel else None
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)  # papermill shuts it down; this only catches a stuck one
-            except ProcessLookupError:
-                pass
+            _restore_env(saved)
+            if ipc_dir:
+                shutil.rmtree(ipc_dir, ignore_errors=True)
+            pid = getattr(km.provisioner, "pid", None) if km.has_kernel else None
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)  # papermill leaves a kernel it did not start running
+                except ProcessLookupError:
+                    pass
+
+
+def _restore_env(saved: Mapping[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def sanitize_notebook(path: Path, rb: Runbook, params: Mapping[str, Any], error: str | None) -> nbformat.NotebookNode:
@@ -450,8 +478,10 @@ def _h(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def run(req: RunRequest) -> RunResult:
-    """Validate, execute, and publish one run. BadInput before anything is written."""
+def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
+    """Validate, execute, and publish one run. BadInput before anything is written.
+
+    ``kernel``: a warm kernel to run in (see :mod:`propflow_ops.kernels`); None starts a fresh one."""
     if req.slug not in RUNBOOKS:
         raise BadInput(f"unknown runbook {req.slug!r}; known: {', '.join(RUNBOOKS)}")
     rb = RUNBOOKS[req.slug]
@@ -460,7 +490,7 @@ def run(req: RunRequest) -> RunResult:
     if req.budget_s <= 0:
         raise BadInput("the time budget must be positive")
     params = build_parameters(rb, req)
-    check_environment()
+    check_environment({**os.environ, **req.env})
     if req.announce:
         print(f"propflow-ops: running {rb.slug} for incident {params['incident_id']}...", file=sys.stderr, flush=True)
     root = output_root(req.output_dir)
@@ -475,7 +505,7 @@ def run(req: RunRequest) -> RunResult:
     workdir = parent / f".tmp-{name}-{os.getpid()}-{threading.get_ident()}"
     workdir.mkdir()
     try:
-        error = execute(rb, params, workdir, req)
+        error = execute(rb, params, workdir, req, kernel)
         nb = sanitize_notebook(workdir / "report.ipynb", rb, params, error)
         evidence = final_evidence(rb, params, workdir, error, started, t0)
         nbformat.write(nb, str(workdir / "report.ipynb"))

@@ -223,6 +223,9 @@ def slow_queries(logs: pd.DataFrame | BaseException | None, statements: pd.DataF
         if len(stmt_slow):
             parts.append(f"{len(stmt_slow)} statements with mean time > {threshold_ms:g} ms in pg_stat_statements")
         return Finding.fail(code, "Slow queries found", "; ".join(parts) + f" ({stmt_note})", **data)
+    if isinstance(statements, BaseException):  # half the evidence is missing: not an all-clear
+        return Finding.error(code, title, f"no 'slow query' log lines in the window, but the database could not be "
+                             f"read: {type(statements).__name__}: {(str(statements).splitlines() or [''])[0][:200]}", **data)
     return Finding.ok(code, "No slow queries", f"no 'slow query' log lines in the window; {stmt_note}", **data)
 
 

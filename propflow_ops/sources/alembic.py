@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops import reach
 from propflow_ops.sources.twilio import unreachable
 
 CONNECT_TIMEOUT_S = 5
@@ -77,7 +78,9 @@ def _engine(url: str) -> Any:
     connect_args: dict[str, Any] = {}
     if url.startswith("postgresql"):
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_S, "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"}
-    return create_engine(url, poolclass=pool.NullPool, connect_args=connect_args)
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args=connect_args)
+    reach.watch_engine(engine)
+    return engine
 
 
 @contextlib.contextmanager
@@ -242,15 +245,12 @@ def models_from_config(path: str) -> str:
     target_metadata or models), or ""."""
     if not path:
         return ""
-    try:
+    try:  # alembic reads the file lazily: a file that does not parse raises on the first option read
         cfg = load_config(path, with_url=False)
-    except Exception:  # noqa: BLE001 - an unreadable ini names nothing
+        values = [cfg.get_main_option(key) for key in MODELS_OPTIONS]
+    except Exception:  # noqa: BLE001 - an unreadable ini names nothing; schema_drift reports why
         return ""
-    for key in MODELS_OPTIONS:
-        value = cfg.get_main_option(key)
-        if value and ":" in value:
-            return value.strip()
-    return ""
+    return next((v.strip() for v in values if v and ":" in v), "")
 
 
 def load_metadata(spec: str, config: str = "") -> Any:

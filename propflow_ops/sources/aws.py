@@ -14,13 +14,17 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from propflow_ops import reach
+
 CONNECT_TIMEOUT_S = 3
 READ_TIMEOUT_S = 10
 
 _CONFIG = Config(
     connect_timeout=CONNECT_TIMEOUT_S,
     read_timeout=READ_TIMEOUT_S,
-    retries={"mode": "adaptive", "max_attempts": 3},
+    # standard, not adaptive: adaptive adds client-side rate limiting that stretched 8 throttled calls from
+    # 24 s to 64 s; during an incident a throttled call should give up soon and say so.
+    retries={"mode": "standard", "max_attempts": 3},
 )
 
 _lock = threading.Lock()
@@ -38,7 +42,7 @@ def region_name(region: str | None = None) -> str | None:
 
 
 def client(service: str, region: str | None = None) -> Any:
-    """A boto3 client with connect/read timeouts and adaptive retries.
+    """A boto3 client with connect/read timeouts and standard retries, watched by ``reach``.
 
     Cached per (service, region, endpoint) in this process, so a notebook that
     points ``AWS_ENDPOINT_URL`` elsewhere gets a fresh client.
@@ -51,6 +55,7 @@ def client(service: str, region: str | None = None) -> Any:
             if _session is None:  # one Session: creating one per client costs ~0.5 s each (data files)
                 _session = boto3.session.Session()
             found = _session.client(service, region_name=key[1], config=_CONFIG)
+            reach.watch_boto3_client(found)
             _clients[key] = found
         return found
 

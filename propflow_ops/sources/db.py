@@ -17,6 +17,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
+from propflow_ops import reach
+
 APPLICATION_NAME = "propflow-ops"
 QUERY_CHARS = 200
 
@@ -40,7 +42,9 @@ def make_engine(url: str | URL, *, connect_timeout_s: int = 5, statement_timeout
         "application_name": APPLICATION_NAME,
         "options": f"-c statement_timeout={int(statement_timeout_ms)}",
     }
-    return sa.create_engine(u, poolclass=NullPool, pool_pre_ping=True, connect_args=connect_args)
+    engine = sa.create_engine(u, poolclass=NullPool, pool_pre_ping=True, connect_args=connect_args)
+    reach.watch_engine(engine)
+    return engine
 
 
 def _one_line(exc: BaseException, engine: Engine | None = None) -> str:

@@ -53,6 +53,9 @@ def test_slow_queries_and_missing_index():
     f = latency.slow_queries(df, None)
     assert f.status == "fail" and f.data["log_lines"] == 2
     assert latency.slow_queries(frame([line(1)]), None).status == "ok"
+    dead = latency.slow_queries(frame([line(1)]), OSError("connection refused"))
+    assert dead.status == "error" and "connection refused" in dead.detail  # a dead database is no all-clear
+    assert latency.slow_queries(frame([line(1)]), OSError()).status == "error"
     statements = pd.DataFrame({"query": ["SELECT 1"], "mean_exec_time_ms": [812.0]})
     assert latency.slow_queries(frame([line(1)]), statements).status == "fail"
     stats = pd.DataFrame({"relname": ["maintenance_requests", "properties", "users"],

@@ -149,8 +149,6 @@ def test_end_to_end_through_the_real_command(tmp_path, args, needle):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="migration runbook: a readable but unparsable alembic.ini crashes cell 8 "
-                   "(MissingSectionHeaderError) instead of error findings (routed to the migration owner)")
 def test_an_alembic_config_that_does_not_parse_gives_error_findings_not_a_crash(sandbox_env, tmp_path):
     """A readable file that is not an alembic.ini passes validation; the runbook must still finish."""
     if "migration" not in RUNBOOKS:

@@ -1,0 +1,203 @@
+"""Warm kernels for several runs in one process (the demo, several runbooks for one incident).
+
+A cold ``propflow-ops run`` pays for a kernel start and the runbooks' imports (pandas, matplotlib,
+boto3, SQLAlchemy: about 3.5 s here) before its first cell. A :class:`WarmKernel` pays that once, ahead
+of time (while the sandbox starts, say), and then runs notebooks one after another: before each one it
+clears the user namespace, closes figures, resets the cell counter and sets the run's environment, so a
+report looks exactly as it would from a fresh kernel. A kernel whose run did not finish cleanly (a cell
+raised, the watchdog fired, the kernel died) is thrown away and the next run gets a fresh one.
+
+:class:`KernelPool` is a fixed set of worker threads, each owning one warm kernel (an ``AsyncKernelManager``
+stays on the thread and event loop that started it).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from propflow_ops.runbooks import RUNBOOKS
+
+# What every runbook imports first; loaded into each kernel while it waits for work.
+PRELOAD = """
+import pandas, numpy, matplotlib
+matplotlib.use("module://matplotlib_inline.backend_inline")
+import matplotlib.pyplot
+import propflow_ops.notebook, propflow_ops.plots, propflow_ops.remediation, propflow_ops.reach
+import propflow_ops.sources.aws, propflow_ops.sources.db, propflow_ops.sources.logs, propflow_ops.sources.http
+import propflow_ops.checks.ecs, propflow_ops.checks.logs
+"""
+
+# Before each run: the state a fresh kernel would have, and this run's environment.
+_RESET = """
+get_ipython().run_line_magic("reset", "-f")
+import matplotlib.pyplot as _plt
+_plt.close("all")
+del _plt
+import os as _os
+_os.environ.update({env!r})
+for _k in {unset!r}:
+    _os.environ.pop(_k, None)
+del _os
+get_ipython().execution_count = 1
+"""
+
+
+class KernelError(RuntimeError):
+    pass
+
+
+def _notebooks_dir() -> Path:
+    return next(iter(RUNBOOKS.values())).path.parent
+
+
+class WarmKernel:
+    """One kernel with the runbooks' imports loaded, reused run after run on the thread that started it."""
+
+    def __init__(self, cwd: str | os.PathLike[str] | None = None, preload: str = PRELOAD) -> None:
+        from jupyter_client.manager import AsyncKernelManager
+
+        self._ipc_dir = tempfile.mkdtemp(prefix="pfk-")  # unix socket paths must stay short
+        self.km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(self._ipc_dir, "k"))
+        self.cwd = str(cwd or _notebooks_dir())
+        self.preload = preload
+        self.runs = 0
+        self.started = False
+        self.spoilt = False  # set by the runner when a run did not finish cleanly: not reused
+
+    def start(self, timeout_s: float = 60) -> None:
+        from jupyter_core.utils import run_sync
+
+        run_sync(self.km.start_kernel)(cwd=self.cwd)
+        self.started = True
+        self.execute(self.preload, timeout_s=timeout_s)
+
+    def execute(self, code: str, timeout_s: float = 30) -> None:
+        """Run ``code`` silently (no history, no execution count); KernelError when it raises."""
+        from jupyter_core.utils import run_sync
+
+        run_sync(self._execute)(code, timeout_s)
+
+    async def _execute(self, code: str, timeout_s: float) -> None:
+        kc = self.km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=timeout_s)
+            msg_id = kc.execute(code, silent=True, store_history=False)
+            while True:
+                reply = await kc.get_shell_msg(timeout=timeout_s)
+                if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    break
+            content = reply.get("content", {})
+            if content.get("status") != "ok":
+                raise KernelError(f"{content.get('ename', 'error')}: {content.get('evalue', '')}"[:300])
+        finally:
+            kc.stop_channels()
+
+    def prepare(self, env: Mapping[str, str], unset: tuple[str, ...] = ()) -> None:
+        """Make the kernel look fresh for the next notebook, with ``env`` set in its environment."""
+        self.execute(_RESET.format(env=dict(env), unset=tuple(unset)))
+
+    def alive(self) -> bool:
+        from jupyter_core.utils import run_sync
+
+        return bool(self.started and self.km.has_kernel and run_sync(self.km.is_alive)())
+
+    def pid(self) -> int | None:
+        prov = getattr(self.km, "provisioner", None)
+        return getattr(prov, "pid", None) or getattr(getattr(prov, "process", None), "pid", None)
+
+    def stop(self) -> None:
+        pid = self.pid() if self.km.has_kernel else None
+        if pid:
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        shutil.rmtree(self._ipc_dir, ignore_errors=True)
+
+
+Job = Callable[[WarmKernel | None], Any]
+
+
+class KernelPool:
+    """``workers`` threads, each keeping one warm kernel; :meth:`submit` a job that gets the kernel.
+
+    Kernels start as soon as the pool does. A job receives None when its worker could not start a
+    kernel (the runner then starts a cold one and reports what went wrong in the usual way).
+    """
+
+    def __init__(self, workers: int = 2, preload: str = PRELOAD) -> None:
+        self.workers = max(1, int(workers))
+        self.preload = preload
+        self._jobs: queue.Queue[tuple[Job, Future[Any]] | None] = queue.Queue()
+        self._threads = [threading.Thread(target=self._work, name=f"propflow-kernel-{i}", daemon=True)
+                         for i in range(self.workers)]
+        for t in self._threads:
+            t.start()
+
+    def _fresh(self) -> WarmKernel | None:
+        kernel = WarmKernel(preload=self.preload)
+        try:
+            kernel.start()
+            return kernel
+        except Exception:  # noqa: BLE001 - a job without a warm kernel runs cold
+            kernel.stop()
+            return None
+
+    def _work(self) -> None:
+        kernel = self._fresh()
+        try:
+            while True:
+                item = self._jobs.get()
+                if item is None:
+                    return
+                job, fut = item
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                if kernel is None or not kernel.alive():
+                    if kernel is not None:
+                        kernel.stop()
+                    kernel = self._fresh()
+                try:
+                    fut.set_result(job(kernel))
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                    fut.set_exception(exc)
+                if kernel is not None and kernel.spoilt:
+                    kernel.stop()
+                    kernel = None
+        finally:
+            if kernel is not None:
+                kernel.stop()
+
+    def submit(self, job: Job) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._jobs.put((job, fut))
+        return fut
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for t in self._threads:
+            t.join(timeout=30)
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,159 @@
+"""Could each target be reached at all? One tally per target for the whole run.
+
+The sources report every call they make to a target (AWS through botocore's event hooks, PostgreSQL
+through SQLAlchemy's), and whether it failed for want of an answer: refused, timed out, throttled until
+the retries gave up. At the end of the run :func:`findings` turns the tally into one finding per target
+that was used: ``fail`` when any call went unanswered (the checks that needed it are ``error``, and the
+run must not read as an all-clear: CONTRACT.md 2), ``ok`` otherwise. A runbook that already checks a
+target's reachability itself (``DB_UNREACHABLE`` in api-down, say) keeps its own finding.
+
+State is per process and reset by :func:`reset` (``notebook.begin`` calls it at the top of each run).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from propflow_ops.findings import Finding
+
+# target -> (finding code, what it is called in a report)
+TARGETS: dict[str, tuple[str, str]] = {
+    "aws": ("AWS_UNREACHABLE", "AWS APIs"),
+    "database": ("DB_UNREACHABLE", "PostgreSQL"),
+}
+
+# AWS error codes that mean "no usable answer" rather than "an answer about the resource".
+AWS_UNAVAILABLE_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled", "RequestThrottledException",
+    "TooManyRequestsException", "RequestLimitExceeded", "ProvisionedThroughputExceededException",
+    "SlowDown", "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
+    "EC2ThrottledException", "PriorRequestNotComplete", "BandwidthLimitExceeded",
+})
+AWS_UNAVAILABLE_STATUS = frozenset({429, 502, 503, 504})
+
+
+@dataclass
+class Tally:
+    calls: int = 0
+    failed: int = 0
+    first_error: str = ""
+    operations: set[str] = field(default_factory=set)
+
+
+_lock = threading.Lock()
+_tallies: dict[str, Tally] = {}
+
+
+def reset() -> None:
+    with _lock:
+        _tallies.clear()
+
+
+def answered(target: str) -> None:
+    """One call to ``target`` got an answer (an error about the resource counts: the target is up)."""
+    with _lock:
+        _tallies.setdefault(target, Tally()).calls += 1
+
+
+def unanswered(target: str, reason: str, operation: str = "") -> None:
+    """One call to ``target`` got no usable answer (refused, timed out, throttled past its retries)."""
+    with _lock:
+        t = _tallies.setdefault(target, Tally())
+        t.calls += 1
+        t.failed += 1
+        if operation:
+            t.operations.add(operation)
+        if not t.first_error:
+            t.first_error = reason[:300]
+
+
+def tallies() -> dict[str, Tally]:
+    with _lock:
+        return {k: Tally(v.calls, v.failed, v.first_error, set(v.operations)) for k, v in _tallies.items()}
+
+
+def findings(existing_codes: set[str] | frozenset[str] = frozenset()) -> list[Finding]:
+    """One finding per target this run used, unless the runbook reported that code itself."""
+    out: list[Finding] = []
+    for target, t in tallies().items():
+        code, name = TARGETS.get(target, (f"{target.upper()}_UNREACHABLE", target))
+        if code in existing_codes or t.calls == 0:
+            continue
+        data: dict[str, Any] = {"calls": t.calls, "unanswered": t.failed}
+        if t.failed:
+            ops = f" ({', '.join(sorted(t.operations)[:6])})" if t.operations else ""
+            out.append(Finding.fail(code, f"{name} did not answer", f"{t.failed} of {t.calls} call(s) got no usable "
+                                    f"answer{ops}; first: {t.first_error}. The checks that needed them are "
+                                    "error, not all-clear.", **data))
+        else:
+            said = "the one call" if t.calls == 1 else f"all {t.calls} calls"
+            out.append(Finding.ok(code, f"{name} answered", f"{said} answered", **data))
+    return out
+
+
+# ---------------------------------------------------------------- hooks
+
+
+def aws_failure(exc: BaseException | None = None, *, status: int | None = None, code: str = "") -> str | None:
+    """Why an AWS call went unanswered, or None when it was answered (ClientErrors about resources are answers)."""
+    if exc is not None:
+        import botocore.exceptions as bex
+
+        if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError,
+                            bex.ConnectionClosedError, bex.ProxyConnectionError)):
+            from propflow_ops.sources.aws import aws_error_text
+
+            return aws_error_text(exc)
+        return None
+    if code in AWS_UNAVAILABLE_CODES or (status is not None and status in AWS_UNAVAILABLE_STATUS):
+        return f"{code or 'HTTP'} ({status})"
+    return None
+
+
+def watch_boto3_client(client: Any) -> None:
+    """Count every call of this botocore client (after its retries) in the ``aws`` tally."""
+
+    def after_call(http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any) -> None:
+        status = getattr(http_response, "status_code", None)
+        code = ""
+        if isinstance(parsed, dict):
+            code = str((parsed.get("Error") or {}).get("Code") or "")
+        reason = aws_failure(status=status, code=code)
+        op = f"{client.meta.service_model.service_name}:{getattr(model, 'name', '?')}"
+        if reason:
+            unanswered("aws", f"{op}: {reason}", op)
+        else:
+            answered("aws")
+
+    def after_call_error(exception: BaseException | None = None, **kw: Any) -> None:
+        reason = aws_failure(exception) if exception is not None else None
+        if reason:
+            op = f"{client.meta.service_model.service_name}"
+            unanswered("aws", f"{op}: {reason}", op)
+        elif exception is not None:
+            from botocore.exceptions import NoCredentialsError, NoRegionError
+
+            if not isinstance(exception, (NoCredentialsError, NoRegionError)):  # not configured is not unreachable
+                answered("aws")
+
+    client.meta.events.register("after-call", after_call)
+    client.meta.events.register("after-call-error", after_call_error)
+
+
+def watch_engine(engine: Any) -> None:
+    """Count connection attempts of this SQLAlchemy engine in the ``database`` tally."""
+    import sqlalchemy as sa
+
+    def on_connect(*_: Any) -> None:
+        answered("database")
+
+    def on_error(ctx: Any) -> None:
+        if ctx.connection is None or ctx.is_disconnect:  # could not connect, or the server went away
+            orig = ctx.original_exception
+            text = (str(orig).strip().splitlines() or [""])[0]
+            unanswered("database", f"{type(orig).__name__}: {text}"[:300])
+
+    sa.event.listen(engine, "connect", on_connect)
+    sa.event.listen(engine, "handle_error", on_error)

@@ -1,0 +1,80 @@
+"""Warm kernels: several runs in one kernel must each look like a run in a fresh kernel."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nbtools import write_notebook  # noqa: E402
+
+from propflow_ops.kernels import KernelPool  # noqa: E402
+from propflow_ops.runner import RunRequest, run, verify_sums  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("kernels")
+
+LEAKY = "leaked_from_first_run = 42\nimport os\nos.environ['PROPFLOW_LEAK'] = 'x'"
+PROBE = ("import os\nfrom propflow_ops.findings import Finding\n"
+         "ev.add(Finding.ok('NO_LEAK', 'clean', str(['leaked_from_first_run' in globals(), os.environ.get('RUN_TAG')])))")
+
+
+@pytest.fixture
+def nbdir(tmp_path, monkeypatch):
+    write_notebook(tmp_path / "nb" / "01_api_down.ipynb", "api-down", LEAKY, PROBE, "ev.save()")
+    write_notebook(tmp_path / "nb" / "02_db_connection.ipynb", "db-connection", PROBE, "ev.save()")
+    write_notebook(tmp_path / "nb" / "03_api_latency.ipynb", "api-latency", "raise RuntimeError('boom')", "ev.save()")
+    monkeypatch.setenv("PROPFLOW_NOTEBOOKS_DIR", str(tmp_path / "nb"))
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    return tmp_path
+
+
+def request(slug: str, tmp_path: Path, tag: str) -> RunRequest:
+    return RunRequest(slug=slug, incident="INC-WARM", output_dir=str(tmp_path / "out"), html=True, progress=False,
+                      env={"RUN_TAG": tag}, budget_s=120)
+
+
+def probe(result) -> str:
+    return next(f["detail"] for f in result.evidence["findings"] if f["code"] == "NO_LEAK")
+
+
+def test_runs_in_one_warm_kernel_look_fresh_and_a_failed_run_spoils_it(nbdir):
+    pids = []
+
+    def job(req):
+        def go(kernel):
+            pids.append(kernel.pid() if kernel else None)
+            return run(req, kernel=kernel)
+        return go
+
+    with KernelPool(1) as pool:
+        first = pool.submit(job(request("api-down", nbdir, "one"))).result()
+        second = pool.submit(job(request("db-connection", nbdir, "two"))).result()
+        broken = pool.submit(job(request("api-latency", nbdir, "three"))).result()
+        after = pool.submit(job(request("db-connection", nbdir, "four"))).result()
+
+    assert probe(first) == "[True, 'one']"
+    assert probe(second) == "[False, 'two']", "the first run's names or environment leaked into the second"
+    assert probe(after) == "[False, 'four']"
+    assert pids[0] == pids[1] == pids[2] is not None, "the warm kernel was not reused"
+    assert pids[3] not in (None, pids[2]), "a kernel whose run raised was reused"
+    assert broken.exit_code == 3 and "boom" in (broken.error or "")
+    for result in (first, second, after):
+        assert result.exit_code == 0, result.error
+        nb = json.loads((result.path / "report.ipynb").read_text())
+        counts = [c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code"]
+        assert counts == list(range(1, len(counts) + 1)), counts
+        assert set(verify_sums(result.path).values()) == {"ok"}
+        assert "execution_count = 1" not in (result.path / "report.ipynb").read_text()  # no preamble in it
+    assert first.path != second.path and first.evidence["run"]["duration_s"] > 0
+
+
+def test_two_workers_run_at_the_same_time_into_separate_folders(nbdir):
+    with KernelPool(2) as pool:
+        futures = [pool.submit(lambda k, s=s, t=t: run(request(s, nbdir, t), kernel=k))
+                   for s, t in (("db-connection", "a"), ("db-connection", "b"), ("api-down", "c"))]
+        results = [f.result() for f in futures]
+    assert [probe(r) for r in results] == ["[False, 'a']", "[False, 'b']", "[True, 'c']"]
+    assert len({r.path for r in results}) == 3
