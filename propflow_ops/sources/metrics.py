@@ -47,61 +47,87 @@ def metric_series(
     CloudWatch has no data. ``df.attrs`` holds namespace/metric/stat/period and
     the query's ``status_code`` (``Complete`` / ``PartialData``) and messages.
     """
+    return metric_stats(namespace, metric, dimensions, start, end, stats=(stat,), period=period, client=client)[stat]
+
+
+def metric_stats(
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, str],
+    start: datetime,
+    end: datetime,
+    *,
+    stats: tuple[str, ...] | list[str],
+    period: int = 60,
+    client: Any = None,
+) -> dict[str, pd.DataFrame]:
+    """Several statistics of one metric (``p50``, ``p95``, ``p99`` say) in one GetMetricData call per page:
+    stat -> the frame :func:`metric_series` describes."""
     cw = client or aws.client("cloudwatch")
-    query = {
-        "Id": "m0",
-        "MetricStat": {
-            "Metric": {
-                "Namespace": namespace,
-                "MetricName": metric,
-                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+    ids = {f"m{i}": stat for i, stat in enumerate(stats)}
+    queries = [
+        {
+            "Id": qid,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": namespace,
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                },
+                "Period": int(period),
+                "Stat": stat,
             },
-            "Period": int(period),
-            "Stat": stat,
-        },
-        "ReturnData": True,
-    }
+            "ReturnData": True,
+        }
+        for qid, stat in ids.items()
+    ]
     kwargs: dict[str, Any] = {
-        "MetricDataQueries": [query],
+        "MetricDataQueries": queries,
         "StartTime": _utc(start),
         "EndTime": _utc(end),
         "ScanBy": "TimestampAscending",
     }
-    stamps: list[datetime] = []
-    values: list[float] = []
-    status_code: str | None = None
-    messages: list[str] = []
+    stamps: dict[str, list[datetime]] = {q: [] for q in ids}
+    values: dict[str, list[float]] = {q: [] for q in ids}
+    status_code: dict[str, str | None] = {q: None for q in ids}
+    messages: dict[str, list[str]] = {q: [] for q in ids}
     token: str | None = None
     while True:
         if token:
             kwargs["NextToken"] = token
         resp = cw.get_metric_data(**kwargs)
         for result in resp.get("MetricDataResults", []):
-            stamps.extend(result.get("Timestamps", []))
-            values.extend(float(v) for v in result.get("Values", []))
-            status_code = result.get("StatusCode", status_code)
-            messages.extend(m.get("Value", "") for m in result.get("Messages", []) if m.get("Value"))
+            qid = result.get("Id")
+            if qid not in ids:
+                continue
+            stamps[qid].extend(result.get("Timestamps", []))
+            values[qid].extend(float(v) for v in result.get("Values", []))
+            status_code[qid] = result.get("StatusCode", status_code[qid])
+            messages[qid].extend(m.get("Value", "") for m in result.get("Messages", []) if m.get("Value"))
         new_token = resp.get("NextToken")
         if not new_token or new_token == token:
             break
         token = new_token
-    if stamps:
-        df = pd.DataFrame(
-            {
-                "timestamp": pd.to_datetime(pd.Series(stamps), utc=True).astype("datetime64[ns, UTC]"),
-                "value": pd.Series(values, dtype="float64"),
-            }
+    out: dict[str, pd.DataFrame] = {}
+    for qid, stat in ids.items():
+        if stamps[qid]:
+            df = pd.DataFrame(
+                {
+                    "timestamp": pd.to_datetime(pd.Series(stamps[qid]), utc=True).astype("datetime64[ns, UTC]"),
+                    "value": pd.Series(values[qid], dtype="float64"),
+                }
+            )
+            df = df.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        else:
+            df = empty_series_frame()
+        df.attrs.update(
+            namespace=namespace,
+            metric=metric,
+            dimensions=dict(dimensions),
+            stat=stat,
+            period=int(period),
+            status_code=status_code[qid],
+            messages=messages[qid],
         )
-        df = df.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    else:
-        df = empty_series_frame()
-    df.attrs.update(
-        namespace=namespace,
-        metric=metric,
-        dimensions=dict(dimensions),
-        stat=stat,
-        period=int(period),
-        status_code=status_code,
-        messages=messages,
-    )
-    return df
+        out[stat] = df
+    return out
