@@ -5,6 +5,10 @@ Compares the plain approach (``json.loads`` per event into a list of dicts, then
 
     .venv/bin/python bench/bench_logs.py                 # 1,000,000 events, 3 runs each
     .venv/bin/python bench/bench_logs.py --events 200000 --repeat 1
+    .venv/bin/python bench/bench_logs.py --approaches parse_events,msgspec   # needs msgspec installed
+
+``msgspec`` is the alternative measured for issue 8 and not adopted (see
+:func:`msgspec_frame` and bench/README-logs.md); it is not a dependency.
 
 Events are generated once (deterministic, ~2% plain-text traceback lines, the
 rest JSON of the API's request-log shape) and pickled to a temporary file; each
@@ -128,6 +132,72 @@ def fast(events: list[dict[str, Any]]) -> Any:
     return parse_events(events)
 
 
+def msgspec_frame(events: list[dict[str, Any]], chunk: int = 2048) -> Any:
+    """The msgspec alternative that was measured and not adopted (bench/README-logs.md).
+
+    Messages are joined ``chunk`` at a time into one JSON array that
+    ``msgspec.json.Decoder(list[Rec])`` decodes in one call (unknown fields
+    skipped, non-JSON lines replaced by ``{}`` and their text put back into
+    ``message``); each field becomes a Python list (``map(attrgetter)``), then an
+    Arrow array; the frame has ``parse_events``' columns and dtypes. Only for the
+    happy path: no fallback for wrong types or bad lines. Needs msgspec installed
+    (it is not a dependency).
+    """
+    from itertools import compress, count, repeat
+    from operator import attrgetter, itemgetter, not_
+
+    import msgspec
+    import numpy as np
+    import pyarrow as pa
+
+    from propflow_ops.sources.logs import COLUMNS, JSON_SCHEMA, _types_mapper
+
+    class Rec(msgspec.Struct, gc=False):
+        level: str | None = None
+        event: str | None = None
+        method: str | None = None
+        path: str | None = None
+        status: int | None = None
+        latency_ms: float | None = None
+        request_id: str | None = None
+        message: str | None = None
+        provider: str | None = None
+        error_code: str | None = None
+        error_type: str | None = None
+        client_id: str | None = None
+
+    fields = list(Rec.__struct_fields__)
+    assert fields == JSON_SCHEMA.names
+    getters = [attrgetter(f) for f in fields]
+    types = [JSON_SCHEMA.field(f).type for f in fields]
+    msg_pos = fields.index("message")
+    dec = msgspec.json.Decoder(list[Rec])
+    get_message = itemgetter("message")
+    parts: list[list[Any]] = [[] for _ in fields]
+    for start in range(0, len(events), chunk):
+        msgs = list(map(get_message, events[start : start + chunk]))
+        raw = list(compress(count(), map(not_, map(str.startswith, msgs, repeat("{")))))
+        lines = msgs
+        if raw:
+            lines = msgs.copy()
+            for i in raw:
+                lines[i] = "{}"
+        recs = dec.decode("[" + ",".join(lines) + "]")
+        cols = [list(map(g, recs)) for g in getters]
+        del recs
+        for i in raw:
+            cols[msg_pos][i] = msgs[i]
+        for part, col, typ in zip(parts, cols, types, strict=True):
+            part.append(pa.array(col, type=typ))
+    columns = {f: pa.chunked_array(part, type=typ) for f, part, typ in zip(fields, parts, types, strict=True)}
+    ts = np.fromiter(map(itemgetter("timestamp"), events), dtype=np.int64, count=len(events))
+    columns["timestamp"] = pa.chunked_array([pa.array(ts * 1_000_000, type=pa.timestamp("ns", tz="UTC"))])
+    streams = pa.array(list(map(itemgetter("logStreamName"), events)), type=pa.large_string())
+    columns["stream"] = pa.chunked_array([streams])
+    table = pa.table({name: columns[name] for name in COLUMNS})
+    return table.to_pandas(types_mapper=_types_mapper, split_blocks=True)
+
+
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -145,8 +215,8 @@ def _cpu() -> float:
 def child(approach: str, path: str, repeat: int) -> None:
     with open(path, "rb") as fh:
         events = pickle.load(fh)
-    fn = {"plain": plain, "parse_events": fast}[approach]
-    if approach == "parse_events":  # import cost is not parse cost
+    fn = {"plain": plain, "parse_events": fast, "msgspec": msgspec_frame}[approach]
+    if approach != "plain":  # import cost is not parse cost
         import propflow_ops.sources.logs  # noqa: F401
     import pandas  # noqa: F401
     import pyarrow  # noqa: F401

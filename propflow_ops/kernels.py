@@ -33,7 +33,8 @@ matplotlib.use("module://matplotlib_inline.backend_inline")
 import matplotlib.pyplot
 import propflow_ops.notebook, propflow_ops.plots, propflow_ops.remediation, propflow_ops.reach
 import propflow_ops.sources.aws, propflow_ops.sources.db, propflow_ops.sources.logs, propflow_ops.sources.http
-import propflow_ops.checks.ecs, propflow_ops.checks.logs
+import propflow_ops.checks.ecs, propflow_ops.checks.logs, propflow_ops.sources.triage
+propflow_ops.sources.triage._preload()
 """
 
 # Before each run: the state a fresh kernel would have, and this run's environment.

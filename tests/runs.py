@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+Snapshot = dict[str, Any]
 
 
 @dataclass
@@ -58,3 +60,31 @@ def propflow_ops(env: Mapping[str, str], *args: str, timeout: float = 300, outpu
         if ev_path.exists():
             evidence = json.loads(ev_path.read_text())
     return Run(proc, folder, evidence)
+
+
+def watched(sb: Any, env: Mapping[str, str], slug: str, *args: str, output_dir: Path) -> tuple[Run, Snapshot, Snapshot]:
+    """``propflow-ops run SLUG ARGS`` against the sandbox ``sb``, with the world's snapshot before and after it."""
+    before = sb.snapshot()
+    run = propflow_ops(env, "run", slug, *args, output_dir=output_dir)
+    return run, before, sb.snapshot()
+
+
+def healthy_run(world: Callable[..., Any], env: Mapping[str, str], slug: str, *args: str, output_dir: Path,
+                ok: Iterable[str] = ()) -> tuple[Run, Snapshot, Snapshot]:
+    """SLUG against the healthy world, asserting what every healthy run shows: exit 0, no ``fail``, each code
+    in ``ok`` ok, and a world the run left as it was. Returns the run and both snapshots for further checks."""
+    run, before, after = watched(world(), env, slug, *args, output_dir=output_dir)
+    assert run.code == 0, run.proc.stderr[-2000:] + str(run.fails())
+    assert run.fails() == set()
+    for code in ok:
+        assert run.status_of(code) == "ok", (code, run.findings().get(code))
+    assert before == after
+    return run, before, after
+
+
+def nbval(notebook: Path, env: Mapping[str, str], *, cwd: Path | None = None,
+          timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The notebook run top to bottom under ``pytest --nbval-lax``, with the sandbox's environment."""
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                           str(notebook)], capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd,
+                          timeout=timeout)

@@ -55,6 +55,19 @@ def check_reachable(probe: Mapping[str, Any]) -> Finding:
     return Finding.ok(code, title, f"{probe.get('host')} PING {probe.get('ping_ms')} ms (median of 3)", **data)
 
 
+def _unreadable(probe: Mapping[str, Any]) -> str | None:
+    """Why the probe's INFO cannot be judged (an ``error`` finding's detail), or None when it can."""
+    if not probe.get("reachable"):
+        return f"Redis not reachable: {probe.get('error')}"
+    if probe.get("info_error"):
+        return f"INFO unavailable: {probe['info_error']}"
+    return None
+
+
+def _pct(used: float | None, limit: float | None) -> float | None:
+    return round(100.0 * used / limit, 1) if used is not None and limit else None
+
+
 def _limit(probe: Mapping[str, Any], name: str) -> float | None:
     """The limit from CONFIG GET, else INFO (managed Redis disables CONFIG)."""
     config = probe.get("config") or {}
@@ -69,16 +82,14 @@ def check_memory(probe: Mapping[str, Any], *, redis_memory_pct: float = REDIS_ME
     code, title = "REDIS_MEMORY_PRESSURE", f"Redis memory below {redis_memory_pct:g}% of maxmemory"
     if not probe.get("configured"):
         return Finding.skipped(code, title, "no Redis URL configured")
-    if not probe.get("reachable"):
-        return Finding.error(code, title, f"Redis not reachable: {probe.get('error')}")
-    if probe.get("info_error"):
-        return Finding.error(code, title, f"INFO unavailable: {probe['info_error']}")
+    if unreadable := _unreadable(probe):
+        return Finding.error(code, title, unreadable)
     info = probe.get("info") or {}
     used = _num(info.get("used_memory"))
     limit = _limit(probe, "maxmemory")
     evicted = int(_num(info.get("evicted_keys")) or 0)
     policy = (probe.get("config") or {}).get("maxmemory-policy") or info.get("maxmemory_policy")
-    pct = round(100.0 * used / limit, 1) if used is not None and limit else None
+    pct = _pct(used, limit)
     data = {"used_memory": used, "maxmemory": limit, "used_pct": pct, "evicted_keys": evicted,
             "maxmemory_policy": policy, "threshold_pct": redis_memory_pct}
     if used is None:
@@ -107,15 +118,13 @@ def check_clients(probe: Mapping[str, Any], *, redis_clients_pct: float = REDIS_
     if probe.get("error_kind") == "maxclients":
         return Finding.fail(code, "Redis refused a connection: max number of clients reached",
                             f"{probe.get('host')}: {probe.get('error')}", refused=True)
-    if not probe.get("reachable"):
-        return Finding.error(code, title, f"Redis not reachable: {probe.get('error')}")
-    if probe.get("info_error"):
-        return Finding.error(code, title, f"INFO unavailable: {probe['info_error']}")
+    if unreadable := _unreadable(probe):
+        return Finding.error(code, title, unreadable)
     info = probe.get("info") or {}
     connected = _num(info.get("connected_clients"))
     limit = _limit(probe, "maxclients")
     rejected = int(_num(info.get("rejected_connections")) or 0)
-    pct = round(100.0 * connected / limit, 1) if connected is not None and limit else None
+    pct = _pct(connected, limit)
     data = {"connected_clients": connected, "maxclients": limit, "used_pct": pct, "rejected_connections": rejected,
             "threshold_pct": redis_clients_pct}
     if connected is None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from propflow_ops.sources import aws
+from propflow_ops.sources import aws, fetch
 from propflow_ops.sources import db as dbsrc
 from propflow_ops.sources import ecs as ecssrc
 from propflow_ops.sources import logs as logsrc
@@ -37,10 +37,7 @@ def error_text(exc: BaseException, engine: Any = None) -> str:
 
 def attempt(fn: Callable[..., T], *args: Any, engine: Any = None, **kwargs: Any) -> T | FetchError:
     """``fn(*args, **kwargs)``, or the failure as a returned :class:`FetchError`."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - returned for the check to report as error
-        return FetchError(error_text(exc, engine))
+    return fetch.attempt(lambda: fn(*args, **kwargs), lambda exc: FetchError(error_text(exc, engine)))
 
 
 # --- AWS --------------------------------------------------------------------------------------
@@ -61,8 +58,13 @@ def metric(namespace: str, name: str, dimensions: Mapping[str, str], start: date
 
 def percentile_metric(namespace: str, name: str, dimensions: Mapping[str, str], start: datetime | None,
                       end: datetime | None) -> dict[str, pd.DataFrame | FetchError]:
-    """p50/p95/p99 of a metric (CloudWatch extended statistics); a failed stat is returned as FetchError."""
-    return {stat: metric(namespace, name, dimensions, start, end, stat=stat) for stat in PERCENTILE_STATS}
+    """p50/p95/p99 of a metric (CloudWatch extended statistics) in one call; when it fails, every stat is
+    that FetchError."""
+    assert start is not None and end is not None
+    got = attempt(metricsrc.metric_stats, namespace, name, dict(dimensions), start, end, stats=PERCENTILE_STATS)
+    if isinstance(got, FetchError):
+        return dict.fromkeys(PERCENTILE_STATS, got)
+    return dict(got)
 
 
 def logs(log_group: str, start: datetime | None, end: datetime | None) -> pd.DataFrame | FetchError:
@@ -89,7 +91,7 @@ class TaskDatabaseUrl:
 def task_database_url(cluster: str, name: str, family: str) -> TaskDatabaseUrl | FetchError:
     """The service's current task definition (else the family's latest) and its DATABASE_URL."""
 
-    def fetch() -> TaskDatabaseUrl:
+    def lookup() -> TaskDatabaseUrl:
         svc = ecssrc.service(cluster, name)
         ref = svc.get("taskDefinition") if svc.get("found") else family
         td = ecssrc.task_definition(str(ref or family))
@@ -98,7 +100,7 @@ def task_database_url(cluster: str, name: str, family: str) -> TaskDatabaseUrl |
         url = env.get("DATABASE_URL")
         return TaskDatabaseUrl(label, str(url) if url else None, env)
 
-    return attempt(fetch)
+    return attempt(lookup)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------

@@ -282,12 +282,19 @@ def _read_json(source: Any) -> pa.Table:
 def _as_str(v: Any) -> str | None:
     if v is None:
         return None
-    if isinstance(v, str):
-        return v
+    if not isinstance(v, str):
+        try:
+            return json.dumps(v)
+        except (TypeError, ValueError):
+            v = str(v)
     try:
-        return json.dumps(v)
-    except (TypeError, ValueError):
-        return str(v)
+        v.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: "?" as in the fast path
+        v = v.encode("utf-8", errors="replace").decode("utf-8")
+    return v
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _as_int(v: Any) -> int | None:
@@ -299,7 +306,8 @@ def _as_int(v: Any) -> int | None:
         return None
     if not math.isfinite(f) or f != int(f):
         return None
-    return int(f)
+    i = int(v) if isinstance(v, int) else int(f)
+    return i if _INT64_MIN <= i <= _INT64_MAX else None  # beyond int64: missing, not a crash
 
 
 def _as_float(v: Any) -> float | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from propflow_ops.sources import aws
+from propflow_ops.sources import aws, fetch
 
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys a call
 OBJECT_COLUMNS = ["key", "size", "last_modified", "storage_class"]
@@ -134,25 +134,24 @@ def service_task_definition(cluster: str, service: str, task_family: str, *, cli
     """
     from propflow_ops.sources import ecs
 
-    try:
+    def lookup() -> dict[str, Any]:
         svc = ecs.service(cluster, service, client=client)
         ref = svc.get("taskDefinition") if svc.get("found") else task_family
         td = ecs.task_definition(ref or task_family, client=client)
-    except Exception as exc:  # noqa: BLE001
-        return {"task_definition": None, "env": {}, "arn": None, "role_arn": None, "error": aws.aws_error_text(exc)}
-    env = {k: v for k, v in ecs.task_environment(td).items() if v is not None}
-    return {"task_definition": td, "env": env, "arn": td.get("taskDefinitionArn"),
-            "role_arn": td.get("taskRoleArn") or None, "error": None}
+        env = {k: v for k, v in ecs.task_environment(td).items() if v is not None}
+        return {"task_definition": td, "env": env, "arn": td.get("taskDefinitionArn"),
+                "role_arn": td.get("taskRoleArn") or None, "error": None}
+
+    return fetch.attempt(lookup, lambda exc: {"task_definition": None, "env": {}, "arn": None, "role_arn": None,
+                                              "error": aws.aws_error_text(exc)})
 
 
 def log_events(log_group: str, start: datetime, end: datetime) -> pd.DataFrame | BaseException:
     """The window's log events (``sources.logs.fetch_log_events``), or the exception that stopped the fetch."""
     from propflow_ops.sources import logs
 
-    try:
-        return logs.fetch_log_events(log_group, start, end)
-    except Exception as exc:  # noqa: BLE001 - the checks report it as error
-        return RuntimeError(aws.aws_error_text(exc))
+    return fetch.attempt(lambda: logs.fetch_log_events(log_group, start, end),
+                         lambda exc: RuntimeError(aws.aws_error_text(exc)))
 
 
 def task_role_arn(task_definition: dict[str, Any] | None) -> str | None:

@@ -171,7 +171,7 @@ def _preload() -> None:
         importlib.import_module(name)
 
 
-def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 8) -> Signals:
+def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -> Signals:
     """Fetch every signal concurrently; anything not back within ``budget_s`` is an error."""
     from propflow_ops.checks.api import health_url
     from propflow_ops.sources import ecs, elasticache, http, logs, rds, s3, twilio, whatsapp
@@ -204,8 +204,9 @@ def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 8) ->
         "twilio_account": lambda: twilio.account(twilio_cfg, timeout_s=t),
         "twilio_balance": lambda: twilio.balance(twilio_cfg, timeout_s=t),
         "whatsapp": lambda: whatsapp.phone_number(whatsapp.config(), timeout_s=t),
-        "alembic": lambda: _alembic(p.models),
     }
+    # The slowest first (the alembic comparison takes the longest), so the critical path starts at once.
+    jobs = {"alembic": lambda: _alembic(p.models), **jobs}
     signals = Signals(start=start, end=end)
     t0 = time.monotonic()
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops.sources import fetch
+
 DEFAULT_API_URL = "https://api.twilio.com"
 TIMEOUT_S = 10.0
 
@@ -257,12 +259,13 @@ def notification_logs(log_group: str, start: datetime, end: datetime) -> pd.Data
     """
     from propflow_ops.sources.logs import fetch_log_events
 
-    try:
+    def notification_lines() -> pd.DataFrame:
         df = fetch_log_events(log_group, start, end, filter_pattern="notification")
-    except Exception as exc:  # noqa: BLE001 - handed to the check, which reports it as an error
-        return exc
-    event = df["event"].astype("object").fillna("")
-    return df[event == "notification"].reset_index(drop=True)
+        event = df["event"].astype("object").fillna("")
+        return df[event == "notification"].reset_index(drop=True)
+
+    # the exception itself: the check tells "unreachable" (fail) from other failures (error)
+    return fetch.attempt(notification_lines, lambda exc: exc)
 
 
 @dataclass
@@ -285,22 +288,22 @@ def task_settings(cluster: str, service: str, family: str = "") -> TaskSettings:
     from propflow_ops.sources import ecs
     from propflow_ops.sources.aws import aws_error_text
 
-    try:
+    def lookup() -> TaskSettings:
         svc = ecs.service(cluster, service)
         ref = svc.get("taskDefinition") if svc.get("found") else None
         ref = ref or family
         if not ref:
             return TaskSettings(error=f"service {service} not found in cluster {cluster} ({svc.get('failure')})")
         td = ecs.task_definition(ref)
-    except Exception as exc:  # noqa: BLE001 - reported by the check
-        return TaskSettings(error=aws_error_text(exc), unreachable=unreachable(exc))
-    names: dict[str, str] = {}
-    for container in td.get("containerDefinitions", []) or []:
-        for item in container.get("environment", []) or []:
-            if item.get("name"):
-                names[item["name"]] = "value" if str(item.get("value") or "").strip() else "empty"
-        for item in container.get("secrets", []) or []:
-            if item.get("name"):
-                names[item["name"]] = "secret" if item.get("valueFrom") else "empty"
-    label = f"{td.get('family', '?')}:{td.get('revision', '?')}"
-    return TaskSettings(task_definition=label, names=names)
+        names: dict[str, str] = {}
+        for container in td.get("containerDefinitions", []) or []:
+            for item in container.get("environment", []) or []:
+                if item.get("name"):
+                    names[item["name"]] = "value" if str(item.get("value") or "").strip() else "empty"
+            for item in container.get("secrets", []) or []:
+                if item.get("name"):
+                    names[item["name"]] = "secret" if item.get("valueFrom") else "empty"
+        label = f"{td.get('family', '?')}:{td.get('revision', '?')}"
+        return TaskSettings(task_definition=label, names=names)
+
+    return fetch.attempt(lookup, lambda exc: TaskSettings(error=aws_error_text(exc), unreachable=unreachable(exc)))

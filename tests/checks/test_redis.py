@@ -56,3 +56,12 @@ def test_memory_threshold_and_evictions():
 def test_info_table_has_no_url():
     table = c.info_table(probe())
     assert table["host"] == "h:6379" and "url" not in table
+
+
+def test_memory_and_clients_say_why_info_cannot_be_judged():
+    down = {"configured": True, "reachable": False, "error": "ConnectionError: refused", "error_kind": "connection"}
+    no_info = probe() | {"info_error": "ERR unknown command 'INFO'"}
+    for check in (c.check_memory, c.check_clients):
+        assert (check(down).status, check(down).detail) == ("error", "Redis not reachable: ConnectionError: refused")
+        assert (check(no_info).status, check(no_info).detail) == ("error", "INFO unavailable: ERR unknown command 'INFO'")
+        assert check({"configured": False}).status == "skipped"

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from runs import propflow_ops
+from runs import healthy_run, nbval, propflow_ops, watched
 
 from propflow_ops.runbooks import RUNBOOKS
 
@@ -16,14 +12,8 @@ CODES = ("API_HEALTH_FAILING", "ECS_SERVICE_DEGRADED", "ECS_TASK_OOM", "ECS_MEMO
 
 
 def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_path):
-    sb = world()
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "api-down", output_dir=tmp_path)
-    after = sb.snapshot()
-    assert run.code == 0, run.proc.stderr[-2000:]
+    run, _, after = healthy_run(world, sandbox_env, "api-down", output_dir=tmp_path, ok=CODES)
     assert run.evidence["status"] == "ok"
-    for code in CODES:
-        assert run.status_of(code) == "ok", (code, run.findings().get(code))
     assert run.findings()["ECS_SERVICE_DEGRADED"]["data"]["running"] == 2
     actions = run.actions()
     assert actions["force-new-deployment"]["mode"] == "planned"
@@ -31,7 +21,6 @@ def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_pat
         "aws ecs update-service --cluster propflow --service propflow-api --force-new-deployment")
     assert actions["rollback"]["mode"] == "planned"
     assert actions["rollback"]["command"].endswith("--task-definition propflow-api:2")
-    assert before == after
     assert after["ecs"]["task_definition"].endswith("propflow-api:3") and after["ecs"]["desired"] == 2
 
 
@@ -50,11 +39,10 @@ def test_oom(world, sandbox_env, tmp_path):
 
 
 def test_bad_deploy_and_applied_rollback_moves_the_service_to_the_previous_revision(world, sandbox_env, tmp_path):
-    sb = world("api-bad-deploy")
-    before = sb.snapshot()["ecs"]
+    run, before_all, after_all = watched(world("api-bad-deploy"), sandbox_env, "api-down", "--apply", "rollback",
+                                         output_dir=tmp_path)
+    before, after = before_all["ecs"], after_all["ecs"]
     assert before["task_definition"].endswith("propflow-api:4")
-    run = propflow_ops(sandbox_env, "run", "api-down", "--apply", "rollback", output_dir=tmp_path)
-    after = sb.snapshot()["ecs"]
     assert run.code == 1, run.proc.stderr[-2000:]
     assert run.status_of("ECS_DEPLOYMENT_FAILED") == "fail"
     assert run.status_of("ECS_SERVICE_DEGRADED") == "fail"
@@ -81,7 +69,5 @@ def test_database_down(world, sandbox_env, tmp_path):
 
 def test_notebook_runs_under_nbval(world, sandbox_env, tmp_path):
     world()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], env={**os.environ, **sandbox_env}, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    proc = nbval(NOTEBOOK, sandbox_env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]

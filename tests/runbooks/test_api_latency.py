@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from runs import propflow_ops
+from runs import healthy_run, nbval, propflow_ops, watched
 
 from propflow_ops.runbooks import RUNBOOKS
 
@@ -15,19 +11,12 @@ CODES = ("API_LATENCY_HIGH", "DB_SLOW_QUERIES", "RDS_CPU_HIGH", "ECS_CPU_HIGH", 
 
 
 def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_path):
-    sb = world()
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "api-latency", output_dir=tmp_path)
-    after = sb.snapshot()
-    assert run.code == 0, run.proc.stderr[-2000:]
-    for code in CODES:
-        assert run.status_of(code) == "ok", (code, run.findings().get(code))
+    run, _, after = healthy_run(world, sandbox_env, "api-latency", output_dir=tmp_path, ok=CODES)
     assert run.findings()["API_LATENCY_HIGH"]["data"]["worst_p95_ms"] < 500
     actions = run.actions()
     assert actions["scale-service"]["mode"] == "planned"
     assert actions["scale-service"]["command"].endswith("--desired-count 4")
     assert actions["create-read-replica"]["mode"] == "planned"
-    assert before == after
     assert list(after["rds"]) == ["propflow-db"] and after["ecs"]["desired"] == 2
 
 
@@ -46,11 +35,8 @@ def test_latency_high(world, sandbox_env, tmp_path):
 
 
 def test_applied_steps_change_exactly_what_they_say(world, sandbox_env, tmp_path):
-    sb = world()
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "api-latency", "--apply", "scale-service", "--apply",
-                       "create-read-replica", "-p", "scale_to", "3", output_dir=tmp_path)
-    after = sb.snapshot()
+    run, before, after = watched(world(), sandbox_env, "api-latency", "--apply", "scale-service", "--apply",
+                                 "create-read-replica", "-p", "scale_to", "3", output_dir=tmp_path)
     assert run.code == 0, run.proc.stderr[-2000:]
     assert run.actions()["scale-service"]["mode"] == "executed"
     assert run.actions()["create-read-replica"]["mode"] == "executed"
@@ -63,7 +49,5 @@ def test_applied_steps_change_exactly_what_they_say(world, sandbox_env, tmp_path
 
 def test_notebook_runs_under_nbval(world, sandbox_env, tmp_path):
     world()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], env={**os.environ, **sandbox_env}, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    proc = nbval(NOTEBOOK, sandbox_env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from runs import propflow_ops
+from runs import healthy_run, nbval, propflow_ops
 
 from propflow_ops.runbooks import RUNBOOKS
 
@@ -17,13 +13,7 @@ CODES = ("RDS_NOT_AVAILABLE", "DB_UNREACHABLE", "DB_POOL_EXHAUSTED", "DB_IDLE_IN
 
 
 def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_path):
-    sb = world()
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "db-connection", output_dir=tmp_path)
-    after = sb.snapshot()
-    assert run.code == 0, run.proc.stderr[-2000:]
-    for code in CODES:
-        assert run.status_of(code) == "ok", (code, run.findings().get(code))
+    run, _, _ = healthy_run(world, sandbox_env, "db-connection", output_dir=tmp_path, ok=CODES)
     f = run.findings()
     assert f["DB_POOL_EXHAUSTED"]["data"]["max_connections"] > 0
     assert f["DB_POOL_EXHAUSTED"]["data"]["used_pct"] < 90
@@ -31,7 +21,6 @@ def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_pat
     assert run.actions()["reboot-db-failover"]["mode"] == "planned"
     assert run.actions()["reboot-db-failover"]["command"] == (
         "aws rds reboot-db-instance --db-instance-identifier propflow-db --force-failover")
-    assert before == after
 
 
 def test_database_down(world, sandbox_env, tmp_path):
@@ -96,7 +85,5 @@ def test_backups_off_and_applied_reboot(world, sandbox_env, tmp_path):
 
 def test_notebook_runs_under_nbval(world, sandbox_env, tmp_path):
     world()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], env={**os.environ, **sandbox_env}, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    proc = nbval(NOTEBOOK, sandbox_env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import nbformat
-from runs import propflow_ops
+from runs import healthy_run, nbval, propflow_ops, watched
 
 from propflow_ops.runbooks import RUNBOOKS
 from propflow_ops.sandbox.backend.models import HEAD_REVISION
@@ -30,15 +26,7 @@ def _without(snapshot, *keys):
 
 
 def test_healthy_reports_no_fail_changes_nothing_and_previews_sql(world, sandbox_env, tmp_path):
-    sb = world()
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "migration", *MODELS, output_dir=tmp_path)
-    after = sb.snapshot()
-    assert run.code == 0, run.proc.stderr[-2000:]
-    assert run.fails() == set()
-    for code in CODES:
-        assert run.status_of(code) == "ok", (code, run.findings().get(code))
-    assert before == after
+    run, _, after = healthy_run(world, sandbox_env, "migration", *MODELS, output_dir=tmp_path, ok=CODES)
     assert after["database"]["alembic_revision"] == [HEAD_REVISION]
     actions = run.actions()
     assert actions["migration-downgrade"]["mode"] == "planned"
@@ -52,9 +40,7 @@ def test_healthy_reports_no_fail_changes_nothing_and_previews_sql(world, sandbox
 
 def test_downgrade_applied_moves_exactly_one_revision(world, sandbox_env, tmp_path):
     sb = world()
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "migration", "--apply", "migration-downgrade", output_dir=tmp_path)
-    after = sb.snapshot()
+    run, before, after = watched(sb, sandbox_env, "migration", "--apply", "migration-downgrade", output_dir=tmp_path)
     action = run.actions()["migration-downgrade"]
     assert action["mode"] == "executed", action
     assert f"revision_after={PARENT}" in action["detail"]
@@ -74,10 +60,9 @@ def test_pending_then_upgrade_applied(world, sandbox_env, tmp_path):
     # table is missing from the database
     assert read.fails() == {"MIGRATION_PENDING", "SCHEMA_DRIFT"}
     assert "CREATE TABLE notifications" in _report_text(read)
-    before = sb.snapshot()
     assert sb.pg.alembic_revision() == [PARENT]
-    run = propflow_ops(sandbox_env, "run", "migration", "--apply", "migration-upgrade", output_dir=tmp_path / "apply")
-    after = sb.snapshot()
+    run, before, after = watched(sb, sandbox_env, "migration", "--apply", "migration-upgrade",
+                                 output_dir=tmp_path / "apply")
     assert run.actions()["migration-upgrade"]["mode"] == "executed", run.actions()
     assert run.actions()["migration-downgrade"]["mode"] == "planned"
     assert sb.pg.alembic_revision() == [HEAD_REVISION]
@@ -85,15 +70,14 @@ def test_pending_then_upgrade_applied(world, sandbox_env, tmp_path):
 
 
 def test_multiple_heads(world, sandbox_env, tmp_path):
-    sb = world("migration-multiple-heads")
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "migration", "--apply", "migration-upgrade", output_dir=tmp_path)
+    run, before, after = watched(world("migration-multiple-heads"), sandbox_env, "migration", "--apply",
+                                 "migration-upgrade", output_dir=tmp_path)
     heads = run.findings()["MIGRATION_MULTIPLE_HEADS"]
     assert heads["status"] == "fail"
     assert sorted(heads["data"]["heads"]) == sorted([HEAD_REVISION, "7c8d9e0fab17"])
     upgrade = run.actions()["migration-upgrade"]
     assert upgrade["mode"] == "failed" and "merge heads" in upgrade["detail"]  # refused, nothing run
-    assert sb.snapshot() == before
+    assert after == before
 
 
 def test_unknown_revision(world, sandbox_env, tmp_path):
@@ -129,7 +113,5 @@ def test_schema_drift(world, sandbox_env, tmp_path):
 
 def test_notebook_runs_under_nbval(world, sandbox_env):
     world()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], capture_output=True, text=True, env={**os.environ, **sandbox_env},
-                          timeout=600)
+    proc = nbval(NOTEBOOK, sandbox_env)
     assert proc.returncode == 0, proc.stdout[-3000:]

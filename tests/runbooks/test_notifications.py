@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from runs import propflow_ops
+from runs import healthy_run, nbval, propflow_ops, watched
 
 from propflow_ops.checks.notify import TWILIO_ERROR_CODES
 from propflow_ops.runbooks import RUNBOOKS
@@ -21,28 +17,18 @@ def _all(run, code):
 
 
 def test_healthy_reports_no_fail_and_sends_nothing(world, sandbox_env, tmp_path):
-    sb = world()
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "notifications", output_dir=tmp_path)
-    after = sb.snapshot()
-    assert run.code == 0, run.proc.stderr[-2000:]
-    assert run.fails() == set()
-    for code in CHECKED:
-        assert run.status_of(code) == "ok", (code, run.findings().get(code))
+    run, _, after = healthy_run(world, sandbox_env, "notifications", output_dir=tmp_path, ok=CHECKED)
     assert [f["data"]["source"] for f in _all(run, "NOTIFY_SEND_ERRORS")] == ["twilio", "logs"]
     otp = run.findings()["OTP_ENDPOINT_FAILING"]
     assert otp["status"] == "skipped" and "send-test-otp" in otp["detail"]
     assert run.actions()["send-test-otp"]["mode"] == "planned"
-    assert before == after
     assert after["http"] == {"otp_requests": 0, "sms_sent": 0}
     assert run.findings()["TWILIO_BALANCE_LOW"]["data"]["balance"] == 152.30
 
 
 def test_send_test_otp_applied_sends_exactly_one(world, sandbox_env, tmp_path):
     sb = world()
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "notifications", "--apply", "send-test-otp", output_dir=tmp_path)
-    after = sb.snapshot()
+    run, before, after = watched(sb, sandbox_env, "notifications", "--apply", "send-test-otp", output_dir=tmp_path)
     assert run.actions()["send-test-otp"]["mode"] == "executed", run.actions()
     assert run.status_of("OTP_ENDPOINT_FAILING") == "ok"
     assert sb.http_state.otp_requests == ["+919999900001"]
@@ -130,7 +116,5 @@ def test_otp_endpoint_failing_only_when_applied(world, sandbox_env, tmp_path):
 
 def test_notebook_runs_under_nbval(world, sandbox_env):
     world()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], capture_output=True, text=True, env={**os.environ, **sandbox_env},
-                          timeout=600)
+    proc = nbval(NOTEBOOK, sandbox_env)
     assert proc.returncode == 0, proc.stdout[-3000:]

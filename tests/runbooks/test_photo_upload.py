@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from runs import propflow_ops
+from runs import healthy_run, nbval, propflow_ops
 
 from propflow_ops.runbooks import RUNBOOKS
 
 NOTEBOOK = RUNBOOKS["photo-upload"].path
+CODES = ("S3_BUCKET_MISSING", "S3_WRITE_DENIED", "S3_POLICY_OVERBROAD", "UPLOAD_ERRORS_IN_LOGS", "S3_ORPHANED_UPLOADS",
+         "S3_PUBLIC_ACCESS_OPEN")
 
 
 def _s3(sb):
@@ -18,18 +16,9 @@ def _s3(sb):
 
 
 def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_path):
-    sb = world()
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "photo-upload", output_dir=tmp_path)
-    after = sb.snapshot()
-    assert run.code == 0, run.proc.stderr[-2000:]
-    assert run.fails() == set()
-    for code in ("S3_BUCKET_MISSING", "S3_WRITE_DENIED", "S3_POLICY_OVERBROAD", "UPLOAD_ERRORS_IN_LOGS",
-                 "S3_ORPHANED_UPLOADS", "S3_PUBLIC_ACCESS_OPEN"):
-        assert run.status_of(code) == "ok", (code, run.findings().get(code))
+    run, _, after = healthy_run(world, sandbox_env, "photo-upload", output_dir=tmp_path, ok=CODES)
     assert run.findings()["S3_ORPHANED_UPLOADS"]["data"]["objects"] == 240
     assert run.actions()["delete-orphaned-uploads"]["mode"] == "planned"
-    assert before == after
     assert after["s3"]["object_count"] == 240
 
 
@@ -96,7 +85,5 @@ def test_orphans_listed_then_deleted_exactly(world, sandbox_env, tmp_path):
 
 def test_notebook_runs_under_nbval(world, sandbox_env):
     world()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], capture_output=True, text=True, env={**os.environ, **sandbox_env},
-                          timeout=600)
+    proc = nbval(NOTEBOOK, sandbox_env)
     assert proc.returncode == 0, proc.stdout[-3000:]

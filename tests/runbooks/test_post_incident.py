@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from runs import propflow_ops
+from runs import nbval, propflow_ops
 
 from propflow_ops.runbooks import RUNBOOKS
 
@@ -95,8 +93,6 @@ def test_notebook_runs_top_to_bottom_under_nbval(sandbox_env, tmp_path):
     from test_review import oom_incident
 
     oom_incident(tmp_path, "INC-NB")
-    env = {**os.environ, **sandbox_env, "PROPFLOW_OUTPUT_DIR": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], capture_output=True, text=True, env=env, timeout=300)
+    proc = nbval(NOTEBOOK, {**sandbox_env, "PROPFLOW_OUTPUT_DIR": str(tmp_path)}, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert not list(tmp_path.glob("INC-NB/*post-incident*"))  # interactive: no run folder, nothing written

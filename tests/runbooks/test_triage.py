@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from runs import propflow_ops
+from runs import healthy_run, nbval, watched
 
 from propflow_ops.runbooks import RUNBOOKS
 from propflow_ops.sandbox.scenarios import SCENARIOS
@@ -51,36 +47,26 @@ EXPECTED: dict[str, tuple[str, str]] = {
 }
 # Time-based PostgreSQL thresholds cannot be faked: these two scenarios run with 1 s instead of 60 s / 30 s.
 LOW_DB_TIMES = ("-p", "idle_in_transaction_s", "1", "-p", "long_query_s", "1")
+TRIAGE = ("triage", "-p", "models", MODELS)  # the slug and its arguments
 
 
 def test_every_scenario_has_an_expectation():
     assert set(EXPECTED) | {"healthy"} == set(SCENARIOS)
 
 
-def triage(sandbox_env, tmp_path, *extra: str):
-    return propflow_ops(sandbox_env, "run", "triage", "-p", "models", MODELS, *extra, output_dir=tmp_path)
-
-
 def test_healthy_recommends_nothing_fails_nothing_and_changes_nothing(world, sandbox_env, tmp_path):
-    sb = world()
-    before = sb.snapshot()
-    run = triage(sandbox_env, tmp_path)
-    after = sb.snapshot()
-    assert run.code == 0, run.proc.stderr[-2000:] + str(run.fails())
+    run, _, after = healthy_run(world, sandbox_env, *TRIAGE, output_dir=tmp_path)
     assert {c: run.status_of(c) for c in COMPONENTS} == dict.fromkeys(COMPONENTS, "ok")
     assert run.evidence["recommended_runbooks"] == []
-    assert before == after and after["http"]["otp_requests"] == 0
+    assert after["http"]["otp_requests"] == 0
     assert run.evidence["incident"]["severity"] == "P1"
 
 
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
 def test_scenario_names_its_runbook(scenario, world, sandbox_env, tmp_path):
     runbook, component = EXPECTED[scenario]
-    sb = world(scenario)
-    before = sb.snapshot()
     extra = LOW_DB_TIMES if scenario in ("db-idle-in-transaction", "db-long-query") else ()
-    run = triage(sandbox_env, tmp_path, *extra)
-    after = sb.snapshot()
+    run, before, after = watched(world(scenario), sandbox_env, *TRIAGE, *extra, output_dir=tmp_path)
     recs = run.evidence.get("recommended_runbooks")
     assert recs is not None, run.proc.stderr[-2000:]
     assert recs[:1] == [runbook], (scenario, recs, run.fails())  # the right runbook comes first
@@ -104,7 +90,5 @@ def test_scenario_names_its_runbook(scenario, world, sandbox_env, tmp_path):
 
 def test_notebook_runs_top_to_bottom_under_nbval(world, sandbox_env):
     world()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], capture_output=True, text=True, env={**os.environ, **sandbox_env},
-                          timeout=300)
+    proc = nbval(NOTEBOOK, sandbox_env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from runs import propflow_ops
+from runs import healthy_run, nbval, propflow_ops, watched
 
 from propflow_ops.runbooks import RUNBOOKS
 
@@ -16,15 +12,8 @@ CODES = ("REDIS_NOT_AVAILABLE", "REDIS_UNREACHABLE", "REDIS_MEMORY_PRESSURE", "R
 
 
 def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_path):
-    sb = world()
-    before = sb.snapshot()
-    run = propflow_ops(sandbox_env, "run", "websocket", output_dir=tmp_path)
-    after = sb.snapshot()
-    assert run.code == 0, run.proc.stderr[-2000:]
-    for code in CODES:
-        assert run.status_of(code) == "ok", (code, run.findings().get(code))
+    run, before, after = healthy_run(world, sandbox_env, "websocket", output_dir=tmp_path, ok=CODES)
     assert run.actions()["force-new-deployment"]["mode"] == "planned"
-    assert before == after
     assert after["redis"]["keys"] == before["redis"]["keys"] > 0
     assert "runbook-probe" not in (run.folder / "evidence.json").read_text().replace('"ws_token": "***"', "")
 
@@ -68,14 +57,13 @@ def test_ws_handshake_failing(world, sandbox_env, tmp_path):
 
 
 def test_reconnect_storm_and_applied_deployment(world, sandbox_env, tmp_path):
-    sb = world("ws-reconnect-storm")
-    before = sb.snapshot()["ecs"]
-    run = propflow_ops(sandbox_env, "run", "websocket", "--apply", "force-new-deployment", output_dir=tmp_path)
+    run, before_all, after_all = watched(world("ws-reconnect-storm"), sandbox_env, "websocket", "--apply",
+                                         "force-new-deployment", output_dir=tmp_path)
+    before, after = before_all["ecs"], after_all["ecs"]
     assert run.status_of("WS_RECONNECT_SPIKE") == "fail"
     assert run.findings()["WS_RECONNECT_SPIKE"]["data"]["peak_5min_avg_per_minute"] >= 20
     assert run.status_of("WS_HANDSHAKE_FAILING") == "ok"
     assert run.actions()["force-new-deployment"]["mode"] == "executed"
-    after = sb.snapshot()["ecs"]
     assert after["task_definition"] == before["task_definition"]
     assert after["desired"] == before["desired"]
     assert len(after["deployments"]) > len(before["deployments"]) or after["deployments"] != before["deployments"]
@@ -83,7 +71,5 @@ def test_reconnect_storm_and_applied_deployment(world, sandbox_env, tmp_path):
 
 def test_notebook_runs_under_nbval(world, sandbox_env):
     world()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           str(NOTEBOOK)], capture_output=True, text=True, env={**os.environ, **sandbox_env},
-                          timeout=600)
+    proc = nbval(NOTEBOOK, sandbox_env)
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -8,11 +8,11 @@ import pytest
 from propflow_ops.sources import aws
 
 
-def test_client_has_timeouts_and_adaptive_retries(aws_env: str) -> None:
+def test_client_has_timeouts_and_standard_retries(aws_env: str) -> None:
     c = aws.client("sts")
     cfg = c.meta.config
     assert (cfg.connect_timeout, cfg.read_timeout) == (3, 10)
-    assert cfg.retries["mode"] == "adaptive"
+    assert cfg.retries["mode"] == "standard"  # adaptive sleeps client-side after throttling
     assert cfg.retries.get("total_max_attempts", cfg.retries.get("max_attempts", 0) + 1) == 4
     assert c.meta.endpoint_url == aws_env  # from AWS_ENDPOINT_URL, not from our code
     assert aws.client("sts") is c

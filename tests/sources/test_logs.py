@@ -152,6 +152,100 @@ def test_trailing_newlines_and_empty_messages() -> None:
     assert df["message"][1] == ""
 
 
+def _odd_row(message: Any, **event_fields: Any) -> pd.Series:
+    """Parse ``message`` between two ordinary request lines; the neighbours must survive."""
+    events = [event(0, req(0)), {"timestamp": T0 + 1, "message": message, **event_fields}, event(2, req(2))]
+    df = logs.parse_events(events)
+    assert len(df) == 3
+    assert df["request_id"].tolist()[::2] == ["req-0", "req-2"]
+    assert df["status"].tolist()[::2] == [200, 200]
+    return df.iloc[1]
+
+
+@pytest.mark.parametrize(
+    ("message", "field", "expected"),
+    [
+        ('{"status": "200"}', "status", 200),
+        ('{"status": 200.0}', "status", 200),
+        ('{"status": 200.5}', "status", None),
+        ('{"status": true}', "status", None),
+        ('{"status": 99999999999999999999}', "status", None),  # beyond int64: used to raise OverflowError
+        ('{"status": -5}', "status", -5),
+        ('{"latency_ms": "12.5"}', "latency_ms", 12.5),
+        ('{"latency_ms": 12}', "latency_ms", 12.0),
+        ('{"latency_ms": "slow"}', "latency_ms", None),
+        ('{"level": 5}', "level", "5"),
+        ('{"level": ["a", 1]}', "level", '["a", 1]'),
+        ('{"message": {"nested": true}}', "message", '{"nested": true}'),
+        ('{"message": null}', "message", None),
+        ('{"level": "INFO", "level": "ERROR"}', "level", "ERROR"),
+    ],
+)
+def test_wrong_types_in_fields_are_coerced_or_missing(message: str, field: str, expected: Any) -> None:
+    row = _odd_row(message)
+    if expected is None:
+        assert pd.isna(row[field])
+    else:
+        assert row[field] == expected
+
+
+def test_missing_fields_are_missing_not_empty() -> None:
+    row = _odd_row("{}", logStreamName="ecs/propflow-api/a")
+    for col in logs.COLUMNS:
+        if col not in ("timestamp", "stream"):
+            assert pd.isna(row[col]), col
+    row = _odd_row('{"message": "only a message"}', logStreamName="s")
+    assert row["message"] == "only a message" and pd.isna(row["level"]) and pd.isna(row["status"])
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["[1, 2]", "null", '"a JSON string"', ' {"level": "INFO"}', '{"level": "INFO"} trailing', "plain é ü 😀"],
+)
+def test_lines_that_are_not_one_json_object_are_plain_text(line: str) -> None:
+    row = _odd_row(line, logStreamName="s")
+    assert row["message"] == line
+    assert pd.isna(row["level"]) and pd.isna(row["status"]) and pd.isna(row["latency_ms"])
+
+
+def test_unicode_in_json_and_plain_lines() -> None:
+    rec = req(1, path="/api/v1/propriétés/ü€", message='ok 😀 \u0000 "q" \\')
+    events = [
+        event(0, json.dumps(rec, ensure_ascii=False)),  # raw UTF-8 in the JSON
+        event(1, json.dumps(rec)),  # \u escapes, a surrogate pair for the emoji
+        event(2, "Traceback: ValueError: café 😀"),
+    ]
+    df = logs.parse_events(events)
+    assert df["path"].tolist()[:2] == ["/api/v1/propriétés/ü€"] * 2
+    assert df["message"].tolist() == [
+        'ok 😀 \u0000 "q" \\',
+        'ok 😀 \u0000 "q" \\',
+        "Traceback: ValueError: café 😀",
+    ]
+
+
+def test_lone_surrogates_become_replacement_marks() -> None:
+    # Not valid Unicode: used to raise UnicodeEncodeError on the careful path.
+    row = _odd_row("x\udcffy", logStreamName="s")
+    assert row["message"] == "x?y" and pd.isna(row["level"])
+    row = _odd_row('{"level": "INFO", "path": "/a\\udcff"}', logStreamName="s")
+    assert row["level"] == "INFO" and row["path"] == "/a?"
+
+
+def test_odd_event_envelopes() -> None:
+    events = [
+        {"timestamp": T0, "message": None, "logStreamName": "s"},
+        {"timestamp": T0 + 1, "message": 5},
+        {"timestamp": str(T0 + 2), "message": json.dumps(req(2)), "logStreamName": None},
+        {"message": json.dumps(req(3)), "logStreamName": "s"},
+    ]
+    df = logs.parse_events(events)
+    assert df["message"].tolist()[:2] == ["", "5"]
+    assert df["stream"].isna().tolist() == [False, True, True, False]
+    assert df["request_id"].tolist()[2:] == ["req-2", "req-3"]
+    assert df["timestamp"].tolist() == [pd.Timestamp(t, unit="ms", tz="UTC") for t in (T0, T0 + 1, T0 + 2, 0)]
+
+
 # --------------------------------------------------------------------------- moto
 
 
