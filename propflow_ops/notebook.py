@@ -18,7 +18,6 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from propflow_ops import incident as incident_mod
 from propflow_ops import reach
@@ -26,6 +25,7 @@ from propflow_ops.findings import Evidence, utcnow
 from propflow_ops.redact import redact, redact_text
 from propflow_ops.remediation import parse_apply
 from propflow_ops.runbooks import RUNBOOKS
+from propflow_ops.urls import url_host
 
 DEFAULT_API_URL = "https://api.propflow.com"
 SANDBOX_ACCOUNT = "123456789012"  # moto's account: what the embedded sandbox reports
@@ -46,22 +46,6 @@ def api_url() -> str:
     return os.environ.get("PROPFLOW_API_URL") or DEFAULT_API_URL
 
 
-def url_host(url: str | None) -> str | None:
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.hostname:
-        return parts.hostname + (f":{parts.port}" if parts.port else "")
-    # unix-socket style: postgresql://user@/db?host=/tmp/x, unix:///tmp/redis.sock
-    for piece in parts.query.split("&"):
-        if piece.startswith("host="):
-            return piece[5:]
-    return parts.path or None
-
-
 def target() -> dict[str, Any]:
     """Where this run points. Secrets never included: hosts only."""
     aws: dict[str, Any] = {
@@ -76,8 +60,8 @@ def target() -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the banner must show even when AWS is unreachable
         aws["error"] = f"{type(exc).__name__}: {exc}"
     info = dict(aws)
-    info["database_host"] = url_host(os.environ.get("PROPFLOW_DATABASE_URL")) or "from the task definition"
-    info["redis_host"] = url_host(os.environ.get("PROPFLOW_REDIS_URL")) or "from the task definition"
+    info["database_host"] = url_host(os.environ.get("PROPFLOW_DATABASE_URL"), port=True) or "from the task definition"
+    info["redis_host"] = url_host(os.environ.get("PROPFLOW_REDIS_URL"), port=True) or "from the task definition"
     info["api_url"] = api_url()
     info["sandbox"] = is_sandbox(info)
     return redact(info)

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import pandas as pd
 
 from propflow_ops.checks import logs as log_checks
 from propflow_ops.findings import Finding
 from propflow_ops.incident import DATABASE_RPO
+from propflow_ops.urls import url_host
 
 POOL_EXHAUSTED_PCT = 90.0
 IDLE_IN_TRANSACTION_S = 60.0
@@ -292,17 +292,6 @@ def connection_errors_in_logs(logs: pd.DataFrame | BaseException | None) -> Find
 
 
 # --- configuration ----------------------------------------------------------------------------
-
-def url_host(url: str | None) -> str | None:
-    """The host of a database URL (never the URL itself: it may carry a password)."""
-    if not url:
-        return None
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return None
-    return host.lower() if host else None
-
 
 def url_mismatch(task: Any, instance: Mapping[str, Any] | BaseException | None) -> Finding:
     """``DB_URL_MISMATCH``: the task definition's DATABASE_URL host is not the RDS endpoint (hosts only shown).

@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from propflow_ops import reach
+from propflow_ops.urls import url_host as url_host  # the notebooks call db.url_host
 
 APPLICATION_NAME = "propflow-ops"
 QUERY_CHARS = 200
@@ -110,22 +110,6 @@ def resolve_database_url(task_env: dict[str, Any] | None) -> tuple[str | None, s
         if url:
             return str(url), "task definition DATABASE_URL"
     return None, "not configured"
-
-
-def url_host(url: str | None) -> str | None:
-    """The host a database URL points at (``?host=/path`` for unix sockets), or None."""
-    if not url:
-        return None
-    try:
-        u = make_url(url)
-    except (ArgumentError, ValueError):
-        return None
-    if u.host:
-        return u.host
-    q = u.query.get("host")
-    if isinstance(q, tuple):
-        q = q[0] if q else None
-    return str(q) if q else None
 
 
 # ---------------------------------------------------------------------------

@@ -18,7 +18,3 @@ def test_show_masks_text_columns_of_every_string_dtype():
     assert out["arrow_str"][0] == "sent to +91********01"
     assert out["objects"][0] == "postgresql://u:***@db/x"
 
-
-def test_url_host_reads_tcp_and_unix_socket_urls():
-    assert notebook.url_host("postgresql://u:p@db.example.com:5432/x") == "db.example.com:5432"
-    assert notebook.url_host("postgresql+psycopg://u:p@/propflow?host=/tmp/pg") == "/tmp/pg"

@@ -81,21 +81,6 @@ def test_resolve_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("url", "host"),
-    [
-        (
-            "postgresql://u:p@propflow-db.abc.eu-west-1.rds.amazonaws.com:5432/propflow",
-            "propflow-db.abc.eu-west-1.rds.amazonaws.com",
-        ),
-        ("postgresql+psycopg://u@127.0.0.1/d", "127.0.0.1"),
-        ("postgresql://postgres@/postgres?host=/tmp/pgserver", "/tmp/pgserver"),
-        ("not a url", None),
-        (None, None),
-    ],
-)
-def test_url_host(url: str | None, host: str | None) -> None:
-    assert db.url_host(url) == host
 
 
 def test_activity_sees_an_idle_in_transaction_session(engine: sa.Engine) -> None:
