@@ -287,9 +287,8 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
     With ``kernel`` (a warm one from a :class:`~propflow_ops.kernels.KernelPool`) the notebook runs in it
     after a reset; a run that does not finish cleanly spoils the kernel so the pool replaces it.
     """
-    import papermill as pm
     from jupyter_client.manager import AsyncKernelManager
-    from papermill.exceptions import PapermillExecutionError
+    from jupyter_core.utils import run_sync
 
     out_nb = workdir / "report.ipynb"
     logging.getLogger("papermill").setLevel(logging.ERROR)
@@ -311,6 +310,10 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
         with watchdog:
             if kernel is not None:
                 kernel.prepare(kernel_env)
+            else:  # the kernel boots on the other core while this process imports papermill (about 1 s)
+                run_sync(km.start_kernel)(cwd=str(rb.path.parent))
+            import papermill as pm
+
             pm.execute_notebook(
                 str(rb.path),
                 str(out_nb),
@@ -325,9 +328,11 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
             )
         clean = not watchdog.fired
         return None
-    except PapermillExecutionError as exc:
-        return f"cell {exc.exec_count} raised {exc.ename}: {redact_text(str(exc.evalue))[:300]}"
     except Exception as exc:  # noqa: BLE001 - whatever stopped the run, the report is still written
+        from papermill.exceptions import PapermillExecutionError
+
+        if isinstance(exc, PapermillExecutionError):
+            return f"cell {exc.exec_count} raised {exc.ename}: {redact_text(str(exc.evalue))[:300]}"
         if watchdog.fired:
             return f"run passed its time budget of {req.budget_s:g} s; the kernel was stopped"
         name = type(exc).__name__
