@@ -303,7 +303,8 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
         km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(ipc_dir, "k"))
         saved = {k: os.environ.get(k) for k in kernel_env}
         os.environ.update(kernel_env)  # the kernel inherits it when it starts
-    progress = sys.stderr.isatty() if req.progress is None else req.progress
+    # papermill's progress bar on a terminal, but not from the pool's threads (their bars would interleave)
+    progress = (kernel is None and sys.stderr.isatty()) if req.progress is None else req.progress
     watchdog = _Watchdog(km, req.budget_s)
     clean = False
     try:
