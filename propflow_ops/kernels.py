@@ -56,6 +56,31 @@ class KernelError(RuntimeError):
     pass
 
 
+def kernel_pid(km: Any) -> int | None:
+    """The process id of a kernel manager's kernel, or None."""
+    prov = getattr(km, "provisioner", None)
+    return getattr(prov, "pid", None) or getattr(getattr(prov, "process", None), "pid", None)
+
+
+def kill_kernel(km: Any) -> int | None:
+    """SIGKILL the kernel and whatever it started (its process group: jupyter_client starts each kernel in
+    a session of its own), or only the kernel when that group is ours. Returns the pid, or None."""
+    pid = kernel_pid(km)
+    if not pid:
+        return None
+    try:
+        group = os.getpgid(pid)
+        if group == os.getpgrp():
+            raise PermissionError("the kernel shares our process group")
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pid
+
+
 def _notebooks_dir() -> Path:
     return next(iter(RUNBOOKS.values())).path.parent
 
@@ -113,19 +138,11 @@ class WarmKernel:
         return bool(self.started and self.km.has_kernel and run_sync(self.km.is_alive)())
 
     def pid(self) -> int | None:
-        prov = getattr(self.km, "provisioner", None)
-        return getattr(prov, "pid", None) or getattr(getattr(prov, "process", None), "pid", None)
+        return kernel_pid(self.km)
 
     def stop(self) -> None:
-        pid = self.pid() if self.km.has_kernel else None
+        pid = kill_kernel(self.km) if self.km.has_kernel else None
         if pid:
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:

@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -33,7 +32,7 @@ from propflow_ops import __version__
 from propflow_ops import incident as incident_mod
 from propflow_ops.findings import EVIDENCE_PATH_ENV, SCHEMA, Finding, FindingsTable, iso, jsonable, utcnow
 from propflow_ops.incident import BadInput
-from propflow_ops.kernels import WarmKernel
+from propflow_ops.kernels import WarmKernel, kill_kernel
 from propflow_ops.redact import redact, redact_text
 from propflow_ops.remediation import parse_apply
 from propflow_ops.runbooks import RUNBOOKS, Runbook
@@ -261,16 +260,7 @@ class _Watchdog:
 
     def _fire(self) -> None:
         self.fired = True
-        prov = getattr(self.km, "provisioner", None)
-        pid = getattr(prov, "pid", None) or getattr(getattr(prov, "process", None), "pid", None)
-        if pid:
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        kill_kernel(self.km)
 
     def __enter__(self) -> _Watchdog:
         self._timer.start()
@@ -345,12 +335,8 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
             _restore_env(saved)
             if ipc_dir:
                 shutil.rmtree(ipc_dir, ignore_errors=True)
-            pid = getattr(km.provisioner, "pid", None) if km.has_kernel else None
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)  # papermill leaves a kernel it did not start running
-                except ProcessLookupError:
-                    pass
+            if km.has_kernel:
+                kill_kernel(km)  # papermill leaves a kernel it did not start running
 
 
 def _restore_env(saved: Mapping[str, str | None]) -> None:
