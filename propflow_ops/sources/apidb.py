@@ -92,9 +92,7 @@ def task_database_url(cluster: str, name: str, family: str) -> TaskDatabaseUrl |
     """The service's current task definition (else the family's latest) and its DATABASE_URL."""
 
     def lookup() -> TaskDatabaseUrl:
-        svc = ecssrc.service(cluster, name)
-        ref = svc.get("taskDefinition") if svc.get("found") else family
-        td = ecssrc.task_definition(str(ref or family))
+        td = ecssrc.current_task_definition(cluster, name, family)
         env = ecssrc.task_environment(td)
         label = f"{td.get('family')}:{td.get('revision')}"
         url = env.get("DATABASE_URL")

@@ -238,6 +238,16 @@ def task_definition(family_or_arn: str, *, client: Any = None) -> dict[str, Any]
     return td
 
 
+def current_task_definition(cluster: str, name: str, family: str = "", *, client: Any = None) -> dict[str, Any]:
+    """The task definition the service runs now, else the family's latest ACTIVE revision (a service ECS
+    does not know, or one without a task definition). LookupError when neither is there to read."""
+    svc = service(cluster, name, client=client)
+    ref = (svc.get("taskDefinition") if svc.get("found") else None) or family
+    if not ref:
+        raise LookupError(f"service {name} not found in cluster {cluster} ({svc.get('failure')})")
+    return task_definition(str(ref), client=client)
+
+
 def task_environment(
     task_definition: dict[str, Any], *, include_values: bool = True
 ) -> dict[str, str | None]:

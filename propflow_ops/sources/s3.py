@@ -135,9 +135,7 @@ def service_task_definition(cluster: str, service: str, task_family: str, *, cli
     from propflow_ops.sources import ecs
 
     def lookup() -> dict[str, Any]:
-        svc = ecs.service(cluster, service, client=client)
-        ref = svc.get("taskDefinition") if svc.get("found") else task_family
-        td = ecs.task_definition(ref or task_family, client=client)
+        td = ecs.current_task_definition(cluster, service, task_family, client=client)
         env = {k: v for k, v in ecs.task_environment(td).items() if v is not None}
         return {"task_definition": td, "env": env, "arn": td.get("taskDefinitionArn"),
                 "role_arn": td.get("taskRoleArn") or None, "error": None}

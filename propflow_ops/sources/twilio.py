@@ -289,12 +289,7 @@ def task_settings(cluster: str, service: str, family: str = "") -> TaskSettings:
     from propflow_ops.sources.aws import aws_error_text
 
     def lookup() -> TaskSettings:
-        svc = ecs.service(cluster, service)
-        ref = svc.get("taskDefinition") if svc.get("found") else None
-        ref = ref or family
-        if not ref:
-            return TaskSettings(error=f"service {service} not found in cluster {cluster} ({svc.get('failure')})")
-        td = ecs.task_definition(ref)
+        td = ecs.current_task_definition(cluster, service, family)
         names: dict[str, str] = {}
         for container in td.get("containerDefinitions", []) or []:
             for item in container.get("environment", []) or []:
@@ -306,4 +301,9 @@ def task_settings(cluster: str, service: str, family: str = "") -> TaskSettings:
         label = f"{td.get('family', '?')}:{td.get('revision', '?')}"
         return TaskSettings(task_definition=label, names=names)
 
-    return fetch.attempt(lookup, lambda exc: TaskSettings(error=aws_error_text(exc), unreachable=unreachable(exc)))
+    def failed(exc: Exception) -> TaskSettings:
+        if isinstance(exc, LookupError):  # no such service, no family to fall back on: said as it is
+            return TaskSettings(error=str(exc))
+        return TaskSettings(error=aws_error_text(exc), unreachable=unreachable(exc))
+
+    return fetch.attempt(lookup, failed)
