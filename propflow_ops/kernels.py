@@ -45,8 +45,6 @@ _plt.close("all")
 del _plt
 import os as _os
 _os.environ.update({env!r})
-for _k in {unset!r}:
-    _os.environ.pop(_k, None)
 del _os
 get_ipython().execution_count = 1
 """
@@ -54,6 +52,15 @@ get_ipython().execution_count = 1
 
 class KernelError(RuntimeError):
     pass
+
+
+def ipc_kernel_manager() -> tuple[Any, str]:
+    """A kernel manager (no kernel started yet) talking over unix sockets in a new short temporary folder
+    (socket paths must stay short); the caller removes the folder when done."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    ipc_dir = tempfile.mkdtemp(prefix="pfk-")
+    return AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(ipc_dir, "k")), ipc_dir
 
 
 def kernel_pid(km: Any) -> int | None:
@@ -89,13 +96,9 @@ class WarmKernel:
     """One kernel with the runbooks' imports loaded, reused run after run on the thread that started it."""
 
     def __init__(self, cwd: str | os.PathLike[str] | None = None, preload: str = PRELOAD) -> None:
-        from jupyter_client.manager import AsyncKernelManager
-
-        self._ipc_dir = tempfile.mkdtemp(prefix="pfk-")  # unix socket paths must stay short
-        self.km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(self._ipc_dir, "k"))
+        self.km, self._ipc_dir = ipc_kernel_manager()
         self.cwd = str(cwd or _notebooks_dir())
         self.preload = preload
-        self.runs = 0
         self.started = False
         self.spoilt = False  # set by the runner when a run did not finish cleanly: not reused
 
@@ -128,9 +131,9 @@ class WarmKernel:
         finally:
             kc.stop_channels()
 
-    def prepare(self, env: Mapping[str, str], unset: tuple[str, ...] = ()) -> None:
+    def prepare(self, env: Mapping[str, str]) -> None:
         """Make the kernel look fresh for the next notebook, with ``env`` set in its environment."""
-        self.execute(_RESET.format(env=dict(env), unset=tuple(unset)))
+        self.execute(_RESET.format(env=dict(env)))
 
     def alive(self) -> bool:
         from jupyter_core.utils import run_sync

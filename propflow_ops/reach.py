@@ -24,14 +24,33 @@ TARGETS: dict[str, tuple[str, str]] = {
     "database": ("DB_UNREACHABLE", "PostgreSQL"),
 }
 
-# AWS error codes that mean "no usable answer" rather than "an answer about the resource".
-AWS_UNAVAILABLE_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled", "RequestThrottledException",
-    "TooManyRequestsException", "RequestLimitExceeded", "ProvisionedThroughputExceededException",
-    "SlowDown", "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
-    "EC2ThrottledException", "PriorRequestNotComplete", "BandwidthLimitExceeded",
-})
-AWS_UNAVAILABLE_STATUS = frozenset({429, 502, 503, 504})
+# Markers (exception names, AWS error codes, message text) of a failure that means "no usable answer"
+# (refused, timed out, throttled after retries), as opposed to an answer about the resource (access
+# denied, not found). CONTRACT.md 2 reports the former as ``fail``.
+UNREACHABLE_MARKERS = (
+    "Throttl", "TooManyRequests", "RequestLimitExceeded", "SlowDown", "ProvisionedThroughputExceeded",
+    "ServiceUnavailable", "RequestTimeout", "PriorRequestNotComplete", "BandwidthLimitExceeded",
+    "EndpointConnectionError", "ProxyConnectionError", "ConnectTimeout", "ReadTimeout", "ConnectionClosed",
+    "ConnectionRefused", "ConnectionReset", "OperationalError", "InterfaceError", "TimeoutError", "timed out",
+    "Connection refused", "could not connect", "unreachable",
+)
+# HTTP statuses that mean the same whatever the error code says.
+UNAVAILABLE_STATUS = frozenset({429, 502, 503, 504})
+
+
+def unreachable(exc: BaseException | str | None) -> bool:
+    """Whether a failure (an exception, or an error code or message) means the target did not answer usably."""
+    if exc is None:
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, str):
+        response = getattr(exc, "response", None)
+        code = response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
+        text += " " + str(code)
+    low = text.lower()
+    return any(marker.lower() in low for marker in UNREACHABLE_MARKERS)
 
 
 @dataclass
@@ -96,47 +115,28 @@ def findings(existing_codes: set[str] | frozenset[str] = frozenset()) -> list[Fi
 # ---------------------------------------------------------------- hooks
 
 
-def aws_failure(exc: BaseException | None = None, *, status: int | None = None, code: str = "") -> str | None:
-    """Why an AWS call went unanswered, or None when it was answered (ClientErrors about resources are answers)."""
-    if exc is not None:
-        import botocore.exceptions as bex
-
-        if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ReadTimeoutError,
-                            bex.ConnectionClosedError, bex.ProxyConnectionError)):
-            from propflow_ops.sources.aws import aws_error_text
-
-            return aws_error_text(exc)
-        return None
-    if code in AWS_UNAVAILABLE_CODES or (status is not None and status in AWS_UNAVAILABLE_STATUS):
-        return f"{code or 'HTTP'} ({status})"
-    return None
-
-
 def watch_boto3_client(client: Any) -> None:
     """Count every call of this botocore client (after its retries) in the ``aws`` tally."""
 
     def after_call(http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any) -> None:
         status = getattr(http_response, "status_code", None)
-        code = ""
-        if isinstance(parsed, dict):
-            code = str((parsed.get("Error") or {}).get("Code") or "")
-        reason = aws_failure(status=status, code=code)
+        code = str((parsed.get("Error") or {}).get("Code") or "") if isinstance(parsed, dict) else ""
         op = f"{client.meta.service_model.service_name}:{getattr(model, 'name', '?')}"
-        if reason:
-            unanswered("aws", f"{op}: {reason}", op)
+        if status in UNAVAILABLE_STATUS or (code and unreachable(code)):
+            unanswered("aws", f"{op}: {code or 'HTTP'} ({status})", op)
         else:
             answered("aws")
 
     def after_call_error(exception: BaseException | None = None, **kw: Any) -> None:
-        reason = aws_failure(exception) if exception is not None else None
-        if reason:
-            op = f"{client.meta.service_model.service_name}"
-            unanswered("aws", f"{op}: {reason}", op)
-        elif exception is not None:
-            from botocore.exceptions import NoCredentialsError, NoRegionError
+        from botocore.exceptions import NoCredentialsError, NoRegionError
 
-            if not isinstance(exception, (NoCredentialsError, NoRegionError)):  # not configured is not unreachable
-                answered("aws")
+        from propflow_ops.sources.aws import aws_error_text
+
+        op = client.meta.service_model.service_name
+        if exception is not None and unreachable(exception):
+            unanswered("aws", f"{op}: {aws_error_text(exception)}", op)
+        elif not isinstance(exception, (NoCredentialsError, NoRegionError)):  # not configured is not unreachable
+            answered("aws")
 
     client.meta.events.register("after-call", after_call)
     client.meta.events.register("after-call-error", after_call_error)

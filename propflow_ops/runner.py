@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -32,7 +31,7 @@ from propflow_ops import __version__
 from propflow_ops import incident as incident_mod
 from propflow_ops.findings import EVIDENCE_PATH_ENV, SCHEMA, Finding, FindingsTable, iso, jsonable, utcnow
 from propflow_ops.incident import BadInput
-from propflow_ops.kernels import WarmKernel, kill_kernel
+from propflow_ops.kernels import WarmKernel, ipc_kernel_manager, kill_kernel
 from propflow_ops.redact import redact, redact_text
 from propflow_ops.remediation import parse_apply
 from propflow_ops.runbooks import RUNBOOKS, Runbook
@@ -277,7 +276,6 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
     With ``kernel`` (a warm one from a :class:`~propflow_ops.kernels.KernelPool`) the notebook runs in it
     after a reset; a run that does not finish cleanly spoils the kernel so the pool replaces it.
     """
-    from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
     out_nb = workdir / "report.ipynb"
@@ -287,10 +285,8 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
     saved: dict[str, str | None] = {}
     if kernel is not None:
         km = kernel.km
-        kernel.runs += 1
     else:
-        ipc_dir = tempfile.mkdtemp(prefix="pfk-")  # unix socket paths must stay short
-        km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(ipc_dir, "k"))
+        km, ipc_dir = ipc_kernel_manager()
         saved = {k: os.environ.get(k) for k in kernel_env}
         os.environ.update(kernel_env)  # the kernel inherits it when it starts
     # papermill's progress bar on a terminal, but not from the pool's threads (their bars would interleave)

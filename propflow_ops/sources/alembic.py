@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from propflow_ops import reach
-from propflow_ops.sources.twilio import unreachable
+from propflow_ops.reach import unreachable
 
 CONNECT_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_MS = 15_000

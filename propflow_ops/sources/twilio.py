@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops.reach import unreachable
 from propflow_ops.sources import fetch
 
 DEFAULT_API_URL = "https://api.twilio.com"
@@ -86,28 +87,6 @@ def config(env: Mapping[str, str] | None = None) -> TwilioConfig:
         auth_token=(env.get("TWILIO_AUTH_TOKEN") or "").strip(),
         api_url=(env.get("PROPFLOW_TWILIO_API_URL") or DEFAULT_API_URL).rstrip("/"),
     )
-
-
-_UNREACHABLE_NAMES = ("Throttl", "TooManyRequests", "RequestLimitExceeded", "SlowDown", "EndpointConnectionError",
-                      "ConnectTimeout", "ReadTimeout", "ConnectionClosed", "ConnectionRefused", "ConnectionReset",
-                      "OperationalError", "InterfaceError", "TimeoutError", "timed out", "Connection refused",
-                      "could not connect", "unreachable")
-
-
-def unreachable(exc: BaseException | str | None) -> bool:
-    """Whether a failure means the target did not answer usably (refused, timed out, throttled after
-    retries), as opposed to answering "no" (access denied, not found): CONTRACT 2 reports the former
-    as ``fail``."""
-    if exc is None:
-        return False
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-    if not isinstance(exc, str):
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if isinstance(
-            getattr(exc, "response", None), dict) else ""
-        text += " " + str(code)
-    return any(name.lower() in text.lower() for name in _UNREACHABLE_NAMES)
 
 
 def _error_line(body: Any, status: int) -> str:

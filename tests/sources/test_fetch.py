@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from propflow_ops import reach
 from propflow_ops.sources import apidb, aws, fetch, s3, twilio
 from propflow_ops.sources.rds import FetchError
 
@@ -40,7 +41,7 @@ def test_wrappers_return_the_failure_when_the_target_answers_no(aws_env, unique)
     assert type(logs) is RuntimeError and "ResourceNotFound" in str(logs)
     raw = twilio.notification_logs(group, start, end)
     assert isinstance(raw, Exception) and not isinstance(raw, pd.DataFrame)
-    assert not twilio.unreachable(raw)  # answered "no": the check reports error, not fail
+    assert not reach.unreachable(raw)  # answered "no": the check reports error, not fail
     td = s3.service_task_definition("no-cluster", "no-service", f"fam-{unique}")
     assert td["error"] and td["task_definition"] is None and td["env"] == {} and td["role_arn"] is None
     settings = twilio.task_settings("no-cluster", "no-service", f"fam-{unique}")
@@ -54,7 +55,7 @@ def test_wrappers_return_the_failure_when_the_target_is_dead(aws_env, monkeypatc
     aws.clear_cache()
     start, end = _window()
     raw = twilio.notification_logs("/any", start, end)
-    assert isinstance(raw, Exception) and twilio.unreachable(raw)
+    assert isinstance(raw, Exception) and reach.unreachable(raw)
     settings = twilio.task_settings("c", "s", "f")
     assert settings.error and settings.unreachable
     logs = s3.log_events("/any", start, end)
