@@ -331,6 +331,7 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
             _restore_env(saved)
             if ipc_dir:
                 shutil.rmtree(ipc_dir, ignore_errors=True)
+            km.close_clients()  # papermill leaves its client's channels open too
             if km.has_kernel:
                 kill_kernel(km)  # papermill leaves a kernel it did not start running
 

@@ -78,3 +78,22 @@ def test_two_workers_run_at_the_same_time_into_separate_folders(nbdir):
         results = [f.result() for f in futures]
     assert [probe(r) for r in results] == ["[False, 'a']", "[False, 'b']", "[True, 'c']"]
     assert len({r.path for r in results}) == 3
+
+
+def test_warm_runs_do_not_pile_up_open_kernel_clients(nbdir):
+    """papermill leaves its client's channels open when handed a kernel manager (about 14 descriptors a
+    run); the warm kernel closes them before the next run."""
+    import os
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def go(tag):
+        return lambda kernel: (run(request("db-connection", nbdir, tag), kernel=kernel), open_fds())
+
+    with KernelPool(1) as pool:
+        counts = [pool.submit(go(f"r{i}")).result() for i in range(4)]
+    assert all(result.exit_code == 0 for result, _ in counts)
+    fds = [n for _, n in counts]
+    # the first run's own client is still open when it is counted; later runs close the one before
+    assert fds[3] - fds[1] < 5, f"open file descriptors after each warm run: {fds}"
