@@ -117,19 +117,24 @@ def _family_of(task_definition_arn: str | None) -> str | None:
     return name.split(":", 1)[0]
 
 
-def _list_task_arns(ecs: Any, cluster: str, desired: str, **filters: str) -> list[str]:
-    arns: list[str] = []
-    kwargs: dict[str, Any] = {"cluster": cluster, "desiredStatus": desired, **filters}
+def _all_pages(call: Any, key: str, **kwargs: Any) -> list[Any]:
+    """Every item under ``key`` of a paginated ECS list call: follows ``nextToken``, and stops when the
+    service hands back the token it was given (rather than asking for the same page forever)."""
+    items: list[Any] = []
     token: str | None = None
     while True:
         if token:
             kwargs["nextToken"] = token
-        resp = ecs.list_tasks(**kwargs)
-        arns.extend(resp.get("taskArns", []))
+        resp = call(**kwargs)
+        items.extend(resp.get(key) or [])
         new_token = resp.get("nextToken")
         if not new_token or new_token == token:
-            return arns
+            return items
         token = new_token
+
+
+def _list_task_arns(ecs: Any, cluster: str, desired: str, **filters: str) -> list[str]:
+    return _all_pages(ecs.list_tasks, "taskArns", cluster=cluster, desiredStatus=desired, **filters)
 
 
 def _describe(ecs: Any, cluster: str, arns: Iterable[str]) -> list[dict[str, Any]]:
@@ -274,18 +279,8 @@ def task_environment(
 def task_definition_revisions(family: str, *, client: Any = None) -> list[str]:
     """ARNs of the family's ACTIVE revisions, newest first (paginated)."""
     ecs = _ecs(client)
-    arns: list[str] = []
-    kwargs: dict[str, Any] = {"familyPrefix": family, "status": "ACTIVE", "sort": "DESC"}
-    token: str | None = None
-    while True:
-        if token:
-            kwargs["nextToken"] = token
-        resp = ecs.list_task_definitions(**kwargs)
-        arns.extend(resp.get("taskDefinitionArns", []))
-        new_token = resp.get("nextToken")
-        if not new_token or new_token == token:
-            break
-        token = new_token
+    arns: list[str] = _all_pages(ecs.list_task_definitions, "taskDefinitionArns", familyPrefix=family,
+                                 status="ACTIVE", sort="DESC")
 
     def revision(arn: str) -> int:
         try:

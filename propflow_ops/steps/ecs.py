@@ -14,6 +14,7 @@ from typing import Any
 from propflow_ops.checks.ecs import previous_revision
 from propflow_ops.remediation import Step
 from propflow_ops.sources import aws
+from propflow_ops.sources import ecs as ecs_source
 
 
 def _q(*parts: str) -> str:
@@ -62,14 +63,7 @@ def rollback_target(cluster: str, service: str, family: str, revision: int | Non
     if not services:
         return None, None, f"service {service} not found in cluster {cluster}"
     current = _short(services[0].get("taskDefinition"))
-    arns: list[str] = []
-    kwargs: dict[str, Any] = {"familyPrefix": family, "status": "ACTIVE", "sort": "DESC"}
-    while True:
-        page = ecs.list_task_definitions(**kwargs)
-        arns.extend(page.get("taskDefinitionArns") or [])
-        if not page.get("nextToken"):
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    arns = ecs_source.task_definition_revisions(family, client=ecs)
     target = previous_revision(current, arns, revision or None)
     if target is None:
         why = (f"revision {revision} of {family} is not ACTIVE" if revision

@@ -185,6 +185,28 @@ def test_task_definition_revisions_newest_first(world: dict[str, Any]) -> None:
     assert ecs.task_definition_revisions(world["family"]) == [world["td_arns"][2], world["td_arns"][0]]
 
 
+def test_list_calls_follow_every_page_and_stop_on_a_repeated_token() -> None:
+    """moto answers ECS list calls in one page, so the paging is shown with ECS's page shape here."""
+    book = {None: (["a", "b"], "p2"), "p2": (["c"], "p3"), "p3": (["d"], None)}
+    asked = []
+
+    def paged(**kwargs: Any) -> dict[str, Any]:
+        asked.append(kwargs.get("nextToken"))
+        items, token = book[kwargs.get("nextToken")]
+        return {"taskArns": items, **({"nextToken": token} if token else {})}
+
+    assert ecs._all_pages(paged, "taskArns", cluster="c") == ["a", "b", "c", "d"]
+    assert asked == [None, "p2", "p3"]
+
+    def stuck(**kwargs: Any) -> dict[str, Any]:  # a service that hands back the token it was given
+        asked.append(kwargs.get("nextToken"))
+        return {"taskArns": ["x"], "nextToken": "same"}
+
+    asked.clear()
+    assert ecs._all_pages(stuck, "taskArns") == ["x", "x"]
+    assert asked == [None, "same"]
+
+
 def test_family_that_is_not_a_service_is_tolerated() -> None:
     """Real ECS answers ServiceNotFoundException for serviceName=<a family>; moto does not."""
     from botocore.exceptions import ClientError
