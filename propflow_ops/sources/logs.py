@@ -422,6 +422,44 @@ def _ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def _events_without_botocore(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
+                             **_: Any) -> None:
+    """``before-parse`` hook for FilterLogEvents: read the page's events with :func:`json.loads`.
+
+    botocore walks its shape model for every member of every event (about 14 us an event on the
+    2-core VM, 0.07 M events/s: slower than the whole of :func:`parse_events`). The events are plain
+    JSON that needs no conversion (strings and integers), so they are taken out of the body here and
+    botocore parses the rest of the page (nextToken, searchedLogStreams) as usual. Anything unexpected
+    (an error status, a body that is not a JSON object with a list of objects under ``events``) is left
+    to botocore untouched.
+    """
+    if response_dict.get("status_code") != 200:
+        return
+    body = response_dict.get("body")
+    if not isinstance(body, (bytes, bytearray)) or not body:
+        return
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return
+    events = doc.get("events") if isinstance(doc, dict) else None
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        return
+    del doc["events"]
+    response_dict["body"] = json.dumps(doc).encode()
+    customized_response_dict["events"] = events
+
+
+def _fast_pages(logs: Any) -> Any:
+    """``logs`` (a CloudWatch Logs client) with :func:`_events_without_botocore` registered once
+    (anything that is not a botocore client is returned as it is)."""
+    meta = getattr(logs, "meta", None)
+    if meta is not None and hasattr(meta, "events"):
+        meta.events.register(f"before-parse.{meta.service_model.service_id.hyphenize()}.FilterLogEvents",
+                             _events_without_botocore, unique_id="propflow-ops-filter-log-events")
+    return logs
+
+
 def fetch_log_events(
     log_group: str,
     start: datetime,
@@ -437,7 +475,7 @@ def fetch_log_events(
     filter pattern is passed to CloudWatch as is (moto understands bare terms
     and quoted phrases only; filter in pandas when in doubt).
     """
-    logs = client or aws.client("logs")
+    logs = _fast_pages(client or aws.client("logs"))
     kwargs: dict[str, Any] = {
         "logGroupName": log_group,
         "startTime": _ms(start),
@@ -495,7 +533,7 @@ def estimate_event_count(
     count is exact; otherwise it is extrapolated from the time span the sample
     covered (events come back in time order per page).
     """
-    logs = client or aws.client("logs")
+    logs = _fast_pages(client or aws.client("logs"))
     t0, t1 = _ms(start), _ms(end)
     kwargs: dict[str, Any] = {"logGroupName": log_group, "startTime": t0, "endTime": t1, "limit": 10_000}
     seen = 0

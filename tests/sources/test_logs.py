@@ -306,6 +306,53 @@ def test_fetch_missing_group_raises_client_error(aws_env: str, unique: str) -> N
     assert "ResourceNotFoundException" in aws.aws_error_text(info.value)
 
 
+def test_pages_read_past_botocore_give_what_botocore_gives(log_group: dict[str, Any], monkeypatch) -> None:
+    """FilterLogEvents pages are read with json.loads (a before-parse hook) instead of botocore's
+    per-member walk: page by page, the events and the paging are what botocore itself returns."""
+    import boto3
+
+    real, read = logs._events_without_botocore, []
+
+    def spy(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **kw: Any) -> None:
+        real(response_dict, customized_response_dict, **kw)
+        read.append(len(customized_response_dict.get("events", [])))
+
+    monkeypatch.setattr(logs, "_events_without_botocore", spy)
+    hooked = logs._fast_pages(boto3.client("logs"))
+    plain = boto3.client("logs")
+    kwargs: dict[str, Any] = {"logGroupName": log_group["group"], "startTime": logs._ms(log_group["start"]),
+                              "endTime": logs._ms(log_group["end"]), "limit": 120}
+    pages = 0
+    while True:
+        ours, theirs = hooked.filter_log_events(**kwargs), plain.filter_log_events(**kwargs)
+        ours.pop("ResponseMetadata"), theirs.pop("ResponseMetadata")
+        assert ours == theirs
+        pages += 1
+        if not ours.get("nextToken"):
+            break
+        kwargs["nextToken"] = ours["nextToken"]
+    assert pages == 3 and read == [120, 120, 60], read
+    df = logs.fetch_log_events(log_group["group"], log_group["start"], log_group["end"], client=hooked)
+    del kwargs["nextToken"], kwargs["limit"]
+    pd.testing.assert_frame_equal(df, logs.parse_events(plain.filter_log_events(**kwargs)["events"]),
+                                  check_like=False)
+
+
+@pytest.mark.parametrize("response", [
+    {"status_code": 400, "body": b'{"__type": "ResourceNotFoundException", "events": []}'},
+    {"status_code": 200, "body": b"not json"},
+    {"status_code": 200, "body": b'{"events": "not a list"}'},
+    {"status_code": 200, "body": b'{"events": [1, 2]}'},
+    {"status_code": 200, "body": b"[]"},
+    {"status_code": 200, "body": b""},
+])
+def test_pages_botocore_should_judge_are_left_to_it(response: dict[str, Any]) -> None:
+    before = dict(response)
+    custom: dict[str, Any] = {}
+    logs._events_without_botocore(response, custom)
+    assert response == before and custom == {}
+
+
 def test_estimate_and_fetch_or_aggregate_small_window(log_group: dict[str, Any]) -> None:
     count, exact = logs.estimate_event_count(log_group["group"], log_group["start"], log_group["end"])
     assert (count, exact) == (300, True)
