@@ -145,6 +145,7 @@ def msgspec_frame(events: list[dict[str, Any]], chunk: int = 2048) -> Any:
     """
     from itertools import compress, count, repeat
     from operator import attrgetter, itemgetter, not_
+    from types import GenericAlias
 
     import msgspec
     import numpy as np
@@ -152,26 +153,15 @@ def msgspec_frame(events: list[dict[str, Any]], chunk: int = 2048) -> Any:
 
     from propflow_ops.sources.logs import COLUMNS, JSON_SCHEMA, _types_mapper
 
-    class Rec(msgspec.Struct, gc=False):
-        level: str | None = None
-        event: str | None = None
-        method: str | None = None
-        path: str | None = None
-        status: int | None = None
-        latency_ms: float | None = None
-        request_id: str | None = None
-        message: str | None = None
-        provider: str | None = None
-        error_code: str | None = None
-        error_type: str | None = None
-        client_id: str | None = None
-
+    python_type = {pa.int64(): int, pa.float64(): float}
+    Rec = msgspec.defstruct(  # noqa: N806 - a class
+        "Rec", [(f.name, python_type.get(f.type, str) | None, None) for f in JSON_SCHEMA], gc=False
+    )
     fields = list(Rec.__struct_fields__)
-    assert fields == JSON_SCHEMA.names
     getters = [attrgetter(f) for f in fields]
     types = [JSON_SCHEMA.field(f).type for f in fields]
     msg_pos = fields.index("message")
-    dec = msgspec.json.Decoder(list[Rec])
+    dec = msgspec.json.Decoder(GenericAlias(list, (Rec,)))  # list[Rec]
     get_message = itemgetter("message")
     parts: list[list[Any]] = [[] for _ in fields]
     for start in range(0, len(events), chunk):
