@@ -94,6 +94,7 @@ def test_a_runner_stopped_mid_run_leaves_no_folder_under_a_final_name(world, tmp
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     incident = tmp_path / "STOPPED"
     kernels: list[int] = []
+    out = err = b""
     try:
         deadline = time.monotonic() + 240
         while True:
@@ -105,7 +106,7 @@ def test_a_runner_stopped_mid_run_leaves_no_folder_under_a_final_name(world, tmp
                 break
             time.sleep(0.05)
         os.kill(proc.pid, sig)  # mid-run: the kernel is executing cells
-        proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -115,7 +116,8 @@ def test_a_runner_stopped_mid_run_leaves_no_folder_under_a_final_name(world, tmp
                 os.kill(pid, signal.SIGKILL)
     entries = sorted(p.name for p in incident.iterdir())
     final = [n for n in entries if not n.startswith(".tmp-")]
-    assert final == [], f"a folder under a final name after {sig.name}: {final}"
+    assert final == [], (f"a folder under a final name after {sig.name}: {final}; exit {proc.returncode}; "
+                         f"stdout {out[-300:]!r}; stderr {err[-1500:]!r}")
     if sig == signal.SIGINT:
         assert proc.returncode == 130
         assert entries == [], f"an interrupted run cleans up its temporary folder: {entries}"
