@@ -16,12 +16,10 @@ import logging
 import os
 import re
 import shutil
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -469,29 +467,6 @@ def _h(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-@contextmanager
-def _remember_ctrl_c() -> Iterator[threading.Event]:
-    """Ctrl-C during a run raises KeyboardInterrupt as usual and is also remembered, so that a library
-    that swallows the exception (a finalizer, a callback) cannot turn an interrupted run into a published
-    one: :func:`run` checks before it publishes. Only on the main thread, and only where nobody else
-    handles SIGINT."""
-    seen = threading.Event()
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield seen
-        return
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        seen.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield seen
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
     """Validate, execute, and publish one run. BadInput before anything is written.
 
@@ -518,29 +493,26 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
     name = f"{_stamp(started)}-{rb.slug}"
     workdir = parent / f".tmp-{name}-{os.getpid()}-{threading.get_ident()}"
     workdir.mkdir()
-    with _remember_ctrl_c() as interrupted:
-        try:
-            error = execute(rb, params, workdir, req, kernel)
-            nb = sanitize_notebook(workdir / "report.ipynb", rb, params, error)
-            evidence = final_evidence(rb, params, workdir, error, started, t0)
-            nbformat.write(nb, str(workdir / "report.ipynb"))
-            names = ["report.ipynb", "evidence.json"]
-            if req.html:
-                try:
-                    export_html(nb, evidence, workdir / "report.html")
-                    names.insert(1, "report.html")
-                except Exception as exc:  # noqa: BLE001 - the HTML is a convenience; the evidence must survive
-                    evidence.setdefault("warnings", []).append(f"HTML export failed: {type(exc).__name__}: {exc}")
-            (workdir / "evidence.json").write_text(json.dumps(evidence, indent=2) + "\n", encoding="utf-8")
-            extra = sorted(p.name for p in workdir.iterdir()
-                           if p.is_file() and not p.name.startswith(".") and p.name not in names)
-            write_sums(workdir, names + extra)  # files a notebook wrote beside its report (postmortem.md)
-            if interrupted.is_set():  # Ctrl-C came and something swallowed it: still no report
-                raise KeyboardInterrupt
-            final = publish(workdir, parent, name)
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
+    try:
+        error = execute(rb, params, workdir, req, kernel)
+        nb = sanitize_notebook(workdir / "report.ipynb", rb, params, error)
+        evidence = final_evidence(rb, params, workdir, error, started, t0)
+        nbformat.write(nb, str(workdir / "report.ipynb"))
+        names = ["report.ipynb", "evidence.json"]
+        if req.html:
+            try:
+                export_html(nb, evidence, workdir / "report.html")
+                names.insert(1, "report.html")
+            except Exception as exc:  # noqa: BLE001 - the HTML is a convenience; the evidence must survive
+                evidence.setdefault("warnings", []).append(f"HTML export failed: {type(exc).__name__}: {exc}")
+        (workdir / "evidence.json").write_text(json.dumps(evidence, indent=2) + "\n", encoding="utf-8")
+        extra = sorted(p.name for p in workdir.iterdir()
+                       if p.is_file() and not p.name.startswith(".") and p.name not in names)
+        write_sums(workdir, names + extra)  # files a notebook wrote beside its report (postmortem.md)
+        final = publish(workdir, parent, name)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     status = evidence["status"]
     code = {"ok": EXIT_OK, "problems": EXIT_PROBLEMS}.get(status, EXIT_ERROR)
     return RunResult(final, status, code, evidence, error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -88,3 +89,11 @@ def nbval(notebook: Path, env: Mapping[str, str], *, cwd: Path | None = None,
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
                            str(notebook)], capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd,
                           timeout=timeout)
+
+
+def ctrl_c_works() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT: Ctrl-C's default action, whatever the
+    test runner inherited (a shell starts background jobs with SIGINT ignored, and Python then keeps it
+    ignored, so the child would never see the interrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+

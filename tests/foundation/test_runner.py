@@ -141,32 +141,3 @@ def test_list_names_every_runbook():
     slugs = [line.split()[0] for line in r.stdout.splitlines()]
     assert slugs == ["triage", "api-down", "db-connection", "api-latency", "photo-upload", "websocket",
                      "notifications", "migration", "post-incident"]
-
-
-SWALLOWING_RUN = """
-import os, signal, sys, time
-import propflow_ops.runner as runner
-from propflow_ops.cli import main
-
-real = runner.sanitize_notebook
-
-def swallowing(*args, **kwargs):  # a library that catches Ctrl-C and carries on
-    try:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    return real(*args, **kwargs)
-
-runner.sanitize_notebook = swallowing
-sys.exit(main(["run", "api-down", "--incident", "INC-C", "--no-html"]))
-"""
-
-
-def test_ctrl_c_that_a_library_swallows_still_publishes_nothing(nbdir):
-    env = {**os.environ, "PROPFLOW_NOTEBOOKS_DIR": str(nbdir / "nb"), "PROPFLOW_OUTPUT_DIR": str(nbdir / "out")}
-    r = subprocess.run([sys.executable, "-c", SWALLOWING_RUN], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 130, (r.returncode, r.stdout, r.stderr[-2000:])
-    assert "interrupted" in r.stderr
-    assert run_dirs(nbdir) == [], "an interrupted run was published"
-    assert list((nbdir / "out" / "INC-C").iterdir()) == [], "the temporary folder was left behind"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from runs import ctrl_c_works
 
 from propflow_ops.runner import verify_sums
 
@@ -91,7 +92,7 @@ def test_a_runner_stopped_mid_run_leaves_no_folder_under_a_final_name(world, tmp
     sb = world()
     env = {**os.environ, **sb.env, "PROPFLOW_OUTPUT_DIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "run", FIRST, "--incident", "STOPPED"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=ctrl_c_works)
     incident = tmp_path / "STOPPED"
     kernels: list[int] = []
     out = err = b""
