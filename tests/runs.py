@@ -96,4 +96,3 @@ def ctrl_c_works() -> None:
     test runner inherited (a shell starts background jobs with SIGINT ignored, and Python then keeps it
     ignored, so the child would never see the interrupt)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
