@@ -62,13 +62,17 @@ def _manager_class() -> type:
     class TrackingKernelManager(AsyncKernelManager):
         """Remembers the clients made from it, so :meth:`close_clients` can stop their channels."""
 
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.clients: list[Any] = []
+
         def client(self, **kwargs: Any) -> Any:
             kc = super().client(**kwargs)
-            self.__dict__.setdefault("_pf_clients", []).append(kc)
+            self.clients.append(kc)
             return kc
 
         def close_clients(self) -> None:
-            clients, self.__dict__["_pf_clients"] = self.__dict__.get("_pf_clients", []), []
+            clients, self.clients = self.clients, []
             for kc in clients:
                 if kc.channels_running:
                     kc.stop_channels()
