@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-html", action="store_true")
     r.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                    help="time budget for the whole run (default 300)")
+    _config_options(r)
 
     s = sub.add_parser("sandbox", help="start the simulated PropFlow world in the foreground")
     s.add_argument("--scenario", action="append", default=[], metavar="NAME")
@@ -50,6 +51,37 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("incident_id")
     v.add_argument("--output-dir", metavar="DIR")
     v.add_argument("--no-html", action="store_true")
+    _config_options(v)
+
+    inc = sub.add_parser("incident", help="the incident record: open, show, ack, resolve, note")
+    isub = inc.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    o = isub.add_parser("open", help="open an incident (a run with --incident opens it too)")
+    o.add_argument("incident_id")
+    o.add_argument("--severity", metavar="P0..P3", default="P1")
+    o.add_argument("--started-at", metavar="ISO8601", help="when it began (default now)")
+    o.add_argument("--title", default="", metavar="TEXT")
+    sh = isub.add_parser("show", help="the record: clock, acks, notes, escalations, operators")
+    sh.add_argument("incident_id")
+    sh.add_argument("--json", action="store_true", help="print the state as JSON")
+    for action, text in (("ack", "acknowledge: the response time is measured to this"),
+                         ("resolve", "resolve: the RTO is measured to this; escalation stops")):
+        a = isub.add_parser(action, help=text)
+        a.add_argument("incident_id")
+        a.add_argument("--at", metavar="ISO8601", help="when it happened (default now)")
+        a.add_argument("--note", default="", metavar="TEXT")
+    n = isub.add_parser("note", help="add a free-text note to the timeline")
+    n.add_argument("incident_id")
+    n.add_argument("text")
+    n.add_argument("--at", metavar="ISO8601", help="when it happened (default now)")
+    for parser in isub.choices.values():
+        parser.add_argument("--output-dir", metavar="DIR")
+        _config_options(parser)
+
+    e = sub.add_parser("escalate", help="send the escalation steps that are due, once each")
+    e.add_argument("incident_id")
+    e.add_argument("--now", metavar="ISO8601", help="the clock to judge 'due' by (default now)")
+    e.add_argument("--output-dir", metavar="DIR")
+    _config_options(e)
 
     lab = sub.add_parser("lab", help="open the runbooks in JupyterLab")
     lab.add_argument("slug", nargs="?")
@@ -57,6 +89,27 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--scenario", action="append", default=[], metavar="NAME")
     lab.add_argument("--port", type=int, default=8888)
     return p
+
+
+def _config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="team configuration (default $PROPFLOW_CONFIG, else "
+                                                   "./propflow-ops.toml if present)")
+    p.add_argument("--env", metavar="NAME", dest="config_env", help="environment of the configuration file")
+
+
+def config_env(args: argparse.Namespace) -> dict[str, str]:
+    """--config / --env as the environment variables the runner and the kernel read (options win)."""
+    from propflow_ops import config as config_mod
+
+    out: dict[str, str] = {}
+    if getattr(args, "config", None):
+        path = config_mod.config_path(args.config)
+        out[config_mod.CONFIG_ENV] = str(path)
+    if getattr(args, "config_env", None):
+        out[config_mod.ENV_NAME_ENV] = args.config_env
+    if out:  # validate now: a bad file or environment is one line and exit 2 before anything runs
+        config_mod.load(None, None, {**os.environ, **out})
+    return out
 
 
 def cmd_list() -> int:
@@ -81,6 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         html=not args.no_html,
         budget_s=args.budget if args.budget is not None else DEFAULT_BUDGET_S,
         announce=True,
+        env=config_env(args),
     )
     result = run(req)
     counts: dict[str, int] = {}
@@ -91,6 +145,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     for f in result.evidence.get("findings", []):
         if f["status"] in ("fail", "error"):
             print(f"  {f['status'].upper():5} {f['code']}: {f['title']}")
+    for p in (result.evidence.get("incident") or {}).get("escalation_pending") or []:
+        print(f"  ESCALATION DUE, NOT SENT: {p['action']} (due {p['due_at']}): "
+              f"propflow-ops escalate {result.evidence['incident'].get('id')}")
     print(result.path)
     return result.exit_code
 
@@ -113,7 +170,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "review":
             from propflow_ops.review import review_main
 
-            return review_main(args.incident_id, args.output_dir, html=not args.no_html)
+            return review_main(args.incident_id, args.output_dir, html=not args.no_html, env=config_env(args))
+        if args.command == "incident":
+            from propflow_ops.incident_cli import incident_main
+
+            return incident_main(args, config_env(args))
+        if args.command == "escalate":
+            from propflow_ops.incident_cli import escalate_main
+
+            return escalate_main(args, config_env(args))
         if args.command == "lab":
             from propflow_ops.lab import lab_main
 
@@ -128,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Commands that own no server (the sandbox's may rely on atexit hooks to stop theirs).
-_QUICK_EXIT = ("list", "run", "review")
+_QUICK_EXIT = ("list", "run", "review", "incident", "escalate")
 
 
 def entry() -> int:

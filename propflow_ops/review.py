@@ -851,8 +851,13 @@ def postmortem_view(review: Review) -> Markdown:
 # ---------------------------------------------------------------- the command
 
 
-def review_request(incident_id: str, output_dir: str | None, html: bool = True) -> RunRequest:
-    """The post-incident run over the incident's runs; BadInput when there is nothing to review."""
+def review_request(incident_id: str, output_dir: str | None, html: bool = True,
+                   env: Mapping[str, str] | None = None) -> RunRequest:
+    """The post-incident run over the incident's runs; BadInput when there is nothing to review.
+
+    With an incident record the run takes its severity and start from it (nothing to override); without one
+    (run folders from before the record existed) from the runs, and the review opens the record."""
+    from propflow_ops import incident_record as ir
 
     folder = incident_folder(incident_id, output_dir)
     if "/" in incident_id or incident_id.startswith(".") or not incident_id:
@@ -861,25 +866,27 @@ def review_request(incident_id: str, output_dir: str | None, html: bool = True) 
     if not runs:
         raise BadInput(f"no runs of incident {incident_id} under {folder.parent}")
     start, _ = incident_start([r for r in runs if r.evidence is not None])
+    recorded = ir.load(ir.LocalStore(folder.parent), incident_id).exists
     return RunRequest(
         slug=REVIEW_SLUG,
         incident=incident_id,
-        severity=incident_severity(runs),
-        started_at=iso(start) if start else None,
+        severity=None if recorded else incident_severity(runs),
+        started_at=None if recorded or not start else iso(start),
         params=[("review_incident", incident_id)],
         output_dir=output_dir,
         html=html,
         announce=True,
-        env={"PROPFLOW_OUTPUT_DIR": str(output_root(output_dir))},  # the kernel reads the runs from here
+        env={**(env or {}), "PROPFLOW_OUTPUT_DIR": str(output_root(output_dir))},  # the kernel reads the runs here
     )
 
 
-def review_main(incident_id: str, output_dir: str | None, html: bool = True) -> int:
+def review_main(incident_id: str, output_dir: str | None, html: bool = True,
+                env: Mapping[str, str] | None = None) -> int:
     """``propflow-ops review INCIDENT_ID``: the post-incident notebook over the incident's runs."""
     from propflow_ops.runner import run
 
     try:
-        req = review_request(incident_id, output_dir, html)
+        req = review_request(incident_id, output_dir, html, env)
     except BadInput as exc:
         print(f"propflow-ops: error: {exc}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ from typing import Any
 
 import nbformat
 
-from propflow_ops import __version__
+from propflow_ops import __version__, run_context
 from propflow_ops import incident as incident_mod
 from propflow_ops.findings import EVIDENCE_PATH_ENV, SCHEMA, Finding, FindingsTable, iso, jsonable, utcnow
 from propflow_ops.incident import BadInput
@@ -441,6 +441,7 @@ def export_html(nb: nbformat.NotebookNode, evidence: Mapping[str, Any], dest: Pa
         f" response due {_h(inc.get('response_due_at'))}; escalation due: {_h(inc.get('escalation_due') or 'none')}."
         f" Run {_h(evidence.get('run', {}).get('started_at'))} ({_h(evidence.get('run', {}).get('duration_s'))} s).</p>"
     )
+    head += run_context.html(dict(evidence))
     head += FindingsTable(findings, title="Findings")._repr_html_()
     if evidence.get("error"):
         head += f"<p style=\"color:#b71c1c\"><b>The runbook could not finish:</b> {_h(evidence['error'])}</p>"
@@ -478,6 +479,7 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
         raise BadInput(f"runbook {rb.slug!r} has no notebook at {rb.path}")
     if req.budget_s <= 0:
         raise BadInput("the time budget must be positive")
+    req = run_context.prepare(req, rb)  # the team configuration (propflow-ops.toml), under options and env
     params = build_parameters(rb, req)
     check_environment({**os.environ, **req.env})
     if req.announce:
@@ -488,6 +490,7 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"cannot create the output folder {parent}: {exc.strerror}") from None
+    ctx = run_context.begin(req, rb, params, root)  # open or join the incident record
     started = utcnow()
     t0 = time.monotonic()
     name = f"{_stamp(started)}-{rb.slug}"
@@ -496,7 +499,7 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
     try:
         error = execute(rb, params, workdir, req, kernel)
         nb = sanitize_notebook(workdir / "report.ipynb", rb, params, error)
-        evidence = final_evidence(rb, params, workdir, error, started, t0)
+        evidence = run_context.annotate(ctx, final_evidence(rb, params, workdir, error, started, t0))
         nbformat.write(nb, str(workdir / "report.ipynb"))
         names = ["report.ipynb", "evidence.json"]
         if req.html:
@@ -513,6 +516,7 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
+    run_context.finish(ctx, final, evidence)
     status = evidence["status"]
     code = {"ok": EXIT_OK, "problems": EXIT_PROBLEMS}.get(status, EXIT_ERROR)
     return RunResult(final, status, code, evidence, error)
