@@ -22,6 +22,7 @@ import redis
 from . import canaries
 from .aws import BUCKET, CLUSTER, DB_INSTANCE, LOG_GROUP, SERVICE, AwsWorld
 from .logs import LogBuilder, baseline
+from .notify_standins import NotifyStandins
 from .postgres import PostgresWorld
 from .redisworld import RedisWorld
 from .standins import GRAPH_VERSION, StandinServers, StandinState
@@ -50,6 +51,7 @@ class Sandbox:
         self.redis: RedisWorld | None = None
         self.http_state = StandinState()
         self.http: StandinServers | None = None
+        self.notify = NotifyStandins()  # Slack/PagerDuty stand-ins, the SNS topic, the sandbox's propflow-ops.toml
         self.logs: LogBuilder | None = None
         self.now = dt.datetime.now(dt.UTC)
         self.timings: dict[str, float] = {}
@@ -101,7 +103,9 @@ class Sandbox:
                 self.redis.start,
                 lambda: self._start_aws(),
                 self.http.start,
+                self.notify.start,
             )
+            self.notify.write_config(self.dir, self.env)
             self.timings["start_s"] = time.monotonic() - t0
             self._inject(self.scenarios)
         except BaseException:
@@ -119,6 +123,7 @@ class Sandbox:
         self.aws.seed(self.now)
         self.logs = LogBuilder(self.aws.state.streams, self.now)
         baseline(self.logs)
+        self.notify.seed_aws(self.aws)
 
     def _copy_backend(self) -> None:
         shutil.rmtree(self.backend_dir, ignore_errors=True)
@@ -142,6 +147,7 @@ class Sandbox:
     def reset(self) -> None:
         assert self.pg is not None and self.redis is not None
         self.http_state.reset()
+        self.notify.reset()
         self._copy_backend()
 
         def aws() -> None:
@@ -170,7 +176,7 @@ class Sandbox:
         self._stopped = True
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
-        for part in (self.http, self.redis, self.pg, self.aws):
+        for part in (self.http, self.notify, self.redis, self.pg, self.aws):
             if part is None:
                 continue
             try:
@@ -211,6 +217,7 @@ class Sandbox:
             "WHATSAPP_PHONE_NUMBER_ID": canaries.WHATSAPP_PHONE_NUMBER_ID,
             "PROPFLOW_META_GRAPH_URL": f"{self.http.url('graph')}/{GRAPH_VERSION}",
             "PROPFLOW_SANDBOX": "1",
+            **self.notify.env,
         }
 
     @property
