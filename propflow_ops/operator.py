@@ -17,7 +17,7 @@ from typing import Any
 
 STS_DEADLINE_S = 3.0
 UNKNOWN = "unknown"
-_cache: dict[tuple[str, ...], dict[str, Any]] = {}
+_cache: dict[tuple[str, ...], str] = {}
 _lock = threading.Lock()
 _ENV_KEYS = ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")
 
@@ -65,21 +65,22 @@ def caller_arn(env: Mapping[str, str] | None = None, deadline_s: float = STS_DEA
 
 
 def current(env: Mapping[str, str] | None = None, deadline_s: float = STS_DEADLINE_S) -> dict[str, Any]:
-    """``{"aws_arn", "user", "host"}`` (plus ``aws_error`` when the ARN is unknown); cached per AWS settings."""
+    """``{"aws_arn", "user", "host"}`` (plus ``aws_error`` when the ARN is unknown). The ARN is cached per AWS
+    settings (a known one only: an unreachable STS is asked again next time); user and host are read each time."""
     env = os.environ if env is None else env
     key = tuple(str(env.get(k) or "") for k in _ENV_KEYS)
     with _lock:
-        found = _cache.get(key)
-    if found is not None:
-        return dict(found)
-    arn, error = caller_arn(env, deadline_s)
+        arn = _cache.get(key)
+    error = None
+    if arn is None:
+        arn, error = caller_arn(env, deadline_s)
+        if error is None:
+            with _lock:
+                _cache[key] = arn
     who: dict[str, Any] = {"aws_arn": arn, "user": local_user(), "host": socket.gethostname()}
     if error:
         who["aws_error"] = error
-    else:
-        with _lock:
-            _cache[key] = who
-    return dict(who)
+    return who
 
 
 def in_background(env: Mapping[str, str] | None = None) -> Future[dict[str, Any]]:
