@@ -21,6 +21,7 @@ from typing import Any
 from propflow_ops.findings import iso, utcnow
 from propflow_ops.incident import BadInput
 from propflow_ops.kernels import KernelPool, WarmKernel
+from propflow_ops.notify import sandbox_escalation
 from propflow_ops.review import review_request
 from propflow_ops.runner import RunRequest, output_root, run
 
@@ -128,7 +129,8 @@ def demo_main(scenarios: list[str], output_dir: str | None) -> int:
 
         def request(slug: str) -> RunRequest:
             return RunRequest(slug=slug, incident=incident, started_at=iso(began), output_dir=str(out), env=env,
-                              params=extra_params(slug, chosen), progress=False)
+                              params=extra_params(slug, chosen), progress=False,
+                              severity="P0" if slug == "triage" and DEFAULT_SCENARIO in chosen else None)
 
         _say("demo: triage...")
         triage = submit_step(pool, request("triage")).result()
@@ -143,6 +145,9 @@ def demo_main(scenarios: list[str], output_dir: str | None) -> int:
                 step = fut.result()
                 _say(f"demo:   {step.slug} {step.evidence.get('status', 'error')} in {step.seconds:.1f} s")
             runbooks = [f.result() for f in futures]
+        _say("demo: escalate to the Slack, PagerDuty and SNS stand-ins...")
+        for line in sandbox_escalation(sandbox, incident, str(out)):
+            _say(line)
         _say("demo: post-incident review...")
         try:
             req = review_request(incident, str(out))

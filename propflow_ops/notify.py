@@ -364,3 +364,33 @@ def outcome_lines(outcomes: Sequence[Outcome]) -> list[str]:
         out.append(f"  {tag} {o.step} -> {o.channel}: {o.detail}{tail}")
     return out
 
+
+
+def sandbox_escalation(sandbox: Any, incident_id: str, output_dir: str) -> list[str]:
+    """The demo's escalation: ``escalate`` on a simulated clock one minute after the incident's first escalation
+    step falls due (nobody has acknowledged), against the sandbox's own configuration; then what the SNS topic
+    (through its SQS subscription), the Slack and the PagerDuty stand-ins received."""
+    from datetime import timedelta
+
+    from propflow_ops import operator as operator_mod
+
+    env = dict(sandbox.env)
+    cfg = config_mod.load(None, None, env)
+    store = ir.LocalStore(output_dir)
+    st = ir.require(store, incident_id)
+    steps = policy_from_config(cfg).for_severity(st.severity)
+    if st.started_at is None or not steps:
+        return ["  no escalation step for this severity"]
+    now = st.started_at + steps[0].after + timedelta(minutes=1)
+    outcomes = escalate(store, incident_id, cfg, operator_mod.current(env), now, env)
+    lines = [f"  simulated clock {iso(now)} (T+{steps[0].after_min + 1} min, {st.severity}, not acknowledged)"]
+    lines += outcome_lines(outcomes) or ["  nothing was due"]
+    sns = sandbox.notify.sns_messages(sandbox.aws)
+    with sandbox.notify.state.lock:
+        slack = [m["text"] for m in sandbox.notify.state.slack]
+        pd = [f"{p['event_action']} (dedup_key {p['dedup_key']})" for p in sandbox.notify.state.pagerduty]
+    lines.append(f"  SNS topic delivered {len(sns)} message(s); Slack stand-in received {len(slack)}; "
+                 f"PagerDuty stand-in received: {', '.join(pd) or 'nothing'}")
+    if slack:
+        lines += ["  Slack message:"] + [f"    | {line}" for line in slack[-1].splitlines()]
+    return lines
