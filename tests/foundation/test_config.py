@@ -160,3 +160,10 @@ def test_no_configuration_changes_nothing(tmp_path, monkeypatch):
     req = RunRequest(slug="api-down")
     assert rc.prepare(req, RUNBOOKS["api-down"]) is req
     assert os.environ.get(config.CONFIG_ENV) is None
+
+
+def test_readme_shows_the_complete_example(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert block == EXAMPLE.read_text(encoding="utf-8")
+    assert config.load(str(write(tmp_path, block)), env={}).describe()["environment"] == "prod"
