@@ -11,6 +11,8 @@
 - ``ack``, ``resolve``, ``note`` (``text``);
 - ``escalation``: ``step`` (key), ``action``, ``channel``, ``status`` (sent / failed), ``error``, ``due_at``;
 - ``notify``: a PagerDuty ``action`` (``acknowledge`` / ``resolve``) sent to a ``channel``, ``status``, ``error``;
+- ``operator``: the full identity (with the STS ARN) of a run whose earlier events were written before STS
+  answered (``aws_arn: "pending"``); it completes them;
 - any other kind (the change-control issue's ``action`` events) is kept and shown as it is.
 
 Concurrent writers on one machine: every change happens under an exclusive ``flock`` on the file, and each
@@ -211,9 +213,30 @@ def _t(value: Any) -> datetime | None:
         return None
 
 
+PENDING = "pending"
+
+
+def _resolve_pending(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A run opens an incident before its STS answer is in (``aws_arn: pending``, so the kernel need not wait);
+    its later ``operator`` event carries the full identity, which replaces the pending one of the same user and
+    host in the events before it."""
+    out = [dict(e) for e in events]
+    for i, e in enumerate(out):
+        if e.get("event") != "operator" or not isinstance(e.get("by"), dict):
+            continue
+        who = e["by"]
+        for earlier in out[:i]:
+            by = earlier.get("by")
+            if (isinstance(by, dict) and by.get("aws_arn") == PENDING and by.get("user") == who.get("user")
+                    and by.get("host") == who.get("host")):
+                earlier["by"] = dict(who)
+    return out
+
+
 def fold(incident_id: str, events: list[dict[str, Any]]) -> IncidentState:
     """The incident's state from its events, in the order they were written."""
-    st = IncidentState(id=incident_id, events=list(events))
+    events = _resolve_pending(events)
+    st = IncidentState(id=incident_id, events=[e for e in events if e.get("event") != "operator"])
     for e in events:
         kind = e.get("event")
         if kind == "opened" and not st.exists:

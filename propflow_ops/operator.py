@@ -29,6 +29,11 @@ def local_user() -> str:
         return UNKNOWN
 
 
+def local() -> dict[str, str]:
+    """The local half of the operator: user and host."""
+    return {"user": local_user(), "host": socket.gethostname()}
+
+
 def caller_arn(env: Mapping[str, str] | None = None, deadline_s: float = STS_DEADLINE_S) -> tuple[str, str | None]:
     """(ARN, None) or ("unknown", reason). Uses ``env`` (defaults to os.environ) for the AWS settings."""
     env = dict(os.environ if env is None else env)
@@ -77,7 +82,7 @@ def current(env: Mapping[str, str] | None = None, deadline_s: float = STS_DEADLI
         if error is None:
             with _lock:
                 _cache[key] = arn
-    who: dict[str, Any] = {"aws_arn": arn, "user": local_user(), "host": socket.gethostname()}
+    who: dict[str, Any] = {"aws_arn": arn, **local()}
     if error:
         who["aws_error"] = error
     return who
@@ -107,6 +112,8 @@ def label(who: Mapping[str, Any] | None) -> str:
     else:
         base = f"{who.get('user') or UNKNOWN}@{who.get('host') or UNKNOWN}"
     arn = who.get("aws_arn")
+    if arn == "pending":
+        return base + " (AWS identity pending)"
     return base + (f" ({arn})" if arn and arn != UNKNOWN else " (AWS identity unknown)")
 
 

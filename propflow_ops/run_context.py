@@ -42,11 +42,17 @@ class RunContext:
     written: list[dict[str, Any]] = field(default_factory=list)
     mode: str = MODE
 
+    def provisional(self) -> dict[str, Any]:
+        """The operator now, without waiting for STS: the ARN is ``pending`` until :func:`finish` completes it."""
+        if self.operator.done():
+            return self.who()
+        return {"aws_arn": ir.PENDING, **operator_mod.local()}
+
     def who(self) -> dict[str, Any]:
         try:
             return self.operator.result(timeout=operator_mod.STS_DEADLINE_S + 1)
         except (FutureTimeout, Exception):  # noqa: BLE001 - an unknown operator, never a lost run
-            return {"aws_arn": operator_mod.UNKNOWN, "user": operator_mod.local_user(), "host": os.uname().nodename}
+            return {"aws_arn": operator_mod.UNKNOWN, **operator_mod.local()}
 
 
 def prepare(req: RunRequest, rb: Runbook) -> RunRequest:
@@ -79,7 +85,7 @@ def begin(req: RunRequest, rb: Runbook, params: dict[str, Any], root: Path) -> R
     state, written = ir.open_or_join(
         store, incident_id, severity=str(params["severity"]), started_at=parse_time(str(params["started_at"])),
         severity_given=req.severity is not None, started_given=req.started_at is not None,
-        by=ctx.who, via=f"run {rb.slug}")
+        by=ctx.provisional, via=f"run {rb.slug}")
     ctx.written = written
     params["severity"] = state.severity or params["severity"]
     if state.started_at is not None:
@@ -114,8 +120,12 @@ def annotate(ctx: RunContext, evidence: dict[str, Any]) -> dict[str, Any]:
     run["config"] = ctx.config.describe()
     inc = evidence.setdefault("incident", {})
     try:
+        if any((e.get("by") or {}).get("aws_arn") == ir.PENDING for e in ctx.written):
+            with ctx.store.session(ctx.incident_id) as s:  # complete what begin wrote before STS answered
+                s.append(ir.event("operator", ctx.who(), completes="the events this run wrote before STS answered"))
+            ctx.written = [{**e, "by": ctx.who()} for e in ctx.written]
         state = ir.load(ctx.store, ctx.incident_id)
-    except OSError:
+    except (OSError, config_mod.ConfigError):
         return evidence
     inc["record"] = redact(state.summary())
     inc["record_overrides_this_run"] = [{"field": e.get("field"), "value": e.get("value"),

@@ -141,3 +141,17 @@ def test_operator_is_unknown_within_its_deadline_when_aws_does_not_answer():
         srv.close()
     assert who["aws_arn"] == "unknown" and who["user"] and who["host"] == os.uname().nodename
     assert "within 1 s" in who["aws_error"] or who["aws_error"]
+
+
+def test_a_run_opens_without_waiting_for_sts_and_completes_the_identity_later(tmp_path):
+    store = ir.LocalStore(tmp_path)
+    pending = {"aws_arn": ir.PENDING, "user": "alice", "host": "laptop-a"}
+    ir.open_or_join(store, "INC-P", severity="P0", started_at=T0, severity_given=False, started_given=True,
+                    by=pending, via="run triage")
+    assert operator_mod.label(ir.load(store, "INC-P").opened_by) == "alice@laptop-a (AWS identity pending)"
+    ir.record(store, "INC-P", "note", BOB, at(1), text="bob's pending-free note")
+    with store.session("INC-P") as s:
+        s.append(ir.event("operator", ALICE, completes="..."))
+    st = ir.load(store, "INC-P")
+    assert st.opened_by == ALICE and "operator" not in [e["event"] for e in st.events]
+    assert st.notes[0]["by"] == BOB
