@@ -43,7 +43,7 @@ class RunContext:
     mode: str = MODE
 
     def provisional(self) -> dict[str, Any]:
-        """The operator now, without waiting for STS: the ARN is ``pending`` until :func:`finish` completes it."""
+        """The operator now, without waiting for STS: the ARN is ``pending`` until :func:`annotate` completes it."""
         if self.operator.done():
             return self.who()
         return {"aws_arn": ir.PENDING, **operator_mod.local()}
