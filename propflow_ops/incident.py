@@ -235,6 +235,7 @@ def clock(incident_id: str, severity: str, started_at: datetime, now: datetime |
             for s in steps
         ],
         "escalation_policy": policy.describe(),
+        "configuration": configuration_note(),
     }
 
 
@@ -251,7 +252,26 @@ def clock_text(block: dict[str, Any]) -> str:
         parts.append(f"(next: {block['next_escalation']['action']} at {block['next_escalation']['at']})")
     if block.get("escalation_policy"):
         parts.append(f"\n{block['escalation_policy']}")
+    if block.get("configuration"):
+        parts.append(f"\n{block['configuration']}")
     return " ".join(parts)
+
+
+def configuration_note(env: Any = None) -> str:
+    """Which team configuration file and environment this process uses (names only, never a value)."""
+    import os
+
+    from propflow_ops import config as config_mod
+
+    env = os.environ if env is None else env
+    try:
+        path = config_mod.config_path(None, env)
+    except BadInput:
+        path = None
+    if path is None:
+        return "Configuration: no propflow-ops.toml (defaults)."
+    name = env.get(config_mod.ENV_NAME_ENV)
+    return f"Configuration: {path}" + (f", environment {name}." if name else ", no environment chosen.")
 
 
 def default_incident_id(now: datetime | None = None) -> str:

@@ -49,7 +49,9 @@ def test_a_second_run_uses_the_record_and_the_escalation_reaches_people(world, t
     assert "Escalation policy (default" in ev["incident"]["escalation_policy"]
     html = (second.path / "report.html").read_text()
     assert "Run by vikram@" in html and "Escalation due and not sent" in html and "propflow-ops escalate INC-7" in html
-    assert "Escalation policy (default" in (second.path / "report.ipynb").read_text()  # the banner states it
+    report = (second.path / "report.ipynb").read_text()
+    assert "Escalation policy (default" in report  # the banner states the policy and the configuration
+    assert f"Configuration: {sandbox.notify.config_path}, environment sandbox." in report
     on_disk = json.loads((second.path / "evidence.json").read_text())
     assert on_disk["run"]["operator"] == ev["run"]["operator"]
     assert first.evidence["incident"]["started_at"] == iso(start)
