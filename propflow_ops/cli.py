@@ -67,6 +67,7 @@ def cmd_list() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from propflow_ops.inputs import resolve_output_dir
     from propflow_ops.runner import DEFAULT_BUDGET_S, RunRequest, run
 
     req = RunRequest(
@@ -77,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         window=args.window,
         apply=[a for item in args.apply for a in item.split(",") if a.strip()],
         params=[(n, v) for n, v in args.params],
-        output_dir=args.output_dir,
+        output_dir=str(resolve_output_dir(args.output_dir)) if args.output_dir else None,
         html=not args.no_html,
         budget_s=args.budget if args.budget is not None else DEFAULT_BUDGET_S,
         announce=True,
@@ -93,6 +94,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {f['status'].upper():5} {f['code']}: {f['title']}")
     print(result.path)
     return result.exit_code
+
+
+def _one_line(exc: BaseException) -> str:
+    from propflow_ops.redact import redact_text
+
+    return " ".join(redact_text(str(exc)).split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,7 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return demo_main(args.scenario, args.output_dir)
         if args.command == "review":
+            from propflow_ops.inputs import check_incident_id, resolve_output_dir
             from propflow_ops.review import review_main
+
+            check_incident_id(args.incident_id)
+            if args.output_dir:
+                args.output_dir = str(resolve_output_dir(args.output_dir))
 
             return review_main(args.incident_id, args.output_dir, html=not args.no_html)
         if args.command == "lab":
@@ -119,11 +131,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return lab_main(args.slug, sandbox=args.sandbox, scenarios=args.scenario, port=args.port)
     except BadInput as exc:
-        print(f"propflow-ops: error: {exc}", file=sys.stderr)
+        print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from propflow_ops.runner import Terminated
+
+        if isinstance(exc, Terminated):
+            print(f"propflow-ops: terminated ({exc.args[0]})", file=sys.stderr)
+            return 128 + exc.signum
         print("propflow-ops: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from propflow_ops.runner import PublishError
+
+        if isinstance(exc, PublishError):  # disk full, read-only: an answer, not a crash
+            print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
+            return 3
+        raise
     return 2
 
 

@@ -3,7 +3,10 @@
 Rules:
 - a value under a secret-looking key (password, token, secret, key, auth,
   credential, DATABASE_URL's password part...) is replaced by ``"***"``;
-- passwords in URLs (``scheme://user:password@host``) become ``***``;
+- URL userinfo is masked whole, up to the last ``@`` before the host, for any scheme
+  (``scheme://user:***@host``; ``scheme://***@host`` when it has no ``:``), also in free text and tracebacks;
+- URL query and fragment values of secret-looking names (``?api_key=``, ``&token=``, ``X-Amz-Signature``,
+  ``X-Amz-Credential``, ``sig``, ``#access_token=``...) become ``***``;
 - bearer tokens, AWS secret keys and long token-looking strings in free text are masked;
 - phone numbers keep their last 2 digits (``+91********01``).
 
@@ -28,9 +31,21 @@ _SECRET_KEY = re.compile(
 _URL_KEY = re.compile(r"(url|uri|endpoint|host)$", re.I)
 _NOT_SECRET_KEY = re.compile(r"^(ws_token_set|auth_ok|token_valid|.*_present|.*_configured|.*_count)$", re.I)
 
-_URL_PASSWORD = re.compile(r"(?P<pre>[a-z][a-z0-9+.\-]*://[^\s:/@?#]*:)(?P<pw>[^\s@/]*)(?P<post>@)", re.I)
+# Userinfo of a URL, masked whole: it ends at the LAST "@" of the URL's text before its host (a password may
+# hold "@", "/", "?", "#" or ":"), so a password is never cut in two. ``user:`` is kept when there is a
+# password; a userinfo without ":" (``https://TOKEN@host``) is masked entirely. Any scheme.
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>\b[a-z][a-z0-9+.\-]*://)(?P<info>[^\s'\"<>`]*)@(?=[A-Za-z0-9\[_%\-]|/)",
+    re.I,
+)
 # user:password@host where the URL is malformed (no "://"): its password must not leak either.
-_USERINFO = re.compile(r"(?P<pre>(?<![^\s'\"(/=])[A-Za-z0-9._%+\-]*:)(?P<pw>[^\s:@/'\"]+)(?P<post>@(?=[A-Za-z0-9\[]))")
+_USERINFO = re.compile(
+    r"(?P<pre>(?<![^\s'\"(/=])[A-Za-z0-9._%+\-]*:)(?!//)(?P<pw>[^\s'\"<>`]+)(?P<post>@(?=[A-Za-z0-9\[]))")
+# A query or fragment value whose name looks secret (?api_key=, &X-Amz-Signature=, #access_token=, ;sig=).
+_QUERY_SECRET = re.compile(r"(?P<pre>[?&;#](?P<name>[A-Za-z0-9_.\-]+)=)(?P<val>[^&#;\s'\"<>`]+)")
+_QUERY_SECRET_PARTS = ("key", "token", "secret", "passw", "pwd", "signature", "credential", "auth", "session",
+                       "cookie", "otp", "jwt", "nonce")
+_QUERY_SECRET_NAMES = frozenset({"sig", "pass", "pw", "code", "hmac"})
 _BEARER = re.compile(r"(?P<pre>\b(?:bearer|token|basic)\s+)(?P<tok>[A-Za-z0-9._~+/=\-]{8,})", re.I)
 _KV_SECRET = re.compile(
     r"(?P<pre>\b(?:[\w.\-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?token)[\w.\-]*)"
@@ -75,8 +90,9 @@ def redact_text(text: str) -> str:
     """Mask secrets and phone numbers in free text."""
     if not text or not isinstance(text, str):
         return text
-    out = _URL_PASSWORD.sub(lambda m: m.group("pre") + (MASK if m.group("pw") else "") + m.group("post"), text)
+    out = _URL_USERINFO.sub(_userinfo_sub, text)
     out = _USERINFO.sub(lambda m: m.group("pre") + MASK + m.group("post"), out)
+    out = _QUERY_SECRET.sub(_query_sub, out)
     out = _BEARER.sub(lambda m: m.group("pre") + MASK, out)
     out = _NAME_VALUE.sub(lambda m: m.group("pre") + (MASK if m.group("val") and is_secret_key(m.group("key"))
                                                       else m.group("val")), out)
@@ -87,6 +103,26 @@ def redact_text(text: str) -> str:
     out = _PHONE_URLENCODED.sub(lambda m: "%2B" + mask_phone("+" + m.group("digits"))[1:], out)
     out = _PHONE.sub(_phone_sub, out)
     return out
+
+
+def _userinfo_sub(m: re.Match[str]) -> str:
+    info = m.group("info")
+    if not info or info == MASK:
+        return m.group(0)
+    user, colon, password = info.partition(":")
+    if colon and "@" not in user and "/" not in user:
+        return f"{m.group('scheme')}{user}:{MASK if password else ''}@"
+    return f"{m.group('scheme')}{MASK}@"
+
+
+def is_secret_query_name(name: str) -> bool:
+    """A URL query/fragment parameter whose value is a secret (api_key, token, X-Amz-Signature, sig...)."""
+    low = name.lower()
+    return low in _QUERY_SECRET_NAMES or any(part in low for part in _QUERY_SECRET_PARTS)
+
+
+def _query_sub(m: re.Match[str]) -> str:
+    return m.group("pre") + MASK if is_secret_query_name(m.group("name")) else m.group(0)
 
 
 def _looks_random(s: str) -> bool:
