@@ -147,7 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, PublishError):  # disk full, read-only: an answer, not a crash
             print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
             return 3
-        raise
+        import traceback
+
+        from propflow_ops.redact import redact_text
+
+        # a bug: its traceback, masked (an exception's text may hold a URL with its password)
+        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
     return 2
 
 

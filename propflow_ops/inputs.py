@@ -9,7 +9,7 @@ What is refused:
   0..100, shares 0..1, durations and thresholds positive, counts bounded);
 - the time budget: finite, 1 s .. 24 h;
 - ``--started-at``: ISO 8601 with a time zone or UTC by default, at most :data:`FUTURE_SLACK` ahead of
-  now and at most :data:`MAX_PAST` before it;
+  now and at most :data:`MAX_PAST` before it (:data:`REVIEW_MAX_PAST` for the post-incident review);
 - incident ids outside :data:`INCIDENT_ID` (``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``, no ``..``);
 - control characters (C0, DEL, C1, Unicode format characters such as bidi overrides and zero-width
   marks, line/paragraph separators) in any string option, parameter or target URL; SQL parameters
@@ -195,10 +195,18 @@ def check_parameter(name: str, value: Any) -> Any:
 
 FUTURE_SLACK = timedelta(minutes=5)  # clocks drift; an incident does not start in the future
 MAX_PAST = timedelta(days=30)  # older than CloudWatch's useful look-back for an incident in progress
+REVIEW_MAX_PAST = timedelta(days=3 * 365)  # a post-incident review may come long after the incident
+_REVIEW_SLUGS = ("post-incident",)
 
 
-def check_started_at(value: str | None, *, name: str = "--started-at", now: datetime | None = None) -> datetime:
-    """ISO 8601 (UTC when it has no zone), within [now - 30 days, now + 5 min]."""
+def max_past(slug: str) -> timedelta:
+    """How far back ``--started-at`` may lie for this runbook."""
+    return REVIEW_MAX_PAST if slug in _REVIEW_SLUGS else MAX_PAST
+
+
+def check_started_at(value: str | None, *, name: str = "--started-at", now: datetime | None = None,
+                     max_past: timedelta = MAX_PAST) -> datetime:
+    """ISO 8601 (UTC when it has no zone), within [now - 30 days (3 years for a review), now + 5 min]."""
     if value is not None:
         check_text(name, value)
     try:
@@ -210,8 +218,8 @@ def check_started_at(value: str | None, *, name: str = "--started-at", now: date
     now = now or utcnow()
     if dt > now + FUTURE_SLACK:
         raise BadInput(f"{name} {value} is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ})")
-    if dt < now - MAX_PAST:
-        raise BadInput(f"{name} {value} is more than {MAX_PAST.days} days ago")
+    if dt < now - max_past:
+        raise BadInput(f"{name} {value} is more than {max_past.days} days ago")
     return dt
 
 

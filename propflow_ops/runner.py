@@ -173,7 +173,7 @@ def build_parameters(rb: Runbook, req: RunRequest) -> dict[str, Any]:
     if req.severity is not None:
         inputs.check_text("--severity", req.severity)
     severity = incident_mod.parse_severity(req.severity, rb.severity)
-    started = inputs.check_started_at(req.started_at, name="--started-at")
+    started = inputs.check_started_at(req.started_at, name="--started-at", max_past=inputs.max_past(rb.slug))
     if req.window is not None:
         inputs.check_number("--window", req.window, inputs.NUMBER_RULES["window_minutes"])
     for item in req.apply:
@@ -491,7 +491,16 @@ def _h(value: Any) -> str:
 
 PRIVATE_PREFIX = "propflow-ops-"
 STALE_AFTER_S = 25 * 3600  # longer than the longest budget: a temporary this old belongs to no live run
-_STAGING = re.compile(r"^\.tmp-.*-(?P<pid>\d+)-(?P<tid>\d+)$")
+# .tmp-<stamp>-<slug>-<host>-<pid>-<thread> (older versions: without <host>)
+_STAGING = re.compile(r"^\.tmp-.*?(?:-(?P<host>[0-9a-f]{8}))?-(?P<pid>\d+)-(?P<tid>\d+)$")
+_PRIVATE = re.compile(r"^run-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-")
+
+
+def _host_tag() -> str:
+    """Eight hex digits naming this machine (and container): a pid means something only on its own host."""
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def private_root() -> Path:
@@ -513,7 +522,7 @@ def private_root() -> Path:
 
 def private_workdir() -> Path:
     """A fresh private folder (0700) for one run's raw notebook and evidence: named after our pid."""
-    return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=private_root()))
+    return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-{_host_tag()}-", dir=private_root()))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -543,13 +552,15 @@ def sweep_temporaries(root: Path | None = None) -> list[Path]:
     the output folder (``root`` and its incident folders) whose pid is dead or that are older than a day.
     A live run's temporaries are kept. Returns what was removed."""
     removed: list[Path] = []
-    candidates: list[tuple[Path, int | None]] = []
+    candidates: list[tuple[Path, int | None]] = []  # pid None: judged by age alone (another host's, unnamed)
+    host = _host_tag()
     with _suppress_os():
         base = Path(tempfile.gettempdir()) / f"{PRIVATE_PREFIX}{os.getuid()}"
         if base.is_dir() and not base.is_symlink():
             for p in base.iterdir():
-                m = re.match(r"^run-(\d+)-", p.name)
-                candidates.append((p, int(m.group(1)) if m else None))
+                m = _PRIVATE.match(p.name)
+                ours = m is not None and m.group("host") == host
+                candidates.append((p, int(m.group("pid")) if m and ours else None))
     if root is not None:
         with _suppress_os():
             dirs = [root] + [d for d in root.iterdir() if d.is_dir() and not d.is_symlink()] if root.is_dir() else []
@@ -557,7 +568,8 @@ def sweep_temporaries(root: Path | None = None) -> list[Path]:
                 with _suppress_os():
                     for p in d.glob(".tmp-*"):
                         m = _STAGING.match(p.name)
-                        candidates.append((p, int(m.group("pid")) if m else None))
+                        ours = m is not None and m.group("host") in (None, host)
+                        candidates.append((p, int(m.group("pid")) if m and ours else None))
     for path, pid in candidates:
         if _stale(path, pid):
             if path.is_dir() and not path.is_symlink():
@@ -710,7 +722,7 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
     name = f"{_stamp(started)}-{rb.slug}"
     with _TerminateAsInterrupt() as term:
         created = _make_parent(parent)
-        staging = parent / f".tmp-{name}-{os.getpid()}-{threading.get_ident()}"
+        staging = parent / f".tmp-{name}-{_host_tag()}-{os.getpid()}-{threading.get_ident()}"
         published = False
         private: Path | None = None
         try:
