@@ -876,8 +876,9 @@ def review_request(incident_id: str, output_dir: str | None, html: bool = True) 
 
 def review_main(incident_id: str, output_dir: str | None, html: bool = True) -> int:
     """``propflow-ops review INCIDENT_ID``: the post-incident notebook over the incident's runs."""
-    from propflow_ops.runner import run
+    from propflow_ops.runner import run, sweep_temporaries
 
+    sweep_temporaries(output_root(output_dir))  # what dead runs left (also when there is nothing to review)
     try:
         req = review_request(incident_id, output_dir, html)
     except BadInput as exc:
