@@ -196,3 +196,20 @@ def test_sweeping_keeps_a_live_runs_temporaries(tmp_path, monkeypatch):
     os.utime(stray, (old, old))
     sweep_temporaries(tmp_path / "out")
     assert not stray.exists()
+
+
+def test_review_sweeps_what_a_dead_run_left(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    from propflow_ops import cli
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "t"))
+    (tmp_path / "t").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    stale = tmp_path / "out" / "INC-9" / f".tmp-20261127T000000Z-api-down-{_dead_pid()}-1"
+    stale.mkdir(parents=True)
+    (stale / "report.ipynb").write_text(TOKEN)
+    code = cli.main(["review", "INC-9", "--output-dir", str(tmp_path / "out")])
+    capsys.readouterr()
+    assert code == 2  # nothing to review, yet the leftover is gone
+    assert not stale.exists()
