@@ -351,9 +351,13 @@ def _restore_env(saved: Mapping[str, str | None]) -> None:
 
 def sanitize_notebook(path: Path, rb: Runbook, params: Mapping[str, Any], error: str | None) -> nbformat.NotebookNode:
     """Mask secrets everywhere in the executed notebook (sources and outputs); make sure it exists."""
+    nb = None
     if path.exists():
-        nb = nbformat.read(str(path), as_version=4)
-    else:
+        try:
+            nb = nbformat.read(str(path), as_version=4)
+        except Exception as exc:  # noqa: BLE001 - a truncated notebook (full temporary disk): keep the runbook's
+            error = (error + "; " if error else "") + f"the executed notebook could not be read: {type(exc).__name__}"
+    if nb is None:
         nb = nbformat.read(str(rb.path), as_version=4)
     for cell in nb.cells:
         cell.source = redact_text(cell.source)
@@ -730,7 +734,11 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
                 staging.mkdir()  # early: a read-only or full output folder is found before the run, not after
             except OSError as exc:
                 raise _disk_error(parent, exc) from None
-            private = private_workdir()
+            try:
+                private = private_workdir()
+            except OSError as exc:
+                raise PublishError(f"cannot create a private temporary folder under {tempfile.gettempdir()}: "
+                                   f"{exc.strerror or type(exc).__name__}") from None
             req_env = {"PROPFLOW_OUTPUT_DIR": str(root), **req.env}
             error = execute(rb, params, private, dataclasses.replace(req, env=req_env), kernel)
             nb = sanitize_notebook(private / "report.ipynb", rb, params, error)

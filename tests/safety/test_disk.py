@@ -97,3 +97,18 @@ def test_a_read_only_incident_folder_gives_one_line_and_exit_3(small_fs, tmp_pat
     _remount_ro(small_fs)
     r = _run(tmp_path, small_fs, FAIL)
     _assert_answered(r, small_fs, tmp_path, keep={"DISK-1"})
+
+
+def test_a_full_temporary_disk_still_ends_in_an_answer(small_fs, tmp_path):
+    """The private temporaries ($TMPDIR) on the full disk: the report is published with status error
+    (the raw notebook could not be saved whole), or the run is refused in one line; never a traceback."""
+    nb = tmp_path / "nb"
+    write_notebook(nb / "01_api_down.ipynb", "api-down", FAIL, BIG_OUTPUT, "ev.save()")
+    out = tmp_path / "out"
+    env = {**os.environ, "PROPFLOW_NOTEBOOKS_DIR": str(nb), "PROPFLOW_OUTPUT_DIR": str(out), "TMPDIR": str(small_fs)}
+    r = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "run", "api-down", "--incident", "TMPFULL"],
+                       capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 3, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert list(small_fs.rglob("run-*")) == [], "the private temporary was not removed"
+    assert list(out.rglob(".tmp-*")) == [] if out.exists() else True
