@@ -128,11 +128,11 @@ def _mask_userinfo(m: re.Match[str]) -> str:
             masked = MASK
         return token[:start] + masked + token[at:]
     # no "://": user:password@host, the user part starting the token or after "/", "=" or "(".
-    user = _USERINFO_START.search(token, 0, at)
-    if user is None:
+    found = _USERINFO_START.search(token, 0, at)
+    if found is None:
         return token
-    rest = token[user.end():at]
-    return token[:user.end()] + MASK + token[at:] if rest and rest != MASK else token
+    rest = token[found.end():at]
+    return token[:found.end()] + MASK + token[at:] if rest and rest != MASK else token
 
 
 def is_secret_query_name(name: str) -> bool:
