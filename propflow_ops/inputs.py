@@ -176,6 +176,8 @@ def check_parameter(name: str, value: Any) -> Any:
         return check_number(f"parameter {name}", value, number_rule(name))
     if isinstance(value, str):
         check_text(f"parameter {name}", value, multiline=multiline_parameter(name))
+        if value and (name.endswith("_incident") or name.endswith("incident_id")):
+            check_incident_id(value, name=f"parameter {name}")
         if value and _looks_like_url_parameter(name):
             check_url(f"parameter {name}", value, _scheme_for_parameter(name))
         return value

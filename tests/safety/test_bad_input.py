@@ -356,3 +356,10 @@ def test_a_relative_output_dir_is_resolved_against_the_callers_directory(tmp_pat
         assert folder is not None and folder.is_absolute() and folder.parent.parent == cwd / (envvar or "rel")
         ev = json.loads((folder / "evidence.json").read_text())
         assert ev["status"] == "problems" and [f["code"] for f in ev["findings"]] == ["API_HEALTH_FAILING"]
+
+
+def test_an_incident_named_in_a_parameter_follows_the_incident_pattern(capsys, dead_targets):
+    if "post-incident" not in RUNBOOKS:
+        pytest.skip("post-incident does not exist")
+    for value in ("../INC", "INC 7", "a..b"):
+        assert "review_incident" in refused(capsys, dead_targets, "post-incident", "-p", "review_incident", value)
