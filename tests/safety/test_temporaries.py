@@ -26,8 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nbtools import write_notebook  # noqa: E402
 from runs import ctrl_c_works  # noqa: E402
 
-from propflow_ops.runner import sweep_temporaries  # noqa: E402
-
 TOKEN = "ws-canary-7f3c9a1be5d24c8e"  # the injected parameter that must never reach the output folder
 SLEEPY = "import time\ntime.sleep(120)"
 
@@ -176,6 +174,8 @@ def _dead_pid() -> int:
 
 
 def test_sweeping_keeps_a_live_runs_temporaries(tmp_path, monkeypatch):
+    from propflow_ops.runner import sweep_temporaries
+
     monkeypatch.setenv("TMPDIR", str(tmp_path / "t"))
     (tmp_path / "t").mkdir()
     import tempfile
