@@ -647,11 +647,12 @@ def _make_parent(parent: Path) -> list[Path]:
     missing = [p for p in [parent, *parent.parents] if not p.exists()]
     try:
         for p in reversed(missing):
-            p.mkdir()
-            created.append(p)
-    except FileExistsError:
-        if not parent.is_dir():
-            raise BadInput(f"the output folder {parent} is not a directory") from None
+            try:
+                p.mkdir()
+                created.append(p)
+            except FileExistsError:  # another run made it meanwhile (or a file is in the way)
+                if not p.is_dir():
+                    raise BadInput(f"the output folder {p} is not a directory") from None
     except OSError as exc:
         _remove_empty(created)
         if exc.errno in _PATH_ERRNOS:
