@@ -475,7 +475,9 @@ def html_report(nb: nbformat.NotebookNode, evidence: Mapping[str, Any]) -> str:
         head += f"<p>Recommended runbooks:</p><ol>{items}</ol>"
     if evidence.get("actions"):
         rows = "".join(
-            f"<tr><td>{_h(a.get('step'))}</td><td>{_h(a.get('mode'))}</td><td><code>{_h(a.get('command'))}</code></td>"
+            f"<tr><td>{_h(a.get('step'))}</td><td>{_h(a.get('mode'))}</td>"
+            # <pre>: a command's line breaks (two commands, a quoted newline) survive a copy from the page
+            f"<td><pre style=\"margin:0;white-space:pre-wrap\">{_h(a.get('command'))}</pre></td>"
             f"<td>{_h(a.get('detail'))}</td></tr>"
             for a in evidence["actions"]
         )
