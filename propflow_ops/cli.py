@@ -120,6 +120,7 @@ def cmd_list() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from propflow_ops.inputs import resolve_output_dir
     from propflow_ops.runner import DEFAULT_BUDGET_S, RunRequest, run
 
     req = RunRequest(
@@ -130,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         window=args.window,
         apply=[a for item in args.apply for a in item.split(",") if a.strip()],
         params=[(n, v) for n, v in args.params],
-        output_dir=args.output_dir,
+        output_dir=str(resolve_output_dir(args.output_dir)) if args.output_dir else None,
         html=not args.no_html,
         budget_s=args.budget if args.budget is not None else DEFAULT_BUDGET_S,
         announce=True,
@@ -152,6 +153,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _one_line(exc: BaseException) -> str:
+    from propflow_ops.redact import redact_text
+
+    return " ".join(redact_text(str(exc)).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -168,7 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return demo_main(args.scenario, args.output_dir)
         if args.command == "review":
+            from propflow_ops.inputs import check_incident_id, resolve_output_dir
             from propflow_ops.review import review_main
+
+            check_incident_id(args.incident_id)
+            if args.output_dir:
+                args.output_dir = str(resolve_output_dir(args.output_dir))
 
             return review_main(args.incident_id, args.output_dir, html=not args.no_html, env=config_env(args))
         if args.command == "incident":
@@ -184,11 +196,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return lab_main(args.slug, sandbox=args.sandbox, scenarios=args.scenario, port=args.port)
     except BadInput as exc:
-        print(f"propflow-ops: error: {exc}", file=sys.stderr)
+        print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from propflow_ops.runner import Terminated
+
+        if isinstance(exc, Terminated):
+            print(f"propflow-ops: terminated ({exc.args[0]})", file=sys.stderr)
+            return 128 + exc.signum
         print("propflow-ops: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from propflow_ops.runner import PublishError
+
+        if isinstance(exc, PublishError):  # disk full, read-only: an answer, not a crash
+            print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
+            return 3
+        import traceback
+
+        from propflow_ops.redact import redact_text
+
+        # a bug: its traceback, masked (an exception's text may hold a URL with its password)
+        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
     return 2
 
 
