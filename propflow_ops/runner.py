@@ -334,11 +334,11 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
             kernel.spoilt = kernel.spoilt or not clean
         else:
             _restore_env(saved)
-            if ipc_dir:
-                shutil.rmtree(ipc_dir, ignore_errors=True)
             km.close_clients()  # papermill leaves its client's channels open too
             if km.has_kernel:
                 kill_kernel(km)  # papermill leaves a kernel it did not start running
+            if ipc_dir:  # last: a client's heartbeat thread still using its socket would raise and print
+                shutil.rmtree(ipc_dir, ignore_errors=True)
 
 
 def _restore_env(saved: Mapping[str, str | None]) -> None:

@@ -132,7 +132,9 @@ def test_a_terminated_run_deletes_its_raw_notebook_and_leaves_nothing(setup, sig
     assert b"Traceback" not in err, err[-2000:]
     assert not private.exists(), "the raw notebook survived the signal"
     assert _private_runs(setup) == []
-    left = sorted(str(p) for p in setup["out"].rglob("*")) if setup["out"].exists() else []
+    # the incident record (incident.jsonl) is the incident's, complete when the run opened it: not a run
+    left = sorted(str(p) for p in setup["out"].rglob("*")
+                  if p.name != "incident.jsonl" and not (p / "incident.jsonl").exists()) if setup["out"].exists() else []
     assert left == [], f"left under the output folder: {left}"
     assert alive == [], f"the kernel outlived the runner: {alive}"
 
@@ -150,7 +152,8 @@ def test_after_a_sigkill_nothing_unmasked_is_under_the_output_folder_and_the_nex
             proc.wait()
         _kill_kernels(kernels)
     assert _holding_token(setup["out"]) == [], "a SIGKILL left a secret under the output folder"
-    finals = [p for p in (setup["out"] / "DIES").iterdir() if not p.name.startswith(".tmp-")]
+    finals = [p for p in (setup["out"] / "DIES").iterdir()
+              if not p.name.startswith(".tmp-") and p.name != "incident.jsonl"]  # the record is the incident's
     assert finals == []
     assert private.exists()  # SIGKILL cannot be caught: the private leftover waits for the next run
     # an old-style leftover: a raw notebook in a .tmp-* folder of a dead pid (what the old runner left)
