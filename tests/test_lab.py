@@ -52,7 +52,7 @@ server.serve_forever()
 class FakeSandbox:
     instances: list[FakeSandbox] = []
 
-    def __init__(self, scenarios: Any) -> None:
+    def __init__(self, scenarios: Any, **_servers: Any) -> None:
         self.scenarios = list(scenarios)
         self.calls: list[str] = []
         FakeSandbox.instances.append(self)

@@ -7,11 +7,15 @@ to moto's backend objects; everything else through boto3 against the server.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import io
 import json
 import logging
+import os
+import tempfile
+import threading
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -71,6 +75,33 @@ class _KnownMotoFailure(logging.Filter):
         if lines and lines[-1].startswith("TypeError: float() argument must be") and "moto/core/serialize.py" in text:
             return False
         return True
+
+
+_CONFIG_FILE: list[str] = []
+
+
+def isolated_session() -> boto3.session.Session:
+    """A boto3 session that reads no AWS setting from the environment or the user's files: no
+    ``AWS_PROFILE``, no ``AWS_CONFIG_FILE``/``~/.aws/config`` (a profile's ``endpoint_url`` or role), no
+    shared credentials file. The sandbox's own clients give their endpoint, keys and region explicitly,
+    which boto3 prefers over ``AWS_ENDPOINT_URL_<SERVICE>`` and ``AWS_DEFAULT_REGION``."""
+    import botocore.session
+
+    if not _CONFIG_FILE:
+        fd, path = tempfile.mkstemp(prefix="propflow-sandbox-aws-", suffix=".ini")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"[default]\nregion = {REGION}\n")
+        atexit.register(_remove, path)
+        _CONFIG_FILE.append(path)
+    core = botocore.session.Session(profile="default")
+    core.set_config_variable("config_file", _CONFIG_FILE[0])
+    core.set_config_variable("credentials_file", os.devnull)
+    return boto3.session.Session(botocore_session=core)
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def utcnow() -> dt.datetime:
@@ -146,16 +177,23 @@ class AwsWorld:
         # describe_tasks must not walk tasks from RUNNING to STOPPED.
         state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
 
-    def stop(self) -> None:
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                self._server.stop()
-            self._server = None
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop moto's server, waiting at most ``timeout_s``: a request thread still busy answering (a
+        huge FilterLogEvents) is a daemon thread and does not hold the stop up."""
+        server, self._server = self._server, None
+        if server is not None:
+            def shut() -> None:
+                with contextlib.suppress(Exception):
+                    server.stop()
+
+            stopper = threading.Thread(target=shut, name="moto-stop", daemon=True)
+            stopper.start()
+            stopper.join(timeout_s)
         self._clients.clear()
 
     def client(self, name: str) -> Any:
         if name not in self._clients:
-            self._clients[name] = boto3.client(
+            self._clients[name] = isolated_session().client(
                 name,  # type: ignore[call-overload]
                 endpoint_url=self.endpoint,
                 region_name=REGION,
