@@ -257,8 +257,10 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
     if not root.is_dir():
         raise LabError(f"no notebooks directory at {root} (set PROPFLOW_NOTEBOOKS_DIR)")
     notebook = resolve_notebook(slug, root)
-    if (scenarios or database_url or redis_url) and not sandbox:
-        raise LabError("--scenario and --sandbox-*-url need --sandbox")
+    if scenarios and not sandbox:
+        raise LabError("--scenario needs --sandbox")
+    if (database_url or redis_url) and not sandbox:
+        raise LabError("--sandbox-database-url and --sandbox-redis-url need --sandbox")
     try:
         import jupyterlab  # noqa: F401
     except ImportError:
