@@ -143,8 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-# Commands that own no server (the sandbox's may rely on atexit hooks to stop theirs).
-_QUICK_EXIT = ("list", "run", "review")
+# Commands that own no server, and those that stop theirs explicitly before main() returns (sandbox, demo,
+# lab): a worker thread still waiting on a killed kernel must not hold up the interpreter's teardown.
+_QUICK_EXIT = ("list", "run", "review", "sandbox", "demo", "lab")
 
 
 def entry() -> int:

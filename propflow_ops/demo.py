@@ -33,7 +33,8 @@ DEFAULT_SCENARIO = "api-oom"
 SANDBOX_MODELS = "propflow_ops.sandbox.backend.models:Base"  # the sample backend's models (schema drift)
 SHORT_DB_TIMES = ("db-idle-in-transaction", "db-long-query")  # PostgreSQL ages cannot be faked: 1 s thresholds
 WORKERS = 2
-STOP_TIMEOUT_S = 10.0  # the most the demo waits for its kernel workers when it stops
+STOP_TIMEOUT_S = 30.0  # the most the demo waits for its kernel workers when it ends normally
+KILL_WAIT_S = 2.0  # ... and when it was interrupted (its kernels killed)
 
 
 @dataclass
@@ -140,7 +141,9 @@ def demo_main(scenarios: list[str], output_dir: str | None, *, database_url: str
             guard.calm()
             _say("demo: stopping the sandbox")
             if pool is not None:
-                pool.close(STOP_TIMEOUT_S, kill=guard.signum is not None)
+                interrupted = guard.signum is not None
+                # interrupted: the kernels are killed, a worker still waiting on its dead kernel is not waited for
+                pool.close(KILL_WAIT_S if interrupted else STOP_TIMEOUT_S, kill=interrupted)
             sandbox.stop()
 
 

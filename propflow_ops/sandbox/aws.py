@@ -157,6 +157,7 @@ class AwsWorld:
         self.endpoint = ""
         self.state = AwsState()
         self._clients: dict[str, Any] = {}
+        self.cancel = threading.Event()  # set when the sandbox is stopped while it seeds: seeding ends
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -190,10 +191,14 @@ class AwsWorld:
             stopper.start()
             stopper.join(timeout_s)
         self._clients.clear()
+        while _CONFIG_FILE:
+            _remove(_CONFIG_FILE.pop())
 
     def client(self, name: str) -> Any:
+        if self.cancel.is_set():
+            raise RuntimeError("the sandbox is stopping")
         if name not in self._clients:
-            self._clients[name] = isolated_session().client(
+            client = isolated_session().client(
                 name,  # type: ignore[call-overload]
                 endpoint_url=self.endpoint,
                 region_name=REGION,
@@ -201,7 +206,13 @@ class AwsWorld:
                 aws_secret_access_key="testing",
                 config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1}),
             )
+            client.meta.events.register("before-call", self._check_cancel)
+            self._clients[name] = client
         return self._clients[name]
+
+    def _check_cancel(self, **_kwargs: Any) -> None:
+        if self.cancel.is_set():
+            raise RuntimeError("the sandbox is stopping")
 
     def reset(self) -> None:
         req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")

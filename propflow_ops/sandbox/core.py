@@ -32,7 +32,7 @@ BACKEND_DIR = Path(__file__).parent / "backend"
 # Scenarios that change a server for everyone on it: only on the sandbox's own embedded server.
 SERVER_WIDE_PG = frozenset({"db-pool-exhausted"})  # holds 90% of the server's max_connections
 SERVER_WIDE_REDIS = frozenset({"redis-down", "redis-maxclients", "redis-memory-pressure"})  # CONFIG SET
-JOIN_TIMEOUT_S = 20.0  # how long an interrupted start waits for its other parts to finish starting
+JOIN_TIMEOUT_S = 5.0  # how long an interrupted start waits for its other parts to finish starting
 
 
 class SandboxRefused(ValueError):
@@ -123,6 +123,7 @@ class Sandbox:
                 self.redis.start,
                 lambda: self._start_aws(),
                 self.http.start,
+                cancel=self.aws.cancel,
             )
             self.timings["start_s"] = time.monotonic() - t0
             self._inject(self.scenarios)
@@ -201,6 +202,7 @@ class Sandbox:
             self._stopped = True
             return
         self._stopped = True
+        self.aws.cancel.set()  # a seed still running in a thread ends at its next AWS call
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
         for part in (self.http, self.redis, self.pg, self.aws):
@@ -346,8 +348,9 @@ def _guard(fn: Callable[[], Any]) -> Any:
         return {"unreachable": type(exc).__name__}
 
 
-def _parallel(*fns: Callable[[], Any]) -> None:
-    """Run the callables in threads; re-raise the first error."""
+def _parallel(*fns: Callable[[], Any], cancel: threading.Event | None = None) -> None:
+    """Run the callables in threads; re-raise the first error. Interrupted, set ``cancel`` (the AWS seed
+    checks it at each call) and wait a bounded time for the others."""
     errors: list[BaseException] = []
 
     def run(fn: Callable[[], Any]) -> None:
@@ -360,12 +363,14 @@ def _parallel(*fns: Callable[[], Any]) -> None:
     for thread in threads:
         thread.start()
     try:
-        run(fns[0])
+        fns[0]()  # in this thread, uncaught: a Ctrl-C here goes straight to the bounded wait below
         for thread in threads:
             thread.join()
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM): let the other parts finish starting (bounded), so that the
         # caller's stop() finds every process they started, then re-raise.
+        if cancel is not None:
+            cancel.set()
         deadline = time.monotonic() + JOIN_TIMEOUT_S
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
