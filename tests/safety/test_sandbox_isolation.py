@@ -331,3 +331,41 @@ def test_external_postgres_for_the_sandbox_gets_a_database_of_its_own(targets: T
     assert code == 0
     assert targets.problems() == []  # its databases dropped, the sentinel database untouched
     assert alive(procs) == []
+
+
+@pytest.mark.parametrize("name", [
+    "PROPFLOW_DATABASE_URL", "PROPFLOW_REDIS_URL", "PROPFLOW_API_URL", "PROPFLOW_TWILIO_API_URL",
+    "PROPFLOW_META_GRAPH_URL", "PROPFLOW_ALEMBIC_CONFIG", "PROPFLOW_SOME_FUTURE_URL", "DATABASE_URL", "REDIS_URL",
+    "REDIS_HOST", "REDISCLI_AUTH", "APP_DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "TWILIO_AUTH_TOKEN",
+    "TWILIO_ACCOUNT_SID", "WHATSAPP_TOKEN", "META_GRAPH_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_REGION",
+    "AWS_DEFAULT_REGION", "BOTO_CONFIG", "PGHOST", "PGHOSTADDR", "PGPORT", "PGSERVICE", "PGOPTIONS",
+    "PGPASSWORD", "PGPASSFILE", "HTTP_PROXY", "https_proxy", "ALL_PROXY",
+])
+def test_every_kind_of_target_variable_is_ignored(name: str) -> None:
+    from propflow_ops.sandbox.isolation import clean, is_target_variable
+
+    assert is_target_variable(name)
+    assert name not in clean({name: "x", "PATH": "/bin"})
+
+
+@pytest.mark.parametrize("name", ["PATH", "HOME", "PROPFLOW_OUTPUT_DIR", "PROPFLOW_NOTEBOOKS_DIR",
+                                  "PROPFLOW_SANDBOX_DATABASE_URL", "PROPFLOW_SANDBOX_REDIS_URL",
+                                  "PROPFLOW_SAFETY_JOBS", "PYTHONPATH", "LANG", "TMPDIR"])
+def test_settings_that_name_no_target_are_kept(name: str) -> None:
+    from propflow_ops.sandbox.isolation import is_target_variable
+
+    assert not is_target_variable(name)
+
+
+def test_server_wide_faults_are_refused_before_anything_starts() -> None:
+    from propflow_ops.sandbox.core import Sandbox, SandboxRefused
+
+    for scenario in ("redis-memory-pressure", "redis-maxclients", "redis-down"):
+        with pytest.raises(SandboxRefused, match="server-wide"):
+            Sandbox([scenario], redis_url="redis://127.0.0.1:6379/15")
+    with pytest.raises(SandboxRefused, match="server-wide"):
+        Sandbox(["db-pool-exhausted"], database_url="postgresql://postgres@127.0.0.1:5432/postgres")
+    Sandbox(["redis-memory-pressure", "db-pool-exhausted"])  # embedded: fine
