@@ -122,3 +122,25 @@ def test_demo_stops_promptly_while_a_runbook_runs(sig: int, tmp_path: Any) -> No
     assert alive(procs) == []
     assert "Traceback" not in err.text(), err.text()[-3000:]
     print(f"demo stopped {took:.1f} s after {signal.Signals(sig).name}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_lab_with_the_sandbox_stops_promptly(sig: int, tmp_path: Any) -> None:
+    pytest.importorskip("jupyterlab", reason="the lab extra is not installed")
+    env = {**environ_without_targets(), "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    proc = start(["lab", "api-down", "--sandbox", "--scenario", "db-long-query", "--port", "0"], env)
+    out, err = Lines(proc.stdout), Lines(proc.stderr)
+    procs: list[Any] = []
+    try:
+        assert out.wait_for(r"^http://127\.0\.0\.1:\d+/lab", READY_S), f"{out.text()}\n{err.text()[-3000:]}"
+        procs = tree(proc.pid)
+        names = " ".join(_name(p) for p in procs)
+        assert "postgres" in names and "redis" in names and "python" in names, names
+        code, took = _signal_and_time(proc, sig, procs)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, f"{out.text()[-1000:]}\n{err.text()[-2000:]}"
+    assert alive(procs) == []
+    print(f"lab stopped {took:.1f} s after {signal.Signals(sig).name}")
