@@ -15,11 +15,13 @@ the sandbox is stopped; exit 130 (SIGINT) or 143 (SIGTERM).
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,27 +131,31 @@ def demo_main(scenarios: list[str], output_dir: str | None, *, database_url: str
     out = output_root(output_dir).resolve()
     # This process is the sandbox's: the kernels and everything else it starts inherit no target.
     isolation.announce(isolation.scrub())
+    began = utcnow()  # the incident starts when the demo does: the sandbox start counts against the RTO
+    incident = "DEMO-" + began.strftime("%Y%m%dT%H%M%SZ")
     with stop_on_signals() as guard:
         pool: KernelPool | None = None
         try:
             pool = KernelPool(WORKERS)  # the kernels load the runbooks' imports while the sandbox starts
-            return _demo(sandbox, pool, chosen, out, t0)
+            return _demo(sandbox, pool, chosen, out, t0, began, incident)
         except Stopped as stop:
             print(f"propflow-ops demo: interrupted ({stop}); stopping", file=sys.stderr, flush=True)
             return stop.exit_code
         finally:
             guard.calm()
             _say("demo: stopping the sandbox")
+            interrupted = guard.signum is not None
             if pool is not None:
-                interrupted = guard.signum is not None
                 # interrupted: the kernels are killed, a worker still waiting on its dead kernel is not waited for
                 pool.close(KILL_WAIT_S if interrupted else STOP_TIMEOUT_S, kill=interrupted)
             sandbox.stop()
+            if interrupted:  # the runs cut short leave no half-built run folder in the demo's incident
+                for partial in (out / incident).glob(".tmp-*"):
+                    shutil.rmtree(partial, ignore_errors=True)
 
 
-def _demo(sandbox: Any, pool: KernelPool, chosen: list[str], out: Path, t0: float) -> int:
-    began = utcnow()  # the incident starts when the demo does: the sandbox start counts against the RTO
-    incident = "DEMO-" + began.strftime("%Y%m%dT%H%M%SZ")
+def _demo(sandbox: Any, pool: KernelPool, chosen: list[str], out: Path, t0: float, began: datetime,
+          incident: str) -> int:
     _say(f"demo: starting the sandbox with {', '.join(chosen)}...")
     sandbox.start()
     _say(f"demo: sandbox ready in {time.monotonic() - t0:.1f} s; incident {incident}, reports under {out}")

@@ -120,6 +120,7 @@ def test_demo_stops_promptly_while_a_runbook_runs(sig: int, tmp_path: Any) -> No
             proc.kill()
     assert code == 128 + sig, f"{out.text()[-1000:]}\n{err.text()[-2000:]}"
     assert alive(procs) == []
+    assert list(tmp_path.glob("*/.tmp-*")) == [], "a run cut short left its temporary folder"
     assert "Traceback" not in err.text(), err.text()[-3000:]
     print(f"demo stopped {took:.1f} s after {signal.Signals(sig).name}")
 
