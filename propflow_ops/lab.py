@@ -38,8 +38,6 @@ from propflow_ops.runbooks import RUNBOOKS, notebooks_dir
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 8.0
-# With --sandbox these would send boto3 somewhere other than the sandbox (a profile's credentials or
-# endpoint, a service-specific endpoint override): never mix production settings into a sandbox session.
 LAB_OVERRIDES: dict[str, dict[str, Any]] = {
     "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
     # No "official Jupyter news?" toast over the runbook (and no call out to fetch it).
@@ -266,16 +264,12 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
     except ImportError:
         raise LabError("JupyterLab is not installed: pip install 'propflow-ops[lab]'") from None
     if sandbox:
-        from propflow_ops.sandbox.core import SERVER_WIDE_PG, SERVER_WIDE_REDIS
         from propflow_ops.sandbox.scenarios import UnknownScenarioError, validate
 
         try:
             scenarios = list(validate(scenarios))
         except UnknownScenarioError as exc:
             raise LabError(str(exc)) from None
-        for name in scenarios:
-            if (database_url and name in SERVER_WIDE_PG) or (redis_url and name in SERVER_WIDE_REDIS):
-                raise LabError(f"scenario {name} changes server-wide state: it needs the sandbox's embedded server")
 
     stop = threading.Event()
     starting = threading.Event()
@@ -289,6 +283,9 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
                 _say(f"starting the sandbox (scenarios: {', '.join(scenarios) or 'healthy'}) ...")
                 try:
                     box = make_sandbox(scenarios, database_url=database_url, redis_url=redis_url)
+                except ValueError as exc:  # SandboxRefused: a fault that would change a server it does not own
+                    raise LabError(str(exc)) from None
+                try:
                     starting.set()
                     box.start()
                     starting.clear()

@@ -369,3 +369,26 @@ def test_server_wide_faults_are_refused_before_anything_starts() -> None:
     with pytest.raises(SandboxRefused, match="server-wide"):
         Sandbox(["db-pool-exhausted"], database_url="postgresql://postgres@127.0.0.1:5432/postgres")
     Sandbox(["redis-memory-pressure", "db-pool-exhausted"])  # embedded: fine
+
+
+def test_external_redis_for_the_sandbox_is_claimed_used_and_given_back_empty(targets: Targets) -> None:
+    """--sandbox-redis-url naming an empty db: the sandbox claims it, seeds it, and empties only it."""
+    free = next((n for n in range(1, 16) if n not in (*REDIS_DBS, 15) and targets.redis(n).dbsize() == 0), None)
+    if free is None:
+        pytest.skip("no empty Redis db number to lend the sandbox")
+    proc = start(["sandbox", "--scenario", "ws-reconnect-storm", "--sandbox-redis-url", f"{REAL_REDIS}/{free}"],
+                 environ_without_targets())
+    out, err = Lines(proc.stdout), Lines(proc.stderr)
+    procs: list[Any] = []
+    try:
+        assert out.wait_for(r"^READY$", READY_S), err.text()[-3000:]
+        procs = tree(proc.pid)
+        assert exports(out.lines)["PROPFLOW_REDIS_URL"].endswith(f"/{free}")
+        r = targets.redis(free)
+        assert r.get("propflow-sandbox:owner") and r.exists("propflow:feature:realtime")
+        r.close()
+    finally:
+        code = _stop(proc, procs)
+    assert code == 0, err.text()[-2000:]
+    assert targets.redis(free).dbsize() == 0
+    assert targets.problems() == []
