@@ -7,18 +7,17 @@ to moto's backend objects; everything else through boto3 against the server.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import datetime as dt
 import io
 import json
 import logging
 import os
-import tempfile
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -77,7 +76,7 @@ class _KnownMotoFailure(logging.Filter):
         return True
 
 
-_CONFIG_FILE: list[str] = []
+ISOLATED_CONFIG = Path(__file__).with_name("aws-isolated.ini")
 
 
 def isolated_session() -> boto3.session.Session:
@@ -87,21 +86,10 @@ def isolated_session() -> boto3.session.Session:
     which boto3 prefers over ``AWS_ENDPOINT_URL_<SERVICE>`` and ``AWS_DEFAULT_REGION``."""
     import botocore.session
 
-    if not _CONFIG_FILE:
-        fd, path = tempfile.mkstemp(prefix="propflow-sandbox-aws-", suffix=".ini")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"[default]\nregion = {REGION}\n")
-        atexit.register(_remove, path)
-        _CONFIG_FILE.append(path)
     core = botocore.session.Session(profile="default")
-    core.set_config_variable("config_file", _CONFIG_FILE[0])
+    core.set_config_variable("config_file", str(ISOLATED_CONFIG))
     core.set_config_variable("credentials_file", os.devnull)
     return boto3.session.Session(botocore_session=core)
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
 
 
 def utcnow() -> dt.datetime:
@@ -191,8 +179,6 @@ class AwsWorld:
             stopper.start()
             stopper.join(timeout_s)
         self._clients.clear()
-        while _CONFIG_FILE:
-            _remove(_CONFIG_FILE.pop())
 
     def client(self, name: str) -> Any:
         if self.cancel.is_set():
