@@ -19,6 +19,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """``--sandbox-database-url``/``--sandbox-redis-url``: servers *for the sandbox*, never a target."""
+    parser.add_argument("--sandbox-database-url", metavar="URL", default=None,
+                        help="PostgreSQL server for the sandbox instead of the embedded one: it creates and "
+                             "drops its own database there (env PROPFLOW_SANDBOX_DATABASE_URL)")
+    parser.add_argument("--sandbox-redis-url", metavar="URL", default=None,
+                        help="Redis server for the sandbox instead of the embedded one: an empty db number "
+                             "that it claims (env PROPFLOW_SANDBOX_REDIS_URL)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="propflow-ops", description="PropFlow's incident runbooks as executable notebooks.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -42,10 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sandbox", help="start the simulated PropFlow world in the foreground")
     s.add_argument("--scenario", action="append", default=[], metavar="NAME")
     s.add_argument("--list", action="store_true", help="list the scenarios")
+    add_server_options(s)
 
     d = sub.add_parser("demo", help="sandbox + triage + the runbooks it recommends + the review")
     d.add_argument("--scenario", action="append", default=[], metavar="NAME")
     d.add_argument("--output-dir", metavar="DIR")
+    add_server_options(d)
 
     v = sub.add_parser("review", help="post-incident review over all runs of an incident")
     v.add_argument("incident_id")
@@ -88,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--sandbox", action="store_true", help="start the sandbox first and point at it")
     lab.add_argument("--scenario", action="append", default=[], metavar="NAME")
     lab.add_argument("--port", type=int, default=8888)
+    add_server_options(lab)
     return p
 
 
@@ -169,11 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             from propflow_ops.sandbox.cli import sandbox_main
 
-            return sandbox_main(args.scenario, args.list)
+            return sandbox_main(args.scenario, args.list, database_url=args.sandbox_database_url,
+                                redis_url=args.sandbox_redis_url)
         if args.command == "demo":
             from propflow_ops.demo import demo_main
 
-            return demo_main(args.scenario, args.output_dir)
+            return demo_main(args.scenario, args.output_dir, database_url=args.sandbox_database_url,
+                             redis_url=args.sandbox_redis_url)
         if args.command == "review":
             from propflow_ops.inputs import check_incident_id, resolve_output_dir
             from propflow_ops.review import review_main
@@ -194,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "lab":
             from propflow_ops.lab import lab_main
 
-            return lab_main(args.slug, sandbox=args.sandbox, scenarios=args.scenario, port=args.port)
+            return lab_main(args.slug, sandbox=args.sandbox, scenarios=args.scenario, port=args.port,
+                            database_url=args.sandbox_database_url, redis_url=args.sandbox_redis_url)
     except BadInput as exc:
         print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -222,8 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-# Commands that own no server (the sandbox's may rely on atexit hooks to stop theirs).
-_QUICK_EXIT = ("list", "run", "review", "incident", "escalate")
+# Commands that own no server, and those that stop theirs explicitly before main() returns (sandbox, demo,
+# lab): a worker thread still waiting on a killed kernel must not hold up the interpreter's teardown.
+_QUICK_EXIT = ("list", "run", "review", "incident", "escalate", "sandbox", "demo", "lab")
 
 
 def entry() -> int:
