@@ -133,8 +133,8 @@ def cmd_list() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from propflow_ops.inputs import resolve_output_dir
     from propflow_ops.runner import DEFAULT_BUDGET_S, RunRequest, run
+    from propflow_ops.store import location
 
     req = RunRequest(
         slug=args.slug,
@@ -144,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         window=args.window,
         apply=[a for item in args.apply for a in item.split(",") if a.strip()],
         params=[(n, v) for n, v in args.params],
-        output_dir=str(resolve_output_dir(args.output_dir)) if args.output_dir else None,
+        output_dir=str(location(args.output_dir)) if args.output_dir else None,  # a folder, or s3://bucket/prefix
         html=not args.no_html,
         budget_s=args.budget if args.budget is not None else DEFAULT_BUDGET_S,
         announce=True,
@@ -190,12 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_main(args.scenario, args.output_dir, database_url=args.sandbox_database_url,
                              redis_url=args.sandbox_redis_url)
         if args.command == "review":
-            from propflow_ops.inputs import check_incident_id, resolve_output_dir
+            from propflow_ops.inputs import check_incident_id
             from propflow_ops.review import review_main
+            from propflow_ops.store import location
 
             check_incident_id(args.incident_id)
             if args.output_dir:
-                args.output_dir = str(resolve_output_dir(args.output_dir))
+                args.output_dir = str(location(args.output_dir))
 
             return review_main(args.incident_id, args.output_dir, html=not args.no_html, env=config_env(args))
         if args.command == "incident":

@@ -73,7 +73,8 @@ def submit_step(pool: KernelPool, req: RunRequest) -> Future[Step]:
             result = run(req, kernel=kernel)
         except BadInput as exc:
             return Step(req.slug, 2, None, seconds=time.monotonic() - t0, error=str(exc))
-        return Step(req.slug, result.exit_code, result.path, result.evidence, time.monotonic() - t0,
+        folder = result.path if isinstance(result.path, Path) else None  # the demo writes locally
+        return Step(req.slug, result.exit_code, folder, result.evidence, time.monotonic() - t0,
                     result.error or "")
 
     return pool.submit(job)

@@ -18,7 +18,7 @@ from propflow_ops.operator import label
 
 
 def _context(args: argparse.Namespace, extra_env: Mapping[str, str]) -> tuple[config_mod.TeamConfig, dict[str, str],
-                                                                               ir.LocalStore]:
+                                                                               ir.IncidentStore]:
     from propflow_ops.runner import _INCIDENT_ID
 
     incident_id = args.incident_id
@@ -75,7 +75,7 @@ def incident_main(args: argparse.Namespace, extra_env: Mapping[str, str]) -> int
     return 0
 
 
-def _show(store: ir.LocalStore, incident_id: str, cfg: config_mod.TeamConfig, *, as_json: bool) -> int:
+def _show(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamConfig, *, as_json: bool) -> int:
     from propflow_ops.run_context import pending_escalations
 
     state = ir.require(store, incident_id)

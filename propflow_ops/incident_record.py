@@ -21,8 +21,12 @@ an incident at the same moment agree on one ``opened`` event and no line is torn
 line (a writer killed mid-write) and say so.
 
 The storage is behind :class:`IncidentStore` (``events`` and an exclusive ``session``); :func:`store_for`
-picks the local folder now. The S3 evidence store (issue "fleet") implements the same two calls, with
-one object per event under conditional writes instead of the file lock.
+picks the local folder or, for ``s3://bucket/prefix``, :class:`S3Store`: one object per event under
+``<prefix>/<incident>/events/<recorded-at>-<uuid>.json`` (an append never touches another writer's object;
+reading lists them in key order, which is time order), and the exclusive session is a lock object created
+with a conditional put (``If-None-Match: *``) instead of the file lock, so two workers on two machines agree
+on one ``opened`` event and send an escalation step once. A lock older than :data:`LOCK_STALE_S` belongs to
+a holder that died and is taken over.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import contextlib
 import fcntl
 import json
 import os
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -131,14 +137,138 @@ def parse_lines(raw: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def store_for(output_dir: str | os.PathLike[str] | None) -> LocalStore:
-    """The store under an output directory (``--output-dir``, ``$PROPFLOW_OUTPUT_DIR``, ``./outputs``)."""
-    from propflow_ops.runner import output_root
+LOCK = "events.lock"
+LOCK_STALE_S = 60.0
+LOCK_WAIT_S = 30.0
 
-    root = str(output_root(str(output_dir) if output_dir else None))
-    if root.startswith("s3://"):
-        raise BadInput("an s3:// output directory is not supported yet for the incident record")
+
+@dataclass
+class _S3Session:
+    store: S3Store
+    incident_id: str
+    events: list[dict[str, Any]]
+
+    def append(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.store.put_event(self.incident_id, event)
+        self.events.append(event)
+        return event
+
+
+class S3Store:
+    """The record as one object per event under ``<prefix>/<incident>/events/`` (see the module text)."""
+
+    def __init__(self, url: Any, client: Any = None) -> None:
+        from propflow_ops.store import S3Url, parse_s3
+
+        self.url: S3Url = url if isinstance(url, S3Url) else parse_s3(str(url))
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from propflow_ops.store import s3_client
+
+            self._client = s3_client()
+        return self._client
+
+    def prefix(self, incident_id: str) -> str:
+        return self.url.key(incident_id, "events") + "/"
+
+    def where(self, incident_id: str) -> str:
+        return f"s3://{self.url.bucket}/{self.prefix(incident_id)}"
+
+    def events(self, incident_id: str) -> list[dict[str, Any]]:
+        from propflow_ops.store import get_bytes, list_keys
+
+        out: list[dict[str, Any]] = []
+        with _as_oserror(self.where(incident_id)):
+            for obj in list_keys(self.client, self.url.bucket, self.prefix(incident_id)):
+                if not obj["Key"].endswith(".json"):
+                    continue
+                out += parse_lines(get_bytes(self.client, self.url.bucket, obj["Key"]))
+        return out
+
+    def put_event(self, incident_id: str, event: dict[str, Any]) -> None:
+        from propflow_ops.store import put_new
+
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
+        key = f"{self.prefix(incident_id)}{stamp}-{uuid.uuid4().hex}.json"
+        with _as_oserror(self.where(incident_id)):
+            put_new(self.client, self.url.bucket, key, json.dumps(event, sort_keys=True, default=str).encode(),
+                    content_type="application/json")
+
+    @contextlib.contextmanager
+    def session(self, incident_id: str) -> Iterator[_S3Session]:
+        from propflow_ops.store import Exists, put_new
+
+        lock = self.url.key(incident_id, LOCK)
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + LOCK_WAIT_S
+        delay = 0.05
+        while True:
+            try:
+                with _as_oserror(self.where(incident_id)):
+                    put_new(self.client, self.url.bucket, lock, token.encode(), content_type="text/plain")
+                break
+            except Exists:
+                self._break_stale(lock)
+                if time.monotonic() > deadline:
+                    raise OSError(f"the incident record {self.where(incident_id)} stayed locked for "
+                                  f"{LOCK_WAIT_S:g} s") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        try:
+            yield _S3Session(self, incident_id, self.events(incident_id))
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.delete_object(Bucket=self.url.bucket, Key=lock)
+
+    def _break_stale(self, lock: str) -> None:
+        try:
+            head = self.client.head_object(Bucket=self.url.bucket, Key=lock)
+        except Exception:  # noqa: BLE001 - gone meanwhile: the next put takes it
+            return
+        age = (utcnow() - head["LastModified"]).total_seconds()
+        if age > LOCK_STALE_S:
+            with contextlib.suppress(Exception):
+                self.client.delete_object(Bucket=self.url.bucket, Key=lock)
+
+
+@contextlib.contextmanager
+def _as_oserror(where: str) -> Iterator[None]:
+    """A store that does not answer (or refuses) is an OSError, as a local disk's failure is."""
+    from propflow_ops.store import Exists, _one_line
+
+    try:
+        yield
+    except (Exists, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - botocore's errors: one line
+        raise OSError(f"the incident record {where}: {_one_line(exc)}") from None
+
+
+def store_for(output_dir: str | os.PathLike[str] | None) -> IncidentStore:
+    """The store under an output directory (``--output-dir``, ``$PROPFLOW_OUTPUT_DIR``, ``./outputs``)."""
+    from propflow_ops.store import S3Url, location
+
+    root = location(output_dir)
+    if isinstance(root, S3Url):
+        return S3Store(root)
     return LocalStore(root)
+
+
+def runs_folder(store: IncidentStore, incident_id: str) -> tuple[Path, str]:
+    """(a local folder holding the incident's runs, where the evidence is for people): the incident folder
+    itself, or for the S3 store a private copy of its complete runs."""
+    if isinstance(store, S3Store):
+        from propflow_ops.runner import private_workdir
+        from propflow_ops.store import mirror
+
+        dest = private_workdir()
+        mirror(store.url, incident_id, dest, store.client)
+        return dest / incident_id, str(store.url / incident_id)
+    folder = Path(store.where(incident_id)).parent
+    return folder, str(folder)
 
 
 # ---------------------------------------------------------------- the state the events add up to

@@ -214,7 +214,7 @@ def incident_findings(folder: Path) -> tuple[list[str], list[str], Path | None]:
 
 
 def message(st: ir.IncidentState, step: PolicyStep, now: datetime, folder: Path,
-            contacts: Mapping[str, config_mod.Contact]) -> tuple[str, str, dict[str, Any]]:
+            contacts: Mapping[str, config_mod.Contact], where: str = "") -> tuple[str, str, dict[str, Any]]:
     """(subject, text, details) of one escalation step: the same text for every channel."""
     assert st.started_at is not None
     sev = SEVERITIES[st.severity]
@@ -242,11 +242,11 @@ def message(st: ir.IncidentState, step: PolicyStep, now: datetime, folder: Path,
         lines.append("Failing findings: none reported by the runs so far.")
     lines.append("Recommended runbook: " + (", ".join(recommended) if recommended else
                                             "triage (no runbook recommended yet)"))
-    lines.append(f"Evidence: {folder}" + (f" (latest run: {newest.name})" if newest else " (no run yet)"))
+    lines.append(f"Evidence: {where or folder}" + (f" (latest run: {newest.name})" if newest else " (no run yet)"))
     text = redact_text("\n".join(lines))
     details = {"incident": st.id, "severity": st.severity, "started_at": iso(st.started_at),
                "step": step.action, "failing_findings": fails[:MAX_FINDING_LINES],
-               "recommended_runbooks": recommended, "evidence": str(folder)}
+               "recommended_runbooks": recommended, "evidence": where or str(folder)}
     return subject, text, details
 
 
@@ -283,16 +283,30 @@ def _send(channel: str, cfg: config_mod.TeamConfig, st: ir.IncidentState, subjec
                                                                   details))
 
 
-def escalate(store: ir.LocalStore, incident_id: str, cfg: config_mod.TeamConfig, by: Mapping[str, Any],
+def escalate(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamConfig, by: Mapping[str, Any],
              now: datetime | None = None, env: Mapping[str, str] | None = None,
              policy: EscalationPolicy | None = None) -> list[Outcome]:
     """Send every due step not yet sent on each of its channels; retry pending PagerDuty ack/resolve."""
+    scratch: list[Path] = []  # the S3 store's runs, copied for the message; removed whatever happens
+    try:
+        return _escalate(store, incident_id, cfg, by, now, env, policy, scratch)
+    finally:
+        import shutil
+
+        for p in scratch:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _escalate(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamConfig, by: Mapping[str, Any],
+              now: datetime | None, env: Mapping[str, str] | None, policy: EscalationPolicy | None,
+              scratch: list[Path]) -> list[Outcome]:
     import os
 
     env = os.environ if env is None else env
     now = now or utcnow()
     policy = policy or policy_from_config(cfg)
-    folder = Path(store.where(incident_id)).parent
+    folder: Path | None = None
+    where = ""
     outcomes: list[Outcome] = []
     with store.session(incident_id) as s:
         st = ir.fold(incident_id, s.events)
@@ -315,7 +329,11 @@ def escalate(store: ir.LocalStore, incident_id: str, cfg: config_mod.TeamConfig,
             todo = [c for c in channels if not st.sent(step.key, c)]
             if not todo:
                 continue
-            subject, text, details = message(st, step, now, folder, cfg.contacts)
+            if folder is None:  # the runs, as a local folder (a private copy for the S3 store)
+                folder, where = ir.runs_folder(store, incident_id)
+                if isinstance(store, ir.S3Store):
+                    scratch.append(folder.parent)
+            subject, text, details = message(st, step, now, folder, cfg.contacts, where)
             for channel in todo:
                 res = _send(channel, cfg, st, subject, text, details, env)
                 s.append(ir.event("escalation", by, now, step=step.key, action=step.action, channel=channel,
@@ -345,7 +363,7 @@ def _pending_lifecycle(s: ir.Session, st: ir.IncidentState, cfg: config_mod.Team
     return out
 
 
-def lifecycle(store: ir.LocalStore, incident_id: str, cfg: config_mod.TeamConfig, by: Mapping[str, Any],
+def lifecycle(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamConfig, by: Mapping[str, Any],
               env: Mapping[str, str] | None = None) -> list[Outcome]:
     """After ``incident ack`` / ``resolve``: tell PagerDuty (acknowledge / resolve the incident's alert)."""
     import os

@@ -29,6 +29,7 @@ from propflow_ops.redact import redact
 if TYPE_CHECKING:
     from propflow_ops.runbooks import Runbook
     from propflow_ops.runner import RunRequest
+    from propflow_ops.store import S3Url
 
 MODE = "headless"
 
@@ -37,7 +38,7 @@ MODE = "headless"
 class RunContext:
     incident_id: str
     config: config_mod.TeamConfig
-    store: ir.LocalStore
+    store: ir.IncidentStore
     operator: Future[dict[str, Any]]
     written: list[dict[str, Any]] = field(default_factory=list)
     mode: str = MODE
@@ -75,12 +76,11 @@ def prepare(req: RunRequest, rb: Runbook) -> RunRequest:
     return replace(req, env=env, params=defaults + list(req.params), output_dir=output_dir)
 
 
-def begin(req: RunRequest, rb: Runbook, params: dict[str, Any], root: Path) -> RunContext:
+def begin(req: RunRequest, rb: Runbook, params: dict[str, Any], store: ir.IncidentStore) -> RunContext:
     """Open or join the incident record; ``params`` takes the record's severity and start (unless given)."""
     merged = {**os.environ, **req.env}
     cfg = config_mod.load(None, None, merged)
     incident_id = str(params["incident_id"])
-    store = ir.LocalStore(root)
     ctx = RunContext(incident_id, cfg, store, operator_mod.in_background(merged))
     state, written = ir.open_or_join(
         store, incident_id, severity=str(params["severity"]), started_at=parse_time(str(params["started_at"])),
@@ -136,7 +136,7 @@ def annotate(ctx: RunContext, evidence: dict[str, Any]) -> dict[str, Any]:
     return evidence
 
 
-def finish(ctx: RunContext, folder: Path, evidence: dict[str, Any]) -> None:
+def finish(ctx: RunContext, folder: Path | S3Url, evidence: dict[str, Any]) -> None:
     """The ``run`` event in the incident record (a failure to write it is said, never loses the run)."""
     try:
         with ctx.store.session(ctx.incident_id) as s:

@@ -44,6 +44,8 @@ from propflow_ops.kernels import WarmKernel, ipc_kernel_manager, kill_kernel
 from propflow_ops.redact import redact, redact_text
 from propflow_ops.remediation import parse_apply
 from propflow_ops.runbooks import RUNBOOKS, Runbook
+from propflow_ops.store import S3Url
+from propflow_ops.store import target as store_target
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 DEFAULT_BUDGET_S = 300
@@ -66,7 +68,7 @@ class Terminated(KeyboardInterrupt):
 
 @dataclass
 class RunResult:
-    path: Path
+    path: Path | S3Url  # the published run folder: local, or in the S3 evidence store
     status: str
     exit_code: int
     evidence: dict[str, Any]
@@ -201,8 +203,14 @@ def check_environment(env: Mapping[str, str] | None = None) -> None:
 
 
 def output_root(output_dir: str | None) -> Path:
-    """The output folder, absolute against the caller's working directory (the kernel runs elsewhere)."""
-    return inputs.resolve_output_dir(output_dir)
+    """The local output folder, absolute against the caller's working directory (the kernel runs elsewhere).
+    An ``s3://`` output directory goes through :func:`propflow_ops.store.location` instead."""
+    from propflow_ops.store import S3Url, location
+
+    loc = location(output_dir)
+    if isinstance(loc, S3Url):
+        raise BadInput(f"{loc} is an S3 evidence store; this reads local folders only")
+    return loc
 
 
 def _stamp(now: datetime) -> str:
@@ -721,51 +729,41 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
     inputs.check_number("--cell-timeout", req.cell_timeout_s, inputs.SECONDS)
     params = build_parameters(rb, req)
     check_environment({**os.environ, **req.env})
-    root = output_root(req.output_dir)
+    target = store_target(req.output_dir)  # a local folder or s3://bucket/prefix (see propflow_ops.store)
     if req.announce:
         print(f"propflow-ops: running {rb.slug} for incident {params['incident_id']}...", file=sys.stderr, flush=True)
-    sweep_temporaries(root)
-    parent = root / str(params["incident_id"])
+    target.sweep()
     started = utcnow()
     t0 = time.monotonic()
     name = f"{_stamp(started)}-{rb.slug}"
     with _TerminateAsInterrupt() as term:
-        created = _make_parent(parent)
-        staging = parent / f".tmp-{name}-{_host_tag()}-{os.getpid()}-{threading.get_ident()}"
         published = False
         private: Path | None = None
         try:
+            target.open(str(params["incident_id"]), name)  # early: a store that cannot take it is found now
             try:
-                staging.mkdir()  # early: a read-only or full output folder is found before the run, not after
+                ctx = run_context.begin(req, rb, params, target.records())  # open or join the incident record
             except OSError as exc:
-                raise _disk_error(parent, exc) from None
-            try:
-                ctx = run_context.begin(req, rb, params, root)  # open or join the incident record
-            except OSError as exc:
-                raise _disk_error(parent, exc) from None
+                raise PublishError(f"cannot write the incident record under {target.url}/{params['incident_id']}: "
+                                   f"{exc.strerror or exc}") from None
             try:
                 private = private_workdir()
             except OSError as exc:
                 raise PublishError(f"cannot create a private temporary folder under {tempfile.gettempdir()}: "
                                    f"{exc.strerror or type(exc).__name__}") from None
-            req_env = {"PROPFLOW_OUTPUT_DIR": str(root), **req.env}
+            req_env = {"PROPFLOW_OUTPUT_DIR": target.url, **req.env}
             error = execute(rb, params, private, dataclasses.replace(req, env=req_env), kernel)
             nb = sanitize_notebook(private / "report.ipynb", rb, params, error)
             evidence = run_context.annotate(ctx, final_evidence(rb, params, private, error, started, t0))
             files, names = _publishable_files(nb, evidence, private, req.html)
-            try:
-                _write_staging(staging, files, names)
-                final = publish(staging, parent, name)
-            except OSError as exc:
-                raise _disk_error(parent, exc) from None
+            final = target.publish(files, names)
             published = True
         finally:
             term.fired = True  # a SIGTERM from here on does not interrupt the clean-up
             if private is not None:
                 shutil.rmtree(private, ignore_errors=True)
             if not published:
-                shutil.rmtree(staging, ignore_errors=True)
-                _remove_empty(created)
+                target.abort()
     run_context.finish(ctx, final, evidence)
     status = evidence["status"]
     code = {"ok": EXIT_OK, "problems": EXIT_PROBLEMS}.get(status, EXIT_ERROR)

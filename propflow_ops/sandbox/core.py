@@ -20,6 +20,7 @@ import psycopg
 import redis
 
 from . import canaries, isolation
+from . import fleet as fleet_mod
 from .aws import BUCKET, CLUSTER, DB_INSTANCE, LOG_GROUP, SERVICE, AwsWorld
 from .logs import LogBuilder, baseline
 from .notify_standins import NotifyStandins
@@ -70,6 +71,7 @@ class Sandbox:
         self.redis: RedisWorld | None = None
         self.http_state = StandinState()
         self.http: StandinServers | None = None
+        self.fleet = fleet_mod.Fleet()
         self.notify = NotifyStandins()  # Slack/PagerDuty stand-ins, the SNS topic, the sandbox's propflow-ops.toml
         self.logs: LogBuilder | None = None
         self.now = dt.datetime.now(dt.UTC)
@@ -147,6 +149,7 @@ class Sandbox:
         self.logs = LogBuilder(self.aws.state.streams, self.now)
         baseline(self.logs)
         self.notify.seed_aws(self.aws)
+        fleet_mod.seed(self.aws, self.fleet)  # the evidence bucket, the alarm topic, the work queue and its DLQ
 
     def _copy_backend(self) -> None:
         shutil.rmtree(self.backend_dir, ignore_errors=True)
@@ -253,6 +256,7 @@ class Sandbox:
             "PROPFLOW_META_GRAPH_URL": f"{self.http.url('graph')}/{GRAPH_VERSION}",
             "PROPFLOW_SANDBOX": "1",
             **self.notify.env,
+            **self.fleet.env,
         }
 
     def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -1,0 +1,146 @@
+"""The S3 evidence store (issue 18 part 1), against the sandbox's moto server: real runs publish the local
+layout under s3://, encrypted, SHA256SUMS last, never overwritten; the incident record lives there; the review
+reads every complete run back, verifies it and publishes its own run there."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+
+from propflow_ops import cli, store
+from propflow_ops import incident_record as ir
+from propflow_ops.findings import iso, utcnow
+from propflow_ops.runner import RunRequest, run
+from propflow_ops.sources import aws
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def s3world(world, monkeypatch):
+    sandbox = world()
+    for k, v in sandbox.env.items():
+        monkeypatch.setenv(k, v)
+    aws.clear_cache()
+    yield sandbox
+    aws.clear_cache()
+
+
+def objects(client, bucket: str, prefix: str) -> dict[str, dict]:
+    return {o["Key"][len(prefix):]: o for o in store.list_keys(client, bucket, prefix)}
+
+
+def test_a_run_publishes_the_folder_layout_encrypted_with_its_record(s3world, capsys):
+    out = s3world.fleet.output_dir + "/team"
+    inc = "INC-S3-1"
+    code = cli.main(["run", "triage", "--incident", inc, "--output-dir", out, "--no-html"])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert code in (0, 1)
+    assert printed[-1].startswith(f"{out}/{inc}/") and printed[-1].endswith("-triage")
+    client = s3world.aws.client("s3")
+    url = store.parse_s3(printed[-1])
+    keys = objects(client, url.bucket, url.prefix + "/")
+    assert set(keys) == {"report.ipynb", "evidence.json", "SHA256SUMS"}
+    sums = store.get_bytes(client, url.bucket, url.key("SHA256SUMS")).decode()
+    for line in sums.splitlines():
+        digest, name = line.split()
+        assert hashlib.sha256(store.get_bytes(client, url.bucket, url.key(name))).hexdigest() == digest
+        assert client.head_object(Bucket=url.bucket, Key=url.key(name))["ServerSideEncryption"] == "AES256"
+    assert client.head_object(Bucket=url.bucket, Key=url.key("SHA256SUMS"))["ServerSideEncryption"] == "AES256"
+    evidence = json.loads(store.get_bytes(client, url.bucket, url.key("evidence.json")))
+    assert evidence["incident"]["id"] == inc and evidence["incident"]["record"]["opened_via"] == "run triage"
+    # the record: one object per event, in the store, read the same way by everyone
+    events = ir.S3Store(store.parse_s3(out)).events(inc)
+    assert [e["event"] for e in events if e["event"] in ("opened", "run")] == ["opened", "run"]
+    assert [e for e in events if e["event"] == "run"][0]["run"] == url.name
+    # nothing local was written
+    assert not list(s3world.dir.glob(f"**/{inc}"))
+
+
+def test_a_taken_name_gets_a_suffix_and_the_first_folder_is_untouched(s3world):
+    client = s3world.aws.client("s3")
+    root = store.parse_s3(s3world.fleet.output_dir + "/clash")
+    first, second = store.S3Target(root, client), store.S3Target(root, client)
+    for t in (first, second):
+        t.open("INC-S3-2", "20260101T000000Z-triage")
+    a = first.publish({"evidence.json": b'{"n": 1}'}, ["evidence.json"])
+    b = second.publish({"evidence.json": b'{"n": 2}'}, ["evidence.json"])
+    assert (a.name, b.name) == ("20260101T000000Z-triage", "20260101T000000Z-triage-2")
+    assert store.get_bytes(client, a.bucket, a.key("evidence.json")) == b'{"n": 1}'
+    with pytest.raises(store.Exists):  # the store itself refuses an overwrite
+        store.put_new(client, a.bucket, a.key("evidence.json"), b"{}")
+
+
+def test_concurrent_writers_agree_on_one_opened_event(s3world):
+    url = store.parse_s3(s3world.fleet.output_dir + "/race")
+    start = utcnow().replace(microsecond=0)
+    barrier = threading.Barrier(4)
+
+    def go(n: int) -> None:
+        barrier.wait()
+        ir.open_or_join(ir.S3Store(url), "INC-RACE", severity="P1", started_at=start, severity_given=False,
+                        started_given=False, by={"user": f"u{n}"}, via="test")
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    events = ir.S3Store(url).events("INC-RACE")
+    assert [e["event"] for e in events] == ["opened"]
+    assert ir.S3Store(url).client.list_objects_v2(Bucket=url.bucket, Prefix=url.key("INC-RACE", ir.LOCK)).get(
+        "KeyCount") == 0  # the lock is released
+
+
+def test_review_reads_every_complete_run_from_the_store_and_writes_its_own_there(s3world, capsys):
+    out = s3world.fleet.output_dir + "/review"
+    inc = "INC-S3-3"
+    start = iso(utcnow().replace(microsecond=0) - timedelta(minutes=5))
+    for slug in ("triage", "api-down"):
+        result = run(RunRequest(slug=slug, incident=inc, started_at=start if slug == "triage" else None,
+                                output_dir=out, html=False, progress=False))
+        assert isinstance(result.path, store.S3Url)
+    client = s3world.aws.client("s3")
+    url = store.parse_s3(out)
+    # a run whose writer died mid-upload (no SHA256SUMS): not a run for any reader
+    store.put_new(client, url.bucket, url.key(inc, "20990101T000000Z-websocket", "evidence.json"), b"{}")
+    # a tampered run: published, then its evidence replaced by someone with delete rights
+    runs = [r for r in store.list_runs(url, inc) if r.complete]
+    victim = [r for r in runs if r.name.endswith("api-down")][0]
+    key = url.key(inc, victim.name, "evidence.json")
+    doctored = json.loads(store.get_bytes(client, url.bucket, key))
+    doctored["status"] = "ok"
+    client.delete_object(Bucket=url.bucket, Key=key)
+    store.put_new(client, url.bucket, key, json.dumps(doctored).encode())
+    capsys.readouterr()
+    code = cli.main(["review", inc, "--output-dir", out, "--no-html"])
+    cap = capsys.readouterr()
+    assert "have no SHA256SUMS (incomplete, left out): 20990101T000000Z-websocket" in cap.err
+    folder = store.parse_s3(cap.out.strip().splitlines()[-1])
+    assert folder.parent == url / inc and folder.name.endswith("-post-incident")
+    evidence = json.loads(store.get_bytes(client, folder.bucket, folder.key("evidence.json")))
+    findings = {f["code"]: f for f in evidence["findings"]}
+    integrity = [f for c, f in findings.items() if "INTEGRITY" in c or "TAMPER" in c]
+    assert integrity and integrity[0]["status"] == "fail" and victim.name in json.dumps(integrity[0])
+    ran = {r["runbook"] for r in (evidence.get("runs") or [])} or {
+        n for n in json.dumps(evidence).split('"') if n in ("triage", "api-down", "websocket")}
+    assert "websocket" not in ran
+    assert code in (1, 3) or code == 0
+    assert "postmortem.md" in objects(client, folder.bucket, folder.prefix + "/")
+    assert [e["event"] for e in ir.S3Store(url).events(inc)].count("run") == 3  # triage, api-down, review
+
+
+def test_bad_or_unreachable_store_is_one_line_before_anything_runs(s3world, capsys):
+    assert cli.main(["run", "triage", "--output-dir", "s3://Bad_Bucket/x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an S3 bucket name" in err
+    assert cli.main(["run", "triage", "--output-dir", "s3://no-such-evidence-bucket/x", "--incident", "INC-S3-4"]) == 3
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("propflow-ops: error: cannot write the report under "
+                                           "s3://no-such-evidence-bucket/x: ")
+    assert "Traceback" not in err
+    assert ir.S3Store(store.parse_s3("s3://propflow-evidence/x")).events("INC-S3-4") == []
