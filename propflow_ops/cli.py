@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from propflow_ops.incident import BadInput
 from propflow_ops.runbooks import RUNBOOKS
@@ -36,18 +36,25 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="runbooks: slug, title, default severity, symptoms")
 
     r = sub.add_parser("run", help="run one runbook headlessly and write an evidence report")
-    r.add_argument("slug")
-    r.add_argument("--incident", metavar="ID")
-    r.add_argument("--severity", metavar="P0..P3")
-    r.add_argument("--started-at", metavar="ISO8601")
-    r.add_argument("--window", type=int, metavar="MINUTES")
-    r.add_argument("--apply", action="append", default=[], metavar="STEP")
-    r.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), dest="params")
-    r.add_argument("--output-dir", metavar="DIR")
-    r.add_argument("--no-html", action="store_true")
-    r.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                   help="time budget for the whole run (default 300)")
+    _run_options(r)
     _config_options(r)
+
+    sb = sub.add_parser("submit", help="ask the fleet (inside the VPC) to run a runbook; wait for its evidence")
+    _run_options(sb)
+    sb.add_argument("--queue", metavar="URL", help="the fleet's SQS queue (env PROPFLOW_FLEET_QUEUE_URL)")
+    sb.add_argument("--timeout", type=float, default=900, metavar="SECONDS",
+                    help="how long to wait for a worker's answer (default 900)")
+
+    w = sub.add_parser("worker", help="serve the fleet's queue: alarms and run requests into evidence")
+    w.add_argument("--queue", metavar="URL", help="the SQS queue (env PROPFLOW_FLEET_QUEUE_URL)")
+    w.add_argument("--output-dir", metavar="S3URL", help="the evidence store, s3://bucket/prefix "
+                                                        "(env PROPFLOW_OUTPUT_DIR)")
+    w.add_argument("--concurrency", type=int, default=1, metavar="N", help="runbooks at once (default 1)")
+    w.add_argument("--wait", type=int, default=20, metavar="SECONDS", help="long-poll wait (default 20)")
+    w.add_argument("--escalate-every", type=float, default=30, metavar="SECONDS",
+                   help="how often the escalation timer runs (default 30)")
+    w.add_argument("--max-messages", type=int, default=0, metavar="N", help="stop after N messages (default: never)")
+    _config_options(w)
 
     s = sub.add_parser("sandbox", help="start the simulated PropFlow world in the foreground")
     s.add_argument("--scenario", action="append", default=[], metavar="NAME")
@@ -104,6 +111,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run_options(r: argparse.ArgumentParser) -> None:
+    r.add_argument("slug")
+    r.add_argument("--incident", metavar="ID")
+    r.add_argument("--severity", metavar="P0..P3")
+    r.add_argument("--started-at", metavar="ISO8601")
+    r.add_argument("--window", type=int, metavar="MINUTES")
+    r.add_argument("--apply", action="append", default=[], metavar="STEP")
+    r.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), dest="params")
+    r.add_argument("--output-dir", metavar="DIR")
+    r.add_argument("--no-html", action="store_true")
+    r.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="time budget for the whole run (default 300)")
+
+
 def _config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="team configuration (default $PROPFLOW_CONFIG, else "
                                                    "./propflow-ops.toml if present)")
@@ -151,19 +172,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         env=config_env(args),
     )
     result = run(req)
+    print_result(req.slug, result.status, result.error, result.evidence, result.path)
+    return result.exit_code
+
+
+def print_result(slug: str, status: str, error: str | None, evidence: dict[str, Any], path: object) -> None:
+    """What ``run`` (and ``submit``, from the worker's answer) prints: summary, failing findings, the folder."""
     counts: dict[str, int] = {}
-    for f in result.evidence.get("findings", []):
+    for f in evidence.get("findings", []):
         counts[f["status"]] = counts.get(f["status"], 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no findings"
-    print(f"{req.slug}: {result.status} ({summary})" + (f"; {result.error}" if result.error else ""))
-    for f in result.evidence.get("findings", []):
+    print(f"{slug}: {status} ({summary})" + (f"; {error}" if error else ""))
+    for f in evidence.get("findings", []):
         if f["status"] in ("fail", "error"):
             print(f"  {f['status'].upper():5} {f['code']}: {f['title']}")
-    for p in (result.evidence.get("incident") or {}).get("escalation_pending") or []:
+    for p in (evidence.get("incident") or {}).get("escalation_pending") or []:
         print(f"  ESCALATION DUE, NOT SENT: {p['action']} (due {p['due_at']}): "
-              f"propflow-ops escalate {result.evidence['incident'].get('id')}")
-    print(result.path)
-    return result.exit_code
+              f"propflow-ops escalate {evidence['incident'].get('id')}")
+    print(path)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from propflow_ops.submit import options_from, submit_main
+
+    apply = [a for item in args.apply for a in item.split(",") if a.strip()]
+    return submit_main(args.slug, options_from(args, apply), args.queue, args.output_dir, args.timeout, print_result)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -179,6 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_list()
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "submit":
+            return cmd_submit(args)
+        if args.command == "worker":
+            from propflow_ops.worker import worker_main
+
+            return worker_main(args.queue, args.output_dir, args.concurrency, args.wait, args.escalate_every,
+                               args.max_messages, config_env(args))
         if args.command == "sandbox":
             from propflow_ops.sandbox.cli import sandbox_main
 
@@ -241,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Commands that own no server, and those that stop theirs explicitly before main() returns (sandbox, demo,
 # lab): a worker thread still waiting on a killed kernel must not hold up the interpreter's teardown.
-_QUICK_EXIT = ("list", "run", "review", "incident", "escalate", "sandbox", "demo", "lab")
+_QUICK_EXIT = ("list", "run", "submit", "worker", "review", "incident", "escalate", "sandbox", "demo", "lab")
 
 
 def entry() -> int:

@@ -375,14 +375,17 @@ def _escalation(table: Mapping[str, Any], contacts: Mapping[str, Contact],
 
 
 def _alarms(table: Mapping[str, Any]) -> dict[str, Any]:
-    """``[alarms.NAME]``: ``pattern`` / ``metric`` / ``namespace`` (str), ``runbooks`` (list), ``severity``."""
+    """``[alarms.NAME]``: what it matches, ``name`` (the alarm's name, exact or a glob such as
+    ``propflow-api-5xx-*``), ``pattern`` (a regular expression on the name), ``metric`` and ``namespace``
+    (every key given must match; at least one is required), and what the worker then does: ``runbooks``
+    (at least one) and ``severity`` (P0..P3, default the first runbook's)."""
     from propflow_ops.runbooks import RUNBOOKS
 
     for name, value in table.items():
         where = f"alarms.{name}"
         a = _table(value, where)
-        _keys(a, where, ("pattern", "metric", "namespace", "runbooks", "severity"))
-        for k in ("pattern", "metric", "namespace"):
+        _keys(a, where, ("name", "pattern", "metric", "namespace", "runbooks", "severity"))
+        for k in ("name", "pattern", "metric", "namespace"):
             if k in a:
                 _str(a[k], f"{where}.{k}")
         if "pattern" in a:
@@ -395,6 +398,10 @@ def _alarms(table: Mapping[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"{where}.runbooks: unknown runbook {slug!r}")
         if "severity" in a and _str(a["severity"], f"{where}.severity") not in SEVERITIES:
             raise ConfigError(f"{where}.severity must be one of {', '.join(SEVERITIES)}")
+        if not any(k in a for k in ("name", "pattern", "metric", "namespace")):
+            raise ConfigError(f"{where}: give at least one of name, pattern, metric, namespace (what it matches)")
+        if not a.get("runbooks"):
+            raise ConfigError(f"{where}.runbooks: name at least one runbook to run on this alarm")
     return dict(table)
 
 

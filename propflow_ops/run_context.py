@@ -81,7 +81,7 @@ def begin(req: RunRequest, rb: Runbook, params: dict[str, Any], store: ir.Incide
     merged = {**os.environ, **req.env}
     cfg = config_mod.load(None, None, merged)
     incident_id = str(params["incident_id"])
-    ctx = RunContext(incident_id, cfg, store, operator_mod.in_background(merged))
+    ctx = RunContext(incident_id, cfg, store, operator_mod.in_background(merged), mode=req.mode)
     state, written = ir.open_or_join(
         store, incident_id, severity=str(params["severity"]), started_at=parse_time(str(params["started_at"])),
         severity_given=req.severity is not None, started_given=req.started_at is not None,

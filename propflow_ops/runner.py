@@ -91,6 +91,7 @@ class RunRequest:
     progress: bool | None = None
     announce: bool = False
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the kernel (the review's output dir)
+    mode: str = "headless"  # how it was started, for the record and evidence.json (the fleet's worker: "fleet")
 
 
 # ---------------------------------------------------------------- parameters

@@ -382,3 +382,81 @@ def location(output_dir: str | os.PathLike[str] | None, env: Mapping[str, str] |
 def target(output_dir: str | os.PathLike[str] | None) -> Target:
     loc = location(output_dir)
     return S3Target(loc) if isinstance(loc, S3Url) else LocalTarget(loc)
+
+
+# ---------------------------------------------------------------- small coordination objects
+
+
+class Blobs:
+    """Small JSON objects beside the runs (``_alarms/``, ``_claims/``, ``_requests/``), each created once and
+    never overwritten: a conditional put in S3, a hard link (fails on an existing name) on a local disk.
+    This is how workers on several machines agree on an incident per alarm, a runbook per incident, and
+    hand a run's result back to ``submit``: no server of ours, only the store."""
+
+    def __init__(self, loc: Path | S3Url, client: Any = None) -> None:
+        self.loc = loc
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = s3_client()
+        return self._client
+
+    def create(self, key: str, data: Mapping[str, Any]) -> bool:
+        """Create ``key`` with ``data``; False when it exists already."""
+        import json
+
+        body = json.dumps(data, sort_keys=True, default=str).encode("utf-8")
+        if isinstance(self.loc, S3Url):
+            try:
+                put_new(self.client, self.loc.bucket, self.loc.key(key), body, content_type="application/json")
+                return True
+            except Exists:
+                return False
+        path = self.loc / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-blob-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)  # atomic, and refuses an existing name
+                return True
+            except FileExistsError:
+                return False
+        finally:
+            os.unlink(tmp)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        import json
+
+        try:
+            if isinstance(self.loc, S3Url):
+                raw = get_bytes(self.client, self.loc.bucket, self.loc.key(key))
+            else:
+                raw = (self.loc / key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        value = json.loads(raw)
+        return value if isinstance(value, dict) else None
+
+    def keys(self, prefix: str) -> list[str]:
+        """The keys under ``prefix`` (relative to the store's root), sorted."""
+        if isinstance(self.loc, S3Url):
+            base = self.loc.key() + "/" if self.loc.prefix else ""
+            return [o["Key"][len(base):] for o in list_keys(self.client, self.loc.bucket, base + prefix)]
+        root = self.loc
+        folder = root / prefix.rsplit("/", 1)[0] if "/" in prefix else root
+        if not folder.is_dir():
+            return []
+        out = [str(p.relative_to(root)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        return sorted(k for k in out if k.startswith(prefix))

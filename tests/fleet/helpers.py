@@ -1,0 +1,83 @@
+"""Workers as subprocesses against the session's sandbox (moto's SNS/SQS/S3), and what they leave in the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from propflow_ops import alarms, store
+
+ALARMS_TOML = """
+[alarms.api-5xx]
+name = "propflow-api-5xx*"
+runbooks = ["triage", "api-down"]
+severity = "P0"
+
+[alarms.rds-cpu]
+metric = "CPUUtilization"
+namespace = "AWS/RDS"
+runbooks = ["triage"]
+severity = "P2"
+"""
+
+
+def fleet_config(sandbox: Any, folder: Path) -> Path:
+    """The sandbox's propflow-ops.toml with the [alarms] rules above."""
+    assert sandbox.notify.config_path is not None
+    path = folder / "propflow-ops.toml"
+    path.write_text(sandbox.notify.config_path.read_text(encoding="utf-8") + ALARMS_TOML, encoding="utf-8")
+    return path
+
+
+def fleet_env(sandbox: Any, config: Path, prefix: str) -> dict[str, str]:
+    return {**os.environ, **sandbox.env, "PROPFLOW_CONFIG": str(config), "PROPFLOW_ENV": "sandbox",
+            "PROPFLOW_OUTPUT_DIR": f"{sandbox.fleet.output_dir}/{prefix}",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[2]))}
+
+
+def start_worker(env: Mapping[str, str], *args: str, log: Path | None = None) -> subprocess.Popen[str]:
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - the worker's stderr, read after
+    return subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "worker", "--wait", "1",
+                             "--escalate-every", "5", *args], env=dict(env), stdout=out, stderr=out, text=True)
+
+
+def publish_alarm(sandbox: Any, name: str, state: str, at: datetime, **kw: Any) -> None:
+    sandbox.aws.client("sns").publish(TopicArn=sandbox.fleet.topic_arn, Message=alarms.alarm_json(name, state, at, **kw),
+                                      Subject=f"ALARM: {name}")
+
+
+def runs(sandbox: Any, prefix: str) -> dict[str, list[store.RunFolder]]:
+    """incident -> its run folders in the store."""
+    url = store.parse_s3(f"{sandbox.fleet.output_dir}/{prefix}")
+    client = sandbox.aws.client("s3")
+    return {inc: store.list_runs(url, inc, client) for inc in store.list_incidents(url, client)
+            if not inc.startswith("_")}
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str, step: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def queue_depth(sandbox: Any, url: str) -> int:
+    attrs = sandbox.aws.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+    a = attrs["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+def evidence(sandbox: Any, prefix: str, incident: str, run: str) -> dict[str, Any]:
+    url = store.parse_s3(f"{sandbox.fleet.output_dir}/{prefix}")
+    return json.loads(store.get_bytes(sandbox.aws.client("s3"), url.bucket, url.key(incident, run, "evidence.json")))
