@@ -42,10 +42,12 @@ def fleet_env(sandbox: Any, config: Path, prefix: str) -> dict[str, str]:
             "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[2]))}
 
 
-def start_worker(env: Mapping[str, str], *args: str, log: Path | None = None) -> subprocess.Popen[str]:
+def start_worker(env: Mapping[str, str], *args: str, log: Path | None = None,
+                 new_session: bool = False) -> subprocess.Popen[str]:
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - the worker's stderr, read after
     return subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "worker", "--wait", "1",
-                             "--escalate-every", "5", *args], env=dict(env), stdout=out, stderr=out, text=True)
+                             "--escalate-every", "5", *args], env=dict(env), stdout=out, stderr=out, text=True,
+                            start_new_session=new_session)
 
 
 def publish_alarm(sandbox: Any, name: str, state: str, at: datetime, **kw: Any) -> None:
@@ -81,3 +83,31 @@ def queue_depth(sandbox: Any, url: str) -> int:
 def evidence(sandbox: Any, prefix: str, incident: str, run: str) -> dict[str, Any]:
     url = store.parse_s3(f"{sandbox.fleet.output_dir}/{prefix}")
     return json.loads(store.get_bytes(sandbox.aws.client("s3"), url.bucket, url.key(incident, run, "evidence.json")))
+
+
+def make_queue(sandbox: Any, name: str, *, visibility_s: int, max_receives: int) -> tuple[str, str, str]:
+    """A topic -> queue (-> DLQ by redrive) of the test's own: (topic ARN, queue URL, DLQ URL)."""
+    sqs, sns = sandbox.aws.client("sqs"), sandbox.aws.client("sns")
+    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName=name, Attributes={
+        "VisibilityTimeout": str(visibility_s),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)})})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic = sns.create_topic(Name=f"{name}-alarms")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return topic, queue, dlq
+
+
+def publish_to(sandbox: Any, topic: str, name: str, state: str, at: datetime, **kw: Any) -> None:
+    sandbox.aws.client("sns").publish(TopicArn=topic, Message=alarms.alarm_json(name, state, at, **kw))
+
+
+def per_runbook(folders: list[store.RunFolder]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in folders:
+        slug = f.name.split("-", 1)[1]
+        for n in range(2, 10):  # a suffixed folder (-2) is a second run of the same runbook
+            slug = slug.removesuffix(f"-{n}")
+        out[slug] = out.get(slug, 0) + 1
+    return out
