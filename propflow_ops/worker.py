@@ -344,14 +344,21 @@ class Worker:
         text = redact_text("\n".join(lines))
         details = {"incident": incident, "alarm": alarm.name, "evidence": where,
                    "runs": {o.slug: o.status for o in outcomes}}
+        told = []
+        if not configured:
+            say(f"{incident}: no notification channel configured ([notify] in propflow-ops.toml); evidence at {where}")
         for channel in configured:
             res = notify._send(channel, self.cfg, state, subject, text, details, self.env)
+            if res.ok:
+                told.append(channel)
             with contextlib.suppress(OSError), self.records.session(incident) as s:
                 s.append(ir.event("notify", self.by, action="evidence", channel=channel,
                                   status="sent" if res.ok else "failed", error=None if res.ok else res.detail,
                                   evidence=where))
             if not res.ok:
                 say(f"telling {channel} about {incident} failed: {res.detail}")
+        if told:
+            say(f"{incident}: told {', '.join(told)}: evidence at {where}")
 
     def escalation_tick(self, force: bool = False) -> None:
         """The escalation timer of every open alarm incident (each step once: the record's lock decides)."""

@@ -22,7 +22,7 @@ def list_scenarios() -> None:
 
 
 def sandbox_main(scenarios: list[str], list_only: bool = False, *, database_url: str | None = None,
-                 redis_url: str | None = None) -> int:
+                 redis_url: str | None = None, workers: int = 0, alarms: Sequence[str] = ()) -> int:
     """Print ``unset``/``export`` lines, then ``READY``; run until SIGINT/SIGTERM; stop cleanly.
 
     Target variables inherited from the environment are ignored (named on stderr, and ``unset`` on
@@ -40,7 +40,11 @@ def sandbox_main(scenarios: list[str], list_only: bool = False, *, database_url:
         return 2
     ignored = isolation.scrub()  # this process is the sandbox: nothing it starts inherits a target
     isolation.announce(ignored)
+    if not 0 <= workers <= 8:
+        print("propflow-ops sandbox: --workers must be between 0 and 8", file=sys.stderr)
+        return 2
     ready = False
+    fleet: list[object] = []
     with stop_on_signals() as guard:
         try:
             sandbox.start()
@@ -50,6 +54,16 @@ def sandbox_main(scenarios: list[str], list_only: bool = False, *, database_url:
                 print(f"export {name}={shlex.quote(value)}")
             print("READY", flush=True)
             ready = True
+            if workers:
+                from . import fleet as fleet_mod
+
+                fleet = fleet_mod.start_workers(sandbox, workers)
+                print(f"propflow-ops sandbox: {workers} worker(s) on {sandbox.fleet.queue_url}, evidence to "
+                      f"{sandbox.fleet.output_dir}; alarms to {sandbox.fleet.topic_arn}", file=sys.stderr, flush=True)
+                for name in alarms:
+                    fleet_mod.publish_alarm(sandbox, name)
+                    print(f"propflow-ops sandbox: published CloudWatch alarm {name} ALARM", file=sys.stderr,
+                          flush=True)
             while True:
                 time.sleep(0.5)
         except Stopped as stop:
@@ -60,6 +74,10 @@ def sandbox_main(scenarios: list[str], list_only: bool = False, *, database_url:
             return 1
         finally:
             guard.calm()
+            if fleet:
+                from . import fleet as fleet_mod
+
+                fleet_mod.stop_workers(fleet)
             sandbox.stop()
 
 

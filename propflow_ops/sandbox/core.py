@@ -131,6 +131,7 @@ class Sandbox:
                 cancel=self.aws.cancel,
             )
             self.notify.write_config(self.dir, self.env)
+            fleet_mod.add_alarm_rules(self.notify.config_path)
             self.timings["start_s"] = time.monotonic() - t0
             self._inject(self.scenarios)
         except BaseException:

@@ -14,25 +14,15 @@ from typing import Any
 
 from propflow_ops import alarms, store
 
-ALARMS_TOML = """
-[alarms.api-5xx]
-name = "propflow-api-5xx*"
-runbooks = ["triage", "api-down"]
-severity = "P0"
-
-[alarms.rds-cpu]
-metric = "CPUUtilization"
-namespace = "AWS/RDS"
-runbooks = ["triage"]
-severity = "P2"
-"""
-
 
 def fleet_config(sandbox: Any, folder: Path) -> Path:
-    """The sandbox's propflow-ops.toml with the [alarms] rules above."""
+    """A copy of the sandbox's propflow-ops.toml: its [alarms] rules map propflow-api-5xx* to triage and
+    api-down (P0) (see propflow_ops.sandbox.fleet.ALARM_RULES)."""
     assert sandbox.notify.config_path is not None
+    text = sandbox.notify.config_path.read_text(encoding="utf-8")
+    assert '[alarms.api-5xx]\nname = "propflow-api-5xx*"\nruns' not in text  # (shape checked by the worker)
     path = folder / "propflow-ops.toml"
-    path.write_text(sandbox.notify.config_path.read_text(encoding="utf-8") + ALARMS_TOML, encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
