@@ -40,7 +40,7 @@ def fleet(world, tmp_path, monkeypatch):
 def test_an_alarm_becomes_evidence_a_notification_and_a_timeline(fleet, tmp_path):
     sandbox, config = fleet
     env = fleet_env(sandbox, config, "alarm")
-    at = utcnow().replace(microsecond=0) - timedelta(minutes=3)
+    at = utcnow().replace(microsecond=0) - timedelta(minutes=16)  # a P0 at T+16: "notify on-call" is due
     publish_alarm(sandbox, "propflow-api-5xx-high", "ALARM", at, metric="HTTPCode_Target_5XX_Count",
                   namespace="AWS/ApplicationELB", reason="Threshold Crossed: 1 datapoint [42.0] > 5")
     # the same alarm again (CloudWatch re-notifies; SNS may deliver twice): it joins, and runs nothing twice
@@ -65,9 +65,13 @@ def test_an_alarm_becomes_evidence_a_notification_and_a_timeline(fleet, tmp_path
     assert len(alarm_notes) == 2 and alarm_notes[0]["state"] == "ALARM"
     sent = [e for e in st.events if e.get("event") == "notify" and e.get("action") == "evidence"]
     assert {e["channel"] for e in sent if e["status"] == "sent"} == {"sns", "slack", "pagerduty"}
-    slack = sandbox.notify.state.slack
-    assert len(slack) == 1 and f"Evidence: {env['PROPFLOW_OUTPUT_DIR']}/{inc}" in slack[0]["text"]
-    assert "api-down: problems" in slack[0]["text"]
+    slack = [m["text"] for m in sandbox.notify.state.slack if "evidence ready" in m["text"]]
+    assert len(slack) == 1 and f"Evidence: {env['PROPFLOW_OUTPUT_DIR']}/{inc}" in slack[0]
+    assert "api-down: problems" in slack[0]
+    # the worker runs the escalation timer: the step due at T+15 went out once per channel, from the store
+    sent = [e for e in st.escalations if e.get("status") == "sent"]
+    assert sorted(e["channel"] for e in sent) == ["pagerduty", "slack", "sns"], st.escalations
+    assert all(e["action"] == sent[0]["action"] for e in sent)
     # OK: noted on the open incident's timeline, nothing run
     publish_alarm(sandbox, "propflow-api-5xx-high", "OK", at + timedelta(minutes=2))
     worker = start_worker(env, "--max-messages", "1", log=tmp_path / "worker2.log")
