@@ -72,7 +72,9 @@ def test_parse_events_json_and_plain_lines() -> None:
     assert df["timestamp"].tolist() == [pd.Timestamp(T0 + i, unit="ms", tz="UTC") for i in range(3)]
     assert str(df["timestamp"].dtype) == "datetime64[ns, UTC]"
     assert df["level"].tolist()[0] == "INFO" and df["level"].tolist()[2] == "ERROR"
-    assert pd.isna(df["level"][1])
+    # a whole traceback in one event is an error, its type from the last line
+    assert df["level"][1] == "ERROR" and df["error_type"][1] == "ValueError"
+    assert df["format"].tolist() == ["json", "traceback", "json"]
     assert df["message"].tolist() == [
         "GET /api/v1/properties/0 -> 200",
         trace,
@@ -94,7 +96,7 @@ def test_parse_events_json_and_plain_lines() -> None:
     assert df["request_id"][0] == "req-0"
     assert df["path"][2] == "/api/v1/properties/2"
     # the string columns behave like str for the checks
-    assert (df["level"] == "ERROR").sum() == 1
+    assert (df["level"] == "ERROR").sum() == 2
     assert df["message"].str.contains("ValueError").tolist() == [False, True, False]
 
 
@@ -175,7 +177,7 @@ def _odd_row(message: Any, **event_fields: Any) -> pd.Series:
         ('{"latency_ms": 12}', "latency_ms", 12.0),
         ('{"latency_ms": "slow"}', "latency_ms", None),
         ('{"level": 5}', "level", "5"),
-        ('{"level": ["a", 1]}', "level", '["a", 1]'),
+        ('{"level": ["a", 1]}', "level", '["A", 1]'),
         ('{"message": {"nested": true}}', "message", '{"nested": true}'),
         ('{"message": null}', "message", None),
         ('{"level": "INFO", "level": "ERROR"}', "level", "ERROR"),
@@ -192,8 +194,9 @@ def test_wrong_types_in_fields_are_coerced_or_missing(message: str, field: str, 
 def test_missing_fields_are_missing_not_empty() -> None:
     row = _odd_row("{}", logStreamName="ecs/propflow-api/a")
     for col in logs.COLUMNS:
-        if col not in ("timestamp", "stream"):
+        if col not in ("timestamp", "stream", "format"):
             assert pd.isna(row[col]), col
+    assert row["format"] == "unknown"
     row = _odd_row('{"message": "only a message"}', logStreamName="s")
     assert row["message"] == "only a message" and pd.isna(row["level"]) and pd.isna(row["status"])
 
@@ -277,7 +280,8 @@ def test_fetch_log_events_from_moto(log_group: dict[str, Any]) -> None:
     assert df.attrs["truncated"] is False
     assert set(df["stream"]) == {"ecs/propflow-api/task1", "ecs/propflow-api/task2"}
     assert int((df["status"] == 500).sum()) == 30
-    assert int(df["level"].isna().sum()) == 2
+    assert int(df["level"].isna().sum()) == 0  # the two tracebacks are errors
+    assert int((df["level"] == "ERROR").sum()) == 32
     assert df["timestamp"].min() >= pd.Timestamp(log_group["start"])
 
 
