@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sandbox", help="start the simulated PropFlow world in the foreground")
     s.add_argument("--scenario", action="append", default=[], metavar="NAME")
     s.add_argument("--list", action="store_true", help="list the scenarios")
+    s.add_argument("--log-dialect", default=None, metavar="NAME",
+                   help="dialect of the API's log lines: propflow (default), python-json, text")
 
     d = sub.add_parser("demo", help="sandbox + triage + the runbooks it recommends + the review")
     d.add_argument("--scenario", action="append", default=[], metavar="NAME")
@@ -105,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             from propflow_ops.sandbox.cli import sandbox_main
 
-            return sandbox_main(args.scenario, args.list)
+            return sandbox_main(args.scenario, args.list, args.log_dialect)
         if args.command == "demo":
             from propflow_ops.demo import demo_main
 

@@ -87,7 +87,7 @@ NOT_UNDERSTOOD = ("raw", "unknown")
 UNPARSED_SHARE = 0.5
 UPLOAD_PATTERN = r"upload"
 WEBSOCKET_PATTERN = r"websocket|\bws\b|\bws_"
-NOTIFICATION_PATTERN = r"twilio|whatsapp|\bsms\b|notification|\botp\b"
+NOTIFICATION_PATTERN = r"twilio|whatsapp|\bsms\b|notification"
 PROVIDER_PATTERNS = (("twilio", r"twilio|\bsms\b"), ("whatsapp", r"whatsapp|graph api|#1310"))
 _CLOSE_WORDS = r"disconnect|closed|close code|connection lost|abnormal"
 

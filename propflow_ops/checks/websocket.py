@@ -61,8 +61,12 @@ def check_reconnect_spike(logs: pd.DataFrame | BaseException, *, start: datetime
     peak_at = rolling.idxmax()
     median = float(counts.median())
     abnormal = 0
-    if "status" in churn:
-        abnormal = int((pd.to_numeric(churn["status"], errors="coerce").isin([1006, 1011])).sum())
+    if len(churn):  # the close code as status, else in the message ("closed abnormally (1006)")
+        close = pd.to_numeric(churn["status"], errors="coerce") if "status" in churn else pd.Series(
+            float("nan"), index=churn.index)
+        said = churn["message"].astype("object").fillna("").astype(str).str.extract(
+            r"\b(1006|1011)\b")[0].astype("float64") if "message" in churn else close
+        abnormal = int(close.fillna(said).isin([1006, 1011]).sum())
     data = {"disconnects": int((churn["event"] == "ws_disconnect").sum()),
             "reconnects": int((churn["event"] == "ws_reconnect").sum()),
             "connects": int((ws["event"] == "ws_connect").sum()), "abnormal_closes": abnormal,

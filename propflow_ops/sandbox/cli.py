@@ -19,7 +19,7 @@ def list_scenarios() -> None:
         print(f"{scenario.name:<{width}}  {scenario.description}")
 
 
-def sandbox_main(scenarios: list[str], list_only: bool = False) -> int:
+def sandbox_main(scenarios: list[str], list_only: bool = False, log_dialect: str | None = None) -> int:
     """Print ``export NAME=VALUE`` lines, then ``READY``; run until SIGINT/SIGTERM; stop cleanly."""
     if list_only:
         list_scenarios()
@@ -27,6 +27,13 @@ def sandbox_main(scenarios: list[str], list_only: bool = False) -> int:
     try:
         names = validate(scenarios)
     except UnknownScenarioError as exc:
+        print(f"propflow-ops sandbox: {exc}", file=sys.stderr)
+        return 2
+    from .logs import DEFAULT_DIALECT, UnknownDialectError, validate_dialect
+
+    try:
+        dialect = validate_dialect(log_dialect or DEFAULT_DIALECT)
+    except UnknownDialectError as exc:
         print(f"propflow-ops sandbox: {exc}", file=sys.stderr)
         return 2
 
@@ -38,7 +45,7 @@ def sandbox_main(scenarios: list[str], list_only: bool = False) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sandbox = Sandbox(names)
+    sandbox = Sandbox(names, log_dialect=dialect)
     try:
         sandbox.start()
         for name, value in sandbox.env.items():
@@ -58,5 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenario", action="append", default=[], metavar="NAME",
                         help="fault to inject (repeatable); see --list")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument("--log-dialect", default=None, metavar="NAME",
+                        help="dialect of the API's log lines: propflow (default), python-json, text")
     args = parser.parse_args(argv)
-    return sandbox_main(args.scenario, args.list)
+    return sandbox_main(args.scenario, args.list, args.log_dialect)

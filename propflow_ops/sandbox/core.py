@@ -21,7 +21,7 @@ import redis
 
 from . import canaries
 from .aws import BUCKET, CLUSTER, DB_INSTANCE, LOG_GROUP, SERVICE, AwsWorld
-from .logs import LogBuilder, baseline
+from .logs import DEFAULT_DIALECT, LogBuilder, baseline, validate_dialect
 from .postgres import PostgresWorld
 from .redisworld import RedisWorld
 from .standins import GRAPH_VERSION, StandinServers, StandinState
@@ -39,10 +39,12 @@ class Sandbox:
     (boto3, SQLAlchemy, redis-py, urllib) at this world.
     """
 
-    def __init__(self, scenarios: Iterable[str] = (), *, base_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, scenarios: Iterable[str] = (), *, base_dir: str | os.PathLike[str] | None = None,
+                 log_dialect: str = DEFAULT_DIALECT) -> None:
         from .scenarios import validate
 
         self.scenarios: tuple[str, ...] = validate(scenarios)
+        self.log_dialect = validate_dialect(log_dialect)  # how the API's log lines are written (logs.DIALECTS)
         self._parent_dir = Path(base_dir) if base_dir is not None else None
         self.dir = Path()
         self.aws = AwsWorld()
@@ -117,18 +119,21 @@ class Sandbox:
     def _seed_aws(self) -> None:
         self.now = dt.datetime.now(dt.UTC)
         self.aws.seed(self.now)
-        self.logs = LogBuilder(self.aws.state.streams, self.now)
+        self.logs = LogBuilder(self.aws.state.streams, self.now, dialect=self.log_dialect)
         baseline(self.logs)
 
     def _copy_backend(self) -> None:
         shutil.rmtree(self.backend_dir, ignore_errors=True)
         shutil.copytree(BACKEND_DIR, self.backend_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
-    def use(self, *names: str) -> None:
-        """Reset everything to healthy, then inject the named scenarios (``healthy`` = no fault)."""
+    def use(self, *names: str, log_dialect: str | None = None) -> None:
+        """Reset everything to healthy, then inject the named scenarios (``healthy`` = no fault);
+        ``log_dialect`` (when given) switches the dialect the API's logs are written in."""
         from .scenarios import validate
 
         scenarios = validate(names)
+        if log_dialect is not None:
+            self.log_dialect = validate_dialect(log_dialect)
         if not self._started:
             self.scenarios = scenarios
             self.start()
