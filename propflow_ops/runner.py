@@ -143,6 +143,10 @@ def build_parameters(rb: Runbook, req: RunRequest) -> dict[str, Any]:
             raise BadInput(f"use the --{ {'incident_id': 'incident', 'window_minutes': 'window'}.get(name, name)}"
                            f" option for {name}, not -p")
         value = coerce(name, raw, declared[name]["type"])
+        if name == "log_mapping" and value:  # a bad mapping is bad input: one line, exit 2, before any run
+            from propflow_ops.sources.logmapping import mapping_from_dict
+
+            mapping_from_dict(value)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise BadInput(f"parameter {name} must not be negative, got {raw}")
         params[name] = value

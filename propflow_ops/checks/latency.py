@@ -101,17 +101,18 @@ def per_minute_from_metric(metric: Mapping[str, pd.DataFrame | BaseException | N
 MetricStats = Mapping[str, pd.DataFrame | BaseException | None]
 
 
-def _metric_label(metric: Any, default: str) -> str:
-    label = getattr(metric, "label", None) if not isinstance(metric, Mapping) else None
-    if isinstance(metric, Mapping):
-        for frame in metric.values():
-            if isinstance(frame, pd.DataFrame) and frame.attrs.get("metric"):
-                return str(frame.attrs["metric"])
-    return label or default
+def _metric_label(metric: MetricStats, default: str) -> str:
+    for frame in metric.values():
+        if isinstance(frame, pd.DataFrame):
+            if frame.attrs.get("label"):
+                return str(frame.attrs["label"])
+            if frame.attrs.get("metric"):
+                return f"{frame.attrs.get('namespace', '')} {frame.attrs['metric']}".strip()
+    return default
 
 
-def latency_per_minute(metric: MetricStats | None, logs: pd.DataFrame | BaseException | None, *,
-                       alb: MetricStats | None = None) -> pd.DataFrame:
+def latency_per_minute(metric: MetricStats | BaseException | None, logs: pd.DataFrame | BaseException | None, *,
+                       alb: MetricStats | BaseException | None = None) -> pd.DataFrame:
     """Per-minute percentiles from the first source that has p95 data: the latency ``metric`` (the team's
     namespace/metric/dimensions), then the load balancer's ``alb`` TargetResponseTime (already in ms),
     then the request lines of the logs. ``df.attrs["source"]`` says which ("metric", "alb", "logs" or
@@ -119,6 +120,9 @@ def latency_per_minute(metric: MetricStats | None, logs: pd.DataFrame | BaseExce
     tried: dict[str, str] = {}
     for name, stats in (("metric", metric), ("alb", alb)):
         if stats is None:
+            continue
+        if isinstance(stats, BaseException):
+            tried[name] = f"unreadable ({type(stats).__name__})"
             continue
         frame = per_minute_from_metric(stats)
         errors = [v for v in stats.values() if isinstance(v, BaseException)]
@@ -140,6 +144,18 @@ def latency_per_minute(metric: MetricStats | None, logs: pd.DataFrame | BaseExce
     out.attrs["source"] = "none"
     out.attrs["sources_tried"] = tried
     return out
+
+
+def source_note(per_minute: pd.DataFrame) -> str:
+    """One line for the reader: where the percentiles came from, and what the other sources had."""
+    source = per_minute.attrs.get("source", "none")
+    tried = per_minute.attrs.get("sources_tried") or {}
+    others = "; ".join(f"{k}: {v}" for k, v in tried.items() if k != source)
+    where = {"metric": f"the metric {per_minute.attrs.get('metric') or ''}".rstrip(),
+             "alb": f"the load balancer's {per_minute.attrs.get('metric') or 'TargetResponseTime'}",
+             "logs": f"the request lines of the logs ({tried.get('logs', '')})",
+             "none": "nowhere: no source had latency data"}.get(source, source)
+    return f"Percentiles from {where}." + (f" Also tried: {others}." if others else "")
 
 
 def series(per_minute: pd.DataFrame) -> dict[str, pd.DataFrame]:

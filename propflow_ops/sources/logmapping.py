@@ -47,6 +47,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from propflow_ops.incident import BadInput
+
 #: The frame's columns that come from a field of the line (``timestamp`` and ``stream`` come from CloudWatch).
 CANONICAL = ("level", "event", "method", "path", "status", "latency_ms", "request_id", "message",
              "provider", "error_code", "error_type", "client_id")
@@ -102,8 +104,8 @@ _TEXT_GROUPS = {"ts", "level", "logger", "method", "path", "status", "latency_ms
                 "latency_us", "message", "request_id", "error_type", "error_code", "provider", "client_id", "event"}
 
 
-class LogMappingError(ValueError):
-    """A log mapping that cannot be used (the message names the key)."""
+class LogMappingError(BadInput):
+    """A log mapping that cannot be used (the message names the key): bad input, exit 2."""
 
 
 @dataclass(frozen=True)
