@@ -232,16 +232,21 @@ def _masked_example(text: str, width: int = 160) -> str:
 
 
 def unparsed(df: pd.DataFrame | BaseException | None, *, share: float = UNPARSED_SHARE, examples: int = 3,
-             code: str = "LOGS_UNPARSED") -> Finding:
+             code: str = "LOGS_UNPARSED", filtered: bool = False) -> Finding:
     """``LOGS_UNPARSED``: ``warn`` when more than ``share`` of the lines were not understood (with a few
     masked examples and how to map the dialect), or when the window holds no line at all; ``ok`` with
-    the counts otherwise; ``skipped`` when the logs could not be read (the log findings say why)."""
+    the counts otherwise; ``skipped`` when the logs could not be read (the log findings say why).
+    ``filtered``: the frame holds only the lines a filter pattern selected, so none is no silence."""
     title = "Log lines understood"
     if isinstance(df, BaseException) or df is None:
         reason = f"{type(df).__name__}" if df is not None else "no log frame"
         return Finding.skipped(code, title, f"the logs could not be read ({reason}); see the log findings")
     info = summary(df)
     n = info["lines"]
+    if n == 0 and filtered:
+        return Finding.ok(code, "No log line matched the runbook's filter",
+                          "the runbook fetched only the lines its filter pattern selects, and none was in the "
+                          "window: nothing to parse", logs=info)
     if n == 0:
         return Finding.warn(code, "No log lines in the window",
                             "the log group holds no line in the window: check log_group and the window "
