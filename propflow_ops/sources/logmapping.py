@@ -11,7 +11,8 @@ Understood without any setting (:data:`DEFAULT_FIELDS`):
 - JSON, flat or nested: ``level``/``levelname``/``severity``; ``status``/``status_code``/
   ``http.status_code``; ``latency_ms``/``duration_ms``/``response_time``/``elapsed`` (units from
   the name: ``*_ms`` and ``response_time``/``took`` are milliseconds, ``elapsed``/``duration``/
-  ``request_time``/``*_s``/``*_seconds`` seconds, ``*_us`` microseconds); ``path``/``url``/
+  ``request_time``/``*_s``/``*_seconds`` seconds, ``*_us`` microseconds; a string value may carry
+  its own unit: ``"0.084s"``, ``"84ms"``); ``path``/``url``/
   ``route``/``request.path``; ``method``/``http.method``; ``message``/``msg``/``event``;
   ``exc_info``/``exception``/``stack_trace`` (an exception: the line is an error).
 - JSON after a prefix: a timestamp (``2026-11-27T10:00:00.123Z {...}``) or a container
@@ -72,7 +73,7 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
                    "response_time", "responseTime", "took", "http.duration_ms", "request.duration_ms",
                    "duration", "elapsed", "request_time", "duration_s", "elapsed_s", "latency_s",
                    "duration_seconds", "elapsed_seconds", "response_time_s", "http.duration",
-                   "duration_us", "latency_us"),
+                   "duration_us", "latency_us", "latency", "httpRequest.latency"),
     "request_id": ("request_id", "requestId", "req_id", "request.id", "http.request_id", "correlation_id",
                    "trace_id"),
     "message": ("message", "msg", "@message", "log", "text", "@m"),
@@ -86,7 +87,7 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 UNIT_FACTORS = {"ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001, "ns": 1e-6}
-_SECONDS_NAMES = {"duration", "elapsed", "request_time", "latency", "http.duration"}
+_SECONDS_NAMES = {"duration", "elapsed", "request_time", "http.duration"}
 
 
 def unit_of(name: str) -> str:
@@ -97,7 +98,7 @@ def unit_of(name: str) -> str:
                          ("_seconds", "s"), ("_secs", "s"), ("_sec", "s"), ("_s", "s")):
         if leaf.endswith(suffix):
             return unit
-    return "s" if leaf in _SECONDS_NAMES or leaf.rsplit(".", 1)[-1] in _SECONDS_NAMES - {"latency"} else "ms"
+    return "s" if leaf in _SECONDS_NAMES or leaf.rsplit(".", 1)[-1] in _SECONDS_NAMES else "ms"
 
 
 _TEXT_GROUPS = {"ts", "level", "logger", "method", "path", "status", "latency_ms", "latency", "unit", "latency_s",
@@ -150,7 +151,7 @@ def mapping_from_dict(spec: Mapping[str, Any] | str | None) -> LogMapping:
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise LogMappingError(f"log_mapping: not valid JSON ({exc.msg} at char {exc.pos})") from None
     if not isinstance(spec, Mapping):
         raise LogMappingError(f"log_mapping: expected an object/table, got {type(spec).__name__}")
