@@ -86,6 +86,11 @@ def test_log_faults_found_in_other_dialects(scenario, dialect, dialect_world, sa
     for code in codes:
         assert run.status_of(code) == "fail", (scenario, dialect, code, run.findings().get(code))
     assert run.status_of("LOGS_UNPARSED") == "ok", run.findings().get("LOGS_UNPARSED")
+    from_logs = [f for f in run.evidence["findings"] if f["code"] in codes and f["data"].get("source") != "twilio"]
+    assert from_logs and {f["status"] for f in from_logs} == {"fail"}, from_logs  # the logs' own finding too
+    if scenario == "notify-send-errors":
+        per_provider = {r["provider"] for r in from_logs[0]["data"]["per_provider"]}
+        assert per_provider == {"twilio", "whatsapp"}, per_provider
     if scenario == "s3-write-denied":
         assert run.findings()["UPLOAD_ERRORS_IN_LOGS"]["data"]["by_type"] == {"AccessDenied": 60}
 
