@@ -76,7 +76,7 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
                    "duration_us", "latency_us", "latency", "httpRequest.latency"),
     "request_id": ("request_id", "requestId", "req_id", "request.id", "http.request_id", "correlation_id",
                    "trace_id"),
-    "message": ("message", "msg", "@message", "log", "text", "@m"),
+    "message": ("message", "msg", "@message", "log", "text", "@m", "event"),
     "provider": ("provider", "notification.provider", "vendor"),
     "error_code": ("error_code", "error.code", "err.code", "errorCode"),
     "error_type": ("error_type", "error.type", "exc_type", "exception.type", "error.kind", "err.type",

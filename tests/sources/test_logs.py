@@ -586,3 +586,11 @@ def test_bad_mappings_are_bad_input_naming_the_key(spec: Any, message: str) -> N
 
     with pytest.raises(BadInput, match=re.escape(message)):
         logs.mapping_from_dict(spec)
+
+
+def test_structlog_event_is_the_message_and_uvicorn_access_inside_json() -> None:
+    df = _parse([{"event": "request finished", "level": "info", "method": "GET", "path": "/x", "status_code": 200},
+                 {"message": '10.0.0.1:5000 - "GET /y HTTP/1.1" 404', "levelname": "INFO", "name": "uvicorn.access"}])
+    assert df["message"][0] == "request finished" and df["event"][0] == "request finished"
+    assert (df["method"][1], df["path"][1], df["status"][1]) == ("GET", "/y", 404)
+    assert df["format"][1] == "json:request-in-message"
