@@ -594,3 +594,23 @@ def test_structlog_event_is_the_message_and_uvicorn_access_inside_json() -> None
     assert df["message"][0] == "request finished" and df["event"][0] == "request finished"
     assert (df["method"][1], df["path"][1], df["status"][1]) == ("GET", "/y", 404)
     assert df["format"][1] == "json:request-in-message"
+
+
+def test_team_file_logs_section_is_validated_and_becomes_the_log_mapping(tmp_path: Path) -> None:
+    from propflow_ops import config
+    from propflow_ops.runbooks import RUNBOOKS
+    from propflow_ops.runner import notebook_parameters
+
+    good = tmp_path / "good.toml"
+    good.write_text('[logs]\nname = "acme"\nunits = {"timing.total" = "s"}\n'
+                    '[logs.fields]\nstatus = ["resp.code"]\nlatency_ms = "timing.total"\n')
+    cfg = config.load(str(good), env={})
+    declared = notebook_parameters(RUNBOOKS["photo-upload"].path)
+    pairs = dict(config.parameter_defaults(cfg, declared, set()))
+    mapping = logs.mapping_from_dict(pairs["log_mapping"])
+    assert mapping.name == "acme" and mapping.fields["status"][0] == "resp.code" and mapping.factor("timing.total") == 1000
+    assert "log_mapping" not in dict(config.parameter_defaults(cfg, declared, {"log_mapping"}))  # -p wins
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[logs.fields]\nstatuz = "x"\n')
+    with pytest.raises(config.ConfigError, match=re.escape("logs.fields.statuz: not a column")):
+        config.load(str(bad), env={})
