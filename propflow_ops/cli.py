@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sandbox", help="start the simulated PropFlow world in the foreground")
     s.add_argument("--scenario", action="append", default=[], metavar="NAME")
     s.add_argument("--list", action="store_true", help="list the scenarios")
+    s.add_argument("--log-dialect", default=None, metavar="NAME",
+                   help="dialect of the API's log lines: propflow (default), python-json, text")
     s.add_argument("--workers", type=int, default=0, metavar="N",
                    help="also start N fleet workers on the sandbox's queue and S3 evidence store")
     s.add_argument("--alarm", action="append", default=[], metavar="NAME",
@@ -227,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from propflow_ops.sandbox.cli import sandbox_main
 
             return sandbox_main(args.scenario, args.list, database_url=args.sandbox_database_url,
-                                redis_url=args.sandbox_redis_url, workers=args.workers, alarms=args.alarm)
+                                redis_url=args.sandbox_redis_url, log_dialect=args.log_dialect,
+                                workers=args.workers, alarms=args.alarm)
         if args.command == "demo":
             from propflow_ops.demo import demo_main
 
