@@ -158,6 +158,8 @@ def test_target_summary_names_the_target_without_secrets() -> None:
 ])
 def test_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
                            monkeypatch: pytest.MonkeyPatch) -> None:
+    if "--sandbox" in argv:  # the scenarios are read after the check that JupyterLab is installed
+        pytest.importorskip("jupyterlab", reason="the lab extra is not installed")
     monkeypatch.setattr(lab, "make_sandbox", lambda names: pytest.fail("no sandbox on bad input"))
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -168,6 +170,7 @@ def test_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.Capture
 
 @pytest.fixture
 def fake_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    pytest.importorskip("jupyterlab", reason="the lab extra is not installed (lab_main refuses to start)")
     script = tmp_path / "fake_jupyter.py"
     script.write_text(FAKE_JUPYTER)
     env_file = tmp_path / "jupyter-env.json"
