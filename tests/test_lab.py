@@ -246,7 +246,7 @@ def test_sandbox_that_fails_to_start_is_one_line_and_exit_1(
 def _get(url: str, token: str | None = None) -> tuple[int, str]:
     req = urllib.request.Request(url, headers={"Authorization": f"token {token}"} if token else {})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(req, timeout=10) as resp:  # loopback
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, ""

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nbtools import write_notebook  # noqa: E402
+from nbtools import write_notebook
 
-from propflow_ops.kernels import KernelPool  # noqa: E402
-from propflow_ops.runner import RunRequest, run, verify_sums  # noqa: E402
+from propflow_ops.kernels import KernelPool
+from propflow_ops.runner import RunRequest, run, verify_sums
 
 pytestmark = pytest.mark.xdist_group("kernels")
 
