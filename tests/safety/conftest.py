@@ -6,8 +6,9 @@ How the runs are made: in the healthy world (and the two runs started together) 
 processes, as an engineer would, so that every runbook goes through the real command once per world
 set; in the fault worlds w1-w3 and against the dead targets through the command's own code in this
 process with the notebook on a warm kernel (``harness.run_in_process``), which is what costs a run's
-kernel start and imports once per kernel instead of once per run. Either way every AWS call goes
-through the recording (or throttling) proxy: it is the kernel's AWS_ENDPOINT_URL.
+kernel start and imports once per kernel instead of once per run (PROPFLOW_TEST_IN_PROCESS=0: processes
+for every run). Either way every AWS call goes through the recording (or throttling) proxy: it is the
+kernel's AWS_ENDPOINT_URL.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import new_pool
+from runs import in_process, new_pool
 
 from propflow_ops.sandbox import canaries as C
 
@@ -69,7 +70,7 @@ def _run_with_proxy(world: str, slug: str, env: dict[str, str], upstream: str, o
     try:
         extra = ("--budget", f"{budget:g}") if budget else ()
         proxied = {**env, "AWS_ENDPOINT_URL": proxy.url}
-        if process:
+        if process or not in_process():
             record = run_cli(world, slug, proxied, *args, *extra, output_dir=output, timeout=timeout)
         else:
             record = run_in_process(world, slug, proxied, *args, *extra, output_dir=output, timeout=timeout,
@@ -180,7 +181,7 @@ def dead_worlds(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     upstream = sandbox.aws.endpoint
     worlds, servers = _dead_worlds(base)
     slugs = present_slugs(include_post_incident=False)
-    kernels = new_pool(DEAD_JOBS)  # the runs mostly wait on timeouts: as many warm kernels as jobs
+    kernels = new_pool(DEAD_JOBS) if in_process() else None  # the runs mostly wait on timeouts
     try:
         with ThreadPoolExecutor(DEAD_JOBS) as pool:
             jobs: dict[tuple[str, str], Any] = {}
@@ -204,7 +205,8 @@ def dead_worlds(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         _write_timings(root, [r for w in worlds.values() for r in [*w.runs.values(), w.applied] if r is not None])
         yield worlds
     finally:
-        kernels.close()
+        if kernels is not None:
+            kernels.close()
         for s in servers:
             s.close()
 
