@@ -22,32 +22,33 @@ if [ "${SETUP_FORCE:-0}" != 1 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WA
   exit 0
 fi
 
-LOG=$(mktemp "${TMPDIR:-/tmp}/propflow-setup.XXXXXX.log")
-pip_phase() {  # pip_phase "what" ARGS...: pip ARGS in the background, a heartbeat while it runs
-  local what=$1; shift
-  say "$what (pip's output: $LOG)"
-  .venv/bin/python -m pip "$@" --disable-pip-version-check --progress-bar off >>"$LOG" 2>&1 &
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/propflow-setup.XXXXXX")
+pip_phase() {  # pip_phase NAME "what" ARGS...: pip ARGS in the background, a heartbeat while it runs
+  local log="$LOGS/$1.log" what=$2; shift 2
+  say "$what (pip's output: $log)"
+  .venv/bin/python -m pip "$@" --disable-pip-version-check --progress-bar off >"$log" 2>&1 &
   local pid=$! last=$SECONDS
   while kill -0 "$pid" 2>/dev/null; do
     sleep 1
     if (( SECONDS - last >= 20 )); then
       last=$SECONDS
       local n now
-      n=$(grep -c -E '^(Collecting|Requirement already satisfied)' "$LOG" || true)
-      now=$(grep -E '^(Collecting|Building|Installing|Downloading|Processing)' "$LOG" | tail -1 | cut -c1-90 || true)
-      say "  still at it: $n requirements seen; ${now:-resolving}"
+      n=$(grep -c -E '^(Collecting|Requirement already satisfied)' "$log" || true)
+      now=$(grep -oE '^(Collecting [^ ]+|Processing [^ ]+|Building wheels?[^,]*|Installing collected packages)' "$log" \
+            | tail -1 | sed -E 's#^Processing .*/#Processing #' || true)
+      say "  pip is working: $n requirements so far; ${now:-resolving}"
     fi
   done
   if ! wait "$pid"; then
     echo "setup: pip failed; the end of its output (warnings about ignored locations left out):" >&2
-    grep -v -E 'Location .* is ignored' "$LOG" | tail -40 >&2
+    grep -v -E 'Location .* is ignored' "$log" | tail -40 >&2
     exit 1
   fi
 }
-pip_phase "upgrading pip" install --upgrade pip
-pip_phase "installing propflow-ops with the sandbox, dev, lab and browser extras" install -e '.[dev,lab,browser]'
+pip_phase upgrade "upgrading pip" install --upgrade pip
+pip_phase install "installing propflow-ops with the sandbox, dev, lab and browser extras" install -e '.[dev,lab,browser]'
 say "checking that everything imports"
 .venv/bin/python -c "$CHECK" >/dev/null
 echo "$WANT" > "$STAMP"
-rm -f "$LOG"
+rm -rf "$LOGS"
 say "done"
