@@ -48,7 +48,10 @@ pip_phase() {  # pip_phase NAME "what" ARGS...: pip ARGS in the background, a he
 pip_phase upgrade "upgrading pip" install --upgrade pip
 pip_phase install "installing propflow-ops with the sandbox, dev, lab and browser extras" install -e '.[dev,lab,browser]'
 say "checking that everything imports"
-.venv/bin/python -c "$CHECK" >/dev/null
+if ! out=$(.venv/bin/python -c "$CHECK" 2>&1); then
+  echo "$out" >&2
+  exit 1
+fi
 echo "$WANT" > "$STAMP"
 rm -rf "$LOGS"
 say "done"
