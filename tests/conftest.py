@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,6 +112,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(getattr(pytest.mark, lane))
         if lane in SLOW_LANES:
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the warm kernels of tests/runs.py here, not only at exit (an xdist worker may leave without
+    running atexit hooks)."""
+    runs = sys.modules.get("runs")
+    if runs is not None:
+        runs.close_pool()
 
 
 @pytest.fixture(scope="session")
