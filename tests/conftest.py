@@ -3,8 +3,9 @@
 Lanes (markers, given here by folder, so a new test file gets its lane from where it lives):
 
 - ``pure``: ``tests/checks``: judging data, no I/O.
-- ``unit``: ``tests/foundation``, ``tests/sources``, ``tests/steps`` and the files directly in ``tests/``:
-  loopback servers, in-process moto, temporary files; no kernel, no sandbox.
+- ``unit``: ``tests/foundation``, ``tests/sources``, ``tests/steps``, any other folder (``tests/incident``)
+  and the files directly in ``tests/``: loopback servers, in-process moto, temporary files; no kernel,
+  no sandbox.
 - ``kernel``: starts Jupyter kernels or a ``propflow-ops`` process (``KERNEL_FILES``, and any test of a
   fast folder whose function, or whose module outside its test functions, names the command's module in
   a string, a kernel pool, papermill's execute_notebook or nbval: ``KERNEL_SIGNS``).
@@ -13,8 +14,10 @@ Lanes (markers, given here by folder, so a new test file gets its lane from wher
 - ``browser``: ``tests/browser``.
 
 ``kernel``, ``scenario`` and ``browser`` tests are also ``slow``. ``scripts/test.sh --fast`` runs
-``-m "(pure or unit) and not slow"``; in that lane the sandbox refuses to start (PROPFLOW_TEST_LANE=fast), so a test
-that needs it and sits in a fast folder fails loudly instead of slowing the lane down.
+``-m "(pure or unit) and not slow"``; in that lane the sandbox refuses to start (PROPFLOW_TEST_LANE=fast),
+so a test that needs it and sits in a fast folder fails loudly instead of slowing the lane down.
+
+Fixtures:
 
 - ``sandbox``: the session's started ``Sandbox`` (healthy until someone switches it).
 - ``sandbox_env``: its exported environment as a dict, to pass to subprocesses
