@@ -206,9 +206,9 @@ def _hook_runner() -> None:
 
 
 def new_pool(workers: int) -> Any:
-    """A pool of warm kernels of its own (the caller closes it), for :func:`cli_in_process` ``pool=``:
-    kernels started with this process's environment from before the tests, each writing its own output
-    to a file that :func:`cli_in_process` reads into the call's stderr."""
+    """A pool of warm kernels of its own for :func:`cli_in_process` ``pool=`` (the caller ends it with
+    :func:`end_pool`): kernels started with this process's environment from before the tests, each
+    writing its own output to a file that :func:`cli_in_process` reads into the call's stderr."""
     from propflow_ops.kernels import KernelPool
 
     with _lock:
@@ -229,8 +229,17 @@ def kernel_pool() -> Any:
     return _pool
 
 
+def end_pool(pool: Any) -> None:
+    """Stop a pool from :func:`new_pool` and remove its kernels' output files."""
+    import shutil
+
+    pool.close()
+    if pool.output is not None:
+        shutil.rmtree(pool.output, ignore_errors=True)
+
+
 def close_pool() -> None:
-    """Stop the pool's kernels and give ``propflow_ops.runner.run`` back (idempotent)."""
+    """Stop the session pool's kernels and give ``propflow_ops.runner.run`` back (idempotent)."""
     global _pool, _real_run
     with _lock:
         pool, _pool = _pool, None
@@ -240,7 +249,7 @@ def close_pool() -> None:
             runner.run = _real_run
             _real_run = None
     if pool is not None:
-        pool.close()
+        end_pool(pool)
 
 
 atexit.register(close_pool)

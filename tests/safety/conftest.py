@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import in_process, new_pool
+from runs import end_pool, in_process, new_pool
 
 from propflow_ops.sandbox import canaries as C
 
@@ -206,7 +206,7 @@ def dead_worlds(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield worlds
     finally:
         if kernels is not None:
-            kernels.close()
+            end_pool(kernels)
         for s in servers:
             s.close()
 
