@@ -315,6 +315,25 @@ def _redact_ws(url: str) -> str:
     return f"{head}{sep}***" if sep else url
 
 
+def _ws_connect(url: str, timeout_s: float) -> Any:
+    """The sync WebSocket client, with redirects NOT followed (websockets follows up to 10 by default)."""
+    from websockets.sync import client as ws_client
+
+    kwargs: dict[str, Any] = {"open_timeout": timeout_s, "close_timeout": min(timeout_s, 2), "proxy": None}
+    base = getattr(ws_client, "reconnect", None)
+    if base is None or not hasattr(base, "process_redirect"):  # an older websockets: it does not follow them
+        return ws_client.connect(url, **kwargs)
+
+    class NoRedirect(base):  # type: ignore[misc,valid-type]
+        def process_redirect(self, exc: Exception) -> Exception | str:
+            return exc  # a 3xx is the answer
+
+    connection = NoRedirect(url, **kwargs).connect()
+    with contextlib.suppress(AttributeError):
+        connection.pending_legacy_warning = False
+    return connection
+
+
 def ws_handshake(url: str, *, timeout_s: float = 5) -> dict[str, Any]:
     """Open a WebSocket, wait up to ``timeout_s`` for a first message, close.
 
@@ -324,7 +343,6 @@ def ws_handshake(url: str, *, timeout_s: float = 5) -> dict[str, Any]:
     is not an error (``first_message`` None). Never raises.
     """
     from websockets.exceptions import InvalidStatus
-    from websockets.sync.client import connect
 
     result: dict[str, Any] = {
         "url": _redact_ws(url),
@@ -338,9 +356,9 @@ def ws_handshake(url: str, *, timeout_s: float = 5) -> dict[str, Any]:
     key = target_key(url)
     try:
         reach.check(key)
-        # open_timeout bounds the whole opening handshake (connect, upgrade request, 101); the sync client
-        # never follows a redirect (a 3xx is InvalidStatus below); no proxy: the token stays on this origin.
-        with connect(url, open_timeout=timeout_s, close_timeout=min(timeout_s, 2), proxy=None) as ws:
+        # open_timeout bounds the whole opening handshake (connect, upgrade request, 101); a redirect is never
+        # followed (a 3xx is InvalidStatus below): the token in the path stays on this origin.
+        with _ws_connect(url, timeout_s) as ws:
             result["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
             result["ok"] = True
             response = getattr(ws, "response", None)
@@ -372,6 +390,9 @@ def ws_handshake(url: str, *, timeout_s: float = 5) -> dict[str, Any]:
         result["error"] = _error_text(exc)
         if reach.timed_out(exc):
             reach.trip(key, result["error"])
+    token = url.rpartition("/ws/")[2]
+    if token and result["error"]:
+        result["error"] = result["error"].replace(token, "***")
     return result
 
 
