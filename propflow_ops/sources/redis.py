@@ -109,7 +109,7 @@ def target_key(url: str) -> str:
 
 def make_client(url: str, *, timeout_s: float = 3) -> ReadOnlyRedis:
     """A read-only client for ``url`` with socket and connect timeouts (no connection made yet)."""
-    client = ReadOnlyRedis.from_url(
+    client: ReadOnlyRedis = ReadOnlyRedis.from_url(  # type: ignore[assignment]  # from_url builds cls
         url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
@@ -117,8 +117,7 @@ def make_client(url: str, *, timeout_s: float = 3) -> ReadOnlyRedis:
         retry=None,
         health_check_interval=0,
         decode_responses=True,
-        lib_name=None,  # no CLIENT SETINFO on connect: nothing is set on the server
-        lib_version=None,
+        driver_info=None,  # no CLIENT SETINFO on connect: nothing is set on the server
     )
     client.breaker_key = target_key(url)
     return client
