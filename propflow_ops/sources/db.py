@@ -176,6 +176,8 @@ def _fail_fast_when_tripped(engine: Engine, key: str) -> None:
 def _cut(dbapi_conn: Any) -> None:
     """Shut the socket of a psycopg connection down: a read blocked on a silent server returns at once."""
     with contextlib.suppress(Exception):
+        if dbapi_conn.closed:  # its socket number may belong to someone else by now
+            return
         fd = dbapi_conn.pgconn.socket
         s = socket.socket(fileno=os.dup(fd))
         try:

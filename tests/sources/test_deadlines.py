@@ -81,3 +81,68 @@ def test_a_redis_that_never_answers_costs_one_timeout(silent: SilentServer) -> N
     with pytest.raises(reach.TargetDown):
         rsrc.make_client(f"redis://127.0.0.1:{silent.port}/0", timeout_s=1).info()
     assert time.monotonic() - t0 < 1
+
+
+class FreezingProxy:
+    """A TCP proxy to the machine's PostgreSQL that can stop passing the server's answers on (``freeze``):
+    a database that accepted the session and then went silent mid-query."""
+
+    def __init__(self, port: int = 5432) -> None:
+        import socket
+        import threading
+
+        self.frozen = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.upstream = port
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            self._conns += [client, server]
+            threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
+
+    def _pipe(self, src, dst, answers: bool) -> None:  # type: ignore[no-untyped-def]
+        try:
+            while data := src.recv(65536):
+                if answers and self.frozen.is_set():
+                    continue  # swallowed: the client waits for an answer that never comes
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self._conns:
+            c.close()
+
+
+def test_a_database_that_goes_silent_mid_query_is_cut_at_the_wall_clock() -> None:
+    if not db.ping(db.make_engine("postgresql://postgres@127.0.0.1:5432/postgres"))["ok"]:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    proxy = FreezingProxy()
+    try:
+        engine = db.make_engine(f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres", statement_timeout_ms=500)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+            proxy.frozen.set()
+            t0 = time.monotonic()
+            with pytest.raises(Exception):  # noqa: B017 - the socket is cut: psycopg's error, whatever its words
+                conn.exec_driver_sql("SELECT 2").scalar()
+            took = time.monotonic() - t0
+        assert took < 20, f"a silent server held the query {took:.1f} s (deadline 0.5 s + {db.EXECUTION_GRACE_S:g} s)"
+        assert reach.tripped(db.target_key(engine.url)), "the silent database did not trip its breaker"
+    finally:
+        proxy.close()
