@@ -61,32 +61,34 @@ def _large_objects(sandbox: Any) -> int:
 
 @pytest.fixture(scope="module")
 def attacks(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], Attack]]:
-    """Each attack through each runbook that takes photo_keys_query, one at a time, world compared around it."""
+    """Each attack through each runbook that takes photo_keys_query, one at a time, each in a fresh healthy
+    world (so one attack's damage cannot hide the next one's), the world compared around it."""
     root: Path = tmp_path_factory.mktemp("safety-sql")
-    sandbox.use()
-    with sandbox.pg.connect(application_name="propflow-safety-snapshot", autocommit=True) as conn:
-        conn.execute("SELECT lo_create(0)")  # something for lo_unlink to destroy
-    victim = sandbox.pg.connect(application_name=VICTIM, autocommit=True)
     out: dict[tuple[str, str], Attack] = {}
     try:
         for slug, name in CASES:
             if slug == "none":
                 continue
-            sql = ATTACKS[name]
-            before, los = world_state(sandbox), _large_objects(sandbox)
-            run = run_cli(f"sql-{name}", slug, dict(sandbox.env), "-p", "photo_keys_query", sql,
-                          "--incident", f"SAFETY-SQL-{name}", output_dir=root / slug, timeout=300)
-            a = Attack(name, slug, run, diff(before, world_state(sandbox)))
+            sandbox.use()
+            with sandbox.pg.connect(application_name="propflow-safety-snapshot", autocommit=True) as conn:
+                conn.execute("SELECT lo_create(0)")  # something for lo_unlink to destroy
+            victim = sandbox.pg.connect(application_name=VICTIM, autocommit=True)
             try:
-                a.victim_alive = victim.execute("SELECT 1").fetchone() == (1,)
-            except Exception:  # noqa: BLE001 - the attack killed it
-                a.victim_alive = False
-                victim = sandbox.pg.connect(application_name=VICTIM, autocommit=True)
-            a.large_objects = (los, _large_objects(sandbox))
-            out[(slug, name)] = a
+                before, los = world_state(sandbox), _large_objects(sandbox)
+                run = run_cli(f"sql-{name}", slug, dict(sandbox.env), "-p", "photo_keys_query", ATTACKS[name],
+                              "--incident", f"SAFETY-SQL-{name}", output_dir=root / slug, timeout=300)
+                a = Attack(name, slug, run, diff(before, world_state(sandbox)))
+                try:
+                    a.victim_alive = victim.execute("SELECT 1").fetchone() == (1,)
+                except Exception:  # noqa: BLE001 - the attack killed it
+                    a.victim_alive = False
+                a.large_objects = (los, _large_objects(sandbox))
+                out[(slug, name)] = a
+            finally:
+                victim.close()
         yield out
     finally:
-        victim.close()
+        sandbox.use()
 
 
 @pytest.mark.parametrize(("slug", "name"), CASES)
