@@ -19,6 +19,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """``--sandbox-database-url``/``--sandbox-redis-url``: servers *for the sandbox*, never a target."""
+    parser.add_argument("--sandbox-database-url", metavar="URL", default=None,
+                        help="PostgreSQL server for the sandbox instead of the embedded one: it creates and "
+                             "drops its own database there (env PROPFLOW_SANDBOX_DATABASE_URL)")
+    parser.add_argument("--sandbox-redis-url", metavar="URL", default=None,
+                        help="Redis server for the sandbox instead of the embedded one: an empty db number "
+                             "that it claims (env PROPFLOW_SANDBOX_REDIS_URL)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="propflow-ops", description="PropFlow's incident runbooks as executable notebooks.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -37,26 +47,84 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-html", action="store_true")
     r.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                    help="time budget for the whole run (default 300)")
+    _config_options(r)
 
     s = sub.add_parser("sandbox", help="start the simulated PropFlow world in the foreground")
     s.add_argument("--scenario", action="append", default=[], metavar="NAME")
     s.add_argument("--list", action="store_true", help="list the scenarios")
+    s.add_argument("--log-dialect", default=None, metavar="NAME",
+                   help="dialect of the API's log lines: propflow (default), python-json, text")
+    add_server_options(s)
 
     d = sub.add_parser("demo", help="sandbox + triage + the runbooks it recommends + the review")
     d.add_argument("--scenario", action="append", default=[], metavar="NAME")
     d.add_argument("--output-dir", metavar="DIR")
+    add_server_options(d)
 
     v = sub.add_parser("review", help="post-incident review over all runs of an incident")
     v.add_argument("incident_id")
     v.add_argument("--output-dir", metavar="DIR")
     v.add_argument("--no-html", action="store_true")
+    _config_options(v)
+
+    inc = sub.add_parser("incident", help="the incident record: open, show, ack, resolve, note")
+    isub = inc.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    o = isub.add_parser("open", help="open an incident (a run with --incident opens it too)")
+    o.add_argument("incident_id")
+    o.add_argument("--severity", metavar="P0..P3", default="P1")
+    o.add_argument("--started-at", metavar="ISO8601", help="when it began (default now)")
+    o.add_argument("--title", default="", metavar="TEXT")
+    sh = isub.add_parser("show", help="the record: clock, acks, notes, escalations, operators")
+    sh.add_argument("incident_id")
+    sh.add_argument("--json", action="store_true", help="print the state as JSON")
+    for action, text in (("ack", "acknowledge: the response time is measured to this"),
+                         ("resolve", "resolve: the RTO is measured to this; escalation stops")):
+        a = isub.add_parser(action, help=text)
+        a.add_argument("incident_id")
+        a.add_argument("--at", metavar="ISO8601", help="when it happened (default now)")
+        a.add_argument("--note", default="", metavar="TEXT")
+    n = isub.add_parser("note", help="add a free-text note to the timeline")
+    n.add_argument("incident_id")
+    n.add_argument("text")
+    n.add_argument("--at", metavar="ISO8601", help="when it happened (default now)")
+    for parser in isub.choices.values():
+        parser.add_argument("--output-dir", metavar="DIR")
+        _config_options(parser)
+
+    e = sub.add_parser("escalate", help="send the escalation steps that are due, once each")
+    e.add_argument("incident_id")
+    e.add_argument("--now", metavar="ISO8601", help="the clock to judge 'due' by (default now)")
+    e.add_argument("--output-dir", metavar="DIR")
+    _config_options(e)
 
     lab = sub.add_parser("lab", help="open the runbooks in JupyterLab")
     lab.add_argument("slug", nargs="?")
     lab.add_argument("--sandbox", action="store_true", help="start the sandbox first and point at it")
     lab.add_argument("--scenario", action="append", default=[], metavar="NAME")
     lab.add_argument("--port", type=int, default=8888)
+    add_server_options(lab)
     return p
+
+
+def _config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="team configuration (default $PROPFLOW_CONFIG, else "
+                                                   "./propflow-ops.toml if present)")
+    p.add_argument("--env", metavar="NAME", dest="config_env", help="environment of the configuration file")
+
+
+def config_env(args: argparse.Namespace) -> dict[str, str]:
+    """--config / --env as the environment variables the runner and the kernel read (options win)."""
+    from propflow_ops import config as config_mod
+
+    out: dict[str, str] = {}
+    if getattr(args, "config", None):
+        path = config_mod.config_path(args.config)
+        out[config_mod.CONFIG_ENV] = str(path)
+    if getattr(args, "config_env", None):
+        out[config_mod.ENV_NAME_ENV] = args.config_env
+    if out:  # validate now: a bad file or environment is one line and exit 2 before anything runs
+        config_mod.load(None, None, {**os.environ, **out})
+    return out
 
 
 def cmd_list() -> int:
@@ -67,6 +135,7 @@ def cmd_list() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from propflow_ops.inputs import resolve_output_dir
     from propflow_ops.runner import DEFAULT_BUDGET_S, RunRequest, run
 
     req = RunRequest(
@@ -77,10 +146,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         window=args.window,
         apply=[a for item in args.apply for a in item.split(",") if a.strip()],
         params=[(n, v) for n, v in args.params],
-        output_dir=args.output_dir,
+        output_dir=str(resolve_output_dir(args.output_dir)) if args.output_dir else None,
         html=not args.no_html,
         budget_s=args.budget if args.budget is not None else DEFAULT_BUDGET_S,
         announce=True,
+        env=config_env(args),
     )
     result = run(req)
     counts: dict[str, int] = {}
@@ -91,8 +161,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     for f in result.evidence.get("findings", []):
         if f["status"] in ("fail", "error"):
             print(f"  {f['status'].upper():5} {f['code']}: {f['title']}")
+    for p in (result.evidence.get("incident") or {}).get("escalation_pending") or []:
+        print(f"  ESCALATION DUE, NOT SENT: {p['action']} (due {p['due_at']}): "
+              f"propflow-ops escalate {result.evidence['incident'].get('id')}")
     print(result.path)
     return result.exit_code
+
+
+def _one_line(exc: BaseException) -> str:
+    from propflow_ops.redact import redact_text
+
+    return " ".join(redact_text(str(exc)).split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,30 +184,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             from propflow_ops.sandbox.cli import sandbox_main
 
-            return sandbox_main(args.scenario, args.list)
+            return sandbox_main(args.scenario, args.list, database_url=args.sandbox_database_url,
+                                redis_url=args.sandbox_redis_url, log_dialect=args.log_dialect)
         if args.command == "demo":
             from propflow_ops.demo import demo_main
 
-            return demo_main(args.scenario, args.output_dir)
+            return demo_main(args.scenario, args.output_dir, database_url=args.sandbox_database_url,
+                             redis_url=args.sandbox_redis_url)
         if args.command == "review":
+            from propflow_ops.inputs import check_incident_id, resolve_output_dir
             from propflow_ops.review import review_main
 
-            return review_main(args.incident_id, args.output_dir, html=not args.no_html)
+            check_incident_id(args.incident_id)
+            if args.output_dir:
+                args.output_dir = str(resolve_output_dir(args.output_dir))
+
+            return review_main(args.incident_id, args.output_dir, html=not args.no_html, env=config_env(args))
+        if args.command == "incident":
+            from propflow_ops.incident_cli import incident_main
+
+            return incident_main(args, config_env(args))
+        if args.command == "escalate":
+            from propflow_ops.incident_cli import escalate_main
+
+            return escalate_main(args, config_env(args))
         if args.command == "lab":
             from propflow_ops.lab import lab_main
 
-            return lab_main(args.slug, sandbox=args.sandbox, scenarios=args.scenario, port=args.port)
+            return lab_main(args.slug, sandbox=args.sandbox, scenarios=args.scenario, port=args.port,
+                            database_url=args.sandbox_database_url, redis_url=args.sandbox_redis_url)
     except BadInput as exc:
-        print(f"propflow-ops: error: {exc}", file=sys.stderr)
+        print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from propflow_ops.runner import Terminated
+
+        if isinstance(exc, Terminated):
+            print(f"propflow-ops: terminated ({exc.args[0]})", file=sys.stderr)
+            return 128 + exc.signum
         print("propflow-ops: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from propflow_ops.runner import PublishError
+
+        if isinstance(exc, PublishError):  # disk full, read-only: an answer, not a crash
+            print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
+            return 3
+        import traceback
+
+        from propflow_ops.redact import redact_text
+
+        # a bug: its traceback, masked (an exception's text may hold a URL with its password)
+        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
     return 2
 
 
-# Commands that own no server (the sandbox's may rely on atexit hooks to stop theirs).
-_QUICK_EXIT = ("list", "run", "review")
+# Commands that own no server, and those that stop theirs explicitly before main() returns (sandbox, demo,
+# lab): a worker thread still waiting on a killed kernel must not hold up the interpreter's teardown.
+_QUICK_EXIT = ("list", "run", "review", "incident", "escalate", "sandbox", "demo", "lab")
 
 
 def entry() -> int:

@@ -50,6 +50,104 @@ ESCALATION: tuple[EscalationStep, ...] = (
     EscalationStep(timedelta(hours=2), "Consider external communication", ("P0", "P1")),
 )
 OVERDUE_ESCALATION = "Notify engineering lead (response overdue)"
+#: Who each step of the document's matrix tells ([contacts] keys of the team configuration).
+_DEFAULT_CONTACTS = {"Notify on-call engineer": ("primary-on-call",), "Notify engineering lead": ("engineering-lead",),
+                     "Notify CTO": ("cto",), OVERDUE_ESCALATION: ("engineering-lead",)}
+
+
+@dataclass(frozen=True)
+class PolicyStep:
+    """One step of an escalation policy: after how long, what, whom, through which channels (empty: all)."""
+
+    after: timedelta
+    action: str
+    contacts: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+
+    @property
+    def after_min(self) -> int | float:
+        minutes = self.after.total_seconds() / 60
+        return int(minutes) if minutes == int(minutes) else round(minutes, 2)
+
+    @property
+    def key(self) -> str:
+        """Identifies the step in the incident record (a step is sent once per channel)."""
+        return f"{self.after_min}m:{self.action}"
+
+
+@dataclass(frozen=True)
+class EscalationPolicy:
+    steps: dict[str, tuple[PolicyStep, ...]]
+    source: str = "default"
+
+    def for_severity(self, severity: str) -> tuple[PolicyStep, ...]:
+        return self.steps.get(severity, ())
+
+    def describe(self) -> str:
+        """One line per the whole policy, for reports."""
+        parts = []
+        for sev in SEVERITIES:
+            steps = self.for_severity(sev)
+            text = ", ".join(f"{s.action} at {_duration(s.after)}" for s in steps) or "no escalation"
+            parts.append(f"{sev}: {text}")
+        return f"Escalation policy ({self.source}): " + "; ".join(parts) + "."
+
+
+def _duration(td: timedelta) -> str:
+    minutes = td.total_seconds() / 60
+    if minutes >= 60 and minutes % 60 == 0:
+        return f"{int(minutes // 60)} h"
+    return f"{minutes:g} min"
+
+
+def _default_policy() -> EscalationPolicy:
+    steps: dict[str, tuple[PolicyStep, ...]] = {}
+    for sev in SEVERITIES:
+        chosen = [PolicyStep(s.after, s.action, _DEFAULT_CONTACTS.get(s.action, ())) for s in ESCALATION
+                  if sev in s.severities]
+        if not chosen:
+            chosen = [PolicyStep(SEVERITIES[sev].response, OVERDUE_ESCALATION, _DEFAULT_CONTACTS[OVERDUE_ESCALATION])]
+        steps[sev] = tuple(chosen)
+    return EscalationPolicy(steps, "default: the runbook document's matrix")
+
+
+#: The document's Escalation Matrix states only P0's first step: the whole matrix applies to P0, the steps from
+#: 30 min on to P1, and P2/P3 notify the engineering lead once their response target is overdue.
+DEFAULT_POLICY = _default_policy()
+_policy_cache: dict[tuple[str, str, float], EscalationPolicy] = {}
+
+
+def policy_from_config(cfg: Any) -> EscalationPolicy:
+    """The team configuration's [escalation] over the default (a severity it does not name keeps the default)."""
+    if not getattr(cfg, "escalation", None):
+        return DEFAULT_POLICY
+    steps = dict(DEFAULT_POLICY.steps)
+    for sev, configured in cfg.escalation.items():
+        steps[sev] = tuple(PolicyStep(timedelta(minutes=s.after_min), s.action, s.contacts, s.channels)
+                           for s in configured)
+    named = ", ".join(sorted(cfg.escalation))
+    return EscalationPolicy(steps, f"team configuration {cfg.path.name if cfg.path else ''} for {named}; "
+                                   "default for the rest")
+
+
+def active_policy(env: Any = None) -> EscalationPolicy:
+    """The policy of the team configuration this process points at ($PROPFLOW_CONFIG / ./propflow-ops.toml);
+    the default when there is none. A broken file gives the default here (the runner refuses it earlier)."""
+    import os
+
+    from propflow_ops import config as config_mod
+
+    env = os.environ if env is None else env
+    try:
+        path = config_mod.config_path(None, env)
+        if path is None:
+            return DEFAULT_POLICY
+        key = (str(path), str(env.get(config_mod.ENV_NAME_ENV) or ""), path.stat().st_mtime)
+        if key not in _policy_cache:
+            _policy_cache[key] = policy_from_config(config_mod.load(None, None, env))
+        return _policy_cache[key]
+    except (BadInput, OSError):
+        return DEFAULT_POLICY
 
 
 @dataclass(frozen=True)
@@ -99,28 +197,25 @@ def parse_time(value: str | datetime | None, *, name: str = "started_at") -> dat
     return dt.astimezone(UTC)
 
 
-def escalation_steps(severity: str, started_at: datetime) -> list[dict[str, Any]]:
+def escalation_steps(severity: str, started_at: datetime,
+                     policy: EscalationPolicy | None = None) -> list[dict[str, Any]]:
     """Every escalation step that applies to this severity, with when it falls due."""
-    steps = [
-        {"after_min": int(s.after.total_seconds() // 60), "action": s.action, "due_at": started_at + s.after}
-        for s in ESCALATION
-        if severity in s.severities
+    policy = policy or active_policy()
+    return [
+        {"after_min": s.after_min, "action": s.action, "due_at": started_at + s.after, "key": s.key,
+         "contacts": list(s.contacts), "channels": list(s.channels)}
+        for s in policy.for_severity(severity)
     ]
-    if not steps:
-        steps.append({
-            "after_min": int(SEVERITIES[severity].response.total_seconds() // 60),
-            "action": OVERDUE_ESCALATION,
-            "due_at": started_at + SEVERITIES[severity].response,
-        })
-    return steps
 
 
-def clock(incident_id: str, severity: str, started_at: datetime, now: datetime | None = None) -> dict[str, Any]:
+def clock(incident_id: str, severity: str, started_at: datetime, now: datetime | None = None,
+          policy: EscalationPolicy | None = None) -> dict[str, Any]:
     """The incident block of evidence.json plus what the banner shows."""
     now = now or utcnow()
     sev = SEVERITIES[severity]
     due = started_at + sev.response
-    steps = escalation_steps(severity, started_at)
+    policy = policy or active_policy()
+    steps = escalation_steps(severity, started_at, policy)
     reached = [s for s in steps if s["due_at"] <= now]
     upcoming = [s for s in steps if s["due_at"] > now]
     return {
@@ -139,6 +234,8 @@ def clock(incident_id: str, severity: str, started_at: datetime, now: datetime |
              "reached": s["due_at"] <= now}
             for s in steps
         ],
+        "escalation_policy": policy.describe(),
+        "configuration": configuration_note(),
     }
 
 
@@ -153,7 +250,28 @@ def clock_text(block: dict[str, Any]) -> str:
     ]
     if block.get("next_escalation"):
         parts.append(f"(next: {block['next_escalation']['action']} at {block['next_escalation']['at']})")
+    if block.get("escalation_policy"):
+        parts.append(f"\n{block['escalation_policy']}")
+    if block.get("configuration"):
+        parts.append(f"\n{block['configuration']}")
     return " ".join(parts)
+
+
+def configuration_note(env: Any = None) -> str:
+    """Which team configuration file and environment this process uses (names only, never a value)."""
+    import os
+
+    from propflow_ops import config as config_mod
+
+    env = os.environ if env is None else env
+    try:
+        path = config_mod.config_path(None, env)
+    except BadInput:
+        path = None
+    if path is None:
+        return "Configuration: no propflow-ops.toml (defaults)."
+    name = env.get(config_mod.ENV_NAME_ENV)
+    return f"Configuration: {path}" + (f", environment {name}." if name else ", no environment chosen.")
 
 
 def default_incident_id(now: datetime | None = None) -> str:

@@ -10,7 +10,9 @@ displays the plan, and the result when it ran.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterable
+import shlex
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,27 @@ def parse_apply(value: str | Iterable[str] | None, allowed: Iterable[str] = STEP
     return names
 
 
+def _one_line_note(note: str) -> str:
+    """A comment after a command: no character that could end the line (and so start a new command)."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in note).strip()
+
+
+def shell_line(argv: Sequence[str], note: str = "") -> str:
+    """One command as text that is safe to copy into a shell: every argument shell-quoted
+    (``shlex.join``), whatever it holds (``;``, ``$(...)``, backticks, quotes, spaces, newlines);
+    ``note`` becomes a trailing ``# comment`` on the same line. ``shlex.split(line, comments=True)``
+    gives back exactly ``argv``. The one way a planned command is built: never by string formatting."""
+    line = shlex.join(str(a) for a in argv)
+    note = _one_line_note(note)
+    return f"{line}  # {note}" if note else line
+
+
+def plan_commands(*commands: tuple[Sequence[str], str]) -> tuple[str, tuple[tuple[str, ...], ...]]:
+    """``(argv, note)`` pairs -> (the text a Step shows, one :func:`shell_line` per line; the argvs)."""
+    text = "\n".join(shell_line(argv, note) for argv, note in commands)
+    return text, tuple(tuple(str(a) for a in argv) for argv, _ in commands)
+
+
 @dataclass
 class Step:
     """One remediation step. ``execute`` returns a short description of what it did."""
@@ -61,6 +84,7 @@ class Step:
     risk: str = ""
     preview: str = ""  # e.g. the offline SQL a migration would run, shown for review
     precondition: str = ""  # non-empty: the step cannot run now, and why
+    argv: tuple[tuple[str, ...], ...] = ()  # the command(s) ``command`` shows, as argument vectors
 
     def __post_init__(self) -> None:
         if self.name not in STEP_NAMES:
@@ -84,7 +108,7 @@ class StepOutcome:
         return (
             f'To apply it here: set apply = ["{self.step.name}"] in the parameters cell, then Run > Run All Cells '
             f"(the checks run again first, then this step runs for real). "
-            f"Headless, with an evidence report: propflow-ops run {runbook} --apply {self.step.name}"
+            f"Headless, with an evidence report: {shell_line(['propflow-ops', 'run', runbook, '--apply', self.step.name])}"
         )
 
     def _repr_html_(self) -> str:

@@ -45,6 +45,7 @@ from propflow_ops.incident import (
     parse_time,
     rto_verdict,
 )
+from propflow_ops.operator import label
 from propflow_ops.redact import redact_text
 from propflow_ops.runner import RunRequest, output_root, verify_sums
 
@@ -217,6 +218,10 @@ class Review:
     checklist: pd.DataFrame = field(default_factory=pd.DataFrame)
     not_run: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    record: Any = None  # the incident record's state (propflow_ops.incident_record.IncidentState), if any
+    resolved_by: str = ""  # who resolved it (the record), empty when resolution is read from the evidence
+    follow_ups: pd.DataFrame = field(default_factory=pd.DataFrame)
+    people: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def problem_files(self) -> pd.DataFrame:
@@ -327,15 +332,31 @@ def root_causes(problems: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns=["data"]).sort_values("first_seen_at", kind="stable").reset_index(drop=True)
 
 
-def _brief(data: Mapping[str, Any], limit: int = 160) -> str:
+def _brief(data: Mapping[str, Any], limit: int = 240, value_limit: int = 120) -> str:
+    """The finding's data as ``key=value; ...``, never cut inside a value: a value too long to show whole
+    is named by its size (the whole of it is in the run's evidence.json), and pairs past ``limit``
+    characters are counted, not shown."""
     if not data:
         return ""
     parts = []
     for k, v in data.items():
         text = json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v)
-        parts.append(f"{k}={text[:60]}")
-    joined = "; ".join(parts)
-    return redact_text(joined if len(joined) <= limit else joined[: limit - 3] + "...")
+        if len(text) > value_limit:
+            if isinstance(v, list):
+                text = f"[{len(v)} items]"
+            elif isinstance(v, dict):
+                text = f"{{{len(v)} keys}}"
+            else:
+                text = f"({len(text)} characters)"
+        parts.append(f"{k}={text}")
+    shown: list[str] = []
+    for part in parts:
+        if shown and len("; ".join([*shown, part])) > limit:
+            break
+        shown.append(part)
+    rest = len(parts) - len(shown)
+    joined = "; ".join(shown) + (f"; and {rest} more in evidence.json" if rest else "")
+    return redact_text(joined)
 
 
 def service_recovery(runs: Sequence[RunRecord]) -> dict[str, dict[str, Any]]:
@@ -360,7 +381,10 @@ def service_recovery(runs: Sequence[RunRecord]) -> dict[str, dict[str, Any]]:
     return state
 
 
-def rto_table(recovery: Mapping[str, Mapping[str, Any]], start: datetime | None) -> pd.DataFrame:
+def rto_table(recovery: Mapping[str, Mapping[str, Any]], start: datetime | None,
+              resolved_at: datetime | None = None) -> pd.DataFrame:
+    """Per service: recovery from the evidence (first run with its codes non-fail); a service the evidence
+    never saw recover counts to the incident's resolution (``incident resolve``), when there is one."""
     rows = []
     for key in ("api", "database", "file-storage", "frontend", "notifications"):
         s = recovery.get(key)
@@ -384,13 +408,16 @@ def rto_table(recovery: Mapping[str, Mapping[str, Any]], start: datetime | None)
             rows.append({"service": label, "rto_min": rto_min, "affected": False, "first_failed_at": None,
                          "recovered_at": None, "recovery_min": None, "verdict": f"not affected ({checked})"})
             continue
+        recovered, note = s["recovered_at"], ""
+        if recovered is None and resolved_at is not None:
+            recovered, note = resolved_at, " (at the incident's resolution)"
         if start is None:
             verdict: dict[str, Any] = {"verdict": "unknown (no incident start)", "recovery_min": None}
         else:
-            verdict = rto_verdict(key, start, s["recovered_at"])
+            verdict = rto_verdict(key, start, recovered)
         rows.append({"service": label, "rto_min": rto_min, "affected": True,
-                     "first_failed_at": iso(s["first_failed_at"]), "recovered_at": iso(s["recovered_at"]),
-                     "recovery_min": verdict.get("recovery_min"), "verdict": verdict["verdict"]})
+                     "first_failed_at": iso(s["first_failed_at"]), "recovered_at": iso(recovered),
+                     "recovery_min": verdict.get("recovery_min"), "verdict": verdict["verdict"] + note})
     return pd.DataFrame(rows, columns=["service", "rto_min", "affected", "first_failed_at", "recovered_at",
                                        "recovery_min", "verdict"])
 
@@ -424,9 +451,15 @@ def resolved_time(runs: Sequence[RunRecord]) -> datetime | None:
 
 
 def response_check(runs: Sequence[RunRecord], start: datetime | None, severity: str,
-                   given: bool) -> dict[str, Any]:
+                   given: bool, ack_at: datetime | None = None, ack_by: str = "") -> dict[str, Any]:
+    """The response time: to the acknowledgement in the incident record; without one, to the first run."""
     sev = SEVERITIES[severity]
     target_min = sev.response.total_seconds() / 60
+    if ack_at is not None and start is not None:
+        took = _minutes(ack_at, start) or 0.0
+        return {"severity": severity, "label": sev.label, "target_min": target_min, "response_min": took,
+                "measured_to": f"acknowledgement by {ack_by}", "acknowledged_at": iso(ack_at),
+                "verdict": "met" if took <= target_min else "missed"}
     first = next((r for r in runs if r.started_at), None)
     if first is None or start is None:
         return {"severity": severity, "target_min": target_min, "response_min": None, "verdict": "no runs"}
@@ -434,13 +467,15 @@ def response_check(runs: Sequence[RunRecord], start: datetime | None, severity: 
     note = "" if given else (" (no --started-at was given: the first run is the incident start, so the"
                              " response time is 0 by construction)")
     return {"severity": severity, "label": sev.label, "target_min": target_min, "response_min": took,
+            "measured_to": "the first run (no acknowledgement recorded: `propflow-ops incident ack`)",
             "first_run": first.name, "first_run_at": iso(first.started_at),
             "verdict": ("met" if took <= target_min else "missed") + note}
 
 
 def escalation_table(severity: str, start: datetime | None, resolved_at: datetime | None,
-                     last_seen: datetime | None) -> pd.DataFrame:
-    cols = ["after_min", "action", "due_at", "fell_due"]
+                     last_seen: datetime | None, record: Any = None) -> pd.DataFrame:
+    """The policy's steps for the severity: when each fell due, and (with an incident record) what was sent."""
+    cols = ["after_min", "action", "due_at", "fell_due"] + (["sent"] if record is not None else [])
     if start is None:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -451,13 +486,55 @@ def escalation_table(severity: str, start: datetime | None, resolved_at: datetim
         else:
             fell = ("yes (incident not resolved)" if last_seen and due <= last_seen
                     else "not yet at the last run (incident not resolved)")
-        rows.append({"after_min": s["after_min"], "action": s["action"], "due_at": iso(due), "fell_due": fell})
+        row = {"after_min": s["after_min"], "action": s["action"], "due_at": iso(due), "fell_due": fell}
+        if record is not None:
+            row["sent"] = _sent_text([e for e in record.escalations if e.get("step") == s["key"]])
+        rows.append(row)
     return pd.DataFrame(rows, columns=cols)
+
+
+def _sent_text(events: Sequence[Mapping[str, Any]]) -> str:
+    sent = [f"{e.get('channel')} at {e.get('at')}" for e in events if e.get("status") == "sent"]
+    failed = [f"{e.get('channel')} at {e.get('at')} ({e.get('error')})" for e in events if e.get("status") == "failed"]
+    parts = ([f"sent: {', '.join(sent)}"] if sent else []) + ([f"failed: {', '.join(failed)}"] if failed else [])
+    return "; ".join(parts) or "not sent"
+
+
+def operator_of(run: RunRecord) -> str:
+    """Who made the run (evidence.json ``run.operator``), as the review names people."""
+    who = ((run.evidence or {}).get("run") or {}).get("operator")
+    return label(who) if who else ""
+
+
+_RECORD_KINDS = {"opened": "incident opened", "override": "override", "ack": "acknowledged", "note": "note",
+                 "resolve": "resolved", "escalation": "escalation", "notify": "notification"}
+
+
+def record_events(record: Any) -> list[tuple[datetime, str, str]]:
+    """(time, kind, what) for the timeline from the incident record: opening, overrides, acknowledgement,
+    notes, escalations sent or failed, PagerDuty acknowledge/resolve, resolution (runs come from their folders)."""
+    from propflow_ops.incident_cli import event_line
+
+    out: list[tuple[datetime, str, str]] = []
+    for e in record.events if record is not None else []:
+        kind = str(e.get("event"))
+        at = _time(e.get("at"))
+        if at is None or kind in ("run", "corrupt"):
+            continue
+        name = _RECORD_KINDS.get(kind, kind)
+        if kind == "escalation":
+            name = f"escalation {e.get('status')}"
+        what = event_line(e).split(" ", 1)[1]  # without the leading time
+        out.append((at, name, what))
+    return out
 
 
 def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: Mapping[str, Mapping[str, Any]],
                    start: datetime | None, resolved_at: datetime | None,
-                   escalation: pd.DataFrame) -> pd.DataFrame:
+                   escalation: pd.DataFrame, record: Any = None,
+                   horizon_at: datetime | None = None) -> pd.DataFrame:
+    """Every run (with who made it), problem seen and cleared, applied step, service recovered; with an
+    incident record also its opening, acknowledgement, notes, escalations sent/failed and resolution."""
     events: list[dict[str, Any]] = []
 
     def add(at: datetime | None, kind: str, what: str, run: str = "") -> None:
@@ -465,10 +542,16 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
             events.append({"at": at, "kind": kind, "what": redact_text(what), "run": run})
 
     if start is not None:
-        add(start, "incident start", "incident started (from the runs' started_at)")
+        add(start, "incident start", "incident started (from the incident record)" if record is not None
+            else "incident started (from the runs' started_at)")
+    for at, kind, what in record_events(record):
+        add(at, kind, what)
     for r in runs:
         fails = sorted({f["code"] for f in r.findings if f.get("status") == FAILING})
         what = f"{r.slug}: {r.status}" + (f" ({len(fails)} fail)" if fails else "")
+        who = operator_of(r)
+        if who:
+            what += f"; by {who}"
         recs = (r.evidence or {}).get("recommended_runbooks") or []
         if recs:
             what += "; recommends " + ", ".join(recs)
@@ -476,7 +559,8 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
         for a in r.actions:
             if a.get("mode") in ("executed", "failed"):
                 add(_time(a.get("at")) or r.observed_at, f"action {a.get('mode')}",
-                    f"{a.get('step')}: {a.get('detail') or a.get('command') or ''}", r.name)
+                    f"{a.get('step')}: {a.get('detail') or a.get('command') or ''}" + (f"; by {who}" if who else ""),
+                    r.name)
     for _, p in problems.iterrows():
         add(p["first_seen_at"], "problem seen", f"{p['code']} ({p['runbook']}): {p['title']}", p["first_seen_in"])
         if p["cleared_at"] is not None and not pd.isna(p["cleared_at"]):
@@ -487,18 +571,124 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
     if resolved_at is not None:
         add(resolved_at, "all ok", "every check of the latest run is non-fail")
     last = max((r.observed_at for r in runs if r.observed_at), default=None)
-    horizon = resolved_at or last
+    horizon = horizon_at or resolved_at or last
     for _, e in escalation.iterrows():
         due = _time(e["due_at"])
         if due is not None and horizon is not None and due <= horizon:
             add(due, "escalation due", str(e["action"]))
-    order = {"incident start": 0, "escalation due": 1, "run": 2, "problem seen": 3, "action executed": 4,
-             "action failed": 4, "problem cleared": 5, "service recovered": 6, "all ok": 7}
+    order = {"incident start": 0, "incident opened": 0, "escalation due": 1, "escalation sent": 1,
+             "escalation failed": 1, "run": 2, "problem seen": 3, "action executed": 4, "action failed": 4,
+             "problem cleared": 5, "service recovered": 6, "all ok": 7, "resolved": 8}
     events.sort(key=lambda e: (e["at"], order.get(e["kind"], 9)))
     df = pd.DataFrame(events, columns=["at", "kind", "what", "run"])
     df.insert(1, "t_plus_min", [_minutes(t, start) for t in df["at"]])
     df["at"] = [iso(t) for t in df["at"]]
     return df
+
+
+#: What to fix so a failing condition does not come back: code (or prefix ending in "_") -> ticket text.
+FOLLOW_UP_TICKETS: dict[str, str] = {
+    "API_HEALTH_FAILING": "Alarm on /health failures (CloudWatch synthetic or ALB health) and find why it failed",
+    "ECS_SERVICE_DEGRADED": "Find why tasks stopped; enable the ECS deployment circuit breaker with rollback",
+    "ECS_TASK_OOM": "Raise the task memory limit or fix the memory growth; alarm on MemoryUtilization above 80%",
+    "ECS_MEMORY_HIGH": "Right-size task memory and alarm on MemoryUtilization above 80%",
+    "ECS_DEPLOYMENT_FAILED": "Enable the ECS deployment circuit breaker (rollback) and gate deploys on /health",
+    "ECS_CPU_HIGH": "Scale the service on CPU (target tracking) and profile the hot endpoints",
+    "LOG_ERROR_SPIKE": "Triage the top error messages of the window into bugs; alarm on the error rate",
+    "DB_UNREACHABLE": "Make the database reachable path monitored (connection check alarm) and fix its cause",
+    "DB_POOL_EXHAUSTED": "Size the connection pool against max_connections (or add RDS Proxy); alarm at 80%",
+    "DB_IDLE_IN_TRANSACTION": "Set idle_in_transaction_session_timeout and fix the code path that holds them",
+    "DB_LONG_RUNNING_QUERY": "Set statement_timeout for the app role and fix or index the long query",
+    "DB_URL_MISMATCH": "Make the task definition's DATABASE_URL come from one source (SSM/Secrets Manager)",
+    "DB_RPO_AT_RISK": "Turn on automated backups with point-in-time recovery; alarm on backup age",
+    "RDS_NOT_AVAILABLE": "Review the RDS event log; enable Multi-AZ if it is off",
+    "RDS_CPU_HIGH": "Find the top statements (pg_stat_statements) and tune or scale the instance",
+    "API_LATENCY_HIGH": "Alarm on p95 latency above 500 ms and fix the slowest endpoints",
+    "DB_SLOW_QUERIES": "Tune the slow statements named in the evidence",
+    "DB_MISSING_INDEX": "Add the missing index the evidence names (through an Alembic migration)",
+    "S3_BUCKET_MISSING": "Protect the uploads bucket from deletion (policy, Terraform prevent_destroy)",
+    "S3_WRITE_DENIED": "Fix the task role's s3:PutObject grant and test uploads in CI",
+    "S3_POLICY_OVERBROAD": "Replace the s3:* bucket policy with the least-privilege one shown in the report",
+    "UPLOAD_ERRORS_IN_LOGS": "Fix the upload errors named in the logs; alarm on their rate",
+    "S3_ORPHANED_UPLOADS": "Schedule the orphaned-uploads cleanup and abort stale multipart uploads (lifecycle)",
+    "REDIS_": "Right-size Redis (memory, maxclients) and alarm on its metrics",
+    "WS_": "Fix the WebSocket handshake/reconnect cause and alarm on the reconnect rate",
+    "NOTIFY_CONFIG_MISSING": "Put the notification credentials in the task definition's secrets",
+    "TWILIO_AUTH_FAILED": "Rotate the Twilio credentials into Secrets Manager and monitor auth failures",
+    "TWILIO_BALANCE_LOW": "Turn on Twilio auto-recharge and alarm on the balance",
+    "WHATSAPP_API_FAILING": "Use a system-user WhatsApp token (no expiry) and alarm on Graph API errors",
+    "NOTIFY_SEND_ERRORS": "Fix the send errors named in the evidence (numbers, templates, limits)",
+    "OTP_ENDPOINT_FAILING": "Add a synthetic OTP check to the deploy pipeline",
+    "MIGRATION_": "Check Alembic heads and run migrations in CI before deploy (one head, upgrade/downgrade tested)",
+    "SCHEMA_DRIFT": "Generate a migration for the drift between the models and the database",
+    "AWS_UNREACHABLE": "Make sure the runbooks can reach the AWS APIs from where they run (VPC endpoints, IAM)",
+}
+
+
+def _ticket_text(code: str) -> str:
+    if code in FOLLOW_UP_TICKETS:
+        return FOLLOW_UP_TICKETS[code]
+    for prefix, text in FOLLOW_UP_TICKETS.items():
+        if prefix.endswith("_") and code.startswith(prefix):
+            return text
+    return f"Find and remove the cause of {code}, and add a check or alarm that catches it earlier"
+
+
+def follow_up_tickets(review: Review) -> pd.DataFrame:
+    """Follow-up tickets the evidence suggests: one per failing root cause (with where its evidence is), one per
+    missed objective, one per recommended runbook never run and one per escalation channel that failed."""
+    rows: list[dict[str, str]] = []
+    for c in review.root_causes.itertuples() if not review.root_causes.empty else []:
+        where = next((p["first_seen_in"] for _, p in review.problems.iterrows() if p["code"] == c.code), "")
+        rows.append({"ticket": _ticket_text(str(c.code)), "from": f"{c.code} ({c.runbook}): {c.title}",
+                     "evidence": f"{where}/evidence.json" if where else ""})
+    for r in review.rto.itertuples() if not review.rto.empty else []:
+        if str(r.verdict).startswith("missed"):  # recovered, but later than the objective
+            rows.append({"ticket": f"Shorten {r.service} recovery: {r.verdict}, objective {r.rto_min:g} min",
+                         "from": f"RTO {r.service}", "evidence": "this review"})
+    resp = review.response
+    if str(resp.get("verdict", "")).startswith("missed"):
+        rows.append({"ticket": f"Response took {resp.get('response_min')} min against {resp.get('target_min'):g}: "
+                               "check paging reaches the on-call engineer", "from": "response time",
+                     "evidence": "incident record" if review.record is not None else "this review"})
+    for x in review.not_run:
+        rows.append({"ticket": f"Run {x['runbook']} (recommended, never run): {x['reason']}",
+                     "from": f"recommended by {x['by']}", "evidence": f"{x['by']}/evidence.json"})
+    if review.record is not None:
+        failed = sorted({str(e.get("channel")) for e in review.record.escalations if e.get("status") == "failed"}
+                        - {str(e.get("channel")) for e in review.record.escalations if e.get("status") == "sent"})
+        for channel in failed:
+            rows.append({"ticket": f"Fix the {channel} notification channel: escalations to it failed",
+                         "from": "escalation", "evidence": "incident record"})
+    return pd.DataFrame(rows, columns=["ticket", "from", "evidence"])
+
+
+def people(review: Review) -> pd.DataFrame:
+    """Everyone who acted, from the runs' evidence (run.operator, applied steps) and the incident record."""
+    did: dict[str, list[str]] = {}
+
+    def add(who: str, what: str) -> None:
+        if who and what not in did.setdefault(who, []):
+            did[who].append(what)
+
+    record = review.record
+    if record is not None:
+        add(label(record.opened_by), f"opened the incident ({record.opened_via})")
+    for r in review.analysed:
+        who = operator_of(r)
+        add(who, f"ran {r.slug}")
+        for a in r.actions:
+            if a.get("mode") in ("executed", "failed"):
+                add(who, f"applied {a.get('step')} ({a.get('mode')})")
+    if record is not None:
+        for e in record.events:
+            kind = e.get("event")
+            text = {"ack": "acknowledged", "resolve": "resolved", "note": "wrote a note",
+                    "override": f"changed {e.get('field')}", "escalation": "sent escalations"}.get(str(kind))
+            if text and e.get("by"):
+                add(label(e["by"]), text)
+    rows = [{"who": who, "did": ", ".join(what)} for who, what in did.items()]
+    return pd.DataFrame(rows, columns=["who", "did"])
 
 
 def checklist(review: Review) -> pd.DataFrame:
@@ -546,8 +736,9 @@ def checklist(review: Review) -> pd.DataFrame:
     rows["Runbook updated"] = ("for people", "; ".join(hint) if hint else
                                "the runbooks found and showed the problem; update them if a step was missing")
     rows["Team debriefed"] = ("for people", "")
-    rows["Follow-up tickets created"] = ("for people", "suggested by the evidence: " + (
-        "; ".join(f"run {x['runbook']} ({x['reason']})" for x in review.not_run) or "none"))
+    n = len(review.follow_ups)
+    rows["Follow-up tickets created"] = ("for people", f"suggested by the evidence: {n} ticket(s), listed under "
+                                                       "'Follow-up tickets'" if n else "suggested by the evidence: none")
     return pd.DataFrame(
         [{"item": item, "state": rows[item][0], "evidence": redact_text(rows[item][1])}
          for item in POST_INCIDENT_CHECKLIST],
@@ -567,29 +758,45 @@ def recommended_not_run(runs: Sequence[RunRecord]) -> list[dict[str, str]]:
 
 
 def build_review(incident_id: str = "", output_dir: str | os.PathLike[str] | None = None) -> Review:
-    """Everything the review shows, from the run folders of one incident (empty id: the latest incident)."""
+    """Everything the review shows, from the run folders of one incident (empty id: the latest incident) and
+    its incident record (start, severity, acknowledgement, resolution, notes, escalations, operators)."""
+    from propflow_ops import incident_record as ir
+
     incident_id = incident_id or latest_incident(output_dir) or ""
     folder = incident_folder(incident_id, output_dir) if incident_id else output_root(None) / "-"
     runs = load_runs(folder) if incident_id else []
     review = Review(incident_id=incident_id, folder=folder, runs=runs)
+    record = ir.load(ir.LocalStore(folder.parent), incident_id) if incident_id else None
+    review.record = record if record is not None and record.exists else None
     review.analysed = [r for r in runs if r.slug != REVIEW_SLUG and r.evidence is not None]
     review.integrity = integrity_table(runs)
     start, given = incident_start(review.analysed)
-    review.started_at, review.started_at_given = start, given
     review.severity = incident_severity(review.analysed)
+    if review.record is not None and review.record.started_at is not None:
+        start, given = review.record.started_at, True
+        review.severity = review.record.severity or review.severity
+    review.started_at, review.started_at_given = start, given
     review.runs_table = runs_table(runs, start)
     review.problems = problem_history(review.analysed)
     review.root_causes = root_causes(review.problems)
     review.recovery = service_recovery(review.analysed)
-    review.resolved_at = resolved_time(review.analysed)
-    review.rto = rto_table(review.recovery, start)
+    all_ok_at = resolved_time(review.analysed)
+    review.resolved_at = all_ok_at
+    if review.record is not None and review.record.resolved_at is not None:
+        review.resolved_at = review.record.resolved_at
+        review.resolved_by = label(review.record.resolved_by)
+    review.rto = rto_table(review.recovery, start, review.resolved_at if review.resolved_by else None)
     review.rpo = rpo_check(review.analysed)
-    review.response = response_check(review.analysed, start, review.severity, given)
+    ack_at = review.record.acknowledged_at if review.record is not None else None
+    review.response = response_check(review.analysed, start, review.severity, given, ack_at,
+                                     label(review.record.acknowledged_by) if ack_at else "")
     last_seen = max((r.observed_at for r in review.analysed if r.observed_at), default=None)
-    review.escalation = escalation_table(review.severity, start, review.resolved_at, last_seen)
+    review.escalation = escalation_table(review.severity, start, review.resolved_at, last_seen, review.record)
     review.timeline = build_timeline(review.analysed, review.problems, review.recovery, start,
-                                     review.resolved_at, review.escalation)
+                                     all_ok_at, review.escalation, review.record, review.resolved_at)
     review.not_run = recommended_not_run(review.analysed)
+    review.people = people(review)
+    review.follow_ups = follow_up_tickets(review)
     review.checklist = checklist(review)
     if not incident_id:
         review.notes.append("no incident named and none found in the output folder")
@@ -620,8 +827,9 @@ def findings(review: Review) -> list[Finding]:
         out.append(Finding.ok("EVIDENCE_TAMPERED", "Evidence integrity (SHA256SUMS)",
                               f"every file of {n} run folder(s) matches its SHA256SUMS"))
     if review.resolved_at is not None:
-        out.append(Finding.ok("INCIDENT_NOT_RESOLVED", "Everything ok again",
-                              f"at {iso(review.resolved_at)}, T+{_minutes(review.resolved_at, review.started_at)} min"))
+        out.append(Finding.ok("INCIDENT_NOT_RESOLVED", "Resolved" if review.resolved_by else "Everything ok again",
+                              f"at {iso(review.resolved_at)}, T+{_minutes(review.resolved_at, review.started_at)} min"
+                              + (f", by {review.resolved_by}" if review.resolved_by else "")))
     elif review.problems.empty:
         out.append(Finding.ok("INCIDENT_NOT_RESOLVED", "No run reported a fail", "nothing to recover from"))
     else:
@@ -650,11 +858,12 @@ def findings(review: Review) -> list[Finding]:
         out.append(Finding.skipped("RPO_AT_RISK", "Database recovery point objective (5 min)", str(rpo["detail"])))
     resp = review.response
     title = f"Response time for {resp['severity']} (target {resp['target_min']:g} min)"
+    to = "acknowledged" if str(resp.get("measured_to", "")).startswith("acknowledgement") else "first run"
     if str(resp["verdict"]).startswith("missed"):
-        out.append(Finding.fail("RESPONSE_TIME_MISSED", title, f"first run after {resp['response_min']} min"))
+        out.append(Finding.fail("RESPONSE_TIME_MISSED", title, f"{to} after {resp['response_min']} min"))
     elif str(resp["verdict"]).startswith("met"):
         note = str(resp["verdict"])[3:].strip(" ()")
-        out.append(Finding.ok("RESPONSE_TIME_MISSED", title, f"first run after {resp['response_min']} min"
+        out.append(Finding.ok("RESPONSE_TIME_MISSED", title, f"{to} after {resp['response_min']} min"
                               + (f" ({note})" if note else "")))
     else:
         out.append(Finding.skipped("RESPONSE_TIME_MISSED", title, str(resp["verdict"])))
@@ -771,7 +980,8 @@ def postmortem_markdown(review: Review) -> str:
         f"- Severity: {review.severity}" + (f" ({sev.label}: {sev.definition})" if sev else ""),
         f"- Started: {iso(review.started_at) or 'unknown'}"
         + ("" if review.started_at_given else " (no start time was given; the first run is taken as the start)"),
-        f"- Everything ok again: {iso(review.resolved_at) or 'NOT RESOLVED at the last run'}"
+        (f"- Resolved: {iso(review.resolved_at)} by {review.resolved_by}" if review.resolved_by else
+         f"- Everything ok again: {iso(review.resolved_at) or 'NOT RESOLVED at the last run'}")
         + (f" (T+{_minutes(review.resolved_at, review.started_at)} min)" if review.resolved_at else ""),
         f"- Runs reviewed: {len(review.analysed)}; evidence: "
         + (f"**{len(review.problem_files)} file(s) tampered or missing**" if len(review.problem_files)
@@ -801,9 +1011,20 @@ def postmortem_markdown(review: Review) -> str:
         "## Response and escalation",
         "",
         f"- Response target for {review.response.get('severity')}: {review.response.get('target_min'):g} min;"
-        f" first run after {review.response.get('response_min')} min: **{review.response.get('verdict')}**",
+        f" measured to {review.response.get('measured_to', 'the first run')}:"
+        f" {review.response.get('response_min')} min: **{review.response.get('verdict')}**",
         "",
         _md_table(review.escalation),
+        _policy_line(review),
+        "",
+        "## Follow-up tickets",
+        "",
+        "\n".join(f"- [ ] {t['ticket']} (from {t['from']}" + (f"; evidence: `{t['evidence']}`" if t["evidence"] else "")
+                  + ")" for t in review.follow_ups.to_dict("records")) + "\n" if not review.follow_ups.empty
+        else "_none suggested by the evidence_\n",
+        "## People",
+        "",
+        _md_table(review.people) if not review.people.empty else "_no operator recorded_\n",
     ]
     if review.not_run:
         parts += ["## Recommended runbooks that were never run", "",
@@ -818,6 +1039,12 @@ def postmortem_markdown(review: Review) -> str:
         parts.append(f"- [{box}] {row.item}{tail}" + (f": {row.evidence}" if row.evidence else ""))
     parts += ["", f"_Generated by propflow-ops review from the run folders under `{review.folder.name}/`._", ""]
     return redact_text("\n".join(parts))
+
+
+def _policy_line(review: Review) -> str:
+    from propflow_ops.incident import active_policy
+
+    return active_policy().describe()
 
 
 def write_postmortem(review: Review) -> str:
@@ -851,8 +1078,13 @@ def postmortem_view(review: Review) -> Markdown:
 # ---------------------------------------------------------------- the command
 
 
-def review_request(incident_id: str, output_dir: str | None, html: bool = True) -> RunRequest:
-    """The post-incident run over the incident's runs; BadInput when there is nothing to review."""
+def review_request(incident_id: str, output_dir: str | None, html: bool = True,
+                   env: Mapping[str, str] | None = None) -> RunRequest:
+    """The post-incident run over the incident's runs; BadInput when there is nothing to review.
+
+    With an incident record the run takes its severity and start from it (nothing to override); without one
+    (run folders from before the record existed) from the runs, and the review opens the record."""
+    from propflow_ops import incident_record as ir
 
     folder = incident_folder(incident_id, output_dir)
     if "/" in incident_id or incident_id.startswith(".") or not incident_id:
@@ -861,25 +1093,28 @@ def review_request(incident_id: str, output_dir: str | None, html: bool = True) 
     if not runs:
         raise BadInput(f"no runs of incident {incident_id} under {folder.parent}")
     start, _ = incident_start([r for r in runs if r.evidence is not None])
+    recorded = ir.load(ir.LocalStore(folder.parent), incident_id).exists
     return RunRequest(
         slug=REVIEW_SLUG,
         incident=incident_id,
-        severity=incident_severity(runs),
-        started_at=iso(start) if start else None,
+        severity=None if recorded else incident_severity(runs),
+        started_at=None if recorded or not start else iso(start),
         params=[("review_incident", incident_id)],
         output_dir=output_dir,
         html=html,
         announce=True,
-        env={"PROPFLOW_OUTPUT_DIR": str(output_root(output_dir))},  # the kernel reads the runs from here
+        env={**(env or {}), "PROPFLOW_OUTPUT_DIR": str(output_root(output_dir))},  # the kernel reads the runs here
     )
 
 
-def review_main(incident_id: str, output_dir: str | None, html: bool = True) -> int:
+def review_main(incident_id: str, output_dir: str | None, html: bool = True,
+                env: Mapping[str, str] | None = None) -> int:
     """``propflow-ops review INCIDENT_ID``: the post-incident notebook over the incident's runs."""
-    from propflow_ops.runner import run
+    from propflow_ops.runner import run, sweep_temporaries
 
+    sweep_temporaries(output_root(output_dir))  # what dead runs left (also when there is nothing to review)
     try:
-        req = review_request(incident_id, output_dir, html)
+        req = review_request(incident_id, output_dir, html, env)
     except BadInput as exc:
         print(f"propflow-ops: error: {exc}", file=sys.stderr)
         return 2

@@ -44,3 +44,7 @@ def test_demo_runs_the_whole_loop_and_reviews_its_own_incident(tmp_path):
     for folder in runs.values():
         assert str(folder) in out
     assert "Post-mortem: " in out and "Triage: api=fail" in out
+    # the escalation reached the stand-ins, once per channel, and the review saw it
+    assert "SENT   Notify on-call engineer -> slack: HTTP 200" in out and "    | [P0] DEMO-" in out
+    assert "SNS topic delivered 1 message(s); Slack stand-in received 1; PagerDuty stand-in received: trigger" in out
+    assert "escalation sent" in postmortem and api_down["incident"]["severity"] == "P0"

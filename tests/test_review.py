@@ -191,3 +191,101 @@ def test_review_main_on_an_unknown_incident_exits_2_with_one_line(tmp_path, caps
     assert rv.review_main("INC-NOPE", str(tmp_path)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "INC-NOPE" in err[0]
+
+
+# ---------------------------------------------------------------- the incident record closes the loop
+
+ALICE = {"aws_arn": "arn:aws:iam::111122223333:user/alice", "user": "alice", "host": "laptop-a"}
+BOB = {"aws_arn": "unknown", "user": "bob", "host": "laptop-b"}
+CAROL = {"aws_arn": "arn:aws:sts::111122223333:assumed-role/oncall/carol", "user": "carol", "host": "ci-7"}
+
+
+def _with_operator(folder: Path, who: dict[str, Any]) -> None:
+    ev = json.loads((folder / "evidence.json").read_text())
+    ev["run"]["operator"] = who
+    (folder / "evidence.json").write_text(json.dumps(ev))
+    write_sums(folder, ["report.ipynb", "evidence.json"])
+
+
+def test_five_failing_codes_give_five_follow_up_tickets_and_the_evidence_is_never_cut(tmp_path):
+    """Before: 'Follow-up tickets created: suggested by the evidence: none' beside five failing codes, and an
+    evidence column cut mid-string ('image=...propflow-api:1.1...')."""
+    long_arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/propflow-api:" + "7" * 20
+    fabricate_run(tmp_path, "INC-F", "api-down", 4,
+                  [("API_HEALTH_FAILING", "fail"), ("ECS_TASK_OOM", "fail"), ("ECS_SERVICE_DEGRADED", "fail"),
+                   ("ECS_MEMORY_HIGH", "fail"), ("LOG_ERROR_SPIKE", "fail")],
+                  data={"ECS_TASK_OOM": {"task_definition": long_arn, "exit_code": 137,
+                                         "stopped": [{"task": f"t{i}", "reason": "OutOfMemoryError"} for i in range(9)],
+                                         "note": "x" * 300}})
+    r = rv.build_review("INC-F", tmp_path)
+    assert len(r.root_causes) == 5
+    tickets = r.follow_ups
+    assert len(tickets) == 5 and list(tickets["from"].str.split(" ").str[0]) == list(r.root_causes["code"])
+    assert "memory limit" in tickets.set_index(tickets["from"].str.split(" ").str[0]).loc["ECS_TASK_OOM", "ticket"]
+    assert all(e.endswith("-api-down/evidence.json") for e in tickets["evidence"])
+    follow = r.checklist.set_index("item").loc["Follow-up tickets created", "evidence"]
+    assert follow == "suggested by the evidence: 5 ticket(s), listed under 'Follow-up tickets'"
+    evidence = r.root_causes.set_index("code").loc["ECS_TASK_OOM", "evidence"]
+    assert f"task_definition={long_arn}" in evidence and "exit_code=137" in evidence
+    assert "stopped=[9 items]" in evidence and "note=(300 characters)" in evidence and "..." not in evidence
+    md = rv.postmortem_markdown(r)
+    section = md.split("## Follow-up tickets\n\n")[1].split("\n## ")[0]
+    assert section.count("- [ ] ") == 5 and "none" not in section
+
+
+def test_the_record_drives_start_response_resolution_timeline_and_people(tmp_path):
+    from propflow_ops import incident_record as ir
+
+    store = ir.LocalStore(tmp_path)
+    inc = "INC-R"
+    # the record says the incident began at T0 (P0); the runs' own evidence carries other (later) starts
+    ir.open_or_join(store, inc, severity="P0", started_at=T0, severity_given=True, started_given=True, by=ALICE,
+                    via="run triage")
+    t = fabricate_run(tmp_path, inc, "triage", 2, TRIAGE_FAIL, severity="P1", started=T0 + timedelta(minutes=2),
+                      recommended=["api-down"])
+    _with_operator(t, ALICE)
+    a = fabricate_run(tmp_path, inc, "api-down", 16, API_FAIL, started=T0 + timedelta(minutes=2),
+                      actions=[("force-new-deployment", "executed", 17)])
+    _with_operator(a, BOB)
+    with store.session(inc) as s:
+        s.append(ir.event("escalation", ALICE, T0 + timedelta(minutes=16), step="15m:Notify on-call engineer",
+                          action="Notify on-call engineer", channel="slack", status="sent"))
+        s.append(ir.event("escalation", ALICE, T0 + timedelta(minutes=16), step="15m:Notify on-call engineer",
+                          action="Notify on-call engineer", channel="pagerduty", status="failed", error="HTTP 500"))
+    ir.record(store, inc, "ack", CAROL, T0 + timedelta(minutes=18))
+    ir.record(store, inc, "note", BOB, T0 + timedelta(minutes=19), text="memory limit doubled")
+    ir.record(store, inc, "resolve", CAROL, T0 + timedelta(minutes=40), text="stable for 15 min")
+    r = rv.build_review(inc, tmp_path)
+    assert r.started_at == T0 and r.started_at_given and r.severity == "P0"
+    assert r.response["response_min"] == 18.0 and r.response["verdict"] == "missed"
+    assert r.response["measured_to"].startswith("acknowledgement by carol@ci-7")
+    assert r.resolved_at == T0 + timedelta(minutes=40) and r.resolved_by.startswith("carol@ci-7")
+    api = r.rto.set_index("service").loc["API"]
+    assert api["recovery_min"] == 40.0 and api["verdict"] == "missed (at the incident's resolution)"
+    kinds = list(r.timeline["kind"])
+    for kind in ("incident opened", "escalation sent", "escalation failed", "acknowledged", "note", "resolved",
+                 "action executed"):
+        assert kind in kinds, kind
+    assert kinds.count("run") == 2
+    runs = r.timeline[r.timeline["kind"] == "run"]["what"]
+    assert any("by bob@laptop-b (AWS identity unknown)" in w for w in runs)
+    note = r.timeline[r.timeline["kind"] == "note"].iloc[0]
+    assert note["t_plus_min"] == 19.0 and "memory limit doubled" in note["what"] and "bob@laptop-b" in note["what"]
+    sent = r.escalation.set_index("action").loc["Notify on-call engineer", "sent"]
+    assert sent == "sent: slack at 2026-11-26T03:16:00Z; failed: pagerduty at 2026-11-26T03:16:00Z (HTTP 500)"
+    who = dict(zip(r.people["who"].str.split(" ").str[0], r.people["did"], strict=True))
+    assert who == {"alice@laptop-a": "opened the incident (run triage), ran triage, sent escalations",
+                   "bob@laptop-b": "ran api-down, applied force-new-deployment (executed), wrote a note",
+                   "carol@ci-7": "acknowledged, resolved"}
+    tickets = list(r.follow_ups["ticket"])
+    assert any(t.startswith("Shorten API recovery") for t in tickets)
+    assert any(t.startswith("Response took 18.0 min") for t in tickets)
+    assert "Fix the pagerduty notification channel: escalations to it failed" in tickets
+    codes = {f.code: f for f in rv.findings(r)}
+    assert codes["RESPONSE_TIME_MISSED"].detail == "acknowledged after 18.0 min"
+    assert codes["INCIDENT_NOT_RESOLVED"].status.value == "ok" and "by carol@ci-7" in codes["INCIDENT_NOT_RESOLVED"].detail
+    md = rv.postmortem_markdown(r)
+    assert "- Resolved: 2026-11-26T03:40:00Z by carol@ci-7" in md
+    people = md.split("## People\n\n")[1].split("\n## ")[0]
+    assert all(name in people for name in ("alice@laptop-a", "bob@laptop-b", "carol@ci-7"))
+    assert "Escalation policy (" in md

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,9 +19,10 @@ from typing import Any
 import psycopg
 import redis
 
-from . import canaries
+from . import canaries, isolation
 from .aws import BUCKET, CLUSTER, DB_INSTANCE, LOG_GROUP, SERVICE, AwsWorld
-from .logs import LogBuilder, baseline
+from .logs import DEFAULT_DIALECT, LogBuilder, baseline, validate_dialect
+from .notify_standins import NotifyStandins
 from .postgres import PostgresWorld
 from .redisworld import RedisWorld
 from .standins import GRAPH_VERSION, StandinServers, StandinState
@@ -29,6 +30,14 @@ from .standins import GRAPH_VERSION, StandinServers, StandinState
 log = logging.getLogger(__name__)
 _LIVE: list[Sandbox] = []  # moto's backends are process-global: one live sandbox per process
 BACKEND_DIR = Path(__file__).parent / "backend"
+# Scenarios that change a server for everyone on it: only on the sandbox's own embedded server.
+SERVER_WIDE_PG = frozenset({"db-pool-exhausted"})  # holds 90% of the server's max_connections
+SERVER_WIDE_REDIS = frozenset({"redis-down", "redis-maxclients", "redis-memory-pressure"})  # CONFIG SET
+JOIN_TIMEOUT_S = 5.0  # how long an interrupted start waits for its other parts to finish starting
+
+
+class SandboxRefused(ValueError):
+    """A sandbox configuration that would touch something the sandbox does not own."""
 
 
 class Sandbox:
@@ -36,13 +45,26 @@ class Sandbox:
 
     ``Sandbox(scenarios=("db-down",))`` starts healthy and injects the named
     faults; ``use(*names)`` switches to another set. ``env`` points any client
-    (boto3, SQLAlchemy, redis-py, urllib) at this world.
+    (boto3, SQLAlchemy, redis-py, urllib) at this world; ``environ()`` is the whole environment of a
+    process that should see only this world.
+
+    The sandbox never reads a target variable (``PROPFLOW_DATABASE_URL``, ``AWS_PROFILE``, ... see
+    :mod:`.isolation`): it says on stderr which ones it ignores. PostgreSQL and Redis are embedded unless
+    ``database_url``/``redis_url`` (default: ``PROPFLOW_SANDBOX_DATABASE_URL``/``_REDIS_URL``) name a
+    server for the sandbox, where it uses only a database it creates / an empty db number it claims.
     """
 
-    def __init__(self, scenarios: Iterable[str] = (), *, base_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, scenarios: Iterable[str] = (), *, base_dir: str | os.PathLike[str] | None = None,
+                 database_url: str | None = None, redis_url: str | None = None,
+                 log_dialect: str = DEFAULT_DIALECT) -> None:
         from .scenarios import validate
 
         self.scenarios: tuple[str, ...] = validate(scenarios)
+        self.log_dialect = validate_dialect(log_dialect)  # how the API's log lines are written (logs.DIALECTS)
+        self.database_url = database_url or os.environ.get(isolation.SANDBOX_DATABASE_URL) or None
+        self.redis_url = redis_url or os.environ.get(isolation.SANDBOX_REDIS_URL) or None
+        self.ignored: list[str] = []  # target variables present in the environment, ignored
+        self._check_external(self.scenarios)
         self._parent_dir = Path(base_dir) if base_dir is not None else None
         self.dir = Path()
         self.aws = AwsWorld()
@@ -50,6 +72,7 @@ class Sandbox:
         self.redis: RedisWorld | None = None
         self.http_state = StandinState()
         self.http: StandinServers | None = None
+        self.notify = NotifyStandins()  # Slack/PagerDuty stand-ins, the SNS topic, the sandbox's propflow-ops.toml
         self.logs: LogBuilder | None = None
         self.now = dt.datetime.now(dt.UTC)
         self.timings: dict[str, float] = {}
@@ -84,6 +107,9 @@ class Sandbox:
             raise RuntimeError(f"{_LIVE[0]!r} is already running in this process (moto's state is "
                                "process-global): stop it first, or start another sandbox in a subprocess")
         t0 = time.monotonic()
+        self.ignored = isolation.ignored()
+        isolation.announce(self.ignored)
+        isolation.scrub_libpq()  # libpq would read them at each of the sandbox's own connections
         if self._parent_dir is not None:
             self._parent_dir.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="propflow-sandbox-", dir=self._parent_dir))
@@ -92,8 +118,8 @@ class Sandbox:
         atexit.register(self.stop)
         try:
             self._copy_backend()
-            self.pg = PostgresWorld(self.dir, os.environ.get("PROPFLOW_DATABASE_URL"))
-            self.redis = RedisWorld(self.dir, os.environ.get("PROPFLOW_REDIS_URL"))
+            self.pg = PostgresWorld(self.dir, self.database_url)
+            self.redis = RedisWorld(self.dir, self.redis_url)
             self.http = StandinServers(self.http_state, {"database": self.check_database, "redis": self.check_redis})
             self.http_state.reset()
             _parallel(
@@ -101,7 +127,10 @@ class Sandbox:
                 self.redis.start,
                 lambda: self._start_aws(),
                 self.http.start,
+                self.notify.start,
+                cancel=self.aws.cancel,
             )
+            self.notify.write_config(self.dir, self.env)
             self.timings["start_s"] = time.monotonic() - t0
             self._inject(self.scenarios)
         except BaseException:
@@ -117,18 +146,23 @@ class Sandbox:
     def _seed_aws(self) -> None:
         self.now = dt.datetime.now(dt.UTC)
         self.aws.seed(self.now)
-        self.logs = LogBuilder(self.aws.state.streams, self.now)
+        self.logs = LogBuilder(self.aws.state.streams, self.now, dialect=self.log_dialect)
         baseline(self.logs)
+        self.notify.seed_aws(self.aws)
 
     def _copy_backend(self) -> None:
         shutil.rmtree(self.backend_dir, ignore_errors=True)
         shutil.copytree(BACKEND_DIR, self.backend_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
-    def use(self, *names: str) -> None:
-        """Reset everything to healthy, then inject the named scenarios (``healthy`` = no fault)."""
+    def use(self, *names: str, log_dialect: str | None = None) -> None:
+        """Reset everything to healthy, then inject the named scenarios (``healthy`` = no fault);
+        ``log_dialect`` (when given) switches the dialect the API's logs are written in."""
         from .scenarios import validate
 
         scenarios = validate(names)
+        self._check_external(scenarios)
+        if log_dialect is not None:
+            self.log_dialect = validate_dialect(log_dialect)
         if not self._started:
             self.scenarios = scenarios
             self.start()
@@ -142,6 +176,7 @@ class Sandbox:
     def reset(self) -> None:
         assert self.pg is not None and self.redis is not None
         self.http_state.reset()
+        self.notify.reset()
         self._copy_backend()
 
         def aws() -> None:
@@ -149,6 +184,16 @@ class Sandbox:
             self._seed_aws()
 
         _parallel(self.pg.reset, self.redis.reset, aws)
+
+    def _check_external(self, names: Iterable[str]) -> None:
+        """Refuse, before anything starts, a scenario that would change an external server for everyone."""
+        for name in names:
+            if self.database_url and name in SERVER_WIDE_PG:
+                raise SandboxRefused(f"scenario {name} changes server-wide state: it needs the embedded "
+                                     "PostgreSQL, not the external sandbox database server")
+            if self.redis_url and name in SERVER_WIDE_REDIS:
+                raise SandboxRefused(f"scenario {name} changes server-wide Redis settings (CONFIG SET, "
+                                     "SHUTDOWN): it needs the embedded Redis, not an external one")
 
     def _inject(self, names: tuple[str, ...]) -> None:
         from .scenarios import SCENARIOS
@@ -168,9 +213,10 @@ class Sandbox:
             self._stopped = True
             return
         self._stopped = True
+        self.aws.cancel.set()  # a seed still running in a thread ends at its next AWS call
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
-        for part in (self.http, self.redis, self.pg, self.aws):
+        for part in (self.http, self.notify, self.redis, self.pg, self.aws):
             if part is None:
                 continue
             try:
@@ -211,7 +257,13 @@ class Sandbox:
             "WHATSAPP_PHONE_NUMBER_ID": canaries.WHATSAPP_PHONE_NUMBER_ID,
             "PROPFLOW_META_GRAPH_URL": f"{self.http.url('graph')}/{GRAPH_VERSION}",
             "PROPFLOW_SANDBOX": "1",
+            **self.notify.env,
         }
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The whole environment of a process that must see only this world: ``base`` (default: this
+        process's) without any target variable, then :attr:`env`."""
+        return isolation.pointed_at(self.env, base)
 
     @property
     def otp_requests(self) -> int:
@@ -308,8 +360,9 @@ def _guard(fn: Callable[[], Any]) -> Any:
         return {"unreachable": type(exc).__name__}
 
 
-def _parallel(*fns: Callable[[], Any]) -> None:
-    """Run the callables in threads; re-raise the first error."""
+def _parallel(*fns: Callable[[], Any], cancel: threading.Event | None = None) -> None:
+    """Run the callables in threads; re-raise the first error. Interrupted, set ``cancel`` (the AWS seed
+    checks it at each call) and wait a bounded time for the others."""
     errors: list[BaseException] = []
 
     def run(fn: Callable[[], Any]) -> None:
@@ -321,9 +374,19 @@ def _parallel(*fns: Callable[[], Any]) -> None:
     threads = [threading.Thread(target=run, args=(fn,), daemon=True) for fn in fns[1:]]
     for thread in threads:
         thread.start()
-    run(fns[0])
-    for thread in threads:
-        thread.join()
+    try:
+        fns[0]()  # in this thread, uncaught: a Ctrl-C here goes straight to the bounded wait below
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): let the other parts finish starting (bounded), so that the
+        # caller's stop() finds every process they started, then re-raise.
+        if cancel is not None:
+            cancel.set()
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        raise
     if errors:
         raise errors[0]
 

@@ -6,16 +6,11 @@ through boto3 only when the run's ``apply`` names the step.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from propflow_ops.remediation import Step
+from propflow_ops.remediation import Step, plan_commands
 from propflow_ops.sources import aws
-
-
-def _q(*parts: str) -> str:
-    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _summary(resp: dict[str, Any]) -> dict[str, Any]:
@@ -53,10 +48,12 @@ def reboot_db_failover(db_instance: str, instance: Mapping[str, Any] | BaseExcep
     if not failover:
         what = (f"Reboot {db_instance} (Single-AZ: no standby, so no failover; the instance is unavailable "
                 "for the whole reboot).")
+    command, argv = plan_commands((args, ""))
     return Step(
         name="reboot-db-failover",
         what=what,
-        command=_q(*args),
+        command=command,
+        argv=argv,
         execute=execute,
         risk="Kills every session, including ones mid-transaction. Try terminating the offending sessions "
              "(pg_terminate_backend) and fixing the pool first.",
@@ -74,12 +71,14 @@ def create_read_replica(db_instance: str, replica_id: str = "propflow-db-read",
         return _summary(resp)
 
     already = replica_id in (existing or [])
+    command, argv = plan_commands((["aws", "rds", "create-db-instance-read-replica", "--db-instance-identifier",
+                                    replica_id, "--source-db-instance-identifier", db_instance], ""))
     return Step(
         name="create-read-replica",
         what=f"Create read replica {replica_id} of {db_instance}. It only helps once read-only queries are "
              "routed to it (a second DATABASE_URL in the application).",
-        command=_q("aws", "rds", "create-db-instance-read-replica", "--db-instance-identifier", replica_id,
-                   "--source-db-instance-identifier", db_instance),
+        command=command,
+        argv=argv,
         execute=execute,
         risk="Takes 10-30 minutes and costs as much as the primary; replication lag means reads may be stale.",
         precondition=f"{replica_id} already exists as a replica of {db_instance}" if already else "",

@@ -23,7 +23,7 @@ def test_scripted_incident_review_matches_what_happened(world, sandbox_env, tmp_
     (the world is healthy again) -> api-down all ok -> review."""
     inc = "INC-SCRIPTED"
     started = datetime.now(UTC) - timedelta(minutes=3)
-    common = ("--incident", inc, "--started-at", z(started), "--no-html")
+    common = ("--incident", inc, "--started-at", z(started), "--severity", "P0", "--no-html")  # the record's values
     world("api-oom")
     triage = propflow_ops(sandbox_env, "run", "triage", *common, "-p", "models", MODELS, output_dir=tmp_path)
     assert "api-down" in triage.evidence["recommended_runbooks"], triage.proc.stderr[-2000:]
@@ -43,7 +43,7 @@ def test_scripted_incident_review_matches_what_happened(world, sandbox_env, tmp_
     assert findings["EVIDENCE_TAMPERED"] == "ok" and findings["INCIDENT_NOT_RESOLVED"] == "ok"
     assert findings["RTO_API_MISSED"] == "ok"  # recovered within 15 min of the start
     assert findings["RTO_FRONTEND_MISSED"] == "skipped"
-    assert review.evidence["incident"]["severity"] == "P0"  # the incident's, from api-down
+    assert review.evidence["incident"]["severity"] == "P0"  # the incident's, from its record (opened by triage)
 
     pm = (review.folder / "postmortem.md").read_text()
     assert f"# Post-mortem: incident {inc}" in pm
