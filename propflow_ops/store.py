@@ -359,7 +359,7 @@ class S3Target:
         for key in self._put:
             try:
                 self.client.delete_object(Bucket=self.root.bucket, Key=key)
-            except Exception:  # noqa: BLE001, S110 - best effort, see above
+            except Exception:  # noqa: BLE001 - best effort, see above
                 pass
         self._put = []
 

@@ -208,7 +208,7 @@ class Worker:
             self.sqs.delete_message(QueueUrl=self.opts.queue_url, ReceiptHandle=receipt)
             with self._lock:
                 self.handled += 1
-        except Exception as exc:  # noqa: BLE001 - not deleted: it comes back, and after enough tries goes to the DLQ
+        except Exception as exc:  # not deleted: it comes back, and after enough tries goes to the DLQ
             say(f"message {message_id} failed and stays on the queue: {_one_line(exc)}")
             log.debug("message %s failed", message_id, exc_info=True)
 

@@ -34,7 +34,7 @@ def fleet_env(sandbox: Any, config: Path, prefix: str) -> dict[str, str]:
 
 def start_worker(env: Mapping[str, str], *args: str, log: Path | None = None,
                  new_session: bool = False) -> subprocess.Popen[str]:
-    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - the worker's stderr, read after
+    out = open(log, "w") if log else subprocess.DEVNULL  # the worker's stderr, read after it exits
     return subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "worker", "--wait", "1",
                              "--escalate-every", "5", *args], env=dict(env), stdout=out, stderr=out, text=True,
                             start_new_session=new_session)
