@@ -82,11 +82,30 @@ def parse_s3(url: str) -> S3Url:
     return S3Url(bucket, "/".join(parts))
 
 
-def s3_client() -> Any:
-    """The package's boto3 client (connect/read timeouts, standard retries; ``AWS_ENDPOINT_URL`` honoured)."""
+_plumbing: dict[tuple[str, str | None, str | None], Any] = {}
+_plumbing_lock = threading.Lock()
+
+
+def plumbing_client(service: str) -> Any:
+    """A boto3 client for the fleet's own plumbing (the store, the queue): the runbooks' timeouts and bounded
+    attempts (:mod:`propflow_ops.sources.aws`), but not watched by :mod:`propflow_ops.reach`, whose breaker
+    is per run: in a long-lived worker one timed-out call would otherwise fail every later one."""
+    import boto3
+
     from propflow_ops.sources import aws
 
-    return aws.client("s3")
+    key = (service, aws.region_name(), aws.endpoint())
+    with _plumbing_lock:
+        found = _plumbing.get(key)
+        if found is None:
+            found = boto3.session.Session().client(service, region_name=key[1], config=aws._CONFIG)  # type: ignore[call-overload]
+            _plumbing[key] = found
+        return found
+
+
+def s3_client() -> Any:
+    """The store's S3 client (see :func:`plumbing_client`; ``AWS_ENDPOINT_URL`` honoured)."""
+    return plumbing_client("s3")
 
 
 def sse_arguments(env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -32,7 +32,6 @@ def request_body(request_id: str, slug: str, options: Mapping[str, Any]) -> str:
 def submit_main(slug: str, options: Mapping[str, Any], queue_url: str | None, output_dir: str | None,
                 timeout_s: float, print_result: Any) -> int:
     from propflow_ops.runbooks import RUNBOOKS
-    from propflow_ops.sources import aws
 
     if slug not in RUNBOOKS:
         raise BadInput(f"unknown runbook {slug!r}; known: {', '.join(RUNBOOKS)}")
@@ -47,7 +46,7 @@ def submit_main(slug: str, options: Mapping[str, Any], queue_url: str | None, ou
         raise BadInput("--timeout must be between 1 and 86400 seconds")
     request_id = uuid.uuid4().hex
     try:
-        aws.client("sqs").send_message(QueueUrl=queue_url, MessageBody=request_body(request_id, slug, options))
+        store_mod.plumbing_client("sqs").send_message(QueueUrl=queue_url, MessageBody=request_body(request_id, slug, options))
     except Exception as exc:  # noqa: BLE001 - the queue is not reachable: one line, exit 3
         print(f"propflow-ops: error: cannot put the request on {queue_url}: {store_mod._one_line(exc)}",
               file=sys.stderr)

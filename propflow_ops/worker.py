@@ -116,7 +116,6 @@ class Worker:
     def __init__(self, opts: Options) -> None:
         from propflow_ops import operator as operator_mod
         from propflow_ops.kernels import KernelPool
-        from propflow_ops.sources import aws
 
         self.opts = opts
         self.env = {**os.environ, **opts.env}
@@ -124,7 +123,7 @@ class Worker:
         self.loc = store_mod.location(opts.output_dir)
         self.blobs = store_mod.Blobs(self.loc)
         self.records: ir.IncidentStore = ir.store_for(str(self.loc))
-        self.sqs = aws.client("sqs")
+        self.sqs = store_mod.plumbing_client("sqs")
         attrs = self.sqs.get_queue_attributes(QueueUrl=opts.queue_url, AttributeNames=["VisibilityTimeout"])
         self.visibility_s = int(attrs["Attributes"].get("VisibilityTimeout", "30"))
         self.by = operator_mod.current(self.env)

@@ -37,7 +37,8 @@ def package_calls() -> set[str]:
     code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "propflow_ops").rglob("*.py")
                      if "sandbox" not in p.relative_to(ROOT).parts)
     services = set(re.findall(r"""client\(\s*["']([a-z0-9-]+)["']""", code))
-    called = set(re.findall(r"\.([a-z][a-z0-9_]+)\(", code)) | set(re.findall(r"""get_paginator\(\s*["']([a-z0-9_]+)""",
+    # a method call, not on self or super() (our own classes: a Redis client's execute_command is not ECS's)
+    called = set(re.findall(r"(?<!super\(\))(?<!self)\.([a-z][a-z0-9_]+)\(", code)) | set(re.findall(r"""get_paginator\(\s*["']([a-z0-9_]+)""",
                                                                                code))
     session = botocore.session.get_session()
     out: set[str] = set()

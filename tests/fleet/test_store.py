@@ -144,3 +144,22 @@ def test_bad_or_unreachable_store_is_one_line_before_anything_runs(s3world, caps
                                            "s3://no-such-evidence-bucket/x: ")
     assert "Traceback" not in err
     assert ir.S3Store(store.parse_s3("s3://propflow-evidence/x")).events("INC-S3-4") == []
+
+
+def test_a_runs_breaker_does_not_stop_the_store(s3world):
+    """reach's breaker is per run; the store (and the worker's queue) are plumbing of a long-lived process."""
+    from propflow_ops import reach
+
+    client = store.s3_client()
+    reach.trip(reach.aws_key(aws.client("s3")), "timed out once, earlier")
+    try:
+        with pytest.raises(reach.TargetDown):
+            aws.client("s3").head_bucket(Bucket=s3world.fleet.bucket)  # the runbooks' client: breaker open
+        target = store.S3Target(store.parse_s3(s3world.fleet.output_dir + "/breaker"))
+        target.open("INC-BRK", "20260101T000000Z-triage")
+        assert target.publish({"evidence.json": b"{}"}, ["evidence.json"]).name == "20260101T000000Z-triage"
+        assert store.plumbing_client("sqs").get_queue_attributes(QueueUrl=s3world.fleet.queue_url,
+                                                                 AttributeNames=["VisibilityTimeout"])
+        assert client is store.s3_client()
+    finally:
+        reach.reset()
