@@ -196,7 +196,8 @@ def _log_action(ev: Evidence, phase: str, action: Action, by: dict[str, Any] | N
     by = by or operator_mod.current()
     fields = {**action.to_json(), "phase": phase, "runbook": ev.runbook, "by_label": operator_mod.label(by),
               "reason": redact_text(str(ev.parameters.get("reason") or "")),
-              "verification": "not verified: verification comes with change control (issue 17)"}
+              "verification": "not verified: verification comes with change control (issue 17)",
+              "run_mode": "headless" if os.environ.get("PROPFLOW_EVIDENCE_PATH") else "interactive"}
     fields.pop("at", None)
     try:
         with ir.store_for(None).session(incident) as s:
