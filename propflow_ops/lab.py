@@ -1,13 +1,16 @@
-"""``propflow-ops lab``: the runbooks in JupyterLab, pointed at the current environment or at the sandbox.
+"""``propflow-ops lab``: the runbooks in JupyterLab, as working copies of one incident, pointed at the current
+environment or at the sandbox.
 
-    propflow-ops lab api-down                          # current environment (production if that is where it points)
+    propflow-ops lab api-down --incident INC-7         # current environment (production if that is where it points)
     propflow-ops lab api-down --sandbox --scenario api-oom
 
-JupyterLab runs as a child process on 127.0.0.1 with a fresh token, its root
-the repository's ``notebooks/``; its kernels inherit this process's
-environment, merged with the sandbox's when ``--sandbox`` is given. The URL
-(token included) is printed on stdout once JupyterLab answers. Ctrl-C or
-SIGTERM stops JupyterLab (and its kernels) and then the sandbox.
+JupyterLab runs as a child process on 127.0.0.1 with a fresh token. Its root is the incident's working copies
+(``<output-dir>/<incident>/.lab``, see :mod:`propflow_ops.interactive`), never the repository's ``notebooks/``;
+every save is masked by the server before it is written; ``ev.save()`` publishes an interactive run. Its
+kernels inherit this process's environment (merged with the sandbox's when ``--sandbox`` is given, and with
+the team configuration's environment), plus the incident and the output folder. The URL (token included) is
+printed on stdout once JupyterLab answers. Ctrl-C or SIGTERM stops JupyterLab (and its kernels) and then the
+sandbox.
 """
 
 from __future__ import annotations
