@@ -100,7 +100,8 @@ class LabSession:
 
 @contextlib.contextmanager
 def _environ(env: Mapping[str, str]) -> Iterator[None]:
-    """``os.environ`` as the kernels will see it, while the copies are prepared (the lab is one thread then)."""
+    """``os.environ`` as the kernels will see it, while the copies are prepared: a few milliseconds of reading
+    the configuration and the notebooks, no network call (the sandbox's threads do not read it meanwhile)."""
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)
@@ -135,12 +136,12 @@ def prepare(slug: str | None, incident: str | None, env: Mapping[str, str], *, o
             req = run_context.prepare(RunRequest(slug=rb.slug, incident=incident, severity=severity,
                                                  started_at=started_at, output_dir=str(root)), rb)
             prepared.append((rb, build_parameters(rb, req), dict(req.env)))
-        _, params0, config_env = prepared[0]
-        store = ir.LocalStore(root)
-        state, written = ir.open_or_join(
-            store, incident, severity=str(params0["severity"]), started_at=parse_time(str(params0["started_at"])),
-            severity_given=severity is not None, started_given=started_at is not None,
-            by=lambda: operator_mod.current(env), via=f"lab {first.slug}")
+    _, params0, config_env = prepared[0]
+    store = ir.LocalStore(root)  # no network inside the swap above; STS is asked with the kernels' env
+    state, written = ir.open_or_join(
+        store, incident, severity=str(params0["severity"]), started_at=parse_time(str(params0["started_at"])),
+        severity_given=severity is not None, started_given=started_at is not None,
+        by=lambda: operator_mod.current(env), via=f"lab {first.slug}")
     workdir = working_dir(root, incident)
     workdir.mkdir(parents=True, exist_ok=True)
     session = LabSession(incident, root, workdir, {}, opened=any(e.get("event") == "opened" for e in written))
