@@ -340,3 +340,27 @@ def test_real_jupyterlab_serves_the_working_copy_masks_every_save_and_stops_on_c
         proc.wait(60)
     assert proc.returncode == 0, (tmp_path / "err.txt").read_text()
     assert lab.port_is_free(int(found.group(1)))
+
+
+def test_lab_incident_config_and_env_fill_the_working_copy(
+        fake_jupyter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from propflow_ops.runner import notebook_parameters
+
+    cfg = tmp_path / "team.toml"
+    cfg.write_text('[environments.staging]\naws_region = "eu-west-1"\n[environments.staging.parameters]\n'
+                   'cluster = "propflow-staging"\n', encoding="utf-8")
+    monkeypatch.delenv("PROPFLOW_CONFIG", raising=False)
+    monkeypatch.delenv("PROPFLOW_ENV", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # STS refused at once
+    thread = _sigterm_self_when(fake_jupyter)
+    code = cli_main(["lab", "api-down", "--incident", "INC-61", "--config", str(cfg), "--env", "staging",
+                     "--started-at", "2026-11-27T10:00:00Z", "--severity", "P1", "--port", "0"])
+    thread.join(5)
+    assert code == 0, capsys.readouterr().err
+    env = json.loads(fake_jupyter.read_text())
+    assert env["PROPFLOW_CONFIG"] == str(cfg) and env["PROPFLOW_ENV"] == "staging"
+    assert env["AWS_REGION"] == "eu-west-1" and env["PROPFLOW_LAB_INCIDENT"] == "INC-61"
+    copy = Path(env["PROPFLOW_OUTPUT_DIR"]) / "INC-61" / ".lab" / "01_api_down.ipynb"
+    params = {k: v["default"] for k, v in notebook_parameters(copy).items()}
+    assert (params["incident_id"], params["severity"], params["started_at"], params["cluster"]) == (
+        "INC-61", "P1", "2026-11-27T10:00:00Z", "propflow-staging")
