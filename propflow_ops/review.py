@@ -1185,10 +1185,11 @@ def review_request(incident_id: str, output_dir: str | None, html: bool = True,
     if "/" in incident_id or incident_id.startswith(".") or not incident_id:
         raise BadInput(f"not an incident id: {incident_id!r}")
     runs = [r for r in load_runs(folder) if r.slug != REVIEW_SLUG]
-    if not runs:
+    state = ir.load(ir.LocalStore(folder.parent), incident_id)
+    recorded = state.exists
+    if not runs and not action_events(state):  # steps applied in a lab session that never saved: reviewed
         raise BadInput(f"no runs of incident {incident_id} under {folder.parent}")
     start, _ = incident_start([r for r in runs if r.evidence is not None])
-    recorded = ir.load(ir.LocalStore(folder.parent), incident_id).exists
     return RunRequest(
         slug=REVIEW_SLUG,
         incident=incident_id,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from propflow_ops import incident_record as ir
 from propflow_ops import review as rv
 from propflow_ops.operator import label
@@ -78,3 +80,15 @@ def test_a_step_applied_in_a_session_that_never_saved_is_still_reviewed(tmp_path
     review = rv.build_review("INC-51", tmp_path)
     assert review.changes[["step", "outcome", "how"]].values.tolist() == [["rollback", "executed", "interactive"]]
     assert z(at(3.2)) in review.timeline[review.timeline["kind"] == "action executed"]["at"].tolist()
+
+
+def test_review_runs_on_the_action_log_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A lab session applied a step and never saved: no run folder, but the review still has something to say."""
+    store = ir.LocalStore(tmp_path)
+    ir.open_or_join(store, "INC-51", severity="P0", started_at=at(0), severity_given=True, started_given=True,
+                    by=BOB, via="lab api-down")
+    with pytest.raises(rv.BadInput, match="no runs"):
+        rv.review_request("INC-51", str(tmp_path))
+    _action(store, BOB, "started", "rollback", 3, "started")
+    req = rv.review_request("INC-51", str(tmp_path))
+    assert req.slug == "post-incident" and ("review_incident", "INC-51") in req.params
