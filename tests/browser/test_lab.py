@@ -388,6 +388,12 @@ def test_two_lab_sessions_of_one_incident_leave_the_applied_step_and_a_published
     evidence = json.loads((run / "evidence.json").read_text(encoding="utf-8"))
     assert evidence["run"]["mode"] == "interactive" and evidence["run"]["operator"]["user"]
     assert [a["mode"] for a in evidence["actions"]] == ["planned", "planned"]  # session 2 was read-only
+    # The report holds what the browser showed: each cell's outputs as this kernel sent them, masked.
+    report = json.loads((run / "report.ipynb").read_text(encoding="utf-8"))
+    outputs = [json.dumps(c.get("outputs")) for c in report["cells"] if c["cell_type"] == "code"]
+    assert any("propflow-banner" in o for o in outputs) and any("ECS_TASK_OOM" in o for o in outputs)
+    assert sum("image/png" in o for o in outputs) >= 2, "the plots are in the report"
+    assert "ECS_TASK_OOM" in (run / "report.html").read_text(encoding="utf-8")
     assert _tree_hash(REPO / "notebooks") == repo_notebooks
 
     review = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "review", INCIDENT, "--output-dir",
