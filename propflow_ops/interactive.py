@@ -2,9 +2,10 @@
 
 ``propflow-ops lab SLUG --incident ID`` works on *working copies* of the runbooks, never on ``notebooks/``:
 
-- **Where.** ``<output-dir>/<incident>/.lab/<notebook>``: beside the incident's runs and record, so the
-  working copy outlives a closed tab or a crashed laptop and the team finds it; the leading dot keeps it out
-  of everything that reads run folders (the review, ``latest_incident``, the sweep of temporaries).
+- **Where.** ``<output-dir>/<incident>/.lab/<user>/<notebook>``: beside the incident's runs and record, so
+  the working copy outlives a closed tab or a crashed laptop and the team finds it; one folder per engineer, so
+  two people on one incident never save over each other; the leading dot keeps it out of everything that
+  reads run folders (the review, ``latest_incident``, the sweep of temporaries).
   JupyterLab's root is that folder: its file browser offers a working copy of every runbook, and nothing
   outside it can be opened or saved.
 - **Parameters.** Each session rewrites the parameters cell of every copy from the incident record
@@ -29,6 +30,7 @@ import contextlib
 import copy
 import io
 import os
+import re
 import shutil
 import sys
 import threading
@@ -51,8 +53,13 @@ WORKDIR_ENV = "PROPFLOW_LAB_WORKDIR"  # the working copies' folder (JupyterLab's
 RESET_EACH_SESSION = ("apply", "confirm")  # never carried from one session to the next
 
 
-def working_dir(root: Path, incident: str) -> Path:
-    return root / incident / LAB_DIR
+def working_dir(root: Path, incident: str, user: str | None = None) -> Path:
+    """``<root>/<incident>/.lab/<user>``: one folder per engineer, so two people working the same incident
+    (a shared output folder) never save over each other's copy."""
+    from propflow_ops.operator import local_user
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", user or local_user()).lstrip(".") or "unknown"
+    return root / incident / LAB_DIR / name
 
 
 # ---------------------------------------------------------------- the parameters cell

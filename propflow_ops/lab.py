@@ -5,7 +5,7 @@ environment or at the sandbox.
     propflow-ops lab api-down --sandbox --scenario api-oom
 
 JupyterLab runs as a child process on 127.0.0.1 with a fresh token. Its root is the incident's working copies
-(``<output-dir>/<incident>/.lab``, see :mod:`propflow_ops.interactive`), never the repository's ``notebooks/``;
+(``<output-dir>/<incident>/.lab/<user>``, see :mod:`propflow_ops.interactive`), never the repository's ``notebooks/``;
 every save is masked by the server before it is written; ``ev.save()`` publishes an interactive run. Its
 kernels inherit this process's environment (merged with the sandbox's when ``--sandbox`` is given, and with
 the team configuration's environment), plus the incident and the output folder. The URL (token included) is

@@ -226,7 +226,7 @@ def test_sandbox_lab_prints_url_and_stops_everything_on_sigterm(
     incident = env["PROPFLOW_LAB_INCIDENT"]
     assert incident.startswith("ADHOC-") and f"incident {incident} (opened now)" in out
     root = Path((fake_jupyter.parent / "jupyter-root").read_text())
-    assert root == Path(env["PROPFLOW_OUTPUT_DIR"]) / incident / ".lab" and (root / "01_api_down.ipynb").is_file()
+    assert root.parent == Path(env["PROPFLOW_OUTPUT_DIR"]) / incident / ".lab" and (root / "01_api_down.ipynb").is_file()
     assert lab.port_is_free(int(url.group(1))), "JupyterLab still listens after the stop"
     assert signal.getsignal(signal.SIGTERM) == handler_before
 
@@ -328,7 +328,7 @@ def test_real_jupyterlab_serves_the_working_copy_masks_every_save_and_stops_on_c
                             "data": {"text/html": f"<td>{canary}</td>", "text/plain": canary}}]
         assert _put(f"{base}/api/contents/01_api_down.ipynb", token,
                     {"type": "notebook", "format": "json", "content": model["content"]}) == 200
-        copy = tmp_path / "runs" / "INC-41" / ".lab" / "01_api_down.ipynb"
+        (copy,) = (tmp_path / "runs" / "INC-41" / ".lab").glob("*/01_api_down.ipynb")
         on_disk = copy.read_text(encoding="utf-8")
         assert "CANARY-h9-s4ve" not in on_disk and "print(" in on_disk
         assert "CANARY-h9-s4ve" not in "".join(p.read_text(encoding="utf-8", errors="replace")
@@ -360,7 +360,8 @@ def test_lab_incident_config_and_env_fill_the_working_copy(
     env = json.loads(fake_jupyter.read_text())
     assert env["PROPFLOW_CONFIG"] == str(cfg) and env["PROPFLOW_ENV"] == "staging"
     assert env["AWS_REGION"] == "eu-west-1" and env["PROPFLOW_LAB_INCIDENT"] == "INC-61"
-    copy = Path(env["PROPFLOW_OUTPUT_DIR"]) / "INC-61" / ".lab" / "01_api_down.ipynb"
+    copy = Path(env["PROPFLOW_LAB_WORKDIR"]) / "01_api_down.ipynb"
+    assert copy.parent.parent == Path(env["PROPFLOW_OUTPUT_DIR"]) / "INC-61" / ".lab"
     params = {k: v["default"] for k, v in notebook_parameters(copy).items()}
     assert (params["incident_id"], params["severity"], params["started_at"], params["cluster"]) == (
         "INC-61", "P1", "2026-11-27T10:00:00Z", "propflow-staging")

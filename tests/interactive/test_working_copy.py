@@ -3,6 +3,7 @@ configuration, reset of ``apply`` each session; the save hook masks what reaches
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import os
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_prepare_writes_a_filled_copy_of_every_runbook_in_the_incident_folder(tm
                                                                              env: dict[str, str]) -> None:
     before = _tree_hash(notebooks_dir())
     s = interactive.prepare("api-down", "INC-21", env, started_at="2026-11-27T15:00:00Z", severity="P1")
-    assert s.workdir == tmp_path / "out" / "INC-21" / ".lab" and s.opened
+    assert s.workdir == tmp_path / "out" / "INC-21" / ".lab" / getpass.getuser() and s.opened
     assert sorted(p.name for p in s.workdir.glob("*.ipynb")) == sorted(rb.notebook for rb in RUNBOOKS.values())
     assert _tree_hash(notebooks_dir()) == before, "notebooks/ must never be written"
     p = _params(s.copies["api-down"])
@@ -128,3 +129,9 @@ def test_masked_code_still_runs_and_holds_no_secret() -> None:
     compile("\n".join(line for line in out.splitlines() if not line.startswith("%")), "cell", "exec")
     broken = interactive.mask_code(f'url = "{SECRET_URL}\n')  # not Python: masked whole
     assert CANARY not in broken
+
+
+def test_two_engineers_on_one_incident_have_their_own_copies(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    assert interactive.working_dir(root, "INC-24", "alice") != interactive.working_dir(root, "INC-24", "bob")
+    assert interactive.working_dir(root, "INC-24", "../../etc").parent == root / "INC-24" / ".lab"
