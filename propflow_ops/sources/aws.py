@@ -105,6 +105,6 @@ def target_info(region: str | None = None) -> dict[str, Any]:
         sts = client("sts", region)
         info["region"] = sts.meta.region_name
         info["aws_account"] = sts.get_caller_identity().get("Account")
-    except Exception as exc:  # target info must never crash a runbook
+    except Exception as exc:  # noqa: BLE001 - target info must never crash a runbook
         info["error"] = aws_error_text(exc)
     return info

@@ -58,7 +58,7 @@ def _request(
     hdrs.update(headers or {})
     req = urllib.request.Request(url, data=data, method=method.upper(), headers=hdrs)
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only, checked
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # http(s) only, checked
             return int(resp.status), resp.read(), dict(resp.headers.items())
     except urllib.error.HTTPError as err:
         body = b""

@@ -195,7 +195,7 @@ def object_last_modified(bucket: str, keys: Iterable[str], *, client: Any = None
     for key in keys:
         try:
             out[key] = s3.head_object(Bucket=bucket, Key=key)["LastModified"]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _code(exc) in ("404", "NoSuchKey", "NotFound"):
                 out[key] = None
             else:

@@ -120,7 +120,7 @@ def request_json(
     req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
     t0 = time.monotonic()
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - http(s) URL from config
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # http(s) URL from config
             raw = resp.read()
             status = resp.status
     except urllib.error.HTTPError as exc:

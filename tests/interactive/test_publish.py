@@ -70,6 +70,7 @@ def _run_folders(session: interactive.LabSession) -> list[Path]:
     return sorted(p for p in (session.root / session.incident).iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+@pytest.mark.slow  # a real kernel (not the fast lane)
 def test_ev_save_publishes_a_new_masked_interactive_run_each_time(
         lab_kernel: tuple[Kernel, interactive.LabSession]) -> None:
     kernel, session = lab_kernel

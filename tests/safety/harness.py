@@ -338,7 +338,7 @@ def _db_detail(sandbox: Any) -> dict[str, Any]:
         tables = [r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
             "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
-        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}  # noqa: S608
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
         columns = conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
             "ORDER BY 1, 2").fetchall()
@@ -475,13 +475,31 @@ def run_cli(world: str, slug: str, env: Mapping[str, str], *args: str, output_di
     import os
     import subprocess
     import sys
-    import time
 
     full_env = {**os.environ, **env, "PROPFLOW_OUTPUT_DIR": str(output_dir)}
+    return _record(world, slug, args, timeout, lambda: subprocess.run(
+        [sys.executable, "-m", "propflow_ops.cli", "run", slug, *args], capture_output=True, text=True,
+        env=full_env, timeout=timeout))
+
+
+def run_in_process(world: str, slug: str, env: Mapping[str, str], *args: str, output_dir: Path,
+                   timeout: float, pool: Any = None) -> RunRecord:
+    """`propflow-ops run SLUG ARGS` through the command's own code in this process, the notebook on a warm
+    kernel (``pool``, default the session's: tests/runs.py); what it printed is the command's stdout and
+    stderr plus what the kernel process wrote. Never waits past ``timeout``."""
+    from runs import cli_in_process
+
+    return _record(world, slug, args, timeout, lambda: cli_in_process(
+        env, "run", slug, *args, timeout=timeout, output_dir=output_dir, pool=pool))
+
+
+def _record(world: str, slug: str, args: tuple[str, ...], timeout: float, call: Any) -> RunRecord:
+    import subprocess
+    import time
+
     t0 = time.monotonic()
     try:
-        proc = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "run", slug, *args], capture_output=True,
-                              text=True, env=full_env, timeout=timeout)
+        proc = call()
         code, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
         code = -9
