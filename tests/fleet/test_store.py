@@ -163,3 +163,27 @@ def test_a_runs_breaker_does_not_stop_the_store(s3world):
         assert client is store.s3_client()
     finally:
         reach.reset()
+
+
+def test_incident_commands_and_escalate_share_the_store_clock(s3world, capsys):
+    """Two engineers on two machines: one opens the incident in the store, the other acks and escalates it
+    there; both read the same record."""
+    out = s3world.fleet.output_dir + "/clock"
+    inc = "INC-S3-CLOCK"
+    started = iso(utcnow().replace(microsecond=0) - timedelta(minutes=20))
+    s3world.notify.sns_messages(s3world.aws)
+    assert cli.main(["incident", "open", inc, "--severity", "P0", "--started-at", started, "--output-dir", out]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"{out}/{inc}/events/"
+    assert cli.main(["escalate", inc, "--output-dir", out]) == 0
+    first = capsys.readouterr().out
+    assert cli.main(["escalate", inc, "--output-dir", out]) == 0  # the second engineer: nothing sent twice
+    capsys.readouterr()
+    state = ir.load(ir.S3Store(store.parse_s3(out)), inc)
+    sent = [e for e in state.escalations if e.get("status") == "sent"]
+    assert sent and len({(e["step"], e["channel"]) for e in sent}) == len(sent), first
+    assert any(f"Evidence: {out}/{inc}" in m for m in s3world.notify.sns_messages(s3world.aws))
+    assert cli.main(["incident", "ack", inc, "--output-dir", out]) == 0
+    capsys.readouterr()
+    assert cli.main(["incident", "show", inc, "--json", "--output-dir", out]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["acknowledged_at"] and shown["severity"] == "P0" and shown["started_at"] == started
