@@ -398,6 +398,14 @@ def location(output_dir: str | os.PathLike[str] | None, env: Mapping[str, str] |
     return resolve_output_dir(output_dir, env)
 
 
+def fleet_output(output_dir: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The fleet's store for ``worker`` and ``submit``: ``--output-dir``, else ``$PROPFLOW_OUTPUT_DIR`` when it is
+    an ``s3://`` store, else ``$PROPFLOW_FLEET_OUTPUT_DIR`` (the sandbox exports it), else the local output dir."""
+    env = os.environ if env is None else env
+    local = env.get("PROPFLOW_OUTPUT_DIR") or ""
+    return output_dir or (local if is_s3(local) else "") or env.get("PROPFLOW_FLEET_OUTPUT_DIR") or local
+
+
 def target(output_dir: str | os.PathLike[str] | None) -> Target:
     loc = location(output_dir)
     return S3Target(loc) if isinstance(loc, S3Url) else LocalTarget(loc)

@@ -38,9 +38,10 @@ def submit_main(slug: str, options: Mapping[str, Any], queue_url: str | None, ou
     queue_url = queue_url or os.environ.get("PROPFLOW_FLEET_QUEUE_URL") or ""
     if not queue_url:
         raise BadInput("name the fleet's queue: --queue URL (or PROPFLOW_FLEET_QUEUE_URL)")
-    loc = store_mod.location(output_dir)
+    loc = store_mod.location(store_mod.fleet_output(output_dir) or None)
     if not isinstance(loc, store_mod.S3Url):
-        raise BadInput("submit needs the fleet's s3:// evidence store (--output-dir or PROPFLOW_OUTPUT_DIR), "
+        raise BadInput("submit needs the fleet's s3:// evidence store (--output-dir, PROPFLOW_FLEET_OUTPUT_DIR or "
+                       "PROPFLOW_OUTPUT_DIR), "
                        f"not the local folder {loc}")
     if not 1 <= timeout_s <= 24 * 3600:
         raise BadInput("--timeout must be between 1 and 86400 seconds")

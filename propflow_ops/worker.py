@@ -457,7 +457,7 @@ def worker_main(queue_url: str | None, output_dir: str | None, concurrency: int,
         raise BadInput("--concurrency must be between 1 and 32")
     if not 0 <= wait_s <= MAX_WAIT_S:
         raise BadInput(f"--wait must be between 0 and {MAX_WAIT_S} seconds")
-    out = output_dir or os.environ.get("PROPFLOW_OUTPUT_DIR") or ""
+    out = store_mod.fleet_output(output_dir)
     if not store_mod.is_s3(out):
         say("warning: the evidence goes to a local folder; a fleet shares an s3:// store (--output-dir)")
     try:

@@ -80,3 +80,13 @@ def test_the_incident_id_is_stable_valid_and_bounded():
         assert inputs.INCIDENT_ID.fullmatch(inc) and inc == alarms.incident_id_for(a)
     assert alarms.incident_id_for(alarms.Alarm("propflow-api-5xx", "ALARM", AT)) == \
         "ALARM-propflow-api-5xx-20261127T031205Z"
+
+
+def test_the_fleet_store_prefers_an_s3_output_dir_then_the_fleet_variable():
+    from propflow_ops.store import fleet_output
+
+    fleet = {"PROPFLOW_FLEET_OUTPUT_DIR": "s3://fleet-bucket/runs"}
+    assert fleet_output("s3://given-bucket/x", fleet) == "s3://given-bucket/x"
+    assert fleet_output(None, {**fleet, "PROPFLOW_OUTPUT_DIR": "s3://team-bucket/r"}) == "s3://team-bucket/r"
+    assert fleet_output(None, {**fleet, "PROPFLOW_OUTPUT_DIR": "/tmp/local"}) == "s3://fleet-bucket/runs"
+    assert fleet_output(None, {"PROPFLOW_OUTPUT_DIR": "/tmp/local"}) == "/tmp/local"
