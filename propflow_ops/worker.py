@@ -272,7 +272,7 @@ class Worker:
             return
         text = f"CloudWatch alarm {alarm.name} {alarm.state}" + (f": {alarm.reason}" if alarm.reason else "")
         with self._record_errors(incident), self.records.session(incident) as s:
-            s.append(ir.event("note", self.by, alarm.at, text=text[:500], alarm=alarm.name, state=alarm.state,
+            s.append(ir.event("note", self.by, alarm.at, text=redact_text(text)[:500], alarm=alarm.name, state=alarm.state,
                               rule=rule.key if rule else None, message=alarm.message_id or message_id))
 
     @contextlib.contextmanager
