@@ -338,6 +338,11 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
             kernel.spoilt = kernel.spoilt or not clean
         else:
             _restore_env(saved)
+            stopping = sys.exc_info()[0]
+            if stopping is not None and not issubclass(stopping, Exception):  # Ctrl-C, SIGTERM, SIGHUP
+                # the process is on its way out: the kernel client's own threads, whose sockets are closed
+                # under them, must not print their tracebacks over the one line that says why we stopped
+                threading.excepthook = lambda _args: None
             km.close_clients()  # papermill leaves its client's channels open too
             if km.has_kernel:
                 kill_kernel(km)  # papermill leaves a kernel it did not start running

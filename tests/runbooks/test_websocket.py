@@ -43,7 +43,7 @@ def test_redis_memory_pressure(world, sandbox_env, tmp_path):
     mem = run.findings()["REDIS_MEMORY_PRESSURE"]
     assert mem["status"] == "fail"
     assert mem["data"]["evicted_keys"] >= 50
-    assert mem["data"]["maxmemory"] == 4 * 1024 * 1024
+    assert 4 * 1024 * 1024 <= mem["data"]["maxmemory"] <= 5 * 1024 * 1024  # 4 MB filled, a little headroom
     assert run.status_of("REDIS_CLIENTS_EXHAUSTED") == "ok"
 
 
