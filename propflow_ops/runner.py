@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ import nbformat
 
 from propflow_ops import __version__, run_context
 from propflow_ops import incident as incident_mod
+from propflow_ops.change import confirm as confirm_mod
+from propflow_ops.change import runs as change_runs
 from propflow_ops.findings import EVIDENCE_PATH_ENV, SCHEMA, Finding, FindingsTable, iso, jsonable, utcnow
 from propflow_ops.incident import BadInput
 from propflow_ops.kernels import WarmKernel, ipc_kernel_manager, kill_kernel
@@ -41,6 +43,9 @@ DEFAULT_BUDGET_S = 300
 DEFAULT_CELL_TIMEOUT_S = 120
 _INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
 COMMON_PARAMETERS = ("incident_id", "severity", "started_at", "window_minutes", "apply")
+#: JupyterLab's change-control parameters; headless, the options say the same
+CHANGE_PARAMETERS = {"confirm": "--yes (or type the step name at the prompt)", "reason": "--reason TEXT",
+                     "no_snapshot": "--no-snapshot", "force": "--force"}
 
 
 @dataclass
@@ -68,6 +73,10 @@ class RunRequest:
     progress: bool | None = None
     announce: bool = False
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the kernel (the review's output dir)
+    yes: bool = False  # change control (propflow_ops.change): --yes, --reason, --no-snapshot, --force
+    reason: str | None = None
+    no_snapshot: bool = False
+    force: bool = False
 
 
 # ---------------------------------------------------------------- parameters
@@ -139,6 +148,8 @@ def build_parameters(rb: Runbook, req: RunRequest) -> dict[str, Any]:
     for name, raw in req.params:
         if name not in declared:
             raise BadInput(f"unknown parameter {name!r} for {rb.slug}; it takes: {', '.join(sorted(declared))}")
+        if name in CHANGE_PARAMETERS:
+            raise BadInput(f"use {CHANGE_PARAMETERS[name]} for {name}, not -p (change control, see README Safety)")
         if name in COMMON_PARAMETERS:
             raise BadInput(f"use the --{ {'incident_id': 'incident', 'window_minutes': 'window'}.get(name, name)}"
                            f" option for {name}, not -p")
@@ -437,6 +448,7 @@ def export_html(nb: nbformat.NotebookNode, evidence: Mapping[str, Any], dest: Pa
     inc = evidence.get("incident", {})
     head = (
         f"<h2>{_h(evidence.get('title', ''))}: {_h(str(evidence.get('status', '')).upper())}</h2>"
+        + change_runs.html_block(evidence) +
         f"<p>Incident {_h(inc.get('id'))}, {_h(inc.get('severity'))}, started {_h(inc.get('started_at'))};"
         f" response due {_h(inc.get('response_due_at'))}; escalation due: {_h(inc.get('escalation_due') or 'none')}."
         f" Run {_h(evidence.get('run', {}).get('started_at'))} ({_h(evidence.get('run', {}).get('duration_s'))} s).</p>"
@@ -495,9 +507,15 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
     t0 = time.monotonic()
     name = f"{_stamp(started)}-{rb.slug}"
     workdir = parent / f".tmp-{name}-{os.getpid()}-{threading.get_ident()}"
+    change_env = change_runs.preflight(  # confirm / reason before anything runs (BadInput: exit 2)
+        list(params["apply"]), str(params["incident_id"]), {**os.environ, **req.env}, yes=req.yes,
+        reason=req.reason, no_snapshot=req.no_snapshot, force=req.force, record_root=str(root),
+        workdir_hint=workdir / ".confirm", stdin_tty=None if req.announce else False)
+    req = replace(req, env={**req.env, **change_env})
     workdir.mkdir()
     try:
-        error = execute(rb, params, workdir, req, kernel)
+        with confirm_mod.terminal_prompts(change_runs.prompt_dir(change_env)):
+            error = execute(rb, params, workdir, req, kernel)
         nb = sanitize_notebook(workdir / "report.ipynb", rb, params, error)
         evidence = run_context.annotate(ctx, final_evidence(rb, params, workdir, error, started, t0))
         nbformat.write(nb, str(workdir / "report.ipynb"))
@@ -509,6 +527,7 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
             except Exception as exc:  # noqa: BLE001 - the HTML is a convenience; the evidence must survive
                 evidence.setdefault("warnings", []).append(f"HTML export failed: {type(exc).__name__}: {exc}")
         (workdir / "evidence.json").write_text(json.dumps(evidence, indent=2) + "\n", encoding="utf-8")
+        shutil.rmtree(workdir / ".confirm", ignore_errors=True)
         extra = sorted(p.name for p in workdir.iterdir()
                        if p.is_file() and not p.name.startswith(".") and p.name not in names)
         write_sums(workdir, names + extra)  # files a notebook wrote beside its report (postmortem.md)
@@ -518,5 +537,5 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
         raise
     run_context.finish(ctx, final, evidence)
     status = evidence["status"]
-    code = {"ok": EXIT_OK, "problems": EXIT_PROBLEMS}.get(status, EXIT_ERROR)
+    code = change_runs.exit_code(evidence, {"ok": EXIT_OK, "problems": EXIT_PROBLEMS}.get(status, EXIT_ERROR))
     return RunResult(final, status, code, evidence, error)

@@ -1,0 +1,33 @@
+"""The ``action`` events of the incident record: one before a step starts, one after it ends.
+
+:func:`record_action` is the one function every path that applies a step calls (headless runs now,
+JupyterLab's interactive runs next): a crash mid-step still leaves the ``started`` event, and the review's
+timeline shows every applied and refused step with who, why and the outcome.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from propflow_ops import incident_record as ir
+from propflow_ops.redact import redact
+
+
+def record_action(incident_id: str, phase: str, action: Mapping[str, Any], by: Mapping[str, Any],
+                  root: str | None = None) -> bool:
+    """Append ``{"event": "action", "phase": started|ended|refused|lock-break, ...}``. False (and a warning on
+    stderr) when the record cannot be written: the step's evidence still has everything."""
+    fields = {k: v for k, v in redact(dict(action)).items() if k not in ("at", "by")}
+    fields["by_label"] = action.get("by")
+    fields["phase"] = phase
+    try:
+        store = ir.store_for(root or None)
+        with store.session(incident_id) as s:
+            s.append(ir.event("action", by, **fields))
+        return True
+    except Exception as exc:  # noqa: BLE001 - the record is a copy; the evidence is the primary
+        print(f"propflow-ops: warning: the incident record was not updated ({phase} {action.get('step')}): "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return False
