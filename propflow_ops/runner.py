@@ -494,8 +494,6 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
     req = run_context.prepare(req, rb)  # the team configuration (propflow-ops.toml), under options and env
     params = build_parameters(rb, req)
     check_environment({**os.environ, **req.env})
-    if req.announce:
-        print(f"propflow-ops: running {rb.slug} for incident {params['incident_id']}...", file=sys.stderr, flush=True)
     root = output_root(req.output_dir)
     parent = root / str(params["incident_id"])
     try:
@@ -512,6 +510,8 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
         reason=req.reason, no_snapshot=req.no_snapshot, force=req.force, record_root=str(root),
         workdir_hint=workdir / ".confirm", stdin_tty=None if req.announce else False)
     req = replace(req, env={**req.env, **change_env})
+    if req.announce:
+        print(f"propflow-ops: running {rb.slug} for incident {params['incident_id']}...", file=sys.stderr, flush=True)
     workdir.mkdir()
     try:
         with confirm_mod.terminal_prompts(change_runs.prompt_dir(change_env)):

@@ -24,7 +24,7 @@ class Refused(Exception):
 def snapshot_id(db_instance: str, step: str, incident_id: str) -> str:
     """RDS snapshot identifiers: letters, digits, hyphens, start with a letter, at most 255."""
     raw = f"propflow-ops-{incident_id}-{step}-{utcnow().strftime('%Y%m%dT%H%M%SZ')}"
-    return re.sub(r"-+", "-", re.sub(r"[^A-Za-z0-9-]", "-", raw)).strip("-")[:255]
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", raw.lower())).strip("-")[:255]  # RDS stores lower case
 
 
 def rds_snapshot(db_instance: str, step: str, incident_id: str, *, no_snapshot: bool,

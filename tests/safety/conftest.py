@@ -176,7 +176,7 @@ def dead_worlds(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
             if "api-down" in slugs:
                 w = worlds["throttled"]
                 applied = pool.submit(_run_with_proxy, "throttled", "api-down", {**base, **w.env}, upstream,
-                                      root / "applied", "--apply", "force-new-deployment", throttle=True,
+                                      root / "applied", "--reason", "test", "--yes", "--apply", "force-new-deployment", throttle=True,
                                       budget=DEAD_BUDGET_S, timeout=DEAD_TIMEOUT_S)
             for (wname, slug), job in jobs.items():
                 worlds[wname].runs[slug] = job.result()
