@@ -19,6 +19,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """``--sandbox-database-url``/``--sandbox-redis-url``: servers *for the sandbox*, never a target."""
+    parser.add_argument("--sandbox-database-url", metavar="URL", default=None,
+                        help="PostgreSQL server for the sandbox instead of the embedded one: it creates and "
+                             "drops its own database there (env PROPFLOW_SANDBOX_DATABASE_URL)")
+    parser.add_argument("--sandbox-redis-url", metavar="URL", default=None,
+                        help="Redis server for the sandbox instead of the embedded one: an empty db number "
+                             "that it claims (env PROPFLOW_SANDBOX_REDIS_URL)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="propflow-ops", description="PropFlow's incident runbooks as executable notebooks.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -61,10 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sandbox", help="start the simulated PropFlow world in the foreground")
     s.add_argument("--scenario", action="append", default=[], metavar="NAME")
     s.add_argument("--list", action="store_true", help="list the scenarios")
+    add_server_options(s)
 
     d = sub.add_parser("demo", help="sandbox + triage + the runbooks it recommends + the review")
     d.add_argument("--scenario", action="append", default=[], metavar="NAME")
     d.add_argument("--output-dir", metavar="DIR")
+    add_server_options(d)
 
     v = sub.add_parser("review", help="post-incident review over all runs of an incident")
     v.add_argument("incident_id")
@@ -107,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--sandbox", action="store_true", help="start the sandbox first and point at it")
     lab.add_argument("--scenario", action="append", default=[], metavar="NAME")
     lab.add_argument("--port", type=int, default=8888)
+    add_server_options(lab)
     return p
 
 
@@ -148,6 +161,7 @@ def cmd_list() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from propflow_ops.inputs import resolve_output_dir
     from propflow_ops.runner import DEFAULT_BUDGET_S, RunRequest, run
 
     req = RunRequest(
@@ -158,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         window=args.window,
         apply=[a for item in args.apply for a in item.split(",") if a.strip()],
         params=[(n, v) for n, v in args.params],
-        output_dir=args.output_dir,
+        output_dir=str(resolve_output_dir(args.output_dir)) if args.output_dir else None,
         html=not args.no_html,
         budget_s=args.budget if args.budget is not None else DEFAULT_BUDGET_S,
         announce=True,
@@ -188,6 +202,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _one_line(exc: BaseException) -> str:
+    from propflow_ops.redact import redact_text
+
+    return " ".join(redact_text(str(exc)).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -198,13 +218,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             from propflow_ops.sandbox.cli import sandbox_main
 
-            return sandbox_main(args.scenario, args.list)
+            return sandbox_main(args.scenario, args.list, database_url=args.sandbox_database_url,
+                                redis_url=args.sandbox_redis_url)
         if args.command == "demo":
             from propflow_ops.demo import demo_main
 
-            return demo_main(args.scenario, args.output_dir)
+            return demo_main(args.scenario, args.output_dir, database_url=args.sandbox_database_url,
+                             redis_url=args.sandbox_redis_url)
         if args.command == "review":
+            from propflow_ops.inputs import check_incident_id, resolve_output_dir
             from propflow_ops.review import review_main
+
+            check_incident_id(args.incident_id)
+            if args.output_dir:
+                args.output_dir = str(resolve_output_dir(args.output_dir))
 
             return review_main(args.incident_id, args.output_dir, html=not args.no_html, env=config_env(args))
         if args.command == "incident":
@@ -223,18 +250,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "lab":
             from propflow_ops.lab import lab_main
 
-            return lab_main(args.slug, sandbox=args.sandbox, scenarios=args.scenario, port=args.port)
+            return lab_main(args.slug, sandbox=args.sandbox, scenarios=args.scenario, port=args.port,
+                            database_url=args.sandbox_database_url, redis_url=args.sandbox_redis_url)
     except BadInput as exc:
-        print(f"propflow-ops: error: {exc}", file=sys.stderr)
+        print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from propflow_ops.runner import Terminated
+
+        if isinstance(exc, Terminated):
+            print(f"propflow-ops: terminated ({exc.args[0]})", file=sys.stderr)
+            return 128 + exc.signum
         print("propflow-ops: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from propflow_ops.runner import PublishError
+
+        if isinstance(exc, PublishError):  # disk full, read-only: an answer, not a crash
+            print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
+            return 3
+        import traceback
+
+        from propflow_ops.redact import redact_text
+
+        # a bug: its traceback, masked (an exception's text may hold a URL with its password)
+        print(redact_text(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
     return 2
 
 
-# Commands that own no server (the sandbox's may rely on atexit hooks to stop theirs).
-_QUICK_EXIT = ("list", "run", "review", "incident", "escalate", "lock")
+# Commands that own no server, and those that stop theirs explicitly before main() returns (sandbox, demo,
+# lab): a worker thread still waiting on a killed kernel must not hold up the interpreter's teardown.
+_QUICK_EXIT = ("list", "run", "review", "incident", "escalate", "lock", "sandbox", "demo", "lab")
 
 
 def entry() -> int:

@@ -20,6 +20,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
@@ -197,6 +198,9 @@ class KernelPool:
     def __init__(self, workers: int = 2, preload: str = PRELOAD) -> None:
         self.workers = max(1, int(workers))
         self.preload = preload
+        self._closing = False
+        self._kernels: set[WarmKernel] = set()  # the live ones, for close(kill=True)
+        self._lock = threading.Lock()
         self._jobs: queue.Queue[tuple[Job, Future[Any]] | None] = queue.Queue()
         self._threads = [threading.Thread(target=self._work, name=f"propflow-kernel-{i}", daemon=True)
                          for i in range(self.workers)]
@@ -204,13 +208,25 @@ class KernelPool:
             t.start()
 
     def _fresh(self) -> WarmKernel | None:
+        if self._closing:
+            return None
         kernel = WarmKernel(preload=self.preload)
+        with self._lock:
+            self._kernels.add(kernel)
         try:
             kernel.start()
-            return kernel
         except Exception:  # noqa: BLE001 - a job without a warm kernel runs cold
-            kernel.stop()
+            self._stop(kernel)
             return None
+        if self._closing:  # killed while it started
+            self._stop(kernel)
+            return None
+        return kernel
+
+    def _stop(self, kernel: WarmKernel) -> None:
+        kernel.stop()
+        with self._lock:
+            self._kernels.discard(kernel)
 
     def _work(self) -> None:
         kernel = self._fresh()
@@ -224,29 +240,46 @@ class KernelPool:
                     continue
                 if kernel is None or not kernel.alive():
                     if kernel is not None:
-                        kernel.stop()
+                        self._stop(kernel)
                     kernel = self._fresh()
                 try:
                     fut.set_result(job(kernel))
                 except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
                     fut.set_exception(exc)
                 if kernel is not None and kernel.spoilt:
-                    kernel.stop()
+                    self._stop(kernel)
                     kernel = None
         finally:
             if kernel is not None:
-                kernel.stop()
+                self._stop(kernel)
 
     def submit(self, job: Job) -> Future[Any]:
         fut: Future[Any] = Future()
         self._jobs.put((job, fut))
         return fut
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 30.0, *, kill: bool = False) -> None:
+        """Let the workers finish and stop their kernels (waiting at most ``timeout_s`` in all). With
+        ``kill`` (Ctrl-C, SIGTERM): jobs not yet started are cancelled and every kernel is killed first, so
+        a run in progress ends at once instead of being waited for."""
+        if kill:
+            self._closing = True
+            while True:
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[1].cancel()
+            with self._lock:
+                kernels = list(self._kernels)
+            for kernel in kernels:
+                kill_kernel(kernel.km)
         for _ in self._threads:
             self._jobs.put(None)
+        deadline = time.monotonic() + timeout_s
         for t in self._threads:
-            t.join(timeout=30)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> KernelPool:
         return self

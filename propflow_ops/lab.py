@@ -37,17 +37,12 @@ from propflow_ops.runbooks import RUNBOOKS, notebooks_dir
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 15.0
-# With --sandbox these would send boto3 somewhere other than the sandbox (a profile's credentials or
-# endpoint, a service-specific endpoint override): never mix production settings into a sandbox session.
+STOP_TIMEOUT_S = 8.0
 LAB_OVERRIDES: dict[str, dict[str, Any]] = {
     "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
     # No "official Jupyter news?" toast over the runbook (and no call out to fetch it).
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
 }
-_AWS_LEAKS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-              "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-              "AWS_CONTAINER_CREDENTIALS_FULL_URI")
 
 
 class LabError(Exception):
@@ -154,13 +149,13 @@ def jupyter_command(root: Path, port: int, *, python: str | None = None,
 
 
 def lab_env(base: Mapping[str, str], token: str, sandbox_env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment JupyterLab and its kernels get."""
+    """The environment JupyterLab and its kernels get: with the sandbox, ``base`` without any target
+    variable (:mod:`propflow_ops.sandbox.isolation`) and then the sandbox's own."""
     env = dict(base)
     if sandbox_env is not None:
-        for name in list(env):
-            if name in _AWS_LEAKS or name.startswith("AWS_ENDPOINT_URL_"):
-                del env[name]
-        env.update(sandbox_env)
+        from propflow_ops.sandbox.isolation import pointed_at
+
+        env = pointed_at(sandbox_env, base)
     env["JUPYTER_TOKEN"] = token
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
@@ -210,11 +205,16 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def _stop_on_signals(stop: threading.Event, starting: threading.Event | None = None) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop``; while ``starting`` is set (the sandbox starting) the first one also
+    raises KeyboardInterrupt, so that the start is cut short. Later signals are ignored: the stop that
+    follows is bounded and must not be cut short (it would leave processes behind)."""
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():  # a second Ctrl-C while stopping: stop waiting
-            raise KeyboardInterrupt
+        if stop.is_set():
+            return
         stop.set()
+        if starting is not None and starting.is_set():
+            raise KeyboardInterrupt
 
     if threading.current_thread() is not threading.main_thread():  # pragma: no cover - CLI runs in main
         yield
@@ -227,10 +227,11 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def make_sandbox(scenarios: Sequence[str]) -> SandboxLike:
+def make_sandbox(scenarios: Sequence[str], *, database_url: str | None = None,
+                 redis_url: str | None = None) -> SandboxLike:
     from propflow_ops.sandbox import Sandbox
 
-    return Sandbox(scenarios)
+    return Sandbox(scenarios, database_url=database_url, redis_url=redis_url)
 
 
 def _say(message: str) -> None:
@@ -238,22 +239,26 @@ def _say(message: str) -> None:
 
 
 def lab_main(slug: str | None, *, sandbox: bool = False, scenarios: Sequence[str] = (),
-             port: int = 8888) -> int:
+             port: int = 8888, database_url: str | None = None, redis_url: str | None = None) -> int:
     """Start JupyterLab (and the sandbox), print the URL, run until Ctrl-C/SIGTERM. 0 on a clean stop."""
     try:
-        return _lab(slug, sandbox=sandbox, scenarios=list(scenarios), port=port)
+        return _lab(slug, sandbox=sandbox, scenarios=list(scenarios), port=port, database_url=database_url,
+                    redis_url=redis_url)
     except LabError as exc:
         print(f"propflow-ops lab: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int) -> int:
+def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, database_url: str | None = None,
+         redis_url: str | None = None) -> int:
     root = notebooks_dir()
     if not root.is_dir():
         raise LabError(f"no notebooks directory at {root} (set PROPFLOW_NOTEBOOKS_DIR)")
     notebook = resolve_notebook(slug, root)
     if scenarios and not sandbox:
         raise LabError("--scenario needs --sandbox")
+    if (database_url or redis_url) and not sandbox:
+        raise LabError("--sandbox-database-url and --sandbox-redis-url need --sandbox")
     try:
         import jupyterlab  # noqa: F401
     except ImportError:
@@ -267,22 +272,32 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int) ->
             raise LabError(str(exc)) from None
 
     stop = threading.Event()
+    starting = threading.Event()
     box: SandboxLike | None = None
     proc: subprocess.Popen[bytes] | None = None
     scratch = ""
-    with _stop_on_signals(stop):
+    with _stop_on_signals(stop, starting):
         try:
             sandbox_env: dict[str, str] | None = None
             if sandbox:
                 _say(f"starting the sandbox (scenarios: {', '.join(scenarios) or 'healthy'}) ...")
-                box = make_sandbox(scenarios)
                 try:
+                    box = make_sandbox(scenarios, database_url=database_url, redis_url=redis_url)
+                except ValueError as exc:  # SandboxRefused: a fault that would change a server it does not own
+                    raise LabError(str(exc)) from None
+                try:
+                    starting.set()
                     box.start()
+                    starting.clear()
                     sandbox_env = dict(box.env)
+                except KeyboardInterrupt:
+                    return 0
                 except Exception as exc:  # noqa: BLE001 - one line, not a traceback
                     print(f"propflow-ops lab: error: the sandbox did not start: {type(exc).__name__}: {exc}",
                           file=sys.stderr)
                     return 1
+                finally:
+                    starting.clear()
             if stop.is_set():
                 return 0
             token = secrets.token_hex(24)

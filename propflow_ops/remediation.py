@@ -12,7 +12,9 @@ lock, protect, verify, undo): the hooks below (``resource``, ``before``, ``prote
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterable
+import shlex
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,27 @@ def parse_apply(value: str | Iterable[str] | None, allowed: Iterable[str] = STEP
     return names
 
 
+def _one_line_note(note: str) -> str:
+    """A comment after a command: no character that could end the line (and so start a new command)."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in note).strip()
+
+
+def shell_line(argv: Sequence[str], note: str = "") -> str:
+    """One command as text that is safe to copy into a shell: every argument shell-quoted
+    (``shlex.join``), whatever it holds (``;``, ``$(...)``, backticks, quotes, spaces, newlines);
+    ``note`` becomes a trailing ``# comment`` on the same line. ``shlex.split(line, comments=True)``
+    gives back exactly ``argv``. The one way a planned command is built: never by string formatting."""
+    line = shlex.join(str(a) for a in argv)
+    note = _one_line_note(note)
+    return f"{line}  # {note}" if note else line
+
+
+def plan_commands(*commands: tuple[Sequence[str], str]) -> tuple[str, tuple[tuple[str, ...], ...]]:
+    """``(argv, note)`` pairs -> (the text a Step shows, one :func:`shell_line` per line; the argvs)."""
+    text = "\n".join(shell_line(argv, note) for argv, note in commands)
+    return text, tuple(tuple(str(a) for a in argv) for argv, _ in commands)
+
+
 @dataclass
 class Step:
     """One remediation step. ``execute`` returns a short description of what it did."""
@@ -70,6 +93,7 @@ class Step:
     undo: Callable[[Any, dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None  # (result, before, protect)
     refused_while: tuple[str, ...] = ()  # finding codes that, failing, refuse the step unless forced
     protection: str = ""  # the plan's line about what is kept first (snapshot, key list)
+    argv: tuple[tuple[str, ...], ...] = ()  # the command(s) ``command`` shows, as argument vectors
 
     def __post_init__(self) -> None:
         if self.name not in STEP_NAMES:
@@ -94,7 +118,8 @@ class StepOutcome:
             f'To apply it here: set apply = ["{self.step.name}"] in the parameters cell, then Run > Run All Cells '
             f"(the checks run again first, then this step runs for real); set reason = 'why' and, when the target is not "
             f'the sandbox, confirm = "{self.step.name}". '
-            f"Headless, with an evidence report: propflow-ops run {runbook} --apply {self.step.name} --reason TEXT"
+            "Headless, with an evidence report: "
+            f"{shell_line(['propflow-ops', 'run', runbook, '--apply', self.step.name, '--reason', 'TEXT'])}"
         )
 
     def _repr_html_(self) -> str:

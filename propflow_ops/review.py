@@ -1110,8 +1110,9 @@ def review_request(incident_id: str, output_dir: str | None, html: bool = True,
 def review_main(incident_id: str, output_dir: str | None, html: bool = True,
                 env: Mapping[str, str] | None = None) -> int:
     """``propflow-ops review INCIDENT_ID``: the post-incident notebook over the incident's runs."""
-    from propflow_ops.runner import run
+    from propflow_ops.runner import run, sweep_temporaries
 
+    sweep_temporaries(output_root(output_dir))  # what dead runs left (also when there is nothing to review)
     try:
         req = review_request(incident_id, output_dir, html, env)
     except BadInput as exc:

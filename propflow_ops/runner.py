@@ -1,7 +1,12 @@
 """Headless runs: papermill -> run folder with report.ipynb, report.html, evidence.json, SHA256SUMS.
 
-The run is built in a hidden temporary folder beside its final place and
-renamed into place at the end, so a run folder appears complete or not at all.
+The notebook executes in a private temporary folder (mode 0700, under the system's temporary directory,
+never under the output folder): the raw executed notebook holds unmasked values (an injected ``ws_token``)
+and is deleted on every exit path (Ctrl-C and SIGTERM included; a SIGKILL leaves it only there, and the
+next run sweeps it). Only masked files are written under the output folder: into a hidden ``.tmp-...``
+folder beside the final place, renamed into place at the end, so a run folder appears complete or not at
+all. A disk that is full or read-only while publishing is :class:`PublishError` (exit 3, one line),
+with the temporaries removed.
 The report is written whatever happens to the notebook: a cell that raises, a
 kernel that dies and a run past its time budget all give status ``error``
 (exit 3) with the partial notebook and whatever evidence was collected.
@@ -10,24 +15,28 @@ kernel that dies and a run past its time budget all give status ``error``
 from __future__ import annotations
 
 import ast
+import dataclasses
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
+import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from propflow_ops import __version__, run_context
+from propflow_ops import __version__, inputs, run_context
 from propflow_ops import incident as incident_mod
 from propflow_ops.change import confirm as confirm_mod
 from propflow_ops.change import runs as change_runs
@@ -41,11 +50,23 @@ from propflow_ops.runbooks import RUNBOOKS, Runbook
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 DEFAULT_BUDGET_S = 300
 DEFAULT_CELL_TIMEOUT_S = 120
-_INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
+_INCIDENT_ID = inputs.INCIDENT_ID
 COMMON_PARAMETERS = ("incident_id", "severity", "started_at", "window_minutes", "apply")
 #: JupyterLab's change-control parameters; headless, the options say the same
 CHANGE_PARAMETERS = {"confirm": "--yes (or type the step name at the prompt)", "reason": "--reason TEXT",
                      "no_snapshot": "--no-snapshot", "force": "--force"}
+
+
+class PublishError(Exception):
+    """The report could not be written under the output folder (disk full, read-only...): exit 3."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) while a run executes: the same clean-up path as Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 @dataclass
@@ -153,17 +174,21 @@ def build_parameters(rb: Runbook, req: RunRequest) -> dict[str, Any]:
         if name in COMMON_PARAMETERS:
             raise BadInput(f"use the --{ {'incident_id': 'incident', 'window_minutes': 'window'}.get(name, name)}"
                            f" option for {name}, not -p")
+        inputs.check_text(f"parameter {name}", raw, multiline=inputs.multiline_parameter(name))
         value = coerce(name, raw, declared[name]["type"])
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            raise BadInput(f"parameter {name} must not be negative, got {raw}")
+        inputs.check_parameter(name, value)
+        if isinstance(value, str) and value and (name == "output_dir" or name.endswith("_dir")):
+            value = str(inputs.resolve_output_dir(value))  # the kernel's working directory is notebooks/
         params[name] = value
-    incident = req.incident or incident_mod.default_incident_id()
-    if not _INCIDENT_ID.match(incident) or ".." in incident:
-        raise BadInput(f"incident id may hold letters, digits, '.', '_' and '-' only (max 100), not {incident!r}")
+    incident = inputs.check_incident_id(req.incident or incident_mod.default_incident_id())
+    if req.severity is not None:
+        inputs.check_text("--severity", req.severity)
     severity = incident_mod.parse_severity(req.severity, rb.severity)
-    started = incident_mod.parse_time(req.started_at, name="--started-at")
-    if req.window is not None and req.window <= 0:
-        raise BadInput(f"--window must be a positive number of minutes, not {req.window}")
+    started = inputs.check_started_at(req.started_at, name="--started-at", max_past=inputs.max_past(rb.slug))
+    if req.window is not None:
+        inputs.check_number("--window", req.window, inputs.NUMBER_RULES["window_minutes"])
+    for item in req.apply:
+        inputs.check_text("--apply", item)
     apply = parse_apply(req.apply, rb.steps)
     params.update(
         incident_id=incident,
@@ -179,36 +204,16 @@ def build_parameters(rb: Runbook, req: RunRequest) -> dict[str, Any]:
 
 
 def check_environment(env: Mapping[str, str] | None = None) -> None:
-    """Target URLs in the environment must at least parse (a typo should not become a 'fail')."""
-    from urllib.parse import urlsplit
-
-    env = os.environ if env is None else env
-    for name in ("PROPFLOW_API_URL", "PROPFLOW_TWILIO_API_URL", "PROPFLOW_META_GRAPH_URL", "AWS_ENDPOINT_URL"):
-        value = env.get(name)
-        if not value:
-            continue
-        try:
-            parts = urlsplit(value)
-            ok = parts.scheme in ("http", "https") and bool(parts.netloc)
-            _ = parts.port
-        except ValueError:
-            ok = False
-        if not ok:
-            raise BadInput(f"{name} is not an http(s) URL: {redact_text(value)!r}")
-    for name in ("PROPFLOW_DATABASE_URL", "PROPFLOW_REDIS_URL"):
-        value = env.get(name)
-        if value and "://" not in value:
-            raise BadInput(f"{name} is not a URL: {redact_text(value)!r}")
-    cfg = env.get("PROPFLOW_ALEMBIC_CONFIG")
-    if cfg and not (os.path.isfile(cfg) and os.access(cfg, os.R_OK)):
-        raise BadInput(f"PROPFLOW_ALEMBIC_CONFIG names a file that cannot be read: {cfg}")
+    """Every target URL in the environment (see :func:`propflow_ops.inputs.check_environment`)."""
+    inputs.check_environment(env)
 
 
 # ---------------------------------------------------------------- run folder
 
 
 def output_root(output_dir: str | None) -> Path:
-    return Path(output_dir or os.environ.get("PROPFLOW_OUTPUT_DIR") or "outputs")
+    """The output folder, absolute against the caller's working directory (the kernel runs elsewhere)."""
+    return inputs.resolve_output_dir(output_dir)
 
 
 def _stamp(now: datetime) -> str:
@@ -340,11 +345,11 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
             kernel.spoilt = kernel.spoilt or not clean
         else:
             _restore_env(saved)
-            if ipc_dir:
-                shutil.rmtree(ipc_dir, ignore_errors=True)
             km.close_clients()  # papermill leaves its client's channels open too
             if km.has_kernel:
                 kill_kernel(km)  # papermill leaves a kernel it did not start running
+            if ipc_dir:  # last: a client's heartbeat thread still using its socket would raise and print
+                shutil.rmtree(ipc_dir, ignore_errors=True)
 
 
 def _restore_env(saved: Mapping[str, str | None]) -> None:
@@ -357,9 +362,13 @@ def _restore_env(saved: Mapping[str, str | None]) -> None:
 
 def sanitize_notebook(path: Path, rb: Runbook, params: Mapping[str, Any], error: str | None) -> nbformat.NotebookNode:
     """Mask secrets everywhere in the executed notebook (sources and outputs); make sure it exists."""
+    nb = None
     if path.exists():
-        nb = nbformat.read(str(path), as_version=4)
-    else:
+        try:
+            nb = nbformat.read(str(path), as_version=4)
+        except Exception as exc:  # noqa: BLE001 - a truncated notebook (full temporary disk): keep the runbook's
+            error = (error + "; " if error else "") + f"the executed notebook could not be read: {type(exc).__name__}"
+    if nb is None:
         nb = nbformat.read(str(rb.path), as_version=4)
     for cell in nb.cells:
         cell.source = redact_text(cell.source)
@@ -379,7 +388,7 @@ def _sanitize_output(out: Any) -> None:
     if "text" in out:
         out["text"] = redact_text("".join(out["text"]) if isinstance(out["text"], list) else out["text"])
     if "traceback" in out:
-        out["traceback"] = [redact_text(t) for t in out["traceback"]]
+        out["traceback"] = [_redact_coloured(t) for t in out["traceback"]]
     if "evalue" in out:
         out["evalue"] = redact_text(out["evalue"])
     data = out.get("data") or {}
@@ -392,6 +401,17 @@ def _sanitize_output(out: Any) -> None:
                 data[mime] = redact_text("".join(value))
             else:
                 data[mime] = redact(value)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _redact_coloured(text: str) -> str:
+    """A traceback line with terminal colours: masked with its colours, unless a colour code splits a
+    secret (then the colours go, the secret never shows)."""
+    masked = redact_text(text)
+    plain_masked = redact_text(_ANSI.sub("", text))
+    return masked if _ANSI.sub("", masked) == plain_masked else plain_masked
 
 
 def final_evidence(rb: Runbook, params: Mapping[str, Any], workdir: Path, error: str | None,
@@ -441,6 +461,11 @@ def final_evidence(rb: Runbook, params: Mapping[str, Any], workdir: Path, error:
 
 def export_html(nb: nbformat.NotebookNode, evidence: Mapping[str, Any], dest: Path) -> None:
     """report.html: inputs hidden, the findings table first."""
+    dest.write_text(html_report(nb, evidence), encoding="utf-8")
+
+
+def html_report(nb: nbformat.NotebookNode, evidence: Mapping[str, Any]) -> str:
+    """The text of report.html (masked)."""
     findings = [
         Finding(f["code"], f["status"], f.get("title", ""), f.get("detail", ""), f.get("data") or {})
         for f in evidence.get("findings", [])
@@ -463,15 +488,16 @@ def export_html(nb: nbformat.NotebookNode, evidence: Mapping[str, Any], dest: Pa
         head += f"<p>Recommended runbooks:</p><ol>{items}</ol>"
     if evidence.get("actions"):
         rows = "".join(
-            f"<tr><td>{_h(a.get('step'))}</td><td>{_h(a.get('mode'))}</td><td><code>{_h(a.get('command'))}</code></td>"
+            f"<tr><td>{_h(a.get('step'))}</td><td>{_h(a.get('mode'))}</td>"
+            # <pre>: a command's line breaks (two commands, a quoted newline) survive a copy from the page
+            f"<td><pre style=\"margin:0;white-space:pre-wrap\">{_h(a.get('command'))}</pre></td>"
             f"<td>{_h(a.get('detail'))}</td></tr>"
             for a in evidence["actions"]
         )
         head += f"<h3>Remediation</h3><table><tr><th>step</th><th>mode</th><th>command</th><th>detail</th></tr>{rows}</table>"
     from propflow_ops.report_html import render
 
-    body = render(nb, redact_text(head), f"{evidence.get('title', '')}: {inc.get('id', '')}")
-    dest.write_text(body, encoding="utf-8")
+    return redact_text(render(nb, redact_text(head), f"{evidence.get('title', '')}: {inc.get('id', '')}"))
 
 
 def _h(value: Any) -> str:
@@ -480,61 +506,284 @@ def _h(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+# ---------------------------------------------------------------- temporaries
+
+PRIVATE_PREFIX = "propflow-ops-"
+STALE_AFTER_S = 25 * 3600  # longer than the longest budget: a temporary this old belongs to no live run
+# .tmp-<stamp>-<slug>-<host>-<pid>-<thread> (older versions: without <host>)
+_STAGING = re.compile(r"^\.tmp-.*?(?:-(?P<host>[0-9a-f]{8}))?-(?P<pid>\d+)-(?P<tid>\d+)$")
+_PRIVATE = re.compile(r"^run-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-")
+
+
+def _host_tag() -> str:
+    """Eight hex digits naming this machine (and container): a pid means something only on its own host."""
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def private_root() -> Path:
+    """``$TMPDIR/propflow-ops-<uid>``: ours alone (mode 0700, not a symlink, owned by us)."""
+    root = Path(tempfile.gettempdir()) / f"{PRIVATE_PREFIX}{os.getuid()}"
+    try:
+        root.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(root)
+    import stat as stat_mod
+
+    if not stat_mod.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise PublishError(f"{root} is not a private directory of this user; remove it")
+    if stat_mod.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(root, 0o700)
+    return root
+
+
+def private_workdir() -> Path:
+    """A fresh private folder (0700) for one run's raw notebook and evidence: named after our pid."""
+    return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-{_host_tag()}-", dir=private_root()))
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(path: Path, pid: int | None) -> bool:
+    try:
+        age = time.time() - path.lstat().st_mtime
+    except OSError:
+        return False
+    if age > STALE_AFTER_S:
+        return True
+    return pid is not None and pid != os.getpid() and not _pid_alive(pid)
+
+
+def sweep_temporaries(root: Path | None = None) -> list[Path]:
+    """Remove what dead runs left: private folders whose owning pid is dead, and ``.tmp-*`` folders under
+    the output folder (``root`` and its incident folders) whose pid is dead or that are older than a day.
+    A live run's temporaries are kept. Returns what was removed."""
+    removed: list[Path] = []
+    candidates: list[tuple[Path, int | None]] = []  # pid None: judged by age alone (another host's, unnamed)
+    host = _host_tag()
+    with _suppress_os():
+        base = Path(tempfile.gettempdir()) / f"{PRIVATE_PREFIX}{os.getuid()}"
+        if base.is_dir() and not base.is_symlink():
+            for p in base.iterdir():
+                m = _PRIVATE.match(p.name)
+                ours = m is not None and m.group("host") == host
+                candidates.append((p, int(m.group("pid")) if m and ours else None))
+    if root is not None:
+        with _suppress_os():
+            dirs = [root] + [d for d in root.iterdir() if d.is_dir() and not d.is_symlink()] if root.is_dir() else []
+            for d in dirs:
+                with _suppress_os():
+                    for p in d.glob(".tmp-*"):
+                        m = _STAGING.match(p.name)
+                        ours = m is not None and m.group("host") in (None, host)
+                        candidates.append((p, int(m.group("pid")) if m and ours else None))
+    for path, pid in candidates:
+        if _stale(path, pid):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with _suppress_os():
+                    path.unlink()
+            if not path.exists():
+                removed.append(path)
+    return removed
+
+
+class _suppress_os:  # noqa: N801 - a tiny context manager, used like contextlib.suppress(OSError)
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        return kind is not None and issubclass(kind, OSError)
+
+
+class _TerminateAsInterrupt:
+    """On the main thread, SIGTERM and SIGHUP raise :class:`Terminated` (a KeyboardInterrupt): the run
+    takes the same clean-up path as Ctrl-C. A second signal during the clean-up is ignored."""
+
+    SIGNALS = ("SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.fired = False
+
+    def _handler(self, signum: int, _frame: object) -> None:
+        if self.fired:
+            return
+        self.fired = True
+        raise Terminated(signum)
+
+    def __enter__(self) -> _TerminateAsInterrupt:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in self.SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            current = signal.getsignal(sig)
+            if current is signal.SIG_IGN:  # nohup: the caller asked us to ignore it
+                continue
+            self.previous[sig] = current
+            signal.signal(sig, self._handler)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+
+_PATH_ERRNOS = (errno.ENOTDIR, errno.ENAMETOOLONG, errno.EEXIST, errno.ELOOP)
+
+
+def _disk_error(where: Path, exc: OSError) -> PublishError:
+    reason = exc.strerror or type(exc).__name__
+    return PublishError(f"cannot write the report under {where}: {reason}")
+
+
+def _make_parent(parent: Path) -> list[Path]:
+    """Create the incident folder (and missing parents); returns the folders created, deepest last."""
+    created: list[Path] = []
+    missing = [p for p in [parent, *parent.parents] if not p.exists()]
+    try:
+        for p in reversed(missing):
+            try:
+                p.mkdir()
+                created.append(p)
+            except FileExistsError:  # another run made it meanwhile (or a file is in the way)
+                if not p.is_dir():
+                    raise BadInput(f"the output folder {p} is not a directory") from None
+    except OSError as exc:
+        _remove_empty(created)
+        if exc.errno in _PATH_ERRNOS:
+            raise BadInput(f"cannot create the output folder {parent}: {exc.strerror}") from None
+        raise _disk_error(parent, exc) from None
+    return created
+
+
+def _remove_empty(created: list[Path]) -> None:
+    for p in reversed(created):
+        try:
+            p.rmdir()
+        except OSError:
+            break
+
+
+def _publishable_files(nb: nbformat.NotebookNode, evidence: dict[str, Any], private: Path, html: bool,
+                       ) -> tuple[dict[str, bytes], list[str]]:
+    """Every file of the run folder, masked, in memory (so a full disk cannot leave half a report)."""
+    files: dict[str, bytes] = {"report.ipynb": nbformat.writes(nb).encode("utf-8")}
+    names = ["report.ipynb", "evidence.json"]
+    if html:
+        try:
+            files["report.html"] = html_report(nb, evidence).encode("utf-8")
+            names.insert(1, "report.html")
+        except Exception as exc:  # noqa: BLE001 - the HTML is a convenience; the evidence must survive
+            evidence.setdefault("warnings", []).append(
+                redact_text(f"HTML export failed: {type(exc).__name__}: {exc}"))
+    files["evidence.json"] = (json.dumps(evidence, indent=2) + "\n").encode("utf-8")
+    for p in sorted(private.iterdir()):  # files a notebook wrote beside its report (postmortem.md)
+        if p.is_file() and not p.is_symlink() and not p.name.startswith(".") and p.name not in files:
+            data = p.read_bytes()
+            try:
+                data = redact_text(data.decode("utf-8")).encode("utf-8")
+            except UnicodeDecodeError:
+                pass
+            files[p.name] = data
+            names.append(p.name)
+    return files, names
+
+
+def _write_staging(staging: Path, files: Mapping[str, bytes], names: list[str]) -> None:
+    for name, data in files.items():
+        with open(staging / name, "xb") as fh:
+            fh.write(data)
+    sums = "".join(f"{hashlib.sha256(files[n]).hexdigest()}  {n}\n" for n in names if n in files)
+    with open(staging / "SHA256SUMS", "xb") as fh:
+        fh.write(sums.encode("utf-8"))
+
+
 def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
-    """Validate, execute, and publish one run. BadInput before anything is written.
+    """Validate, execute, and publish one run. BadInput before anything is written; PublishError when the
+    output folder cannot take the report (nothing half-written is left).
 
     ``kernel``: a warm kernel to run in (see :mod:`propflow_ops.kernels`); None starts a fresh one."""
     if req.slug not in RUNBOOKS:
-        raise BadInput(f"unknown runbook {req.slug!r}; known: {', '.join(RUNBOOKS)}")
+        raise BadInput(f"unknown runbook {redact_text(req.slug)!r}; known: {', '.join(RUNBOOKS)}")
     rb = RUNBOOKS[req.slug]
     if not rb.path.exists():
         raise BadInput(f"runbook {rb.slug!r} has no notebook at {rb.path}")
-    if req.budget_s <= 0:
-        raise BadInput("the time budget must be positive")
     req = run_context.prepare(req, rb)  # the team configuration (propflow-ops.toml), under options and env
+    inputs.check_budget(req.budget_s)
+    inputs.check_number("--cell-timeout", req.cell_timeout_s, inputs.SECONDS)
     params = build_parameters(rb, req)
     check_environment({**os.environ, **req.env})
     root = output_root(req.output_dir)
+    change_env = change_runs.preflight(  # reason and confirmation before anything runs (BadInput: exit 2)
+        list(params["apply"]), str(params["incident_id"]), {**os.environ, **req.env}, yes=req.yes,
+        reason=req.reason, no_snapshot=req.no_snapshot, force=req.force, record_root=str(root),
+        stdin_tty=None if req.announce else False)
+    if req.announce:
+        print(f"propflow-ops: running {rb.slug} for incident {params['incident_id']}...", file=sys.stderr, flush=True)
+    sweep_temporaries(root)
     parent = root / str(params["incident_id"])
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInput(f"cannot create the output folder {parent}: {exc.strerror}") from None
-    ctx = run_context.begin(req, rb, params, root)  # open or join the incident record
     started = utcnow()
     t0 = time.monotonic()
     name = f"{_stamp(started)}-{rb.slug}"
-    workdir = parent / f".tmp-{name}-{os.getpid()}-{threading.get_ident()}"
-    change_env = change_runs.preflight(  # confirm / reason before anything runs (BadInput: exit 2)
-        list(params["apply"]), str(params["incident_id"]), {**os.environ, **req.env}, yes=req.yes,
-        reason=req.reason, no_snapshot=req.no_snapshot, force=req.force, record_root=str(root),
-        workdir_hint=workdir / ".confirm", stdin_tty=None if req.announce else False)
-    req = replace(req, env={**req.env, **change_env})
-    if req.announce:
-        print(f"propflow-ops: running {rb.slug} for incident {params['incident_id']}...", file=sys.stderr, flush=True)
-    workdir.mkdir()
-    try:
-        with confirm_mod.terminal_prompts(change_runs.prompt_dir(change_env)):
-            error = execute(rb, params, workdir, req, kernel)
-        nb = sanitize_notebook(workdir / "report.ipynb", rb, params, error)
-        evidence = run_context.annotate(ctx, final_evidence(rb, params, workdir, error, started, t0))
-        nbformat.write(nb, str(workdir / "report.ipynb"))
-        names = ["report.ipynb", "evidence.json"]
-        if req.html:
+    with _TerminateAsInterrupt() as term:
+        created = _make_parent(parent)
+        staging = parent / f".tmp-{name}-{_host_tag()}-{os.getpid()}-{threading.get_ident()}"
+        published = False
+        private: Path | None = None
+        try:
             try:
-                export_html(nb, evidence, workdir / "report.html")
-                names.insert(1, "report.html")
-            except Exception as exc:  # noqa: BLE001 - the HTML is a convenience; the evidence must survive
-                evidence.setdefault("warnings", []).append(f"HTML export failed: {type(exc).__name__}: {exc}")
-        (workdir / "evidence.json").write_text(json.dumps(evidence, indent=2) + "\n", encoding="utf-8")
-        shutil.rmtree(workdir / ".confirm", ignore_errors=True)
-        extra = sorted(p.name for p in workdir.iterdir()
-                       if p.is_file() and not p.name.startswith(".") and p.name not in names)
-        write_sums(workdir, names + extra)  # files a notebook wrote beside its report (postmortem.md)
-        final = publish(workdir, parent, name)
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
+                staging.mkdir()  # early: a read-only or full output folder is found before the run, not after
+            except OSError as exc:
+                raise _disk_error(parent, exc) from None
+            try:
+                ctx = run_context.begin(req, rb, params, root)  # open or join the incident record
+            except OSError as exc:
+                raise _disk_error(parent, exc) from None
+            try:
+                private = private_workdir()
+            except OSError as exc:
+                raise PublishError(f"cannot create a private temporary folder under {tempfile.gettempdir()}: "
+                                   f"{exc.strerror or type(exc).__name__}") from None
+            change_env = change_runs.bind_prompt(change_env, private / "confirm")  # the terminal's channel
+            req_env = {"PROPFLOW_OUTPUT_DIR": str(root), **req.env, **change_env}
+            with confirm_mod.terminal_prompts(change_runs.prompt_dir(change_env)):
+                error = execute(rb, params, private, dataclasses.replace(req, env=req_env), kernel)
+            nb = sanitize_notebook(private / "report.ipynb", rb, params, error)
+            evidence = run_context.annotate(ctx, final_evidence(rb, params, private, error, started, t0))
+            files, names = _publishable_files(nb, evidence, private, req.html)
+            try:
+                _write_staging(staging, files, names)
+                final = publish(staging, parent, name)
+            except OSError as exc:
+                raise _disk_error(parent, exc) from None
+            published = True
+        finally:
+            term.fired = True  # a SIGTERM from here on does not interrupt the clean-up
+            if private is not None:
+                shutil.rmtree(private, ignore_errors=True)
+            if not published:
+                shutil.rmtree(staging, ignore_errors=True)
+                _remove_empty(created)
     run_context.finish(ctx, final, evidence)
     status = evidence["status"]
     code = change_runs.exit_code(evidence, {"ok": EXIT_OK, "problems": EXIT_PROBLEMS}.get(status, EXIT_ERROR))

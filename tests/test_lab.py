@@ -52,7 +52,7 @@ server.serve_forever()
 class FakeSandbox:
     instances: list[FakeSandbox] = []
 
-    def __init__(self, scenarios: Any) -> None:
+    def __init__(self, scenarios: Any, **_servers: Any) -> None:
         self.scenarios = list(scenarios)
         self.calls: list[str] = []
         FakeSandbox.instances.append(self)
@@ -115,6 +115,11 @@ def test_lab_env_sandbox_wins_and_production_aws_settings_are_dropped() -> None:
     assert env["JUPYTER_TOKEN"] == "T0K" and env["PATH"] == "/bin"
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
         assert name not in env
+    every_kind = {"PGHOSTADDR": "10.0.0.5", "DATABASE_URL": "postgresql://prod", "REDIS_URL": "redis://prod",
+                  "TWILIO_AUTH_TOKEN": "real", "AWS_CONFIG_FILE": "/home/me/.aws/config", "HTTPS_PROXY": "http://p",
+                  "PROPFLOW_ALEMBIC_CONFIG": "/srv/alembic.ini"}
+    env = lab.lab_env({**base, **every_kind}, "T0K", FakeSandbox([]).env)
+    assert not set(every_kind) & set(env), sorted(set(every_kind) & set(env))
     # Without --sandbox the engineer's environment is used as it is.
     plain = lab.lab_env(base, "T0K")
     assert plain["AWS_PROFILE"] == "prod" and plain["AWS_ENDPOINT_URL_S3"] == "https://s3"

@@ -19,6 +19,8 @@ def record_action(incident_id: str, phase: str, action: Mapping[str, Any], by: M
                   root: str | None = None) -> bool:
     """Append ``{"event": "action", "phase": started|ended|refused|lock-break, ...}``. False (and a warning on
     stderr) when the record cannot be written: the step's evidence still has everything."""
+    if not incident_id:
+        return False  # a step outside any incident (a unit test, a bare notebook): the evidence has it
     fields = {k: v for k, v in redact(dict(action)).items() if k not in ("at", "by")}
     fields["by_label"] = action.get("by")
     fields["phase"] = phase

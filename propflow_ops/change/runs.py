@@ -16,10 +16,11 @@ from propflow_ops.change import lock as lock_mod
 from propflow_ops.findings import iso, utcnow
 from propflow_ops.incident import BadInput
 
+PENDING = "pending"
+
 
 def preflight(apply: list[str], incident_id: str, env: Mapping[str, str], *, yes: bool, reason: str | None,
-              no_snapshot: bool, force: bool, record_root: str, workdir_hint: Path,
-              stdin_tty: bool | None = None) -> dict[str, str]:
+              no_snapshot: bool, force: bool, record_root: str, stdin_tty: bool | None = None) -> dict[str, str]:
     """Before the kernel starts: the kernel's change options, or BadInput (exit 2, one line).
 
     Without a terminal and without ``--yes``, applying against a target that is not the sandbox is refused
@@ -43,10 +44,19 @@ def preflight(apply: list[str], incident_id: str, env: Mapping[str, str], *, yes
                     by, record_root)
             raise BadInput(f"refused: --apply {','.join(apply)} against a target that is not the sandbox "
                            f"({why_not}) needs a confirmation: run it on a terminal, or pass --yes")
-        prompt_dir = str(workdir_hint)
+        prompt_dir = PENDING  # bound to the run's private folder by bind_prompt
     opts = confirm.ChangeOptions(headless=True, yes=yes, reason=(reason or "").strip(), no_snapshot=no_snapshot,
                                  force=force, prompt_dir=prompt_dir, record_root=record_root)
     return {confirm.OPTIONS_ENV: opts.to_env()}
+
+
+def bind_prompt(change_env: Mapping[str, str], directory: Path) -> dict[str, str]:
+    """The options with the terminal channel in ``directory`` (the run's private folder), if there is one."""
+    if prompt_dir(change_env) != PENDING:
+        return dict(change_env)
+    raw = json.loads(change_env[confirm.OPTIONS_ENV])
+    raw["prompt_dir"] = str(directory)
+    return {**change_env, confirm.OPTIONS_ENV: json.dumps(raw)}
 
 
 def prompt_dir(change_env: Mapping[str, str]) -> str:

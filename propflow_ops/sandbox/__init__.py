@@ -4,9 +4,12 @@
 ``propflow``/service ``propflow-api``, task definitions, log group
 ``/ecs/propflow-api`` with structured JSON logs, CloudWatch metrics, RDS
 ``propflow-db``, S3 ``propflow-uploads``, ElastiCache ``propflow-redis``), a
-real PostgreSQL (embedded, or ``PROPFLOW_DATABASE_URL``), a real Redis
-(embedded, or ``PROPFLOW_REDIS_URL``) and HTTP stand-ins for the PropFlow API,
-Twilio and Meta Graph. ``Sandbox.env`` points every client at it.
+real PostgreSQL (embedded, or a database of its own on the server named by
+``PROPFLOW_SANDBOX_DATABASE_URL``), a real Redis (embedded, or an empty db it
+claims on ``PROPFLOW_SANDBOX_REDIS_URL``) and HTTP stand-ins for the PropFlow API,
+Twilio and Meta Graph. ``Sandbox.env`` points every client at it; target
+variables in the environment (``PROPFLOW_DATABASE_URL``, ``AWS_PROFILE``, ...) are
+ignored, see :mod:`.isolation`.
 
 Scenarios (``Sandbox.use(*names)`` resets to healthy, then injects):
 

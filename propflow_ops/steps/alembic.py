@@ -7,11 +7,10 @@ online through Alembic's command API only when ``apply`` names it.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from propflow_ops.change import protect, verify
-from propflow_ops.remediation import Step
+from propflow_ops.remediation import Step, plan_commands, shell_line
 from propflow_ops.sources import alembic as src
 from propflow_ops.sources.alembic import AlembicState
 
@@ -29,8 +28,8 @@ def _blocker(state: AlembicState) -> str:
     return ""
 
 
-def _alembic(state: AlembicState, *args: str) -> str:
-    return " ".join(["alembic", "-c", shlex.quote(state.config_path or "alembic.ini"), *args])
+def _alembic(state: AlembicState, *args: str) -> list[str]:
+    return ["alembic", "-c", state.config_path or "alembic.ini", *args]
 
 
 def _preview(state: AlembicState, direction: str, revision_range: str, blocked: str) -> str:
@@ -70,7 +69,7 @@ def _undo(state: AlembicState, direction: str, revision: str, db_instance: str) 
     def undo(result: Any, before: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
         out = {"detail": f"{direction} back to {revision or 'base'}"
                          + (f"; or restore snapshot {kept['snapshot']} of {db_instance}" if kept.get("snapshot") else ""),
-               "command": _alembic(state, direction, revision or "base")}
+               "command": shell_line(_alembic(state, direction, revision or "base"))}
         if kept.get("snapshot"):
             out["snapshot"] = kept["snapshot"]
         out["step"] = "migration-upgrade" if direction == "upgrade" else "migration-downgrade"
@@ -103,10 +102,12 @@ def migration_downgrade(state: AlembicState, db_instance: str = "") -> Step:
         after = src.run_command(state.config_path, "downgrade", target)
         return {"revision_before": current, "revision_after": ", ".join(after) or "base"}
 
+    command, argv = plan_commands((_alembic(state, "downgrade", "-1"), f"= {target}" if target else ""))
     return Step(
         name="migration-downgrade",
         what=what,
-        command=_alembic(state, "downgrade", "-1") + (f"   # = {target}" if target else ""),
+        command=command,
+        argv=argv,
         execute=execute,
         risk="Runs the revision's downgrade(): drops what it created (tables and their data). Take a snapshot "
              "of the database first (RPO 5 min) and read the SQL below.",
@@ -141,10 +142,12 @@ def migration_upgrade(state: AlembicState, db_instance: str = "") -> Step:
     if not blocked:
         preview = (_preview(state, "upgrade", f"{start}:head" if start else "head", blocked) if state.pending
                    else "-- nothing to run: the database is at head")
+    command, argv = plan_commands((_alembic(state, "upgrade", "head"), ""))
     return Step(
         name="migration-upgrade",
         what=what,
-        command=_alembic(state, "upgrade", "head"),
+        command=command,
+        argv=argv,
         execute=execute,
         risk="Runs DDL on the production database; a failure half way leaves what a non-transactional "
              "statement did. Read the SQL below; fix the script first if the logs showed 'already exists'.",

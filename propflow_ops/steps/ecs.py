@@ -7,19 +7,14 @@ boto3 (only when the run's ``apply`` names the step, see ``run_step``).
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from propflow_ops.change import verify
 from propflow_ops.checks.ecs import previous_revision
-from propflow_ops.remediation import Step
+from propflow_ops.remediation import Step, plan_commands, shell_line
 from propflow_ops.sources import aws
 from propflow_ops.sources import ecs as ecs_source
-
-
-def _q(*parts: str) -> str:
-    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _short(arn: Any) -> str:
@@ -64,7 +59,7 @@ def _verify(cluster: str, service: str, key: str | None) -> Callable[[Any, dict[
 
 
 def _update(cluster: str, service: str, *extra: str) -> str:
-    return _q("aws", "ecs", "update-service", "--cluster", cluster, "--service", service, *extra)
+    return shell_line(["aws", "ecs", "update-service", "--cluster", cluster, "--service", service, *extra])
 
 
 def force_new_deployment(cluster: str, service: str) -> Step:
@@ -74,12 +69,14 @@ def force_new_deployment(cluster: str, service: str) -> Step:
         resp = aws.client("ecs").update_service(cluster=cluster, service=service, forceNewDeployment=True)
         return _summary(resp)
 
+    command, argv = plan_commands((["aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
+                                    "--force-new-deployment"], ""))
     return Step(
         name="force-new-deployment",
         what=f"Start a new deployment of {service} in {cluster} on the same task definition: ECS replaces "
              "every task (rolling, keeping the minimum healthy percent).",
-        command=_q("aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
-                   "--force-new-deployment"),
+        command=command,
+        argv=argv,
         execute=execute,
         risk="Tasks restart; in-flight requests and WebSocket connections on old tasks are dropped. "
              "Does not help if the task definition itself is broken (roll back instead).",
@@ -149,17 +146,20 @@ def rollback(cluster: str, service: str, family: str, revision: int | None = Non
                                    str(before.get("desired_count"))),
                 "apply": f"propflow-ops run api-down --apply rollback -p rollback_revision {rev} --reason TEXT"}
 
+    command, argv = plan_commands((["aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
+                                    "--task-definition", shown], ""))
     return Step(
         name="rollback",
         what=f"Roll {service} back from {current or 'its current task definition'} to {shown} "
              "(a new deployment of the older revision).",
-        command=_q("aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
-                   "--task-definition", shown),
+        command=command,
+        argv=argv,
         execute=execute,
         risk="The older image must still be compatible with the database schema (check the migration runbook "
              "if the newer release ran migrations).",
-        preview=f"Revisions considered: aws ecs list-task-definitions --family-prefix {shlex.quote(family)} "
-                "--status ACTIVE --sort DESC (the runbook document's `--family` option does not exist).",
+        preview="Revisions considered: " + shell_line(
+            ["aws", "ecs", "list-task-definitions", "--family-prefix", family, "--status", "ACTIVE", "--sort",
+             "DESC"], "the runbook document's --family option does not exist"),
         precondition=why,
         resource=f"ecs:{cluster}/{service}",
         before=_service_before(cluster, service),
@@ -175,11 +175,13 @@ def scale_service(cluster: str, service: str, count: int) -> Step:
         resp = aws.client("ecs").update_service(cluster=cluster, service=service, desiredCount=int(count))
         return _summary(resp)
 
+    command, argv = plan_commands((["aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
+                                    "--desired-count", str(count)], ""))
     return Step(
         name="scale-service",
         what=f"Set the desired count of {service} in {cluster} to {count} tasks.",
-        command=_q("aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
-                   "--desired-count", str(count)),
+        command=command,
+        argv=argv,
         execute=execute,
         risk="More tasks mean more database connections (each task has its own pool): check connections "
              "against max_connections first.",

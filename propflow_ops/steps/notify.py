@@ -8,10 +8,9 @@ never runs unless ``apply`` names it.
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any
 
-from propflow_ops.remediation import Step
+from propflow_ops.remediation import Step, plan_commands
 from propflow_ops.sources.twilio import request_json
 
 OTP_PATH = "/api/v1/auth/login/otp"
@@ -26,8 +25,8 @@ def send_test_otp(api_url: str, phone: str, *, timeout_s: float = TIMEOUT_S) -> 
     """POST {"phone": phone} to the OTP login endpoint; returns the HTTP status and latency."""
     url = otp_url(api_url)
     payload = json.dumps({"phone": phone})
-    command = (f"curl -X POST {shlex.quote(url)} -H 'Content-Type: application/json' "
-               f"-d {shlex.quote(payload)}")
+    command, argv = plan_commands((["curl", "-X", "POST", url, "-H", "Content-Type: application/json",
+                                    "-d", payload], ""))
 
     def execute() -> dict[str, Any]:
         res = request_json("POST", url, headers={"Content-Type": "application/json", "Accept": "application/json"},
@@ -44,6 +43,7 @@ def send_test_otp(api_url: str, phone: str, *, timeout_s: float = TIMEOUT_S) -> 
         what="Ask the API to send a login OTP to the test phone (the document's manual curl): proves the "
              "whole path API -> Twilio -> handset.",
         command=command,
+        argv=argv,
         execute=execute,
         risk="Sends a real SMS to the test phone and costs one message; the phone's owner receives a code.",
         precondition="" if phone.strip() else "no test_phone given",

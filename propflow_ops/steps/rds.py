@@ -6,17 +6,12 @@ through boto3 only when the run's ``apply`` names the step.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from typing import Any
 
 from propflow_ops.change import protect, verify
-from propflow_ops.remediation import Step
+from propflow_ops.remediation import Step, plan_commands, shell_line
 from propflow_ops.sources import aws
-
-
-def _q(*parts: str) -> str:
-    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _summary(resp: dict[str, Any]) -> dict[str, Any]:
@@ -54,10 +49,12 @@ def reboot_db_failover(db_instance: str, instance: Mapping[str, Any] | BaseExcep
     if not failover:
         what = (f"Reboot {db_instance} (Single-AZ: no standby, so no failover; the instance is unavailable "
                 "for the whole reboot).")
+    command, argv = plan_commands((args, ""))
     return Step(
         name="reboot-db-failover",
         what=what,
-        command=_q(*args),
+        command=command,
+        argv=argv,
         execute=execute,
         risk="Kills every session, including ones mid-transaction. Try terminating the offending sessions "
              "(pg_terminate_backend) and fixing the pool first.",
@@ -79,8 +76,8 @@ def restore_undo(db_instance: str, kept: Mapping[str, Any]) -> dict[str, Any]:
                           f"automated backup (point in time) if data must come back"}
     return {"detail": f"restore snapshot {snap} to a new instance, check it, then point the application at it",
             "snapshot": snap,
-            "command": _q("aws", "rds", "restore-db-instance-from-db-snapshot", "--db-instance-identifier",
-                          f"{db_instance}-restored", "--db-snapshot-identifier", str(snap))}
+            "command": shell_line(["aws", "rds", "restore-db-instance-from-db-snapshot", "--db-instance-identifier",
+                                   f"{db_instance}-restored", "--db-snapshot-identifier", str(snap)])}
 
 
 def create_read_replica(db_instance: str, replica_id: str = "propflow-db-read",
@@ -93,12 +90,14 @@ def create_read_replica(db_instance: str, replica_id: str = "propflow-db-read",
         return _summary(resp)
 
     already = replica_id in (existing or [])
+    command, argv = plan_commands((["aws", "rds", "create-db-instance-read-replica", "--db-instance-identifier",
+                                    replica_id, "--source-db-instance-identifier", db_instance], ""))
     return Step(
         name="create-read-replica",
         what=f"Create read replica {replica_id} of {db_instance}. It only helps once read-only queries are "
              "routed to it (a second DATABASE_URL in the application).",
-        command=_q("aws", "rds", "create-db-instance-read-replica", "--db-instance-identifier", replica_id,
-                   "--source-db-instance-identifier", db_instance),
+        command=command,
+        argv=argv,
         execute=execute,
         risk="Takes 10-30 minutes and costs as much as the primary; replication lag means reads may be stale.",
         precondition=f"{replica_id} already exists as a replica of {db_instance}" if already else "",
@@ -106,6 +105,6 @@ def create_read_replica(db_instance: str, replica_id: str = "propflow-db-read",
         verify=lambda result, before: verify.rds_available(replica_id),
         undo=lambda result, before, kept: {
             "detail": f"delete the replica {replica_id} (the primary is untouched)",
-            "command": _q("aws", "rds", "delete-db-instance", "--db-instance-identifier", replica_id,
-                          "--skip-final-snapshot")},
+            "command": shell_line(["aws", "rds", "delete-db-instance", "--db-instance-identifier", replica_id,
+                                   "--skip-final-snapshot"])},
     )

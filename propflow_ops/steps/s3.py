@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from propflow_ops.change import protect, verify
-from propflow_ops.remediation import Step
+from propflow_ops.remediation import Step, plan_commands
 from propflow_ops.sources import s3 as s3_source
 
 NAME = "delete-orphaned-uploads"
@@ -41,10 +41,12 @@ def delete_orphaned_uploads(bucket: str, orphans: pd.DataFrame, stale_uploads: p
     what = (f"Delete {len(keys)} orphaned objects ({_bytes(total)}) from s3://{bucket} in batches of {batch}, "
             f"re-checking before each batch that the database still references none of them and that each is "
             f"older than {orphan_age_days} days; abort {len(uploads)} stale incomplete multipart uploads.")
-    command = (f"aws s3api delete-objects --bucket {bucket} --delete file://orphans-batch-N.json  "
-               f"# {(len(keys) + batch - 1) // batch} batch(es) of the listed keys\n"
-               f"aws s3api abort-multipart-upload --bucket {bucket} --key KEY --upload-id ID  "
-               f"# x{len(uploads)}")
+    command, argv = plan_commands(
+        (["aws", "s3api", "delete-objects", "--bucket", bucket, "--delete", "file://orphans-batch-N.json"],
+         f"{(len(keys) + batch - 1) // batch} batch(es) of the listed keys"),
+        (["aws", "s3api", "abort-multipart-upload", "--bucket", bucket, "--key", "KEY", "--upload-id", "ID"],
+         f"x{len(uploads)}"),
+    )
     listed = [f"{k}  ({sizes[k]} bytes)" for k in keys[:50]] + [f"multipart {k} upload {u[:16]}..." for k, u in
                                                                   uploads[:20]]
     more = len(keys) - 50 if len(keys) > 50 else 0
@@ -92,7 +94,7 @@ def delete_orphaned_uploads(bucket: str, orphans: pd.DataFrame, stale_uploads: p
 
     return Step(NAME, what, command, execute,
                 risk="Deletes objects for good (unless the bucket is versioned). Only the keys listed here.",
-                preview=preview or "nothing listed: the step would delete nothing",
+                preview=preview or "nothing listed: the step would delete nothing", argv=argv,
                 resource=f"s3:{bucket}",
                 protection="the list of keys to delete and the bucket's versioning state, saved in the evidence",
                 protect=lambda opts, incident: protect.s3_listing(bucket, keys),

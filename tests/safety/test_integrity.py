@@ -87,13 +87,15 @@ def _cmdline(pid: int) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_a_runner_stopped_mid_run_leaves_no_folder_under_a_final_name(world, tmp_path, sig):
     sb = world()
-    env = {**os.environ, **sb.env, "PROPFLOW_OUTPUT_DIR": str(tmp_path)}
+    private = tmp_path / "private-tmp"  # the runner's private temporaries (TMPDIR), not under the output folder
+    private.mkdir()
+    env = {**os.environ, **sb.env, "PROPFLOW_OUTPUT_DIR": str(tmp_path / "out"), "TMPDIR": str(private)}
     proc = subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "run", FIRST, "--incident", "STOPPED"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=ctrl_c_works)
-    incident = tmp_path / "STOPPED"
+    incident = tmp_path / "out" / "STOPPED"
     kernels: list[int] = []
     out = err = b""
     try:
@@ -102,8 +104,8 @@ def test_a_runner_stopped_mid_run_leaves_no_folder_under_a_final_name(world, tmp
             assert proc.poll() is None, "the run ended before it could be stopped: " + proc.stderr.read().decode()
             assert time.monotonic() < deadline, "the kernel never started"
             kernels = [k for k in _children(proc.pid) if "ipykernel" in _cmdline(k)]
-            tmp = list(incident.glob(".tmp-*")) if incident.exists() else []
-            if kernels and tmp and (tmp[0] / "report.ipynb").exists():
+            raw = list(private.glob("propflow-ops-*/run-*/report.ipynb"))
+            if kernels and raw:
                 break
             time.sleep(0.05)
         os.kill(proc.pid, sig)  # mid-run: the kernel is executing cells
@@ -116,10 +118,11 @@ def test_a_runner_stopped_mid_run_leaves_no_folder_under_a_final_name(world, tmp
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     # the incident record (incident.jsonl) is the incident's, written when the run opened it: not a run folder
-    entries = sorted(p.name for p in incident.iterdir() if p.name != "incident.jsonl")
+    entries = sorted(p.name for p in incident.iterdir() if p.name != "incident.jsonl") if incident.exists() else []
     final = [n for n in entries if not n.startswith(".tmp-")]
     assert final == [], (f"a folder under a final name after {sig.name}: {final}; exit {proc.returncode}; "
                          f"stdout {out[-300:]!r}; stderr {err[-1500:]!r}")
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130
+    if sig != signal.SIGKILL:  # Ctrl-C and SIGTERM take the same clean-up path
+        assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), (proc.returncode, err[-1500:])
         assert entries == [], f"an interrupted run cleans up its temporary folder: {entries}"
+        assert list(private.glob("propflow-ops-*/run-*")) == [], "the raw notebook survived"

@@ -52,6 +52,8 @@ def _read_exports(proc: subprocess.Popen[str]) -> dict[str, str]:
     for line in proc.stdout:
         if line.strip() == "READY":
             return env
+        if line.startswith("unset "):  # inherited target variables the sandbox ignores
+            continue
         assert line.startswith("export "), line
         name, _, value = line[len("export "):].strip().partition("=")
         env[name] = shlex.split(value)[0]
