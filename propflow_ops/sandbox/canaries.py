@@ -15,6 +15,8 @@ CANARY_WHATSAPP_TOKEN = "canary-watok-EAAG9f2e6b71"
 CANARY_AWS_SECRET = "canary-awssecret-0d4c7e19b2"
 CANARY_SECRET_KEY = "canary-django-sk-5e8a13f7"
 CANARY_BEARER = "canary-bearer-eyJhbGciOi.a7c3e9f1"
+CANARY_SLACK_TOKEN = "canary-slackhook-9d2f61ab"  # the secret part of the Slack stand-in's webhook URL
+CANARY_PAGERDUTY_KEY = "canaryPDkey0123456789abcdef01234"  # 32 characters, as PagerDuty's are
 
 TWILIO_ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 WHATSAPP_PHONE_NUMBER_ID = "109876543210987"
@@ -32,6 +34,8 @@ SECRET_CANARIES: list[str] = [
     CANARY_AWS_SECRET,
     CANARY_SECRET_KEY,
     CANARY_BEARER,
+    CANARY_SLACK_TOKEN,
+    CANARY_PAGERDUTY_KEY,
 ]
 
 ALL_CANARIES: list[str] = SECRET_CANARIES + CANARY_PHONES

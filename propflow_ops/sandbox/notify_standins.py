@@ -19,9 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from .canaries import CANARY_PAGERDUTY_KEY, CANARY_SLACK_TOKEN
+
 # Canary secrets: the webhook URL's token and the routing key must never reach an output file.
-CANARY_SLACK_TOKEN = "canary-slackhook-9d2f61ab"
-CANARY_PAGERDUTY_KEY = "canaryPDkey0123456789abcdef01234"  # 32 characters, as PagerDuty's are
 SLACK_PATH = f"/slack/services/T0SANDBOX/B0SANDBOX/{CANARY_SLACK_TOKEN}"
 PAGERDUTY_PATH = "/pagerduty/v2/enqueue"
 TOPIC_NAME = "propflow-incidents"

@@ -15,7 +15,7 @@ import pytest
 from propflow_ops import cli
 from propflow_ops import incident_record as ir
 from propflow_ops import operator as operator_mod
-from propflow_ops.sandbox.notify_standins import CANARY_PAGERDUTY_KEY, CANARY_SLACK_TOKEN
+from propflow_ops.sandbox.canaries import CANARY_PAGERDUTY_KEY, CANARY_SLACK_TOKEN
 
 from .helpers import ALICE, BOB, T0, at, fabricate_run, z
 
