@@ -70,7 +70,7 @@ def test_pending_then_upgrade_applied(world, sandbox_env, tmp_path):
 
 
 def test_multiple_heads(world, sandbox_env, tmp_path):
-    run, before, after = watched(world("migration-multiple-heads"), sandbox_env, "migration", "--apply",
+    run, before, after = watched(world("migration-multiple-heads"), sandbox_env, "migration", "--reason", "test", "--apply",
                                  "migration-upgrade", output_dir=tmp_path)
     heads = run.findings()["MIGRATION_MULTIPLE_HEADS"]
     assert heads["status"] == "fail"
