@@ -14,6 +14,9 @@ from typing import Any
 from propflow_ops import incident_record as ir
 from propflow_ops.redact import redact
 
+#: what the record keeps of an action (the evidence has the rest: before, protect, result...)
+_KEEP = ("step", "mode", "reason", "detail", "command", "confirmed", "target", "forced", "verified")
+
 
 def record_action(incident_id: str, phase: str, action: Mapping[str, Any], by: Mapping[str, Any],
                   root: str | None = None) -> bool:
@@ -21,8 +24,17 @@ def record_action(incident_id: str, phase: str, action: Mapping[str, Any], by: M
     stderr) when the record cannot be written: the step's evidence still has everything."""
     if not incident_id:
         return False  # a step outside any incident (a unit test, a bare notebook): the evidence has it
-    fields = {k: v for k, v in redact(dict(action)).items() if k not in ("at", "by")}
-    fields["by_label"] = action.get("by")
+    a = redact(dict(action))
+    fields = {k: a[k] for k in _KEEP if a.get(k) not in (None, "", {}, [])}
+    if isinstance(a.get("verification"), dict):
+        fields["seen"] = a["verification"].get("seen")
+    if isinstance(a.get("undo"), dict):
+        fields["undo"] = " ".join(str(a["undo"].get(k) or "") for k in ("detail", "command")).strip()
+    if isinstance(a.get("protect"), dict) and a["protect"].get("snapshot"):
+        fields["snapshot"] = a["protect"]["snapshot"]
+    if isinstance(a.get("lock"), dict):
+        fields["resource"] = a["lock"].get("resource")
+    fields["by_label"] = a.get("by")
     fields["phase"] = phase
     try:
         store = ir.store_for(root or None)

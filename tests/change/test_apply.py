@@ -66,7 +66,11 @@ def test_jupyterlab_applies_only_with_confirm_naming_the_step(isolated):
         ("started", "started"), ("ended", "executed")]
     ended = actions(isolated)[3]
     assert ended["reason"] == "INC-UNIT bad deploy" and ended["by_label"] and ended["by"]["user"]
-    assert ended["undo"]["command"] == "aws ecs ... :3"
+    assert ended["undo"] == "roll forward aws ecs ... :3" and ended["resource"] == "ecs:propflow/propflow-api"
+    from propflow_ops.incident_cli import event_line
+
+    line = event_line(ended)
+    assert "step rollback ended: executed" in line and "reason: INC-UNIT bad deploy" in line and "undo:" in line
 
 
 def test_a_reason_is_required_even_in_the_sandbox(isolated, monkeypatch):
