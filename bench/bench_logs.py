@@ -108,6 +108,35 @@ def generate(n: int, seed: int = 7, plain_share: float = 0.02) -> list[dict[str,
     return out
 
 
+def to_dialect(events: list[dict[str, Any]], dialect: str) -> list[dict[str, Any]]:
+    """The same events written in another dialect (issue 15): ``python-json`` (python-json-logger names,
+    the request nested under ``http``, ``duration`` in seconds) or ``text`` (gunicorn access lines with the
+    response time in seconds for 2xx-4xx, Python logging lines with the request for 5xx)."""
+    if dialect == "propflow":
+        return events
+    out = []
+    for e in events:
+        m = e["message"]
+        if m.startswith("{"):
+            r = json.loads(m)
+            if dialect == "python-json":
+                d: dict[str, Any] = {"asctime": r["ts"], "levelname": r["level"], "name": r["logger"],
+                                     "message": r["message"], "http": {"method": r["method"], "url": r["path"],
+                                                                       "status_code": r["status"]},
+                                     "duration": round(r["latency_ms"] / 1000, 6), "correlation_id": r["request_id"]}
+                if "error_type" in r:
+                    d["error"] = {"type": r["error_type"], "code": r["error_code"]}
+                m = json.dumps(d)
+            elif r["status"] < 500:
+                m = (f'10.0.1.7 - - [26/Nov/2024:05:46:40 +0000] "{r["method"]} {r["path"]} HTTP/1.1" '
+                     f'{r["status"]} 512 "-" "okhttp/4.12.0" {r["latency_ms"] / 1000:.6f}')
+            else:
+                m = (f'{r["ts"][:10]} {r["ts"][11:19]},{r["ts"][20:23]} ERROR [{r["logger"]}] {r["method"]} '
+                     f'{r["path"]} {r["status"]} {r["latency_ms"]}ms - {r["message"]} ({r["error_type"]})')
+        out.append({**e, "message": m})
+    return out
+
+
 def plain(events: list[dict[str, Any]]) -> Any:
     import pandas as pd
 
@@ -245,6 +274,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--approaches", default="plain,parse_events")
+    ap.add_argument("--dialect", default="propflow", choices=("propflow", "python-json", "text"),
+                    help="write the events in this dialect (issue 15); default the API's own JSON")
     ap.add_argument("--child", nargs=2, metavar=("APPROACH", "PICKLE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -252,13 +283,13 @@ def main() -> None:
         return
 
     t = time.perf_counter()
-    events = generate(args.events)
+    events = to_dialect(generate(args.events), args.dialect)
     raw_bytes = sum(len(e["message"].encode()) for e in events)
     plain_lines = sum(1 for e in events if not e["message"].startswith("{"))
     print(
         f"generated {len(events):,} events in {time.perf_counter() - t:.1f}s: "
         f"{raw_bytes / 1e6:.1f} MB of messages ({raw_bytes / len(events):.0f} B/event), "
-        f"{plain_lines:,} plain-text lines; {os.cpu_count()} CPUs",
+        f"{plain_lines:,} plain-text lines; dialect {args.dialect}; {os.cpu_count()} CPUs",
         flush=True,
     )
     with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as fh:

@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sandbox", help="start the simulated PropFlow world in the foreground")
     s.add_argument("--scenario", action="append", default=[], metavar="NAME")
     s.add_argument("--list", action="store_true", help="list the scenarios")
+    s.add_argument("--log-dialect", default=None, metavar="NAME",
+                   help="dialect of the API's log lines: propflow (default), python-json, text")
     add_server_options(s)
 
     d = sub.add_parser("demo", help="sandbox + triage + the runbooks it recommends + the review")
@@ -219,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from propflow_ops.sandbox.cli import sandbox_main
 
             return sandbox_main(args.scenario, args.list, database_url=args.sandbox_database_url,
-                                redis_url=args.sandbox_redis_url)
+                                redis_url=args.sandbox_redis_url, log_dialect=args.log_dialect)
         if args.command == "demo":
             from propflow_ops.demo import demo_main
 

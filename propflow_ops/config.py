@@ -217,7 +217,7 @@ def parse(raw: Mapping[str, Any], path: Path | None = None) -> TeamConfig:
     contacts = {key: _contact(key, value) for key, value in _table(raw.get("contacts", {}), "contacts").items()}
     notify = _notify(_table(raw.get("notify", {}), "notify"))
     escalation = _escalation(_table(raw.get("escalation", {}), "escalation"), contacts, notify)
-    logs = dict(_table(raw.get("logs", {}), "logs"))
+    logs = _logs(_table(raw.get("logs", {}), "logs"))
     alarms = _alarms(_table(raw.get("alarms", {}), "alarms"))
     return TeamConfig(path, None, environments, contacts, notify, escalation, logs, alarms)
 
@@ -429,11 +429,28 @@ def environment_overlay(cfg: TeamConfig, env: Mapping[str, str], *, secrets: boo
     return out
 
 
+def _logs(table: Mapping[str, Any]) -> dict[str, Any]:
+    """``[logs]``: the team's log dialect mapping (keys of ``sources.logmapping.mapping_from_dict``), validated."""
+    from propflow_ops.sources.logmapping import LogMappingError, mapping_from_dict
+
+    logs = dict(table)
+    try:
+        mapping_from_dict(logs)
+    except LogMappingError as exc:
+        raise ConfigError(str(exc).replace("log_mapping", "logs", 1)) from None
+    return logs
+
+
 def parameter_defaults(cfg: TeamConfig, declared: Mapping[str, Any], given: set[str]) -> list[tuple[str, str]]:
-    """The chosen environment's parameters this notebook declares and ``-p`` did not give, as -p pairs."""
-    if cfg.environment is None:
-        return []
+    """The chosen environment's parameters this notebook declares and ``-p`` did not give, as -p pairs;
+    ``[logs]`` becomes ``log_mapping`` (JSON) for a notebook that reads logs."""
     out = []
+    if cfg.logs and "log_mapping" in declared and "log_mapping" not in given:
+        import json
+
+        out.append(("log_mapping", json.dumps(cfg.logs)))
+    if cfg.environment is None:
+        return out
     for name, value in cfg.environment.parameters.items():
         if name in declared and name not in given:
             out.append((name, _raw(value)))

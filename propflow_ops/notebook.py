@@ -152,7 +152,7 @@ def display(obj: Any) -> None:
 
 
 def show(obj: Any, *, max_rows: int = 25) -> Any:
-    """Display a DataFrame, dict or text with secrets and phone numbers masked."""
+    """Display a DataFrame, dict or text with secrets and phone numbers masked; cells are shown whole."""
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover
@@ -163,7 +163,10 @@ def show(obj: Any, *, max_rows: int = 25) -> Any:
             if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
                 out[col] = out[col].map(lambda v: redact(v) if v is not None else v)
         out.columns = [redact_text(str(c)) for c in out.columns]
-        display(out)
+        # Evidence whole: pandas cuts cells at 50 characters ("has reached a steady st..."); an ECS event,
+        # a stopped reason or an error message is shown in full (the table wraps it).
+        with pd.option_context("display.max_colwidth", None):
+            display(out)
         if len(obj) > max_rows:
             display(f"... {len(obj) - max_rows} more rows")
         return None

@@ -177,6 +177,10 @@ def build_parameters(rb: Runbook, req: RunRequest) -> dict[str, Any]:
         inputs.check_text(f"parameter {name}", raw, multiline=inputs.multiline_parameter(name))
         value = coerce(name, raw, declared[name]["type"])
         inputs.check_parameter(name, value)
+        if name == "log_mapping" and value:  # a bad mapping is bad input: one line, exit 2, before any run
+            from propflow_ops.sources.logmapping import mapping_from_dict
+
+            mapping_from_dict(value)
         if isinstance(value, str) and value and (name == "output_dir" or name.endswith("_dir")):
             value = str(inputs.resolve_output_dir(value))  # the kernel's working directory is notebooks/
         params[name] = value

@@ -210,7 +210,8 @@ def pool_exhausted(activity: pd.DataFrame | BaseException | None, max_connection
         example = log_checks.normalise(str(pool_errors["message"].iloc[-1])) if pool_errors is not None else ""
         problems.append(f"{n_errors} pool-exhausted/too-many-clients lines in the logs (e.g. {example})")
     data = {"connections": used, "max_connections": max_connections if isinstance(max_connections, int) else None,
-            "used_pct": pct, "threshold_pct": threshold_pct, "pool_error_lines": n_errors}
+            "used_pct": pct, "threshold_pct": threshold_pct, "pool_error_lines": n_errors,
+            "logs": log_checks.summary(logs)}
     if problems:
         return Finding.fail(code, "Database connections exhausted", "; ".join(problems), **data)
     unknown = [what for what, v in (("pg_stat_activity", activity), ("max_connections", max_connections),

@@ -1,8 +1,9 @@
 """Latency checks: p50/p95/p99 per minute and per endpoint, slow queries, RDS CPU, missing indexes.
 
-Percentiles come from the latency metric when CloudWatch has percentile data,
-else from the request lines of the API logs (``event == "request"``,
-``latency_ms``). Pure: frames in, findings out.
+Percentiles come from the latency metric when CloudWatch has percentile data (the team's own
+metric, else the load balancer's ``TargetResponseTime``), else from the request lines of the API
+logs (any line with a method, a path and a duration, whatever the dialect). Pure: frames in,
+findings out.
 """
 
 from __future__ import annotations
@@ -43,12 +44,11 @@ def endpoint_of(method: Any, path: Any) -> str:
 
 
 def requests(logs: pd.DataFrame) -> pd.DataFrame:
-    """Request lines that carry a latency."""
+    """Request lines that carry a latency: whatever the dialect, a line with a method, a path and a
+    duration (:func:`checks.logs.is_request`)."""
     if logs is None or len(logs) == 0 or "latency_ms" not in logs:
         return pd.DataFrame(columns=["timestamp", "endpoint", "latency_ms", "status"])
-    mask = logs["latency_ms"].notna()
-    if "event" in logs:
-        mask &= logs["event"].astype("object").fillna("") == "request"
+    mask = logs["latency_ms"].notna() & log_checks.is_request(logs)
     df = logs[mask]
     return pd.DataFrame({
         "timestamp": pd.to_datetime(df["timestamp"], utc=True),
@@ -98,21 +98,64 @@ def per_minute_from_metric(metric: Mapping[str, pd.DataFrame | BaseException | N
     return merged.sort_values("timestamp").reset_index(drop=True)
 
 
-def latency_per_minute(metric: Mapping[str, pd.DataFrame | BaseException | None] | None,
-                       logs: pd.DataFrame | BaseException | None) -> pd.DataFrame:
-    """Per-minute percentiles from the metric when it has p95 data, else from the request logs.
-    ``df.attrs["source"]`` says which ("metric", "logs" or "none")."""
-    from_metric = per_minute_from_metric(metric or {})
-    if len(from_metric) and from_metric["p95"].notna().any():
-        from_metric.attrs["source"] = "metric"
-        return from_metric
+MetricStats = Mapping[str, pd.DataFrame | BaseException | None]
+
+
+def _metric_label(metric: MetricStats, default: str) -> str:
+    for frame in metric.values():
+        if isinstance(frame, pd.DataFrame):
+            if frame.attrs.get("label"):
+                return str(frame.attrs["label"])
+            if frame.attrs.get("metric"):
+                return f"{frame.attrs.get('namespace', '')} {frame.attrs['metric']}".strip()
+    return default
+
+
+def latency_per_minute(metric: MetricStats | BaseException | None, logs: pd.DataFrame | BaseException | None, *,
+                       alb: MetricStats | BaseException | None = None) -> pd.DataFrame:
+    """Per-minute percentiles from the first source that has p95 data: the latency ``metric`` (the team's
+    namespace/metric/dimensions), then the load balancer's ``alb`` TargetResponseTime (already in ms),
+    then the request lines of the logs. ``df.attrs["source"]`` says which ("metric", "alb", "logs" or
+    "none"); ``df.attrs["sources_tried"]`` what each source had."""
+    tried: dict[str, str] = {}
+    for name, stats in (("metric", metric), ("alb", alb)):
+        if stats is None:
+            continue
+        if isinstance(stats, BaseException):
+            tried[name] = f"unreadable ({type(stats).__name__})"
+            continue
+        frame = per_minute_from_metric(stats)
+        errors = [v for v in stats.values() if isinstance(v, BaseException)]
+        if len(frame) and frame["p95"].notna().any():
+            frame.attrs["source"] = name
+            frame.attrs["metric"] = _metric_label(stats, name)
+            tried[name] = f"{int(frame['p95'].notna().sum())} minutes of p95"
+            frame.attrs["sources_tried"] = tried
+            return frame
+        tried[name] = (f"unreadable ({type(errors[0]).__name__})" if errors else "no p95 datapoints in the window")
     if isinstance(logs, pd.DataFrame):
         out = per_minute_from_logs(logs)
         out.attrs["source"] = "logs" if len(out) else "none"
+        tried["logs"] = f"{int(out['requests'].sum()) if len(out) else 0} request lines with a duration"
+        out.attrs["sources_tried"] = tried
         return out
+    tried["logs"] = f"unreadable ({type(logs).__name__})" if isinstance(logs, BaseException) else "not read"
     out = pd.DataFrame(columns=["timestamp", *PERCENTILES])
     out.attrs["source"] = "none"
+    out.attrs["sources_tried"] = tried
     return out
+
+
+def source_note(per_minute: pd.DataFrame) -> str:
+    """One line for the reader: where the percentiles came from, and what the other sources had."""
+    source = per_minute.attrs.get("source", "none")
+    tried = per_minute.attrs.get("sources_tried") or {}
+    others = "; ".join(f"{k}: {v}" for k, v in tried.items() if k != source)
+    where = {"metric": f"the metric {per_minute.attrs.get('metric') or ''}".rstrip(),
+             "alb": f"the load balancer's {per_minute.attrs.get('metric') or 'TargetResponseTime'}",
+             "logs": f"the request lines of the logs ({tried.get('logs', '')})",
+             "none": "nowhere: no source had latency data"}.get(source, source)
+    return f"Percentiles from {where}." + (f" Also tried: {others}." if others else "")
 
 
 def series(per_minute: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -144,11 +187,20 @@ def latency_high(per_minute: pd.DataFrame, logs: pd.DataFrame | BaseException | 
     """``API_LATENCY_HIGH``: p95 above ``threshold_ms`` for at least ``min_minutes`` minutes (or for the window)."""
     code, title = "API_LATENCY_HIGH", f"API p95 latency against {threshold_ms:g} ms"
     source = per_minute.attrs.get("source", "logs")
+    tried = per_minute.attrs.get("sources_tried") or {}
+    info = log_checks.summary(logs)
     if per_minute is None or len(per_minute) == 0 or per_minute["p95"].dropna().empty:
-        if isinstance(logs, BaseException):
+        said = "; ".join(f"{k}: {v}" for k, v in tried.items())
+        if isinstance(logs, BaseException) and not tried.get("metric", "").startswith("no p95") \
+                and not tried.get("alb", "").startswith("no p95"):
             return Finding.error(code, title, logs)
-        return Finding.error(code, title, "no latency data: the metric has no percentiles and the logs hold no "
-                                          "request lines in the window")
+        reason = ("no latency data: no metric has percentiles in the window and the logs hold no request "
+                  f"line with a duration ({info.get('lines', 0)} lines read, dialect {info.get('dialect', '?')})"
+                  + (f". Sources tried: {said}" if said else "")
+                  + ". Set latency_namespace/latency_metric (or load_balancer) or map the log dialect "
+                  "(log_mapping) so latency can be judged")
+        return Finding.warn(code, "API latency not measurable", reason, source="none", sources_tried=tried,
+                            logs=info)
     p95 = per_minute["p95"].astype("float64")
     slow = per_minute[p95 > threshold_ms]
     overall: dict[str, float] = {}
@@ -156,7 +208,10 @@ def latency_high(per_minute: pd.DataFrame, logs: pd.DataFrame | BaseException | 
         overall = _pcts(requests(logs)["latency_ms"])
     data = {"source": source, "threshold_ms": threshold_ms, "minutes": len(per_minute),
             "minutes_over": len(slow), "worst_p95_ms": float(p95.max()), "latest_p95_ms": float(p95.iloc[-1]),
-            "window": overall}
+            "window": overall, "sources_tried": tried, "metric": per_minute.attrs.get("metric"), "logs": info}
+    source = {"metric": f"metric {per_minute.attrs.get('metric') or ''}".strip(),
+              "alb": f"load balancer's TargetResponseTime {per_minute.attrs.get('metric') or ''}".strip(),
+              }.get(source, source)
     window_p95 = overall.get("p95")
     if len(slow) >= min(min_minutes, len(per_minute)) or (window_p95 is not None and window_p95 > threshold_ms):
         since = pd.Timestamp(slow["timestamp"].min()) if len(slow) else None
@@ -213,7 +268,8 @@ def slow_queries(logs: pd.DataFrame | BaseException | None, statements: pd.DataF
         stmt_note = f"pg_stat_statements unreadable ({type(statements).__name__})"
     summary = slow_query_summary(lines)
     data = {"log_lines": len(lines), "statements_over": len(stmt_slow), "threshold_ms": threshold_ms,
-            "top": summary.head(5).to_dict(orient="records"), "pg_stat_statements": stmt_note}
+            "top": summary.head(5).to_dict(orient="records"), "pg_stat_statements": stmt_note,
+            "logs": log_checks.summary(logs)}
     if len(lines) or len(stmt_slow):
         parts = []
         if len(lines):

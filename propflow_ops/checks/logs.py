@@ -11,7 +11,11 @@ Building blocks other runbooks reuse:
 - :func:`per_minute`: counts per minute over the window (zero-filled);
 - :func:`top_messages`: the most frequent messages, normalised (ids and numbers folded);
 - :func:`error_spike`: the ``LOG_ERROR_SPIKE`` finding;
-- :func:`pattern_finding`: "N lines matched <pattern>" as a finding with any code.
+- :func:`pattern_finding`: "N lines matched <pattern>" as a finding with any code;
+- what a line *is*, read from what it says, whatever the dialect: :func:`is_request`,
+  :func:`is_error`, :func:`is_upload`, :func:`is_websocket`, :func:`is_notification`;
+- :func:`summary` (lines read, understood as which kind, detected dialect: every log-based
+  finding carries it under ``data["logs"]``) and :func:`unparsed` (the ``LOGS_UNPARSED`` finding).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from propflow_ops.findings import Finding, Status
+from propflow_ops.redact import redact_text
 
 ERROR_LEVELS: tuple[str, ...] = ("ERROR", "CRITICAL", "FATAL")
 
@@ -67,11 +72,198 @@ def count_matching(df: pd.DataFrame, pattern: str, **kwargs: Any) -> int:
 
 
 def errors(df: pd.DataFrame, levels: Sequence[str] = ERROR_LEVELS) -> pd.DataFrame:
-    """Error-level lines (``level`` in ``levels``, case-insensitive)."""
-    if df is None or len(df) == 0 or "level" not in df:
+    """Error lines: an error level (``level`` in ``levels``, case-insensitive), a 5xx status, or an
+    exception (an ``error_type``, a traceback), see :func:`is_error`."""
+    if df is None or len(df) == 0:
         return df.iloc[0:0] if df is not None else pd.DataFrame()
+    return df[is_error(df, levels)]
+
+
+# --- what a line is, by what it says -----------------------------------------------------------
+
+#: Values of the frame's ``format`` column that mean "not understood".
+NOT_UNDERSTOOD = ("raw", "unknown")
+#: LOGS_UNPARSED warns when more than this share of the lines was not understood.
+UNPARSED_SHARE = 0.5
+UPLOAD_PATTERN = r"upload"
+WEBSOCKET_PATTERN = r"websocket|\bws\b|\bws_"
+NOTIFICATION_PATTERN = r"twilio|whatsapp|\bsms\b|notification"
+PROVIDER_PATTERNS = (("twilio", r"twilio|\bsms\b"), ("whatsapp", r"whatsapp|graph api|#1310"))
+_CLOSE_WORDS = r"disconnect|closed|close code|connection lost|abnormal"
+
+
+def _false(df: pd.DataFrame) -> pd.Series:
+    return pd.Series(False, index=df.index)
+
+
+def _num(df: pd.DataFrame, column: str) -> pd.Series:
+    if column not in df:
+        return pd.Series(float("nan"), index=df.index)
+    return pd.to_numeric(df[column], errors="coerce").astype("float64")
+
+
+def _has(df: pd.DataFrame, column: str) -> pd.Series:
+    if column not in df:
+        return _false(df)
+    return df[column].notna() & (_text(df, column) != "")
+
+
+def _says(df: pd.DataFrame, pattern: str, columns: Sequence[str] = ("message", "event")) -> pd.Series:
+    mask = _false(df)
+    for col in columns:
+        if col in df:
+            mask |= _text(df, col).str.contains(pattern, case=False, regex=True, na=False)
+    return mask
+
+
+def is_websocket(df: pd.DataFrame) -> pd.Series:
+    """WebSocket lines: a ``/ws/`` path, an upgrade (101), or a message about a websocket."""
+    status = _num(df, "status")
+    path = _text(df, "path")
+    return path.str.contains(r"^/ws(?:/|$)|/websocket", case=False, regex=True) | (status == 101) | _says(
+        df, WEBSOCKET_PATTERN)
+
+
+def is_request(df: pd.DataFrame) -> pd.Series:
+    """HTTP request lines: a method and a path, and a status or a duration (WebSocket lines are not:
+    their duration is a connection's)."""
+    if df is None or len(df) == 0:
+        return pd.Series(False, index=getattr(df, "index", None), dtype=bool)
+    mask = _has(df, "method") & _has(df, "path") & (_num(df, "status").notna() | _num(df, "latency_ms").notna())
+    return mask & ~is_websocket(df)
+
+
+def is_error(df: pd.DataFrame, levels: Sequence[str] = ERROR_LEVELS) -> pd.Series:
+    """Error lines: an error level, a 5xx status, or an exception (``error_type``, a traceback)."""
+    if df is None or len(df) == 0:
+        return pd.Series(False, index=getattr(df, "index", None), dtype=bool)
     wanted = {lv.upper() for lv in levels}
-    return df[_text(df, "level").str.upper().isin(wanted)]
+    status = _num(df, "status")
+    mask = _text(df, "level").str.upper().isin(wanted) | status.between(500, 599)
+    mask |= _has(df, "error_type")
+    mask |= _text(df, "message").str.startswith("Traceback (most recent call last)") & _text(
+        df, "message").str.contains("\n", regex=False)
+    return mask
+
+
+def is_upload(df: pd.DataFrame) -> pd.Series:
+    """Upload lines: ``upload`` in the path, the message or the event."""
+    return _says(df, UPLOAD_PATTERN, ("path", "message", "event"))
+
+
+def provider_of(df: pd.DataFrame) -> pd.Series:
+    """The notification provider of each line: its ``provider`` field, else read from the message
+    (twilio/SMS, WhatsApp), else ``unknown``."""
+    out = _text(df, "provider").str.lower()
+    for name, pattern in PROVIDER_PATTERNS:
+        out = out.where(out != "", _says(df, pattern, ("message", "event", "path")).map({True: name, False: ""}))
+    return out.where(out != "", "unknown")
+
+
+def is_notification(df: pd.DataFrame) -> pd.Series:
+    """Notification lines: a provider, or a message about SMS/WhatsApp/notifications/OTP."""
+    return _has(df, "provider") | _says(df, NOTIFICATION_PATTERN, ("message", "event"))
+
+
+def ws_kind(df: pd.DataFrame) -> pd.Series:
+    """``ws_connect``/``ws_disconnect``/``ws_reconnect`` for each line (read from the event, else the message,
+    else a WebSocket close code 1000-4999 as status means a disconnect)."""
+    event = _text(df, "event").str.lower()
+    reconnect = (event == "ws_reconnect") | _says(df, r"reconnect", ("message",))
+    disconnect = (event == "ws_disconnect") | _says(df, _CLOSE_WORDS, ("message",)) | _num(df, "status").between(
+        1000, 4999)
+    out = pd.Series("ws_connect", index=df.index, dtype="object")
+    out[disconnect] = "ws_disconnect"
+    out[reconnect & ~(event == "ws_disconnect")] = "ws_reconnect"
+    return out
+
+
+def _formats(df: pd.DataFrame) -> pd.Series:
+    if "format" not in df:  # a frame built without the parser: JSON of our own dialect
+        return pd.Series("json", index=df.index, dtype="object")
+    return _text(df, "format").where(_text(df, "format") != "", "json")
+
+
+def dialect(df: pd.DataFrame) -> str:
+    """The dialect the lines were written in, as detected: the formats seen (most first) and, for JSON,
+    the fields that fed the columns under other names (``status<-http.status_code``)."""
+    if df is None or len(df) == 0:
+        return "none (no lines)"
+    fmts = _formats(df)
+    counts = fmts.value_counts()
+    family = counts.groupby([f.split(":")[0].split("+")[0] for f in counts.index]).sum().sort_values(ascending=False)
+    parts = []
+    for fam, n in family.items():
+        share = f"{n / len(df):.0%}"
+        if fam == "text":
+            subs = ", ".join(f.split(":", 1)[1] for f in counts.index if f.startswith("text:"))
+            parts.append(f"text ({subs}) {share}")
+        elif fam == "json":
+            used = df.attrs.get("log_fields") or {}
+            renamed = [f"{col}<-{next(iter(src))}" for col, src in used.items() if src and next(iter(src)) != col]
+            parts.append(f"json{' (' + ', '.join(renamed) + ')' if renamed else ''} {share}")
+        else:
+            parts.append(f"{fam} {share}")
+    mapping = df.attrs.get("mapping")
+    text = " + ".join(parts)
+    return f"{text}; mapping {mapping}" if mapping and mapping != "built-in" else text
+
+
+def summary(df: pd.DataFrame | BaseException | None) -> dict[str, Any]:
+    """What the logs held: lines read, how many understood (by format), how many of each kind, the dialect."""
+    if isinstance(df, BaseException) or df is None:
+        return {"lines": 0, "read": False}
+    n = len(df)
+    fmts = _formats(df) if n else pd.Series([], dtype="object")
+    understood = int((~fmts.isin(NOT_UNDERSTOOD)).sum()) if n else 0
+    kinds = {}
+    if n:
+        kinds = {"request": int(is_request(df).sum()), "error": int(is_error(df).sum()),
+                 "upload": int(is_upload(df).sum()), "websocket": int(is_websocket(df).sum()),
+                 "notification": int(is_notification(df).sum())}
+    return {"lines": n, "understood": understood, "not_understood": n - understood,
+            "formats": {str(k): int(v) for k, v in fmts.value_counts().items()}, "kinds": kinds,
+            "dialect": dialect(df)}
+
+
+def _masked_example(text: str, width: int = 160) -> str:
+    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return redact_text(first[:width])
+
+
+def unparsed(df: pd.DataFrame | BaseException | None, *, share: float = UNPARSED_SHARE, examples: int = 3,
+             code: str = "LOGS_UNPARSED", filtered: bool = False) -> Finding:
+    """``LOGS_UNPARSED``: ``warn`` when more than ``share`` of the lines were not understood (with a few
+    masked examples and how to map the dialect), or when the window holds no line at all; ``ok`` with
+    the counts otherwise; ``skipped`` when the logs could not be read (the log findings say why).
+    ``filtered``: the frame holds only the lines a filter pattern selected, so none is no silence."""
+    title = "Log lines understood"
+    if isinstance(df, BaseException) or df is None:
+        reason = f"{type(df).__name__}" if df is not None else "no log frame"
+        return Finding.skipped(code, title, f"the logs could not be read ({reason}); see the log findings")
+    info = summary(df)
+    n = info["lines"]
+    if n == 0 and filtered:
+        return Finding.ok(code, "No log line matched the runbook's filter",
+                          "the runbook fetched only the lines its filter pattern selects, and none was in the "
+                          "window: nothing to parse", logs=info)
+    if n == 0:
+        return Finding.warn(code, "No log lines in the window",
+                            "the log group holds no line in the window: check log_group and the window "
+                            "(silence is not health)", logs=info)
+    bad = info["not_understood"]
+    kinds = ", ".join(f"{v} {k}" for k, v in info["kinds"].items() if v)
+    if bad / n > share:
+        rows = df[_formats(df).isin(NOT_UNDERSTOOD)]
+        ex = [_masked_example(str(m)) for m in rows["message"].head(200).dropna().unique()[:examples]] \
+            if "message" in rows else []
+        return Finding.warn(code, f"Most log lines not understood ({bad} of {n})",
+                            f"{bad} of {n} lines are in no format the parser knows ({info['dialect']}); log "
+                            "checks may read silence as health. Set the log_mapping parameter (fields, units, "
+                            "text_patterns; see README) for this dialect. Examples: " + " | ".join(ex),
+                            logs=info, examples=ex)
+    return Finding.ok(code, f"{n - bad} of {n} log lines understood",
+                      f"dialect: {info['dialect']}; kinds: {kinds or 'none'}", logs=info)
 
 
 def per_minute(df: pd.DataFrame, *, start: datetime | None = None, end: datetime | None = None,
@@ -124,6 +316,9 @@ def error_spike(df: pd.DataFrame | BaseException, *, start: datetime | None = No
     title = "Error-level log lines per minute"
     if isinstance(df, BaseException):
         return Finding.error(code, title, df)
+    if df is None or len(df) == 0:
+        return Finding.skipped(code, title, "no log lines in the window: nothing to count (see LOGS_UNPARSED)",
+                               logs=summary(df))
     errs = errors(df, levels)
     counts = per_minute(errs, start=start, end=end)
     total = int(counts.sum()) if len(counts) else 0
@@ -134,7 +329,7 @@ def error_spike(df: pd.DataFrame | BaseException, *, start: datetime | None = No
     top_text = "; ".join(f"{r.count}x {r.message}" for r in top.itertuples()) if len(top) else ""
     data = {"errors": total, "peak_per_minute": peak, "peak_minute": peak_at, "median_per_minute": baseline,
             "threshold_per_minute": per_minute_threshold, "lines_scanned": 0 if df is None else len(df),
-            "top_messages": top.to_dict(orient="records")}
+            "top_messages": top.to_dict(orient="records"), "logs": summary(df)}
     if total and peak >= per_minute_threshold and peak >= factor * max(baseline, 1.0):
         recent = counts.tail(5)
         return Finding.fail(
@@ -158,7 +353,8 @@ def pattern_finding(df: pd.DataFrame | BaseException, code: str, pattern: str, *
     first = hits["timestamp"].min() if n and "timestamp" in hits else None
     last = hits["timestamp"].max() if n and "timestamp" in hits else None
     example = normalise(str(hits.iloc[-1][column])) if n else ""
-    data = {"count": n, "pattern": pattern, "first_seen": first, "last_seen": last, "example": example}
+    data = {"count": n, "pattern": pattern, "first_seen": first, "last_seen": last, "example": example,
+            "logs": summary(df)}
     if n >= min_count:
         detail = f"{n} lines matched /{pattern}/ from {first:%H:%M} to {last:%H:%M} UTC; e.g. {example}"
         return Finding(code, Status(status), f"{what} in the logs ({n} lines)", detail, data)

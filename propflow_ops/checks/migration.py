@@ -12,6 +12,7 @@ import re
 import pandas as pd
 
 from propflow_ops.checks.logs import matching
+from propflow_ops.checks.logs import summary as log_summary
 from propflow_ops.findings import Finding
 from propflow_ops.reach import unreachable
 from propflow_ops.sources.alembic import AlembicState, DriftResult
@@ -104,7 +105,8 @@ def migration_lines(logs: pd.DataFrame | BaseException, limit: int = 30) -> pd.D
         return pd.DataFrame(columns=cols)
     event = logs["event"].astype("object").fillna("") if "event" in logs else pd.Series("", index=logs.index)
     text = logs["message"].astype("object").fillna("").astype(str)
-    picked = logs[(event == "migration") | text.str.contains("already exists|alembic", case=False, regex=True)]
+    picked = logs[(event == "migration") | text.str.contains("already exists|alembic|migration|running upgrade",
+                                                              case=False, regex=True)]
     out = picked[[c for c in cols if c in picked]].tail(limit).reset_index(drop=True)
     return out.astype({c: object for c in ("level", "stream", "message") if c in out})
 
@@ -147,8 +149,10 @@ def object_exists(logs: pd.DataFrame | BaseException) -> Finding:
                             "migration (by hand, or by a run that died before stamping its revision). "
                             "Compare it with the migration; then either stamp the revision or make the "
                             "migration idempotent (IF NOT EXISTS / a has_table check) and upgrade.",
-                            objects=objects[["kind", "object", "count"]].to_dict(orient="records"))
-    return Finding.ok(code, "No 'already exists' errors in the logs", "0 lines in the window")
+                            objects=objects[["kind", "object", "count"]].to_dict(orient="records"),
+                            logs=log_summary(logs))
+    return Finding.ok(code, "No 'already exists' errors in the logs", "0 lines in the window",
+                      logs=log_summary(logs))
 
 
 def schema_drift(drift: DriftResult) -> Finding:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops.checks import logs as log_checks
 from propflow_ops.checks.logs import errors as error_lines
 from propflow_ops.checks.logs import top_messages
 from propflow_ops.findings import Finding
@@ -316,16 +317,22 @@ def whatsapp_table(result: ApiResult) -> pd.DataFrame:
 
 
 def _provider(df: pd.DataFrame) -> pd.Series:
-    if "provider" not in df:
-        return pd.Series(["unknown"] * len(df), index=df.index, dtype="object")
-    return df["provider"].astype("object").where(df["provider"].notna(), "unknown").astype(str)
+    """The provider field, else the provider the message names (twilio/SMS, WhatsApp), else ``unknown``."""
+    if len(df) == 0:
+        return pd.Series([], index=df.index, dtype="object")
+    return log_checks.provider_of(df).astype(str)
+
+
+def _notification_lines(logs: pd.DataFrame) -> pd.DataFrame:
+    """The notification lines (a provider, or a message about SMS/WhatsApp/notifications), whatever the dialect."""
+    return logs[log_checks.is_notification(logs)]
 
 
 def notification_errors(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     """The error-level notification lines (empty when the logs could not be read), for a per-minute plot."""
     if isinstance(logs, BaseException) or logs is None or logs.empty:
         return pd.DataFrame({"timestamp": pd.Series([], dtype="datetime64[ns, UTC]"), "provider": []})
-    errs = error_lines(logs).copy()
+    errs = error_lines(_notification_lines(logs)).copy()
     errs["provider"] = _provider(errs)
     return errs
 
@@ -335,6 +342,7 @@ def errors_by_provider(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     cols = ["provider", "lines", "errors", "error_share", "top_error_codes", "top_error"]
     if isinstance(logs, BaseException) or logs is None or logs.empty:
         return pd.DataFrame(columns=cols)
+    logs = _notification_lines(logs)
     provider = _provider(logs)
     errs = error_lines(logs)
     rows = []
@@ -358,7 +366,7 @@ def log_code_meanings(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     cols = ["provider", "error_code", "count", "meaning"]
     if isinstance(logs, BaseException) or logs is None or logs.empty or "error_code" not in logs:
         return pd.DataFrame(columns=cols)
-    errs = error_lines(logs)
+    errs = error_lines(_notification_lines(logs))
     errs = errs[errs["error_code"].notna()] if len(errs) else errs
     if errs.empty:
         return pd.DataFrame(columns=cols)
@@ -388,7 +396,8 @@ def log_send_errors(logs: pd.DataFrame | BaseException, *, threshold: float = SE
         return Finding.error(code, title, logs)
     table = errors_by_provider(logs)
     data = {"source": "logs", "lines": int(table["lines"].sum()) if len(table) else 0,
-            "threshold": threshold, "per_provider": table.to_dict(orient="records")}
+            "threshold": threshold, "per_provider": table.to_dict(orient="records"),
+            "logs": log_checks.summary(logs)}
     bad = table[(table["errors"] >= min_errors) & (table["error_share"] > threshold)] if len(table) else table
     summary = "; ".join(f"{r.provider}: {r.errors}/{r.lines} errors ({r.error_share:.0%})" for r in table.itertuples())
     if len(bad):
@@ -396,8 +405,9 @@ def log_send_errors(logs: pd.DataFrame | BaseException, *, threshold: float = SE
         return Finding.fail(code, f"Notification errors in the logs ({', '.join(bad['provider'])})",
                             f"{summary} (threshold {threshold:.0%}). Most frequent: {worst['top_error']}", **data)
     if not len(table):
-        return Finding.ok(code, "No notification lines in the logs",
-                          "the API logged no notification events in the window", **data)
+        return Finding.skipped(code, "No notification lines in the logs",
+                               "no line of the window is about a notification (provider, SMS, WhatsApp): "
+                               "nothing to judge from the logs", **data)
     return Finding.ok(code, "Notification errors in the logs below the threshold",
                       f"{summary} (threshold {threshold:.0%})", **data)
 

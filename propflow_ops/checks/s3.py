@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops.checks import logs as log_checks
 from propflow_ops.findings import Finding
 
 PUT_OBJECT = "s3:PutObject"
@@ -361,18 +362,39 @@ def check_public_access_block(fetched: Mapping[str, Any], *, bucket_exists: bool
 
 
 def upload_errors(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
-    """The upload errors among the log events: event ``upload`` with ERROR level or a 4xx/5xx status."""
+    """The upload errors among the log lines: an upload line (``upload`` in its path, message or event) that
+    is an error (error level, 5xx, an exception) or answered 4xx."""
     if isinstance(logs, BaseException):
         return pd.DataFrame(columns=["timestamp", "error_type", "message"])
-    if logs.empty or "event" not in logs:
+    if logs.empty:
         return logs.iloc[0:0]
-    is_upload = logs["event"].astype("string").fillna("").eq("upload")
-    level = logs["level"].astype("string").fillna("").str.upper().isin(["ERROR", "CRITICAL"])
-    status = pd.to_numeric(logs["status"], errors="coerce").fillna(0) >= 400
-    out = logs[is_upload & (level | status)].copy()
-    if "error_type" in out:
-        out["error_type"] = out["error_type"].astype("string").fillna("unknown")
+    uploads = log_checks.is_upload(logs)
+    status = pd.to_numeric(logs["status"], errors="coerce").fillna(0) >= 400 if "status" in logs else False
+    out = logs[uploads & (log_checks.is_error(logs) | status)].copy()
+    out["error_type"] = _error_type(out)
     return out
+
+
+_ERROR_TYPE_IN_TEXT = r"\(([A-Z][A-Za-z]+)\)|\b((?:AccessDenied|NoSuchBucket|SlowDown|RequestTimeout|InvalidAccessKeyId|" \
+    r"SignatureDoesNotMatch|ExpiredToken|EntityTooLarge)\b)"
+
+
+def _error_type(errors: pd.DataFrame) -> pd.Series:
+    """Each error's type: its ``error_type``/``error_code`` field, else the S3 error code its message names
+    (``An error occurred (AccessDenied)``), else ``5xx``/``4xx`` from the status, else ``unknown``."""
+    if errors.empty:
+        return pd.Series([], index=errors.index, dtype="object")
+    out = pd.Series("", index=errors.index, dtype="object")
+    for col in ("error_type", "error_code"):
+        if col in errors:
+            out = out.where(out != "", errors[col].astype("object").where(errors[col].notna(), "").astype(str))
+    if "message" in errors:
+        found = errors["message"].astype("object").fillna("").astype(str).str.extract(_ERROR_TYPE_IN_TEXT)
+        out = out.where(out != "", found[0].fillna(found[1]).fillna(""))
+    if "status" in errors:
+        st = pd.to_numeric(errors["status"], errors="coerce")
+        out = out.where(out != "", st.map(lambda v: f"HTTP {int(v)}" if v == v else ""))
+    return out.where(out != "", "unknown")
 
 
 def check_upload_errors(logs: pd.DataFrame | BaseException, *, min_errors: int = 1) -> Finding:
@@ -380,16 +402,21 @@ def check_upload_errors(logs: pd.DataFrame | BaseException, *, min_errors: int =
     code, title = "UPLOAD_ERRORS_IN_LOGS", "Upload errors in the API logs"
     if isinstance(logs, BaseException):
         return Finding.error(code, title, logs)
+    info = log_checks.summary(logs)
     errors = upload_errors(logs)
-    total_uploads = int(logs["event"].astype("string").fillna("").eq("upload").sum()) if not logs.empty else 0
+    total_uploads = int(log_checks.is_upload(logs).sum()) if not logs.empty else 0
     if len(errors) >= max(1, min_errors):
         by_type = errors["error_type"].value_counts().to_dict()
         text = ", ".join(f"{k} {v}" for k, v in by_type.items())
         return Finding.fail(code, f"{len(errors)} failed uploads in the window",
-                            f"by error type: {text} (of {total_uploads} upload events)",
-                            errors=len(errors), uploads=total_uploads, by_type=by_type)
-    return Finding.ok(code, "No upload errors in the logs", f"{total_uploads} upload events, none failed",
-                      uploads=total_uploads)
+                            f"by error type: {text} (of {total_uploads} upload lines)",
+                            errors=len(errors), uploads=total_uploads, by_type=by_type, logs=info)
+    if not total_uploads:
+        return Finding.skipped(code, "No upload lines in the logs",
+                               f"no line of the window mentions an upload ({info['lines']} lines read, dialect "
+                               f"{info.get('dialect')}): nothing to judge", uploads=0, logs=info)
+    return Finding.ok(code, "No upload errors in the logs", f"{total_uploads} upload lines, none failed",
+                      uploads=total_uploads, logs=info)
 
 
 # --- orphans ----------------------------------------------------------------------------------

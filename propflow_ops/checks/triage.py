@@ -20,6 +20,7 @@ from propflow_ops.checks import api as api_checks
 from propflow_ops.checks import db as db_checks
 from propflow_ops.checks import ecs as ecs_checks
 from propflow_ops.checks import latency as latency_checks
+from propflow_ops.checks import logs as log_checks
 from propflow_ops.checks import migration as migration_checks
 from propflow_ops.checks import notify as notify_checks
 from propflow_ops.checks import redis as redis_checks
@@ -224,17 +225,42 @@ def _recent(logs: pd.DataFrame | BaseException, since: datetime | None) -> pd.Da
     return logs[ts >= pd.Timestamp(since)].reset_index(drop=True)
 
 
+#: Where an error line comes from when it carries no ``event`` field, read from what it says (first match).
+CONTENT_SOURCES = (
+    ("migration", r"alembic|migration|already exists|running upgrade"),
+    ("upload", r"upload"),
+    ("ws_disconnect", r"websocket|/ws/"),
+    ("notification", r"twilio|whatsapp|\bsms\b|notification"),
+    ("db", r"psycopg|sqlalchemy|queuepool|too many clients|database|connection refused|connection slots"),
+    ("startup", r"startup|sigkill|out of memory|worker|exiting"),
+)
+
+
+def _source_of(errs: pd.DataFrame) -> pd.Series:
+    """Each error line's source: its ``event`` when it is one we know, else read from its path/message."""
+    event = (errs["event"].astype("object").where(errs["event"].notna(), "").astype(str) if "event" in errs
+             else pd.Series("", index=errs.index, dtype="object"))
+    out = event.where(event.isin(list(EVENT_OWNERS)), "")
+    text = pd.Series("", index=errs.index, dtype="object")
+    for col in ("path", "message"):
+        if col in errs:
+            text = text + " " + errs[col].astype("object").where(errs[col].notna(), "").astype(str)
+    for name, pattern in CONTENT_SOURCES:
+        hit = text.str.contains(pattern, case=False, regex=True)
+        out = out.where((out != "") | ~hit, name)
+    return out.where(out != "", "request")
+
+
 def error_sources(logs: pd.DataFrame) -> pd.DataFrame:
-    """Error-level lines by where they come from (the ``event``), with the runbook that owns each."""
+    """Error lines (error level, 5xx, exceptions) by where they come from (the ``event``, else what the line
+    says), with the runbook that owns each."""
     cols = ["event", "errors", "runbook"]
-    if logs is None or logs.empty or "level" not in logs:
+    if logs is None or logs.empty:
         return pd.DataFrame(columns=cols)
-    level = logs["level"].astype("string").fillna("").str.upper()
-    errs = logs[level.isin(["ERROR", "CRITICAL", "FATAL"])]
+    errs = log_checks.errors(logs)
     if errs.empty:
         return pd.DataFrame(columns=cols)
-    event = errs["event"].astype("string").fillna("other") if "event" in errs else pd.Series("other", index=errs.index)
-    counts = event.value_counts()
+    counts = _source_of(errs).value_counts()
     return pd.DataFrame({"event": counts.index.astype(str), "errors": counts.values.astype(int),
                          "runbook": [EVENT_OWNERS.get(str(e), "api-down") for e in counts.index]}, columns=cols)
 
@@ -298,9 +324,9 @@ def notifications(settings: Any, account: Any, balance: Any, whatsapp: Any, otp_
 
 
 def _notification_lines(logs: pd.DataFrame | BaseException) -> pd.DataFrame | BaseException:
-    if isinstance(logs, BaseException) or logs is None or logs.empty or "event" not in logs:
+    if isinstance(logs, BaseException) or logs is None or logs.empty:
         return logs
-    return logs[logs["event"].astype("object").fillna("") == "notification"].reset_index(drop=True)
+    return logs[log_checks.is_notification(logs)].reset_index(drop=True)
 
 
 def otp_route_probe(probe: Mapping[str, Any] | BaseException | None) -> Finding:

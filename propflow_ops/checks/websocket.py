@@ -36,9 +36,11 @@ def check_handshake(result: Mapping[str, Any], *, url_shown: str = "") -> Findin
 
 def ws_events(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     """The WebSocket lifecycle events among the log lines (connect, disconnect, reconnect)."""
-    if isinstance(logs, BaseException) or logs is None or logs.empty or "event" not in logs:
+    if isinstance(logs, BaseException) or logs is None or logs.empty:
         return pd.DataFrame(columns=["timestamp", "event"])
-    return logs[logs["event"].astype("string").fillna("").isin(WS_EVENTS)]
+    ws = logs[log_checks.is_websocket(logs)].copy()
+    ws["event"] = log_checks.ws_kind(ws)  # read from the event, else the message or the close code
+    return ws[ws["event"].isin(WS_EVENTS)]
 
 
 def check_reconnect_spike(logs: pd.DataFrame | BaseException, *, start: datetime | None = None,
@@ -52,19 +54,25 @@ def check_reconnect_spike(logs: pd.DataFrame | BaseException, *, start: datetime
     churn = ws[ws["event"].isin(["ws_disconnect", "ws_reconnect"])]
     counts = log_checks.per_minute(churn, start=start, end=end)
     if counts.empty:
-        return Finding.ok(code, "No WebSocket disconnects or reconnects in the window", "0 events")
+        return Finding.ok(code, "No WebSocket disconnects or reconnects in the window", "0 events",
+                          logs=log_checks.summary(logs))
     rolling = counts.rolling(5, min_periods=1).mean()
     peak = float(rolling.max())
     peak_at = rolling.idxmax()
     median = float(counts.median())
     abnormal = 0
-    if "status" in churn:
-        abnormal = int((pd.to_numeric(churn["status"], errors="coerce").isin([1006, 1011])).sum())
+    if len(churn):  # the close code as status, else in the message ("closed abnormally (1006)")
+        close = pd.to_numeric(churn["status"], errors="coerce") if "status" in churn else pd.Series(
+            float("nan"), index=churn.index)
+        said = churn["message"].astype("object").fillna("").astype(str).str.extract(
+            r"\b(1006|1011)\b")[0].astype("float64") if "message" in churn else close
+        abnormal = int(close.fillna(said).isin([1006, 1011]).sum())
     data = {"disconnects": int((churn["event"] == "ws_disconnect").sum()),
             "reconnects": int((churn["event"] == "ws_reconnect").sum()),
             "connects": int((ws["event"] == "ws_connect").sum()), "abnormal_closes": abnormal,
             "peak_5min_avg_per_minute": round(peak, 2), "peak_at": peak_at, "median_per_minute": median,
-            "factor": reconnect_spike_factor, "min_per_minute": reconnect_min_per_minute}
+            "factor": reconnect_spike_factor, "min_per_minute": reconnect_min_per_minute,
+            "logs": log_checks.summary(logs)}
     if peak >= reconnect_min_per_minute and peak >= reconnect_spike_factor * max(median, 1.0):
         return Finding.fail(code, f"Reconnect spike: {peak:.0f}/min around {peak_at:%H:%M} UTC",
                             f"disconnects+reconnects averaged {peak:.1f}/min over the busiest 5 minutes against a "

@@ -22,7 +22,7 @@ def list_scenarios() -> None:
 
 
 def sandbox_main(scenarios: list[str], list_only: bool = False, *, database_url: str | None = None,
-                 redis_url: str | None = None) -> int:
+                 redis_url: str | None = None, log_dialect: str | None = None) -> int:
     """Print ``unset``/``export`` lines, then ``READY``; run until SIGINT/SIGTERM; stop cleanly.
 
     Target variables inherited from the environment are ignored (named on stderr, and ``unset`` on
@@ -31,11 +31,13 @@ def sandbox_main(scenarios: list[str], list_only: bool = False, *, database_url:
         list_scenarios()
         return 0
     from .core import Sandbox, SandboxRefused
+    from .logs import DEFAULT_DIALECT, UnknownDialectError
 
     try:
         names = validate(scenarios)
-        sandbox = Sandbox(names, database_url=database_url, redis_url=redis_url)
-    except (UnknownScenarioError, SandboxRefused) as exc:
+        sandbox = Sandbox(names, database_url=database_url, redis_url=redis_url,
+                          log_dialect=log_dialect or DEFAULT_DIALECT)
+    except (UnknownScenarioError, UnknownDialectError, SandboxRefused) as exc:
         print(f"propflow-ops sandbox: {exc}", file=sys.stderr)
         return 2
     ignored = isolation.scrub()  # this process is the sandbox: nothing it starts inherits a target
@@ -68,8 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenario", action="append", default=[], metavar="NAME",
                         help="fault to inject (repeatable); see --list")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument("--log-dialect", default=None, metavar="NAME",
+                        help="dialect of the API's log lines: propflow (default), python-json, text")
     add_server_options(parser)
     args = parser.parse_args(argv)
     return sandbox_main(args.scenario, args.list, database_url=args.sandbox_database_url,
-                        redis_url=args.sandbox_redis_url)
+                        redis_url=args.sandbox_redis_url, log_dialect=args.log_dialect)
 

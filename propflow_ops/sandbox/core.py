@@ -21,7 +21,7 @@ import redis
 
 from . import canaries, isolation
 from .aws import BUCKET, CLUSTER, DB_INSTANCE, LOG_GROUP, SERVICE, AwsWorld
-from .logs import LogBuilder, baseline
+from .logs import DEFAULT_DIALECT, LogBuilder, baseline, validate_dialect
 from .notify_standins import NotifyStandins
 from .postgres import PostgresWorld
 from .redisworld import RedisWorld
@@ -56,10 +56,12 @@ class Sandbox:
     """
 
     def __init__(self, scenarios: Iterable[str] = (), *, base_dir: str | os.PathLike[str] | None = None,
-                 database_url: str | None = None, redis_url: str | None = None) -> None:
+                 database_url: str | None = None, redis_url: str | None = None,
+                 log_dialect: str = DEFAULT_DIALECT) -> None:
         from .scenarios import validate
 
         self.scenarios: tuple[str, ...] = validate(scenarios)
+        self.log_dialect = validate_dialect(log_dialect)  # how the API's log lines are written (logs.DIALECTS)
         self.database_url = database_url or os.environ.get(isolation.SANDBOX_DATABASE_URL) or None
         self.redis_url = redis_url or os.environ.get(isolation.SANDBOX_REDIS_URL) or None
         self.ignored: list[str] = []  # target variables present in the environment, ignored
@@ -145,7 +147,7 @@ class Sandbox:
     def _seed_aws(self) -> None:
         self.now = dt.datetime.now(dt.UTC)
         self.aws.seed(self.now)
-        self.logs = LogBuilder(self.aws.state.streams, self.now)
+        self.logs = LogBuilder(self.aws.state.streams, self.now, dialect=self.log_dialect)
         baseline(self.logs)
         self.notify.seed_aws(self.aws)
         from propflow_ops.change.lock import create_table
@@ -156,12 +158,15 @@ class Sandbox:
         shutil.rmtree(self.backend_dir, ignore_errors=True)
         shutil.copytree(BACKEND_DIR, self.backend_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
-    def use(self, *names: str) -> None:
-        """Reset everything to healthy, then inject the named scenarios (``healthy`` = no fault)."""
+    def use(self, *names: str, log_dialect: str | None = None) -> None:
+        """Reset everything to healthy, then inject the named scenarios (``healthy`` = no fault);
+        ``log_dialect`` (when given) switches the dialect the API's logs are written in."""
         from .scenarios import validate
 
         scenarios = validate(names)
         self._check_external(scenarios)
+        if log_dialect is not None:
+            self.log_dialect = validate_dialect(log_dialect)
         if not self._started:
             self.scenarios = scenarios
             self.start()

@@ -7,6 +7,18 @@ ERROR), ``logger``, ``event`` (``request``, ``upload``, ``ws_connect``,
 ``request_id`` and ``message``; where apt also ``provider``, ``error_code``,
 ``error_type``, ``client_id`` and ``duration_ms``. A few lines are plain text
 (a traceback), as real containers print them.
+
+That is the ``propflow`` dialect. The same world can be written in other dialects
+(:data:`DIALECTS`, ``Sandbox(log_dialect=...)``, ``propflow-ops sandbox --log-dialect``), with
+the same events at the same times, so a runbook can be proven on logs it was not written for:
+
+- ``python-json``: python-json-logger style: ``asctime``/``levelname``/``name``/``message``,
+  the request nested under ``http`` (``method``, ``url``, ``status_code``), ``duration`` in
+  seconds, errors as ``exc_info`` tracebacks and ``error.code``; no ``event`` field at all.
+- ``text``: plain text: gunicorn access lines (``%(h)s - - [%(t)s] "%(r)s" %(s)s %(b)s "-" "%(a)s"
+  %(L)s``, response time in seconds) for successful requests, Python ``logging`` lines
+  (``2026-11-27 10:00:00,123 ERROR [logger] GET /path 500 84.1ms - message``) for the rest, with
+  the traceback in the same event for exceptions.
 """
 
 from __future__ import annotations
@@ -52,7 +64,23 @@ def _iso(ts: dt.datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def record(ts: dt.datetime, level: str, event: str, message: str, rng: random.Random, **fields: Any) -> str:
+#: The log dialects the sandbox can write (``propflow`` is the API's own).
+DIALECTS = ("propflow", "python-json", "text")
+DEFAULT_DIALECT = "propflow"
+
+
+class UnknownDialectError(ValueError):
+    pass
+
+
+def validate_dialect(name: str | None) -> str:
+    name = name or DEFAULT_DIALECT
+    if name not in DIALECTS:
+        raise UnknownDialectError(f"unknown log dialect {name!r} (known: {', '.join(DIALECTS)})")
+    return name
+
+
+def _body(ts: dt.datetime, level: str, event: str, message: str, rng: random.Random, **fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "ts": _iso(ts),
         "level": level,
@@ -66,16 +94,95 @@ def record(ts: dt.datetime, level: str, event: str, message: str, rng: random.Ra
         "message": message,
     }
     body.update({k: v for k, v in fields.items() if v is not None})
+    return body
+
+
+def record(ts: dt.datetime, level: str, event: str, message: str, rng: random.Random, **fields: Any) -> str:
+    return json.dumps(_body(ts, level, event, message, rng, **fields), separators=(",", ":"))
+
+
+def _logger_of(body: dict[str, Any]) -> str:
+    event = str(body.get("event") or "")
+    if event == "notification":
+        return "propflow.notifications"
+    if event.startswith("ws_"):
+        return "propflow.ws"
+    return str(body.get("logger") or "propflow.api")
+
+
+def _trace(body: dict[str, Any]) -> str:
+    return ('Traceback (most recent call last):\n  File "/app/app/main.py", line 112, in dispatch\n'
+            f'    return await handler(request)\n{body["error_type"]}: {body["message"]}')
+
+
+def render_python_json(body: dict[str, Any]) -> str:
+    ts = dt.datetime.strptime(body["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    out: dict[str, Any] = {
+        "asctime": ts.strftime("%Y-%m-%d %H:%M:%S,") + f"{ts.microsecond // 1000:03d}",
+        "levelname": body["level"],
+        "name": _logger_of(body),
+        "message": body["message"],
+    }
+    http = {k2: body[k] for k, k2 in (("method", "method"), ("path", "url"), ("status", "status_code"))
+            if body.get(k) is not None}
+    if http:
+        out["http"] = http
+    if body.get("latency_ms") is not None:
+        out["duration"] = round(float(body["latency_ms"]) / 1000.0, 6)
+    out["correlation_id"] = body["request_id"]
+    if body.get("error_type") and body["level"] == "ERROR":
+        out["exc_info"] = _trace(body)
+    error = {k2: body[k] for k, k2 in (("error_code", "code"),) if body.get(k) is not None}
+    if body.get("error_type") and body["level"] != "ERROR":
+        error["type"] = body["error_type"]
+    if error:
+        out["error"] = error
+    return json.dumps(out, separators=(",", ":"))
+
+
+def render_text(body: dict[str, Any], rng: random.Random) -> str:
+    ts = dt.datetime.strptime(body["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    method, path, status, latency = body.get("method"), body.get("path"), body.get("status"), body.get("latency_ms")
+    event = str(body.get("event") or "")
+    if (method and path and status and body["level"] == "INFO" and not event.startswith("ws_")
+            and body["message"] in ("request completed", "OTP sent") or event == "upload" and body["level"] == "INFO"):
+        client = f"10.0.{rng.randrange(1, 4)}.{rng.randrange(2, 250)}"
+        return (f'{client} - - [{ts:%d/%b/%Y:%H:%M:%S} +0000] "{method} {path} HTTP/1.1" {status} '
+                f'{rng.randrange(120, 9000)} "-" "okhttp/4.12.0" {float(latency or 0) / 1000:.6f}')
+    stamp = ts.strftime("%Y-%m-%d %H:%M:%S,") + f"{ts.microsecond // 1000:03d}"
+    message = str(body["message"])
+    if event.startswith("ws_"):
+        code = f" (code {status})" if status and status != 101 else ""
+        message = f"websocket {path} {message}{code}"
+    elif method and path and status:
+        lat = f" {float(latency):.1f}ms" if latency is not None else ""
+        message = f"{method} {path} {status}{lat} - {message}"
+    elif body.get("error_code") is not None:
+        message = f"{message} (code {body['error_code']})"
+    line = f"{stamp} {body['level']} [{_logger_of(body)}] {message}"
+    if body.get("error_type") and body["level"] == "ERROR":
+        line += "\n" + _trace(body)
+    return line
+
+
+def render(dialect: str, body: dict[str, Any], rng: random.Random) -> str:
+    """One record in ``dialect`` (see :data:`DIALECTS`)."""
+    if dialect == "python-json":
+        return render_python_json(body)
+    if dialect == "text":
+        return render_text(body, rng)
     return json.dumps(body, separators=(",", ":"))
 
 
 class LogBuilder:
     """Builds log lines over the task streams with a seeded random generator."""
 
-    def __init__(self, streams: list[str], now: dt.datetime, seed: int = 11) -> None:
+    def __init__(self, streams: list[str], now: dt.datetime, seed: int = 11, dialect: str = DEFAULT_DIALECT) -> None:
         self.streams = streams
         self.now = now
         self.rng = random.Random(seed)
+        self.dialect = validate_dialect(dialect)
+        self._render_rng = random.Random(seed + 1)  # the dialect's own draws leave the world's unchanged
         self.lines: list[LogLine] = []
 
     def at(self, minutes_ago: float, jitter_s: float = 59.0) -> dt.datetime:
@@ -84,7 +191,8 @@ class LogBuilder:
     def add(self, ts: dt.datetime, level: str, event: str, message: str, **fields: Any) -> None:
         ts = min(ts, self.now - dt.timedelta(milliseconds=1))
         stream = fields.pop("stream", None) or self.rng.choice(self.streams)
-        self.lines.append(LogLine(stream, ts, record(ts, level, event, message, self.rng, **fields)))
+        body = _body(ts, level, event, message, self.rng, **fields)
+        self.lines.append(LogLine(stream, ts, render(self.dialect, body, self._render_rng)))
 
     def add_text(self, ts: dt.datetime, text: str, stream: str | None = None) -> None:
         self.lines.append(LogLine(stream or self.streams[0], ts, text))

@@ -231,17 +231,16 @@ def messages(cfg: TwilioConfig, *, page_size: int = 200, sent_after: datetime | 
 
 
 def notification_logs(log_group: str, start: datetime, end: datetime) -> pd.DataFrame | BaseException:
-    """The API's ``notification`` log lines in the window, or the exception that stopped the fetch.
+    """The API's log lines in the window (the checks pick the notification lines by what they say:
+    a provider, SMS, WhatsApp), or the exception that stopped the fetch.
 
-    CloudWatch is asked for the bare term ``notification``; the ``event`` column
-    is then filtered here, as moto and real CloudWatch differ on JSON patterns.
+    No filter pattern and no ``event`` field: a dialect without ``"event": "notification"`` (a plain
+    ``twilio send failed`` line) would otherwise be invisible (issue 15).
     """
     from propflow_ops.sources.logs import fetch_log_events
 
     def notification_lines() -> pd.DataFrame:
-        df = fetch_log_events(log_group, start, end, filter_pattern="notification")
-        event = df["event"].astype("object").fillna("")
-        return df[event == "notification"].reset_index(drop=True)
+        return fetch_log_events(log_group, start, end)
 
     # the exception itself: the check tells "unreachable" (fail) from other failures (error)
     return fetch.attempt(notification_lines, lambda exc: exc)

@@ -172,7 +172,7 @@ def test_upload_errors_by_type():
         ("2026-01-01T10:00:10Z", "ERROR", "upload", 500, "AccessDenied", "Upload failed"),
         ("2026-01-01T10:01:10Z", "ERROR", "upload", 500, "AccessDenied", "Upload failed"),
         ("2026-01-01T10:01:20Z", "ERROR", "upload", 500, "NoSuchBucket", "Upload failed"),
-        ("2026-01-01T10:01:30Z", "ERROR", "request", 500, "KeyError", "not an upload"),
+        ("2026-01-01T10:01:30Z", "ERROR", "request", 500, "KeyError", "Internal Server Error"),
     ])
     f = c.check_upload_errors(logs)
     assert f.status == "fail" and f.data["by_type"] == {"AccessDenied": 2, "NoSuchBucket": 1}

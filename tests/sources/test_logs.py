@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ def test_parse_events_json_and_plain_lines() -> None:
     assert df["timestamp"].tolist() == [pd.Timestamp(T0 + i, unit="ms", tz="UTC") for i in range(3)]
     assert str(df["timestamp"].dtype) == "datetime64[ns, UTC]"
     assert df["level"].tolist()[0] == "INFO" and df["level"].tolist()[2] == "ERROR"
-    assert pd.isna(df["level"][1])
+    # a whole traceback in one event is an error, its type from the last line
+    assert df["level"][1] == "ERROR" and df["error_type"][1] == "ValueError"
+    assert df["format"].tolist() == ["json", "traceback", "json"]
     assert df["message"].tolist() == [
         "GET /api/v1/properties/0 -> 200",
         trace,
@@ -94,7 +97,7 @@ def test_parse_events_json_and_plain_lines() -> None:
     assert df["request_id"][0] == "req-0"
     assert df["path"][2] == "/api/v1/properties/2"
     # the string columns behave like str for the checks
-    assert (df["level"] == "ERROR").sum() == 1
+    assert (df["level"] == "ERROR").sum() == 2
     assert df["message"].str.contains("ValueError").tolist() == [False, True, False]
 
 
@@ -175,7 +178,7 @@ def _odd_row(message: Any, **event_fields: Any) -> pd.Series:
         ('{"latency_ms": 12}', "latency_ms", 12.0),
         ('{"latency_ms": "slow"}', "latency_ms", None),
         ('{"level": 5}', "level", "5"),
-        ('{"level": ["a", 1]}', "level", '["a", 1]'),
+        ('{"level": ["a", 1]}', "level", '["A", 1]'),
         ('{"message": {"nested": true}}', "message", '{"nested": true}'),
         ('{"message": null}', "message", None),
         ('{"level": "INFO", "level": "ERROR"}', "level", "ERROR"),
@@ -192,8 +195,9 @@ def test_wrong_types_in_fields_are_coerced_or_missing(message: str, field: str, 
 def test_missing_fields_are_missing_not_empty() -> None:
     row = _odd_row("{}", logStreamName="ecs/propflow-api/a")
     for col in logs.COLUMNS:
-        if col not in ("timestamp", "stream"):
+        if col not in ("timestamp", "stream", "format"):
             assert pd.isna(row[col]), col
+    assert row["format"] == "unknown"
     row = _odd_row('{"message": "only a message"}', logStreamName="s")
     assert row["message"] == "only a message" and pd.isna(row["level"]) and pd.isna(row["status"])
 
@@ -277,7 +281,8 @@ def test_fetch_log_events_from_moto(log_group: dict[str, Any]) -> None:
     assert df.attrs["truncated"] is False
     assert set(df["stream"]) == {"ecs/propflow-api/task1", "ecs/propflow-api/task2"}
     assert int((df["status"] == 500).sum()) == 30
-    assert int(df["level"].isna().sum()) == 2
+    assert int(df["level"].isna().sum()) == 0  # the two tracebacks are errors
+    assert int((df["level"] == "ERROR").sum()) == 32
     assert df["timestamp"].min() >= pd.Timestamp(log_group["start"])
 
 
@@ -456,3 +461,156 @@ def test_parse_insights_fields_and_messages() -> None:
 def test_parse_insights_empty() -> None:
     df = logs.parse_insights_results({"results": [], "status": "Complete"})
     assert len(df) == 0 and list(df.columns) == []
+
+
+# --- dialects (issue 15) ---------------------------------------------------------------------------
+
+
+def _parse(lines: list[str | dict[str, Any]], mapping: Any = None) -> pd.DataFrame:
+    return logs.parse_events([event(i, m) for i, m in enumerate(lines)], mapping)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ({"levelname": "ERROR", "method": "POST", "route": "/api/v1/photos/upload", "status_code": 500,
+          "duration_ms": 84.1, "msg": "upload failed"}, ("ERROR", "POST", "/api/v1/photos/upload", 500, 84.1)),
+        ({"severity": "warn", "http": {"method": "GET", "url": "/a", "status_code": 404}, "elapsed": 0.25},
+         ("WARNING", "GET", "/a", 404, 250.0)),
+        ({"level": "info", "request": {"method": "GET", "path": "/b"}, "response": {"status": 201},
+          "response_time": 12}, ("INFO", "GET", "/b", 201, 12.0)),
+        ({"lvl": "error", "http.method": "PUT", "url": "/c", "status": "503", "latency": "1.5s"},
+         ("ERROR", "PUT", "/c", 503, 1500.0)),
+        ({"level": 50, "req": {"method": "GET", "url": "/d"}, "res": {"statusCode": 500}, "responseTime": 7},
+         ("ERROR", "GET", "/d", 500, 7.0)),
+        ({"level": "INFO", "event": "request finished", "method": "GET", "path": "/e", "status": 200,
+          "duration_us": 1500}, ("INFO", "GET", "/e", 200, 1.5)),
+        ('2026-11-27T10:00:00.123Z {"level": "INFO", "method": "GET", "path": "/f", "status": 200}',
+         ("INFO", "GET", "/f", 200, None)),
+        ('10.0.0.1 - - [27/Nov/2026:10:00:00 +0000] "GET /g?x=1 HTTP/1.1" 200 512 "-" "okhttp" 0.084213',
+         (None, "GET", "/g?x=1", 200, 84.213)),
+        ('INFO:     10.0.0.5:53211 - "POST /h HTTP/1.1" 500 Internal Server Error', ("INFO", "POST", "/h", 500, None)),
+        ("2026-11-27 10:00:00,123 ERROR [propflow.api] POST /i 502 31.5ms - upstream died",
+         ("ERROR", "POST", "/i", 502, 31.5)),
+        ("level=error method=GET path=/j status=502 duration=0.5", ("ERROR", "GET", "/j", 502, 500.0)),
+        ({"message": "GET /k 200 15ms", "level": "info"}, ("INFO", "GET", "/k", 200, 15.0)),
+    ],
+)
+def test_request_lines_in_common_dialects(line: str | dict[str, Any], expected: tuple[Any, ...]) -> None:
+    row = _parse([line]).iloc[0]
+    got = (row["level"], row["method"], row["path"], row["status"], row["latency_ms"])
+    for g, e in zip(got, expected, strict=True):
+        if e is None:
+            assert pd.isna(g), (got, expected)
+        elif isinstance(e, float):
+            assert g == pytest.approx(e), (got, expected)
+        else:
+            assert g == e, (got, expected)
+    assert row["format"] not in ("raw", "unknown")
+
+
+def test_text_formats_and_tracebacks() -> None:
+    df = _parse([
+        "2026-11-27 10:00:00,123 ERROR [propflow.api] boom\nTraceback (most recent call last):\n"
+        '  File "/app/x.py", line 1, in f\nsqlalchemy.exc.OperationalError: too many clients',
+        "[2026-11-27 10:00:00 +0000] [7] [CRITICAL] WORKER TIMEOUT (pid:12)",
+        "2026-11-27 10:00:00,123 - propflow.db - WARNING - slow query: 900 ms SELECT 1",
+        "Traceback (most recent call last):",
+        '  File "/app/app/api/v1/units.py", line 88, in list_units',
+        "KeyError: 'unit_id'",
+        "stdout F {\"severity\": \"ERROR\", \"message\": \"cri prefixed\"}",
+        "just some words",
+    ])
+    assert df["level"].tolist()[:3] == ["ERROR", "CRITICAL", "WARNING"]
+    assert df["error_type"][0] == "OperationalError"
+    assert df["message"][2] == "slow query: 900 ms SELECT 1"
+    # a traceback split over events: its frames are understood, one error (the exception line)
+    assert df["format"].tolist()[3:6] == ["traceback"] * 3
+    assert pd.isna(df["level"][3]) and pd.isna(df["level"][4]) and df["level"][5] == "ERROR"
+    assert df["error_type"][5] == "KeyError"
+    assert (df["level"][6], df["message"][6], df["format"][6]) == ("ERROR", "cri prefixed", "json+prefix")
+    assert df["format"][7] == "raw" and df["message"][7] == "just some words"
+
+
+def test_exc_info_makes_an_error_with_its_type() -> None:
+    row = _parse([{"levelname": "WARNING", "message": "retrying",
+                   "exc_info": "Traceback (most recent call last):\n  File \"x\"\nbotocore.exceptions.ClientError: "
+                               "An error occurred (AccessDenied)"}]).iloc[0]
+    assert row["level"] == "WARNING" and row["error_type"] == "ClientError"
+
+
+def test_field_usage_is_reported() -> None:
+    df = _parse([{"levelname": "INFO", "http": {"status_code": 200, "method": "GET", "url": "/x"}, "duration": 0.1}])
+    used = df.attrs["log_fields"]
+    assert used["status"] == {"http.status_code": 1} and used["latency_ms"] == {"duration": 1}
+    assert df.attrs["mapping"] == "built-in"
+
+
+def test_a_custom_mapping_reads_fields_units_and_text() -> None:
+    mapping = logs.mapping_from_dict({
+        "name": "acme", "fields": {"status": ["resp.code"], "latency_ms": "timing.total", "path": "req.uri",
+                                   "method": "req.verb", "level": "sev"},
+        "units": {"timing.total": "s"},
+        "text_patterns": r"^ACME (?P<level>\w+) (?P<method>[A-Z]+) (?P<path>\S+) -> (?P<status>\d{3}) in (?P<latency_us>\d+)us$",
+    })
+    df = _parse([{"sev": "error", "req": {"verb": "GET", "uri": "/x"}, "resp": {"code": 502}, "timing": {"total": 0.2}},
+                 "ACME INFO POST /y -> 201 in 1500us"], mapping)
+    assert df["status"].tolist() == [502, 201] and df["latency_ms"].tolist() == pytest.approx([200.0, 1.5])
+    assert df["path"].tolist() == ["/x", "/y"] and df["level"].tolist() == ["ERROR", "INFO"]
+    assert df["format"].tolist() == ["json", "text:acme"] and df.attrs["mapping"] == "acme"
+    # set once for every later parse (what the notebook's log_mapping parameter does), then back
+    try:
+        logs.use_mapping(json.dumps({"fields": {"status": "resp.code"}}))
+        assert logs.parse_events([event(0, {"resp": {"code": 418}})])["status"][0] == 418
+    finally:
+        logs.use_mapping("")
+    assert pd.isna(logs.parse_events([event(0, {"resp": {"code": 418}})])["status"][0])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("{not json", "log_mapping: not valid JSON"),
+        ('["a"]', "expected an object"),
+        ({"colour": 1}, "unknown key 'colour'"),
+        ({"fields": {"statuz": "x"}}, "log_mapping.fields.statuz: not a column"),
+        ({"fields": {"status": 5}}, "log_mapping.fields.status: expected a field name"),
+        ({"units": {"t": "fortnights"}}, "log_mapping.units.t"),
+        ({"text_patterns": ["("]}, "log_mapping.text_patterns[0]: not a regex"),
+        ({"text_patterns": ["^no groups$"]}, "has no named group"),
+        ({"text_patterns": ["^(?P<colour>x)$"]}, "unknown group 'colour'"),
+    ],
+)
+def test_bad_mappings_are_bad_input_naming_the_key(spec: Any, message: str) -> None:
+    from propflow_ops.incident import BadInput
+
+    with pytest.raises(BadInput, match=re.escape(message)):
+        logs.mapping_from_dict(spec)
+
+
+def test_structlog_event_is_the_message_and_uvicorn_access_inside_json() -> None:
+    df = _parse([{"event": "request finished", "level": "info", "method": "GET", "path": "/x", "status_code": 200},
+                 {"message": '10.0.0.1:5000 - "GET /y HTTP/1.1" 404', "levelname": "INFO", "name": "uvicorn.access"}])
+    assert df["message"][0] == "request finished" and df["event"][0] == "request finished"
+    assert (df["method"][1], df["path"][1], df["status"][1]) == ("GET", "/y", 404)
+    assert df["format"][1] == "json:request-in-message"
+
+
+def test_team_file_logs_section_is_validated_and_becomes_the_log_mapping(tmp_path: Path) -> None:
+    from propflow_ops import config
+    from propflow_ops.runbooks import RUNBOOKS
+    from propflow_ops.runner import notebook_parameters
+
+    good = tmp_path / "good.toml"
+    good.write_text('[logs]\nname = "acme"\nunits = {"timing.total" = "s"}\n'
+                    '[logs.fields]\nstatus = ["resp.code"]\nlatency_ms = "timing.total"\n')
+    cfg = config.load(str(good), env={})
+    declared = notebook_parameters(RUNBOOKS["photo-upload"].path)
+    pairs = dict(config.parameter_defaults(cfg, declared, set()))
+    mapping = logs.mapping_from_dict(pairs["log_mapping"])
+    assert mapping.name == "acme" and mapping.fields["status"][0] == "resp.code" and mapping.factor("timing.total") == 1000
+    assert "log_mapping" not in dict(config.parameter_defaults(cfg, declared, {"log_mapping"}))  # -p wins
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[logs.fields]\nstatuz = "x"\n')
+    with pytest.raises(config.ConfigError, match=re.escape("logs.fields.statuz: not a column")):
+        config.load(str(bad), env={})
