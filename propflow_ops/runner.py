@@ -742,6 +742,8 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
         list(params["apply"]), str(params["incident_id"]), {**os.environ, **req.env}, yes=req.yes,
         reason=req.reason, no_snapshot=req.no_snapshot, force=req.force, record_root=str(root),
         stdin_tty=None if req.announce else False)
+    if change_env:  # a step's cell may wait for the engineer's answer, then for its snapshot and verification
+        req = dataclasses.replace(req, cell_timeout_s=max(req.cell_timeout_s, change_runs.APPLY_CELL_TIMEOUT_S))
     if req.announce:
         print(f"propflow-ops: running {rb.slug} for incident {params['incident_id']}...", file=sys.stderr, flush=True)
     sweep_temporaries(root)

@@ -7,16 +7,20 @@ incident record.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from propflow_ops import operator as operator_mod
 from propflow_ops.change import audit, confirm, target
 from propflow_ops.change import lock as lock_mod
 from propflow_ops.change.protect import Refused
-from propflow_ops.change.verify import Verification, wait_until
+from propflow_ops.change.verify import Verification, timeout_s, wait_until
 from propflow_ops.findings import Action, Evidence, Status, jsonable
 from propflow_ops.redact import redact
 from propflow_ops.remediation import Step, StepOutcome
+
+STEP_BUDGET_S = 100.0  # protection + step + verification (a run that applies gives a cell 220 s)
+MIN_VERIFY_S = 5.0
 
 
 def _summary(result: Any) -> str:
@@ -102,6 +106,7 @@ def apply_step(ev: Evidence, step: Step) -> StepOutcome:
 
 def _run(ev: Evidence, step: Step, opts: confirm.ChangeOptions, incident: str, extra: dict[str, Any],
          finish: Any) -> StepOutcome:
+    t0 = time.monotonic()
     try:
         before = step.before() if step.before else {}
     except Exception as exc:  # noqa: BLE001 - without the state before, no undo: do not change
@@ -122,7 +127,9 @@ def _run(ev: Evidence, step: Step, opts: confirm.ChangeOptions, incident: str, e
         return finish("failed", f"{type(exc).__name__}: {exc}", "ended")
     if isinstance(result, dict):
         extra["result"] = {k: v for k, v in result.items()}
-    verification = (wait_until(step.verify(result, before)) if step.verify is not None
+    # the snapshot wait and the verification share one cell's time (the runner stops a cell after 120 s)
+    budget = max(MIN_VERIFY_S, STEP_BUDGET_S - (time.monotonic() - t0))
+    verification = (wait_until(step.verify(result, before), min(timeout_s(), budget)) if step.verify is not None
                     else Verification(False, "this step has no verification", 0.0))
     extra["verified"] = verification.verified
     extra["verification"] = verification.to_json()

@@ -17,6 +17,8 @@ from propflow_ops.findings import iso, utcnow
 from propflow_ops.incident import BadInput
 
 PENDING = "pending"
+#: the cell timeout of a run that applies: the typed confirmation, then protection, step and verification
+APPLY_CELL_TIMEOUT_S = confirm.CONFIRM_WAIT_S + 100 + 30  # 100: change.apply.STEP_BUDGET_S
 
 
 def preflight(apply: list[str], incident_id: str, env: Mapping[str, str], *, yes: bool, reason: str | None,
