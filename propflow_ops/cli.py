@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 128 + exc.signum
         print("propflow-ops: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a disk error is an answer; a bug gets its masked traceback
         from propflow_ops.runner import PublishError
 
         if isinstance(exc, PublishError):  # disk full, read-only: an answer, not a crash

@@ -39,17 +39,31 @@ import propflow_ops.checks.ecs, propflow_ops.checks.logs, propflow_ops.sources.t
 propflow_ops.sources.triage._preload()
 """
 
-# Before each run: the state a fresh kernel would have, and this run's environment.
+# Once, when the kernel starts: remember the environment it started with (kept in a module, which
+# ``%reset`` leaves alone), so that each run starts from it and not from what the runs before it set.
+_REMEMBER_ENV = """
+import os as _os, propflow_ops.kernels as _k
+_k.STARTED_WITH_ENV = dict(_os.environ)
+del _os, _k
+"""
+
+# Before each run: the state a fresh kernel would have, and this run's environment (on top of the
+# environment the kernel started with: nothing an earlier run set or removed carries over).
 _RESET = """
 get_ipython().run_line_magic("reset", "-f")
 import matplotlib.pyplot as _plt
 _plt.close("all")
 del _plt
-import os as _os
+import os as _os, propflow_ops.kernels as _k
+_os.environ.clear()
+_os.environ.update(_k.STARTED_WITH_ENV)
 _os.environ.update({env!r})
-del _os
+del _os, _k
 get_ipython().execution_count = 1
 """
+
+# In the kernel process (set by _REMEMBER_ENV): the environment the kernel started with.
+STARTED_WITH_ENV: dict[str, str] = {}
 
 
 class KernelError(RuntimeError):
@@ -125,19 +139,33 @@ def _notebooks_dir() -> Path:
 class WarmKernel:
     """One kernel with the runbooks' imports loaded, reused run after run on the thread that started it."""
 
-    def __init__(self, cwd: str | os.PathLike[str] | None = None, preload: str = PRELOAD) -> None:
+    def __init__(self, cwd: str | os.PathLike[str] | None = None, preload: str = PRELOAD, *,
+                 env: Mapping[str, str] | None = None, output: str | os.PathLike[str] | None = None) -> None:
+        """``env``: the environment the kernel starts with (default: this process's, when it starts);
+        every run starts from it. ``output``: a file that receives what the kernel process itself writes
+        to its stdout and stderr (default: this process's), appended to across kernels."""
         self.km, self._ipc_dir = ipc_kernel_manager()
         self.cwd = str(cwd or _notebooks_dir())
         self.preload = preload
+        self.env = dict(env) if env is not None else None
+        self.output = Path(output) if output is not None else None
         self.started = False
         self.spoilt = False  # set by the runner when a run did not finish cleanly: not reused
 
     def start(self, timeout_s: float = 60) -> None:
         from jupyter_core.utils import run_sync
 
-        run_sync(self.km.start_kernel)(cwd=self.cwd)
+        kwargs: dict[str, Any] = {"cwd": self.cwd}
+        if self.env is not None:
+            kwargs["env"] = dict(self.env)
+        if self.output is None:
+            run_sync(self.km.start_kernel)(**kwargs)
+        else:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.output, "ab") as out:  # the kernel keeps its own copy of the descriptor
+                run_sync(self.km.start_kernel)(stdout=out, stderr=out, **kwargs)
         self.started = True
-        self.execute(self.preload, timeout_s=timeout_s)
+        self.execute(_REMEMBER_ENV + self.preload, timeout_s=timeout_s)
 
     def execute(self, code: str, timeout_s: float = 30) -> None:
         """Run ``code`` silently (no history, no execution count); KernelError when it raises."""
@@ -195,9 +223,14 @@ class KernelPool:
     kernel (the runner then starts a cold one and reports what went wrong in the usual way).
     """
 
-    def __init__(self, workers: int = 2, preload: str = PRELOAD) -> None:
+    def __init__(self, workers: int = 2, preload: str = PRELOAD, *, env: Mapping[str, str] | None = None,
+                 output: str | os.PathLike[str] | None = None) -> None:
+        """``env``: as for :class:`WarmKernel`, for every kernel of the pool. ``output``: a folder where each
+        worker's kernels write their own stdout and stderr, to ``<worker thread name>.log``."""
         self.workers = max(1, int(workers))
         self.preload = preload
+        self.env = dict(env) if env is not None else None
+        self.output = Path(output) if output is not None else None
         self._closing = False
         self._kernels: set[WarmKernel] = set()  # the live ones, for close(kill=True)
         self._lock = threading.Lock()
@@ -210,7 +243,8 @@ class KernelPool:
     def _fresh(self) -> WarmKernel | None:
         if self._closing:
             return None
-        kernel = WarmKernel(preload=self.preload)
+        output = self.output / f"{threading.current_thread().name}.log" if self.output is not None else None
+        kernel = WarmKernel(preload=self.preload, env=self.env, output=output)
         with self._lock:
             self._kernels.add(kernel)
         try:

@@ -181,7 +181,7 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, token: str, stop: threa
         if proc.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(req, timeout=2) as resp:  # noqa: S310 - loopback, our own server
+            with urllib.request.urlopen(req, timeout=2) as resp:  # loopback, our own server
                 if resp.status == 200:
                     return True
         except (urllib.error.URLError, OSError):

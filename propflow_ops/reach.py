@@ -7,7 +7,14 @@ that was used: ``fail`` when any call went unanswered (the checks that needed it
 run must not read as an all-clear: CONTRACT.md 2), ``ok`` otherwise. A runbook that already checks a
 target's reachability itself (``DB_UNREACHABLE`` in api-down, say) keeps its own finding.
 
-State is per process and reset by :func:`reset` (``notebook.begin`` calls it at the top of each run).
+A target that timed out once is not waited on again in the same run: the sources :func:`trip` a
+per-target breaker (keyed by origin: ``aws https://ecs...``, ``database host:port``, ``redis host:port``,
+``http https://api...``) when a call to it timed out, and :func:`check` makes every later call to it fail
+at once with :class:`TargetDown` (a ``ConnectionError``: it reads as unreachable). So a dead target costs a
+run one timeout, not one per call.
+
+State is per process (a kernel runs one run at a time) and reset by :func:`reset` (``notebook.begin`` calls
+it at the top of each run).
 """
 
 from __future__ import annotations
@@ -63,11 +70,55 @@ class Tally:
 
 _lock = threading.Lock()
 _tallies: dict[str, Tally] = {}
+_tripped: dict[str, str] = {}  # breaker key -> why it tripped (first timeout)
+
+
+class TargetDown(ConnectionError):
+    """A call not tried: its target already timed out in this run (the breaker is open)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"not tried: {key} timed out earlier in this run ({reason})")
+        self.key = key
+        self.reason = reason
 
 
 def reset() -> None:
     with _lock:
         _tallies.clear()
+        _tripped.clear()
+
+
+def trip(key: str, reason: str) -> None:
+    """Open the breaker of ``key``: every later call to it in this run fails at once (:func:`check`)."""
+    with _lock:
+        _tripped.setdefault(key, (reason.strip().splitlines() or ["timed out"])[0][:200])
+
+
+def tripped(key: str) -> str | None:
+    """Why ``key``'s breaker is open, or None when it is closed."""
+    with _lock:
+        return _tripped.get(key)
+
+
+def check(key: str) -> None:
+    """Raise :class:`TargetDown` when ``key`` already timed out in this run."""
+    reason = tripped(key)
+    if reason is not None:
+        raise TargetDown(key, reason)
+
+
+TIMEOUT_MARKERS = ("timeout", "timed out", "deadline")
+
+
+def timed_out(exc: BaseException | str | None) -> bool:
+    """Whether a failure was a timeout (what trips a breaker; a refusal is fast and does not)."""
+    if exc is None or isinstance(exc, TargetDown):
+        return False
+    if isinstance(exc, TimeoutError):
+        return True
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    low = text.lower()
+    return any(m in low for m in TIMEOUT_MARKERS)
 
 
 def answered(target: str) -> None:
@@ -115,8 +166,21 @@ def findings(existing_codes: set[str] | frozenset[str] = frozenset()) -> list[Fi
 # ---------------------------------------------------------------- hooks
 
 
+def aws_key(client: Any) -> str:
+    return f"aws {client.meta.endpoint_url}"
+
+
 def watch_boto3_client(client: Any) -> None:
-    """Count every call of this botocore client (after its retries) in the ``aws`` tally."""
+    """Count every call of this botocore client (after its retries) in the ``aws`` tally; a call that timed
+    out trips the endpoint's breaker, and later calls to that endpoint fail at once (:class:`TargetDown`)."""
+    key = aws_key(client)
+
+    def before_call(model: Any = None, **_: Any) -> None:
+        reason = tripped(key)
+        if reason is not None:
+            op = f"{client.meta.service_model.service_name}:{getattr(model, 'name', '?')}"
+            unanswered("aws", f"{op}: {TargetDown(key, reason)}", op)
+            raise TargetDown(key, reason)
 
     def after_call(http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any) -> None:
         status = getattr(http_response, "status_code", None)
@@ -135,9 +199,12 @@ def watch_boto3_client(client: Any) -> None:
         op = client.meta.service_model.service_name
         if exception is not None and unreachable(exception):
             unanswered("aws", f"{op}: {aws_error_text(exception)}", op)
+            if timed_out(exception):
+                trip(key, aws_error_text(exception))
         elif not isinstance(exception, (NoCredentialsError, NoRegionError)):  # not configured is not unreachable
             answered("aws")
 
+    client.meta.events.register("before-call", before_call)
     client.meta.events.register("after-call", after_call)
     client.meta.events.register("after-call-error", after_call_error)
 

@@ -225,7 +225,7 @@ class Sandbox:
                 continue
             try:
                 part.stop()
-            except Exception:  # noqa: BLE001 - keep stopping the rest
+            except Exception:  # keep stopping the rest
                 log.warning("sandbox: stopping %s failed", type(part).__name__, exc_info=True)
         if self.dir != Path():
             shutil.rmtree(self.dir, ignore_errors=True)

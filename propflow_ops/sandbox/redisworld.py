@@ -274,6 +274,10 @@ class RedisWorld:
                 pipe.set(f"cache:listing:{i + j}", value)
             pipe.execute()
             i += 200
+        # Full, with evictions on record; then a little headroom (used ~96% of maxmemory, still over the 90%
+        # threshold) so a runbook's own client buffers do not make Redis evict more keys while it looks.
+        used = int(r.info("memory")["used_memory"])
+        r.config_set("maxmemory", max(maxmemory_bytes, int(used / 0.96)))
         r.close()
 
     def info(self) -> dict[str, Any]:

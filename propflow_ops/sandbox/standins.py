@@ -134,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
 class ApiHandler(_Handler):
     """PropFlow API: /health (live from PostgreSQL and Redis), /ws/<token>, the OTP login."""
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/health":
             self.health()
@@ -143,7 +143,7 @@ class ApiHandler(_Handler):
         else:
             self.send_json(404, {"detail": "Not Found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         path = urlsplit(self.path).path
         body = self.read_body()
         if path != "/api/v1/auth/login/otp":
@@ -225,7 +225,7 @@ class TwilioHandler(_Handler):
                 return parts[2], parts[3]
         return None
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         route = self.route()
         if route is None:
             self.send_json(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
@@ -248,7 +248,7 @@ class TwilioHandler(_Handler):
         else:
             self.send_json(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         route = self.route()
         body = parse_qs(self.read_body().decode(errors="replace"))
         if route is None or route[1] != "Messages.json":
@@ -283,7 +283,7 @@ class GraphHandler(_Handler):
         parts = urlsplit(self.path).path.strip("/").split("/")
         return parts[1:] if parts and parts[0].startswith("v") else parts
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         parts = self.parts()
         if not self.authorized():
             return
@@ -297,7 +297,7 @@ class GraphHandler(_Handler):
             self.send_json(400, {"error": {"message": "Unsupported get request.", "type": "GraphMethodException",
                                            "code": 100, "error_subcode": 33}})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         parts = self.parts()
         self.read_body()
         if not self.authorized():

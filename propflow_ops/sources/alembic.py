@@ -26,11 +26,11 @@ from typing import Any
 
 import pandas as pd
 
-from propflow_ops import reach
 from propflow_ops.reach import unreachable
 
 CONNECT_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_MS = 15_000
+MIGRATION_TIMEOUT_MS = 600_000  # a step's migration (the writer session): long, but bounded
 #: Keys of the ini's [alembic] section that may name the models' MetaData as "module:attribute".
 MODELS_OPTIONS: tuple[str, ...] = ("propflow_models", "target_metadata", "models")
 HISTORY_COLUMNS = ["revision", "down_revision", "applied", "is_head", "is_branch_point", "is_merge", "doc",
@@ -73,14 +73,10 @@ def database_url(cfg: Any = None, env: Mapping[str, str] | None = None) -> str:
 
 
 def _engine(url: str) -> Any:
-    from sqlalchemy import create_engine, pool
+    """The read-only engine of ``sources.db`` (every diagnostic session comes from there)."""
+    from propflow_ops.sources import db
 
-    connect_args: dict[str, Any] = {}
-    if url.startswith("postgresql"):
-        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S, "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"}
-    engine = create_engine(url, poolclass=pool.NullPool, connect_args=connect_args)
-    reach.watch_engine(engine)
-    return engine
+    return db.make_engine(url, connect_timeout_s=CONNECT_TIMEOUT_S, statement_timeout_ms=STATEMENT_TIMEOUT_MS)
 
 
 @contextlib.contextmanager
@@ -230,9 +226,24 @@ def run_command(path: str, direction: str, target: str) -> list[str]:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
 
+    from propflow_ops.sources import db
+
     cfg = load_config(path)
     fn = command.upgrade if direction == "upgrade" else command.downgrade
-    fn(cfg, target)
+    url = database_url(cfg)
+    if not url:
+        fn(cfg, target)  # the backend's env.py says what is missing
+    else:
+        # The one session that writes: created here, in the step's execute, and handed to env.py (the
+        # Alembic cookbook's config.attributes["connection"]); committed when the command returns.
+        writer = db.writer_engine(url, connect_timeout_s=CONNECT_TIMEOUT_S, statement_timeout_ms=MIGRATION_TIMEOUT_MS)
+        try:
+            with writer.begin() as conn:
+                cfg.attributes["connection"] = conn
+                fn(cfg, target)
+        finally:
+            cfg.attributes.pop("connection", None)
+            writer.dispose()
     with _connection(cfg) as conn:
         return list(MigrationContext.configure(conn).get_current_heads())
 

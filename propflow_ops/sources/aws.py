@@ -17,14 +17,19 @@ from botocore.config import Config
 from propflow_ops import reach
 
 CONNECT_TIMEOUT_S = 3
-READ_TIMEOUT_S = 10
+READ_TIMEOUT_S = 8
+#: TOTAL attempts per call, the first included (botocore's ``total_max_attempts``; its older
+#: ``max_attempts`` counts retries, so ``max_attempts: 3`` made 4 attempts). A call against an endpoint that
+#: accepts and never answers is bounded by TOTAL_ATTEMPTS x (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) plus the
+#: back-off; once it timed out, the endpoint's breaker (``propflow_ops.reach``) fails the run's later calls at once.
+TOTAL_ATTEMPTS = 2
 
 _CONFIG = Config(
     connect_timeout=CONNECT_TIMEOUT_S,
     read_timeout=READ_TIMEOUT_S,
     # standard, not adaptive: adaptive adds client-side rate limiting that stretched 8 throttled calls from
     # 24 s to 64 s; during an incident a throttled call should give up soon and say so.
-    retries={"mode": "standard", "max_attempts": 3},
+    retries={"mode": "standard", "total_max_attempts": TOTAL_ATTEMPTS},
 )
 
 _lock = threading.Lock()
@@ -42,7 +47,7 @@ def region_name(region: str | None = None) -> str | None:
 
 
 def client(service: str, region: str | None = None) -> Any:
-    """A boto3 client with connect/read timeouts and standard retries, watched by ``reach``.
+    """A boto3 client with connect/read timeouts and bounded attempts, watched by ``reach`` (tally and breaker).
 
     Cached per (service, region, endpoint) in this process, so a notebook that
     points ``AWS_ENDPOINT_URL`` elsewhere gets a fresh client.
@@ -105,6 +110,6 @@ def target_info(region: str | None = None) -> dict[str, Any]:
         sts = client("sts", region)
         info["region"] = sts.meta.region_name
         info["aws_account"] = sts.get_caller_identity().get("Account")
-    except Exception as exc:  # target info must never crash a runbook
+    except Exception as exc:  # noqa: BLE001 - target info must never crash a runbook
         info["error"] = aws_error_text(exc)
     return info

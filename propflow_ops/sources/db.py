@@ -1,13 +1,31 @@
-"""PostgreSQL through SQLAlchemy 2 + psycopg 3: engine, ping, parameterized queries, stats.
+"""PostgreSQL through SQLAlchemy 2 + psycopg 3: the read-only engine every diagnosis uses, ping,
+parameterized queries, stats, and the guarded runner for SQL a runbook parameter holds.
 
-Engines use NullPool (a runbook must not hold connections), libpq
-``connect_timeout`` and a server-side ``statement_timeout``, and announce
-themselves as ``application_name=propflow-ops``.
+Read-only at the root. :func:`make_engine` is the one factory for diagnostic sessions (db, apidb, s3,
+alembic, triage all come through it). Its sessions are held read-only by the server itself
+(``default_transaction_read_only=on`` in the startup options, so ``RESET``/``RESET ALL``/``DISCARD ALL``
+go back to read-only), and it sends one statement per execution (psycopg's extended protocol: a string
+with two statements is refused by the server, so ``...; COMMIT; DELETE ...`` cannot run). SQL that
+someone typed goes through :func:`guarded_rows` on top of that. A remediation step that must write
+asks for :func:`writer_engine` inside its ``execute`` (applied steps only).
+
+Every call has a total deadline: libpq ``connect_timeout`` for the connection, a server-side
+``statement_timeout``, TCP keepalives and ``tcp_user_timeout``, and a client-side wall clock per
+execution that cuts the socket of a server that stops answering mid-query. A database that timed out
+trips its breaker in :mod:`propflow_ops.reach`: the run's later calls to it fail at once.
+
+Engines use NullPool (a runbook must not hold connections) and announce themselves as
+``application_name=propflow-ops``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import socket
+import threading
 import time
 from typing import Any
 
@@ -21,6 +39,43 @@ from propflow_ops.urls import url_host as url_host  # the notebooks call db.url_
 
 APPLICATION_NAME = "propflow-ops"
 QUERY_CHARS = 200
+#: Seconds a client-side wall clock gives an execution beyond its statement_timeout before it cuts the
+#: socket (the server's own timeout should answer first; this is for a server that stopped answering).
+EXECUTION_GRACE_S = 5.0
+#: TCP bounds: unacknowledged data for longer than this drops the connection; keepalives find a dead peer.
+TCP_USER_TIMEOUT_MS = 10_000
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+
+#: Functions a read-only transaction still lets run whose effect is outside the transaction (signals,
+#: server admin, session state, large objects, remote sessions, files): refused in SQL a parameter holds.
+SIDE_EFFECT_FUNCTIONS = (
+    "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote",
+    "pg_switch_wal", "pg_switch_xlog", "pg_create_restore_point", "pg_log_backend_memory_contexts",
+    "pg_create_physical_replication_slot", "pg_create_logical_replication_slot", "pg_drop_replication_slot",
+    "pg_copy_physical_replication_slot", "pg_copy_logical_replication_slot", "pg_replication_slot_advance",
+    "pg_replication_origin_create", "pg_replication_origin_drop", "pg_replication_origin_advance",
+    "pg_replication_origin_session_setup", "pg_logical_slot_get_changes", "pg_logical_slot_get_binary_changes",
+    "pg_logical_emit_message", "pg_wal_replay_pause", "pg_wal_replay_resume", "pg_backup_start",
+    "pg_backup_stop", "pg_start_backup", "pg_stop_backup", "pg_stat_reset", "pg_stat_reset_shared",
+    "pg_stat_reset_single_table_counters", "pg_stat_reset_single_function_counters", "pg_stat_reset_slru",
+    "pg_stat_reset_replication_slot", "pg_stat_reset_subscription_stats", "pg_stat_statements_reset",
+    "pg_import_system_collations", "pg_notify", "set_config", "pg_advisory_lock", "pg_advisory_lock_shared",
+    "pg_try_advisory_lock", "pg_try_advisory_lock_shared", "pg_advisory_xact_lock",
+    "pg_advisory_xact_lock_shared", "pg_try_advisory_xact_lock", "pg_try_advisory_xact_lock_shared",
+    "pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all", "lo_create", "lo_creat",
+    "lo_unlink", "lo_import", "lo_export", "lo_from_bytea", "lo_put", "lo_open", "lo_write", "lo_truncate",
+    "lo_truncate64", "lowrite", "pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync",
+    "pg_logdir_ls", "dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_send_query",
+    "dblink_open", "dblink_fetch", "nextval", "setval",
+)
+_SIDE_EFFECT_RE = re.compile(r"(?<![A-Za-z0-9_$])(" + "|".join(map(re.escape, SIDE_EFFECT_FUNCTIONS)) + r")\s*\(",
+                             re.IGNORECASE)
+#: Plan nodes that change or lock rows (a data-modifying CTE, SELECT ... FOR UPDATE).
+_WRITING_NODES = ("ModifyTable", "LockRows")
+
+
+class ReadOnlyViolation(RuntimeError):
+    """SQL refused because it could change something (or the session is not read-only)."""
 
 
 def _driver_url(url: str | URL) -> URL:
@@ -30,21 +85,140 @@ def _driver_url(url: str | URL) -> URL:
     return u
 
 
-def make_engine(url: str | URL, *, connect_timeout_s: int = 5, statement_timeout_ms: int = 10_000) -> Engine:
-    """A SQLAlchemy engine for ``url`` (``postgresql://`` becomes ``postgresql+psycopg://``).
+def target_key(url: str | URL) -> str:
+    """The breaker key of a database: ``database host:port`` (or its socket directory)."""
+    u = make_url(url) if isinstance(url, str) else url
+    host = u.host or str(u.query.get("host") or "") or "localhost"
+    return f"database {host}:{u.port or 5432}"
 
-    NullPool, ``pool_pre_ping``, libpq ``connect_timeout``, ``statement_timeout``
-    via ``options``, ``application_name=propflow-ops``. Creating it does not connect.
-    """
-    u = _driver_url(url)
-    connect_args: dict[str, Any] = {
+
+def _options(read_only: bool, statement_timeout_ms: int) -> str:
+    opts = [f"-c statement_timeout={int(statement_timeout_ms)}",
+            f"-c idle_in_transaction_session_timeout={max(int(statement_timeout_ms) * 3, 30_000)}"]
+    if read_only:
+        opts.append("-c default_transaction_read_only=on")
+    return " ".join(opts)
+
+
+def _connect_args(read_only: bool, connect_timeout_s: float, statement_timeout_ms: int) -> dict[str, Any]:
+    return {
         "connect_timeout": max(1, int(connect_timeout_s)),
         "application_name": APPLICATION_NAME,
-        "options": f"-c statement_timeout={int(statement_timeout_ms)}",
+        "options": _options(read_only, statement_timeout_ms),
+        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+        **KEEPALIVES,
     }
-    engine = sa.create_engine(u, poolclass=NullPool, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _create(url: str | URL, *, read_only: bool, connect_timeout_s: float, statement_timeout_ms: int) -> Engine:
+    u = _driver_url(url)
+    if u.get_backend_name() != "postgresql":
+        raise ValueError(f"only PostgreSQL is supported, not {u.get_backend_name()!r}")
+    engine = sa.create_engine(u, poolclass=NullPool, pool_pre_ping=True,
+                              connect_args=_connect_args(read_only, connect_timeout_s, statement_timeout_ms))
+    key = target_key(u)
+    _fail_fast_when_tripped(engine, key)
+    _bound_executions(engine, key, statement_timeout_ms / 1000 + EXECUTION_GRACE_S)
+    if read_only:
+        _one_statement_per_execution(engine)
     reach.watch_engine(engine)
     return engine
+
+
+def make_engine(url: str | URL, *, connect_timeout_s: int = 5, statement_timeout_ms: int = 10_000) -> Engine:
+    """The READ-ONLY engine for ``url`` (``postgresql://`` becomes ``postgresql+psycopg://``): the one factory
+    for every diagnostic session.
+
+    Sessions start with ``default_transaction_read_only=on`` (the server refuses every write), each
+    execution is one statement (extended protocol), NullPool, ``pool_pre_ping``, libpq
+    ``connect_timeout``, ``statement_timeout``, TCP keepalives/``tcp_user_timeout``, a client-side deadline
+    per execution, ``application_name=propflow-ops``. Creating it does not connect.
+    """
+    return _create(url, read_only=True, connect_timeout_s=connect_timeout_s,
+                   statement_timeout_ms=statement_timeout_ms)
+
+
+def writer_engine(url: str | URL, *, connect_timeout_s: int = 5, statement_timeout_ms: int = 60_000) -> Engine:
+    """A read-WRITE engine, for the ``execute`` of a remediation step that ``apply`` named, and nothing else.
+
+    Same timeouts and breaker as :func:`make_engine`, without the read-only session.
+    """
+    return _create(url, read_only=False, connect_timeout_s=connect_timeout_s,
+                   statement_timeout_ms=statement_timeout_ms)
+
+
+def _one_statement_per_execution(engine: Engine) -> None:
+    """Every execution goes through the extended query protocol (a prepared statement), which carries one
+    statement: the server refuses ``SELECT 1; COMMIT; DELETE ...`` whatever psycopg would otherwise do with
+    a parameterless string (the simple protocol, which runs them all)."""
+
+    @sa.event.listens_for(engine, "do_execute")
+    def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        cursor.execute(statement, parameters or None, prepare=True)
+        return True
+
+    @sa.event.listens_for(engine, "do_execute_no_params")
+    def do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+        cursor.execute(statement, None, prepare=True)
+        return True
+
+    @sa.event.listens_for(engine, "do_executemany")
+    def do_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        raise ReadOnlyViolation("executemany is not used by diagnosis")
+
+
+def _fail_fast_when_tripped(engine: Engine, key: str) -> None:
+    @sa.event.listens_for(engine, "do_connect")
+    def do_connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> None:
+        reach.check(key)
+
+
+def _cut(dbapi_conn: Any) -> None:
+    """Shut the socket of a psycopg connection down: a read blocked on a silent server returns at once."""
+    with contextlib.suppress(Exception):
+        if dbapi_conn.closed:  # its socket number may belong to someone else by now
+            return
+        fd = dbapi_conn.pgconn.socket
+        s = socket.socket(fileno=os.dup(fd))
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        finally:
+            s.close()
+
+
+def _bound_executions(engine: Engine, key: str, seconds: float) -> None:
+    """A wall-clock deadline per execution: past it the socket is cut and the database's breaker trips."""
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        dbapi_conn = conn.connection.dbapi_connection
+        fired = threading.Event()
+
+        def expire() -> None:
+            fired.set()
+            reach.trip(key, f"no answer within {seconds:g} s")
+            _cut(dbapi_conn)
+
+        timer = threading.Timer(seconds, expire)
+        timer.daemon = True
+        timer.start()
+        conn.info.setdefault("propflow_timers", []).append((timer, fired))
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def after(conn: Any, *_: Any) -> None:
+        for timer, _fired in conn.info.pop("propflow_timers", []):
+            timer.cancel()
+
+    @sa.event.listens_for(engine, "handle_error")
+    def on_error(ctx: Any) -> None:
+        conn = ctx.connection
+        if conn is not None:
+            for timer, _fired in conn.info.pop("propflow_timers", []):
+                timer.cancel()
+        exc = ctx.original_exception
+        # A server that answered "statement timeout" (an SQLSTATE) is up; a connection that timed out is not.
+        if reach.timed_out(exc) and getattr(exc, "sqlstate", None) is None:
+            reach.trip(key, _one_line(exc))
 
 
 def _one_line(exc: BaseException, engine: Engine | None = None) -> str:
@@ -200,3 +374,55 @@ def pg_stat_statements(engine: Engine, *, limit: int = 50) -> pd.DataFrame | Non
         if "pg_stat_statements must be loaded" in str(exc):
             return None
         raise
+
+
+# ---------------------------------------------------------------------------
+# SQL a runbook parameter holds
+
+
+def _plan_refusal(plan: Any) -> str | None:
+    """Why the plan of typed SQL must not run (it writes, locks rows, or calls a side-effect function)."""
+    text = plan if isinstance(plan, str) else json.dumps(plan)
+    for node in _WRITING_NODES:
+        if f'"Node Type": "{node}"' in text:
+            return "it modifies or locks rows (" + ("a data-modifying statement" if node == "ModifyTable"
+                                                   else "FOR UPDATE/SHARE") + ")"
+    found = sorted({m.group(1).lower() for m in _SIDE_EFFECT_RE.finditer(text)})
+    if found:
+        return "it calls " + ", ".join(found) + " (an effect outside the transaction)"
+    return None
+
+
+def guarded_rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of SQL that someone typed (a runbook parameter), with no way for it to change anything.
+
+    On top of the read-only engine (read-only session, one statement per execution): the transaction is
+    checked read-only and takes its snapshot first (so ``SET TRANSACTION READ WRITE`` cannot follow); the
+    server plans the SQL (``EXPLAIN``: only a plannable query gets this far, so ``SET``, ``COMMIT``,
+    ``RESET``, ``BEGIN`` never run) and a plan that writes, locks rows or calls a function whose effect
+    escapes the transaction (``pg_terminate_backend``, ``set_config``, ``lo_unlink``, ``dblink`` ...) is
+    refused with :class:`ReadOnlyViolation`; the statement runs, the transaction is rolled back and the
+    session is thrown away.
+    """
+    if not sql or not sql.strip():
+        raise ReadOnlyViolation("empty query")
+    with engine.connect() as conn:
+        try:
+            if conn.exec_driver_sql("SELECT current_setting('transaction_read_only')").scalar() != "on":
+                raise ReadOnlyViolation("the database session is not read-only: refusing to run the query")
+            try:
+                plan = conn.exec_driver_sql("EXPLAIN (VERBOSE, FORMAT JSON) " + sql).scalar()
+            except sa.exc.ProgrammingError as exc:  # not one plannable query: SET, COMMIT, two statements...
+                if type(exc.orig).__name__ != "SyntaxError":
+                    raise
+                raise ReadOnlyViolation("query refused (read-only): only one query (SELECT) can run here; the server said "
+                                        + _one_line(exc, engine)) from None
+            why = _plan_refusal(plan)
+            if why:
+                raise ReadOnlyViolation(f"query refused (read-only): {why}")
+            rows = [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+            conn.rollback()
+        finally:
+            with contextlib.suppress(Exception):
+                conn.invalidate()  # never reused, whatever the statement did to the session
+    return rows

@@ -1,22 +1,187 @@
-"""HTTP probes (urllib, no extra dependency) and the WebSocket handshake.
+"""HTTP probes and requests (urllib, no extra dependency) and the WebSocket handshake.
 
 Nothing here raises on network errors: results say ``ok: False`` with a
 one-line ``error``. Authorization headers and tokens never appear in results.
+
+Every request of the package goes through :func:`send` (the probes here, Twilio, Meta Graph, the OTP
+step), which promises two things:
+
+* **Credentials go only where they were meant to.** Redirects are never followed: a 3xx is the answer,
+  reported with the host it points to (``HTTP 302 redirect to other.example:443, not followed``), so an
+  ``Authorization`` header or a token in the URL never reaches another host, nor the same one twice.
+* **A total deadline.** ``timeout_s`` bounds the whole request (connect, send, status, headers, body),
+  not each read: a server that drips one byte a second is cut off at the deadline. A target that timed
+  out trips its breaker in :mod:`propflow_ops.reach` (keyed by origin): the run's later requests to it
+  fail at once.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.client
 import json
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
+from propflow_ops import reach
+
 BODY_CHARS = 500
+MAX_BODY_BYTES = 2_000_000
 _RETRY_DELAY_S = 0.2
+
+
+class DeadlineExceeded(TimeoutError):
+    """No complete answer within the request's total deadline."""
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url`` (the port made explicit): what a credential is bound to."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"https": 443, "wss": 443, "http": 80, "ws": 80}.get(scheme, 0)
+    except ValueError:
+        port = 0
+    host = (parts.hostname or "").lower()
+    return f"{scheme}://{host}:{port}"
+
+
+def target_key(url: str) -> str:
+    """The breaker key of an HTTP target: ``http <origin>`` (ws:// and wss:// share their http origin)."""
+    o = origin(url)
+    return "http " + o.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+
+
+def redirect_text(status: int, headers: dict[str, str], url: str) -> str:
+    """``HTTP 302 redirect to host:port, not followed`` (the host only: a Location may hold a token)."""
+    location = next((v for k, v in headers.items() if k.lower() == "location"), "")
+    target = urllib.parse.urlsplit(urllib.parse.urljoin(url, location)) if location else None
+    where = ""
+    if target is not None and target.hostname:
+        try:
+            port = target.port
+        except ValueError:
+            port = None
+        where = f" to {target.hostname}" + (f":{port}" if port else "")
+        if origin(urllib.parse.urljoin(url, location)) == origin(url):
+            where += " (same origin)"
+    return f"HTTP {status} redirect{where}, not followed"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        return None  # urllib then hands the 3xx back as the answer (an HTTPError we read as one)
+
+
+class _Sockets:
+    """The sockets one request opened, so that its deadline can cut them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.socks: list[socket.socket] = []
+        self.expired = False
+
+    def add(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.socks.append(sock)
+            expired = self.expired
+        if expired:
+            _shutdown(sock)
+
+    def expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            socks = list(self.socks)
+        for sock in socks:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _connection_class(base: type[http.client.HTTPConnection], sockets: _Sockets) -> Any:
+    class Connection(base):  # type: ignore[valid-type,misc]
+        def connect(self) -> None:
+            super().connect()
+            sockets.add(self.sock)
+
+    return Connection
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def __init__(self, sockets: _Sockets) -> None:
+        super().__init__()
+        self.sockets = sockets
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_connection_class(http.client.HTTPConnection, self.sockets), req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, sockets: _Sockets) -> None:
+        super().__init__()
+        self.sockets = sockets
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(_connection_class(http.client.HTTPSConnection, self.sockets), req,
+                            context=self._context)  # type: ignore[attr-defined]
+
+
+def send(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    data: bytes | None = None,
+    timeout_s: float = 5,
+) -> tuple[int, bytes, dict[str, str]]:
+    """One request, redirects NOT followed, within a total deadline of ``timeout_s``.
+
+    Returns ``(status, body bytes, headers)``: every status is returned (a 3xx too), none raised. Raises
+    on network failure: :class:`DeadlineExceeded` past the deadline, ``reach.TargetDown`` when the origin
+    already timed out in this run, ``ValueError`` for a URL that is not http(s).
+    """
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"unsupported URL scheme in {origin(url)!r} (http or https expected)")
+    key = target_key(url)
+    reach.check(key)
+    deadline = max(0.05, float(timeout_s))
+    sockets = _Sockets()
+    opener = urllib.request.build_opener(_NoRedirect(), _HTTP(sockets), _HTTPS(sockets))
+    req = urllib.request.Request(url, data=data, method=method.upper(), headers=dict(headers or {}))
+    timer = threading.Timer(deadline, sockets.expire)
+    timer.daemon = True
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        try:
+            resp = opener.open(req, timeout=deadline)
+        except urllib.error.HTTPError as err:  # 3xx (not followed), 4xx, 5xx: answers, not failures
+            resp = err
+        with contextlib.closing(resp):
+            status = int(resp.status if hasattr(resp, "status") and resp.status else resp.code)
+            body = resp.read(MAX_BODY_BYTES) if resp.fp is not None else b""
+            resp_headers = dict(resp.headers.items()) if resp.headers else {}
+        if sockets.expired:
+            raise DeadlineExceeded(f"no complete answer within {deadline:g} s")
+        return status, body, resp_headers
+    except Exception as exc:
+        if sockets.expired or time.monotonic() - t0 >= deadline:
+            reach.trip(key, f"no complete answer within {deadline:g} s")
+            raise DeadlineExceeded(f"no complete answer within {deadline:g} s") from None
+        if reach.timed_out(exc) or isinstance(getattr(exc, "reason", None), (TimeoutError, socket.timeout)):
+            reach.trip(key, _error_text(exc))
+        raise
+    finally:
+        timer.cancel()
 
 
 def _decode_body(raw: bytes, content_type: str | None) -> Any:
@@ -35,6 +200,8 @@ def _error_text(exc: BaseException) -> str:
         if isinstance(reason, BaseException):
             return _error_text(reason)
         return f"URLError: {reason}"
+    if isinstance(exc, DeadlineExceeded):
+        return f"timeout: {exc}"
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return "timeout"
     text = str(exc).strip().splitlines()
@@ -56,17 +223,7 @@ def _request(
         data = json.dumps(json_body).encode()
         hdrs["Content-Type"] = "application/json"
     hdrs.update(headers or {})
-    req = urllib.request.Request(url, data=data, method=method.upper(), headers=hdrs)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only, checked
-            return int(resp.status), resp.read(), dict(resp.headers.items())
-    except urllib.error.HTTPError as err:
-        body = b""
-        try:
-            body = err.read()
-        except Exception:  # noqa: BLE001 - the status is what matters
-            pass
-        return int(err.code), body, dict(err.headers.items()) if err.headers else {}
+    return send(method, url, headers=hdrs, data=data, timeout_s=timeout_s)
 
 
 def _check_scheme(url: str) -> str | None:
@@ -88,10 +245,12 @@ def probe(
     """Request ``url``, retrying network failures and 5xx up to ``retries`` more times.
 
     Returns ``{"url", "ok", "status", "latency_ms", "attempts", "body", "error"}``:
-    ``ok`` is a 2xx/3xx answer; ``status`` is None when no answer came;
+    ``ok`` is a 2xx answer; ``status`` is None when no answer came; a 3xx is
+    not followed (``error`` and ``body`` name the host it points to);
     ``body`` is the parsed JSON or the first 500 characters; ``latency_ms`` is
-    the last attempt's. Never raises on network errors; each attempt is bounded
-    by ``timeout_s``.
+    the last attempt's. Never raises on network errors; each attempt has the
+    total deadline ``timeout_s``, and an attempt that timed out is not retried
+    (the origin's breaker is open for the rest of the run).
     """
     result: dict[str, Any] = {
         "url": url,
@@ -120,13 +279,20 @@ def probe(
                 body=None,
                 error=_error_text(exc),
             )
+            if isinstance(exc, (TimeoutError, reach.TargetDown)):
+                break
         else:
+            body = _decode_body(raw, resp_headers.get("Content-Type"))
+            error = None if 200 <= status < 300 else f"HTTP {status}"
+            if 300 <= status < 400:
+                error = redirect_text(status, resp_headers, url)
+                body = {"redirect": error}
             result.update(
                 latency_ms=round((time.perf_counter() - t0) * 1000, 2),
                 status=status,
-                body=_decode_body(raw, resp_headers.get("Content-Type")),
-                ok=200 <= status < 400,
-                error=None if 200 <= status < 400 else f"HTTP {status}",
+                body=body,
+                ok=200 <= status < 300,
+                error=error,
             )
             if status < 500:
                 break
@@ -149,6 +315,25 @@ def _redact_ws(url: str) -> str:
     return f"{head}{sep}***" if sep else url
 
 
+def _ws_connect(url: str, timeout_s: float) -> Any:
+    """The sync WebSocket client, with redirects NOT followed (websockets follows up to 10 by default)."""
+    from websockets.sync import client as ws_client
+
+    kwargs: dict[str, Any] = {"open_timeout": timeout_s, "close_timeout": min(timeout_s, 2), "proxy": None}
+    base = getattr(ws_client, "reconnect", None)
+    if base is None or not hasattr(base, "process_redirect"):  # an older websockets: it does not follow them
+        return ws_client.connect(url, **kwargs)
+
+    class NoRedirect(base):  # type: ignore[misc,valid-type]
+        def process_redirect(self, exc: Exception) -> Exception | str:
+            return exc  # a 3xx is the answer
+
+    connection = NoRedirect(url, **kwargs).connect()
+    with contextlib.suppress(AttributeError):
+        connection.pending_legacy_warning = False
+    return connection
+
+
 def ws_handshake(url: str, *, timeout_s: float = 5) -> dict[str, Any]:
     """Open a WebSocket, wait up to ``timeout_s`` for a first message, close.
 
@@ -158,7 +343,6 @@ def ws_handshake(url: str, *, timeout_s: float = 5) -> dict[str, Any]:
     is not an error (``first_message`` None). Never raises.
     """
     from websockets.exceptions import InvalidStatus
-    from websockets.sync.client import connect
 
     result: dict[str, Any] = {
         "url": _redact_ws(url),
@@ -169,8 +353,12 @@ def ws_handshake(url: str, *, timeout_s: float = 5) -> dict[str, Any]:
         "error": None,
     }
     t0 = time.perf_counter()
+    key = target_key(url)
     try:
-        with connect(url, open_timeout=timeout_s, close_timeout=timeout_s) as ws:
+        reach.check(key)
+        # open_timeout bounds the whole opening handshake (connect, upgrade request, 101); a redirect is never
+        # followed (a 3xx is InvalidStatus below): the token in the path stays on this origin.
+        with _ws_connect(url, timeout_s) as ws:
             result["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
             result["ok"] = True
             response = getattr(ws, "response", None)
@@ -190,11 +378,21 @@ def ws_handshake(url: str, *, timeout_s: float = 5) -> dict[str, Any]:
                 result["first_message"] = str(msg)[:BODY_CHARS]
     except InvalidStatus as exc:
         result["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-        result["status"] = exc.response.status_code
-        result["error"] = f"handshake refused: HTTP {exc.response.status_code}"
+        status = exc.response.status_code
+        result["status"] = status
+        result["error"] = f"handshake refused: HTTP {status}"
+        if 300 <= status < 400:
+            http_url = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+            result["error"] = "handshake refused: " + redirect_text(status, dict(exc.response.headers.raw_items()),
+                                                                    http_url)
     except Exception as exc:  # noqa: BLE001 - a probe reports, it never raises
         result["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         result["error"] = _error_text(exc)
+        if reach.timed_out(exc):
+            reach.trip(key, result["error"])
+    token = url.rpartition("/ws/")[2]
+    if token and result["error"]:
+        result["error"] = result["error"].replace(token, "***")
     return result
 
 
@@ -224,4 +422,6 @@ def get_json(
         status, raw, resp_headers = _request(url, method="GET", timeout_s=timeout_s, headers=headers)
     except Exception as exc:  # noqa: BLE001 - report, never raise
         return None, {"error": _error_text(exc)}
+    if 300 <= status < 400:
+        return status, {"error": redirect_text(status, resp_headers, url)}
     return status, _decode_body(raw, resp_headers.get("Content-Type"))

@@ -104,7 +104,9 @@ def inventory(bucket: str, *, client: Any = None, prefix: str = "", page_size: i
 def referenced_keys(query: str, url: str | None, *, timeout_s: int = 10) -> dict[str, Any]:
     """The S3 keys the database still references: the first column of ``query``, run read-only.
 
-    Runs in a READ ONLY transaction with a statement timeout, so a mistyped query cannot change data.
+    The query is typed by someone (a runbook parameter): it runs through ``db.guarded_rows`` on the
+    read-only engine, so whatever it holds (``; COMMIT; DELETE``, a data-modifying CTE, ``SET ... read
+    write``, ``pg_terminate_backend``) it changes nothing; a refused query comes back as the ``error``.
     """
     if not url:
         return {"keys": set(), "error": "no database URL (PROPFLOW_DATABASE_URL, or DATABASE_URL in the task "
@@ -114,10 +116,9 @@ def referenced_keys(query: str, url: str | None, *, timeout_s: int = 10) -> dict
     engine = None
     try:
         engine = db.make_engine(url, connect_timeout_s=timeout_s, statement_timeout_ms=timeout_s * 1000)
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            keys = {str(row[0]) for row in conn.exec_driver_sql(query) if row[0] is not None}
-            conn.rollback()
+        keys = {str(row[0]) for row in db.guarded_rows(engine, query) if row and row[0] is not None}
+    except db.ReadOnlyViolation as exc:
+        return {"keys": set(), "error": f"photo_keys_query {exc}"}
     except Exception as exc:  # noqa: BLE001
         return {"keys": set(), "error": db._one_line(exc, engine)}
     finally:
@@ -195,7 +196,7 @@ def object_last_modified(bucket: str, keys: Iterable[str], *, client: Any = None
     for key in keys:
         try:
             out[key] = s3.head_object(Bucket=bucket, Key=key)["LastModified"]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _code(exc) in ("404", "NoSuchKey", "NotFound"):
                 out[key] = None
             else:

@@ -15,9 +15,7 @@ import base64
 import json
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -115,23 +113,23 @@ def request_json(
     data: bytes | None = None,
     timeout_s: float = TIMEOUT_S,
 ) -> ApiResult:
-    """One HTTP request with a timeout; JSON parsed; never raises for network/HTTP failures."""
+    """One HTTP request (``sources.http.send``: total deadline ``timeout_s``, redirects never followed, so the
+    credentials in ``headers`` reach the configured host only); JSON parsed; never raises for network/HTTP
+    failures. A 3xx is an error naming where it pointed."""
+    from propflow_ops.sources import http
+
     safe_url = url.split("?", 1)[0]
-    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
     t0 = time.monotonic()
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - http(s) URL from config
-            raw = resp.read()
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        raw = exc.read() if exc.fp is not None else b""
-        status = exc.code
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return ApiResult(url=safe_url, error=f"unreachable: {type(reason).__name__}: {reason}".splitlines()[0],
-                         latency_ms=round((time.monotonic() - t0) * 1000, 1))
+        status, raw, resp_headers = http.send(method, url, headers=dict(headers or {}), data=data, timeout_s=timeout_s)
     except ValueError as exc:  # a malformed URL
         return ApiResult(url=safe_url, error=f"bad URL: {exc}")
+    except Exception as exc:  # noqa: BLE001 - unreachable, timed out, breaker open: reported, never raised
+        reason = getattr(exc, "reason", exc)
+        if not isinstance(reason, BaseException):
+            reason = exc
+        text = f"{type(reason).__name__}: {reason}".splitlines()[0]
+        return ApiResult(url=safe_url, error=f"unreachable: {text}", latency_ms=round((time.monotonic() - t0) * 1000, 1))
     latency = round((time.monotonic() - t0) * 1000, 1)
     try:
         body = json.loads(raw.decode("utf-8", errors="replace")) if raw else None
@@ -139,7 +137,10 @@ def request_json(
         body = None
     ok = 200 <= status < 300
     error = None
-    if not ok:
+    if 300 <= status < 400:
+        body = None
+        error = http.redirect_text(status, resp_headers, url)
+    elif not ok:
         error = _error_line(body, status)
     elif body is None:
         ok, error = False, f"HTTP {status} without a JSON body"

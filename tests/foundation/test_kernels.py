@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nbtools import write_notebook  # noqa: E402
+from nbtools import write_notebook
 
-from propflow_ops.kernels import KernelPool  # noqa: E402
-from propflow_ops.runner import RunRequest, run, verify_sums  # noqa: E402
+from propflow_ops.kernels import KernelPool
+from propflow_ops.runner import RunRequest, run, verify_sums
 
 pytestmark = pytest.mark.xdist_group("kernels")
 
@@ -97,3 +97,30 @@ def test_warm_runs_do_not_pile_up_open_kernel_clients(nbdir):
     fds = [n for _, n in counts]
     # the first run's own client is still open when it is counted; later runs close the one before
     assert fds[3] - fds[1] < 5, f"open file descriptors after each warm run: {fds}"
+
+
+ENV_LEAKY = ("import os\nos.environ['PROPFLOW_LEAK'] = 'x'\ndel os.environ['STARTED_WITH']\n"
+             "os.write(2, b'written to the kernel process stderr')")
+ENV_PROBE = ("import os\nfrom propflow_ops.findings import Finding\n"
+             "ev.add(Finding.ok('NO_LEAK', 'clean', str([os.environ.get(k) for k in "
+             "('PROPFLOW_LEAK', 'STARTED_WITH', 'RUN_TAG')])))")
+
+
+def test_each_run_starts_from_the_kernels_own_environment_and_its_output_goes_to_a_file(tmp_path, monkeypatch):
+    """What a run sets or removes in os.environ does not reach the next run in the same kernel; the pool's
+    ``env`` is what each kernel starts with, ``output`` collects what the kernel process writes itself."""
+    import os
+
+    write_notebook(tmp_path / "nb" / "01_api_down.ipynb", "api-down", ENV_LEAKY, ENV_PROBE, "ev.save()")
+    write_notebook(tmp_path / "nb" / "02_db_connection.ipynb", "db-connection", ENV_PROBE, "ev.save()")
+    monkeypatch.setenv("PROPFLOW_NOTEBOOKS_DIR", str(tmp_path / "nb"))
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    start_env = {**os.environ, "STARTED_WITH": "pool"}
+    with KernelPool(1, env=start_env, output=tmp_path / "kernels") as pool:
+        first = pool.submit(lambda k: run(request("api-down", tmp_path, "one"), kernel=k)).result()
+        second = pool.submit(lambda k: run(request("db-connection", tmp_path, "two"), kernel=k)).result()
+    assert first.exit_code == 0 and second.exit_code == 0, (first.error, second.error)
+    assert probe(first) == "['x', None, 'one']"
+    assert probe(second) == "[None, 'pool', 'two']", "the first run's environment changes reached the second"
+    logs = list((tmp_path / "kernels").glob("*.log"))
+    assert len(logs) == 1 and "written to the kernel process stderr" in logs[0].read_text()

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nbtools import write_notebook  # noqa: E402
+from nbtools import write_notebook
 
-from propflow_ops.runner import verify_sums  # noqa: E402
+from propflow_ops.runner import verify_sums
 
 FAIL_CELL = 'from propflow_ops.findings import Finding\nev.add(Finding.fail("API_HEALTH_FAILING", "health 503"))'
 

@@ -1,6 +1,14 @@
 """Fixtures of the safety suite: every runbook that exists, run once per composite world and once per
 dead-target world. Session-scoped (each test module reads the same runs) and pinned to one xdist worker
 per fixture with ``xdist_group`` so that each set of runs happens once.
+
+How the runs are made: in the healthy world (and the two runs started together) as `propflow-ops run`
+processes, as an engineer would, so that every runbook goes through the real command once per world
+set; in the fault worlds w1-w3 and against the dead targets through the command's own code in this
+process with the notebook on a warm kernel (``harness.run_in_process``), which is what costs a run's
+kernel start and imports once per kernel instead of once per run (PROPFLOW_TEST_IN_PROCESS=0: processes
+for every run). Either way every AWS call goes through the recording (or throttling) proxy: it is the
+kernel's AWS_ENDPOINT_URL.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runs import end_pool, in_process, new_pool
 
 from propflow_ops.sandbox import canaries as C
 
@@ -25,6 +34,7 @@ from .harness import (
     closed_port,
     present_slugs,
     run_cli,
+    run_in_process,
     world_state,
 )
 
@@ -53,12 +63,18 @@ class World:
 
 def _run_with_proxy(world: str, slug: str, env: dict[str, str], upstream: str, output: Path,
                     *args: str, throttle: bool = False, budget: float | None = None,
-                    timeout: float = RUN_TIMEOUT_S) -> RunRecord:
+                    timeout: float = RUN_TIMEOUT_S, process: bool = False, pool: Any = None) -> RunRecord:
+    """One run behind its own recording proxy: a `propflow-ops` process with ``process``, else in this
+    process on a warm kernel of ``pool`` (default: the session's)."""
     proxy = AwsProxy(upstream, throttle=throttle)
     try:
         extra = ("--budget", f"{budget:g}") if budget else ()
-        record = run_cli(world, slug, {**env, "AWS_ENDPOINT_URL": proxy.url}, *args, *extra,
-                         output_dir=output, timeout=timeout)
+        proxied = {**env, "AWS_ENDPOINT_URL": proxy.url}
+        if process or not in_process():
+            record = run_cli(world, slug, proxied, *args, *extra, output_dir=output, timeout=timeout)
+        else:
+            record = run_in_process(world, slug, proxied, *args, *extra, output_dir=output, timeout=timeout,
+                                    pool=pool)
     finally:
         proxy.close()
     record.calls = list(proxy.calls)
@@ -79,18 +95,20 @@ def worlds(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
             env = dict(sandbox.env)
             upstream = sandbox.aws.endpoint
             incident = ("--incident", f"SAFETY-{name}")
+            process = name == "healthy"  # the real command once per runbook; the fault worlds in-process
             with ThreadPoolExecutor(JOBS) as pool:
                 twin_jobs = []
                 if name == "healthy" and "api-down" in slugs:
                     twin_jobs = [pool.submit(_run_with_proxy, name, "api-down", env, upstream, w.output,
-                                             "--incident", "SAFETY-TWINS") for _ in range(2)]
-                jobs = {slug: pool.submit(_run_with_proxy, name, slug, env, upstream, w.output, *incident)
+                                             "--incident", "SAFETY-TWINS", process=True) for _ in range(2)]
+                jobs = {slug: pool.submit(_run_with_proxy, name, slug, env, upstream, w.output, *incident,
+                                          process=process)
                         for slug in slugs}
                 w.runs = {slug: job.result() for slug, job in jobs.items()}
                 w.twins = [job.result() for job in twin_jobs]
             if "post-incident" in present_slugs():
                 w.runs["post-incident"] = _run_with_proxy(name, "post-incident", env, upstream, w.output,
-                                                          *incident)
+                                                          *incident, process=process)
             w.after = world_state(sandbox)
             out[name] = w
         _write_timings(root, [r for w in out.values() for r in [*w.runs.values(), *w.twins]])
@@ -163,6 +181,7 @@ def dead_worlds(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     upstream = sandbox.aws.endpoint
     worlds, servers = _dead_worlds(base)
     slugs = present_slugs(include_post_incident=False)
+    kernels = new_pool(DEAD_JOBS) if in_process() else None  # the runs mostly wait on timeouts
     try:
         with ThreadPoolExecutor(DEAD_JOBS) as pool:
             jobs: dict[tuple[str, str], Any] = {}
@@ -171,7 +190,8 @@ def dead_worlds(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 for slug in slugs:
                     jobs[(w.name, slug)] = pool.submit(
                         _run_with_proxy, w.name, slug, env, upstream, root / w.name, "--incident",
-                        f"SAFETY-DEAD-{w.name}", throttle=w.throttle, budget=DEAD_BUDGET_S, timeout=DEAD_TIMEOUT_S)
+                        f"SAFETY-DEAD-{w.name}", throttle=w.throttle, budget=DEAD_BUDGET_S, timeout=DEAD_TIMEOUT_S,
+                        pool=kernels)
             applied = None
             if "api-down" in slugs:
                 w = worlds["throttled"]
@@ -181,7 +201,7 @@ def dead_worlds(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 applied = pool.submit(_run_with_proxy, "throttled", "api-down", {**base, **w.env, **lock_env},
                                       upstream, root / "applied", "--reason", "test", "--yes", "--apply",
                                       "force-new-deployment", throttle=True, budget=DEAD_BUDGET_S,
-                                      timeout=DEAD_TIMEOUT_S)
+                                      timeout=DEAD_TIMEOUT_S, pool=kernels)
             for (wname, slug), job in jobs.items():
                 worlds[wname].runs[slug] = job.result()
             if applied is not None:
@@ -189,6 +209,8 @@ def dead_worlds(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         _write_timings(root, [r for w in worlds.values() for r in [*w.runs.values(), w.applied] if r is not None])
         yield worlds
     finally:
+        if kernels is not None:
+            end_pool(kernels)
         for s in servers:
             s.close()
 

@@ -307,6 +307,128 @@ class StatusServer:
         self.server.server_close()
 
 
+class RecordingServer:
+    """Answers every HTTP request 200 with a JSON body and records it: method, path with its query, and
+    every header (an Authorization that arrives here is a credential sent to the wrong host)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def _handle(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                with owner._lock:
+                    owner.requests.append({"method": self.command, "path": self.path,
+                                           "headers": {k.lower(): v for k, v in self.headers.items()},
+                                           "body": body.decode("utf-8", "replace")})
+                out = json.dumps({"status": "active", "balance": "100.0", "messages": [], "ok": True}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(out)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle  # noqa: N815
+
+        self.server = _Quiet(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = _serve(self.server)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RedirectServer:
+    """Answers every request with ``status`` (a 3xx) and a Location on ``target`` with the same path and
+    query: a configured host that sends its callers (and their credentials) elsewhere. ``target`` None: its
+    own origin, under ``/moved`` (a same-origin redirect)."""
+
+    def __init__(self, target: str | None, status: int = 302) -> None:
+        self.requests: list[str] = []
+        self.status = status
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def _handle(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                owner.requests.append(f"{self.command} {self.path}")
+                self.send_response(owner.status)
+                base = target.rstrip("/") if target else owner.url + "/moved"
+                self.send_header("Location", base + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle  # noqa: N815
+
+        self.server = _Quiet(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = _serve(self.server)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class DripServer:
+    """Accepts every connection and answers, whatever was asked, one byte every ``interval`` seconds (an HTTP
+    200 that never completes): per-read timeouts never fire; only a total deadline ends the call."""
+
+    def __init__(self, interval: float = 2.0) -> None:
+        self.interval = interval
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.accepted += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        payload = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n" + b" " * 100000
+        with contextlib.suppress(OSError), conn:
+            for i in range(len(payload)):
+                if self._stop.wait(self.interval if i else 0.05):
+                    return
+                conn.sendall(payload[i:i + 1])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
 def closed_port() -> int:
     """A loopback port nobody listens on: connections are refused at once."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -338,7 +460,7 @@ def _db_detail(sandbox: Any) -> dict[str, Any]:
         tables = [r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
             "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
-        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}  # noqa: S608
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
         columns = conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
             "ORDER BY 1, 2").fetchall()
@@ -475,13 +597,31 @@ def run_cli(world: str, slug: str, env: Mapping[str, str], *args: str, output_di
     import os
     import subprocess
     import sys
-    import time
 
     full_env = {**os.environ, **env, "PROPFLOW_OUTPUT_DIR": str(output_dir)}
+    return _record(world, slug, args, timeout, lambda: subprocess.run(
+        [sys.executable, "-m", "propflow_ops.cli", "run", slug, *args], capture_output=True, text=True,
+        env=full_env, timeout=timeout))
+
+
+def run_in_process(world: str, slug: str, env: Mapping[str, str], *args: str, output_dir: Path,
+                   timeout: float, pool: Any = None) -> RunRecord:
+    """`propflow-ops run SLUG ARGS` through the command's own code in this process, the notebook on a warm
+    kernel (``pool``, default the session's: tests/runs.py); what it printed is the command's stdout and
+    stderr plus what the kernel process wrote. Never waits past ``timeout``."""
+    from runs import cli_in_process
+
+    return _record(world, slug, args, timeout, lambda: cli_in_process(
+        env, "run", slug, *args, timeout=timeout, output_dir=output_dir, pool=pool))
+
+
+def _record(world: str, slug: str, args: tuple[str, ...], timeout: float, call: Any) -> RunRecord:
+    import subprocess
+    import time
+
     t0 = time.monotonic()
     try:
-        proc = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "run", slug, *args], capture_output=True,
-                              text=True, env=full_env, timeout=timeout)
+        proc = call()
         code, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
         code = -9

@@ -5,10 +5,17 @@ reports the affected checks as fail or error with the reason, and exits 1 or 3."
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import pytest
 
-from .conftest import DEAD_BUDGET_S
-from .harness import present_slugs
+from propflow_ops.sandbox import canaries as C
+
+from .conftest import DEAD_BUDGET_S, _write_timings
+from .harness import DripServer, RunRecord, SilentServer, present_slugs, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("safety-dead")]
 
@@ -96,3 +103,80 @@ def test_throttling_proxy_really_throttled(dead_worlds):
     assert calls, "no AWS call reached the throttling proxy"
     # boto3 retried (standard mode) and gave up: more attempts than distinct operations
     assert len(calls) > len({(c.service, c.operation) for c in calls})
+
+
+# ------------------------------------------------------------------ one timeout per dead target
+#
+# One target dead at a time, the rest of the world healthy: an AWS endpoint that accepts and never answers, a
+# database that accepts TCP and never answers, an API (and Twilio, Meta) that answers one byte every 2 s.
+# Every network call has a total deadline and a target that timed out once fails the run's later calls at
+# once (propflow_ops.reach breakers), so each runbook's report is written well inside a 90 s budget (the
+# target on this machine is 60 s) with the target's finding as fail. Not a timing test: a regression shows
+# as the watchdog's `error` at 90 s, a missing report or a finding that is not fail.
+
+SLOW_BUDGET_S = 90.0
+SLOW_TIMEOUT_S = SLOW_BUDGET_S + 90.0
+SLOW_JOBS = int(os.environ.get("PROPFLOW_SAFETY_DEAD_JOBS", "3"))
+# world -> {runbook: the finding that must be fail}; a runbook absent from the map must still finish clean
+ONE_DEAD: dict[str, dict[str, str]] = {
+    "aws-hanging": dict.fromkeys(SLUGS, "AWS_UNREACHABLE"),
+    "db-hanging": {s: "DB_UNREACHABLE" for s in SLUGS if s not in ("notifications", "websocket")},
+    "api-dripping": {s: c for s, c in {"api-down": "API_HEALTH_FAILING", "triage": "API_HEALTH_FAILING",
+                                       "websocket": "WS_HANDSHAKE_FAILING"}.items() if s in SLUGS},
+}
+
+
+@pytest.fixture(scope="module")
+def one_dead(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, RunRecord]]]:
+    root = tmp_path_factory.mktemp("safety-one-dead")
+    sandbox.use()
+    base = dict(sandbox.env)
+    silent, drip = SilentServer(), DripServer(2.0)
+    graph_version = base["PROPFLOW_META_GRAPH_URL"].rstrip("/").rsplit("/", 1)[-1]
+    pw = C.CANARY_DB_PASSWORD
+    envs = {
+        "aws-hanging": {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.port}"},
+        "db-hanging": {"PROPFLOW_DATABASE_URL": f"postgresql+psycopg://propflow:{pw}@127.0.0.1:{silent.port}/propflow"},
+        "api-dripping": {"PROPFLOW_API_URL": drip.url, "PROPFLOW_TWILIO_API_URL": drip.url,
+                         "PROPFLOW_META_GRAPH_URL": f"{drip.url}/{graph_version}"},
+    }
+    out: dict[str, dict[str, RunRecord]] = {w: {} for w in envs}
+    try:
+        with ThreadPoolExecutor(SLOW_JOBS) as pool:
+            jobs = {(w, slug): pool.submit(run_cli, w, slug, {**base, **env}, "--incident", f"SAFETY-ONE-{w}",
+                                           "--budget", f"{SLOW_BUDGET_S:g}", output_dir=root / w,
+                                           timeout=SLOW_TIMEOUT_S)
+                    for w, env in envs.items() for slug in SLUGS}
+            for (w, slug), job in jobs.items():
+                out[w][slug] = job.result()
+        _write_timings(root, [r for runs in out.values() for r in runs.values()])
+        yield out
+    finally:
+        silent.close()
+        drip.close()
+
+
+@pytest.mark.timeout(1800)  # the first test pays for every run of the fixture
+@pytest.mark.parametrize("world", list(ONE_DEAD))
+@pytest.mark.parametrize("slug", SLUGS)
+def test_one_dead_target_costs_one_timeout_and_the_report_says_so(one_dead, world, slug):
+    run = one_dead[world][slug]
+    assert run.code != -9, "HUNG: " + run.explain()
+    assert run.folder is not None and run.evidence, run.explain()
+    assert {"report.ipynb", "report.html", "evidence.json", "SHA256SUMS"} <= {p.name for p in run.folder.iterdir()}
+    error = run.evidence.get("error") or ""
+    assert "budget" not in error, f"{run.label}: only the watchdog stopped it ({SLOW_BUDGET_S:g} s): {error}"
+    assert run.evidence["status"] != "error", f"{run.label} crashed against a dead target: {error}"
+    code = ONE_DEAD[world].get(slug)
+    if code:
+        found = _status(run, code)
+        assert found == "fail", f"{run.label}: {code} is {found}\n{run.explain()}"
+
+
+def _status(run: RunRecord, code: str) -> str | None:
+    """The worst status of ``code`` in the run: a finding of its own, or a sub-check a triage component folded."""
+    order = {"fail": 0, "error": 1, "warn": 2, "ok": 3, "skipped": 4}
+    seen = [f["status"] for f in run.evidence.get("findings", []) if f["code"] == code]
+    seen += [c["status"] for f in run.evidence.get("findings", []) for c in (f.get("data") or {}).get("checks", [])
+             if isinstance(c, dict) and c.get("code") == code]
+    return min(seen, key=lambda s: order.get(s, 9)) if seen else None

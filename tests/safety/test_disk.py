@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nbtools import write_notebook  # noqa: E402
+from nbtools import write_notebook
 
 BIG_OUTPUT = "print('x' * 400_000)"  # a report bigger than the 200 KB filesystem
 FAIL = 'from propflow_ops.findings import Finding\nev.add(Finding.fail("API_HEALTH_FAILING", "health 503"))'

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nbtools import write_notebook  # noqa: E402
-from runs import ctrl_c_works  # noqa: E402
+from nbtools import write_notebook
+from runs import ctrl_c_works
 
 TOKEN = "ws-canary-7f3c9a1be5d24c8e"  # the injected parameter that must never reach the output folder
 SLEEPY = "import time\ntime.sleep(120)"

@@ -54,3 +54,13 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(autouse=True)
+def fresh_breakers() -> Iterator[None]:
+    """Each test is its own run: no breaker tripped by an earlier test (propflow_ops.reach)."""
+    from propflow_ops import reach
+
+    reach.reset()
+    yield
+    reach.reset()

@@ -11,9 +11,10 @@ from propflow_ops.sources import aws
 def test_client_has_timeouts_and_standard_retries(aws_env: str) -> None:
     c = aws.client("sts")
     cfg = c.meta.config
-    assert (cfg.connect_timeout, cfg.read_timeout) == (3, 10)
+    assert (cfg.connect_timeout, cfg.read_timeout) == (aws.CONNECT_TIMEOUT_S, aws.READ_TIMEOUT_S) == (3, 8)
     assert cfg.retries["mode"] == "standard"  # adaptive sleeps client-side after throttling
-    assert cfg.retries.get("total_max_attempts", cfg.retries.get("max_attempts", 0) + 1) == 4
+    # TOTAL attempts, the first included (botocore's max_attempts counts retries: 3 meant 4 attempts)
+    assert cfg.retries.get("total_max_attempts", cfg.retries.get("max_attempts", 0) + 1) == aws.TOTAL_ATTEMPTS == 2
     assert c.meta.endpoint_url == aws_env  # from AWS_ENDPOINT_URL, not from our code
     assert aws.client("sts") is c
     assert aws.client("sts", "eu-west-1") is not c
@@ -46,3 +47,33 @@ def test_aws_error_text_shapes() -> None:
     rt = botocore.exceptions.ReadTimeoutError(endpoint_url="http://x:1")
     assert aws.aws_error_text(rt) == "read timeout from http://x:1"
     assert aws.aws_error_text(ValueError("a\nb")) == "ValueError: a"
+
+
+def test_an_endpoint_that_never_answers_costs_one_bounded_call_then_fails_fast(aws_env, monkeypatch) -> None:
+    """Total attempts x (connect + read) bound the first call; the endpoint's breaker fails the next at once."""
+    import time
+
+    from propflow_ops import reach
+    from tests.safety.harness import SilentServer
+
+    silent = SilentServer()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.port}")
+        aws.clear_cache()
+        ecs = aws.client("ecs")
+        t0 = time.monotonic()
+        with pytest.raises(botocore.exceptions.ReadTimeoutError):
+            ecs.list_clusters()
+        first = time.monotonic() - t0
+        assert silent.accepted == aws.TOTAL_ATTEMPTS, f"{silent.accepted} attempts"
+        bound = aws.TOTAL_ATTEMPTS * (aws.CONNECT_TIMEOUT_S + aws.READ_TIMEOUT_S) + 10
+        assert first < bound, f"{first:.1f} s"
+        t0 = time.monotonic()
+        with pytest.raises(reach.TargetDown):
+            aws.client("logs").describe_log_groups()
+        assert time.monotonic() - t0 < 1
+        (f,) = reach.findings()
+        assert (f.code, f.status.value) == ("AWS_UNREACHABLE", "fail")
+    finally:
+        silent.close()
+        aws.clear_cache()

@@ -155,7 +155,8 @@ def test_max_connections_and_counts(engine: sa.Engine) -> None:
 
 def test_table_scan_stats(engine: sa.Engine) -> None:
     name = "propflow_ops_sources_scan_test"
-    with engine.begin() as conn:
+    writer = db.writer_engine(PG_URL)  # the diagnostic engine is read-only: set-up writes through a writer
+    with writer.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
         conn.execute(sa.text(f"CREATE TABLE {name} (id int, v text)"))
         conn.execute(sa.text(f"INSERT INTO {name} SELECT g, 'v' FROM generate_series(1, 500) g"))
@@ -184,8 +185,9 @@ def test_table_scan_stats(engine: sa.Engine) -> None:
         assert row["seq_tup_read"] >= 1500
         assert str(df["seq_scan"].dtype) == "Int64"
     finally:
-        with engine.begin() as conn:
+        with writer.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+        writer.dispose()
 
 
 def test_pg_stat_statements_absent_or_frame(engine: sa.Engine) -> None:

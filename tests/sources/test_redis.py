@@ -60,7 +60,8 @@ def test_config_get_tolerates_disabled_config() -> None:
 
 def test_pubsub_channels(client: redis_lib.Redis) -> None:
     chan = f"propflow-ops-test-{time.time_ns()}"
-    ps = client.pubsub()
+    subscriber = redis_lib.Redis.from_url(URL, socket_timeout=3)  # the read-only client cannot subscribe
+    ps = subscriber.pubsub()
     ps.subscribe(chan)
     stop = threading.Event()
 

@@ -1,0 +1,148 @@
+"""Total deadlines and per-target breakers (propflow_ops.reach) against real loopback servers: one that drips
+one byte every 2 s (read timeouts never fire), one that accepts and never answers. Bounds are generous: a
+regression waits the drip out (100 000 bytes) or hangs, it does not miss by a second."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from propflow_ops import reach
+from propflow_ops.sources import db, http, twilio
+from propflow_ops.sources import redis as rsrc
+from tests.safety.harness import DripServer, SilentServer
+
+
+@pytest.fixture(scope="module")
+def drip() -> Iterator[DripServer]:
+    server = DripServer(2.0)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def silent() -> Iterator[SilentServer]:
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def timed(fn):  # type: ignore[no-untyped-def]
+    t0 = time.monotonic()
+    out = fn()
+    return out, time.monotonic() - t0
+
+
+def test_a_dripping_server_is_cut_off_at_the_deadline_then_fails_fast(drip: DripServer) -> None:
+    res, took = timed(lambda: http.probe(drip.url + "/health", timeout_s=2, retries=2))
+    assert res["ok"] is False and res["status"] is None and "timeout" in res["error"], res
+    assert took < 10, f"the probe took {took:.1f} s against a 2 s deadline"
+    assert res["attempts"] == 1  # a timed-out attempt is not retried
+    assert reach.tripped(http.target_key(drip.url))
+    again, took = timed(lambda: twilio.request_json("GET", drip.url + "/2010-04-01/Accounts/x.json", timeout_s=2))
+    assert again.status is None and "TargetDown" in (again.error or ""), again
+    assert took < 1
+    ws, took = timed(lambda: http.ws_handshake(http.ws_url(drip.url, "tok"), timeout_s=2))
+    assert ws["ok"] is False and "TargetDown" in ws["error"] and took < 1, ws
+
+
+def test_a_dripping_server_costs_each_run_its_own_timeout(drip: DripServer) -> None:
+    reach.reset()  # a new run: the breaker starts closed
+    res, took = timed(lambda: twilio.request_json("GET", drip.url + "/x.json", timeout_s=1.5))
+    assert res.status is None and "Deadline" in (res.error or "") and took < 8, (res, took)
+
+
+def test_a_database_that_never_answers_costs_one_connect_timeout(silent: SilentServer) -> None:
+    url = f"postgresql://u:pw@127.0.0.1:{silent.port}/x"
+    first, took = timed(lambda: db.ping(db.make_engine(url, connect_timeout_s=1)))
+    assert first["ok"] is False and took < 10, (first, took)
+    second, took = timed(lambda: db.ping(db.make_engine(url, connect_timeout_s=1)))
+    assert second["ok"] is False and "TargetDown" in second["error"] and took < 1, (second, took)
+    codes = {f.code: f.status.value for f in reach.findings()}
+    assert codes == {"DB_UNREACHABLE": "fail"}
+
+
+def test_a_statement_timeout_is_an_answer_not_a_dead_database() -> None:
+    engine = db.make_engine("postgresql://postgres@127.0.0.1:5432/postgres", statement_timeout_ms=300)
+    if not db.ping(engine)["ok"]:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    with pytest.raises(Exception, match="statement timeout"):
+        db.query_df(engine, "SELECT pg_sleep(2)")
+    assert db.ping(engine)["ok"], "a server that answered 'statement timeout' must not trip the breaker"
+
+
+def test_a_redis_that_never_answers_costs_one_timeout(silent: SilentServer) -> None:
+    client = rsrc.make_client(f"redis://127.0.0.1:{silent.port}/0", timeout_s=1)
+    with pytest.raises(Exception, match="(?i)timeout"):
+        client.ping()
+    t0 = time.monotonic()
+    with pytest.raises(reach.TargetDown):
+        rsrc.make_client(f"redis://127.0.0.1:{silent.port}/0", timeout_s=1).info()
+    assert time.monotonic() - t0 < 1
+
+
+class FreezingProxy:
+    """A TCP proxy to the machine's PostgreSQL that can stop passing the server's answers on (``freeze``):
+    a database that accepted the session and then went silent mid-query."""
+
+    def __init__(self, port: int = 5432) -> None:
+        import socket
+        import threading
+
+        self.frozen = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.upstream = port
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            self._conns += [client, server]
+            threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
+
+    def _pipe(self, src, dst, answers: bool) -> None:  # type: ignore[no-untyped-def]
+        try:
+            while data := src.recv(65536):
+                if answers and self.frozen.is_set():
+                    continue  # swallowed: the client waits for an answer that never comes
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self._conns:
+            c.close()
+
+
+def test_a_database_that_goes_silent_mid_query_is_cut_at_the_wall_clock() -> None:
+    if not db.ping(db.make_engine("postgresql://postgres@127.0.0.1:5432/postgres"))["ok"]:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    proxy = FreezingProxy()
+    try:
+        engine = db.make_engine(f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres", statement_timeout_ms=500)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+            proxy.frozen.set()
+            t0 = time.monotonic()
+            with pytest.raises(Exception):  # noqa: B017 - the socket is cut: psycopg's error, whatever its words
+                conn.exec_driver_sql("SELECT 2").scalar()
+            took = time.monotonic() - t0
+        assert took < 20, f"a silent server held the query {took:.1f} s (deadline 0.5 s + {db.EXECUTION_GRACE_S:g} s)"
+        assert reach.tripped(db.target_key(engine.url)), "the silent database did not trip its breaker"
+    finally:
+        proxy.close()
