@@ -140,7 +140,7 @@ def s3_gone(bucket: str, keys: Iterable[str]) -> Probe:
             try:
                 s3.head_object(Bucket=bucket, Key=key)
                 still.append(key)
-            except Exception as exc:  # noqa: BLE001 - 404 is what we want; anything else is "unknown"
+            except Exception as exc:  # 404 is what we want; anything else is re-raised
                 code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
                 if code not in ("404", "NoSuchKey", "NotFound"):
                     raise
