@@ -12,22 +12,16 @@ the recommended runbook and where the evidence is. PagerDuty gets ``trigger`` wi
 ``dedup_key``; ``incident ack`` sends ``acknowledge`` and ``incident resolve`` sends ``resolve``
 (:func:`lifecycle`), each retried at the next ``escalate`` when it failed.
 
-HTTP: :func:`post_json` is a small function of its own (http.client): one POST, a total deadline over
-connect, send and the whole answer (a thread with a join timeout; the socket is shut down when it passes),
-no redirect is ever followed (3xx is a failure: the webhook URL is a credential and must not be re-sent
-elsewhere), TLS verified. SNS goes through boto3 with connect/read timeouts, one retry and the same total
+HTTP: :func:`post_json` sends through ``sources.http.send``, the package's one HTTP client: one POST, a
+total deadline over connect, send and the whole answer, no redirect is ever followed (3xx is a failure: the
+webhook URL is a credential and must not be re-sent elsewhere), TLS verified. SNS goes through boto3 with connect/read timeouts, one retry and the same total
 deadline.
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
-import socket
-import ssl
 import threading
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,47 +52,21 @@ class SendResult:
 
 def post_json(url: str, payload: Mapping[str, Any], *, deadline_s: float = SEND_DEADLINE_S,
               headers: Mapping[str, str] | None = None) -> tuple[int | None, str]:
-    """POST JSON within a total deadline, following no redirect. Returns (status, short body) or
-    (None, error). Never raises; the URL (a credential for Slack) never appears in the result."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """POST JSON through ``sources.http.send`` (total deadline, no redirect followed, TLS verified).
+    Returns (status, short body) or (None, error). Never raises; the URL (a credential for Slack) never
+    appears in the result."""
+    from propflow_ops.sources import http as http_source
+
+    try:
+        status, raw, _ = http_source.send(
+            "POST", url, data=json.dumps(payload).encode("utf-8"), timeout_s=deadline_s, breaker=False,
+            headers={"Content-Type": "application/json", "User-Agent": "propflow-ops", **(headers or {})})
+    except ValueError:
         return None, "not an http(s) URL"
-    body = json.dumps(payload).encode("utf-8")
-    out: dict[str, Any] = {}
-    conn_box: list[http.client.HTTPConnection] = []
-
-    def go() -> None:
-        try:
-            port = parts.port
-            if parts.scheme == "https":
-                conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    parts.hostname or "", port, timeout=deadline_s, context=ssl.create_default_context())
-            else:
-                conn = http.client.HTTPConnection(parts.hostname or "", port, timeout=deadline_s)
-            conn_box.append(conn)
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            conn.request("POST", path, body=body, headers={"Content-Type": "application/json",
-                                                            "User-Agent": "propflow-ops", **(headers or {})})
-            resp = conn.getresponse()
-            out["status"] = resp.status
-            out["body"] = resp.read(2048).decode("utf-8", errors="replace")
-            conn.close()
-        except Exception as exc:  # noqa: BLE001 - reported as the channel's error
-            out["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-
-    t = threading.Thread(target=go, name="propflow-notify", daemon=True)
-    t.start()
-    t.join(deadline_s)
-    if t.is_alive():
-        for conn in conn_box:  # unblock the thread: its socket is closed under it
-            with contextlib.suppress(Exception):
-                if conn.sock is not None:
-                    conn.sock.shutdown(socket.SHUT_RDWR)
-                conn.close()
-        return None, f"no complete answer within {deadline_s:g} s"
-    if "error" in out:
-        return None, redact_text(str(out["error"]).replace(url, "<webhook>"))
-    return int(out["status"]), redact_text(str(out.get("body", ""))[:200])
+    except Exception as exc:  # noqa: BLE001 - reported as the channel's error
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        return None, redact_text(text.replace(url, "<webhook>"))
+    return status, redact_text(raw[:2048].decode("utf-8", errors="replace")[:200])
 
 
 def _http_result(channel: str, status: int | None, text: str) -> SendResult:

@@ -45,11 +45,13 @@ def apply_step(ev: Evidence, step: Step) -> StepOutcome:
     extra: dict[str, Any] = {"by": who, "reason": opts.reason,
                              "target": "sandbox" if is_sandbox else f"not the sandbox ({why_not})"}
     root = opts.record_root or None
+    run_mode = "headless" if opts.headless else "interactive"
 
     def finish(mode: str, detail: str, phase: str, result: Any = None) -> StepOutcome:
         action = Action(step.name, mode, step.command, detail, extra=dict(extra))
         ev.record(action)
-        audit.record_action(incident, phase, action.to_json(), by, root)
+        audit.record_action(incident, phase, action.to_json(), by, root, at=action.at, runbook=ev.runbook,
+                            run_mode=run_mode)
         return StepOutcome(step, action, result=result, applied=True, runbook=ev.runbook)
 
     if step.precondition:
@@ -97,7 +99,8 @@ def apply_step(ev: Evidence, step: Step) -> StepOutcome:
                       f"{type(exc).__name__}: {exc}", "refused")
     extra["lock"] = {"resource": resource, "where": locks.where, "since": holder.since}
     started = Action(step.name, "started", step.command, "Started: " + step.what, extra=dict(extra))
-    audit.record_action(incident, "started", started.to_json(), by, root)
+    audit.record_action(incident, "started", started.to_json(), by, root, at=started.at, runbook=ev.runbook,
+                        run_mode=run_mode)
     try:
         return _run(ev, step, opts, incident, extra, finish)
     finally:

@@ -7,8 +7,10 @@ timeline shows every applied and refused step with who, why and the outcome.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from propflow_ops import incident_record as ir
@@ -19,15 +21,23 @@ _KEEP = ("step", "mode", "reason", "detail", "command", "confirmed", "target", "
 
 
 def record_action(incident_id: str, phase: str, action: Mapping[str, Any], by: Mapping[str, Any],
-                  root: str | None = None) -> bool:
-    """Append ``{"event": "action", "phase": started|ended|refused|lock-break, ...}``. False (and a warning on
-    stderr) when the record cannot be written: the step's evidence still has everything."""
-    if not incident_id:
-        return False  # a step outside any incident (a unit test, a bare notebook): the evidence has it
+                  root: str | None = None, *, at: datetime | None = None, runbook: str = "",
+                  run_mode: str = "") -> bool:
+    """Append ``{"event": "action", "phase": started|ended|refused|lock-break, ...}`` at ``at`` (the evidence
+    action's own time: the review shows a step once). Written only where the output folder is known (``root``,
+    or ``$PROPFLOW_OUTPUT_DIR``: the runner and the lab set it). False (and a warning on stderr) when it cannot
+    be written: the step's evidence still has everything."""
+    if not incident_id or not (root or os.environ.get("PROPFLOW_OUTPUT_DIR")):
+        return False  # a step outside any incident or output folder (a unit test, a bare kernel)
     a = redact(dict(action))
     fields = {k: a[k] for k in _KEEP if a.get(k) not in (None, "", {}, [])}
     if isinstance(a.get("verification"), dict):
+        fields["verification"] = a["verification"]
         fields["seen"] = a["verification"].get("seen")
+    if runbook:
+        fields["runbook"] = runbook
+    if run_mode:
+        fields["run_mode"] = run_mode
     if isinstance(a.get("undo"), dict):
         fields["undo"] = " ".join(str(a["undo"].get(k) or "") for k in ("detail", "command")).strip()
     if isinstance(a.get("protect"), dict) and a["protect"].get("snapshot"):
@@ -39,7 +49,7 @@ def record_action(incident_id: str, phase: str, action: Mapping[str, Any], by: M
     try:
         store = ir.store_for(root or None)
         with store.session(incident_id) as s:
-            s.append(ir.event("action", by, **fields))
+            s.append(ir.event("action", by, at=at, **fields))
         return True
     except Exception as exc:  # noqa: BLE001 - the record is a copy; the evidence is the primary
         print(f"propflow-ops: warning: the incident record was not updated ({phase} {action.get('step')}): "

@@ -153,7 +153,8 @@ def lock_main(action: str, resource: str | None, reason: str | None, as_json: bo
     by = operator_mod.current(env)
     audit.record_action(old.incident, "lock-break", {
         "step": old.step, "mode": "lock-break", "reason": reason, "by": operator_mod.label(by),
-        "detail": f"lock on {resource} broken; it was held by {old.owner} since {old.since}"}, by, output_dir)
+        "detail": f"lock on {resource} broken; it was held by {old.owner} since {old.since}"}, by,
+        output_dir or env.get("PROPFLOW_OUTPUT_DIR") or "outputs")
     print(f"{resource}: lock broken (was {old.owner}, {old.step}, incident {old.incident}, since {old.since}); "
           f"recorded in incident {old.incident}")
     return 0

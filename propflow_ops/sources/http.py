@@ -142,8 +142,12 @@ def send(
     headers: dict[str, str] | None = None,
     data: bytes | None = None,
     timeout_s: float = 5,
+    breaker: bool = True,
 ) -> tuple[int, bytes, dict[str, str]]:
     """One request, redirects NOT followed, within a total deadline of ``timeout_s``.
+
+    ``breaker=False``: the request neither consults nor trips the run's per-origin breaker (a notification
+    channel's send stands alone: its own deadline bounds it, and another channel's timeout says nothing of it).
 
     Returns ``(status, body bytes, headers)``: every status is returned (a 3xx too), none raised. Raises
     on network failure: :class:`DeadlineExceeded` past the deadline, ``reach.TargetDown`` when the origin
@@ -152,7 +156,8 @@ def send(
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"unsupported URL scheme in {origin(url)!r} (http or https expected)")
     key = target_key(url)
-    reach.check(key)
+    if breaker:
+        reach.check(key)
     deadline = max(0.05, float(timeout_s))
     sockets = _Sockets()
     opener = urllib.request.build_opener(_NoRedirect(), _HTTP(sockets), _HTTPS(sockets))
@@ -175,9 +180,11 @@ def send(
         return status, body, resp_headers
     except Exception as exc:
         if sockets.expired or time.monotonic() - t0 >= deadline:
-            reach.trip(key, f"no complete answer within {deadline:g} s")
+            if breaker:
+                reach.trip(key, f"no complete answer within {deadline:g} s")
             raise DeadlineExceeded(f"no complete answer within {deadline:g} s") from None
-        if reach.timed_out(exc) or isinstance(getattr(exc, "reason", None), (TimeoutError, socket.timeout)):
+        if breaker and (reach.timed_out(exc)
+                        or isinstance(getattr(exc, "reason", None), (TimeoutError, socket.timeout))):
             reach.trip(key, _error_text(exc))
         raise
     finally:
