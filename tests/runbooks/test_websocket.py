@@ -57,7 +57,7 @@ def test_ws_handshake_failing(world, sandbox_env, tmp_path):
 
 
 def test_reconnect_storm_and_applied_deployment(world, sandbox_env, tmp_path):
-    run, before_all, after_all = watched(world("ws-reconnect-storm"), sandbox_env, "websocket", "--apply",
+    run, before_all, after_all = watched(world("ws-reconnect-storm"), sandbox_env, "websocket", "--reason", "test", "--apply",
                                          "force-new-deployment", output_dir=tmp_path)
     before, after = before_all["ecs"], after_all["ecs"]
     assert run.status_of("WS_RECONNECT_SPIKE") == "fail"
