@@ -81,4 +81,7 @@ def submit_main(slug: str, options: Mapping[str, Any], queue_url: str | None, ou
 def options_from(args: Any, apply: Sequence[str]) -> dict[str, Any]:
     return {"incident": args.incident, "severity": args.severity, "started_at": args.started_at,
             "window": args.window, "apply": list(apply), "params": [[n, v] for n, v in args.params],
-            "html": not args.no_html, "budget": args.budget}
+            "html": not args.no_html, "budget": args.budget,
+            # change control: the worker has no terminal, so --apply against a real target needs --yes
+            "reason": args.reason, "yes": args.yes or None, "no_snapshot": args.no_snapshot or None,
+            "force": args.force or None}

@@ -398,7 +398,8 @@ class Worker:
                 params=[(str(n), str(v)) for n, v in o.get("params") or []],
                 output_dir=str(self.loc), html=bool(o.get("html", True)),
                 budget_s=float(o.get("budget") or DEFAULT_BUDGET_S), progress=False, env=dict(self.opts.env),
-                mode=MODE)
+                mode=MODE, reason=_opt_str(o, "reason"), yes=bool(o.get("yes")),
+                no_snapshot=bool(o.get("no_snapshot")), force=bool(o.get("force")))
         except (TypeError, ValueError) as exc:
             out = Outcome(msg.slug, "", "bad-input", 2, [], [], error=f"bad run request: {_one_line(exc)}")
         else:
