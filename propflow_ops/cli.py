@@ -102,7 +102,13 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--sandbox", action="store_true", help="start the sandbox first and point at it")
     lab.add_argument("--scenario", action="append", default=[], metavar="NAME")
     lab.add_argument("--port", type=int, default=8888)
+    lab.add_argument("--incident", metavar="ID", help="work on copies in this incident's folder (default: an "
+                                                      "ad-hoc incident, as run); saving publishes its runs")
+    lab.add_argument("--severity", metavar="P0..P3")
+    lab.add_argument("--started-at", metavar="ISO8601")
+    lab.add_argument("--output-dir", metavar="DIR")
     add_server_options(lab)
+    _config_options(lab)
     return p
 
 
@@ -209,10 +215,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return escalate_main(args, config_env(args))
         if args.command == "lab":
-            from propflow_ops.lab import lab_main
+            from propflow_ops.lab import LabIncident, lab_main
 
+            if args.sandbox and (args.config or args.config_env):
+                raise BadInput("lab: --config/--env cannot be used with --sandbox (the sandbox writes its own "
+                               "configuration)")
+            where = LabIncident(args.incident, args.output_dir, args.severity, args.started_at, config_env(args))
             return lab_main(args.slug, sandbox=args.sandbox, scenarios=args.scenario, port=args.port,
-                            database_url=args.sandbox_database_url, redis_url=args.sandbox_redis_url)
+                            database_url=args.sandbox_database_url, redis_url=args.sandbox_redis_url,
+                            incident=where)
     except BadInput as exc:
         print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -1,13 +1,16 @@
-"""``propflow-ops lab``: the runbooks in JupyterLab, pointed at the current environment or at the sandbox.
+"""``propflow-ops lab``: the runbooks in JupyterLab, as working copies of one incident, pointed at the current
+environment or at the sandbox.
 
-    propflow-ops lab api-down                          # current environment (production if that is where it points)
+    propflow-ops lab api-down --incident INC-7         # current environment (production if that is where it points)
     propflow-ops lab api-down --sandbox --scenario api-oom
 
-JupyterLab runs as a child process on 127.0.0.1 with a fresh token, its root
-the repository's ``notebooks/``; its kernels inherit this process's
-environment, merged with the sandbox's when ``--sandbox`` is given. The URL
-(token included) is printed on stdout once JupyterLab answers. Ctrl-C or
-SIGTERM stops JupyterLab (and its kernels) and then the sandbox.
+JupyterLab runs as a child process on 127.0.0.1 with a fresh token. Its root is the incident's working copies
+(``<output-dir>/<incident>/.lab/<user>``, see :mod:`propflow_ops.interactive`), never the repository's ``notebooks/``;
+every save is masked by the server before it is written; ``ev.save()`` publishes an interactive run. Its
+kernels inherit this process's environment (merged with the sandbox's when ``--sandbox`` is given, and with
+the team configuration's environment), plus the incident and the output folder. The URL (token included) is
+printed on stdout once JupyterLab answers. Ctrl-C or SIGTERM stops JupyterLab (and its kernels) and then the
+sandbox.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -37,9 +41,12 @@ from propflow_ops.runbooks import RUNBOOKS, notebooks_dir
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 90.0
+SAVE_HOOK = "propflow_ops.interactive.pre_save_hook"
 STOP_TIMEOUT_S = 8.0
 LAB_OVERRIDES: dict[str, dict[str, Any]] = {
-    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
+    # Autosave on: JupyterLab's root is the incident's working copies, and every save is masked on the
+    # server (propflow_ops.interactive.pre_save_hook) before it reaches the disk.
+    "@jupyterlab/docmanager-extension:plugin": {"autosave": True},
     # No "official Jupyter news?" toast over the runbook (and no call out to fetch it).
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
 }
@@ -101,9 +108,9 @@ def lab_url(port: int, notebook: str | None, token: str, host: str = HOST) -> st
 def write_app_settings(directory: Path) -> Path:
     """A JupyterLab app-settings directory: the installed one's files plus our ``overrides.json``.
 
-    The override turns autosave off: the runbooks in ``notebooks/`` are templates committed without
-    outputs, and an interactive session's outputs may hold production data. (Save explicitly, or use
-    ``propflow-ops run`` for an evidence report.) A user's own settings still win over these defaults.
+    JupyterLab only ever sees the incident's working copies (never ``notebooks/``), and the server masks
+    every save, so autosave stays on: a closed tab loses at most the last interval, and never leaves an
+    unmasked secret on disk. A user's own settings still win over these defaults.
     """
     directory.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, Any] = {}
@@ -143,6 +150,8 @@ def jupyter_command(root: Path, port: int, *, python: str | None = None,
     ]
     if app_settings is not None:
         cmd.append(f"--LabApp.app_settings_dir={app_settings}")
+    # Every save (File > Save, autosave) is masked before it is written: no unmasked secret on disk.
+    cmd.append(f"--ContentsManager.pre_save_hook={SAVE_HOOK}")
     if allow_root:
         cmd.append("--allow-root")
     return cmd
@@ -238,27 +247,53 @@ def _say(message: str) -> None:
     print(f"propflow-ops lab: {message}", flush=True)
 
 
+@dataclass
+class LabIncident:
+    """Which incident the lab works for, and where (``--incident``, ``--output-dir``, ``--severity``,
+    ``--started-at``, and ``--config``/``--env`` as the environment variables they stand for)."""
+
+    incident: str | None = None
+    output_dir: str | None = None
+    severity: str | None = None
+    started_at: str | None = None
+    config_env: dict[str, str] = field(default_factory=dict)
+
+
 def lab_main(slug: str | None, *, sandbox: bool = False, scenarios: Sequence[str] = (),
-             port: int = 8888, database_url: str | None = None, redis_url: str | None = None) -> int:
+             port: int = 8888, database_url: str | None = None, redis_url: str | None = None,
+             incident: LabIncident | None = None) -> int:
     """Start JupyterLab (and the sandbox), print the URL, run until Ctrl-C/SIGTERM. 0 on a clean stop."""
+    from propflow_ops.incident import BadInput
+
     try:
         return _lab(slug, sandbox=sandbox, scenarios=list(scenarios), port=port, database_url=database_url,
-                    redis_url=redis_url)
-    except LabError as exc:
-        print(f"propflow-ops lab: error: {exc}", file=sys.stderr)
+                    redis_url=redis_url, incident=incident or LabIncident())
+    except (LabError, BadInput) as exc:
+        print(f"propflow-ops lab: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
 
 def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, database_url: str | None = None,
-         redis_url: str | None = None) -> int:
-    root = notebooks_dir()
-    if not root.is_dir():
-        raise LabError(f"no notebooks directory at {root} (set PROPFLOW_NOTEBOOKS_DIR)")
-    notebook = resolve_notebook(slug, root)
+         redis_url: str | None = None, incident: LabIncident) -> int:
+    from propflow_ops import inputs, interactive
+
+    templates = notebooks_dir()
+    if not templates.is_dir():
+        raise LabError(f"no notebooks directory at {templates} (set PROPFLOW_NOTEBOOKS_DIR)")
+    notebook = resolve_notebook(slug, templates)
+    if notebook is not None and slug not in RUNBOOKS:
+        slug = next((rb.slug for rb in RUNBOOKS.values() if rb.notebook == notebook), None)
+        if slug is None:
+            raise LabError(f"{notebook} is not a runbook; choose one of: {', '.join(RUNBOOKS)}")
     if scenarios and not sandbox:
         raise LabError("--scenario needs --sandbox")
     if (database_url or redis_url) and not sandbox:
         raise LabError("--sandbox-database-url and --sandbox-redis-url need --sandbox")
+    if incident.config_env and sandbox:
+        raise LabError("--config/--env cannot be used with --sandbox (the sandbox writes its own configuration)")
+    if incident.incident is not None:
+        inputs.check_incident_id(incident.incident)
+    output_dir = str(inputs.resolve_output_dir(incident.output_dir)) if incident.output_dir else None
     try:
         import jupyterlab  # noqa: F401
     except ImportError:
@@ -301,7 +336,13 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
             if stop.is_set():
                 return 0
             token = secrets.token_hex(24)
-            env = lab_env(os.environ, token, sandbox_env)
+            env = {**lab_env(os.environ, token, sandbox_env), **incident.config_env}
+            if output_dir:
+                env["PROPFLOW_OUTPUT_DIR"] = output_dir
+            work = interactive.prepare(slug, incident.incident, env, output_dir=output_dir,
+                                       severity=incident.severity, started_at=incident.started_at)
+            env.update(work.kernel_env)
+            root = work.workdir
             scratch = tempfile.mkdtemp(prefix="propflow-lab-")
             app_settings = write_app_settings(Path(scratch) / "app-settings")
             for _attempt in range(3):  # a port can be taken between our check and Jupyter's bind
@@ -326,8 +367,10 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
                 print("propflow-ops lab: error: no free port for JupyterLab", file=sys.stderr)
                 return 1
             _say(target_summary(env, scenarios if sandbox else None))
-            _say(f"JupyterLab on {root} (autosave off: the runbooks stay without outputs;"
-                 " File > Save Notebook As keeps a copy)")
+            _say(f"incident {work.incident} ({'opened now' if work.opened else 'joined'}): working copies in"
+                 f" {root}; notebooks/ is never opened")
+            _say("saves are masked before they reach the disk; ev.save() (each runbook's last cell) publishes"
+                 f" a run under {work.root / work.incident}")
             _say("Ctrl-C stops JupyterLab" + (" and the sandbox" if sandbox else ""))
             print(lab_url(chosen, notebook, token), flush=True)
             while not stop.wait(0.5):

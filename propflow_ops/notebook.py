@@ -20,8 +20,8 @@ from datetime import timedelta
 from typing import Any
 
 from propflow_ops import incident as incident_mod
-from propflow_ops import reach
-from propflow_ops.findings import Evidence, utcnow
+from propflow_ops import interactive, reach
+from propflow_ops.findings import EVIDENCE_PATH_ENV, Evidence, utcnow
 from propflow_ops.redact import redact, redact_text
 from propflow_ops.remediation import parse_apply
 from propflow_ops.runbooks import RUNBOOKS
@@ -76,10 +76,12 @@ def is_sandbox(info: Mapping[str, Any]) -> bool:
 class Banner:
     """The first output of every runbook: where it points, and the incident clock."""
 
-    def __init__(self, title: str, info: Mapping[str, Any], clock: Mapping[str, Any]) -> None:
+    def __init__(self, title: str, info: Mapping[str, Any], clock: Mapping[str, Any],
+                 interactive: str | None = None) -> None:
         self.title = title
         self.info = dict(info)
         self.clock = dict(clock)
+        self.interactive = interactive  # the lab's line: which incident, and that saving publishes
 
     @property
     def label(self) -> str:
@@ -92,7 +94,7 @@ class Banner:
             f" endpoint {i.get('endpoint')}" + (f" ({i['error']})" if i.get("error") else ""),
             f"Database {i.get('database_host')}; Redis {i.get('redis_host')}; API {i.get('api_url')}",
             incident_mod.clock_text(self.clock),
-        ]
+        ] + ([self.interactive] if self.interactive else [])
 
     def _repr_html_(self) -> str:
         bg = "#2e7d32" if self.info.get("sandbox") else "#b71c1c"
@@ -120,7 +122,13 @@ def begin(slug: str, namespace: Mapping[str, Any], *, show_banner: bool = True) 
     reach.reset()  # count this run's calls only (a kernel may run more than one notebook)
     info = target()
     now = utcnow()
-    ev = Evidence(
+    evidence_class = Evidence
+    lab_line = None
+    if os.environ.get(interactive.INCIDENT_ENV) and not os.environ.get(EVIDENCE_PATH_ENV):
+        evidence_class = interactive.InteractiveEvidence  # JupyterLab: ev.save() publishes a run
+        interactive.install_capture()
+        lab_line = interactive.interactive_banner_line()
+    ev = evidence_class(
         runbook=slug,
         title=rb.title,
         incident={k: clock[k] for k in ("id", "severity", "started_at", "response_due_at", "escalation_due")}
@@ -135,7 +143,7 @@ def begin(slug: str, namespace: Mapping[str, Any], *, show_banner: bool = True) 
     ev.finishers.append(lambda e: reach.findings({f.code for f in e.findings}))
     ev.checkpoint()
     if show_banner:
-        display(Banner(rb.title, info, clock))
+        display(Banner(rb.title, info, clock, lab_line))
     return ev
 
 

@@ -164,13 +164,45 @@ def run_step(ev: Evidence, step: Step, apply: Iterable[str] | None = None) -> St
         action = Action(step.name, "failed", step.command, f"Not run: {step.precondition}")
         ev.record(action)
         return StepOutcome(step, action, applied=True, runbook=ev.runbook)
+    by = _log_action(ev, "started", Action(step.name, "started", step.command, "Started: " + step.what))
     try:
         result = step.execute()
     except Exception as exc:  # noqa: BLE001 - a failed step is recorded, and the runbook goes on
         action = Action(step.name, "failed", step.command, f"{type(exc).__name__}: {exc}")
         ev.record(action)
+        _log_action(ev, "ended", action, by)
         return StepOutcome(step, action, applied=True, runbook=ev.runbook)
     detail = result if isinstance(result, str) else ", ".join(f"{k}={v}" for k, v in redact(jsonable(result)).items())
     action = Action(step.name, "executed", step.command, detail)
     ev.record(action)
+    _log_action(ev, "ended", action, by)
     return StepOutcome(step, action, result=result, applied=True, runbook=ev.runbook)
+
+
+def _log_action(ev: Evidence, phase: str, action: Action, by: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The incident record's ``action`` event before a step starts and after it ends (headless or JupyterLab),
+    so a closed tab or a dead kernel loses no record of a change. Interim: change control (issue 17) replaces
+    this with its own before/after function. Written only where the output folder is known
+    ($PROPFLOW_OUTPUT_DIR: the runner and the lab set it); a failure to write is said, never stops the step."""
+    import os
+    import sys
+
+    from propflow_ops import incident_record as ir
+    from propflow_ops import operator as operator_mod
+
+    incident = str(ev.incident.get("id") or "")
+    if not incident or not os.environ.get("PROPFLOW_OUTPUT_DIR"):
+        return by or {}
+    by = by or operator_mod.current()
+    fields = {**action.to_json(), "phase": phase, "runbook": ev.runbook, "by_label": operator_mod.label(by),
+              "reason": redact_text(str(ev.parameters.get("reason") or "")),
+              "verification": "not verified: verification comes with change control (issue 17)",
+              "run_mode": "headless" if os.environ.get("PROPFLOW_EVIDENCE_PATH") else "interactive"}
+    fields.pop("at", None)
+    try:
+        with ir.store_for(None).session(incident) as s:
+            s.append(ir.event("action", by, at=action.at, **fields))
+    except Exception as exc:  # noqa: BLE001 - the evidence still holds the action
+        print(f"propflow-ops: warning: the incident record was not updated ({phase} {action.step}): "
+              f"{type(exc).__name__}: {redact_text(str(exc))}", file=sys.stderr)
+    return by

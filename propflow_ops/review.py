@@ -222,6 +222,7 @@ class Review:
     resolved_by: str = ""  # who resolved it (the record), empty when resolution is read from the evidence
     follow_ups: pd.DataFrame = field(default_factory=pd.DataFrame)
     people: pd.DataFrame = field(default_factory=pd.DataFrame)
+    changes: pd.DataFrame = field(default_factory=pd.DataFrame)  # every applied step (record and evidence)
 
     @property
     def problem_files(self) -> pd.DataFrame:
@@ -278,6 +279,7 @@ def runs_table(runs: Sequence[RunRecord], start: datetime | None) -> pd.DataFram
         rows.append({
             "run": r.name,
             "runbook": r.slug,
+            "mode": mode_of(r),
             "started_at": iso(r.started_at),
             "t_plus_min": _minutes(r.started_at, start),
             "status": r.status,
@@ -285,8 +287,13 @@ def runs_table(runs: Sequence[RunRecord], start: datetime | None) -> pd.DataFram
             "executed": ", ".join(executed),
             "intact": r.intact,
         })
-    return pd.DataFrame(rows, columns=["run", "runbook", "started_at", "t_plus_min", "status", "fails",
+    return pd.DataFrame(rows, columns=["run", "runbook", "mode", "started_at", "t_plus_min", "status", "fails",
                                        "executed", "intact"])
+
+
+def mode_of(run: RunRecord) -> str:
+    """How the run was made: headless (run), fleet (worker) or interactive (published from JupyterLab)."""
+    return str(((run.evidence or {}).get("run") or {}).get("mode") or "headless")
 
 
 def problem_history(runs: Sequence[RunRecord]) -> pd.DataFrame:
@@ -524,9 +531,75 @@ def record_events(record: Any) -> list[tuple[datetime, str, str]]:
         name = _RECORD_KINDS.get(kind, kind)
         if kind == "escalation":
             name = f"escalation {e.get('status')}"
-        what = event_line(e).split(" ", 1)[1]  # without the leading time
+        if kind == "action":
+            name, what = action_event_text(e)
+        else:
+            what = event_line(e).split(" ", 1)[1]  # without the leading time
         out.append((at, name, what))
     return out
+
+
+def action_events(record: Any) -> list[dict[str, Any]]:
+    """The incident record's ``action`` events: each applied step, written before it started and after it ended
+    (headless runs and JupyterLab alike; a closed tab or a dead kernel still leaves them)."""
+    return [e for e in (record.events if record is not None else []) if e.get("event") == "action"]
+
+
+def action_event_text(e: Mapping[str, Any]) -> tuple[str, str]:
+    """(timeline kind, what) of one ``action`` event."""
+    phase, mode = str(e.get("phase") or ""), str(e.get("mode") or "")
+    kind = "action started" if phase == "started" else f"action {mode or phase}"
+    who = e.get("by_label") or label(e.get("by"))
+    what = f"{e.get('step')}" + (f" ({e.get('runbook')})" if e.get("runbook") else "")
+    what += f": {e.get('detail') or e.get('command') or ''}"
+    if e.get("reason"):
+        what += f"; reason: {e.get('reason')}"
+    if phase != "started" and e.get("verification"):
+        what += f"; verification: {_verification_text(e)}"
+    return kind, what + (f"; by {who}" if who else "")
+
+
+def _verification_text(e: Mapping[str, Any]) -> str:
+    v = e.get("verification")
+    if isinstance(v, Mapping):
+        return f"{'verified' if e.get('verified') else 'not verified'}: {v.get('seen', '')}"
+    return str(v)
+
+
+def changes_table(review: Review) -> pd.DataFrame:
+    """Every step applied during the incident: from the record (before/after events; a step whose end was never
+    written says so: the tab was closed or the kernel died mid-step) and from runs' evidence the record lacks."""
+    rows: list[dict[str, Any]] = []
+    events = action_events(review.record)
+    ended = [e for e in events if e.get("phase") != "started"]
+    for e in events:
+        if e.get("phase") == "started":
+            done = any(x.get("step") == e.get("step") and x.get("by_label") == e.get("by_label")
+                       and str(x.get("at") or "") >= str(e.get("at") or "") for x in ended)
+            if done:
+                continue
+            outcome = "started, no end recorded (tab closed or kernel died mid-step?)"
+        else:
+            outcome = str(e.get("mode") or e.get("phase"))
+        rows.append({"at": e.get("at"), "step": e.get("step"), "runbook": e.get("runbook") or "",
+                     "outcome": outcome, "by": e.get("by_label") or label(e.get("by")),
+                     "how": e.get("run_mode") or "", "reason": e.get("reason") or "",
+                     "verification": _verification_text(e) if e.get("verification") else "",
+                     "detail": e.get("detail") or ""})
+    recorded = _recorded_actions(review.record)
+    for r in review.analysed:
+        for a in r.actions:
+            if a.get("mode") in ("executed", "failed") and (str(a.get("step")), str(a.get("at"))) not in recorded:
+                rows.append({"at": a.get("at"), "step": a.get("step"), "runbook": r.slug, "outcome": a.get("mode"),
+                             "by": operator_of(r), "how": mode_of(r), "reason": a.get("reason") or "",
+                             "verification": "", "detail": a.get("detail") or ""})
+    cols = ["at", "step", "runbook", "outcome", "by", "how", "reason", "verification", "detail"]
+    return pd.DataFrame(sorted(rows, key=lambda x: str(x["at"])), columns=cols)
+
+
+def _recorded_actions(record: Any) -> set[tuple[str, str]]:
+    """(step, at) of the actions the record holds: the same step in a run's evidence is not shown twice."""
+    return {(str(e.get("step")), str(e.get("at"))) for e in action_events(record) if e.get("phase") != "started"}
 
 
 def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: Mapping[str, Mapping[str, Any]],
@@ -546,9 +619,12 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
             else "incident started (from the runs' started_at)")
     for at, kind, what in record_events(record):
         add(at, kind, what)
+    recorded = _recorded_actions(record)
     for r in runs:
         fails = sorted({f["code"] for f in r.findings if f.get("status") == FAILING})
         what = f"{r.slug}: {r.status}" + (f" ({len(fails)} fail)" if fails else "")
+        if mode_of(r) != "headless":
+            what += f" ({mode_of(r)} run)"
         who = operator_of(r)
         if who:
             what += f"; by {who}"
@@ -557,7 +633,7 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
             what += "; recommends " + ", ".join(recs)
         add(r.started_at, "run", what, r.name)
         for a in r.actions:
-            if a.get("mode") in ("executed", "failed"):
+            if a.get("mode") in ("executed", "failed") and (str(a.get("step")), str(a.get("at"))) not in recorded:
                 add(_time(a.get("at")) or r.observed_at, f"action {a.get('mode')}",
                     f"{a.get('step')}: {a.get('detail') or a.get('command') or ''}" + (f"; by {who}" if who else ""),
                     r.name)
@@ -577,7 +653,8 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
         if due is not None and horizon is not None and due <= horizon:
             add(due, "escalation due", str(e["action"]))
     order = {"incident start": 0, "incident opened": 0, "escalation due": 1, "escalation sent": 1,
-             "escalation failed": 1, "run": 2, "problem seen": 3, "action executed": 4, "action failed": 4,
+             "escalation failed": 1, "run": 2, "problem seen": 3, "action started": 4, "action executed": 4,
+             "action failed": 4, "action refused": 4,
              "problem cleared": 5, "service recovered": 6, "all ok": 7, "resolved": 8}
     events.sort(key=lambda e: (e["at"], order.get(e["kind"], 9)))
     df = pd.DataFrame(events, columns=["at", "kind", "what", "run"])
@@ -676,7 +753,7 @@ def people(review: Review) -> pd.DataFrame:
         add(label(record.opened_by), f"opened the incident ({record.opened_via})")
     for r in review.analysed:
         who = operator_of(r)
-        add(who, f"ran {r.slug}")
+        add(who, f"ran {r.slug}" + (f" ({mode_of(r)})" if mode_of(r) != "headless" else ""))
         for a in r.actions:
             if a.get("mode") in ("executed", "failed"):
                 add(who, f"applied {a.get('step')} ({a.get('mode')})")
@@ -685,6 +762,8 @@ def people(review: Review) -> pd.DataFrame:
             kind = e.get("event")
             text = {"ack": "acknowledged", "resolve": "resolved", "note": "wrote a note",
                     "override": f"changed {e.get('field')}", "escalation": "sent escalations"}.get(str(kind))
+            if kind == "action" and e.get("phase") != "started":
+                text = f"applied {e.get('step')} ({e.get('mode')})"
             if text and e.get("by"):
                 add(label(e["by"]), text)
     rows = [{"who": who, "did": ", ".join(what)} for who, what in did.items()]
@@ -709,7 +788,11 @@ def checklist(review: Review) -> pd.DataFrame:
                                                "users, data and money affected are for people to write")
     rows["Timeline created"] = (("done", f"{len(review.timeline)} events from {len(review.analysed)} runs "
                                           "(this review)") if review.analysed else ("open", "no runs"))
-    executed = [(r.name, a) for r in review.analysed for a in r.actions if a.get("mode") == "executed"]
+    recorded = _recorded_actions(review.record)
+    executed = [(r.name, a) for r in review.analysed for a in r.actions if a.get("mode") == "executed"
+                and (str(a.get("step")), str(a.get("at"))) not in recorded]
+    executed += [("incident record", e) for e in action_events(review.record)
+                 if e.get("phase") != "started" and e.get("mode") == "executed"]
     failed = [a["step"] for r in review.analysed for a in r.actions if a.get("mode") == "failed"]
     steps = ", ".join(str(a.get("step")) for _, a in executed)
     if executed and review.resolved_at is not None:
@@ -796,6 +879,7 @@ def build_review(incident_id: str = "", output_dir: str | os.PathLike[str] | Non
                                      all_ok_at, review.escalation, review.record, review.resolved_at)
     review.not_run = recommended_not_run(review.analysed)
     review.people = people(review)
+    review.changes = changes_table(review)
     review.follow_ups = follow_up_tickets(review)
     review.checklist = checklist(review)
     if not incident_id:
@@ -983,7 +1067,7 @@ def postmortem_markdown(review: Review) -> str:
         (f"- Resolved: {iso(review.resolved_at)} by {review.resolved_by}" if review.resolved_by else
          f"- Everything ok again: {iso(review.resolved_at) or 'NOT RESOLVED at the last run'}")
         + (f" (T+{_minutes(review.resolved_at, review.started_at)} min)" if review.resolved_at else ""),
-        f"- Runs reviewed: {len(review.analysed)}; evidence: "
+        f"- Runs reviewed: {len(review.analysed)}{_modes_text(review)}; evidence: "
         + (f"**{len(review.problem_files)} file(s) tampered or missing**" if len(review.problem_files)
            else "intact (every SHA256SUMS verified)"),
         "",
@@ -995,6 +1079,10 @@ def postmortem_markdown(review: Review) -> str:
         "",
         _md_table(review.root_causes, ["code", "runbook", "first_seen_at", "title", "detail", "evidence"])
         if not review.root_causes.empty else "_no run reported a fail_\n",
+        "## Changes applied",
+        "",
+        _md_table(review.changes, ["at", "step", "runbook", "outcome", "by", "how", "reason", "verification"])
+        if not review.changes.empty else "_no remediation step was applied_\n",
         "## Timeline (UTC)",
         "",
         _md_table(review.timeline, ["at", "t_plus_min", "kind", "what"]),
@@ -1039,6 +1127,13 @@ def postmortem_markdown(review: Review) -> str:
         parts.append(f"- [{box}] {row.item}{tail}" + (f": {row.evidence}" if row.evidence else ""))
     parts += ["", f"_Generated by propflow-ops review from the run folders under `{review.folder.name}/`._", ""]
     return redact_text("\n".join(parts))
+
+
+def _modes_text(review: Review) -> str:
+    counts: dict[str, int] = {}
+    for r in review.analysed:
+        counts[mode_of(r)] = counts.get(mode_of(r), 0) + 1
+    return " (" + ", ".join(f"{n} {m}" for m, n in sorted(counts.items())) + ")" if counts else ""
 
 
 def _policy_line(review: Review) -> str:
@@ -1090,10 +1185,11 @@ def review_request(incident_id: str, output_dir: str | None, html: bool = True,
     if "/" in incident_id or incident_id.startswith(".") or not incident_id:
         raise BadInput(f"not an incident id: {incident_id!r}")
     runs = [r for r in load_runs(folder) if r.slug != REVIEW_SLUG]
-    if not runs:
+    state = ir.load(ir.LocalStore(folder.parent), incident_id)
+    recorded = state.exists
+    if not runs and not action_events(state):  # steps applied in a lab session that never saved: reviewed
         raise BadInput(f"no runs of incident {incident_id} under {folder.parent}")
     start, _ = incident_start([r for r in runs if r.evidence is not None])
-    recorded = ir.load(ir.LocalStore(folder.parent), incident_id).exists
     return RunRequest(
         slug=REVIEW_SLUG,
         incident=incident_id,

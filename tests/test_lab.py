@@ -136,10 +136,12 @@ def test_free_port_keeps_a_free_port_and_replaces_a_taken_one() -> None:
     assert lab.free_port(other) == other
 
 
-def test_app_settings_turn_autosave_off(tmp_path: Path) -> None:
+def test_app_settings_autosave_on_because_every_save_is_masked(tmp_path: Path) -> None:
     lab.write_app_settings(tmp_path / "s")
     overrides = json.loads((tmp_path / "s" / "overrides.json").read_text())
-    assert overrides["@jupyterlab/docmanager-extension:plugin"]["autosave"] is False
+    assert overrides["@jupyterlab/docmanager-extension:plugin"]["autosave"] is True
+    cmd = lab.jupyter_command(tmp_path, 8899, python="/py", allow_root=False)
+    assert "--ContentsManager.pre_save_hook=propflow_ops.interactive.pre_save_hook" in cmd
     assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
 
 
@@ -155,15 +157,21 @@ def test_target_summary_names_the_target_without_secrets() -> None:
     (["lab", "no-such-runbook"], "unknown runbook 'no-such-runbook'"),
     (["lab", "api-down", "--scenario", "api-oom"], "--scenario needs --sandbox"),
     (["lab", "api-down", "--sandbox", "--scenario", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
+    (["lab", "api-down", "--incident", "../INC-1"], "incident"),
+    (["lab", "api-down", "--sandbox", "--env", "prod"], "--config/--env cannot be used with --sandbox"),
+    (["lab", "api-down", "--severity", "P7"], "P7"),
 ])
 def test_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     if "--sandbox" in argv:  # the scenarios are read after the check that JupyterLab is installed
         pytest.importorskip("jupyterlab", reason="the lab extra is not installed")
     monkeypatch.setattr(lab, "make_sandbox", lambda names: pytest.fail("no sandbox on bad input"))
+    monkeypatch.setattr(lab, "jupyter_command", lambda *a, **k: pytest.fail("no JupyterLab on bad input"))
+    monkeypatch.setenv("PROPFLOW_OUTPUT_DIR", str(tmp_path / "out"))
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists(), "nothing written on bad input"
 
 
 # --- lifecycle, with a stand-in for JupyterLab ---------------------------------------------------
@@ -174,9 +182,13 @@ def fake_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     script = tmp_path / "fake_jupyter.py"
     script.write_text(FAKE_JUPYTER)
     env_file = tmp_path / "jupyter-env.json"
-    monkeypatch.setattr(lab, "jupyter_command",
-                        lambda root, port, **kw: [sys.executable, str(script), str(port), str(env_file)])
+    def command(root: Path, port: int, **kw: Any) -> list[str]:
+        (tmp_path / "jupyter-root").write_text(str(root))
+        return [sys.executable, str(script), str(port), str(env_file)]
+
+    monkeypatch.setattr(lab, "jupyter_command", command)
     monkeypatch.setattr(lab, "make_sandbox", FakeSandbox)
+    monkeypatch.setenv("PROPFLOW_OUTPUT_DIR", str(tmp_path / "out"))
     FakeSandbox.instances.clear()
     yield env_file
 
@@ -213,6 +225,11 @@ def test_sandbox_lab_prints_url_and_stops_everything_on_sigterm(
     env = json.loads(fake_jupyter.read_text())
     assert env["JUPYTER_TOKEN"] == url.group(2) and len(url.group(2)) >= 32
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1" and env["PROPFLOW_SANDBOX"] == "1"
+    # No --incident: an ad-hoc incident, as run opens; JupyterLab's root is its working copies, not notebooks/.
+    incident = env["PROPFLOW_LAB_INCIDENT"]
+    assert incident.startswith("ADHOC-") and f"incident {incident} (opened now)" in out
+    root = Path((fake_jupyter.parent / "jupyter-root").read_text())
+    assert root.parent == Path(env["PROPFLOW_OUTPUT_DIR"]) / incident / ".lab" and (root / "01_api_down.ipynb").is_file()
     assert lab.port_is_free(int(url.group(1))), "JupyterLab still listens after the stop"
     assert signal.getsignal(signal.SIGTERM) == handler_before
 
@@ -252,16 +269,35 @@ def _get(url: str, token: str | None = None) -> tuple[int, str]:
         return exc.code, ""
 
 
+def _put(url: str, token: str, model: dict[str, Any]) -> int:
+    req = urllib.request.Request(url, data=json.dumps(model).encode(), method="PUT",
+                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:  # loopback
+        return int(resp.status)
+
+
+def _tree_hash(folder: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
 @pytest.mark.slow
-def test_real_jupyterlab_serves_the_runbook_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_real_jupyterlab_serves_the_working_copy_masks_every_save_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     pytest.importorskip("jupyterlab", reason="the lab extra is not installed")
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "PROPFLOW_OUTPUT_DIR": str(tmp_path / "runs"),
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # STS refused at once: the operator is looked up fast
+    templates = _tree_hash(REPO / "notebooks")
     out = tmp_path / "out.txt"
     with out.open("w") as stdout, (tmp_path / "err.txt").open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "lab", "api-down", "--port", "0"],
-                                env=env, stdout=stdout, stderr=stderr, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "lab", "api-down", "--port", "0",
+                                 "--incident", "INC-41"], env=env, stdout=stdout, stderr=stderr, text=True)
     try:
         found = None
         deadline = time.monotonic() + 120
@@ -274,15 +310,61 @@ def test_real_jupyterlab_serves_the_runbook_and_stops_on_ctrl_c(tmp_path: Path) 
         assert "target: the current environment" in out.read_text()
 
         assert _get(f"{base}/api/status")[0] == 403  # no token, no access
-        status, body = _get(f"{base}/api/contents/01_api_down.ipynb?content=0", token)
+        status, body = _get(f"{base}/api/contents/01_api_down.ipynb", token)
         assert status == 200 and json.loads(body)["type"] == "notebook"
         status, body = _get(f"{base}/lab/api/settings/@jupyterlab/docmanager-extension:plugin", token)
         # Our overrides become the schema's defaults (a user's own setting would still win).
-        assert status == 200 and json.loads(body)["schema"]["properties"]["autosave"]["default"] is False
+        assert status == 200 and json.loads(body)["schema"]["properties"]["autosave"]["default"] is True
         assert _get(found.group(0))[0] == 200
+        # The file browser offers a working copy of every runbook, in the incident's folder.
+        listing = json.loads(_get(f"{base}/api/contents/", token)[1])["content"]
+        assert len([i for i in listing if i["name"].endswith(".ipynb")]) == 9
+
+        # A save as the browser sends it (autosave or File > Save), with a canary in an output and a source.
+        model = json.loads(_get(f"{base}/api/contents/01_api_down.ipynb", token)[1])
+        canary = "postgresql://admin:CANARY-h9-s4ve@db.internal:5432/propflow"
+        cell = next(c for c in model["content"]["cells"] if c["cell_type"] == "code"
+                    and "parameters" not in c["metadata"].get("tags", []))
+        cell["source"] += f"\nprint({canary!r})"
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": canary + "\n"},
+                           {"output_type": "display_data", "metadata": {},
+                            "data": {"text/html": f"<td>{canary}</td>", "text/plain": canary}}]
+        assert _put(f"{base}/api/contents/01_api_down.ipynb", token,
+                    {"type": "notebook", "format": "json", "content": model["content"]}) == 200
+        (copy,) = (tmp_path / "runs" / "INC-41" / ".lab").glob("*/01_api_down.ipynb")
+        on_disk = copy.read_text(encoding="utf-8")
+        assert "CANARY-h9-s4ve" not in on_disk and "print(" in on_disk
+        assert "CANARY-h9-s4ve" not in "".join(p.read_text(encoding="utf-8", errors="replace")
+                                              for p in (tmp_path / "runs").rglob("*") if p.is_file())
+        assert _tree_hash(REPO / "notebooks") == templates, "notebooks/ must never be written"
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # Ctrl-C
         proc.wait(60)
     assert proc.returncode == 0, (tmp_path / "err.txt").read_text()
     assert lab.port_is_free(int(found.group(1)))
+
+
+def test_lab_incident_config_and_env_fill_the_working_copy(
+        fake_jupyter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from propflow_ops.runner import notebook_parameters
+
+    cfg = tmp_path / "team.toml"
+    cfg.write_text('[environments.staging]\naws_region = "eu-west-1"\n[environments.staging.parameters]\n'
+                   'cluster = "propflow-staging"\n', encoding="utf-8")
+    monkeypatch.delenv("PROPFLOW_CONFIG", raising=False)
+    monkeypatch.delenv("PROPFLOW_ENV", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # STS refused at once
+    thread = _sigterm_self_when(fake_jupyter)
+    code = cli_main(["lab", "api-down", "--incident", "INC-61", "--config", str(cfg), "--env", "staging",
+                     "--started-at", "2026-11-27T10:00:00Z", "--severity", "P1", "--port", "0"])
+    thread.join(5)
+    assert code == 0, capsys.readouterr().err
+    env = json.loads(fake_jupyter.read_text())
+    assert env["PROPFLOW_CONFIG"] == str(cfg) and env["PROPFLOW_ENV"] == "staging"
+    assert env["AWS_REGION"] == "eu-west-1" and env["PROPFLOW_LAB_INCIDENT"] == "INC-61"
+    copy = Path(env["PROPFLOW_LAB_WORKDIR"]) / "01_api_down.ipynb"
+    assert copy.parent.parent == Path(env["PROPFLOW_OUTPUT_DIR"]) / "INC-61" / ".lab"
+    params = {k: v["default"] for k, v in notebook_parameters(copy).items()}
+    assert (params["incident_id"], params["severity"], params["started_at"], params["cluster"]) == (
+        "INC-61", "P1", "2026-11-27T10:00:00Z", "propflow-staging")

@@ -1,10 +1,16 @@
-"""The engineer's seat: ``propflow-ops lab --sandbox --scenario api-oom`` driven in a real browser.
+"""The engineer's seat: ``propflow-ops lab api-down --sandbox --scenario api-oom --incident ID`` driven in a
+real browser, over two sessions of one incident.
 
-Debian's chromium (``/usr/bin/chromium``, installed by ``scripts/browser-setup.sh``) through
-Playwright: open 01_api_down.ipynb, Run > Run All Cells as an engineer would, with the defaults
-and no injected parameters, then check what they would read: no error output, the SANDBOX banner,
-the findings table saying ECS_TASK_OOM is FAIL, the plots, the remediation plans saying how to
-apply them. Screenshots of the findings table in the light and dark themes go to $PROPFLOW_SCREENSHOT_DIR.
+Debian's chromium (``/usr/bin/chromium``, installed by ``scripts/browser-setup.sh``) through Playwright.
+Session 1: the runbook opens as the incident's working copy (parameters filled: incident, severity, clock);
+the engineer names one step in ``apply`` in the parameters cell (change control's ``confirm`` parameter is
+not on main yet), runs every cell but the saving one (Run > Run All Above Selected Cell), reads what an
+engineer reads (no error output, the SANDBOX banner naming the incident, ECS_TASK_OOM FAIL, the plots, the
+step EXECUTED and the other PLANNED), then closes the tab without saving. Then: the repository's notebooks
+are unchanged, the incident's action log has the step with its operator, and no run was published.
+Session 2: Run All Cells (``apply`` is empty again) ends with ``ev.save()``, which publishes; ``review ID``
+then shows the interactive run and the step applied in session 1. Screenshots of the findings table in the
+light and dark themes go to $PROPFLOW_SCREENSHOT_DIR.
 
 Skipped (with the reason) where chromium or playwright is missing; under CI (``CI=true``) a
 missing browser is a failure, so this test cannot silently pass there.
@@ -12,6 +18,8 @@ missing browser is a failure, so this test cannot silently pass there.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
@@ -32,6 +40,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 NOTEBOOK = "01_api_down.ipynb"
 SCENARIO = "api-oom"
+INCIDENT = "INC-BROWSER-1"
+STEP = "force-new-deployment"  # applied in session 1 (moto answers it; rollback needs an older revision)
 # a temp dir by default; PROPFLOW_SCREENSHOT_DIR=docs refreshes the README images
 SHOTS_DIR = Path(os.environ.get("PROPFLOW_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "propflow-screenshots")
 CHROMIUM_ARGS = [
@@ -72,14 +82,14 @@ class Lab:
     url: str
     proc: subprocess.Popen[str]
     log: Path
-    notebooks: Path
+    out: Path
 
 
 def _isolated_jupyter(tmp: Path) -> dict[str, str]:
     """Jupyter dirs of our own: no user settings or workspace leak in, nothing leaks out."""
     settings = tmp / "user-settings"
     tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
-    tracker.parent.mkdir(parents=True)
+    tracker.parent.mkdir(parents=True, exist_ok=True)
     # Every cell in the DOM (the default may leave off-screen cells out), so we can read them all.
     tracker.write_text(json.dumps({"windowingMode": "none"}), encoding="utf-8")
     return {
@@ -91,20 +101,46 @@ def _isolated_jupyter(tmp: Path) -> dict[str, str]:
     }
 
 
+def _tree_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and ".ipynb_checkpoints" not in p.parts:
+            h.update(str(p.relative_to(folder)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+@dataclass
+class Seat:
+    """What both sessions share: the runbook templates (a copy), the output folder, the environment."""
+
+    tmp: Path
+    notebooks: Path
+    runs: Path
+    env: dict[str, str]
+
+
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+def seat(tmp_path: Path) -> Seat:
     _require_browser()
-    # A copy of the notebooks: whatever the browser does, the committed runbooks keep no outputs.
+    # A copy of the templates as well: whatever the browser does, the committed runbooks keep no outputs.
     notebooks = tmp_path / "notebooks"
     shutil.copytree(REPO / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    env = {**os.environ, **_isolated_jupyter(tmp_path), "PROPFLOW_NOTEBOOKS_DIR": str(notebooks)}
+    runs = tmp_path / "runs"
+    env = {**os.environ, **_isolated_jupyter(tmp_path), "PROPFLOW_NOTEBOOKS_DIR": str(notebooks),
+           "PROPFLOW_OUTPUT_DIR": str(runs), "PYTHONPATH": str(REPO)}
     env.pop("PROPFLOW_EVIDENCE_PATH", None)
-    log = tmp_path / "lab.log"
-    out = tmp_path / "lab.out"
+    return Seat(tmp_path, notebooks, runs, env)
+
+
+@contextlib.contextmanager
+def _lab(seat: Seat, name: str) -> Iterator[Lab]:
+    """``propflow-ops lab api-down --sandbox --scenario api-oom --incident INCIDENT``, stopped on exit."""
+    log = seat.tmp / f"{name}.log"
+    out = seat.tmp / f"{name}.out"
     cmd = [sys.executable, "-m", "propflow_ops.cli", "lab", "api-down", "--sandbox", "--scenario", SCENARIO,
-           "--port", "0"]
+           "--incident", INCIDENT, "--port", "0"]
     with out.open("w") as stdout, log.open("w") as stderr:
-        proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=stderr, text=True, cwd=tmp_path)
+        proc = subprocess.Popen(cmd, env=seat.env, stdout=stdout, stderr=stderr, text=True, cwd=seat.tmp)
     url = ""
     deadline = time.monotonic() + LAB_READY_S
     while time.monotonic() < deadline and proc.poll() is None:
@@ -117,7 +153,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         assert url, (f"propflow-ops lab printed no URL (exit {proc.poll()}):\n{out.read_text()}\n"
                      f"{log.read_text()[-4000:]}")
         assert f"/lab/tree/{NOTEBOOK}?token=" in url
-        yield Lab(url, proc, log, notebooks)
+        assert f"incident {INCIDENT}" in out.read_text()
+        yield Lab(url, proc, log, out)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -224,66 +261,149 @@ def test_missing_browser_skips_here_and_fails_under_ci(tmp_path: Path, monkeypat
         _require_browser()
 
 
+def _open(context: Any, lab: Lab) -> Any:
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(lab.url)
+    # The runbook opens with its kernel, as the incident's working copy.
+    page.locator(".jp-NotebookPanel:visible .jp-CodeCell").first.wait_for()
+    tab = page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel", has_text=NOTEBOOK)
+    assert tab.count(), f"{NOTEBOOK} is not the open tab"
+    _wait_kernel_idle(page, 120)
+    return page
+
+
+def _record(seat: Seat) -> list[dict[str, Any]]:
+    path = seat.runs / INCIDENT / "incident.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _published(seat: Seat) -> list[Path]:
+    return sorted(p for p in (seat.runs / INCIDENT).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _session_one(page: Any, lab: Lab) -> None:
+    """Work the incident: name the step in the parameters cell, run every cell but the saving one."""
+    assert all(p.strip() == "[ ]:" for p in _prompts(page)), _prompts(page)
+    params = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").first
+    source = params.locator(".cm-content").inner_text()
+    assert f'incident_id: str = \'{INCIDENT}\'' in source and "apply: list = []" in source, source
+    params.locator(".cm-content").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.press("Enter")
+    page.keyboard.insert_text(f'apply = ["{STEP}"]')
+    last = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").last
+    assert "ev.save()" in last.locator(".cm-content").inner_text()
+    last.locator(".jp-InputPrompt").click()
+    _menu(page, "Run", "Run All Above Selected Cell")
+    started = time.monotonic()
+    while time.monotonic() < started + RUN_ALL_S:
+        _accept_kernel_dialog(page)
+        prompts = [p.strip() for p in _prompts(page)]
+        if (all(re.fullmatch(r"\[\d+\]:", p) for p in prompts[:-1]) and prompts[-1] == "[ ]:"
+                and page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).count()):
+            break
+        page.wait_for_timeout(500)
+    else:
+        raise AssertionError(f"cells did not all finish within {RUN_ALL_S} s: prompts {_prompts(page)}")
+    numbers = [int(p.strip()[1:-2]) for p in _prompts(page)[:-1]]
+    assert numbers == sorted(numbers), f"cells ran out of order: {_prompts(page)}"
+
+    errors = _error_outputs(page)
+    assert not errors, "a cell shows an error:\n" + "\n---\n".join(e[-2000:] for e in errors)
+    assert not page.locator(".jp-Dialog").count(), page.locator(".jp-Dialog").inner_text()
+
+    banner = page.locator(".jp-NotebookPanel:visible .propflow-banner").first.inner_text()
+    assert "SANDBOX" in banner and f"Interactive run for incident {INCIDENT}" in banner, banner
+
+    table = _findings_table(page)
+    table.scroll_into_view_if_needed()
+    SHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    table.screenshot(path=str(SHOTS_DIR / "findings-table.png"))
+    codes = table.locator("tbody tr td:nth-child(2)").all_inner_texts()
+    assert _status_of(table, "ECS_TASK_OOM") == "FAIL", f"findings table codes: {codes}"
+
+    images = _images(page)
+    assert images, "no plot in the outputs (.jp-RenderedImage img)"
+    assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in images), images
+
+    steps = {text.split(":", 1)[0]: text for text in
+             page.locator(".jp-NotebookPanel:visible .propflow-step").all_inner_texts()}
+    assert "EXECUTED" in steps[f"Step {STEP}"], steps
+    assert "PLANNED" in steps["Step rollback"] and "To apply" in steps["Step rollback"], steps
+
+    # Dark theme, through the menu: the table, banner and plans carry their own colours.
+    _menu(page, "Settings", "Theme", "JupyterLab Dark")
+    page.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
+    page.wait_for_timeout(500)  # the theme's CSS transition
+    table = _findings_table(page)
+    table.scroll_into_view_if_needed()
+    table.screenshot(path=str(SHOTS_DIR / "findings-table-dark.png"))
+    page.screenshot(path=str(lab.log.parent / "notebook-dark.png"))  # for whoever debugs a failure
+    for name, selector in (("banner", ".propflow-banner"), ("step", ".propflow-step"),
+                           ("plot", ".jp-RenderedImage")):
+        element = page.locator(f".jp-NotebookPanel:visible {selector}").first
+        element.scroll_into_view_if_needed()
+        element.screenshot(path=str(lab.log.parent / f"{name}-dark.png"))
+
+
 @pytest.mark.browser
 @pytest.mark.slow
-def test_api_oom_runbook_in_jupyterlab(lab: Lab) -> None:
+def test_two_lab_sessions_of_one_incident_leave_the_applied_step_and_a_published_run(seat: Seat) -> None:
     from playwright.sync_api import sync_playwright
 
+    templates, repo_notebooks = _tree_hash(seat.notebooks), _tree_hash(REPO / "notebooks")
     with sync_playwright() as pw:
-        context = _launch(pw, lab.log.parent / "chromium-profile")
+        context = _launch(pw, seat.tmp / "chromium-profile")
         try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.set_default_timeout(60_000)
-            page.goto(lab.url)
+            with _lab(seat, "session-1") as lab:
+                page = _open(context, lab)
+                _session_one(page, lab)
+                # The step is in the incident's action log now, before anything is saved.
+                actions = [e for e in _record(seat) if e["event"] == "action"]
+                assert [(e["phase"], e["step"], e["mode"]) for e in actions] == [
+                    ("started", STEP, "started"), ("ended", STEP, "executed")], actions
+                page.close()  # the tab closed without saving (and then the lab stops: the kernel dies)
 
-            # The runbook opens with its kernel; nothing has run yet (no papermill, no injection).
-            page.locator(".jp-NotebookPanel:visible .jp-CodeCell").first.wait_for()
-            tab = page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel", has_text=NOTEBOOK)
-            assert tab.count(), f"{NOTEBOOK} is not the open tab"
-            _wait_kernel_idle(page, 120)
-            assert all(p.strip() == "[ ]:" for p in _prompts(page)), _prompts(page)
+            assert _tree_hash(seat.notebooks) == templates and _tree_hash(REPO / "notebooks") == repo_notebooks, \
+                "the runbooks' notebooks changed"
+            actions = [e for e in _record(seat) if e["event"] == "action"]
+            assert all(e["by"]["user"] and e["by_label"] for e in actions), actions
+            assert actions[-1]["run_mode"] == "interactive"
+            assert not _published(seat), "nothing was saved, so nothing is published"
 
-            _menu(page, "Run", "Run All Cells")
-            prompts = _wait_all_executed(page, RUN_ALL_S)
-            numbers = [int(p[1:-2]) for p in prompts]
-            assert numbers == sorted(numbers), f"cells ran out of order: {prompts}"
-
-            errors = _error_outputs(page)
-            assert not errors, "a cell shows an error:\n" + "\n---\n".join(e[-2000:] for e in errors)
-            assert not page.locator(".jp-Dialog").count(), page.locator(".jp-Dialog").inner_text()
-
-            banner = page.locator(".jp-NotebookPanel:visible .propflow-banner").first
-            assert "SANDBOX" in banner.inner_text(), banner.inner_text()
-
-            table = _findings_table(page)
-            table.scroll_into_view_if_needed()
-            SHOTS_DIR.mkdir(parents=True, exist_ok=True)
-            table.screenshot(path=str(SHOTS_DIR / "findings-table.png"))
-            codes = table.locator("tbody tr td:nth-child(2)").all_inner_texts()
-            assert _status_of(table, "ECS_TASK_OOM") == "FAIL", f"findings table codes: {codes}"
-
-            images = _images(page)
-            assert images, "no plot in the outputs (.jp-RenderedImage img)"
-            assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in images), images
-
-            steps = page.locator(".jp-NotebookPanel:visible .propflow-step")
-            assert steps.count(), "no remediation plan (.propflow-step) in the outputs"
-            for text in steps.all_inner_texts():
-                assert "PLANNED" in text and "To apply" in text and "parameters cell" in text, text
-
-            # Dark theme, through the menu: the table, banner and plans carry their own colours.
-            _menu(page, "Settings", "Theme", "JupyterLab Dark")
-            page.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
-            page.wait_for_timeout(500)  # the theme's CSS transition
-            table = _findings_table(page)
-            table.scroll_into_view_if_needed()
-            table.screenshot(path=str(SHOTS_DIR / "findings-table-dark.png"))
-            # For whoever debugs a failure: what the engineer sees, in the dark theme.
-            page.screenshot(path=str(lab.log.parent / "notebook-dark.png"))
-            for name, selector in (("banner", ".propflow-banner"), ("step", ".propflow-step"),
-                                   ("plot", ".jp-RenderedImage")):
-                element = page.locator(f".jp-NotebookPanel:visible {selector}").first
-                element.scroll_into_view_if_needed()
-                element.screenshot(path=str(lab.log.parent / f"{name}-dark.png"))
+            with _lab(seat, "session-2") as lab:
+                page = _open(context, lab)
+                params = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").first
+                assert "apply: list = []" in params.locator(".cm-content").inner_text(), "apply carried over"
+                _menu(page, "Run", "Run All Cells")
+                _wait_all_executed(page, RUN_ALL_S)
+                published = page.locator(".jp-NotebookPanel:visible .propflow-published").first.inner_text()
+                assert "Published" in published, published
+                page.close()
         finally:
             context.close()
+
+    (run,) = _published(seat)
+    evidence = json.loads((run / "evidence.json").read_text(encoding="utf-8"))
+    assert evidence["run"]["mode"] == "interactive" and evidence["run"]["operator"]["user"]
+    assert [a["mode"] for a in evidence["actions"]] == ["planned", "planned"]  # session 2 was read-only
+    # The report holds what the browser showed: each cell's outputs as this kernel sent them, masked.
+    report = json.loads((run / "report.ipynb").read_text(encoding="utf-8"))
+    outputs = [json.dumps(c.get("outputs")) for c in report["cells"] if c["cell_type"] == "code"]
+    assert any("propflow-banner" in o for o in outputs) and any("ECS_TASK_OOM" in o for o in outputs)
+    assert sum("image/png" in o for o in outputs) >= 2, "the plots are in the report"
+    assert "ECS_TASK_OOM" in (run / "report.html").read_text(encoding="utf-8")
+    assert _tree_hash(REPO / "notebooks") == repo_notebooks
+
+    review = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "review", INCIDENT, "--output-dir",
+                             str(seat.runs)], env=seat.env, capture_output=True, text=True, timeout=300,
+                            cwd=seat.tmp)
+    assert review.returncode in (0, 1), review.stderr[-3000:]
+    folder = Path(review.stdout.strip().splitlines()[-1])
+    postmortem = (folder / "postmortem.md").read_text(encoding="utf-8")
+    timeline = postmortem.split("## Timeline (UTC)", 1)[1]
+    assert "api-down: problems" in timeline and "(interactive run)" in timeline, timeline[:3000]
+    assert f"| action executed | {STEP} (api-down)" in timeline, timeline[:3000]
+    changes = postmortem.split("## Changes applied", 1)[1].split("##", 1)[0]
+    assert f"| {STEP} | api-down | executed |" in changes and "| interactive |" in changes, changes
