@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops import codes
 from propflow_ops.checks import api as api_checks
 from propflow_ops.checks import db as db_checks
 from propflow_ops.checks import ecs as ecs_checks
@@ -49,25 +50,6 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
 )
 LABELS = dict(COMPONENTS)
 
-# Which runbook owns a sub-check's code (first matching prefix).
-OWNERS: tuple[tuple[str, str], ...] = (
-    ("API_LATENCY_HIGH", "api-latency"),
-    ("API_", "api-down"),
-    ("ECS_", "api-down"),
-    ("ERRORS_", "api-down"),
-    ("DB_", "db-connection"),
-    ("RDS_", "db-connection"),
-    ("REDIS_", "websocket"),
-    ("WS_", "websocket"),
-    ("S3_", "photo-upload"),
-    ("UPLOAD_", "photo-upload"),
-    ("NOTIFY_", "notifications"),
-    ("TWILIO_", "notifications"),
-    ("WHATSAPP_", "notifications"),
-    ("OTP_", "notifications"),
-    ("MIGRATION_", "migration"),
-    ("SCHEMA_DRIFT", "migration"),
-)
 # Where errors in the logs come from (the ``event`` field) -> the runbook that owns them.
 EVENT_OWNERS = {"request": "api-down", "startup": "api-down", "db": "db-connection", "upload": "photo-upload",
                 "ws_connect": "websocket", "ws_disconnect": "websocket", "ws_reconnect": "websocket",
@@ -81,10 +63,8 @@ _WORST = {Status.FAIL: 0, Status.WARN: 1, Status.ERROR: 2, Status.OK: 3, Status.
 
 
 def owner(code: str) -> str | None:
-    for prefix, slug in OWNERS:
-        if code == prefix or (prefix.endswith("_") and code.startswith(prefix)):
-            return slug
-    return None
+    """The runbook that owns a sub-check's code (the registry, ``propflow_ops.codes``)."""
+    return codes.runbook_of(code)
 
 
 def _err(value: Any) -> BaseException | None:
