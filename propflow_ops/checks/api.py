@@ -13,13 +13,10 @@ import pandas as pd
 
 from propflow_ops import codes
 from propflow_ops.findings import Finding
+from propflow_ops.urls import health_url as health_url  # the notebooks call api.health_url
 
 #: A healthy /health answers well under this; slower is a warning, not an outage.
 HEALTH_SLOW_MS = 2000.0
-
-
-def health_url(api_url: str) -> str:
-    return api_url.rstrip("/") + "/health"
 
 
 def health(probe: Mapping[str, Any] | BaseException | None, *, slow_ms: float = HEALTH_SLOW_MS) -> Finding:

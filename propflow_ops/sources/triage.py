@@ -23,6 +23,7 @@ import pandas as pd
 from propflow_ops.errors import FetchError
 from propflow_ops.results import Fetched
 from propflow_ops.signals import TriageSignals
+from propflow_ops.urls import health_url
 
 OTP_PATH = "/api/v1/auth/login/otp"
 DEFAULT_TIMEOUT_S = 3.0
@@ -159,7 +160,6 @@ def _preload() -> None:
 
 def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -> Signals:
     """Fetch every signal concurrently; anything not back within ``budget_s`` is an error."""
-    from propflow_ops.checks.api import health_url
     from propflow_ops.sources import ecs, elasticache, http, logs, rds, s3, twilio, whatsapp
 
     _preload()
