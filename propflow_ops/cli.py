@@ -47,7 +47,26 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-html", action="store_true")
     r.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                    help="time budget for the whole run (default 300)")
+    r.add_argument("--reason", metavar="TEXT", help="why the --apply steps are applied (required with --apply; "
+                                                    "recorded)")
+    r.add_argument("--yes", action="store_true", help="confirm --apply against a target that is not the sandbox "
+                                                      "without typing the step name")
+    r.add_argument("--no-snapshot", action="store_true", help="apply a database step without a snapshot (the "
+                                                              "database is not on RDS, or you have a backup)")
+    r.add_argument("--force", action="store_true", help="apply a step a failing finding refuses (e.g. "
+                                                        "migration-downgrade while MIGRATION_OBJECT_EXISTS fails)")
     _config_options(r)
+
+    lk = sub.add_parser("lock", help="the team-wide change lock: list, break")
+    lsub = lk.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    ll = lsub.add_parser("list", help="who holds which resource, since when")
+    ll.add_argument("--json", action="store_true")
+    lb = lsub.add_parser("break", help="free a resource whose change is dead (recorded in its incident)")
+    lb.add_argument("resource")
+    lb.add_argument("--reason", metavar="TEXT", required=True)
+    for parser in lsub.choices.values():
+        parser.add_argument("--output-dir", metavar="DIR")
+        _config_options(parser)
 
     s = sub.add_parser("sandbox", help="start the simulated PropFlow world in the foreground")
     s.add_argument("--scenario", action="append", default=[], metavar="NAME")
@@ -133,6 +152,15 @@ def config_env(args: argparse.Namespace) -> dict[str, str]:
     return out
 
 
+def lock_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment with the chosen configuration environment's settings (its lock table, AWS endpoint)."""
+    from propflow_ops import config as config_mod
+
+    env = {**os.environ, **config_env(args)}
+    cfg = config_mod.load(None, None, env)
+    return {**env, **config_mod.environment_overlay(cfg, env, secrets=False)}
+
+
 def cmd_list() -> int:
     width = max(len(s) for s in RUNBOOKS)
     for rb in RUNBOOKS.values():
@@ -157,6 +185,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         budget_s=args.budget if args.budget is not None else DEFAULT_BUDGET_S,
         announce=True,
         env=config_env(args),
+        yes=args.yes,
+        reason=args.reason,
+        no_snapshot=args.no_snapshot,
+        force=args.force,
     )
     result = run(req)
     counts: dict[str, int] = {}
@@ -167,6 +199,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for f in result.evidence.get("findings", []):
         if f["status"] in ("fail", "error"):
             print(f"  {f['status'].upper():5} {f['code']}: {f['title']}")
+    from propflow_ops.change.runs import lines as change_lines
+
+    for line in change_lines(result.evidence):
+        print(line)
     for p in (result.evidence.get("incident") or {}).get("escalation_pending") or []:
         print(f"  ESCALATION DUE, NOT SENT: {p['action']} (due {p['due_at']}): "
               f"propflow-ops escalate {result.evidence['incident'].get('id')}")
@@ -214,6 +250,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from propflow_ops.incident_cli import escalate_main
 
             return escalate_main(args, config_env(args))
+        if args.command == "lock":
+            from propflow_ops.change.runs import lock_main
+
+            return lock_main(args.action, getattr(args, "resource", None), getattr(args, "reason", None),
+                             getattr(args, "json", False), args.output_dir, lock_env(args))
         if args.command == "lab":
             from propflow_ops.lab import LabIncident, lab_main
 
@@ -253,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Commands that own no server, and those that stop theirs explicitly before main() returns (sandbox, demo,
 # lab): a worker thread still waiting on a killed kernel must not hold up the interpreter's teardown.
-_QUICK_EXIT = ("list", "run", "review", "incident", "escalate", "sandbox", "demo", "lab")
+_QUICK_EXIT = ("list", "run", "review", "incident", "escalate", "lock", "sandbox", "demo", "lab")
 
 
 def entry() -> int:

@@ -8,7 +8,8 @@ Sections (every key is validated; an unknown or ill-typed key is one line naming
 
 - ``default_environment = "prod"``
 - ``[environments.NAME]``: ``aws_profile``, ``aws_region``, ``aws_endpoint_url``, ``api_url``,
-  ``twilio_api_url``, ``meta_graph_url``, ``alembic_config``, ``output_dir``, and by reference (the NAME of an
+  ``twilio_api_url``, ``meta_graph_url``, ``alembic_config``, ``output_dir``, ``lock_table`` (the DynamoDB
+  table of the team-wide change lock; none: a local lock file), and by reference (the NAME of an
   environment variable that holds the secret URL) ``database_url_env``, ``redis_url_env``;
   ``[environments.NAME.parameters]``: resource names and thresholds, any parameter a runbook declares.
 - ``[contacts.ROLE]``: the runbook document's On-Call Contacts: ``role``, ``name``, ``phone``, ``email``,
@@ -54,6 +55,7 @@ ENVIRONMENT_VARIABLES: dict[str, tuple[str, ...]] = {
     "meta_graph_url": ("PROPFLOW_META_GRAPH_URL",),
     "alembic_config": ("PROPFLOW_ALEMBIC_CONFIG",),
     "output_dir": ("PROPFLOW_OUTPUT_DIR",),
+    "lock_table": ("PROPFLOW_LOCK_TABLE",),
 }
 #: environment key -> the target variable filled from the environment variable the key names (secrets).
 SECRET_REFERENCES: dict[str, str] = {
@@ -63,7 +65,8 @@ SECRET_REFERENCES: dict[str, str] = {
 URL_KEYS = ("aws_endpoint_url", "api_url", "twilio_api_url", "meta_graph_url")
 CONTACT_KEYS = ("role", "name", "phone", "email", "slack", "pagerduty")
 #: run parameters that have their own options (--incident, --severity, ...): not settable per environment.
-OPTION_PARAMETERS = ("incident_id", "severity", "started_at", "window_minutes", "apply")
+OPTION_PARAMETERS = ("incident_id", "severity", "started_at", "window_minutes", "apply",
+                     "confirm", "reason", "no_snapshot", "force")  # the last four: change control, per run only
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 

@@ -142,10 +142,12 @@ class Action:
     """The audit record of one remediation step."""
 
     step: str
-    mode: str  # planned | executed | failed
+    mode: str  # planned | executed | failed | refused
     command: str
     detail: str
     at: datetime = field(default_factory=utcnow)
+    #: change control (applied or refused steps): by, reason, confirmed, lock, protect, verified, verification, undo
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -154,6 +156,7 @@ class Action:
             "command": redact_text(self.command),
             "detail": redact_text(self.detail),
             "at": iso(self.at),
+            **redact(jsonable(self.extra)),
         }
 
 

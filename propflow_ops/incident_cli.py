@@ -125,6 +125,11 @@ def event_line(e: Mapping[str, Any]) -> str:
     elif kind == "notify":
         what = (f"{e.get('channel')} {e.get('action')}: {e.get('status')}"
                 + (f" ({e.get('error')})" if e.get("error") else ""))
+    elif kind == "action":  # change control: a step started, ended, refused; a lock broken
+        verdict = ", verified" if e.get("verified") is True else ", NOT verified" if e.get("verified") is False else ""
+        what = (f"step {e.get('step')} {e.get('phase')}: {e.get('mode')}{verdict}; reason: {e.get('reason') or '-'}"
+                + (f"; {e.get('detail')}" if e.get("phase") in ("refused", "lock-break") else "")
+                + (f"; undo: {e['undo']}" if e.get("undo") else ""))
     elif kind == "corrupt":
         return f"(line {e.get('line')} of the record could not be read)"
     else:

@@ -68,9 +68,11 @@ def target() -> dict[str, Any]:
 
 
 def is_sandbox(info: Mapping[str, Any]) -> bool:
-    endpoint = str(info.get("endpoint") or "")
-    local = any(h in endpoint for h in ("127.0.0.1", "localhost", "[::1]"))
-    return local and info.get("aws_account") in (SANDBOX_ACCOUNT, None)
+    """The banner's SANDBOX: the same test change control uses (every target that sandbox's loopback), and the
+    account moto reports."""
+    from propflow_ops.change.target import is_sandbox as targets_are_sandbox
+
+    return targets_are_sandbox(os.environ) and info.get("aws_account") in (SANDBOX_ACCOUNT, None)
 
 
 class Banner:

@@ -3,8 +3,10 @@
 A runbook module builds a :class:`Step` (what it would change, the equivalent
 ``aws``/``alembic`` command, and the function that does it). The notebook
 passes it to :func:`run_step`, which records an audit :class:`Action`
-(planned / executed / failed) in the evidence and returns something that
-displays the plan, and the result when it ran.
+(planned / executed / failed / refused) in the evidence and returns something that
+displays the plan, and the result when it ran. Applying goes through :mod:`propflow_ops.change` (confirm,
+lock, protect, verify, undo): the hooks below (``resource``, ``before``, ``protect``, ``verify``, ``undo``,
+``refused_while``) are how a step tells it what to lock, keep, check and how to go back.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from propflow_ops.findings import Action, Evidence, jsonable
+from propflow_ops.findings import Action, Evidence
 from propflow_ops.incident import BadInput
-from propflow_ops.redact import redact, redact_text
+from propflow_ops.redact import redact_text
 
 STEP_NAMES: tuple[str, ...] = (
     "force-new-deployment",
@@ -84,6 +86,13 @@ class Step:
     risk: str = ""
     preview: str = ""  # e.g. the offline SQL a migration would run, shown for review
     precondition: str = ""  # non-empty: the step cannot run now, and why
+    resource: str = ""  # what the team-wide lock covers: ecs:<cluster>/<service>, rds:<id>, s3:<bucket>, ...
+    before: Callable[[], dict[str, Any]] | None = None  # state read just before it runs (for the undo)
+    protect: Callable[[Any, str], dict[str, Any]] | None = None  # (change options, incident id) -> what was kept
+    verify: Callable[[Any, dict[str, Any]], Callable[[], tuple[bool, str]]] | None = None  # (result, before) -> probe
+    undo: Callable[[Any, dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None  # (result, before, protect)
+    refused_while: tuple[str, ...] = ()  # finding codes that, failing, refuse the step unless forced
+    protection: str = ""  # the plan's line about what is kept first (snapshot, key list)
     argv: tuple[tuple[str, ...], ...] = ()  # the command(s) ``command`` shows, as argument vectors
 
     def __post_init__(self) -> None:
@@ -107,12 +116,16 @@ class StepOutcome:
         runbook = self.runbook or "<runbook>"
         return (
             f'To apply it here: set apply = ["{self.step.name}"] in the parameters cell, then Run > Run All Cells '
-            f"(the checks run again first, then this step runs for real). "
-            f"Headless, with an evidence report: {shell_line(['propflow-ops', 'run', runbook, '--apply', self.step.name])}"
+            f"(the checks run again first, then this step runs for real); set reason = 'why' and, when the target is not "
+            f'the sandbox, confirm = "{self.step.name}". '
+            "Headless, with an evidence report: "
+            f"{shell_line(['propflow-ops', 'run', runbook, '--apply', self.step.name, '--reason', 'TEXT'])}"
         )
 
     def _repr_html_(self) -> str:
-        colour = {"planned": "#1565c0", "executed": "#2e7d32", "failed": "#b71c1c"}[self.mode]
+        colour = {"planned": "#1565c0", "executed": "#2e7d32", "failed": "#b71c1c", "refused": "#6a1b9a"}[self.mode]
+        if self.mode == "executed" and self.action.extra.get("verified") is False:
+            colour = "#e65100"
         parts = [
             f'<div class="propflow-step" style="border-left:4px solid {colour};padding:4px 10px;margin:6px 0">',
             f"<b>Step <code>{html.escape(self.step.name)}</code>: "
@@ -123,6 +136,8 @@ class StepOutcome:
         ]
         if self.step.risk:
             parts.append(f"<div><i>Risk:</i> {html.escape(redact_text(self.step.risk))}</div>")
+        if self.step.protection:
+            parts.append(f"<div><i>First:</i> {html.escape(redact_text(self.step.protection))}</div>")
         parts.append(f"<pre style=\"margin:4px 0\">{html.escape(redact_text(self.step.command))}</pre>")
         if self.step.preview:
             parts.append(
@@ -130,6 +145,7 @@ class StepOutcome:
                 f"<pre>{html.escape(redact_text(self.step.preview))}</pre></details>"
             )
         parts.append(f"<div>{html.escape(redact_text(self.action.detail))}</div>")
+        parts.extend(f"<div>{html.escape(redact_text(line))}</div>" for line in change_lines(self.action))
         if self.mode == "planned":
             parts.append(f"<div><small>{html.escape(self._how_to_apply())}</small></div>")
         parts.append("</div>")
@@ -142,67 +158,48 @@ class StepOutcome:
         ]
         if self.step.risk:
             lines.append(f"  Risk: {redact_text(self.step.risk)}")
+        if self.step.protection:
+            lines.append(f"  First: {redact_text(self.step.protection)}")
         lines.append(f"  $ {redact_text(self.step.command)}")
         if self.step.preview:
             lines.append("  Preview:")
             lines.extend("    " + line for line in redact_text(self.step.preview).splitlines())
         lines.append(f"  {redact_text(self.action.detail)}")
+        lines.extend(f"  {redact_text(line)}" for line in change_lines(self.action))
         if self.mode == "planned":
             lines.append(f"  {self._how_to_apply()}")
         return "\n".join(lines)
 
 
+def change_lines(action: Action) -> list[str]:
+    """What an applied or refused step says about who, why, the verification and the undo."""
+    x = action.extra
+    if not x:
+        return []
+    out = []
+    if x.get("by"):
+        out.append(f"Applied by {x['by']}" + (f", reason: {x['reason']}" if x.get("reason") else "")
+                   + (f"; confirmed: {x['confirmed']}" if x.get("confirmed") else ""))
+    if x.get("protect", {}).get("detail"):
+        out.append(f"Kept first: {x['protect']['detail']}")
+    if "verified" in x:
+        out.append(("VERIFIED: " if x["verified"] else "NOT VERIFIED: ") + str(x.get("verification", {}).get("seen")))
+    undo = x.get("undo") or {}
+    if undo:
+        out.append(f"Undo: {undo.get('detail', '')}" + (f"  $ {undo['command']}" if undo.get("command") else "")
+                   + (f"  (apply: {undo['apply']})" if undo.get("apply") else ""))
+    return out
+
+
 def run_step(ev: Evidence, step: Step, apply: Iterable[str] | None = None) -> StepOutcome:
-    """Plan the step, and execute it only if its name is in ``apply`` (default: the run's own)."""
+    """Plan the step, and apply it (through :mod:`propflow_ops.change`) only if ``apply`` names it."""
     chosen = list(ev.apply if apply is None else apply)
     if step.name not in chosen:
+        why = "Not applied in this run." if chosen else "Not applied (read-only run)."
         action = Action(step.name, "planned", step.command,
-                        "Not applied (read-only run). " + (step.precondition or "Would: " + step.what))
+                        f"{why} " + (step.precondition or "Would: " + step.what))
         ev.record(action)
         return StepOutcome(step, action, runbook=ev.runbook)
-    if step.precondition:
-        action = Action(step.name, "failed", step.command, f"Not run: {step.precondition}")
-        ev.record(action)
-        return StepOutcome(step, action, applied=True, runbook=ev.runbook)
-    by = _log_action(ev, "started", Action(step.name, "started", step.command, "Started: " + step.what))
-    try:
-        result = step.execute()
-    except Exception as exc:  # noqa: BLE001 - a failed step is recorded, and the runbook goes on
-        action = Action(step.name, "failed", step.command, f"{type(exc).__name__}: {exc}")
-        ev.record(action)
-        _log_action(ev, "ended", action, by)
-        return StepOutcome(step, action, applied=True, runbook=ev.runbook)
-    detail = result if isinstance(result, str) else ", ".join(f"{k}={v}" for k, v in redact(jsonable(result)).items())
-    action = Action(step.name, "executed", step.command, detail)
-    ev.record(action)
-    _log_action(ev, "ended", action, by)
-    return StepOutcome(step, action, result=result, applied=True, runbook=ev.runbook)
+    from propflow_ops.change.apply import apply_step
 
-
-def _log_action(ev: Evidence, phase: str, action: Action, by: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The incident record's ``action`` event before a step starts and after it ends (headless or JupyterLab),
-    so a closed tab or a dead kernel loses no record of a change. Interim: change control (issue 17) replaces
-    this with its own before/after function. Written only where the output folder is known
-    ($PROPFLOW_OUTPUT_DIR: the runner and the lab set it); a failure to write is said, never stops the step."""
-    import os
-    import sys
-
-    from propflow_ops import incident_record as ir
-    from propflow_ops import operator as operator_mod
-
-    incident = str(ev.incident.get("id") or "")
-    if not incident or not os.environ.get("PROPFLOW_OUTPUT_DIR"):
-        return by or {}
-    by = by or operator_mod.current()
-    fields = {**action.to_json(), "phase": phase, "runbook": ev.runbook, "by_label": operator_mod.label(by),
-              "reason": redact_text(str(ev.parameters.get("reason") or "")),
-              "verification": "not verified: verification comes with change control (issue 17)",
-              "run_mode": "headless" if os.environ.get("PROPFLOW_EVIDENCE_PATH") else "interactive"}
-    fields.pop("at", None)
-    try:
-        with ir.store_for(None).session(incident) as s:
-            s.append(ir.event("action", by, at=action.at, **fields))
-    except Exception as exc:  # noqa: BLE001 - the evidence still holds the action
-        print(f"propflow-ops: warning: the incident record was not updated ({phase} {action.step}): "
-              f"{type(exc).__name__}: {redact_text(str(exc))}", file=sys.stderr)
-    return by
+    return apply_step(ev, step)

@@ -38,6 +38,8 @@ import nbformat
 
 from propflow_ops import __version__, inputs, run_context
 from propflow_ops import incident as incident_mod
+from propflow_ops.change import confirm as confirm_mod
+from propflow_ops.change import runs as change_runs
 from propflow_ops.findings import EVIDENCE_PATH_ENV, SCHEMA, Finding, FindingsTable, iso, jsonable, utcnow
 from propflow_ops.incident import BadInput
 from propflow_ops.kernels import WarmKernel, ipc_kernel_manager, kill_kernel
@@ -50,6 +52,9 @@ DEFAULT_BUDGET_S = 300
 DEFAULT_CELL_TIMEOUT_S = 120
 _INCIDENT_ID = inputs.INCIDENT_ID
 COMMON_PARAMETERS = ("incident_id", "severity", "started_at", "window_minutes", "apply")
+#: JupyterLab's change-control parameters; headless, the options say the same
+CHANGE_PARAMETERS = {"confirm": "--yes (or type the step name at the prompt)", "reason": "--reason TEXT",
+                     "no_snapshot": "--no-snapshot", "force": "--force"}
 
 
 class PublishError(Exception):
@@ -89,6 +94,10 @@ class RunRequest:
     progress: bool | None = None
     announce: bool = False
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the kernel (the review's output dir)
+    yes: bool = False  # change control (propflow_ops.change): --yes, --reason, --no-snapshot, --force
+    reason: str | None = None
+    no_snapshot: bool = False
+    force: bool = False
 
 
 # ---------------------------------------------------------------- parameters
@@ -160,6 +169,8 @@ def build_parameters(rb: Runbook, req: RunRequest) -> dict[str, Any]:
     for name, raw in req.params:
         if name not in declared:
             raise BadInput(f"unknown parameter {name!r} for {rb.slug}; it takes: {', '.join(sorted(declared))}")
+        if name in CHANGE_PARAMETERS:
+            raise BadInput(f"use {CHANGE_PARAMETERS[name]} for {name}, not -p (change control, see README Safety)")
         if name in COMMON_PARAMETERS:
             raise BadInput(f"use the --{ {'incident_id': 'incident', 'window_minutes': 'window'}.get(name, name)}"
                            f" option for {name}, not -p")
@@ -338,6 +349,11 @@ def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunReque
             kernel.spoilt = kernel.spoilt or not clean
         else:
             _restore_env(saved)
+            stopping = sys.exc_info()[0]
+            if stopping is not None and not issubclass(stopping, Exception):  # Ctrl-C, SIGTERM, SIGHUP
+                # the process is on its way out: the kernel client's own threads, whose sockets are closed
+                # under them, must not print their tracebacks over the one line that says why we stopped
+                threading.excepthook = lambda _args: None
             km.close_clients()  # papermill leaves its client's channels open too
             if km.has_kernel:
                 kill_kernel(km)  # papermill leaves a kernel it did not start running
@@ -466,6 +482,7 @@ def html_report(nb: nbformat.NotebookNode, evidence: Mapping[str, Any]) -> str:
     inc = evidence.get("incident", {})
     head = (
         f"<h2>{_h(evidence.get('title', ''))}: {_h(str(evidence.get('status', '')).upper())}</h2>"
+        + change_runs.html_block(evidence) +
         f"<p>Incident {_h(inc.get('id'))}, {_h(inc.get('severity'))}, started {_h(inc.get('started_at'))};"
         f" response due {_h(inc.get('response_due_at'))}; escalation due: {_h(inc.get('escalation_due') or 'none')}."
         f" Run {_h(evidence.get('run', {}).get('started_at'))} ({_h(evidence.get('run', {}).get('duration_s'))} s).</p>"
@@ -726,6 +743,12 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
     params = build_parameters(rb, req)
     check_environment({**os.environ, **req.env})
     root = output_root(req.output_dir)
+    change_env = change_runs.preflight(  # reason and confirmation before anything runs (BadInput: exit 2)
+        list(params["apply"]), str(params["incident_id"]), {**os.environ, **req.env}, yes=req.yes,
+        reason=req.reason, no_snapshot=req.no_snapshot, force=req.force, record_root=str(root),
+        stdin_tty=None if req.announce else False)
+    if change_env:  # a step's cell may wait for the engineer's answer, then for its snapshot and verification
+        req = dataclasses.replace(req, cell_timeout_s=max(req.cell_timeout_s, change_runs.APPLY_CELL_TIMEOUT_S))
     if req.announce:
         print(f"propflow-ops: running {rb.slug} for incident {params['incident_id']}...", file=sys.stderr, flush=True)
     sweep_temporaries(root)
@@ -752,8 +775,10 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
             except OSError as exc:
                 raise PublishError(f"cannot create a private temporary folder under {tempfile.gettempdir()}: "
                                    f"{exc.strerror or type(exc).__name__}") from None
-            req_env = {"PROPFLOW_OUTPUT_DIR": str(root), **req.env}
-            error = execute(rb, params, private, dataclasses.replace(req, env=req_env), kernel)
+            change_env = change_runs.bind_prompt(change_env, private / "confirm")  # the terminal's channel
+            req_env = {"PROPFLOW_OUTPUT_DIR": str(root), **req.env, **change_env}
+            with confirm_mod.terminal_prompts(change_runs.prompt_dir(change_env)):
+                error = execute(rb, params, private, dataclasses.replace(req, env=req_env), kernel)
             nb = sanitize_notebook(private / "report.ipynb", rb, params, error)
             evidence = run_context.annotate(ctx, final_evidence(rb, params, private, error, started, t0))
             files, names = _publishable_files(nb, evidence, private, req.html)
@@ -772,5 +797,5 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
                 _remove_empty(created)
     run_context.finish(ctx, final, evidence)
     status = evidence["status"]
-    code = {"ok": EXIT_OK, "problems": EXIT_PROBLEMS}.get(status, EXIT_ERROR)
+    code = change_runs.exit_code(evidence, {"ok": EXIT_OK, "problems": EXIT_PROBLEMS}.get(status, EXIT_ERROR))
     return RunResult(final, status, code, evidence, error)

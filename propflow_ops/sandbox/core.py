@@ -30,6 +30,7 @@ from .standins import GRAPH_VERSION, StandinServers, StandinState
 log = logging.getLogger(__name__)
 _LIVE: list[Sandbox] = []  # moto's backends are process-global: one live sandbox per process
 BACKEND_DIR = Path(__file__).parent / "backend"
+LOCK_TABLE = "propflow-ops-locks"
 # Scenarios that change a server for everyone on it: only on the sandbox's own embedded server.
 SERVER_WIDE_PG = frozenset({"db-pool-exhausted"})  # holds 90% of the server's max_connections
 SERVER_WIDE_REDIS = frozenset({"redis-down", "redis-maxclients", "redis-memory-pressure"})  # CONFIG SET
@@ -149,6 +150,9 @@ class Sandbox:
         self.logs = LogBuilder(self.aws.state.streams, self.now, dialect=self.log_dialect)
         baseline(self.logs)
         self.notify.seed_aws(self.aws)
+        from propflow_ops.change.lock import create_table
+
+        create_table(self.aws.client("dynamodb"), LOCK_TABLE)  # the team-wide change lock
 
     def _copy_backend(self) -> None:
         shutil.rmtree(self.backend_dir, ignore_errors=True)
@@ -239,6 +243,15 @@ class Sandbox:
 
     @property
     def env(self) -> dict[str, str]:
+        """What points a run at this world. ``PROPFLOW_SANDBOX_ID`` is trusted only with these very targets
+        (see :mod:`propflow_ops.change.target`)."""
+        from propflow_ops.change.target import MARKER, fingerprint
+
+        env = self._env()
+        env[MARKER] = fingerprint(env)
+        return env
+
+    def _env(self) -> dict[str, str]:
         assert self.pg is not None and self.redis is not None and self.http is not None
         return {
             "AWS_ENDPOINT_URL": self.aws.endpoint,
@@ -257,6 +270,7 @@ class Sandbox:
             "WHATSAPP_PHONE_NUMBER_ID": canaries.WHATSAPP_PHONE_NUMBER_ID,
             "PROPFLOW_META_GRAPH_URL": f"{self.http.url('graph')}/{GRAPH_VERSION}",
             "PROPFLOW_SANDBOX": "1",
+            "PROPFLOW_LOCK_TABLE": LOCK_TABLE,
             **self.notify.env,
         }
 

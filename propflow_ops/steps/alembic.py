@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from propflow_ops.remediation import Step, plan_commands
+from propflow_ops.change import protect, verify
+from propflow_ops.remediation import Step, plan_commands, shell_line
 from propflow_ops.sources import alembic as src
 from propflow_ops.sources.alembic import AlembicState
 
@@ -40,7 +41,46 @@ def _preview(state: AlembicState, direction: str, revision_range: str, blocked: 
     return f"-- alembic {direction} {revision_range} --sql\n{out.sql}"
 
 
-def migration_downgrade(state: AlembicState) -> Step:
+def _resource(state: AlembicState) -> str:
+    """The migration head of one database: the lock is on the database the ini's URL names."""
+    from propflow_ops.urls import url_host
+
+    try:
+        url = src.database_url(None)
+    except Exception:  # noqa: BLE001 - no URL: lock on the configuration instead
+        url = ""
+    where = url_host(url) or state.config_path or "alembic.ini"
+    name = url.rsplit("/", 1)[-1].split("?", 1)[0] if url else ""
+    return f"alembic:{where}/{name}" if name else f"alembic:{where}"
+
+
+def _snapshot(db_instance: str, step: str) -> Any:
+    return lambda opts, incident: protect.rds_snapshot(db_instance, step, incident, no_snapshot=opts.no_snapshot)
+
+
+def _protection(db_instance: str) -> str:
+    if db_instance:
+        return f"a snapshot of RDS {db_instance} (create-db-snapshot), waited for until available"
+    return ("no snapshot possible: the database is not on RDS (db_instance empty); applying requires --no-snapshot "
+            "(take a pg_dump first)")
+
+
+def _undo(state: AlembicState, direction: str, revision: str, db_instance: str) -> Any:
+    def undo(result: Any, before: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
+        out = {"detail": f"{direction} back to {revision or 'base'}"
+                         + (f"; or restore snapshot {kept['snapshot']} of {db_instance}" if kept.get("snapshot") else ""),
+               "command": shell_line(_alembic(state, direction, revision or "base"))}
+        if kept.get("snapshot"):
+            out["snapshot"] = kept["snapshot"]
+        out["step"] = "migration-upgrade" if direction == "upgrade" else "migration-downgrade"
+        if direction == "upgrade":
+            out["apply"] = "propflow-ops run migration --apply migration-upgrade --reason TEXT  (upgrades to head)"
+        return out
+
+    return undo
+
+
+def migration_downgrade(state: AlembicState, db_instance: str = "") -> Step:
     """``alembic downgrade -1``: undo the database's current revision (the document's "Rollback migration")."""
     blocked = _blocker(state)
     current = state.current[0] if len(state.current) == 1 else ""
@@ -73,10 +113,16 @@ def migration_downgrade(state: AlembicState) -> Step:
              "of the database first (RPO 5 min) and read the SQL below.",
         preview=_preview(state, "downgrade", f"{current}:{target}", blocked),
         precondition=blocked,
+        resource=_resource(state),
+        protection=_protection(db_instance),
+        protect=_snapshot(db_instance, "migration-downgrade"),
+        verify=lambda result, before: verify.alembic_at(target if target != "base" else "", state.config_path),
+        undo=_undo(state, "upgrade", current, db_instance),
+        refused_while=("MIGRATION_OBJECT_EXISTS",),
     )
 
 
-def migration_upgrade(state: AlembicState) -> Step:
+def migration_upgrade(state: AlembicState, db_instance: str = "") -> Step:
     """``alembic upgrade head``: apply every pending migration (the document's "Re-run migrations")."""
     blocked = _blocker(state)
     if not blocked and len(state.heads) > 1:
@@ -107,4 +153,10 @@ def migration_upgrade(state: AlembicState) -> Step:
              "statement did. Read the SQL below; fix the script first if the logs showed 'already exists'.",
         preview=preview,
         precondition=blocked,
+        resource=_resource(state),
+        protection=_protection(db_instance),
+        protect=_snapshot(db_instance, "migration-upgrade"),
+        verify=lambda result, before: verify.alembic_at(state.heads[0] if len(state.heads) == 1 else "?",
+                                                        state.config_path),
+        undo=_undo(state, "downgrade", start, db_instance),
     )

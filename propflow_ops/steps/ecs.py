@@ -7,9 +7,10 @@ boto3 (only when the run's ``apply`` names the step, see ``run_step``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from propflow_ops.change import verify
 from propflow_ops.checks.ecs import previous_revision
 from propflow_ops.remediation import Step, plan_commands, shell_line
 from propflow_ops.sources import aws
@@ -31,6 +32,36 @@ def _summary(resp: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _service_before(cluster: str, service: str) -> Callable[[], dict[str, Any]]:
+    """The service's task definition and desired count just before a change: what its undo goes back to."""
+    def read() -> dict[str, Any]:
+        svc = (aws.client("ecs").describe_services(cluster=cluster, services=[service]).get("services") or [{}])[0]
+        if not svc:
+            raise LookupError(f"service {service} not found in cluster {cluster}")
+        return {"task_definition": _short(svc.get("taskDefinition")), "desired_count": svc.get("desiredCount")}
+
+    return read
+
+
+def _health_url() -> str:
+    from propflow_ops.checks.api import health_url
+    from propflow_ops.notebook import api_url
+
+    return str(health_url(api_url()))
+
+
+def _verify(cluster: str, service: str, key: str | None) -> Callable[[Any, dict[str, Any]], Any]:
+    def make(result: Any, before: dict[str, Any]) -> Any:
+        wanted = (result or {}).get("task_definition") if key == "result" else before.get("task_definition")
+        return verify.ecs_service(cluster, service, task_definition=wanted, health_url=_health_url())
+
+    return make
+
+
+def _update(cluster: str, service: str, *extra: str) -> str:
+    return shell_line(["aws", "ecs", "update-service", "--cluster", cluster, "--service", service, *extra])
+
+
 def force_new_deployment(cluster: str, service: str) -> Step:
     """Restart every task of the service on its current task definition (rolling, as ECS deploys)."""
 
@@ -49,6 +80,13 @@ def force_new_deployment(cluster: str, service: str) -> Step:
         execute=execute,
         risk="Tasks restart; in-flight requests and WebSocket connections on old tasks are dropped. "
              "Does not help if the task definition itself is broken (roll back instead).",
+        resource=f"ecs:{cluster}/{service}",
+        before=_service_before(cluster, service),
+        verify=_verify(cluster, service, "before"),
+        undo=lambda result, before, _p: {
+            "detail": f"nothing to undo: the tasks restarted on the same task definition "
+                      f"{before.get('task_definition')}; if the new tasks are worse, roll back",
+            "step": "rollback"},
     )
 
 
@@ -99,6 +137,15 @@ def rollback(cluster: str, service: str, family: str, revision: int | None = Non
         out["rolled_back_from"] = current
         return out
 
+    def undo(result: Any, before: dict[str, Any], _p: dict[str, Any]) -> dict[str, Any]:
+        prev = str(before.get("task_definition") or current or "")
+        rev = prev.rsplit(":", 1)[-1]
+        return {"detail": f"point {service} back at {prev} (desired count {before.get('desired_count')})",
+                "step": "rollback",
+                "command": _update(cluster, service, "--task-definition", prev, "--desired-count",
+                                   str(before.get("desired_count"))),
+                "apply": f"propflow-ops run api-down --apply rollback -p rollback_revision {rev} --reason TEXT"}
+
     command, argv = plan_commands((["aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
                                     "--task-definition", shown], ""))
     return Step(
@@ -114,6 +161,10 @@ def rollback(cluster: str, service: str, family: str, revision: int | None = Non
             ["aws", "ecs", "list-task-definitions", "--family-prefix", family, "--status", "ACTIVE", "--sort",
              "DESC"], "the runbook document's --family option does not exist"),
         precondition=why,
+        resource=f"ecs:{cluster}/{service}",
+        before=_service_before(cluster, service),
+        verify=_verify(cluster, service, "result"),
+        undo=undo,
     )
 
 
@@ -135,4 +186,13 @@ def scale_service(cluster: str, service: str, count: int) -> Step:
         risk="More tasks mean more database connections (each task has its own pool): check connections "
              "against max_connections first.",
         precondition="" if int(count) >= 1 else f"target count must be at least 1, got {count}",
+        resource=f"ecs:{cluster}/{service}",
+        before=_service_before(cluster, service),
+        verify=_verify(cluster, service, "before"),
+        undo=lambda result, before, _p: {
+            "detail": f"scale {service} back to {before.get('desired_count')} tasks",
+            "step": "scale-service",
+            "command": _update(cluster, service, "--desired-count", str(before.get("desired_count"))),
+            "apply": f"propflow-ops run api-latency --apply scale-service -p scale_to {before.get('desired_count')} "
+                     "--reason TEXT"},
     )

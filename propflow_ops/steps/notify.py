@@ -47,4 +47,9 @@ def send_test_otp(api_url: str, phone: str, *, timeout_s: float = TIMEOUT_S) -> 
         execute=execute,
         risk="Sends a real SMS to the test phone and costs one message; the phone's owner receives a code.",
         precondition="" if phone.strip() else "no test_phone given",
+        resource="api:otp-test",
+        verify=lambda result, before: lambda: (
+            200 <= int((result or {}).get("http_status") or 0) < 300,
+            f"OTP endpoint answered HTTP {(result or {}).get('http_status')}"),
+        undo=lambda result, before, kept: {"detail": "nothing to undo: one SMS was sent"},
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from propflow_ops.remediation import Step, plan_commands
+from propflow_ops.change import protect, verify
+from propflow_ops.remediation import Step, plan_commands, shell_line
 from propflow_ops.sources import aws
 
 
@@ -58,7 +59,25 @@ def reboot_db_failover(db_instance: str, instance: Mapping[str, Any] | BaseExcep
         risk="Kills every session, including ones mid-transaction. Try terminating the offending sessions "
              "(pg_terminate_backend) and fixing the pool first.",
         precondition=precondition,
+        resource=f"rds:{db_instance}",
+        protection=f"a snapshot of {db_instance} (create-db-snapshot), waited for until available",
+        protect=lambda opts, incident: protect.rds_snapshot(db_instance, "reboot-db-failover", incident,
+                                                            no_snapshot=opts.no_snapshot),
+        verify=lambda result, before: verify.rds_available(db_instance, failover=failover),
+        undo=lambda result, before, kept: restore_undo(db_instance, kept),
     )
+
+
+def restore_undo(db_instance: str, kept: Mapping[str, Any]) -> dict[str, Any]:
+    """A reboot or a migration cannot be replayed backwards; the snapshot taken first can be restored."""
+    snap = kept.get("snapshot")
+    if not snap:
+        return {"detail": f"no snapshot was taken ({kept.get('detail', 'none')}): restore from the latest "
+                          f"automated backup (point in time) if data must come back"}
+    return {"detail": f"restore snapshot {snap} to a new instance, check it, then point the application at it",
+            "snapshot": snap,
+            "command": shell_line(["aws", "rds", "restore-db-instance-from-db-snapshot", "--db-instance-identifier",
+                                   f"{db_instance}-restored", "--db-snapshot-identifier", str(snap)])}
 
 
 def create_read_replica(db_instance: str, replica_id: str = "propflow-db-read",
@@ -82,4 +101,10 @@ def create_read_replica(db_instance: str, replica_id: str = "propflow-db-read",
         execute=execute,
         risk="Takes 10-30 minutes and costs as much as the primary; replication lag means reads may be stale.",
         precondition=f"{replica_id} already exists as a replica of {db_instance}" if already else "",
+        resource=f"rds:{replica_id}",
+        verify=lambda result, before: verify.rds_available(replica_id),
+        undo=lambda result, before, kept: {
+            "detail": f"delete the replica {replica_id} (the primary is untouched)",
+            "command": shell_line(["aws", "rds", "delete-db-instance", "--db-instance-identifier", replica_id,
+                                   "--skip-final-snapshot"])},
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops.change import protect, verify
 from propflow_ops.remediation import Step, plan_commands
 from propflow_ops.sources import s3 as s3_source
 
@@ -80,8 +81,22 @@ def delete_orphaned_uploads(bucket: str, orphans: pd.DataFrame, stale_uploads: p
             raise RuntimeError(f"{len(deleted)} deleted, {len(errors)} failed: {errors[:3]}")
         return {"deleted_objects": len(deleted), "deleted_bytes": int(sum(sizes.get(k, 0) for k in deleted)),
                 "kept_now_referenced_or_changed": len(kept), "aborted_multipart_uploads": len(aborted),
-                "batches": batches}
+                "batches": batches, "deleted_keys": deleted}
+
+    def undo(result: Any, before: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
+        if kept.get("versioning") == "Enabled":
+            return {"detail": "versioned bucket: remove each deleted key's delete marker (keys listed in this "
+                              "action's protect.keys) to restore it",
+                    "command": f"aws s3api list-object-versions --bucket {bucket} --prefix KEY  # then: "
+                               f"aws s3api delete-object --bucket {bucket} --key KEY --version-id DELETE_MARKER_ID"}
+        return {"detail": f"cannot be undone: versioning of s3://{bucket} is {kept.get('versioning', 'unknown')}; "
+                          "the deleted keys are listed in this action's protect.keys"}
 
     return Step(NAME, what, command, execute,
                 risk="Deletes objects for good (unless the bucket is versioned). Only the keys listed here.",
-                preview=preview or "nothing listed: the step would delete nothing", argv=argv)
+                preview=preview or "nothing listed: the step would delete nothing", argv=argv,
+                resource=f"s3:{bucket}",
+                protection="the list of keys to delete and the bucket's versioning state, saved in the evidence",
+                protect=lambda opts, incident: protect.s3_listing(bucket, keys),
+                verify=lambda result, before: verify.s3_gone(bucket, (result or {}).get("deleted_keys") or []),
+                undo=undo)

@@ -3,8 +3,8 @@ real browser, over two sessions of one incident.
 
 Debian's chromium (``/usr/bin/chromium``, installed by ``scripts/browser-setup.sh``) through Playwright.
 Session 1: the runbook opens as the incident's working copy (parameters filled: incident, severity, clock);
-the engineer names one step in ``apply`` in the parameters cell (change control's ``confirm`` parameter is
-not on main yet), runs every cell but the saving one (Run > Run All Above Selected Cell), reads what an
+the engineer names one step in ``apply``, a ``reason`` and the ``confirm`` that production would need
+in the parameters cell, runs every cell but the saving one (Run > Run All Above Selected Cell), reads what an
 engineer reads (no error output, the SANDBOX banner naming the incident, ECS_TASK_OOM FAIL, the plots, the
 step EXECUTED and the other PLANNED), then closes the tab without saving. Then: the repository's notebooks
 are unchanged, the incident's action log has the step with its operator, and no run was published.
@@ -292,6 +292,11 @@ def _session_one(page: Any, lab: Lab) -> None:
     page.keyboard.press("Control+End")
     page.keyboard.press("Enter")
     page.keyboard.insert_text(f'apply = ["{STEP}"]')
+    page.keyboard.press("Enter")
+    page.keyboard.insert_text('reason = "browser test: restart the OOM-ing tasks"')  # change control needs one
+    page.keyboard.press("Enter")
+    # the confirmation parameter, as against production (the sandbox would apply without it)
+    page.keyboard.insert_text(f'confirm = "{STEP}"')
     last = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").last
     assert "ev.save()" in last.locator(".cm-content").inner_text()
     last.locator(".jp-InputPrompt").click()

@@ -6,7 +6,15 @@ from propflow_ops.remediation import Step, parse_apply, run_step
 
 
 def ev(apply=()):
-    return Evidence(runbook="api-down", title="t", incident={}, parameters={}, apply=list(apply))
+    # applying needs a reason, and (this is not the sandbox) a confirmation: the notebook's parameters give both
+    return Evidence(runbook="api-down", title="t", incident={}, apply=list(apply),
+                    parameters={"reason": "unit test", "confirm": apply[0] if apply else ""})
+
+
+@pytest.fixture(autouse=True)
+def _change_control(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROPFLOW_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.delenv("PROPFLOW_LOCK_TABLE", raising=False)
 
 
 def test_a_step_runs_only_when_applied():

@@ -20,8 +20,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _ev(apply: list[str], incident: str = "INC-9") -> Evidence:
+    # change control: a reason, and (no sandbox here) the notebook's confirmation naming the step
     return Evidence(runbook="api-down", title="t", incident={"id": incident},
-                    parameters={"reason": "INC-9: API OOM-killed"}, apply=apply)
+                    parameters={"reason": "INC-9: API OOM-killed", "confirm": apply[0] if apply else ""},
+                    apply=apply)
+
+
+@pytest.fixture(autouse=True)
+def _locks(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The change lock in a folder of its own (never the home folder's, never the tested output folder)."""
+    monkeypatch.setenv("PROPFLOW_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
+    monkeypatch.delenv("PROPFLOW_LOCK_TABLE", raising=False)
 
 
 def _actions(root: Path, incident: str = "INC-9") -> list[dict]:
@@ -68,10 +77,12 @@ def test_a_kernel_killed_mid_step_leaves_the_started_event(tmp_path: Path) -> No
         import os
         from propflow_ops.findings import Evidence
         from propflow_ops.remediation import Step, run_step
-        ev = Evidence(runbook="api-down", title="t", incident={"id": "INC-9"}, parameters={}, apply=["rollback"])
+        ev = Evidence(runbook="api-down", title="t", incident={"id": "INC-9"}, apply=["rollback"],
+                      parameters={"reason": "r", "confirm": "rollback"})
         run_step(ev, Step("rollback", "roll back", "aws ...", lambda: os._exit(137)))
     """)
     env = {**os.environ, "PROPFLOW_OUTPUT_DIR": str(tmp_path), "PYTHONPATH": str(REPO),
+           "PROPFLOW_LOCK_DIR": str(tmp_path / ".locks"),
            "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # STS refused at once: the operator is 'unknown', fast
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 137, proc.stderr

@@ -39,7 +39,7 @@ def test_oom(world, sandbox_env, tmp_path):
 
 
 def test_bad_deploy_and_applied_rollback_moves_the_service_to_the_previous_revision(world, sandbox_env, tmp_path):
-    run, before_all, after_all = watched(world("api-bad-deploy"), sandbox_env, "api-down", "--apply", "rollback",
+    run, before_all, after_all = watched(world("api-bad-deploy"), sandbox_env, "api-down", "--reason", "test", "--apply", "rollback",
                                          output_dir=tmp_path)
     before, after = before_all["ecs"], after_all["ecs"]
     assert before["task_definition"].endswith("propflow-api:4")

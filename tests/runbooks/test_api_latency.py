@@ -35,7 +35,7 @@ def test_latency_high(world, sandbox_env, tmp_path):
 
 
 def test_applied_steps_change_exactly_what_they_say(world, sandbox_env, tmp_path):
-    run, before, after = watched(world(), sandbox_env, "api-latency", "--apply", "scale-service", "--apply",
+    run, before, after = watched(world(), sandbox_env, "api-latency", "--reason", "test", "--apply", "scale-service", "--apply",
                                  "create-read-replica", "-p", "scale_to", "3", output_dir=tmp_path)
     assert run.code == 0, run.proc.stderr[-2000:]
     assert run.actions()["scale-service"]["mode"] == "executed"

@@ -73,7 +73,7 @@ def test_url_mismatch_shows_hosts_only(world, sandbox_env, tmp_path):
 
 def test_backups_off_and_applied_reboot(world, sandbox_env, tmp_path):
     sb = world("db-backups-off")
-    run = propflow_ops(sandbox_env, "run", "db-connection", "--apply", "reboot-db-failover", output_dir=tmp_path)
+    run = propflow_ops(sandbox_env, "run", "db-connection", "--reason", "test", "--apply", "reboot-db-failover", output_dir=tmp_path)
     assert run.code == 1, run.proc.stderr[-2000:]
     assert run.fails() == {"DB_RPO_AT_RISK"}
     assert run.findings()["DB_RPO_AT_RISK"]["data"]["backup_retention_days"] == 0

@@ -40,7 +40,7 @@ def test_healthy_reports_no_fail_changes_nothing_and_previews_sql(world, sandbox
 
 def test_downgrade_applied_moves_exactly_one_revision(world, sandbox_env, tmp_path):
     sb = world()
-    run, before, after = watched(sb, sandbox_env, "migration", "--apply", "migration-downgrade", output_dir=tmp_path)
+    run, before, after = watched(sb, sandbox_env, "migration", "--reason", "test", "--apply", "migration-downgrade", output_dir=tmp_path)
     action = run.actions()["migration-downgrade"]
     assert action["mode"] == "executed", action
     assert f"revision_after={PARENT}" in action["detail"]
@@ -61,7 +61,7 @@ def test_pending_then_upgrade_applied(world, sandbox_env, tmp_path):
     assert read.fails() == {"MIGRATION_PENDING", "SCHEMA_DRIFT"}
     assert "CREATE TABLE notifications" in _report_text(read)
     assert sb.pg.alembic_revision() == [PARENT]
-    run, before, after = watched(sb, sandbox_env, "migration", "--apply", "migration-upgrade",
+    run, before, after = watched(sb, sandbox_env, "migration", "--reason", "test", "--apply", "migration-upgrade",
                                  output_dir=tmp_path / "apply")
     assert run.actions()["migration-upgrade"]["mode"] == "executed", run.actions()
     assert run.actions()["migration-downgrade"]["mode"] == "planned"
@@ -70,7 +70,7 @@ def test_pending_then_upgrade_applied(world, sandbox_env, tmp_path):
 
 
 def test_multiple_heads(world, sandbox_env, tmp_path):
-    run, before, after = watched(world("migration-multiple-heads"), sandbox_env, "migration", "--apply",
+    run, before, after = watched(world("migration-multiple-heads"), sandbox_env, "migration", "--reason", "test", "--apply",
                                  "migration-upgrade", output_dir=tmp_path)
     heads = run.findings()["MIGRATION_MULTIPLE_HEADS"]
     assert heads["status"] == "fail"

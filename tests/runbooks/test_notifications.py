@@ -28,7 +28,7 @@ def test_healthy_reports_no_fail_and_sends_nothing(world, sandbox_env, tmp_path)
 
 def test_send_test_otp_applied_sends_exactly_one(world, sandbox_env, tmp_path):
     sb = world()
-    run, before, after = watched(sb, sandbox_env, "notifications", "--apply", "send-test-otp", output_dir=tmp_path)
+    run, before, after = watched(sb, sandbox_env, "notifications", "--reason", "test", "--apply", "send-test-otp", output_dir=tmp_path)
     assert run.actions()["send-test-otp"]["mode"] == "executed", run.actions()
     assert run.status_of("OTP_ENDPOINT_FAILING") == "ok"
     assert sb.http_state.otp_requests == ["+919999900001"]
@@ -106,7 +106,7 @@ def test_otp_endpoint_failing_only_when_applied(world, sandbox_env, tmp_path):
     read_only = propflow_ops(sandbox_env, "run", "notifications", output_dir=tmp_path / "read")
     assert read_only.status_of("OTP_ENDPOINT_FAILING") == "skipped"
     assert read_only.code == 0
-    run = propflow_ops(sandbox_env, "run", "notifications", "--apply", "send-test-otp", output_dir=tmp_path / "apply")
+    run = propflow_ops(sandbox_env, "run", "notifications", "--reason", "test", "--apply", "send-test-otp", output_dir=tmp_path / "apply")
     otp = run.findings()["OTP_ENDPOINT_FAILING"]
     assert otp["status"] == "fail" and otp["data"]["http_status"] == 500
     assert run.actions()["send-test-otp"]["mode"] == "executed"

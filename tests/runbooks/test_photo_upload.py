@@ -68,7 +68,7 @@ def test_orphans_listed_then_deleted_exactly(world, sandbox_env, tmp_path):
     assert orphan["data"]["stale_multipart_uploads"] == 3
     assert orphan["data"]["orphan_bytes"] == 30 * len(b"\xff\xd8\xff\xe0JFIF")
     assert _s3(sb) == before  # read-only by default
-    applied = propflow_ops(sandbox_env, "run", "photo-upload", "--apply", "delete-orphaned-uploads",
+    applied = propflow_ops(sandbox_env, "run", "photo-upload", "--reason", "test", "--apply", "delete-orphaned-uploads",
                            output_dir=tmp_path / "apply")
     action = applied.actions()["delete-orphaned-uploads"]
     assert action["mode"] == "executed", action

@@ -29,7 +29,7 @@ def test_scripted_incident_review_matches_what_happened(world, sandbox_env, tmp_
     assert "api-down" in triage.evidence["recommended_runbooks"], triage.proc.stderr[-2000:]
     first = propflow_ops(sandbox_env, "run", "api-down", *common, output_dir=tmp_path)
     assert first.code == 1 and "API_HEALTH_FAILING" in first.fails(), first.proc.stderr[-2000:]
-    fix = propflow_ops(sandbox_env, "run", "api-down", *common, "--apply", "force-new-deployment",
+    fix = propflow_ops(sandbox_env, "run", "api-down", *common, "--reason", "test", "--apply", "force-new-deployment",
                        output_dir=tmp_path)
     assert fix.actions()["force-new-deployment"]["mode"] == "executed", fix.actions()
     world()  # the new deployment's tasks are healthy: the sandbox's stand-in for the fix taking effect

@@ -43,7 +43,7 @@ def test_redis_memory_pressure(world, sandbox_env, tmp_path):
     mem = run.findings()["REDIS_MEMORY_PRESSURE"]
     assert mem["status"] == "fail"
     assert mem["data"]["evicted_keys"] >= 50
-    assert mem["data"]["maxmemory"] == 4 * 1024 * 1024
+    assert 4 * 1024 * 1024 <= mem["data"]["maxmemory"] <= 5 * 1024 * 1024  # 4 MB filled, a little headroom
     assert run.status_of("REDIS_CLIENTS_EXHAUSTED") == "ok"
 
 
@@ -57,7 +57,7 @@ def test_ws_handshake_failing(world, sandbox_env, tmp_path):
 
 
 def test_reconnect_storm_and_applied_deployment(world, sandbox_env, tmp_path):
-    run, before_all, after_all = watched(world("ws-reconnect-storm"), sandbox_env, "websocket", "--apply",
+    run, before_all, after_all = watched(world("ws-reconnect-storm"), sandbox_env, "websocket", "--reason", "test", "--apply",
                                          "force-new-deployment", output_dir=tmp_path)
     before, after = before_all["ecs"], after_all["ecs"]
     assert run.status_of("WS_RECONNECT_SPIKE") == "fail"

@@ -195,9 +195,13 @@ def dead_worlds(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
             applied = None
             if "api-down" in slugs:
                 w = worlds["throttled"]
-                applied = pool.submit(_run_with_proxy, "throttled", "api-down", {**base, **w.env}, upstream,
-                                      root / "applied", "--apply", "force-new-deployment", throttle=True,
-                                      budget=DEAD_BUDGET_S, timeout=DEAD_TIMEOUT_S, pool=kernels)
+                # the change lock in a local file: a throttled DynamoDB would refuse the step before it meets
+                # the throttling this run is about
+                lock_env = {"PROPFLOW_LOCK_TABLE": "", "PROPFLOW_LOCK_DIR": str(root / "locks")}
+                applied = pool.submit(_run_with_proxy, "throttled", "api-down", {**base, **w.env, **lock_env},
+                                      upstream, root / "applied", "--reason", "test", "--yes", "--apply",
+                                      "force-new-deployment", throttle=True, budget=DEAD_BUDGET_S,
+                                      timeout=DEAD_TIMEOUT_S, pool=kernels)
             for (wname, slug), job in jobs.items():
                 worlds[wname].runs[slug] = job.result()
             if applied is not None:

@@ -147,4 +147,5 @@ def test_the_how_to_apply_line_is_quoted_too():
                                       runbook="api-down")
     text = outcome._how_to_apply()
     cmd = text.split("Headless, with an evidence report: ", 1)[1]
-    assert split_commands(cmd) == [["propflow-ops", "run", "api-down", "--apply", "force-new-deployment"]]
+    assert split_commands(cmd) == [["propflow-ops", "run", "api-down", "--apply", "force-new-deployment",
+                                    "--reason", "TEXT"]]

@@ -31,6 +31,10 @@ from psycopg import sql
 
 from .procs import Lines, alive, environ_without_targets, exports, kill_all, start, tree
 
+# One worker: the external-server tests create (and drop) propflow_sandbox_* databases on the same server
+# whose database list the isolation tests compare.
+pytestmark = [pytest.mark.xdist_group("safety-real-servers")]
+
 REAL_REDIS = os.environ.get("PROPFLOW_SAFETY_REAL_REDIS", "redis://127.0.0.1:6379")
 REAL_PG = os.environ.get("PROPFLOW_SAFETY_REAL_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_DBS = (9, 13)  # 13: the db number the sandbox used to take on an external Redis

@@ -9,7 +9,7 @@ from propflow_ops.steps import ecs as steps
 
 
 def ev(*apply: str) -> Evidence:
-    return Evidence("api-down", "Backend API Down", {}, {}, apply=list(apply))
+    return Evidence("api-down", "Backend API Down", {}, {"reason": "unit test", "confirm": apply[0] if apply else ""}, apply=list(apply))
 
 
 @pytest.fixture

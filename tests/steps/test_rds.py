@@ -9,7 +9,7 @@ from propflow_ops.steps import rds as steps
 
 
 def ev(*apply: str) -> Evidence:
-    return Evidence("db-connection", "Database Connection Issues", {}, {}, apply=list(apply))
+    return Evidence("db-connection", "Database Connection Issues", {}, {"reason": "unit test", "confirm": apply[0] if apply else ""}, apply=list(apply))
 
 
 @pytest.fixture

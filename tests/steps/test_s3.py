@@ -28,7 +28,7 @@ def env(world, sandbox_env, monkeypatch):
 
 
 def _evidence(apply):
-    return Evidence(runbook="photo-upload", title="t", incident={}, parameters={}, apply=list(apply))
+    return Evidence(runbook="photo-upload", title="t", incident={}, parameters={"reason": "unit test"}, apply=list(apply))
 
 
 def test_plan_changes_nothing_and_apply_deletes_exactly_the_listed(env, sandbox_env):
