@@ -21,7 +21,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # a value may be a DataFrame: no element-wise ==
 class Fetched(Generic[T]):
     """One fetch: ``value`` or ``error`` (a one-line :class:`FetchError`, or the exception an older source
     returned as its value), what was asked, and how long it took."""
