@@ -169,11 +169,11 @@ def incident_findings(folder: Path) -> tuple[list[str], list[str], Path | None]:
             if s not in recommended:
                 recommended.append(s)
     if not recommended:
-        from propflow_ops.checks.api import FOLLOW_UPS
+        from propflow_ops import codes
 
         for r in latest.values():
             for f in r.findings:
-                rule = FOLLOW_UPS.get(str(f.get("code")))
+                rule = codes.follow_up(str(f.get("code")))
                 if f.get("status") == "fail" and rule and rule[0] not in recommended:
                     recommended.append(rule[0])
     not_run = [s for s in recommended if s not in ran]

@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops import codes
 from propflow_ops.findings import EVIDENCE_PATH_ENV, Finding, iso
 from propflow_ops.incident import (
     OBJECTIVES,
@@ -53,14 +54,6 @@ REVIEW_SLUG = "post-incident"
 POSTMORTEM = "postmortem.md"
 EVIDENCE_FILES = ("report.ipynb", "report.html", "evidence.json")
 
-# Which service a finding code speaks for (the Recovery Time Objectives table). Order matters: first match.
-SERVICE_CODES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("api", ("TRIAGE_API", "TRIAGE_ECS", "TRIAGE_ERRORS", "TRIAGE_REDIS", "API_", "ECS_", "LOG_ERROR_SPIKE",
-             "WS_", "REDIS_")),
-    ("database", ("TRIAGE_DATABASE", "TRIAGE_MIGRATIONS", "DB_", "RDS_", "MIGRATION_", "SCHEMA_DRIFT")),
-    ("file-storage", ("TRIAGE_S3", "S3_", "UPLOAD_")),
-    ("notifications", ("TRIAGE_NOTIFICATIONS", "NOTIFY_", "TWILIO_", "WHATSAPP_", "OTP_")),
-)
 SERVICE_LABELS = {"api": "API", "database": "Database", "file-storage": "File Storage", "frontend": "Frontend",
                   "notifications": "Notifications"}
 FAILING = "fail"
@@ -68,10 +61,7 @@ FAILING = "fail"
 
 def service_of(code: str) -> str | None:
     """The service of the Recovery Time Objectives table a finding code belongs to (None: none)."""
-    for service, prefixes in SERVICE_CODES:
-        if any(code == p or (p.endswith("_") and code.startswith(p)) for p in prefixes):
-            return service
-    return None
+    return codes.service_of(code)
 
 
 def is_symptom(code: str) -> bool:
@@ -663,51 +653,11 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
     return df
 
 
-#: What to fix so a failing condition does not come back: code (or prefix ending in "_") -> ticket text.
-FOLLOW_UP_TICKETS: dict[str, str] = {
-    "API_HEALTH_FAILING": "Alarm on /health failures (CloudWatch synthetic or ALB health) and find why it failed",
-    "ECS_SERVICE_DEGRADED": "Find why tasks stopped; enable the ECS deployment circuit breaker with rollback",
-    "ECS_TASK_OOM": "Raise the task memory limit or fix the memory growth; alarm on MemoryUtilization above 80%",
-    "ECS_MEMORY_HIGH": "Right-size task memory and alarm on MemoryUtilization above 80%",
-    "ECS_DEPLOYMENT_FAILED": "Enable the ECS deployment circuit breaker (rollback) and gate deploys on /health",
-    "ECS_CPU_HIGH": "Scale the service on CPU (target tracking) and profile the hot endpoints",
-    "LOG_ERROR_SPIKE": "Triage the top error messages of the window into bugs; alarm on the error rate",
-    "DB_UNREACHABLE": "Make the database reachable path monitored (connection check alarm) and fix its cause",
-    "DB_POOL_EXHAUSTED": "Size the connection pool against max_connections (or add RDS Proxy); alarm at 80%",
-    "DB_IDLE_IN_TRANSACTION": "Set idle_in_transaction_session_timeout and fix the code path that holds them",
-    "DB_LONG_RUNNING_QUERY": "Set statement_timeout for the app role and fix or index the long query",
-    "DB_URL_MISMATCH": "Make the task definition's DATABASE_URL come from one source (SSM/Secrets Manager)",
-    "DB_RPO_AT_RISK": "Turn on automated backups with point-in-time recovery; alarm on backup age",
-    "RDS_NOT_AVAILABLE": "Review the RDS event log; enable Multi-AZ if it is off",
-    "RDS_CPU_HIGH": "Find the top statements (pg_stat_statements) and tune or scale the instance",
-    "API_LATENCY_HIGH": "Alarm on p95 latency above 500 ms and fix the slowest endpoints",
-    "DB_SLOW_QUERIES": "Tune the slow statements named in the evidence",
-    "DB_MISSING_INDEX": "Add the missing index the evidence names (through an Alembic migration)",
-    "S3_BUCKET_MISSING": "Protect the uploads bucket from deletion (policy, Terraform prevent_destroy)",
-    "S3_WRITE_DENIED": "Fix the task role's s3:PutObject grant and test uploads in CI",
-    "S3_POLICY_OVERBROAD": "Replace the s3:* bucket policy with the least-privilege one shown in the report",
-    "UPLOAD_ERRORS_IN_LOGS": "Fix the upload errors named in the logs; alarm on their rate",
-    "S3_ORPHANED_UPLOADS": "Schedule the orphaned-uploads cleanup and abort stale multipart uploads (lifecycle)",
-    "REDIS_": "Right-size Redis (memory, maxclients) and alarm on its metrics",
-    "WS_": "Fix the WebSocket handshake/reconnect cause and alarm on the reconnect rate",
-    "NOTIFY_CONFIG_MISSING": "Put the notification credentials in the task definition's secrets",
-    "TWILIO_AUTH_FAILED": "Rotate the Twilio credentials into Secrets Manager and monitor auth failures",
-    "TWILIO_BALANCE_LOW": "Turn on Twilio auto-recharge and alarm on the balance",
-    "WHATSAPP_API_FAILING": "Use a system-user WhatsApp token (no expiry) and alarm on Graph API errors",
-    "NOTIFY_SEND_ERRORS": "Fix the send errors named in the evidence (numbers, templates, limits)",
-    "OTP_ENDPOINT_FAILING": "Add a synthetic OTP check to the deploy pipeline",
-    "MIGRATION_": "Check Alembic heads and run migrations in CI before deploy (one head, upgrade/downgrade tested)",
-    "SCHEMA_DRIFT": "Generate a migration for the drift between the models and the database",
-    "AWS_UNREACHABLE": "Make sure the runbooks can reach the AWS APIs from where they run (VPC endpoints, IAM)",
-}
-
-
 def _ticket_text(code: str) -> str:
-    if code in FOLLOW_UP_TICKETS:
-        return FOLLOW_UP_TICKETS[code]
-    for prefix, text in FOLLOW_UP_TICKETS.items():
-        if prefix.endswith("_") and code.startswith(prefix):
-            return text
+    """What to fix so a failing condition does not come back (the registry's ticket, else a generic one)."""
+    text = codes.ticket(code)
+    if text:
+        return text
     return f"Find and remove the cause of {code}, and add a check or alarm that catches it earlier"
 
 

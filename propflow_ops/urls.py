@@ -26,3 +26,8 @@ def url_host(url: str | None, *, port: bool = False) -> str | None:
     if "unix" in parts.scheme and parts.path:
         return parts.path
     return None
+
+
+def health_url(api_url: str) -> str:
+    """The API's ``/health`` URL."""
+    return api_url.rstrip("/") + "/health"

@@ -11,14 +11,12 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops import codes
 from propflow_ops.findings import Finding
+from propflow_ops.urls import health_url as health_url  # the notebooks call api.health_url
 
 #: A healthy /health answers well under this; slower is a warning, not an outage.
 HEALTH_SLOW_MS = 2000.0
-
-
-def health_url(api_url: str) -> str:
-    return api_url.rstrip("/") + "/health"
 
 
 def health(probe: Mapping[str, Any] | BaseException | None, *, slow_ms: float = HEALTH_SLOW_MS) -> Finding:
@@ -66,27 +64,11 @@ def probe_table(probe: Mapping[str, Any] | None) -> pd.DataFrame:
     return pd.DataFrame([{k: probe.get(k) for k in ("url", "ok", "status", "latency_ms", "attempts", "error")}])
 
 
-#: Which runbook to open next when a finding fails: code -> (runbook slug, why).
-FOLLOW_UPS: dict[str, tuple[str, str]] = {
-    "DB_UNREACHABLE": ("db-connection", "the database does not answer"),
-    "DB_POOL_EXHAUSTED": ("db-connection", "database connections are exhausted"),
-    "RDS_NOT_AVAILABLE": ("db-connection", "the RDS instance is not available"),
-    "DB_URL_MISMATCH": ("db-connection", "the service points at another database host"),
-    "API_LATENCY_HIGH": ("api-latency", "the API is slow"),
-    "DB_SLOW_QUERIES": ("api-latency", "slow queries in the logs"),
-    "DB_MISSING_INDEX": ("api-latency", "sequential scans dominate a large table"),
-    "API_HEALTH_FAILING": ("api-down", "/health is failing"),
-    "ECS_TASK_OOM": ("api-down", "tasks are being OOM-killed"),
-    "ECS_DEPLOYMENT_FAILED": ("api-down", "a deployment failed"),
-    "MIGRATION_OBJECT_EXISTS": ("migration", "a migration failed"),
-}
-
-
 def follow_ups(findings: Iterable[Finding], *, current: str = "") -> dict[str, str]:
     """{runbook slug: reason} for the failed findings that another runbook covers (not ``current``)."""
     out: dict[str, str] = {}
     for f in findings:
-        rule = FOLLOW_UPS.get(f.code)
+        rule = codes.follow_up(f.code)
         if f.status == "fail" and rule and rule[0] != current and rule[0] not in out:
             out[rule[0]] = f"{f.code}: {rule[1]}"
     return out

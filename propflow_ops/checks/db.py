@@ -18,6 +18,7 @@ import pandas as pd
 from propflow_ops.checks import logs as log_checks
 from propflow_ops.findings import Finding
 from propflow_ops.incident import DATABASE_RPO
+from propflow_ops.results import takes_fetched
 from propflow_ops.urls import url_host
 
 POOL_EXHAUSTED_PCT = 90.0
@@ -177,6 +178,7 @@ def client_sessions(activity: pd.DataFrame) -> pd.DataFrame:
     return activity
 
 
+@takes_fetched
 def activity_summary(activity: pd.DataFrame) -> pd.DataFrame:
     """Client sessions counted by state, application and wait event."""
     cols = ["state", "application_name", "wait_event_type", "wait_event"]
@@ -189,6 +191,7 @@ def activity_summary(activity: pd.DataFrame) -> pd.DataFrame:
             .sort_values("sessions", ascending=False).reset_index(drop=True))
 
 
+@takes_fetched
 def pool_exhausted(activity: pd.DataFrame | BaseException | None, max_connections: int | BaseException | None,
                    logs: pd.DataFrame | BaseException | None = None, *,
                    threshold_pct: float = POOL_EXHAUSTED_PCT) -> Finding:
@@ -225,6 +228,7 @@ def pool_exhausted(activity: pd.DataFrame | BaseException | None, max_connection
     return Finding.ok(code, f"Connections at {pct:g}% of max_connections", detail, **data)
 
 
+@takes_fetched
 def idle_in_transaction(activity: pd.DataFrame | BaseException | None, *, max_idle_s: float = IDLE_IN_TRANSACTION_S,
                         now: datetime | None = None) -> Finding:
     """``DB_IDLE_IN_TRANSACTION``: a session idle inside an open transaction for longer than ``max_idle_s``."""
@@ -252,6 +256,7 @@ def idle_table(df: pd.DataFrame) -> pd.DataFrame:
     return df[[c for c in cols if c in df]].reset_index(drop=True)
 
 
+@takes_fetched
 def long_running_queries(activity: pd.DataFrame | BaseException | None, *,
                          max_query_s: float = LONG_RUNNING_QUERY_S, now: datetime | None = None) -> Finding:
     """``DB_LONG_RUNNING_QUERY``: an active client query running longer than ``max_query_s``."""
@@ -285,6 +290,7 @@ def long_queries(activity: pd.DataFrame, *, min_s: float = 0.0, now: datetime | 
     return out[[c for c in cols if c in out]].reset_index(drop=True)
 
 
+@takes_fetched
 def connection_errors_in_logs(logs: pd.DataFrame | BaseException | None) -> Finding:
     """``DB_CONNECTION_REFUSED``: 'connection refused' lines in the API logs (the runbook's first symptom)."""
     if logs is None:
@@ -294,6 +300,7 @@ def connection_errors_in_logs(logs: pd.DataFrame | BaseException | None) -> Find
 
 # --- configuration ----------------------------------------------------------------------------
 
+@takes_fetched
 def url_mismatch(task: Any, instance: Mapping[str, Any] | BaseException | None) -> Finding:
     """``DB_URL_MISMATCH``: the task definition's DATABASE_URL host is not the RDS endpoint (hosts only shown).
 
@@ -325,6 +332,7 @@ def url_mismatch(task: Any, instance: Mapping[str, Any] | BaseException | None) 
     return Finding.ok(code, "DATABASE_URL host is the RDS endpoint", f"{task_host} ({label})", **data)
 
 
+@takes_fetched
 def connection_error_lines(logs: pd.DataFrame | BaseException | None) -> pd.DataFrame:
     """Pool-exhausted, too-many-clients and connection-refused log lines, with a ``kind`` column."""
     if not isinstance(logs, pd.DataFrame) or logs.empty:
@@ -340,6 +348,7 @@ def connection_error_lines(logs: pd.DataFrame | BaseException | None) -> pd.Data
     return out.sort_values("timestamp").reset_index(drop=True)
 
 
+@takes_fetched
 def query_ages(activity: pd.DataFrame | BaseException | None, n: int = 15) -> pd.Series:
     """Seconds each active client query has been running, labelled ``pid app: query`` (for a bar plot)."""
     if not isinstance(activity, pd.DataFrame):

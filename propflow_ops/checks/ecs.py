@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from propflow_ops.findings import Finding
+from propflow_ops.results import takes_fetched
 
 MEMORY_HIGH_PCT = 90.0
 CPU_HIGH_PCT = 80.0
@@ -68,6 +69,7 @@ def _from_container_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return list(tasks.values())
 
 
+@takes_fetched
 def tasks_table(tasks: Any) -> pd.DataFrame:
     """One row per task with what matters for "why did it stop" (boto3 task dicts, or the
     one-row-per-container frame of ``sources.ecs.stopped_tasks``)."""
@@ -112,6 +114,7 @@ def in_window(table: pd.DataFrame, start: datetime | None, end: datetime | None 
     return table[keep]
 
 
+@takes_fetched
 def service_degraded(service: Mapping[str, Any] | BaseException | None, *, name: str = "") -> Finding:
     """``ECS_SERVICE_DEGRADED``: the service is missing/inactive, or runs fewer tasks than desired."""
     code, title = "ECS_SERVICE_DEGRADED", "ECS service running count"
@@ -138,6 +141,7 @@ def service_degraded(service: Mapping[str, Any] | BaseException | None, *, name:
                       f"{label}: {running} running, {pending} pending", **data)
 
 
+@takes_fetched
 def deployments_table(service: Mapping[str, Any] | BaseException | None) -> pd.DataFrame:
     """The service's deployments (PRIMARY first) with rolloutState; empty when the fetch failed."""
     if not isinstance(service, Mapping):
@@ -154,6 +158,7 @@ def deployments_table(service: Mapping[str, Any] | BaseException | None) -> pd.D
     return pd.DataFrame(rows, columns=cols)
 
 
+@takes_fetched
 def deployment_failed(service: Mapping[str, Any] | BaseException | None) -> Finding:
     """``ECS_DEPLOYMENT_FAILED``: a deployment whose rolloutState is FAILED; ``warn`` while an
     in-progress rollout has failed tasks."""
@@ -184,6 +189,7 @@ def deployment_failed(service: Mapping[str, Any] | BaseException | None) -> Find
                       f"rolloutState {primary.get('rolloutState') or 'n/a'}", **data)
 
 
+@takes_fetched
 def task_oom(tasks: Any, *, start: datetime | None = None, end: datetime | None = None) -> Finding:
     """``ECS_TASK_OOM``: a task stopped in the window for OutOfMemory (in a reason) or exit code 137."""
     code, title = "ECS_TASK_OOM", "Tasks stopped for out-of-memory"
@@ -225,16 +231,19 @@ def utilisation_high(series: pd.DataFrame | BaseException | None, *, code: str, 
                       f"peak {values.max():.1f}%, mean {values.mean():.1f}%, latest {latest:.1f}%", **data)
 
 
+@takes_fetched
 def memory_high(series: pd.DataFrame | BaseException | None, *, threshold: float = MEMORY_HIGH_PCT) -> Finding:
     """``ECS_MEMORY_HIGH``: MemoryUtilization above 90% (the runbook document's OOM signal)."""
     return utilisation_high(series, code="ECS_MEMORY_HIGH", what="ECS MemoryUtilization", threshold=threshold)
 
 
+@takes_fetched
 def cpu_high(series: pd.DataFrame | BaseException | None, *, threshold: float = CPU_HIGH_PCT) -> Finding:
     """``ECS_CPU_HIGH``: CPUUtilization above 80%."""
     return utilisation_high(series, code="ECS_CPU_HIGH", what="ECS CPUUtilization", threshold=threshold)
 
 
+@takes_fetched
 def events_table(events: Any, *, start: datetime | None = None, limit: int = 20) -> pd.DataFrame:
     """Service events (newest first) since ``start``: a list of events, or the service dict holding them."""
     if isinstance(events, Mapping):

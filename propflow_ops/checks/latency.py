@@ -19,6 +19,7 @@ import pandas as pd
 from propflow_ops.checks import logs as log_checks
 from propflow_ops.checks.ecs import CPU_HIGH_PCT, utilisation_high
 from propflow_ops.findings import Finding
+from propflow_ops.results import takes_fetched
 
 LATENCY_P95_MS = 500.0
 #: API_LATENCY_HIGH needs this many minutes with p95 over the threshold (or the whole-window p95 over it).
@@ -111,6 +112,7 @@ def _metric_label(metric: MetricStats, default: str) -> str:
     return default
 
 
+@takes_fetched
 def latency_per_minute(metric: MetricStats | BaseException | None, logs: pd.DataFrame | BaseException | None, *,
                        alb: MetricStats | BaseException | None = None) -> pd.DataFrame:
     """Per-minute percentiles from the first source that has p95 data: the latency ``metric`` (the team's
@@ -166,6 +168,7 @@ def series(per_minute: pd.DataFrame) -> dict[str, pd.DataFrame]:
             for name in PERCENTILES if name in per_minute}
 
 
+@takes_fetched
 def by_endpoint(logs: pd.DataFrame | BaseException | None, n: int = 10) -> pd.DataFrame:
     """The slowest endpoints by p95: endpoint, requests, p50, p95, p99, max (ms)."""
     cols = ["endpoint", "requests", *PERCENTILES, "max"]
@@ -182,6 +185,7 @@ def by_endpoint(logs: pd.DataFrame | BaseException | None, n: int = 10) -> pd.Da
     return out.round(1).reset_index(drop=True)
 
 
+@takes_fetched
 def latency_high(per_minute: pd.DataFrame, logs: pd.DataFrame | BaseException | None = None, *,
                  threshold_ms: float = LATENCY_P95_MS, min_minutes: int = MIN_SLOW_MINUTES) -> Finding:
     """``API_LATENCY_HIGH``: p95 above ``threshold_ms`` for at least ``min_minutes`` minutes (or for the window)."""
@@ -225,6 +229,7 @@ def latency_high(per_minute: pd.DataFrame, logs: pd.DataFrame | BaseException | 
                       f"worst minute p95 {p95.max():.0f} ms, latest {p95.iloc[-1]:.0f} ms (from the {source})", **data)
 
 
+@takes_fetched
 def slow_query_lines(logs: pd.DataFrame | BaseException | None) -> pd.DataFrame:
     """'slow query' log lines: timestamp, duration_ms, statement (normalised SQL)."""
     cols = ["timestamp", "duration_ms", "statement"]
@@ -249,6 +254,7 @@ def slow_query_summary(lines: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["count", "max_ms"], ascending=False).round(1).reset_index(drop=True)[cols]
 
 
+@takes_fetched
 def slow_queries(logs: pd.DataFrame | BaseException | None, statements: pd.DataFrame | BaseException | None = None,
                  *, threshold_ms: float = SLOW_QUERY_MS) -> Finding:
     """``DB_SLOW_QUERIES``: 'slow query' lines in the logs, or pg_stat_statements entries whose mean time is
@@ -285,6 +291,7 @@ def slow_queries(logs: pd.DataFrame | BaseException | None, statements: pd.DataF
     return Finding.ok(code, "No slow queries", f"no 'slow query' log lines in the window; {stmt_note}", **data)
 
 
+@takes_fetched
 def rds_cpu_high(series: pd.DataFrame | BaseException | None, *, threshold: float = CPU_HIGH_PCT) -> Finding:
     """``RDS_CPU_HIGH``: RDS CPUUtilization above 80%."""
     return utilisation_high(series, code="RDS_CPU_HIGH", what="RDS CPUUtilization", threshold=threshold)
@@ -328,6 +335,7 @@ def suggest_index(table: str, columns: list[str]) -> str:
     return f"CREATE INDEX CONCURRENTLY ix_{table}_{'_'.join(columns[:2])} ON {table} ({cols});"
 
 
+@takes_fetched
 def missing_index(stats: pd.DataFrame | BaseException | None, slow_lines: pd.DataFrame | None = None, *,
                   min_rows: int = MIN_TABLE_ROWS, min_seq_tup_read: int = SEQ_TUP_READ_MIN) -> Finding:
     """``DB_MISSING_INDEX``: a large table read mostly by sequential scans; suggests an index on the columns

@@ -29,6 +29,7 @@ import pandas as pd
 
 from propflow_ops.findings import Finding, Status
 from propflow_ops.redact import redact_text
+from propflow_ops.results import takes_fetched
 
 ERROR_LEVELS: tuple[str, ...] = ("ERROR", "CRITICAL", "FATAL")
 
@@ -71,6 +72,7 @@ def count_matching(df: pd.DataFrame, pattern: str, **kwargs: Any) -> int:
     return len(matching(df, pattern, **kwargs))
 
 
+@takes_fetched
 def errors(df: pd.DataFrame, levels: Sequence[str] = ERROR_LEVELS) -> pd.DataFrame:
     """Error lines: an error level (``level`` in ``levels``, case-insensitive), a 5xx status, or an
     exception (an ``error_type``, a traceback), see :func:`is_error`."""
@@ -231,6 +233,7 @@ def _masked_example(text: str, width: int = 160) -> str:
     return redact_text(first[:width])
 
 
+@takes_fetched
 def unparsed(df: pd.DataFrame | BaseException | None, *, share: float = UNPARSED_SHARE, examples: int = 3,
              code: str = "LOGS_UNPARSED", filtered: bool = False) -> Finding:
     """``LOGS_UNPARSED``: ``warn`` when more than ``share`` of the lines were not understood (with a few
@@ -290,6 +293,7 @@ def normalise(message: str) -> str:
     return text[:200]
 
 
+@takes_fetched
 def top_messages(df: pd.DataFrame, n: int = 10, *, column: str = "message") -> pd.DataFrame:
     """The ``n`` most frequent (normalised) messages: message, count, first, last, example error_type."""
     cols = ["message", "count", "first_seen", "last_seen", "error_type"]
@@ -308,6 +312,7 @@ def top_messages(df: pd.DataFrame, n: int = 10, *, column: str = "message") -> p
     return out[cols]
 
 
+@takes_fetched
 def error_spike(df: pd.DataFrame | BaseException, *, start: datetime | None = None, end: datetime | None = None,
                 per_minute_threshold: float = ERROR_SPIKE_PER_MIN, factor: float = ERROR_SPIKE_FACTOR,
                 code: str = "LOG_ERROR_SPIKE", levels: Sequence[str] = ERROR_LEVELS) -> Finding:

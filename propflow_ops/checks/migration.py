@@ -15,7 +15,7 @@ from propflow_ops.checks.logs import matching
 from propflow_ops.checks.logs import summary as log_summary
 from propflow_ops.findings import Finding
 from propflow_ops.reach import unreachable
-from propflow_ops.sources.alembic import AlembicState, DriftResult
+from propflow_ops.records import AlembicState, DriftResult
 
 NOT_CONFIGURED = "PROPFLOW_ALEMBIC_CONFIG is not set: point it at the backend's alembic.ini to check migrations"
 

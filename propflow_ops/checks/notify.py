@@ -20,8 +20,8 @@ from propflow_ops.checks.logs import errors as error_lines
 from propflow_ops.checks.logs import top_messages
 from propflow_ops.findings import Finding
 from propflow_ops.reach import unreachable
+from propflow_ops.records import ApiResult, MessagesResult, TaskSettings
 from propflow_ops.remediation import StepOutcome
-from propflow_ops.sources.twilio import ApiResult, MessagesResult, TaskSettings
 
 #: The settings PropFlow's API needs to send SMS (Twilio) and WhatsApp (Meta) messages.
 REQUIRED_SETTINGS: tuple[str, ...] = (

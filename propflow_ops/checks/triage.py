@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops import codes
 from propflow_ops.checks import api as api_checks
 from propflow_ops.checks import db as db_checks
 from propflow_ops.checks import ecs as ecs_checks
@@ -27,7 +28,9 @@ from propflow_ops.checks import redis as redis_checks
 from propflow_ops.checks import s3 as s3_checks
 from propflow_ops.checks import websocket as ws_checks
 from propflow_ops.findings import Finding, Status
+from propflow_ops.results import takes_fetched
 from propflow_ops.runbooks import RUNBOOKS
+from propflow_ops.signals import TriageSignals
 
 RECENT_MINUTES = 15
 ERROR_RATE_PCT = 5.0  # share of request lines answered 5xx in the recent window
@@ -47,25 +50,6 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
 )
 LABELS = dict(COMPONENTS)
 
-# Which runbook owns a sub-check's code (first matching prefix).
-OWNERS: tuple[tuple[str, str], ...] = (
-    ("API_LATENCY_HIGH", "api-latency"),
-    ("API_", "api-down"),
-    ("ECS_", "api-down"),
-    ("ERRORS_", "api-down"),
-    ("DB_", "db-connection"),
-    ("RDS_", "db-connection"),
-    ("REDIS_", "websocket"),
-    ("WS_", "websocket"),
-    ("S3_", "photo-upload"),
-    ("UPLOAD_", "photo-upload"),
-    ("NOTIFY_", "notifications"),
-    ("TWILIO_", "notifications"),
-    ("WHATSAPP_", "notifications"),
-    ("OTP_", "notifications"),
-    ("MIGRATION_", "migration"),
-    ("SCHEMA_DRIFT", "migration"),
-)
 # Where errors in the logs come from (the ``event`` field) -> the runbook that owns them.
 EVENT_OWNERS = {"request": "api-down", "startup": "api-down", "db": "db-connection", "upload": "photo-upload",
                 "ws_connect": "websocket", "ws_disconnect": "websocket", "ws_reconnect": "websocket",
@@ -79,10 +63,8 @@ _WORST = {Status.FAIL: 0, Status.WARN: 1, Status.ERROR: 2, Status.OK: 3, Status.
 
 
 def owner(code: str) -> str | None:
-    for prefix, slug in OWNERS:
-        if code == prefix or (prefix.endswith("_") and code.startswith(prefix)):
-            return slug
-    return None
+    """The runbook that owns a sub-check's code (the registry, ``propflow_ops.codes``)."""
+    return codes.runbook_of(code)
 
 
 def _err(value: Any) -> BaseException | None:
@@ -395,6 +377,7 @@ def health_dependencies(health: Any) -> list[str]:
             if k.lower() in HEALTH_DEPENDENCIES and str(v).lower() not in ("ok", "up", "healthy", "true")]
 
 
+@takes_fetched
 def recommendations(findings: Iterable[Finding], *, health: Any = None) -> list[tuple[str, str]]:
     """(runbook, reason) for every runbook a failing or warning sub-check points at, most severe first."""
     reasons: dict[str, list[str]] = {}
@@ -443,32 +426,36 @@ def recent_start(end: datetime, minutes: int = RECENT_MINUTES) -> datetime:
     return end - timedelta(minutes=minutes)
 
 
-def judge(signals: Any, *, idle_in_transaction_s: float = db_checks.IDLE_IN_TRANSACTION_S,
+def judge(signals: TriageSignals, *, idle_in_transaction_s: float = db_checks.IDLE_IN_TRANSACTION_S,
           long_query_s: float = db_checks.LONG_RUNNING_QUERY_S, pool_pct: float = db_checks.POOL_EXHAUSTED_PCT,
           latency_p95_ms: float = LATENCY_P95_MS, error_rate_pct: float = ERROR_RATE_PCT,
           errors_per_min: float = ERRORS_PER_MIN, recent_minutes: int = RECENT_MINUTES,
           bucket: str = "propflow-uploads") -> list[Finding]:
-    """Every component's finding from the sweep's signals (``sources.triage.Signals``), in grid order."""
-    g = signals.get
-    end = signals.end
+    """Every component's finding from the sweep's signals (:class:`~propflow_ops.signals.TriageSignals`), in grid
+    order; each signal is judged as its value or its error."""
+    s = signals
+    end = s.end
     since = recent_start(end, recent_minutes)
-    logs = g("logs")
+    logs = s.logs.outcome
+    task = s.task.outcome
     return [
-        api(g("health")),
-        ecs(g("service"), g("stopped"), since=since, end=end),
-        database(g("rds"), g("database"), g("task"), idle_in_transaction_s=idle_in_transaction_s,
+        api(s.health.outcome),
+        ecs(s.service.outcome, s.stopped.outcome, since=since, end=end),
+        database(s.rds.outcome, s.database.outcome, task, idle_in_transaction_s=idle_in_transaction_s,
                  long_query_s=long_query_s, pool_pct=pool_pct, now=end),
-        redis(g("cache"), g("redis")),
-        websocket(g("ws"), logs, start=signals.start, end=end),
-        s3(bucket, g("bucket"), g("policy"), g("task"), g("sample"), g("referenced"), logs, recent=since),
+        redis(s.cache.outcome, s.redis.outcome),
+        websocket(s.ws.outcome, logs, start=s.start, end=end),
+        s3(bucket, s.bucket.outcome, s.policy.outcome, task, s.sample.outcome, s.referenced.outcome, logs,
+           recent=since),
         errors(logs, since=since, end=end, error_rate_pct=error_rate_pct, errors_per_min=errors_per_min,
                latency_p95_ms=latency_p95_ms),
-        notifications(g("settings"), g("twilio_account"), g("twilio_balance"), g("whatsapp"), g("otp_route"), logs,
-                      since=since),
-        migrations(g("alembic"), logs),
+        notifications(s.settings.outcome, s.twilio_account.outcome, s.twilio_balance.outcome, s.whatsapp.outcome,
+                      s.otp_route.outcome, logs, since=since),
+        migrations(s.alembic.outcome, logs),
     ]
 
 
+@takes_fetched
 def trend_frames(logs: pd.DataFrame | BaseException, *, since: datetime, end: datetime) -> dict[str, pd.DataFrame]:
     """Per-minute p95 latency and error lines over the recent window, as timestamp/value frames for plots."""
     empty = pd.DataFrame(columns=["timestamp", "value"])

@@ -20,21 +20,22 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from propflow_ops.reach import unreachable
+from propflow_ops.records import HISTORY_COLUMNS as HISTORY_COLUMNS
+from propflow_ops.records import AlembicState as AlembicState
+from propflow_ops.records import DriftResult as DriftResult
 
 CONNECT_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_MS = 15_000
 MIGRATION_TIMEOUT_MS = 600_000  # a step's migration (the writer session): long, but bounded
 #: Keys of the ini's [alembic] section that may name the models' MetaData as "module:attribute".
 MODELS_OPTIONS: tuple[str, ...] = ("propflow_models", "target_metadata", "models")
-HISTORY_COLUMNS = ["revision", "down_revision", "applied", "is_head", "is_branch_point", "is_merge", "doc",
-                   "create_date", "file"]
 
 
 def config_path(env: Mapping[str, str] | None = None) -> str:
@@ -90,32 +91,6 @@ def _connection(cfg: Any) -> Iterator[Any]:
             yield conn
     finally:
         engine.dispose()
-
-
-@dataclass
-class AlembicState:
-    """What the scripts and the database say. ``configured`` False: PROPFLOW_ALEMBIC_CONFIG not set."""
-
-    config_path: str = ""
-    configured: bool = False
-    script_error: str | None = None
-    db_error: str | None = None
-    db_unreachable: bool = False
-    heads: list[str] = field(default_factory=list)
-    known: list[str] = field(default_factory=list)
-    current: list[str] = field(default_factory=list)
-    version_table: bool = False
-    pending: list[str] = field(default_factory=list)  # upgrade order (oldest first); [] when unknowable
-    unknown: list[str] = field(default_factory=list)  # database revisions no script knows
-    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HISTORY_COLUMNS))
-    down_revisions: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def at_head(self) -> bool:
-        return bool(self.current) and not self.pending and not self.unknown
-
-    def previous(self, revision: str) -> list[str]:
-        return list(self.down_revisions.get(revision, []))
 
 
 def _as_list(value: Any) -> list[str]:
@@ -291,20 +266,6 @@ def load_metadata(spec: str, config: str = "") -> Any:
     if not isinstance(obj, MetaData):
         raise TypeError(f"{spec} is a {type(obj).__name__}, not a SQLAlchemy MetaData")
     return obj
-
-
-@dataclass
-class DriftResult:
-    """Differences between the models and the live database (``alembic check``'s view).
-
-    ``skipped``: why it was not compared; ``error``: why the comparison failed.
-    """
-
-    models: str = ""
-    skipped: str | None = None
-    error: str | None = None
-    unreachable: bool = False
-    diffs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["change", "table", "name", "detail"]))
 
 
 def _name(obj: Any) -> str:

@@ -1,7 +1,7 @@
 """PostgreSQL through SQLAlchemy 2 + psycopg 3: the read-only engine every diagnosis uses, ping,
 parameterized queries, stats, and the guarded runner for SQL a runbook parameter holds.
 
-Read-only at the root. :func:`make_engine` is the one factory for diagnostic sessions (db, apidb, s3,
+Read-only at the root. :func:`make_engine` is the one factory for diagnostic sessions (db, s3,
 alembic, triage all come through it). Its sessions are held read-only by the server itself
 (``default_transaction_read_only=on`` in the startup options, so ``RESET``/``RESET ALL``/``DISCARD ALL``
 go back to read-only), and it sends one statement per execution (psycopg's extended protocol: a string
@@ -27,7 +27,9 @@ import re
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -35,6 +37,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from propflow_ops import reach
+from propflow_ops.errors import ReadOnlyViolation as ReadOnlyViolation  # callers import it from here
+from propflow_ops.results import Fetched, failed, unwrap
 from propflow_ops.urls import url_host as url_host  # the notebooks call db.url_host
 
 APPLICATION_NAME = "propflow-ops"
@@ -72,10 +76,6 @@ _SIDE_EFFECT_RE = re.compile(r"(?<![A-Za-z0-9_$])(" + "|".join(map(re.escape, SI
                              re.IGNORECASE)
 #: Plan nodes that change or lock rows (a data-modifying CTE, SELECT ... FOR UPDATE).
 _WRITING_NODES = ("ModifyTable", "LockRows")
-
-
-class ReadOnlyViolation(RuntimeError):
-    """SQL refused because it could change something (or the session is not read-only)."""
 
 
 def _driver_url(url: str | URL) -> URL:
@@ -426,3 +426,58 @@ def guarded_rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
             with contextlib.suppress(Exception):
                 conn.invalidate()  # never reused, whatever the statement did to the session
     return rows
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Database:
+    """Where the database checks connect: host and where the URL came from. The URL is never shown."""
+
+    host: str | None
+    source: str
+    engine: Any = field(default=None, repr=False)
+    error: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.engine is not None
+
+    def __repr__(self) -> str:
+        return f"Database(host={self.host!r}, source={self.source!r}, error={self.error!r})"
+
+    def ping(self) -> dict[str, Any] | None:
+        """``{"ok", "latency_ms", "server_version", "error", "host"}``; None when no database is configured."""
+        if self.error:
+            return {"ok": False, "latency_ms": None, "error": self.error, "host": self.host}
+        if not self.configured:
+            return None
+        return {**ping(self.engine), "host": self.host}
+
+    def fetch(self, fn: Callable[..., T], *args: Any) -> Fetched[T]:
+        """``fn(engine, *args)`` (``activity``, ``max_connections``...) as a result; value None when no
+        database is configured."""
+        from propflow_ops.sources.fetch import fetch
+
+        target = f"{getattr(fn, '__name__', 'query')}@{self.host}"
+        if self.error:
+            return failed(self.error, target)
+        if not self.configured:
+            return Fetched(None, None, target)
+        return fetch(fn, self.engine, *args, target=target, engine=self.engine)
+
+
+def connect(task: Any = None, *, connect_timeout_s: int = 5, statement_timeout_ms: int = 10_000) -> Database:
+    """``PROPFLOW_DATABASE_URL``, else DATABASE_URL from the task definition (CONTRACT 2): ``task`` is the
+    fetched ``ecs.task_database_url`` (or None)."""
+    task = unwrap(task)
+    env = getattr(task, "env", None) if not isinstance(task, BaseException) else None
+    url, source = resolve_database_url(env)
+    if not url:
+        return Database(None, source)
+    try:
+        engine = make_engine(url, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms)
+    except Exception as exc:  # noqa: BLE001 - a URL that does not parse is reported, never printed
+        return Database(url_host(url), source, None, f"bad database URL ({type(exc).__name__})")
+    return Database(url_host(url), source, engine)

@@ -8,6 +8,7 @@ family; exit codes, stop codes and times only exist where the sandbox set them.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ import botocore.exceptions
 import pandas as pd
 
 from propflow_ops.sources import aws
+from propflow_ops.urls import url_host
 
 TASK_COLUMNS = [
     "taskArn",
@@ -292,3 +294,28 @@ def task_definition_revisions(family: str, *, client: Any = None) -> list[str]:
     # (moto ignores ``sort``).
     same = [a for a in arns if _family_of(a) == family]
     return sorted(dict.fromkeys(same), key=revision, reverse=True)
+
+
+@dataclass
+class TaskDatabaseUrl:
+    """The DATABASE_URL of the service's current task definition. ``url`` stays in memory: never shown."""
+
+    task_definition: str | None = None
+    url: str | None = field(default=None, repr=False)
+    env: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def host(self) -> str | None:
+        return url_host(self.url)
+
+    def __repr__(self) -> str:
+        return f"TaskDatabaseUrl(task_definition={self.task_definition!r}, host={self.host!r})"
+
+
+def task_database_url(cluster: str, name: str, family: str) -> TaskDatabaseUrl:
+    """The service's current task definition (else the family's latest) and its DATABASE_URL."""
+    td = current_task_definition(cluster, name, family)
+    env = task_environment(td)
+    label = f"{td.get('family')}:{td.get('revision')}"
+    url = env.get("DATABASE_URL")
+    return TaskDatabaseUrl(label, str(url) if url else None, env)

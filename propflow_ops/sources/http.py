@@ -30,14 +30,11 @@ import urllib.request
 from typing import Any
 
 from propflow_ops import reach
+from propflow_ops.errors import DeadlineExceeded as DeadlineExceeded  # callers import it from here
 
 BODY_CHARS = 500
 MAX_BODY_BYTES = 2_000_000
 _RETRY_DELAY_S = 0.2
-
-
-class DeadlineExceeded(TimeoutError):
-    """No complete answer within the request's total deadline."""
 
 
 def origin(url: str) -> str:

@@ -6,11 +6,8 @@ from typing import Any
 
 import botocore.exceptions
 
+from propflow_ops.errors import FetchError as FetchError  # tests and older callers import it from here
 from propflow_ops.sources import aws
-
-
-class FetchError(RuntimeError):
-    """A fetch that failed; ``str()`` is one line without secrets."""
 
 
 def db_instance(identifier: str, *, client: Any = None) -> dict[str, Any] | None | FetchError:

@@ -14,13 +14,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from propflow_ops.sources.rds import FetchError
+from propflow_ops.errors import FetchError
+from propflow_ops.results import Fetched
+from propflow_ops.signals import TriageSignals
+from propflow_ops.urls import health_url
 
 OTP_PATH = "/api/v1/auth/login/otp"
 DEFAULT_TIMEOUT_S = 3.0
@@ -43,30 +46,12 @@ class TriageParams:
     budget_s: float = 25.0
 
 
-@dataclass
-class Signals:
-    """What the sweep fetched: name -> value (or FetchError), and how long each fetch took."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    took_ms: dict[str, float] = field(default_factory=dict)
-    start: datetime = field(default_factory=lambda: datetime.now(UTC))
-    end: datetime = field(default_factory=lambda: datetime.now(UTC))
-    total_ms: float = 0.0
-
-    def get(self, name: str) -> Any:
-        return self.values.get(name)
-
-    def timings(self) -> pd.DataFrame:
-        rows = [{"signal": k, "ms": round(v, 1), "outcome": "error" if isinstance(self.values.get(k), BaseException)
-                 else "ok"} for k, v in sorted(self.took_ms.items(), key=lambda kv: -kv[1])]
-        return pd.DataFrame(rows, columns=["signal", "ms", "outcome"])
-
-    def __repr__(self) -> str:  # never show values: they may hold secrets
-        return f"Signals({len(self.values)} fetched in {self.total_ms:.0f} ms)"
+#: What :func:`gather` returns (one typed field per signal; the checks read it).
+Signals = TriageSignals
 
 
 def _error_text(exc: BaseException) -> str:
-    from propflow_ops.sources.apidb import error_text
+    from propflow_ops.sources.fetch import error_text
 
     return error_text(exc)
 
@@ -115,19 +100,21 @@ def sample_inventory(bucket: str, *, max_keys: int = 1000) -> dict[str, Any]:
 
 def _database_probe(task: _Once, timeout_s: float) -> dict[str, Any]:
     """SELECT 1, pg_stat_activity and max_connections over one short-timeout engine."""
-    from propflow_ops.sources import apidb
+    from propflow_ops.sources import db as dbsrc
+    from propflow_ops.sources.ecs import TaskDatabaseUrl
 
     td = task()
-    task_url = apidb.TaskDatabaseUrl(env=td.get("env") or {}) if isinstance(td, dict) else None
-    db = apidb.database(task_url, connect_timeout_s=max(1, int(timeout_s)), statement_timeout_ms=5000)
+    task_url = TaskDatabaseUrl(env=td.get("env") or {}) if isinstance(td, dict) else None
+    db = dbsrc.connect(task_url, connect_timeout_s=max(1, int(timeout_s)), statement_timeout_ms=5000)
     out: dict[str, Any] = {"configured": db.configured or bool(db.error), "host": db.host, "source": db.source}
     if not out["configured"]:
         return out
-    out["ping"] = apidb.ping(db)
+    out["ping"] = db.ping()
     ping = out["ping"]
     reachable = isinstance(ping, dict) and ping.get("ok")
-    out["activity"] = apidb.activity(db) if reachable else FetchError("database unreachable")
-    out["max_connections"] = apidb.max_connections(db) if reachable else FetchError("database unreachable")
+    out["activity"] = db.fetch(dbsrc.activity).outcome if reachable else FetchError("database unreachable")
+    out["max_connections"] = (db.fetch(dbsrc.max_connections).outcome if reachable
+                              else FetchError("database unreachable"))
     if db.engine is not None:
         db.engine.dispose()
     return out
@@ -173,7 +160,6 @@ def _preload() -> None:
 
 def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -> Signals:
     """Fetch every signal concurrently; anything not back within ``budget_s`` is an error."""
-    from propflow_ops.checks.api import health_url
     from propflow_ops.sources import ecs, elasticache, http, logs, rds, s3, twilio, whatsapp
 
     _preload()
@@ -207,7 +193,7 @@ def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -
     }
     # The slowest first (the alembic comparison takes the longest), so the critical path starts at once.
     jobs = {"alembic": lambda: _alembic(p.models), **jobs}
-    signals = Signals(start=start, end=end)
+    got: dict[str, Fetched[Any]] = {}
     t0 = time.monotonic()
 
     def timed(name: str, fn: Callable[[], Any]) -> None:
@@ -216,16 +202,14 @@ def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -
             value = fn()
         except Exception as exc:  # noqa: BLE001 - returned for the check to report as error
             value = FetchError(_error_text(exc))
-        signals.values[name] = value
-        signals.took_ms[name] = (time.monotonic() - s) * 1000
+        seconds = time.monotonic() - s
+        got[name] = (Fetched(None, value, name, seconds) if isinstance(value, BaseException)
+                     else Fetched(value, None, name, seconds))
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="triage")
     futures = {pool.submit(timed, name, fn): name for name, fn in jobs.items()}
     wait(futures, timeout=p.budget_s)
     pool.shutdown(wait=False, cancel_futures=True)
-    for name in jobs:
-        if name not in signals.values:
-            signals.values[name] = FetchError(f"no answer within the triage budget of {p.budget_s:g} s")
-            signals.took_ms[name] = p.budget_s * 1000
-    signals.total_ms = (time.monotonic() - t0) * 1000
-    return signals
+    done = {name: got.get(name) or Fetched(None, FetchError(f"no answer within the triage budget of {p.budget_s:g} s"),
+                                           name, p.budget_s) for name in jobs}
+    return TriageSignals(**done, start=start, end=end, total_ms=(time.monotonic() - t0) * 1000)

@@ -25,6 +25,9 @@ from typing import Any
 import pandas as pd
 
 from propflow_ops.reach import unreachable
+from propflow_ops.records import ApiResult as ApiResult
+from propflow_ops.records import MessagesResult as MessagesResult
+from propflow_ops.records import TaskSettings as TaskSettings
 from propflow_ops.sources import fetch
 
 DEFAULT_API_URL = "https://api.twilio.com"
@@ -32,28 +35,6 @@ TIMEOUT_S = 10.0
 
 #: Columns of :func:`messages` (the recipient number is deliberately not kept).
 MESSAGE_COLUMNS = ["sid", "date_created", "status", "error_code", "error_message", "direction"]
-
-
-@dataclass
-class ApiResult:
-    """The outcome of one HTTP call: ``ok`` is a 2xx answer with a JSON body.
-
-    ``status`` is the HTTP status (None when no answer came back), ``body`` the
-    parsed JSON (also for error answers), ``error`` a one-line reason when not ok.
-    """
-
-    url: str
-    ok: bool = False
-    status: int | None = None
-    body: Any = None
-    error: str | None = None
-    latency_ms: float | None = None
-    configured: bool = True
-
-    @property
-    def reached(self) -> bool:
-        """An HTTP answer came back (whatever its status)."""
-        return self.status is not None
 
 
 @dataclass
@@ -175,18 +156,6 @@ def balance(cfg: TwilioConfig, *, timeout_s: float = TIMEOUT_S) -> ApiResult:
     return request_json("GET", _account_url(cfg, "/Balance"), headers=_auth_header(cfg), timeout_s=timeout_s)
 
 
-@dataclass
-class MessagesResult:
-    """Recent messages as a frame (:data:`MESSAGE_COLUMNS`), and the call's outcome."""
-
-    result: ApiResult
-    frame: pd.DataFrame
-
-    @property
-    def ok(self) -> bool:
-        return self.result.ok
-
-
 def _parse_date(value: Any) -> datetime | None:
     if not value:
         return None
@@ -245,21 +214,6 @@ def notification_logs(log_group: str, start: datetime, end: datetime) -> pd.Data
 
     # the exception itself: the check tells "unreachable" (fail) from other failures (error)
     return fetch.attempt(notification_lines, lambda exc: exc)
-
-
-@dataclass
-class TaskSettings:
-    """Which settings the service's running task definition holds: names only, values never kept.
-
-    ``names`` maps each variable (``environment`` and ``secrets``) to ``"value"``
-    (a non-empty plain value), ``"empty"`` or ``"secret"`` (valueFrom SSM or
-    Secrets Manager). ``error`` is set when ECS could not be read.
-    """
-
-    task_definition: str = ""
-    names: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    unreachable: bool = False
 
 
 def task_settings(cluster: str, service: str, family: str = "") -> TaskSettings:

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from propflow_ops import reach
-from propflow_ops.sources import apidb, aws, fetch, s3, twilio
+from propflow_ops.results import Fetched, frame, takes_fetched
+from propflow_ops.sources import aws, fetch, s3, twilio
+from propflow_ops.sources import logs as logsrc
 from propflow_ops.sources.rds import FetchError
 
 from .conftest import free_port
@@ -23,10 +25,25 @@ def test_attempt_returns_the_value_or_the_handled_failure():
         fetch.attempt(lambda: (_ for _ in ()).throw(KeyboardInterrupt()), lambda exc: exc)
 
 
-def test_apidb_attempt_returns_a_one_line_fetch_error():
-    assert apidb.attempt(int, "7") == 7
-    err = apidb.attempt(int, "not a number")
-    assert isinstance(err, FetchError) and str(err).startswith("ValueError: invalid literal")
+def test_fetch_returns_the_value_or_a_one_line_fetch_error_with_target_and_time():
+    got = fetch.fetch(int, "7")
+    assert got.ok and got.value == 7 and got.error is None and got.target == "int(7)" and got.seconds >= 0
+    err = fetch.fetch(int, "not a number", target="parse")
+    assert not err.ok and err.value is None and err.target == "parse"
+    assert isinstance(err.error, FetchError) and str(err.error).startswith("ValueError: invalid literal")
+    assert err.outcome is err.error and got.outcome == 7
+    assert "not a number" not in repr(fetch.fetch(dict, secret="not a number"))  # the value is never shown
+
+
+def test_checks_judge_a_fetched_as_its_value_or_its_error():
+    @takes_fetched
+    def judged(x: object, *, y: object = None) -> tuple[object, object]:
+        return x, y
+
+    failed = fetch.fetch(int, "x")
+    assert judged(fetch.fetch(int, "3"), y=failed) == (3, failed.error)
+    assert judged(5) == (5, None)  # plain values pass through
+    assert frame(failed).empty and frame(Fetched(pd.DataFrame({"a": [1]}))).shape == (1, 1)
 
 
 def _window() -> tuple[datetime, datetime]:
@@ -61,4 +78,5 @@ def test_wrappers_return_the_failure_when_the_target_is_dead(aws_env, monkeypatc
     logs = s3.log_events("/any", start, end)
     assert type(logs) is RuntimeError and "connect" in str(logs)
     assert "connect" in s3.service_task_definition("c", "s", "f")["error"]
-    assert isinstance(apidb.logs("/any", start, end), FetchError)
+    got = fetch.fetch(logsrc.fetch_log_events, "/any", start, end)
+    assert isinstance(got.error, FetchError) and got.value is None

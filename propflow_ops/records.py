@@ -1,0 +1,104 @@
+"""Records that sources fill and checks read (below both layers: checks never import sources).
+
+The sources that make them re-export them (``sources.alembic.AlembicState``, ``sources.twilio.ApiResult``...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+#: Columns of ``AlembicState.history``.
+HISTORY_COLUMNS = ["revision", "down_revision", "applied", "is_head", "is_branch_point", "is_merge", "doc",
+                   "create_date", "file"]
+
+
+@dataclass
+class AlembicState:
+    """What the scripts and the database say. ``configured`` False: PROPFLOW_ALEMBIC_CONFIG not set."""
+
+    config_path: str = ""
+    configured: bool = False
+    script_error: str | None = None
+    db_error: str | None = None
+    db_unreachable: bool = False
+    heads: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)
+    current: list[str] = field(default_factory=list)
+    version_table: bool = False
+    pending: list[str] = field(default_factory=list)  # upgrade order (oldest first); [] when unknowable
+    unknown: list[str] = field(default_factory=list)  # database revisions no script knows
+    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HISTORY_COLUMNS))
+    down_revisions: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def at_head(self) -> bool:
+        return bool(self.current) and not self.pending and not self.unknown
+
+    def previous(self, revision: str) -> list[str]:
+        return list(self.down_revisions.get(revision, []))
+
+
+@dataclass
+class DriftResult:
+    """Differences between the models and the live database (``alembic check``'s view).
+
+    ``skipped``: why it was not compared; ``error``: why the comparison failed.
+    """
+
+    models: str = ""
+    skipped: str | None = None
+    error: str | None = None
+    unreachable: bool = False
+    diffs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["change", "table", "name", "detail"]))
+
+
+@dataclass
+class ApiResult:
+    """The outcome of one HTTP call: ``ok`` is a 2xx answer with a JSON body.
+
+    ``status`` is the HTTP status (None when no answer came back), ``body`` the
+    parsed JSON (also for error answers), ``error`` a one-line reason when not ok.
+    """
+
+    url: str
+    ok: bool = False
+    status: int | None = None
+    body: Any = None
+    error: str | None = None
+    latency_ms: float | None = None
+    configured: bool = True
+
+    @property
+    def reached(self) -> bool:
+        """An HTTP answer came back (whatever its status)."""
+        return self.status is not None
+
+
+@dataclass
+class MessagesResult:
+    """Recent messages as a frame (:data:`MESSAGE_COLUMNS`), and the call's outcome."""
+
+    result: ApiResult
+    frame: pd.DataFrame
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+
+@dataclass
+class TaskSettings:
+    """Which settings the service's running task definition holds: names only, values never kept.
+
+    ``names`` maps each variable (``environment`` and ``secrets``) to ``"value"``
+    (a non-empty plain value), ``"empty"`` or ``"secret"`` (valueFrom SSM or
+    Secrets Manager). ``error`` is set when ECS could not be read.
+    """
+
+    task_definition: str = ""
+    names: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    unreachable: bool = False
