@@ -23,6 +23,7 @@ import secrets
 import shutil
 import subprocess
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,9 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from . import canaries, dataset, isolation
+
+# The injected idle-in-transaction and long-query sessions are at least this old when their scenario returns.
+SESSION_MIN_AGE_S = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -357,6 +361,7 @@ class PostgresWorld:
         conn = self.connect()
         conn.execute("UPDATE maintenance_requests SET status = 'in_progress', updated_at = now() WHERE id = 1")
         self.hold(conn)
+        self._wait_aged(conn.info.backend_pid, "idle in transaction", "state_change")
 
     def long_query(self, seconds: int = 3600) -> None:
         conn = self.connect(autocommit=True)
@@ -372,6 +377,21 @@ class PostgresWorld:
         thread.start()
         self._threads.append(thread)
         started.wait(2)
+        self._wait_aged(conn.info.backend_pid, "active", "query_start")
+
+    def _wait_aged(self, pid: int, state: str, since: str, age_s: float = SESSION_MIN_AGE_S) -> None:
+        """Return once session ``pid`` is in ``state`` and ``since`` is ``age_s`` old (at most 10 s): a runbook
+        started at once (a warm kernel) then sees a session past the lowered test thresholds, never a newborn."""
+        column = {"query_start": "query_start", "state_change": "state_change"}[since]
+        deadline = time.monotonic() + 10
+        with self.connect(autocommit=True, application_name="propflow-sandbox-probe") as probe:
+            while time.monotonic() < deadline:
+                row = probe.execute(
+                    f"SELECT extract(epoch FROM clock_timestamp() - {column}) FROM pg_stat_activity "
+                    "WHERE pid = %s AND state = %s", (pid, state)).fetchone()
+                if row and row[0] is not None and float(row[0]) >= age_s:
+                    return
+                time.sleep(0.1)
 
     def execute(self, statement: str, params: tuple[Any, ...] | None = None) -> None:
         with self.connect(autocommit=True) as conn:
