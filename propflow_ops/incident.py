@@ -197,6 +197,16 @@ def parse_time(value: str | datetime | None, *, name: str = "started_at") -> dat
     return dt.astimezone(UTC)
 
 
+def recorded_time(value: Any) -> datetime | None:
+    """A time read back from a record or an evidence file: None when absent or unreadable (never raises)."""
+    if not value:
+        return None
+    try:
+        return parse_time(str(value))
+    except BadInput:
+        return None
+
+
 def escalation_steps(severity: str, started_at: datetime,
                      policy: EscalationPolicy | None = None) -> list[dict[str, Any]]:
     """Every escalation step that applies to this severity, with when it falls due."""

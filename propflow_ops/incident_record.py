@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from propflow_ops.findings import iso, utcnow
-from propflow_ops.incident import SEVERITIES, BadInput, parse_time
+from propflow_ops.incident import SEVERITIES, BadInput, recorded_time
 from propflow_ops.operator import label
 
 RECORD = "incident.jsonl"
@@ -334,15 +334,6 @@ class IncidentState:
         }
 
 
-def _t(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_time(str(value))
-    except BadInput:
-        return None
-
-
 PENDING = "pending"
 
 
@@ -372,21 +363,21 @@ def fold(incident_id: str, events: list[dict[str, Any]]) -> IncidentState:
         if kind == "opened" and not st.exists:
             st.exists = True
             st.severity = str(e.get("severity") or "")
-            st.started_at = _t(e.get("started_at"))
+            st.started_at = recorded_time(e.get("started_at"))
             st.title = str(e.get("title") or "")
-            st.opened_at = _t(e.get("at"))
+            st.opened_at = recorded_time(e.get("at"))
             st.opened_by = dict(e.get("by") or {})
             st.opened_via = str(e.get("via") or "")
         elif kind == "override":
             st.overrides.append(e)
             if e.get("field") == "severity" and e.get("value") in SEVERITIES:
                 st.severity = str(e["value"])
-            elif e.get("field") == "started_at" and _t(e.get("value")):
-                st.started_at = _t(e.get("value"))
+            elif e.get("field") == "started_at" and recorded_time(e.get("value")):
+                st.started_at = recorded_time(e.get("value"))
         elif kind == "ack" and st.acknowledged_at is None:
-            st.acknowledged_at, st.acknowledged_by = _t(e.get("at")), dict(e.get("by") or {})
+            st.acknowledged_at, st.acknowledged_by = recorded_time(e.get("at")), dict(e.get("by") or {})
         elif kind == "resolve" and st.resolved_at is None:
-            st.resolved_at, st.resolved_by = _t(e.get("at")), dict(e.get("by") or {})
+            st.resolved_at, st.resolved_by = recorded_time(e.get("at")), dict(e.get("by") or {})
         elif kind == "note":
             st.notes.append(e)
         elif kind == "run":

@@ -109,19 +109,10 @@ def send_sns(topic_arn: str, subject: str, message: str, *, region: str = "",
 
     def go() -> None:
         try:
-            import boto3
-            from botocore.config import Config
+            from propflow_ops.sources.aws import client_from_env
 
-            session = boto3.session.Session(
-                profile_name=env.get("AWS_PROFILE") or None,
-                aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-                aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-                aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
-            )
-            sns = session.client("sns", region_name=region or topic_arn.split(":")[3],
-                                 endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
-                                 config=Config(connect_timeout=2, read_timeout=3,
-                                               retries={"mode": "standard", "max_attempts": 2}))
+            sns = client_from_env("sns", env, region=region or topic_arn.split(":")[3], connect_s=2, read_s=3,
+                                  attempts=3)
             resp = sns.publish(TopicArn=topic_arn, Subject=_subject(subject), Message=message)
             out["id"] = resp.get("MessageId", "")
         except Exception as exc:  # noqa: BLE001 - reported as the channel's error

@@ -41,20 +41,10 @@ def caller_arn(env: Mapping[str, str] | None = None, deadline_s: float = STS_DEA
 
     def ask() -> None:
         try:
-            import boto3
-            from botocore.config import Config
+            from propflow_ops.sources.aws import client_from_env
 
-            session = boto3.session.Session(
-                profile_name=env.get("AWS_PROFILE") or None,
-                aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-                aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-                aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
-                region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            )
             half = max(0.5, deadline_s / 2)
-            sts = session.client("sts", endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
-                                 config=Config(connect_timeout=half, read_timeout=half,
-                                               retries={"mode": "standard", "max_attempts": 1}))
+            sts = client_from_env("sts", env, connect_s=half, read_s=half, attempts=2)
             out["arn"] = str(sts.get_caller_identity()["Arn"])
         except Exception as exc:  # noqa: BLE001 - an unknown operator is recorded, never fatal
             out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}".rstrip(": ")

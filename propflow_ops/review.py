@@ -43,7 +43,7 @@ from propflow_ops.incident import (
     BadInput,
     Checklist,
     escalation_steps,
-    parse_time,
+    recorded_time,
     rto_verdict,
 )
 from propflow_ops.operator import label
@@ -123,15 +123,6 @@ def latest_incident(output_dir: str | os.PathLike[str] | None = None) -> str | N
     return best[1] if best else None
 
 
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_time(str(value))
-    except BadInput:
-        return None
-
-
 def check_integrity(folder: Path) -> dict[str, str]:
     """file -> ok | tampered | missing (listed in SHA256SUMS) | unlisted (present but not covered)."""
     result = dict(verify_sums(folder))
@@ -166,8 +157,8 @@ def load_run(folder: Path) -> RunRecord:
         folder=folder,
         slug=slug,
         status=str((evidence or {}).get("status") or "unreadable"),
-        started_at=_time(run.get("started_at")),
-        finished_at=_time(run.get("finished_at")),
+        started_at=recorded_time(run.get("started_at")),
+        finished_at=recorded_time(run.get("finished_at")),
         evidence=evidence,
         integrity=integrity,
         problem=problem,
@@ -246,7 +237,7 @@ def incident_start(runs: Sequence[RunRecord]) -> tuple[datetime | None, bool]:
     A run started without ``--started-at`` takes the moment its notebook began (after the runner started
     the run) as the incident start; an incident start before the first run was therefore given by someone.
     """
-    starts = [t for r in runs if (t := _time(((r.evidence or {}).get("incident") or {}).get("started_at")))]
+    starts = [t for r in runs if (t := recorded_time(((r.evidence or {}).get("incident") or {}).get("started_at")))]
     first_run = min((r.started_at for r in runs if r.started_at), default=None)
     if not starts:
         return first_run, False
@@ -515,7 +506,7 @@ def record_events(record: Any) -> list[tuple[datetime, str, str]]:
     out: list[tuple[datetime, str, str]] = []
     for e in record.events if record is not None else []:
         kind = str(e.get("event"))
-        at = _time(e.get("at"))
+        at = recorded_time(e.get("at"))
         if at is None or kind in ("run", "corrupt"):
             continue
         name = _RECORD_KINDS.get(kind, kind)
@@ -624,7 +615,7 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
         add(r.started_at, "run", what, r.name)
         for a in r.actions:
             if a.get("mode") in ("executed", "failed") and (str(a.get("step")), str(a.get("at"))) not in recorded:
-                add(_time(a.get("at")) or r.observed_at, f"action {a.get('mode')}",
+                add(recorded_time(a.get("at")) or r.observed_at, f"action {a.get('mode')}",
                     f"{a.get('step')}: {a.get('detail') or a.get('command') or ''}" + (f"; by {who}" if who else ""),
                     r.name)
     for _, p in problems.iterrows():
@@ -639,7 +630,7 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
     last = max((r.observed_at for r in runs if r.observed_at), default=None)
     horizon = horizon_at or resolved_at or last
     for _, e in escalation.iterrows():
-        due = _time(e["due_at"])
+        due = recorded_time(e["due_at"])
         if due is not None and horizon is not None and due <= horizon:
             add(due, "escalation due", str(e["action"]))
     order = {"incident start": 0, "incident opened": 0, "escalation due": 1, "escalation sent": 1,
@@ -960,7 +951,7 @@ def timeline_figure(review: Review) -> Any:
         ax.plot([num(r.started_at)], [y], marker="o", color=colours.get(r.status, "#9e9e9e"), ms=7)
         for a in r.actions:
             if a.get("mode") in ("executed", "failed"):
-                at = _time(a.get("at")) or end
+                at = recorded_time(a.get("at")) or end
                 ax.plot([num(at)], [y + 0.3], marker="v", color="#1565c0" if a["mode"] == "executed" else "#6a1b9a", ms=9)
                 ax.annotate(str(a.get("step")), (mdates.date2num(at), y + 0.3), xytext=(4, 2),
                             textcoords="offset points", fontsize=7)
@@ -968,7 +959,7 @@ def timeline_figure(review: Review) -> Any:
     if review.resolved_at is not None:
         ax.axvline(num(review.resolved_at), color=STATUS_COLOURS["ok"], ls="--", lw=1.2, label="everything ok again")
     for e in review.escalation.itertuples():
-        due = _time(e.due_at)
+        due = recorded_time(e.due_at)
         if due is not None and due <= (review.resolved_at or last):
             ax.axvline(num(due), color="#ef6c00", ls="-.", lw=1, label=f"escalation: {e.action}")
     ax.set_yticks(list(ypos.values()), list(ypos.keys()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -63,6 +64,22 @@ def client(service: str, region: str | None = None) -> Any:
             reach.watch_boto3_client(found)
             _clients[key] = found
         return found
+
+
+def client_from_env(service: str, env: Mapping[str, str], *, region: str | None = None, connect_s: float = 3,
+                    read_s: float = 8, attempts: int = 2) -> Any:
+    """A boto3 client configured from ``env`` (not this process's environment): profile, keys, region and
+    endpoint, with connect/read timeouts and ``attempts`` attempts in all."""
+    session: Any = boto3.session.Session(
+        profile_name=env.get("AWS_PROFILE") or None,
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+        aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+        region_name=region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
+    return session.client(service, endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+                          config=Config(connect_timeout=connect_s, read_timeout=read_s,
+                                        retries={"mode": "standard", "total_max_attempts": attempts}))
 
 
 def clear_cache() -> None:

@@ -40,7 +40,7 @@ def package_calls() -> set[str]:
     """``service:Operation`` for every boto3 operation the package calls (method calls and paginators)."""
     code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "propflow_ops").rglob("*.py")
                      if "sandbox" not in p.relative_to(ROOT).parts)
-    services = set(re.findall(r"""client\(\s*["']([a-z0-9-]+)["']""", code))
+    services = set(re.findall(r"""client(?:_from_env)?\(\s*["']([a-z0-9-]+)["']""", code))
     # a method call, not on self or super() (our own classes: a Redis client's execute_command is not ECS's)
     called = set(re.findall(r"(?<!super\(\))(?<!self)\.([a-z][a-z0-9_]+)\(", code)) | set(re.findall(r"""get_paginator\(\s*["']([a-z0-9_]+)""",
                                                                                code))
