@@ -51,12 +51,14 @@ def sandbox_main(scenarios: list[str], list_only: bool = False, *, database_url:
     with stop_on_signals() as guard:
         try:
             sandbox.start()
+            # Ready from here: a stop that lands while READY is being printed (the reader may act on the line
+            # before this process runs again) is a clean stop of a started sandbox, exit 0.
+            ready = True
             if ignored:
                 print(f"unset {' '.join(ignored)}")
             for name, value in sandbox.env.items():
                 print(f"export {name}={shlex.quote(value)}")
             print("READY", flush=True)
-            ready = True
             if workers:
                 from . import fleet as fleet_mod
 
