@@ -2,7 +2,7 @@
 
 Each component's judgement reuses the runbooks' own checks on the signals the sweep fetched
 (``propflow_ops.sources.triage``) and folds them into one finding: the worst status of the
-sub-checks (fail > warn > error > ok > skipped), the sub-checks kept in ``data["checks"]``.
+sub-checks (fail > error > warn > ok > skipped, ``findings.STATUS_ORDER``), the sub-checks kept in ``data["checks"]``.
 A sub-check that is ``fail`` or ``warn`` points at the runbook that owns its code; the
 recommendations are ordered by the runbooks' default severity (P0 first) and, within a severity,
 the dependency first (the database before the API that needs it).
@@ -27,7 +27,7 @@ from propflow_ops.checks import notify as notify_checks
 from propflow_ops.checks import redis as redis_checks
 from propflow_ops.checks import s3 as s3_checks
 from propflow_ops.checks import websocket as ws_checks
-from propflow_ops.findings import Finding, Status
+from propflow_ops.findings import STATUS_ORDER, Finding, Status
 from propflow_ops.results import takes_fetched
 from propflow_ops.runbooks import RUNBOOKS
 from propflow_ops.signals import TriageSignals
@@ -59,7 +59,6 @@ HEALTH_DEPENDENCIES = {"database": "db-connection", "db": "db-connection", "post
                        "redis": "websocket", "cache": "websocket"}
 # Within one severity, the dependency first.
 TIE_ORDER = ("db-connection", "api-down", "migration", "photo-upload", "notifications", "api-latency", "websocket")
-_WORST = {Status.FAIL: 0, Status.WARN: 1, Status.ERROR: 2, Status.OK: 3, Status.SKIPPED: 4}
 
 
 def owner(code: str) -> str | None:
@@ -72,16 +71,17 @@ def _err(value: Any) -> BaseException | None:
 
 
 def fold(code: str, subs: Sequence[Finding], *, what: str) -> Finding:
-    """One component finding from its sub-checks: the worst status, the problems in the detail."""
+    """One component finding from its sub-checks: the worst status (the one order of ``findings.STATUS_ORDER``:
+    fail, error, warn, ok, skipped; a check that could not run outranks a risk), the problems in the detail."""
     if not subs:
         return Finding.skipped(code, what, "nothing to check")
-    worst = min(subs, key=lambda f: _WORST[f.status])
+    worst = min(subs, key=lambda f: STATUS_ORDER[f.status])
     problems = [f for f in subs if f.status in (Status.FAIL, Status.WARN, Status.ERROR)]
     checks = [{"code": f.code, "status": f.status.value, "title": f.title, "detail": f.detail[:300],
                "runbook": f.data.get("runbook") or owner(f.code)} for f in subs]
     if problems:
         detail = "; ".join(f"{f.code} {f.status.value}: {f.title}" for f in
-                           sorted(problems, key=lambda f: _WORST[f.status]))
+                           sorted(problems, key=lambda f: STATUS_ORDER[f.status]))
         title = f"{what}: {worst.title}"
     elif worst.status is Status.SKIPPED:
         detail = "; ".join(f"{f.code}: {f.detail}" for f in subs)

@@ -24,7 +24,11 @@ def test_fold_takes_the_worst_status_and_names_the_problems():
                   Finding.warn("DB_RPO_AT_RISK", "old"), Finding.fail("DB_POOL_EXHAUSTED", "full"),
                   Finding.error("DB_URL_MISMATCH", "cannot read", "boom"))
     assert f.status is Status.FAIL and f.title == "TRIAGE_DATABASE: full"
-    assert f.detail.startswith("DB_POOL_EXHAUSTED fail: full; DB_RPO_AT_RISK warn: old")
+    assert f.detail.startswith("DB_POOL_EXHAUSTED fail: full; DB_URL_MISMATCH error: cannot read; DB_RPO_AT_RISK warn: old")
+    # one status order (findings.STATUS_ORDER): a check that could not run outranks a risk
+    both = component("TRIAGE_DATABASE", Finding.warn("DB_RPO_AT_RISK", "old"),
+                     Finding.error("DB_URL_MISMATCH", "cannot read", "boom"))
+    assert both.status is Status.ERROR and both.title == "TRIAGE_DATABASE: cannot read"
     runbooks = {c["code"]: c["runbook"] for c in f.data["checks"]}
     assert runbooks == dict.fromkeys(["DB_UNREACHABLE", "DB_RPO_AT_RISK", "DB_POOL_EXHAUSTED", "DB_URL_MISMATCH"],
                                      "db-connection")
