@@ -313,7 +313,8 @@ def _notification_lines(logs: pd.DataFrame | BaseException) -> pd.DataFrame | Ba
 
 def otp_route_probe(probe: Mapping[str, Any] | BaseException | None) -> Finding:
     """OTP_ENDPOINT_FAILING from a POST with an empty body: the route should refuse it (4xx) without sending;
-    a 5xx or no answer means the endpoint itself is failing. It cannot tell that an SMS would be delivered:
+    a 5xx or no answer means the endpoint itself is failing; a 3xx (never followed) is a warn: something else
+    answers for the route. It cannot tell that an SMS would be delivered:
     the notifications runbook's send-test-otp step does that."""
     code, title = "OTP_ENDPOINT_FAILING", "OTP route answers a validation probe"
     if isinstance(probe, BaseException):
@@ -328,6 +329,11 @@ def otp_route_probe(probe: Mapping[str, Any] | BaseException | None) -> Finding:
         return Finding.fail(code, f"OTP route answers {status}",
                             f"POST {{}} (no phone, nothing sent) answered HTTP {status}; a healthy route refuses it "
                             "with 4xx", **data)
+    if 300 <= int(status) < 400:  # not followed (credentials go to their own host only): the route is elsewhere
+        return Finding.warn(code, f"OTP route redirects (HTTP {status})",
+                            f"POST {{}} was answered with {probe.get('error') or 'a redirect'}; the app's route should "
+                            "refuse it with 4xx itself (a maintenance page, a login wall or a misrouted load balancer "
+                            "answers this way)", **data)
     return Finding.ok(code, f"OTP route up (HTTP {status} to an empty request)",
                       "validation probe only: no phone number, nothing sent", **data)
 

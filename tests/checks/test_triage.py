@@ -129,6 +129,8 @@ def test_trend_frames_count_errors_per_minute_with_empty_minutes():
 @pytest.mark.parametrize("probe,status", [
     ({"status": 422, "latency_ms": 3}, "ok"), ({"status": 500, "latency_ms": 3}, "fail"),
     ({"status": None, "error": "refused"}, "fail"), (RuntimeError("x"), "error"), (None, "skipped"),
+    ({"status": 302, "error": "HTTP 302 redirect to login.example:443, not followed"}, "warn"),
+    ({"status": 307, "error": "HTTP 307 redirect to 10.0.0.9:80, not followed"}, "warn"),
 ])
 def test_otp_route_probe(probe, status):
     assert t.otp_route_probe(probe).status.value == status
