@@ -20,10 +20,14 @@ it at the top of each run).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from propflow_ops.errors import DeadlineExceeded
 from propflow_ops.findings import Finding
+
+T = TypeVar("T")
 
 # target -> (finding code, what it is called in a report)
 TARGETS: dict[str, tuple[str, str]] = {
@@ -98,6 +102,29 @@ def tripped(key: str) -> str | None:
     """Why ``key``'s breaker is open, or None when it is closed."""
     with _lock:
         return _tripped.get(key)
+
+
+def call_within(deadline_s: float, fn: Callable[[], T], what: str) -> T:
+    """``fn()`` with a wall-clock deadline: it runs in a daemon thread, waited on for ``deadline_s``. Past
+    it, :class:`~propflow_ops.errors.DeadlineExceeded`; the thread is left to end on its own (its connection
+    belongs to a target that is now counted as not answering, and the process's end takes it)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"deadline: {what}"[:60], daemon=True).start()
+    if not done.wait(max(0.01, deadline_s)):
+        raise DeadlineExceeded(f"{what}: no complete answer within {deadline_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def check(key: str) -> None:

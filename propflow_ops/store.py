@@ -82,6 +82,8 @@ def parse_s3(url: str) -> S3Url:
     return S3Url(bucket, "/".join(parts))
 
 
+#: SQS's longest long poll (``WaitTimeSeconds``), which the worker's receive uses by default.
+LONGEST_POLL_S = 20
 _plumbing: dict[tuple[str, str | None, str | None], Any] = {}
 _plumbing_lock = threading.Lock()
 
@@ -91,6 +93,7 @@ def plumbing_client(service: str) -> Any:
     attempts (:mod:`propflow_ops.sources.aws`), but not watched by :mod:`propflow_ops.reach`, whose breaker
     is per run: in a long-lived worker one timed-out call would otherwise fail every later one."""
     import boto3
+    from botocore.config import Config
 
     from propflow_ops.sources import aws
 
@@ -98,7 +101,10 @@ def plumbing_client(service: str) -> Any:
     with _plumbing_lock:
         found = _plumbing.get(key)
         if found is None:
-            found = boto3.session.Session().client(service, region_name=key[1], config=aws._CONFIG)  # type: ignore[call-overload]
+            # SQS long polls (the worker's receive waits up to 20 s): the read timeout and deadline outlast them
+            config = aws._CONFIG.merge(Config(read_timeout=aws.READ_TIMEOUT_S + LONGEST_POLL_S))
+            made = boto3.session.Session().client(service, region_name=key[1], config=config)  # type: ignore[call-overload]
+            found = aws.bound_attempts(made, aws.ATTEMPT_DEADLINE_S + LONGEST_POLL_S)
             _plumbing[key] = found
         return found
 

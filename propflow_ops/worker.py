@@ -51,7 +51,7 @@ from propflow_ops.redact import redact_text
 
 log = logging.getLogger("propflow_ops.worker")
 MODE = "fleet"
-MAX_WAIT_S = 20  # SQS's longest long poll
+MAX_WAIT_S = store_mod.LONGEST_POLL_S  # SQS's longest long poll (the queue client outlasts it)
 NOT_RUN = ("post-incident",)  # a review is asked for explicitly, never by an alarm
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,10 @@ READ_TIMEOUT_S = 8
 #: accepts and never answers is bounded by TOTAL_ATTEMPTS x (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) plus the
 #: back-off; once it timed out, the endpoint's breaker (``propflow_ops.reach``) fails the run's later calls at once.
 TOTAL_ATTEMPTS = 2
+#: Each attempt's TOTAL deadline (connect, send, status, headers, body): botocore's read timeout bounds one
+#: read, so an endpoint that drips a byte every few seconds would hold a call for ever without it. An attempt
+#: past the deadline is not retried (a timeout trips the endpoint's breaker, ``propflow_ops.reach``).
+ATTEMPT_DEADLINE_S = CONNECT_TIMEOUT_S + READ_TIMEOUT_S + 4
 
 _CONFIG = Config(
     connect_timeout=CONNECT_TIMEOUT_S,
@@ -60,7 +65,7 @@ def client(service: str, region: str | None = None) -> Any:
             global _session
             if _session is None:  # one Session: creating one per client costs ~0.5 s each (data files)
                 _session = boto3.session.Session()
-            found = _session.client(service, region_name=key[1], config=_CONFIG)
+            found = bound_attempts(_session.client(service, region_name=key[1], config=_CONFIG))
             reach.watch_boto3_client(found)
             _clients[key] = found
         return found
@@ -77,9 +82,41 @@ def client_from_env(service: str, env: Mapping[str, str], *, region: str | None 
         aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
         region_name=region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
-    return session.client(service, endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+    made = session.client(service, endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
                           config=Config(connect_timeout=connect_s, read_timeout=read_s,
                                         retries={"mode": "standard", "total_max_attempts": attempts}))
+    return bound_attempts(made, connect_s + read_s + 4)
+
+
+class _DeadlineSession:
+    """botocore's HTTP session with a total deadline on each request (see :data:`ATTEMPT_DEADLINE_S`).
+
+    The request runs in a worker thread (:func:`propflow_ops.reach.call_within`); past the deadline the caller
+    gets :class:`~propflow_ops.errors.DeadlineExceeded` (a ``TimeoutError``: botocore does not retry it, and
+    ``reach`` counts the endpoint unanswered and opens its breaker). A response stubbed by an in-process mock
+    never reaches ``send``."""
+
+    def __init__(self, inner: Any, deadline_s: float) -> None:
+        self.inner = inner
+        self.deadline_s = deadline_s
+
+    def send(self, request: Any) -> Any:
+        where = urllib.parse.urlsplit(str(getattr(request, "url", ""))).netloc or "AWS"
+        return reach.call_within(self.deadline_s, lambda: self.inner.send(request), f"AWS {where}")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def bound_attempts(made: Any, deadline_s: float | None = None) -> Any:
+    """``made`` (a botocore client) with a total deadline on every HTTP attempt (default
+    :data:`ATTEMPT_DEADLINE_S`); returns it."""
+    endpoint = getattr(made, "_endpoint", None)
+    session = getattr(endpoint, "http_session", None)
+    if session is not None and not isinstance(session, _DeadlineSession):
+        deadline = ATTEMPT_DEADLINE_S if deadline_s is None else deadline_s
+        endpoint.http_session = _DeadlineSession(session, deadline)  # type: ignore[union-attr]
+    return made
 
 
 def clear_cache() -> None:

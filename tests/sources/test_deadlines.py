@@ -146,3 +146,60 @@ def test_a_database_that_goes_silent_mid_query_is_cut_at_the_wall_clock() -> Non
         assert reach.tripped(db.target_key(engine.url)), "the silent database did not trip its breaker"
     finally:
         proxy.close()
+
+
+def test_a_dripping_aws_endpoint_is_cut_off_at_the_deadline_then_fails_fast(drip: DripServer,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's read timeout bounds one read; the drip never lets it fire. The attempt's total deadline
+    does, the timed-out attempt is not retried, and the endpoint's breaker fails the next call at once."""
+    from propflow_ops.errors import DeadlineExceeded
+    from propflow_ops.sources import aws
+
+    for name, value in {"AWS_ENDPOINT_URL": drip.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY":
+                        "testing", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setattr(aws, "ATTEMPT_DEADLINE_S", 2.0)
+    aws.clear_cache()
+    before = drip.accepted
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            aws.client("ecs").list_clusters()
+        took = time.monotonic() - t0
+        assert took < 10, f"the call took {took:.1f} s against a 2 s deadline"
+        assert drip.accepted - before == 1, "a timed-out attempt was retried"
+        logs = aws.client("logs")  # made before the clock starts: loading a service's model takes a second
+        t0 = time.monotonic()
+        with pytest.raises(reach.TargetDown):
+            logs.describe_log_groups()
+        assert time.monotonic() - t0 < 1
+        (f,) = reach.findings()
+        assert (f.code, f.status.value) == ("AWS_UNREACHABLE", "fail") and "within 2 s" in f.detail, f.detail
+        # the same bound on the clients built from another environment (escalation's SNS, the operator's STS)
+        sns = aws.client_from_env("sns", {"AWS_ENDPOINT_URL": drip.url, "AWS_ACCESS_KEY_ID": "k",
+                                          "AWS_SECRET_ACCESS_KEY": "s"}, connect_s=0.5, read_s=2.5)
+        t0 = time.monotonic()
+        with pytest.raises(DeadlineExceeded):  # reads come every 2 s: only the deadline (7 s) ends it
+            sns.list_topics()
+        assert time.monotonic() - t0 < 14
+    finally:
+        aws.clear_cache()
+
+
+@pytest.mark.slow  # waits out a real long poll (10 s)
+def test_the_queue_client_outlasts_a_long_poll(aws_env: str, unique: str) -> None:
+    """The worker's receive long-polls an empty queue for up to 20 s: that is an answer in the making, not a
+    read timeout (the runbooks' 8 s read timeout made every idle receive fail against real SQS)."""
+    from propflow_ops import store
+    from propflow_ops.sources import aws
+
+    store._plumbing.clear()
+    sqs = store.plumbing_client("sqs")
+    url = sqs.create_queue(QueueName=f"poll-{unique}")["QueueUrl"]
+    wait = aws.READ_TIMEOUT_S + 2
+    t0 = time.monotonic()
+    got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=wait)  # raised ReadTimeoutError at 8 s before
+    took = time.monotonic() - t0
+    assert got.get("Messages", []) == [] and took >= wait - 1, (got, took)
+    store._plumbing.clear()
