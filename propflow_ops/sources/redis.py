@@ -4,7 +4,8 @@ Diagnosis talks to Redis only through :class:`ReadOnlyRedis`: every command is c
 :data:`READ_COMMANDS` before it is sent, and anything else (writes, ``CONFIG SET``, ``FLUSHALL``,
 ``CLIENT KILL``, scripts, ``MULTI``, ``MONITOR``, ``SUBSCRIBE`` ...) raises :class:`ReadOnlyViolation`
 without reaching the server; pipelines, pub/sub, locks and scripts are refused outright. Connect and
-every read are bounded (``socket_connect_timeout``, ``socket_timeout``, no retry), a Redis that timed out
+every read are bounded (``socket_connect_timeout``, ``socket_timeout``, no retry), and so is each whole
+command (``deadline_s``: a reply dripped a byte at a time fires no read timeout), a Redis that timed out
 trips its breaker in :mod:`propflow_ops.reach`, and the run's later calls to it fail at once.
 """
 
@@ -57,6 +58,9 @@ class ReadOnlyRedis(redis_lib.Redis):
     """A redis-py client that sends only :data:`READ_COMMANDS` (see the module doc)."""
 
     breaker_key: str = ""
+    #: Total deadline of one command, connect and whole reply (0: none). The socket timeout bounds one read:
+    #: a server that drips its reply would hold the command for ever without it.
+    deadline_s: float = 0.0
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         name = command_name(args)
@@ -65,6 +69,10 @@ class ReadOnlyRedis(redis_lib.Redis):
         if self.breaker_key:
             reach.check(self.breaker_key)
         try:
+            if self.deadline_s > 0:
+                run = super().execute_command
+                return reach.call_within(self.deadline_s, lambda: run(*args, **options),
+                                         f"Redis {name} ({self.breaker_key or 'redis'})")
             return super().execute_command(*args, **options)
         except (redis_lib.exceptions.TimeoutError, TimeoutError) as exc:
             if self.breaker_key:
@@ -120,6 +128,7 @@ def make_client(url: str, *, timeout_s: float = 3) -> ReadOnlyRedis:
         driver_info=None,  # no CLIENT SETINFO on connect: nothing is set on the server
     )
     client.breaker_key = target_key(url)
+    client.deadline_s = 2 * timeout_s + 1  # connect, then the whole reply
     return client
 
 
