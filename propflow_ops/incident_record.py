@@ -208,7 +208,7 @@ class S3Store:
         while True:
             try:
                 with _as_oserror(self.where(incident_id)):
-                    put_new(self.client, self.url.bucket, lock, token.encode(), content_type="text/plain")
+                    etag = put_new(self.client, self.url.bucket, lock, token.encode(), content_type="text/plain")
                 break
             except Exists:
                 self._break_stale(lock)
@@ -220,10 +220,28 @@ class S3Store:
         try:
             yield _S3Session(self, incident_id, self.events(incident_id))
         finally:
+            # Only our own lock: a session that outlived LOCK_STALE_S may have been taken over, and the lock
+            # now there is another writer's (a conditional delete, If-Match our ETag, leaves it alone).
             with contextlib.suppress(Exception):
-                self.client.delete_object(Bucket=self.url.bucket, Key=lock)
+                self._delete_if(lock, etag)
+
+    def _delete_if(self, key: str, etag: str) -> None:
+        """Delete ``key`` if it is still the object with ``etag``."""
+        from propflow_ops.store import error_code
+
+        bucket = self.url.bucket
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key, **({"IfMatch": etag} if etag else {}))
+        except Exception as exc:
+            if not etag or error_code(exc) in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+                raise
+            # a store without conditional deletes (NotImplemented): look, then delete (a narrow window)
+            if self.client.head_object(Bucket=bucket, Key=key).get("ETag") == etag:
+                self.client.delete_object(Bucket=bucket, Key=key)
 
     def _break_stale(self, lock: str) -> None:
+        """Delete the lock if it is stale, and only the stale one seen: two writers that both find it stale
+        must not delete the lock the first of them then took (If-Match the stale object's ETag)."""
         try:
             head = self.client.head_object(Bucket=self.url.bucket, Key=lock)
         except Exception:  # noqa: BLE001 - gone meanwhile: the next put takes it
@@ -231,7 +249,7 @@ class S3Store:
         age = (utcnow() - head["LastModified"]).total_seconds()
         if age > LOCK_STALE_S:
             with contextlib.suppress(Exception):
-                self.client.delete_object(Bucket=self.url.bucket, Key=lock)
+                self._delete_if(lock, str(head.get("ETag") or ""))
 
 
 @contextlib.contextmanager

@@ -138,11 +138,12 @@ class Exists(Exception):
 
 
 def put_new(client: Any, bucket: str, key: str, body: bytes, *, content_type: str = "application/octet-stream"
-            ) -> None:
-    """Create ``key`` (encrypted) or raise :class:`Exists`; never overwrites."""
+            ) -> str:
+    """Create ``key`` (encrypted) or raise :class:`Exists`; never overwrites. Returns the new object's ETag."""
     try:
-        client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", ContentType=content_type,
-                          **sse_arguments())
+        made = client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", ContentType=content_type,
+                                 **sse_arguments())
+        return str(made.get("ETag") or "")
     except Exception as exc:
         if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
             raise Exists(key) from None

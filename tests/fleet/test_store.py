@@ -96,6 +96,38 @@ def test_concurrent_writers_agree_on_one_opened_event(s3world):
         "KeyCount") == 0  # the lock is released
 
 
+def test_a_lock_taken_over_is_left_to_its_new_holder(s3world, monkeypatch):
+    """The record's S3 lock: a holder that outlived LOCK_STALE_S and was taken over must not delete the new
+    holder's lock when it ends, nor may a second writer that also saw the stale lock delete it."""
+    url = store.parse_s3(s3world.fleet.output_dir + "/takeover")
+    a, b, c = ir.S3Store(url), ir.S3Store(url), ir.S3Store(url)
+    key = url.key("INC-LOCK", ir.LOCK)
+
+    def holder() -> bytes | None:
+        try:
+            return store.get_bytes(a.client, url.bucket, key)
+        except Exception:  # noqa: BLE001 - no lock
+            return None
+
+    first = a.session("INC-LOCK")
+    first.__enter__()
+    token_a = holder()
+    stale_etag = a.client.head_object(Bucket=url.bucket, Key=key)["ETag"]  # c looks now, deletes later
+    monkeypatch.setattr(ir, "LOCK_STALE_S", -1.0)  # a's lock counts as stale: b breaks it and takes over
+    second = b.session("INC-LOCK")
+    second.__enter__()
+    monkeypatch.setattr(ir, "LOCK_STALE_S", 60.0)
+    token_b = holder()
+    assert token_b and token_b != token_a
+    with pytest.raises(Exception, match="PreconditionFailed|412"):
+        c._delete_if(key, stale_etag)  # c's late delete of the stale lock it saw
+    assert holder() == token_b
+    first.__exit__(None, None, None)  # a ends late
+    assert holder() == token_b, "the late holder deleted the new holder's lock"
+    second.__exit__(None, None, None)
+    assert holder() is None
+
+
 def test_review_reads_every_complete_run_from_the_store_and_writes_its_own_there(s3world, capsys):
     out = s3world.fleet.output_dir + "/review"
     inc = "INC-S3-3"
