@@ -48,7 +48,8 @@ from propflow_ops.incident import (
 )
 from propflow_ops.operator import label
 from propflow_ops.redact import redact_text
-from propflow_ops.runner import RunRequest, output_root, verify_sums
+from propflow_ops.run.folder import output_root, verify_sums
+from propflow_ops.run.request import RunRequest
 
 REVIEW_SLUG = "post-incident"
 POSTMORTEM = "postmortem.md"
@@ -1149,7 +1150,8 @@ def review_main(incident_id: str, output_dir: str | None, html: bool = True,
                 env: Mapping[str, str] | None = None) -> int:
     """``propflow-ops review INCIDENT_ID``: the post-incident notebook over the incident's runs."""
     from propflow_ops import store as store_mod
-    from propflow_ops.runner import private_workdir, run, sweep_temporaries
+    from propflow_ops.run.temporaries import private_workdir, sweep_temporaries
+    from propflow_ops.runner import run
 
     loc = store_mod.location(output_dir)
     copy: Path | None = None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from propflow_ops import review as rv
-from propflow_ops.runner import write_sums
+from propflow_ops.run.folder import write_sums
 
 T0 = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ def _interactive(folder) -> None:  # type: ignore[no-untyped-def]
     ev = json.loads((folder / "evidence.json").read_text())
     ev["run"]["mode"] = "interactive"
     (folder / "evidence.json").write_text(json.dumps(ev))
-    from propflow_ops.runner import write_sums
+    from propflow_ops.run.folder import write_sums
 
     write_sums(folder, ["report.ipynb", "evidence.json"])
 

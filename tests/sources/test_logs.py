@@ -598,8 +598,8 @@ def test_structlog_event_is_the_message_and_uvicorn_access_inside_json() -> None
 
 def test_team_file_logs_section_is_validated_and_becomes_the_log_mapping(tmp_path: Path) -> None:
     from propflow_ops import config
+    from propflow_ops.run.parameters import notebook_parameters
     from propflow_ops.runbooks import RUNBOOKS
-    from propflow_ops.runner import notebook_parameters
 
     good = tmp_path / "good.toml"
     good.write_text('[logs]\nname = "acme"\nunits = {"timing.total" = "s"}\n'
