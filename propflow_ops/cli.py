@@ -281,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              redis_url=args.sandbox_redis_url)
         if args.command == "review":
             from propflow_ops.inputs import check_incident_id
-            from propflow_ops.review import review_main
+            from propflow_ops.review.command import review_main
             from propflow_ops.store import location
 
             check_incident_id(args.incident_id)
