@@ -1,7 +1,7 @@
 """Benchmark: parsing CloudWatch log events into a DataFrame.
 
 Compares the plain approach (``json.loads`` per event into a list of dicts, then
-``pandas.DataFrame``) with ``propflow_ops.sources.logs.parse_events``.
+``pandas.DataFrame``) with ``propflow_ops.sources.logparse.parse_events``.
 
     .venv/bin/python bench/bench_logs.py                 # 1,000,000 events, 3 runs each
     .venv/bin/python bench/bench_logs.py --events 200000 --repeat 1
@@ -156,7 +156,7 @@ def plain(events: list[dict[str, Any]]) -> Any:
 
 
 def fast(events: list[dict[str, Any]]) -> Any:
-    from propflow_ops.sources.logs import parse_events
+    from propflow_ops.sources.logparse import parse_events
 
     return parse_events(events)
 
@@ -180,7 +180,7 @@ def msgspec_frame(events: list[dict[str, Any]], chunk: int = 2048) -> Any:
     import numpy as np
     import pyarrow as pa
 
-    from propflow_ops.sources.logs import COLUMNS, JSON_SCHEMA, _types_mapper
+    from propflow_ops.sources.logparse import COLUMNS, JSON_SCHEMA, _types_mapper
 
     python_type = {pa.int64(): int, pa.float64(): float}
     Rec = msgspec.defstruct(  # noqa: N806 - a class
@@ -236,7 +236,7 @@ def child(approach: str, path: str, repeat: int) -> None:
         events = pickle.load(fh)
     fn = {"plain": plain, "parse_events": fast, "msgspec": msgspec_frame}[approach]
     if approach != "plain":  # import cost is not parse cost
-        import propflow_ops.sources.logs  # noqa: F401
+        import propflow_ops.sources.logparse  # noqa: F401
     import pandas  # noqa: F401
     import pyarrow  # noqa: F401
 

@@ -194,7 +194,8 @@ def cmd_list() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from propflow_ops.runner import DEFAULT_BUDGET_S, RunRequest, run
+    from propflow_ops.run.request import DEFAULT_BUDGET_S
+    from propflow_ops.runner import RunRequest, run
     from propflow_ops.store import location
 
     req = RunRequest(
@@ -280,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              redis_url=args.sandbox_redis_url)
         if args.command == "review":
             from propflow_ops.inputs import check_incident_id
-            from propflow_ops.review import review_main
+            from propflow_ops.review.command import review_main
             from propflow_ops.store import location
 
             check_incident_id(args.incident_id)
@@ -315,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        from propflow_ops.runner import Terminated
+        from propflow_ops.run.execute import Terminated
 
         if isinstance(exc, Terminated):
             print(f"propflow-ops: terminated ({exc.args[0]})", file=sys.stderr)
@@ -323,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("propflow-ops: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a disk error is an answer; a bug gets its masked traceback
-        from propflow_ops.runner import PublishError
+        from propflow_ops.run.folder import PublishError
 
         if isinstance(exc, PublishError):  # disk full, read-only: an answer, not a crash
             print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)

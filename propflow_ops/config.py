@@ -248,8 +248,8 @@ def _environment(name: str, value: Any) -> Environment:
 @functools.lru_cache(maxsize=1)
 def declared_parameters() -> dict[str, str]:
     """Every parameter some runbook declares -> its declared type (the first runbook that declares it)."""
+    from propflow_ops.run.parameters import notebook_parameters
     from propflow_ops.runbooks import RUNBOOKS
-    from propflow_ops.runner import notebook_parameters
 
     out: dict[str, str] = {}
     for rb in RUNBOOKS.values():

@@ -29,8 +29,9 @@ from propflow_ops.findings import iso, utcnow
 from propflow_ops.incident import BadInput
 from propflow_ops.kernels import KernelPool, WarmKernel
 from propflow_ops.notify import sandbox_escalation
-from propflow_ops.review import review_request
-from propflow_ops.runner import RunRequest, output_root, run
+from propflow_ops.review.command import review_request
+from propflow_ops.run.folder import output_root
+from propflow_ops.runner import RunRequest, run
 
 DEFAULT_SCENARIO = "api-oom"
 SANDBOX_MODELS = "propflow_ops.sandbox.backend.models:Base"  # the sample backend's models (schema drift)

@@ -19,10 +19,10 @@ from propflow_ops.operator import label
 
 def _context(args: argparse.Namespace, extra_env: Mapping[str, str]) -> tuple[config_mod.TeamConfig, dict[str, str],
                                                                                ir.IncidentStore]:
-    from propflow_ops.runner import _INCIDENT_ID
+    from propflow_ops.inputs import INCIDENT_ID
 
     incident_id = args.incident_id
-    if not _INCIDENT_ID.match(incident_id) or ".." in incident_id:
+    if not INCIDENT_ID.match(incident_id) or ".." in incident_id:
         raise BadInput(f"incident id may hold letters, digits, '.', '_' and '-' only (max 100), not {incident_id!r}")
     env = {**os.environ, **extra_env}
     cfg = config_mod.load(None, None, env)

@@ -279,7 +279,7 @@ def runs_folder(store: IncidentStore, incident_id: str) -> tuple[Path, str]:
     """(a local folder holding the incident's runs, where the evidence is for people): the incident folder
     itself, or for the S3 store a private copy of its complete runs."""
     if isinstance(store, S3Store):
-        from propflow_ops.runner import private_workdir
+        from propflow_ops.run.temporaries import private_workdir
         from propflow_ops.store import mirror
 
         dest = private_workdir()

@@ -18,8 +18,8 @@
 - **Saving publishes.** In the kernel, :func:`propflow_ops.notebook.begin` returns an :class:`InteractiveEvidence`
   and installs a :class:`Capture` of what the kernel sends the browser (per cell, by JupyterLab's cell id).
   ``ev.save()`` (the runbook's last cell) publishes a run exactly as the headless runner does
-  (:func:`publish_interactive`: the runner's ``sanitize_notebook``, ``final_evidence``, ``run_context.annotate``,
-  ``_publishable_files``, ``_write_staging`` and ``publish``) with ``run.mode`` ``interactive``: a new run folder
+  (:func:`publish_interactive`: :mod:`propflow_ops.run`'s ``sanitize_notebook``, ``final_evidence``, ``run_context.annotate``,
+  ``publishable_files``, ``write_staging`` and ``publish``) with ``run.mode`` ``interactive``: a new run folder
   every time, never an overwrite, and a ``run`` event in the incident record.
 """
 
@@ -131,7 +131,9 @@ def prepare(slug: str | None, incident: str | None, env: Mapping[str, str], *, o
     from propflow_ops import inputs, run_context
     from propflow_ops import operator as operator_mod
     from propflow_ops.incident import parse_time
-    from propflow_ops.runner import RunRequest, build_parameters, output_root
+    from propflow_ops.run.folder import output_root
+    from propflow_ops.run.parameters import build_parameters
+    from propflow_ops.run.request import RunRequest
 
     with _environ(env):
         incident = inputs.check_incident_id(incident or incident_mod.default_incident_id())
@@ -224,14 +226,14 @@ def mask_code(source: str) -> str:
 def mask_notebook(nb: Any) -> Any:
     """Mask every cell in place: outputs as the runner masks report.ipynb, code so that it still runs
     (:func:`mask_code`), markdown and raw cells whole."""
-    from propflow_ops.runner import _sanitize_output
+    from propflow_ops.run.mask import sanitize_output
 
     for cell in nb.get("cells", []) if isinstance(nb, Mapping) else nb.cells:
         src = cell.get("source", "")
         src = "".join(src) if isinstance(src, list) else str(src)
         cell["source"] = mask_code(src) if cell.get("cell_type") == "code" else redact_text(src)
         for out in cell.get("outputs", []) or []:
-            _sanitize_output(out)
+            sanitize_output(out)
     return nb
 
 
@@ -419,19 +421,18 @@ def publish_interactive(ev: Evidence, final_outputs: list[Any] | None = None) ->
     from propflow_ops import incident_record as ir
     from propflow_ops import operator as operator_mod
     from propflow_ops import run_context
-    from propflow_ops.runner import (
-        _host_tag,
-        _make_parent,
-        _publishable_files,
-        _remove_empty,
-        _stamp,
-        _write_staging,
-        final_evidence,
+    from propflow_ops.run.evidence import final_evidence
+    from propflow_ops.run.folder import (
+        make_parent,
         output_root,
-        private_workdir,
         publish,
-        sanitize_notebook,
+        publishable_files,
+        remove_empty,
+        stamp,
+        write_staging,
     )
+    from propflow_ops.run.mask import sanitize_notebook
+    from propflow_ops.run.temporaries import host_tag, private_workdir
 
     rb = RUNBOOKS[ev.runbook]
     root = output_root(None)
@@ -450,18 +451,18 @@ def publish_interactive(ev: Evidence, final_outputs: list[Any] | None = None) ->
         write_json_atomic(private / "evidence.json", ev.to_json())
         masked = sanitize_notebook(private / "report.ipynb", rb, params, error)
         evidence = run_context.annotate(ctx, final_evidence(rb, params, private, error, ev.started_at, ev._t0))
-        files, names = _publishable_files(masked, evidence, private, True)
+        files, names = publishable_files(masked, evidence, private, True)
         parent = root / incident
-        created = _make_parent(parent)
-        name = f"{_stamp(utcnow())}-{rb.slug}"
-        staging = parent / f".tmp-{name}-{_host_tag()}-{os.getpid()}-{threading.get_ident()}"
+        created = make_parent(parent)
+        name = f"{stamp(utcnow())}-{rb.slug}"
+        staging = parent / f".tmp-{name}-{host_tag()}-{os.getpid()}-{threading.get_ident()}"
         try:
             staging.mkdir()
-            _write_staging(staging, files, names)
+            write_staging(staging, files, names)
             final = publish(staging, parent, name)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
-            _remove_empty(created)
+            remove_empty(created)
             raise
     finally:
         shutil.rmtree(private, ignore_errors=True)

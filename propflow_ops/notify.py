@@ -142,7 +142,7 @@ def _subject(text: str) -> str:
 def incident_findings(folder: Path) -> tuple[list[str], list[str], Path | None]:
     """(failing finding lines, recommended runbooks, newest run folder) from the incident's runs: for each
     runbook its latest run's fail findings, one line each."""
-    from propflow_ops.review import REVIEW_SLUG, load_runs
+    from propflow_ops.review.load import REVIEW_SLUG, load_runs
 
     runs = [r for r in load_runs(folder) if r.slug != REVIEW_SLUG and r.evidence is not None]
     latest: dict[str, Any] = {}

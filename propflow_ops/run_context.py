@@ -27,8 +27,8 @@ from propflow_ops.incident import parse_time, policy_from_config
 from propflow_ops.redact import redact
 
 if TYPE_CHECKING:
+    from propflow_ops.run.request import RunRequest
     from propflow_ops.runbooks import Runbook
-    from propflow_ops.runner import RunRequest
     from propflow_ops.store import S3Url
 
 MODE = "headless"
@@ -58,7 +58,7 @@ class RunContext:
 
 def prepare(req: RunRequest, rb: Runbook) -> RunRequest:
     """The request with the team configuration applied (precedence: options/-p, environment, file)."""
-    from propflow_ops.runner import notebook_parameters
+    from propflow_ops.run.parameters import notebook_parameters
 
     merged = {**os.environ, **req.env}
     cfg = config_mod.load(None, None, merged)

@@ -269,7 +269,7 @@ class LocalTarget:
         self._name = ""
 
     def sweep(self) -> None:
-        from propflow_ops.runner import sweep_temporaries
+        from propflow_ops.run.temporaries import sweep_temporaries
 
         sweep_temporaries(self.root)
 
@@ -281,36 +281,37 @@ class LocalTarget:
     def open(self, incident: str, name: str) -> None:
         """Create the incident folder and the staging folder now: a read-only or full disk is found before
         the run, not after."""
-        from propflow_ops.runner import _disk_error, _host_tag, _make_parent
+        from propflow_ops.run.folder import disk_error, make_parent
+        from propflow_ops.run.temporaries import host_tag
 
         self._parent, self._name = self.root / incident, name
-        self._created = _make_parent(self._parent)
-        staging = self._parent / f".tmp-{name}-{_host_tag()}-{os.getpid()}-{threading.get_ident()}"
+        self._created = make_parent(self._parent)
+        staging = self._parent / f".tmp-{name}-{host_tag()}-{os.getpid()}-{threading.get_ident()}"
         try:
             staging.mkdir()
         except OSError as exc:
-            raise _disk_error(self._parent, exc) from None
+            raise disk_error(self._parent, exc) from None
         self._staging = staging
 
     def publish(self, files: Mapping[str, bytes], names: Sequence[str]) -> Path:
-        from propflow_ops.runner import _disk_error, _write_staging, publish
+        from propflow_ops.run.folder import disk_error, publish, write_staging
 
         assert self._staging is not None
         try:
-            _write_staging(self._staging, files, list(names))
+            write_staging(self._staging, files, list(names))
             final = publish(self._staging, self._parent, self._name)
         except OSError as exc:
-            raise _disk_error(self._parent, exc) from None
+            raise disk_error(self._parent, exc) from None
         self._staging = None
         return final
 
     def abort(self) -> None:
-        from propflow_ops.runner import _remove_empty
+        from propflow_ops.run.folder import remove_empty
 
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
-        _remove_empty(self._created)
+        remove_empty(self._created)
 
 
 class S3Target:
@@ -331,7 +332,7 @@ class S3Target:
         return self._client
 
     def sweep(self) -> None:
-        from propflow_ops.runner import sweep_temporaries
+        from propflow_ops.run.temporaries import sweep_temporaries
 
         sweep_temporaries(None)  # this machine's private temporaries; the store has no staging to sweep
 
@@ -342,7 +343,7 @@ class S3Target:
 
     def open(self, incident: str, name: str) -> None:
         """Check now that the bucket answers, so an unreachable store is said before the run, not after."""
-        from propflow_ops.runner import PublishError
+        from propflow_ops.run.folder import PublishError
 
         self._incident, self._name = incident, name
         try:
@@ -353,7 +354,7 @@ class S3Target:
     def publish(self, files: Mapping[str, bytes], names: Sequence[str]) -> S3Url:
         """Claim the folder name with the first conditional put (a taken name gets the next suffix), put
         the other files, then SHA256SUMS: the folder is complete from that moment, and never before."""
-        from propflow_ops.runner import PublishError
+        from propflow_ops.run.folder import PublishError
 
         order = [n for n in names if n in files] + [n for n in files if n not in names]
         sums = "".join(f"{hashlib.sha256(files[n]).hexdigest()}  {n}\n" for n in names if n in files).encode()

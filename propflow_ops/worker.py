@@ -294,7 +294,7 @@ class Worker:
             if owner != message_id:
                 return None  # another message runs it (a repeated or duplicated alarm)
             say(f"{slug} for {incident}: taking over the run of message {message_id} (its worker stopped)")
-        from propflow_ops.runner import RunRequest
+        from propflow_ops.run.request import RunRequest
 
         req = RunRequest(slug=slug, incident=incident, started_at=started_at, output_dir=str(self.loc),
                          progress=False, env=dict(self.opts.env), mode=MODE)
@@ -307,7 +307,8 @@ class Worker:
 
     def execute(self, req: Any) -> Outcome:
         """One run in a warm kernel; its evidence published to the store. Bad input is an outcome (exit 2)."""
-        from propflow_ops.runner import PublishError, run
+        from propflow_ops.run.folder import PublishError
+        from propflow_ops.runner import run
 
         def job(kernel: Any) -> Outcome:
             try:
@@ -384,7 +385,7 @@ class Worker:
     # ------------------------------------------------------------ run requests (submit)
 
     def on_request(self, msg: alarms_mod.RunRequestMessage) -> None:
-        from propflow_ops.runner import DEFAULT_BUDGET_S, RunRequest
+        from propflow_ops.run.request import DEFAULT_BUDGET_S, RunRequest
 
         reply_key = f"_requests/{msg.request_id}.json"
         if self.blobs.get(reply_key) is not None:

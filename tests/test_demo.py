@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from propflow_ops.runner import verify_sums
+from propflow_ops.run.folder import verify_sums
 
 
 def test_demo_runs_the_whole_loop_and_reviews_its_own_incident(tmp_path):

@@ -347,7 +347,7 @@ def test_real_jupyterlab_serves_the_working_copy_masks_every_save_and_stops_on_c
 
 def test_lab_incident_config_and_env_fill_the_working_copy(
         fake_jupyter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from propflow_ops.runner import notebook_parameters
+    from propflow_ops.run.parameters import notebook_parameters
 
     cfg = tmp_path / "team.toml"
     cfg.write_text('[environments.staging]\naws_region = "eu-west-1"\n[environments.staging.parameters]\n'

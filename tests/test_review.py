@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 
 from propflow_ops import review as rv
-from propflow_ops.runner import write_sums
+from propflow_ops.review.command import review_main
+from propflow_ops.review.load import latest_incident
+from propflow_ops.review.model import service_of
+from propflow_ops.review.render import postmortem_markdown
+from propflow_ops.run.folder import write_sums
 
 T0 = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 
@@ -99,7 +103,7 @@ def test_timeline_rto_and_checklist_of_a_recovered_incident(tmp_path):
     assert codes == {"EVIDENCE_TAMPERED": "ok", "INCIDENT_NOT_RESOLVED": "ok", "RTO_API_MISSED": "ok",
                      "RTO_DATABASE_MISSED": "skipped", "RTO_FILE_STORAGE_MISSED": "skipped",
                      "RTO_FRONTEND_MISSED": "skipped", "RPO_AT_RISK": "skipped", "RESPONSE_TIME_MISSED": "ok"}
-    md = rv.postmortem_markdown(r)
+    md = postmortem_markdown(r)
     assert "# Post-mortem: incident INC-1" in md and "- [x] Root cause identified" in md
     assert "- [ ] Team debriefed (for people)" in md and "| API | 15.0 |" in md
 
@@ -164,7 +168,7 @@ def test_latest_incident_is_the_default_and_review_runs_are_not_judged(tmp_path)
     oom_incident(tmp_path, "INC-OLD")
     fabricate_run(tmp_path, "INC-NEW", "triage", 30, TRIAGE_FAIL)
     fabricate_run(tmp_path, "INC-OLD", "post-incident", 60, [("EVIDENCE_TAMPERED", "ok")])
-    assert rv.latest_incident(tmp_path) == "INC-NEW"
+    assert latest_incident(tmp_path) == "INC-NEW"
     r = rv.build_review("INC-OLD", tmp_path)
     assert len(r.runs) == 5 and len(r.analysed) == 4
 
@@ -184,11 +188,11 @@ def test_nothing_to_review_gives_skipped_findings_and_empty_figures(tmp_path):
     ("UPLOAD_ERRORS_IN_LOGS", "file-storage"), ("TWILIO_AUTH_FAILED", "notifications"), ("SOMETHING_ELSE", None),
 ])
 def test_service_of(code, service):
-    assert rv.service_of(code) == service
+    assert service_of(code) == service
 
 
 def test_review_main_on_an_unknown_incident_exits_2_with_one_line(tmp_path, capsys):
-    assert rv.review_main("INC-NOPE", str(tmp_path)) == 2
+    assert review_main("INC-NOPE", str(tmp_path)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "INC-NOPE" in err[0]
 
@@ -228,7 +232,7 @@ def test_five_failing_codes_give_five_follow_up_tickets_and_the_evidence_is_neve
     evidence = r.root_causes.set_index("code").loc["ECS_TASK_OOM", "evidence"]
     assert f"task_definition={long_arn}" in evidence and "exit_code=137" in evidence
     assert "stopped=[9 items]" in evidence and "note=(300 characters)" in evidence and "..." not in evidence
-    md = rv.postmortem_markdown(r)
+    md = postmortem_markdown(r)
     section = md.split("## Follow-up tickets\n\n")[1].split("\n## ")[0]
     assert section.count("- [ ] ") == 5 and "none" not in section
 
@@ -284,7 +288,7 @@ def test_the_record_drives_start_response_resolution_timeline_and_people(tmp_pat
     codes = {f.code: f for f in rv.findings(r)}
     assert codes["RESPONSE_TIME_MISSED"].detail == "acknowledged after 18.0 min"
     assert codes["INCIDENT_NOT_RESOLVED"].status.value == "ok" and "by carol@ci-7" in codes["INCIDENT_NOT_RESOLVED"].detail
-    md = rv.postmortem_markdown(r)
+    md = postmortem_markdown(r)
     assert "- Resolved: 2026-11-26T03:40:00Z by carol@ci-7" in md
     people = md.split("## People\n\n")[1].split("\n## ")[0]
     assert all(name in people for name in ("alice@laptop-a", "bob@laptop-b", "carol@ci-7"))

@@ -1,6 +1,6 @@
 """Log dialects: which fields and text formats the log parser understands, and how a team maps another.
 
-:func:`propflow_ops.sources.logs.parse_events` turns every dialect into one typed frame
+:func:`propflow_ops.sources.logparse.parse_events` turns every dialect into one typed frame
 (``level``, ``method``, ``path``, ``status``, ``latency_ms``, ``message``, ...). Where each
 column comes from is a :class:`LogMapping`: for each column, the JSON field names to try in
 order (dotted names reach into nested objects: ``http.status_code``), the unit of each

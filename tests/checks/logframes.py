@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from propflow_ops.sources.logs import parse_events
+from propflow_ops.sources.logparse import parse_events
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
 """The same PropFlow world written in each log dialect reads the same to the checks.
 
 The sandbox's log builder writes one world's events (seeded) in every dialect it knows
-(``propflow``, ``python-json``, ``text``); each is parsed by ``sources.logs.parse_events``
+(``propflow``, ``python-json``, ``text``); each is parsed by ``sources.logparse.parse_events``
 and judged by the checks. Counts of each kind of line, and every log-based finding, must not
 depend on the dialect; a dialect the parser does not know must raise LOGS_UNPARSED.
 """
@@ -19,7 +19,7 @@ import pytest
 from propflow_ops.checks import db, latency, migration, notify, s3, websocket
 from propflow_ops.checks import logs as lc
 from propflow_ops.sandbox import logs as L
-from propflow_ops.sources import logs as logsrc
+from propflow_ops.sources import logmapping, logparse
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 START = NOW - dt.timedelta(minutes=60)
@@ -34,7 +34,7 @@ def world(dialect: str, *faults: Callable[[L.LogBuilder], None]) -> pd.DataFrame
         fault(b)
     events = [{"timestamp": x.timestamp_ms, "message": x.message, "logStreamName": x.stream}
               for x in b.sorted_lines() if x.ts >= START]
-    return logsrc.parse_events(events)
+    return logparse.parse_events(events)
 
 
 def findings(df: pd.DataFrame) -> dict[str, str]:
@@ -101,7 +101,7 @@ def test_python_json_is_detected_by_its_field_names() -> None:
 def test_issue_example_line_is_an_upload_error_and_a_request() -> None:
     line = {"level": "ERROR", "method": "POST", "path": "/api/v1/photos/upload", "status": 500, "latency_ms": 84.1,
             "message": "upload failed: An error occurred (AccessDenied) when calling the PutObject operation"}
-    df = logsrc.parse_events([{"timestamp": int(NOW.timestamp() * 1000), "message": json.dumps(line),
+    df = logparse.parse_events([{"timestamp": int(NOW.timestamp() * 1000), "message": json.dumps(line),
                                "logStreamName": "s"}])
     assert lc.is_request(df).tolist() == [True] and lc.is_error(df).tolist() == [True]
     f = s3.check_upload_errors(df)
@@ -114,16 +114,16 @@ def test_a_dialect_nobody_mapped_raises_logs_unparsed_and_a_mapping_fixes_it() -
     lines = [f"acme|{i}|POST|/api/v1/photos/upload|{500 if i % 3 == 0 else 201}|{0.05 + i / 1000:.3f}|"
              f"{'AccessDenied' if i % 3 == 0 else 'ok'}" for i in range(60)]
     events = [{"timestamp": t0 - 1000 * (60 - i), "message": m, "logStreamName": "s"} for i, m in enumerate(lines)]
-    df = logsrc.parse_events(events)
+    df = logparse.parse_events(events)
     f = lc.unparsed(df)
     assert f.status == "warn" and f.data["logs"]["not_understood"] == 60
     assert len(f.data["examples"]) == 3 and f.data["examples"][0].startswith("acme|")
     assert s3.check_upload_errors(df).status != "fail"  # silence: nothing read as an upload error
-    mapping = logsrc.mapping_from_dict({
+    mapping = logmapping.mapping_from_dict({
         "name": "acme-pipe",
         "text_patterns": [r"^acme\|\d+\|(?P<method>[A-Z]+)\|(?P<path>[^|]+)\|(?P<status>\d{3})\|"
                           r"(?P<latency_s>[\d.]+)\|(?P<message>.*)$"]})
-    mapped = logsrc.parse_events(events, mapping)
+    mapped = logparse.parse_events(events, mapping)
     assert lc.unparsed(mapped).status == "ok"
     assert "acme-pipe" in lc.summary(mapped)["dialect"]
     f = s3.check_upload_errors(mapped)
@@ -133,11 +133,11 @@ def test_a_dialect_nobody_mapped_raises_logs_unparsed_and_a_mapping_fixes_it() -
 
 def test_no_request_lines_is_not_an_error() -> None:
     t0 = int(NOW.timestamp() * 1000)
-    df = logsrc.parse_events([{"timestamp": t0 - i * 1000, "message": json.dumps({"level": "INFO", "msg": "tick"}),
+    df = logparse.parse_events([{"timestamp": t0 - i * 1000, "message": json.dumps({"level": "INFO", "msg": "tick"}),
                                "logStreamName": "s"} for i in range(30)])
     f = latency.latency_high(latency.latency_per_minute({}, df), df)
     assert f.status == "warn" and "no latency data" in f.detail and f.data["logs"]["lines"] == 30
     assert s3.check_upload_errors(df).status == "skipped"
     assert notify.log_send_errors(df).status == "skipped"
-    empty = logsrc.parse_events([])
+    empty = logparse.parse_events([])
     assert lc.unparsed(empty).status == "warn" and lc.error_spike(empty).status == "skipped"

@@ -10,8 +10,9 @@ import pytest
 from propflow_ops import cli, config
 from propflow_ops import run_context as rc
 from propflow_ops.incident import policy_from_config
+from propflow_ops.run.parameters import build_parameters
+from propflow_ops.run.request import RunRequest
 from propflow_ops.runbooks import RUNBOOKS
-from propflow_ops.runner import RunRequest, build_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "propflow-ops.example.toml"

@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nbtools import write_notebook
 
 from propflow_ops.kernels import KernelPool
-from propflow_ops.runner import RunRequest, run, verify_sums
+from propflow_ops.run.folder import verify_sums
+from propflow_ops.runner import RunRequest, run
 
 pytestmark = pytest.mark.xdist_group("kernels")
 

@@ -9,8 +9,8 @@ import nbformat
 import papermill as pm
 import pytest
 
+from propflow_ops.run.parameters import COMMON_PARAMETERS, notebook_parameters
 from propflow_ops.runbooks import RUNBOOKS, notebooks_dir
-from propflow_ops.runner import COMMON_PARAMETERS, notebook_parameters
 
 NOTEBOOKS = sorted(Path(notebooks_dir()).glob("*.ipynb"))
 

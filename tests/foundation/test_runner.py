@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nbtools import write_notebook
 
-from propflow_ops.runner import verify_sums
+from propflow_ops.run.folder import verify_sums
 
 FAIL_CELL = 'from propflow_ops.findings import Finding\nev.add(Finding.fail("API_HEALTH_FAILING", "health 503"))'
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from propflow_ops.runner import write_sums
+from propflow_ops.run.folder import write_sums
 
 T0 = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
 ALICE = {"aws_arn": "arn:aws:iam::111122223333:user/alice", "user": "alice", "host": "laptop-a"}

@@ -15,7 +15,7 @@ import pytest
 
 from propflow_ops import incident_record as ir
 from propflow_ops import interactive
-from propflow_ops.runner import verify_sums
+from propflow_ops.run.folder import verify_sums
 
 REPO = Path(__file__).resolve().parents[2]
 CANARY = "CANARY-h9-pUb7"

@@ -9,7 +9,10 @@ import pytest
 
 from propflow_ops import incident_record as ir
 from propflow_ops import review as rv
+from propflow_ops.incident import BadInput
 from propflow_ops.operator import label
+from propflow_ops.review.command import review_request
+from propflow_ops.review.render import postmortem_markdown
 from tests.incident.helpers import ALICE, BOB, at, fabricate_run, z
 
 
@@ -17,7 +20,7 @@ def _interactive(folder) -> None:  # type: ignore[no-untyped-def]
     ev = json.loads((folder / "evidence.json").read_text())
     ev["run"]["mode"] = "interactive"
     (folder / "evidence.json").write_text(json.dumps(ev))
-    from propflow_ops.runner import write_sums
+    from propflow_ops.run.folder import write_sums
 
     write_sums(folder, ["report.ipynb", "evidence.json"])
 
@@ -60,7 +63,7 @@ def test_interactive_runs_and_their_actions_are_in_the_timeline_postmortem_and_p
     assert changes["step"].tolist() == ["rollback", "force-new-deployment"]
     assert changes["outcome"].tolist()[1].startswith("started, no end recorded")
     assert changes["by"].tolist() == [label(BOB), label(BOB)]
-    md = rv.postmortem_markdown(review)
+    md = postmortem_markdown(review)
     assert "## Changes applied" in md and f"| rollback | api-down | executed | {label(BOB)} | interactive |" in md
     assert "Runs reviewed: 2 (1 headless, 1 interactive)" in md
     people = dict(zip(review.people["who"], review.people["did"], strict=True))
@@ -87,8 +90,8 @@ def test_review_runs_on_the_action_log_alone(tmp_path) -> None:  # type: ignore[
     store = ir.LocalStore(tmp_path)
     ir.open_or_join(store, "INC-51", severity="P0", started_at=at(0), severity_given=True, started_given=True,
                     by=BOB, via="lab api-down")
-    with pytest.raises(rv.BadInput, match="no runs"):
-        rv.review_request("INC-51", str(tmp_path))
+    with pytest.raises(BadInput, match="no runs"):
+        review_request("INC-51", str(tmp_path))
     _action(store, BOB, "started", "rollback", 3, "started")
-    req = rv.review_request("INC-51", str(tmp_path))
+    req = review_request("INC-51", str(tmp_path))
     assert req.slug == "post-incident" and ("review_incident", "INC-51") in req.params

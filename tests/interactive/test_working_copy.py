@@ -14,8 +14,8 @@ import pytest
 from propflow_ops import incident_record as ir
 from propflow_ops import interactive
 from propflow_ops.incident import BadInput
+from propflow_ops.run.parameters import notebook_parameters
 from propflow_ops.runbooks import RUNBOOKS, notebooks_dir
-from propflow_ops.runner import notebook_parameters
 
 CANARY = "CANARY-h9-Zq81xx"
 SECRET_URL = f"postgresql://admin:{CANARY}@db.internal:5432/propflow"

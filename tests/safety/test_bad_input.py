@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from propflow_ops import cli
-from propflow_ops.runner import COMMON_PARAMETERS, notebook_parameters
+from propflow_ops.run.parameters import COMMON_PARAMETERS, notebook_parameters
 from propflow_ops.sandbox import canaries as C
 
 from .harness import find_canaries, present_runbooks

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from runs import ctrl_c_works
 
-from propflow_ops.runner import verify_sums
+from propflow_ops.run.folder import verify_sums
 
 from .harness import WORLDS, present_slugs
 

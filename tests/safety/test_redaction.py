@@ -90,10 +90,10 @@ def test_a_userinfo_without_a_colon_is_masked_too(userinfo):
 
 
 def test_a_traceback_line_split_by_colour_codes_still_loses_the_password():
-    from propflow_ops.runner import _redact_coloured
+    from propflow_ops.run.mask import redact_coloured
 
     line = f"\x1b[0;32m'postgresql://u:p@ss\x1b[0m\x1b[0;32m{SECRET}@db:5432/x'\x1b[0m"
-    assert SECRET not in _redact_coloured(line)
+    assert SECRET not in redact_coloured(line)
 
 
 @pytest.mark.parametrize("name", [

@@ -177,14 +177,14 @@ def _dead_pid() -> int:
 
 
 def test_sweeping_keeps_a_live_runs_temporaries(tmp_path, monkeypatch):
-    from propflow_ops.runner import sweep_temporaries
+    from propflow_ops.run.temporaries import sweep_temporaries
 
     monkeypatch.setenv("TMPDIR", str(tmp_path / "t"))
     (tmp_path / "t").mkdir()
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)
-    from propflow_ops.runner import private_workdir
+    from propflow_ops.run.temporaries import private_workdir
 
     mine = private_workdir()
     live = tmp_path / "out" / "INC" / f".tmp-x-api-down-{os.getpid()}-1"

@@ -18,7 +18,7 @@ from botocore.stub import ANY, Stubber
 
 from propflow_ops.checks import latency
 from propflow_ops.incident import BadInput
-from propflow_ops.sources import aws, logs, metrics
+from propflow_ops.sources import aws, logparse, metrics
 
 END = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 START = END - timedelta(minutes=10)
@@ -30,7 +30,7 @@ def request_logs(latency_ms: float) -> pd.DataFrame:
                "message": json.dumps({"levelname": "INFO", "http": {"method": "GET", "url": "/api/v1/properties",
                                                                    "status_code": 200},
                                       "duration": latency_ms / 1000})} for i in range(100)]
-    return logs.parse_events(events)
+    return logparse.parse_events(events)
 
 
 def recorded(client: object, values: dict[str, list[float]], dims: list[dict[str, str]], namespace: str,

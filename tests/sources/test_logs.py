@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from propflow_ops.sources import aws, logs
+from propflow_ops.sources import aws, insights, logmapping, logparse, logs
 
 DATA = Path(__file__).parent / "data"
 T0 = 1_732_600_000_000  # 2024-11-26T05:46:40Z
@@ -48,13 +48,13 @@ EXPECTED_DTYPES = {
 
 
 def test_empty_frame_has_the_columns_and_dtypes() -> None:
-    df = logs.empty_frame()
-    assert list(df.columns) == logs.COLUMNS
+    df = logparse.empty_frame()
+    assert list(df.columns) == logparse.COLUMNS
     assert len(df) == 0
     for col, dtype in EXPECTED_DTYPES.items():
         assert str(df[col].dtype) == dtype
-    assert df["level"].dtype == logs.parse_events([event(0, req(0))])["level"].dtype
-    assert logs.parse_events([]).dtypes.equals(df.dtypes)
+    assert df["level"].dtype == logparse.parse_events([event(0, req(0))])["level"].dtype
+    assert logparse.parse_events([]).dtypes.equals(df.dtypes)
 
 
 def test_parse_events_json_and_plain_lines() -> None:
@@ -67,8 +67,8 @@ def test_parse_events_json_and_plain_lines() -> None:
             req(2, 503, provider="s3", error_code="AccessDenied", error_type="ClientError", client_id="c-9"),
         ),
     ]
-    df = logs.parse_events(events)
-    assert list(df.columns) == logs.COLUMNS
+    df = logparse.parse_events(events)
+    assert list(df.columns) == logparse.COLUMNS
     assert len(df) == 3
     assert df["timestamp"].tolist() == [pd.Timestamp(T0 + i, unit="ms", tz="UTC") for i in range(3)]
     assert str(df["timestamp"].dtype) == "datetime64[ns, UTC]"
@@ -102,12 +102,12 @@ def test_parse_events_json_and_plain_lines() -> None:
 
 
 def test_parse_events_many_blocks_keep_order_and_values() -> None:
-    n = logs._CHUNK_EVENTS * 3 + 17
+    n = logparse._CHUNK_EVENTS * 3 + 17
     events = [
         event(i, req(i, 500 if i % 7 == 0 else 200)) if i % 50 else event(i, f"plain line {i}")
         for i in range(n)
     ]
-    df = logs.parse_events(events)
+    df = logparse.parse_events(events)
     assert len(df) == n
     assert df["timestamp"].is_monotonic_increasing
     plain = df["level"].isna()
@@ -131,7 +131,7 @@ def test_parse_events_many_blocks_keep_order_and_values() -> None:
 def test_odd_lines_fall_back_without_losing_the_others(bad: str) -> None:
     events = [event(i, req(i)) for i in range(20)]
     events.insert(10, event(99, bad))
-    df = logs.parse_events(events)
+    df = logparse.parse_events(events)
     assert len(df) == 21
     others = df.drop(index=10)
     assert others["request_id"].tolist() == [f"req-{i}" for i in range(20)]
@@ -149,7 +149,7 @@ def test_odd_lines_fall_back_without_losing_the_others(bad: str) -> None:
 
 def test_trailing_newlines_and_empty_messages() -> None:
     events = [event(0, json.dumps(req(0)) + "\n"), event(1, ""), event(2, json.dumps(req(2)) + "\r\n")]
-    df = logs.parse_events(events)
+    df = logparse.parse_events(events)
     assert len(df) == 3
     assert df["request_id"].tolist()[0] == "req-0" and df["request_id"].tolist()[2] == "req-2"
     assert df["message"][1] == ""
@@ -158,7 +158,7 @@ def test_trailing_newlines_and_empty_messages() -> None:
 def _odd_row(message: Any, **event_fields: Any) -> pd.Series:
     """Parse ``message`` between two ordinary request lines; the neighbours must survive."""
     events = [event(0, req(0)), {"timestamp": T0 + 1, "message": message, **event_fields}, event(2, req(2))]
-    df = logs.parse_events(events)
+    df = logparse.parse_events(events)
     assert len(df) == 3
     assert df["request_id"].tolist()[::2] == ["req-0", "req-2"]
     assert df["status"].tolist()[::2] == [200, 200]
@@ -194,7 +194,7 @@ def test_wrong_types_in_fields_are_coerced_or_missing(message: str, field: str, 
 
 def test_missing_fields_are_missing_not_empty() -> None:
     row = _odd_row("{}", logStreamName="ecs/propflow-api/a")
-    for col in logs.COLUMNS:
+    for col in logparse.COLUMNS:
         if col not in ("timestamp", "stream", "format"):
             assert pd.isna(row[col]), col
     assert row["format"] == "unknown"
@@ -219,7 +219,7 @@ def test_unicode_in_json_and_plain_lines() -> None:
         event(1, json.dumps(rec)),  # \u escapes, a surrogate pair for the emoji
         event(2, "Traceback: ValueError: café 😀"),
     ]
-    df = logs.parse_events(events)
+    df = logparse.parse_events(events)
     assert df["path"].tolist()[:2] == ["/api/v1/propriétés/ü€"] * 2
     assert df["message"].tolist() == [
         'ok 😀 \u0000 "q" \\',
@@ -243,7 +243,7 @@ def test_odd_event_envelopes() -> None:
         {"timestamp": str(T0 + 2), "message": json.dumps(req(2)), "logStreamName": None},
         {"message": json.dumps(req(3)), "logStreamName": "s"},
     ]
-    df = logs.parse_events(events)
+    df = logparse.parse_events(events)
     assert df["message"].tolist()[:2] == ["", "5"]
     assert df["stream"].isna().tolist() == [False, True, True, False]
     assert df["request_id"].tolist()[2:] == ["req-2", "req-3"]
@@ -325,8 +325,8 @@ def test_pages_read_past_botocore_give_what_botocore_gives(log_group: dict[str, 
     monkeypatch.setattr(logs, "_events_without_botocore", spy)
     hooked = logs._fast_pages(boto3.client("logs"))
     plain = boto3.client("logs")
-    kwargs: dict[str, Any] = {"logGroupName": log_group["group"], "startTime": logs._ms(log_group["start"]),
-                              "endTime": logs._ms(log_group["end"]), "limit": 120}
+    kwargs: dict[str, Any] = {"logGroupName": log_group["group"], "startTime": insights.epoch_ms(log_group["start"]),
+                              "endTime": insights.epoch_ms(log_group["end"]), "limit": 120}
     pages = 0
     while True:
         ours, theirs = hooked.filter_log_events(**kwargs), plain.filter_log_events(**kwargs)
@@ -339,7 +339,7 @@ def test_pages_read_past_botocore_give_what_botocore_gives(log_group: dict[str, 
     assert pages == 3 and read == [120, 120, 60], read
     df = logs.fetch_log_events(log_group["group"], log_group["start"], log_group["end"], client=hooked)
     del kwargs["nextToken"], kwargs["limit"]
-    pd.testing.assert_frame_equal(df, logs.parse_events(plain.filter_log_events(**kwargs)["events"]),
+    pd.testing.assert_frame_equal(df, logparse.parse_events(plain.filter_log_events(**kwargs)["events"]),
                                   check_like=False)
 
 
@@ -403,7 +403,7 @@ def test_fetch_or_aggregate_large_window_uses_insights() -> None:
     kind, df = logs.fetch_or_aggregate("/ecs/propflow-api", start, start + timedelta(hours=1), client=fake)
     assert kind == "aggregate"
     assert df.attrs["estimated_events"] > logs.MAX_RAW_EVENTS
-    assert fake.started[0]["queryString"] == logs.AGGREGATE_QUERY
+    assert fake.started[0]["queryString"] == insights.AGGREGATE_QUERY
     assert fake.started[0]["startTime"] == int(start.timestamp())
     assert df["requests"].tolist() == [1203, 1311]
     assert df["p95_latency_ms"].tolist() == [143.25, 988.5]
@@ -413,8 +413,8 @@ def test_fetch_or_aggregate_large_window_uses_insights() -> None:
 def test_insights_aggregate_times_out_and_stops_the_query() -> None:
     fake = FakeInsightsClient([load("insights_running_empty.json")])
     start = datetime(2024, 11, 26, 5, 0, tzinfo=UTC)
-    with pytest.raises(logs.InsightsTimeout):
-        logs.insights_aggregate(
+    with pytest.raises(insights.InsightsTimeout):
+        insights.insights_aggregate(
             "/g",
             start,
             start + timedelta(minutes=5),
@@ -427,7 +427,7 @@ def test_insights_aggregate_times_out_and_stops_the_query() -> None:
 
 
 def test_parse_insights_stats_by_bin() -> None:
-    df = logs.parse_insights_results(load("insights_stats_bin.json"))
+    df = insights.parse_insights_results(load("insights_stats_bin.json"))
     assert list(df.columns) == ["bin(1m)", "count(*)", "pct(latency_ms, 95)"]
     assert str(df["bin(1m)"].dtype) == "datetime64[ns, UTC]"
     # sorted by time
@@ -445,7 +445,7 @@ def test_parse_insights_stats_by_bin() -> None:
 
 
 def test_parse_insights_fields_and_messages() -> None:
-    df = logs.parse_insights_results(load("insights_fields_messages.json"))
+    df = insights.parse_insights_results(load("insights_fields_messages.json"))
     assert "@ptr" not in df.columns
     assert list(df.columns) == ["@timestamp", "@logStream", "@message", "status"]
     assert df["@timestamp"].tolist() == [
@@ -459,7 +459,7 @@ def test_parse_insights_fields_and_messages() -> None:
 
 
 def test_parse_insights_empty() -> None:
-    df = logs.parse_insights_results({"results": [], "status": "Complete"})
+    df = insights.parse_insights_results({"results": [], "status": "Complete"})
     assert len(df) == 0 and list(df.columns) == []
 
 
@@ -467,7 +467,7 @@ def test_parse_insights_empty() -> None:
 
 
 def _parse(lines: list[str | dict[str, Any]], mapping: Any = None) -> pd.DataFrame:
-    return logs.parse_events([event(i, m) for i, m in enumerate(lines)], mapping)
+    return logparse.parse_events([event(i, m) for i, m in enumerate(lines)], mapping)
 
 
 @pytest.mark.parametrize(
@@ -547,7 +547,7 @@ def test_field_usage_is_reported() -> None:
 
 
 def test_a_custom_mapping_reads_fields_units_and_text() -> None:
-    mapping = logs.mapping_from_dict({
+    mapping = logmapping.mapping_from_dict({
         "name": "acme", "fields": {"status": ["resp.code"], "latency_ms": "timing.total", "path": "req.uri",
                                    "method": "req.verb", "level": "sev"},
         "units": {"timing.total": "s"},
@@ -560,11 +560,11 @@ def test_a_custom_mapping_reads_fields_units_and_text() -> None:
     assert df["format"].tolist() == ["json", "text:acme"] and df.attrs["mapping"] == "acme"
     # set once for every later parse (what the notebook's log_mapping parameter does), then back
     try:
-        logs.use_mapping(json.dumps({"fields": {"status": "resp.code"}}))
-        assert logs.parse_events([event(0, {"resp": {"code": 418}})])["status"][0] == 418
+        logparse.use_mapping(json.dumps({"fields": {"status": "resp.code"}}))
+        assert logparse.parse_events([event(0, {"resp": {"code": 418}})])["status"][0] == 418
     finally:
-        logs.use_mapping("")
-    assert pd.isna(logs.parse_events([event(0, {"resp": {"code": 418}})])["status"][0])
+        logparse.use_mapping("")
+    assert pd.isna(logparse.parse_events([event(0, {"resp": {"code": 418}})])["status"][0])
 
 
 @pytest.mark.parametrize(
@@ -585,7 +585,7 @@ def test_bad_mappings_are_bad_input_naming_the_key(spec: Any, message: str) -> N
     from propflow_ops.incident import BadInput
 
     with pytest.raises(BadInput, match=re.escape(message)):
-        logs.mapping_from_dict(spec)
+        logmapping.mapping_from_dict(spec)
 
 
 def test_structlog_event_is_the_message_and_uvicorn_access_inside_json() -> None:
@@ -598,8 +598,8 @@ def test_structlog_event_is_the_message_and_uvicorn_access_inside_json() -> None
 
 def test_team_file_logs_section_is_validated_and_becomes_the_log_mapping(tmp_path: Path) -> None:
     from propflow_ops import config
+    from propflow_ops.run.parameters import notebook_parameters
     from propflow_ops.runbooks import RUNBOOKS
-    from propflow_ops.runner import notebook_parameters
 
     good = tmp_path / "good.toml"
     good.write_text('[logs]\nname = "acme"\nunits = {"timing.total" = "s"}\n'
@@ -607,7 +607,7 @@ def test_team_file_logs_section_is_validated_and_becomes_the_log_mapping(tmp_pat
     cfg = config.load(str(good), env={})
     declared = notebook_parameters(RUNBOOKS["photo-upload"].path)
     pairs = dict(config.parameter_defaults(cfg, declared, set()))
-    mapping = logs.mapping_from_dict(pairs["log_mapping"])
+    mapping = logmapping.mapping_from_dict(pairs["log_mapping"])
     assert mapping.name == "acme" and mapping.fields["status"][0] == "resp.code" and mapping.factor("timing.total") == 1000
     assert "log_mapping" not in dict(config.parameter_defaults(cfg, declared, {"log_mapping"}))  # -p wins
     bad = tmp_path / "bad.toml"
