@@ -1,6 +1,7 @@
 """Redis / ElastiCache checks (runbook 5): cluster status, reachability, memory, clients.
 
-Inputs are the dicts of :mod:`propflow_ops.sources.elasticache` (``cache_cluster``, ``redis_probe``).
+Inputs: ``sources.elasticache.cache_cluster`` through ``sources.fetch.fetch`` (a :class:`Fetched`, or its value
+or error) and the probe dict of ``sources.elasticache.redis_probe``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from propflow_ops.findings import Finding
+from propflow_ops.results import takes_fetched
 
 REDIS_MEMORY_PCT = 90.0
 REDIS_CLIENTS_PCT = 90.0
@@ -21,12 +23,16 @@ def _num(value: Any) -> float | None:
         return None
 
 
-def check_cluster(cluster: Mapping[str, Any]) -> Finding:
-    """REDIS_NOT_AVAILABLE: the ElastiCache cluster is missing or not ``available``."""
-    code, name = "REDIS_NOT_AVAILABLE", cluster.get("cluster", "?")
+@takes_fetched
+def check_cluster(cluster: Mapping[str, Any] | BaseException | None, *, name: str = "") -> Finding:
+    """REDIS_NOT_AVAILABLE: the ElastiCache cluster (``sources.elasticache.cache_cluster``) is missing or not
+    ``available``; ``error`` when ElastiCache could not be asked."""
+    code = "REDIS_NOT_AVAILABLE"
+    if isinstance(cluster, BaseException) or cluster is None:
+        title = f"ElastiCache {name or 'cluster'} is available"
+        return Finding.error(code, title, str(cluster) if cluster is not None else "the cluster was not described")
+    name = cluster.get("cluster") or name or "?"
     title = f"ElastiCache {name} is available"
-    if cluster.get("error"):
-        return Finding.error(code, title, str(cluster["error"]))
     if cluster.get("found") is False:
         return Finding.fail(code, f"ElastiCache cluster {name} not found", "DescribeCacheClusters: CacheClusterNotFound")
     status = cluster.get("status")

@@ -1,7 +1,8 @@
 """ElastiCache and Redis for the WebSocket runbook (the handshake probe is ``sources.http.ws_handshake``).
 
-Never raise for a target problem: each returns a dict with an ``error`` field.
-The Redis URL may hold a password: it stays in memory; results carry the host only.
+``cache_cluster`` raises when ElastiCache could not answer (a notebook calls it through
+``sources.fetch.fetch``); ``redis_probe`` never raises: an unreachable Redis is what it measured (``reachable``
+False with ``error`` and ``error_kind``). The Redis URL may hold a password: it stays in memory; results carry the host only.
 """
 
 from __future__ import annotations
@@ -23,21 +24,22 @@ INFO_FIELDS = (
 
 
 def cache_cluster(cluster_id: str, *, client: Any = None) -> dict[str, Any]:
-    """DescribeCacheClusters for one cluster: status, engine, node type, nodes (``found`` False if unknown)."""
+    """DescribeCacheClusters for one cluster: status, engine, node type, nodes (``found`` False if unknown);
+    raises when ElastiCache could not be asked (call it through ``sources.fetch.fetch``)."""
     ec = client or aws.client("elasticache")
     try:
         resp = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
         if code == "CacheClusterNotFound":
-            return {"found": False, "cluster": cluster_id, "error": None}
-        return {"found": None, "cluster": cluster_id, "error": aws.aws_error_text(exc)}
+            return {"found": False, "cluster": cluster_id}
+        raise
     c = (resp.get("CacheClusters") or [{}])[0]
     nodes = [{"id": n.get("CacheNodeId"), "status": n.get("CacheNodeStatus"),
               "endpoint": (n.get("Endpoint") or {}).get("Address")} for n in c.get("CacheNodes") or []]
     return {"found": True, "cluster": cluster_id, "status": c.get("CacheClusterStatus"), "engine": c.get("Engine"),
             "engine_version": c.get("EngineVersion"), "node_type": c.get("CacheNodeType"),
-            "num_nodes": c.get("NumCacheNodes"), "nodes": nodes, "error": None}
+            "num_nodes": c.get("NumCacheNodes"), "nodes": nodes}
 
 
 def resolve_redis_url(task_env: dict[str, str] | None) -> tuple[str | None, str]:
