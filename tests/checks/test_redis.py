@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from propflow_ops.checks import redis as c
+from propflow_ops.errors import FetchError
+from propflow_ops.results import Fetched
 
 
 def probe(**info):
@@ -17,7 +19,7 @@ def test_cluster_status():
     assert c.check_cluster({"cluster": "r", "found": True, "status": "available"}).status == "ok"
     assert c.check_cluster({"cluster": "r", "found": True, "status": "modifying"}).status == "fail"
     assert c.check_cluster({"cluster": "r", "found": False}).status == "fail"
-    assert c.check_cluster({"cluster": "r", "error": "timeout"}).status == "error"
+    assert c.check_cluster(Fetched(None, FetchError("timeout")), name="r").status == "error"
 
 
 def test_reachability():
