@@ -144,14 +144,11 @@ def database(rds: Any, probe: Mapping[str, Any] | BaseException | None, task: An
     return fold("TRIAGE_DATABASE", subs, what="Database")
 
 
-def redis(cache: Mapping[str, Any] | BaseException, probe: Mapping[str, Any] | BaseException) -> Finding:
-    """TRIAGE_REDIS: ElastiCache status, PING, memory and clients from one INFO."""
-    subs = [redis_checks.check_cluster(cache)]
-    if isinstance(probe, BaseException):
-        subs.append(Finding.error("REDIS_UNREACHABLE", "Redis answers PING", probe))
-    else:
-        subs += [redis_checks.check_reachable(probe), redis_checks.check_memory(probe),
-                 redis_checks.check_clients(probe)]
+def redis(cache: Mapping[str, Any] | BaseException | None, probe: Any) -> Finding:
+    """TRIAGE_REDIS: ElastiCache status, PING, memory and clients from one INFO (``probe``: the
+    :class:`~propflow_ops.results.Fetched` of ``sources.elasticache.redis_probe``, whose target is the host)."""
+    subs = [redis_checks.check_cluster(cache), redis_checks.check_reachable(probe), redis_checks.check_memory(probe),
+            redis_checks.check_clients(probe)]
     return fold("TRIAGE_REDIS", subs, what="Redis")
 
 
@@ -425,7 +422,7 @@ def judge(signals: TriageSignals, *, idle_in_transaction_s: float = db_checks.ID
         ecs(s.service.outcome, s.stopped.outcome, since=since, end=end),
         database(s.rds.outcome, s.database.outcome, task, idle_in_transaction_s=idle_in_transaction_s,
                  long_query_s=long_query_s, pool_pct=pool_pct, now=end),
-        redis(s.cache.outcome, s.redis.outcome),
+        redis(s.cache.outcome, s.redis),
         websocket(s.ws.outcome, logs, start=s.start, end=end),
         s3(bucket, s.bucket.outcome, s.policy.outcome, task, s.sample.outcome, s.referenced.outcome, logs,
            recent=since),

@@ -116,7 +116,7 @@ def _database_probe(task: _Once, timeout_s: float) -> dict[str, Any]:
     return out
 
 
-def _redis_probe(task: _Once, timeout_s: float) -> dict[str, Any]:
+def _redis_probe(task: _Once, timeout_s: float) -> Fetched[dict[str, Any]]:
     from propflow_ops.sources import elasticache
 
     td = task()
@@ -200,8 +200,9 @@ def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -
         except Exception as exc:  # noqa: BLE001 - returned for the check to report as error
             value = FetchError(_error_text(exc))
         seconds = time.monotonic() - s
-        if isinstance(value, Fetched):  # a source that made its own result: its value or error, timed here
-            value = value.outcome
+        if isinstance(value, Fetched):  # a source that made its own result (its target names what it asked)
+            got[name] = Fetched(value.value, value.error, value.target or name, seconds)
+            return
         got[name] = (Fetched(None, value, name, seconds) if isinstance(value, BaseException)
                      else Fetched(value, None, name, seconds))
 
