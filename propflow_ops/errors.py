@@ -7,7 +7,12 @@ from __future__ import annotations
 
 
 class FetchError(RuntimeError):
-    """A fetch that failed; ``str()`` is one line without secrets."""
+    """A fetch that failed; ``str()`` is one line without secrets. ``unreachable``: the target gave no usable
+    answer (refused, timed out, throttled), as ``reach.unreachable`` told it from the original exception."""
+
+    def __init__(self, text: str = "", *, unreachable: bool = False) -> None:
+        super().__init__(text)
+        self.unreachable = unreachable
 
 
 class DeadlineExceeded(TimeoutError):

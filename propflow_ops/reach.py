@@ -53,6 +53,8 @@ def unreachable(exc: BaseException | str | None) -> bool:
     """Whether a failure (an exception, or an error code or message) means the target did not answer usably."""
     if exc is None:
         return False
+    if getattr(exc, "unreachable", False) is True:  # a FetchError that kept what its exception said
+        return True
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
     text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"

@@ -95,10 +95,8 @@ class TaskSettings:
 
     ``names`` maps each variable (``environment`` and ``secrets``) to ``"value"``
     (a non-empty plain value), ``"empty"`` or ``"secret"`` (valueFrom SSM or
-    Secrets Manager). ``error`` is set when ECS could not be read.
+    Secrets Manager). When ECS could not be read the fetch's error says why (``results.Fetched``).
     """
 
     task_definition: str = ""
     names: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    unreachable: bool = False

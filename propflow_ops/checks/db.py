@@ -48,6 +48,7 @@ def _aware(value: Any) -> datetime | None:
 
 # --- RDS ------------------------------------------------------------------------------------
 
+@takes_fetched
 def rds_summary(instance: Mapping[str, Any] | BaseException | None) -> dict[str, Any]:
     """What an engineer wants from describe-db-instances, without secrets."""
     if isinstance(instance, BaseException):
@@ -71,6 +72,7 @@ def rds_summary(instance: Mapping[str, Any] | BaseException | None) -> dict[str,
     }
 
 
+@takes_fetched
 def rds_available(instance: Mapping[str, Any] | BaseException | None, *, name: str = "") -> Finding:
     """``RDS_NOT_AVAILABLE``: the instance is missing or its status is not ``available``."""
     code, title = "RDS_NOT_AVAILABLE", "RDS instance status"
@@ -91,6 +93,7 @@ def rds_available(instance: Mapping[str, Any] | BaseException | None, *, name: s
                       **s)
 
 
+@takes_fetched
 def rpo_at_risk(instance: Mapping[str, Any] | BaseException | None, *, now: datetime | None = None,
                 rpo_minutes: float = RPO_MINUTES) -> Finding:
     """``DB_RPO_AT_RISK``: automated backups off (retention 0), or LatestRestorableTime older than the RPO."""

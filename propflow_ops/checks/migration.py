@@ -16,6 +16,7 @@ from propflow_ops.checks.logs import summary as log_summary
 from propflow_ops.findings import Finding
 from propflow_ops.reach import unreachable
 from propflow_ops.records import AlembicState, DriftResult
+from propflow_ops.results import takes_fetched
 
 NOT_CONFIGURED = "PROPFLOW_ALEMBIC_CONFIG is not set: point it at the backend's alembic.ini to check migrations"
 
@@ -98,6 +99,7 @@ def unknown_revision(state: AlembicState) -> Finding:
                       ", ".join(state.current) or "(no revision applied)", **data)
 
 
+@takes_fetched
 def migration_lines(logs: pd.DataFrame | BaseException, limit: int = 30) -> pd.DataFrame:
     """The migration story in the logs (migration events and 'already exists' lines), newest last."""
     cols = ["timestamp", "level", "stream", "message"]
@@ -111,6 +113,7 @@ def migration_lines(logs: pd.DataFrame | BaseException, limit: int = 30) -> pd.D
     return out.astype({c: object for c in ("level", "stream", "message") if c in out})
 
 
+@takes_fetched
 def objects_in_logs(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     """The "already exists" lines with the object named: kind, object, count, first/last seen, example."""
     cols = ["kind", "object", "count", "first_seen", "last_seen", "example"]
@@ -132,6 +135,7 @@ def objects_in_logs(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     return out[cols].sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
 
 
+@takes_fetched
 def object_exists(logs: pd.DataFrame | BaseException) -> Finding:
     """MIGRATION_OBJECT_EXISTS: ``fail`` when the logs say a migration hit "already exists"."""
     code, title = "MIGRATION_OBJECT_EXISTS", "'already exists' errors in the logs"

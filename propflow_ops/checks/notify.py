@@ -22,6 +22,7 @@ from propflow_ops.findings import Finding
 from propflow_ops.reach import unreachable
 from propflow_ops.records import ApiResult, MessagesResult, TaskSettings
 from propflow_ops.remediation import StepOutcome
+from propflow_ops.results import takes_fetched
 
 #: The settings PropFlow's API needs to send SMS (Twilio) and WhatsApp (Meta) messages.
 REQUIRED_SETTINGS: tuple[str, ...] = (
@@ -101,25 +102,33 @@ def _short(text: Any, n: int = 160) -> str:
 # --- settings in the task definition -----------------------------------------------------------
 
 
-def settings_table(settings: TaskSettings, required: Sequence[str] = REQUIRED_SETTINGS) -> pd.DataFrame:
+@takes_fetched
+def settings_table(settings: TaskSettings | BaseException | None,
+                   required: Sequence[str] = REQUIRED_SETTINGS) -> pd.DataFrame:
     """One row per required setting: how the task definition holds it (names only, never values)."""
+    names = settings.names if isinstance(settings, TaskSettings) else {}
     rows = []
     for name in required:
-        state = settings.names.get(name)
+        state = names.get(name)
         rows.append({"setting": name,
                      "in_task_definition": {"value": "yes (plain value)", "secret": "yes (secret reference)",
                                             "empty": "EMPTY", None: "MISSING"}[state]})
     return pd.DataFrame(rows, columns=["setting", "in_task_definition"])
 
 
-def config_missing(settings: TaskSettings, required: Sequence[str] = REQUIRED_SETTINGS) -> Finding:
-    """NOTIFY_CONFIG_MISSING: ``fail`` when a required setting is absent or empty in the running task definition."""
+@takes_fetched
+def config_missing(settings: TaskSettings | BaseException | None,
+                   required: Sequence[str] = REQUIRED_SETTINGS) -> Finding:
+    """NOTIFY_CONFIG_MISSING: ``fail`` when a required setting is absent or empty in the running task definition
+    (or ECS could not be reached to read it); ``error`` when ECS answered but the definition could not be read."""
     code, title = "NOTIFY_CONFIG_MISSING", "Notification settings in the task definition"
-    if settings.error and settings.unreachable:
+    if isinstance(settings, BaseException) and unreachable(settings):
         return Finding.fail(code, "ECS unreachable: the task definition cannot be read",
-                            f"{settings.error}; the settings cannot be verified")
-    if settings.error:
-        return Finding.error(code, title, f"could not read the task definition: {settings.error}")
+                            f"{settings}; the settings cannot be verified")
+    if isinstance(settings, BaseException):
+        return Finding.error(code, title, f"could not read the task definition: {settings}")
+    if settings is None:
+        return Finding.skipped(code, title, "the task definition was not read")
     missing = [n for n in required if n not in settings.names]
     empty = [n for n in required if settings.names.get(n) == "empty"]
     data = {"task_definition": settings.task_definition, "required": list(required),
@@ -328,6 +337,7 @@ def _notification_lines(logs: pd.DataFrame) -> pd.DataFrame:
     return logs[log_checks.is_notification(logs)]
 
 
+@takes_fetched
 def notification_errors(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     """The error-level notification lines (empty when the logs could not be read), for a per-minute plot."""
     if isinstance(logs, BaseException) or logs is None or logs.empty:
@@ -337,6 +347,7 @@ def notification_errors(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     return errs
 
 
+@takes_fetched
 def errors_by_provider(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     """Notification log lines per provider: total, errors, error share, top error codes and message."""
     cols = ["provider", "lines", "errors", "error_share", "top_error_codes", "top_error"]
@@ -361,6 +372,7 @@ def errors_by_provider(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
                                                     "top_error": object})
 
 
+@takes_fetched
 def log_code_meanings(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     """The error codes the notification logs carry, per provider, with what each means."""
     cols = ["provider", "error_code", "count", "meaning"]
@@ -384,6 +396,7 @@ def log_code_meanings(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     return grouped.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)[cols]
 
 
+@takes_fetched
 def log_send_errors(logs: pd.DataFrame | BaseException, *, threshold: float = SEND_ERROR_THRESHOLD,
                     min_errors: int = MIN_SEND_ERRORS) -> Finding:
     """NOTIFY_SEND_ERRORS from the API's notification log lines: ``fail`` when more than ``threshold``

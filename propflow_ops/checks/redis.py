@@ -1,6 +1,8 @@
 """Redis / ElastiCache checks (runbook 5): cluster status, reachability, memory, clients.
 
-Inputs are the dicts of :mod:`propflow_ops.sources.elasticache` (``cache_cluster``, ``redis_probe``).
+Inputs: ``sources.elasticache.cache_cluster`` through ``sources.fetch.fetch`` (a :class:`Fetched`, or its value
+or error) and ``sources.elasticache.redis_probe`` (a :class:`Fetched` whose target is the host; a probe's
+value, error or None are taken too).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from propflow_ops.findings import Finding
+from propflow_ops.results import Fetched, takes_fetched
 
 REDIS_MEMORY_PCT = 90.0
 REDIS_CLIENTS_PCT = 90.0
@@ -21,12 +24,16 @@ def _num(value: Any) -> float | None:
         return None
 
 
-def check_cluster(cluster: Mapping[str, Any]) -> Finding:
-    """REDIS_NOT_AVAILABLE: the ElastiCache cluster is missing or not ``available``."""
-    code, name = "REDIS_NOT_AVAILABLE", cluster.get("cluster", "?")
+@takes_fetched
+def check_cluster(cluster: Mapping[str, Any] | BaseException | None, *, name: str = "") -> Finding:
+    """REDIS_NOT_AVAILABLE: the ElastiCache cluster (``sources.elasticache.cache_cluster``) is missing or not
+    ``available``; ``error`` when ElastiCache could not be asked."""
+    code = "REDIS_NOT_AVAILABLE"
+    if isinstance(cluster, BaseException) or cluster is None:
+        title = f"ElastiCache {name or 'cluster'} is available"
+        return Finding.error(code, title, str(cluster) if cluster is not None else "the cluster was not described")
+    name = cluster.get("cluster") or name or "?"
     title = f"ElastiCache {name} is available"
-    if cluster.get("error"):
-        return Finding.error(code, title, str(cluster["error"]))
     if cluster.get("found") is False:
         return Finding.fail(code, f"ElastiCache cluster {name} not found", "DescribeCacheClusters: CacheClusterNotFound")
     status = cluster.get("status")
@@ -40,27 +47,59 @@ def check_cluster(cluster: Mapping[str, Any]) -> Finding:
                       f"{cluster.get('node_type') or ''}, status available".strip(), **data)
 
 
-def check_reachable(probe: Mapping[str, Any]) -> Finding:
+Probe = Fetched[Any] | Mapping[str, Any] | BaseException | None
+
+
+def error_kind(text: str) -> str:
+    """What a failed PING says: ``maxclients``, ``oom``, ``auth``, ``timeout`` or ``connection``."""
+    low = text.lower()
+    if "max number of clients" in low:
+        return "maxclients"
+    if "oom command not allowed" in low:
+        return "oom"
+    if "auth" in low or "noauth" in low or "wrongpass" in low or "invalid password" in low:
+        return "auth"
+    if "timeout" in low or "timed out" in low:
+        return "timeout"
+    return "connection"
+
+
+def _probe(probe: Probe) -> tuple[Any, str | None]:
+    """``sources.elasticache.redis_probe``'s result as (its value or error, the host it asked)."""
+    if isinstance(probe, Fetched):
+        return probe.outcome, probe.target or None
+    if isinstance(probe, Mapping):
+        return probe, probe.get("host")
+    return probe, None
+
+
+def _refused_for_clients(value: Any) -> bool:
+    return isinstance(value, BaseException) and error_kind(str(value)) == "maxclients"
+
+
+def check_reachable(probe: Probe) -> Finding:
     """REDIS_UNREACHABLE: PING fails (not configured: skipped). A 'max clients' refusal is a warn here:
     the server answered; REDIS_CLIENTS_EXHAUSTED carries the failure."""
     code, title = "REDIS_UNREACHABLE", "Redis answers PING"
-    if not probe.get("configured"):
+    value, host = _probe(probe)
+    if value is None:
         return Finding.skipped(code, title, "no Redis URL: set PROPFLOW_REDIS_URL or REDIS_URL in the task definition")
-    data = {"host": probe.get("host"), "source": probe.get("source"), "ping_ms": probe.get("ping_ms")}
-    if not probe.get("reachable"):
-        if probe.get("error_kind") == "maxclients":
+    if isinstance(value, BaseException):
+        data = {"host": host, "source": None, "ping_ms": None}
+        if _refused_for_clients(value):
             return Finding.warn(code, "Redis answered but refused a new connection (max clients)",
-                                f"{probe.get('host')}: {probe.get('error')} (see REDIS_CLIENTS_EXHAUSTED)", **data)
-        return Finding.fail(code, f"Redis at {probe.get('host')} is unreachable", str(probe.get("error")), **data)
-    return Finding.ok(code, title, f"{probe.get('host')} PING {probe.get('ping_ms')} ms (median of 3)", **data)
+                                f"{host}: {value} (see REDIS_CLIENTS_EXHAUSTED)", **data)
+        return Finding.fail(code, f"Redis at {host} is unreachable", str(value), **data)
+    data = {"host": host, "source": value.get("source"), "ping_ms": value.get("ping_ms")}
+    return Finding.ok(code, title, f"{host} PING {value.get('ping_ms')} ms (median of 3)", **data)
 
 
-def _unreadable(probe: Mapping[str, Any]) -> str | None:
+def _unreadable(value: Any) -> str | None:
     """Why the probe's INFO cannot be judged (an ``error`` finding's detail), or None when it can."""
-    if not probe.get("reachable"):
-        return f"Redis not reachable: {probe.get('error')}"
-    if probe.get("info_error"):
-        return f"INFO unavailable: {probe['info_error']}"
+    if isinstance(value, BaseException):
+        return f"Redis not reachable: {value}"
+    if value.get("info_error"):
+        return f"INFO unavailable: {value['info_error']}"
     return None
 
 
@@ -77,10 +116,11 @@ def _limit(probe: Mapping[str, Any], name: str) -> float | None:
     return value
 
 
-def check_memory(probe: Mapping[str, Any], *, redis_memory_pct: float = REDIS_MEMORY_PCT) -> Finding:
+def check_memory(result: Probe, *, redis_memory_pct: float = REDIS_MEMORY_PCT) -> Finding:
     """REDIS_MEMORY_PRESSURE: used_memory >= redis_memory_pct of maxmemory (fail); evictions alone (warn)."""
     code, title = "REDIS_MEMORY_PRESSURE", f"Redis memory below {redis_memory_pct:g}% of maxmemory"
-    if not probe.get("configured"):
+    probe, _ = _probe(result)
+    if probe is None:
         return Finding.skipped(code, title, "no Redis URL configured")
     if unreadable := _unreadable(probe):
         return Finding.error(code, title, unreadable)
@@ -109,15 +149,16 @@ def check_memory(probe: Mapping[str, Any], *, redis_memory_pct: float = REDIS_ME
                       **data)
 
 
-def check_clients(probe: Mapping[str, Any], *, redis_clients_pct: float = REDIS_CLIENTS_PCT) -> Finding:
+def check_clients(result: Probe, *, redis_clients_pct: float = REDIS_CLIENTS_PCT) -> Finding:
     """REDIS_CLIENTS_EXHAUSTED: connected_clients >= redis_clients_pct of maxclients, or our own connection
     refused with 'max number of clients reached' (fail); rejected connections on record (warn)."""
     code, title = "REDIS_CLIENTS_EXHAUSTED", f"Redis clients below {redis_clients_pct:g}% of maxclients"
-    if not probe.get("configured"):
+    probe, host = _probe(result)
+    if probe is None:
         return Finding.skipped(code, title, "no Redis URL configured")
-    if probe.get("error_kind") == "maxclients":
+    if _refused_for_clients(probe):
         return Finding.fail(code, "Redis refused a connection: max number of clients reached",
-                            f"{probe.get('host')}: {probe.get('error')}", refused=True)
+                            f"{host}: {probe}", refused=True)
     if unreadable := _unreadable(probe):
         return Finding.error(code, title, unreadable)
     info = probe.get("info") or {}
@@ -140,10 +181,13 @@ def check_clients(probe: Mapping[str, Any], *, redis_clients_pct: float = REDIS_
     return Finding.ok(code, title, f"{connected:g} of {limit_text} connections", **data)
 
 
-def info_table(probe: Mapping[str, Any]) -> dict[str, Any]:
+def info_table(result: Probe) -> dict[str, Any]:
     """What the engineer reads: PING, the INFO fields, limits, pub/sub channels (no URL, no password)."""
-    if not probe.get("reachable"):
-        return {"host": probe.get("host"), "source": probe.get("source"), "error": probe.get("error")}
+    probe, host = _probe(result)
+    if probe is None:
+        return {"host": None, "source": "not configured", "error": None}
+    if isinstance(probe, BaseException):
+        return {"host": host, "source": None, "error": str(probe)}
     out: dict[str, Any] = {"host": probe.get("host"), "source": probe.get("source"), "ping_ms": probe.get("ping_ms")}
     out.update(probe.get("info") or {})
     out["maxclients (CONFIG)"] = (probe.get("config") or {}).get("maxclients")

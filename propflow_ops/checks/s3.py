@@ -23,6 +23,7 @@ from propflow_ops.checks.iam import evaluate_policy as evaluate_policy
 from propflow_ops.checks.iam import principal_matches as principal_matches
 from propflow_ops.checks.iam import resource_matches as resource_matches
 from propflow_ops.findings import Finding
+from propflow_ops.results import takes_fetched
 
 PUT_OBJECT = "s3:PutObject"
 
@@ -93,39 +94,60 @@ def least_privilege_policy(bucket: str, role_arn: str) -> dict[str, Any]:
 # Checks
 
 
-def _err(fetched: Mapping[str, Any]) -> str | None:
-    e = fetched.get("error")
-    return str(e) if e else None
+Fetch = Mapping[str, Any] | BaseException | None  # a fetch's value, or its error (``takes_fetched``)
 
 
-def check_bucket(fetched: Mapping[str, Any], bucket: str) -> Finding:
+@takes_fetched
+def check_bucket(status: Fetch, bucket: str) -> Finding:
     """S3_BUCKET_MISSING from :func:`propflow_ops.sources.s3.bucket_status`."""
     title = f"Bucket {bucket} exists"
-    if fetched.get("exists") is False:
+    if isinstance(status, BaseException):
+        return Finding.error("S3_BUCKET_MISSING", title, str(status), bucket=bucket)
+    status = status or {}
+    if status.get("exists") is False:
         return Finding.fail("S3_BUCKET_MISSING", f"Bucket {bucket} does not exist",
-                            f"HeadBucket: {fetched.get('reason') or 'NoSuchBucket'}; every upload fails with "
+                            f"HeadBucket: {status.get('reason') or 'NoSuchBucket'}; every upload fails with "
                             "NoSuchBucket until it is recreated (check it was not renamed in S3_BUCKET).",
                             bucket=bucket)
-    if _err(fetched):
-        return Finding.error("S3_BUCKET_MISSING", title, str(fetched["error"]), bucket=bucket)
-    return Finding.ok("S3_BUCKET_MISSING", title, f"{bucket} answers HeadBucket (region {fetched.get('region')}).",
-                      bucket=bucket, region=fetched.get("region"))
+    return Finding.ok("S3_BUCKET_MISSING", title, f"{bucket} answers HeadBucket (region {status.get('region')}).",
+                      bucket=bucket, region=status.get("region"))
 
 
-def check_write_access(fetched_policy: Mapping[str, Any], *, bucket: str, role_arn: str | None,
+@takes_fetched
+def bucket_exists(status: Fetch) -> bool:
+    """False only when S3 said the bucket does not exist (a failed HeadBucket could not tell)."""
+    return not (isinstance(status, Mapping) and status.get("exists") is False)
+
+
+@takes_fetched
+def task_role(task: Fetch) -> dict[str, Any]:
+    """The task definition's ARN and role (what the photo-upload runbook shows), or why it could not be read."""
+    if isinstance(task, BaseException):
+        return {"task definition": None, "task role": None, "error": str(task)}
+    task = task or {}
+    return {"task definition": task.get("arn"), "task role": task.get("role_arn"), "error": None}
+
+
+@takes_fetched
+def check_write_access(policy: Fetch, task: Fetch = None, *, bucket: str, role_arn: str | None = None,
                        bucket_exists: bool = True, role_error: str | None = None,
                        key: str = "uploads/runbook-probe.jpg") -> Finding:
-    """S3_WRITE_DENIED: the bucket policy evaluated for the task role and s3:PutObject on the bucket's objects."""
+    """S3_WRITE_DENIED: the bucket policy (None: the bucket has none) evaluated for the task role and
+    s3:PutObject on the bucket's objects. The role is the ``task``'s (``sources.s3.service_task_definition``),
+    else ``role_arn``; ``role_error`` (or a failed ``task``) says why the role could not be read."""
     code, title = "S3_WRITE_DENIED", "Task role may PutObject under the bucket policy"
+    if isinstance(task, BaseException):
+        role_error = role_error or str(task)
+    elif isinstance(task, Mapping):
+        role_arn = role_arn or task.get("role_arn")
     if not bucket_exists:
         return Finding.skipped(code, title, f"bucket {bucket} does not exist (see S3_BUCKET_MISSING)")
     if role_error:
         return Finding.error(code, title, f"cannot read the service's task definition: {role_error}")
     if not role_arn:
         return Finding.skipped(code, title, "the task definition has no taskRoleArn: no role to evaluate")
-    if _err(fetched_policy):
-        return Finding.error(code, title, str(fetched_policy["error"]))
-    policy = fetched_policy.get("policy")
+    if isinstance(policy, BaseException):
+        return Finding.error(code, title, str(policy))
     resource = f"arn:aws:s3:::{bucket}/{key}"
     if policy is None:
         return Finding.fail(code, "No bucket policy grants s3:PutObject to the task role",
@@ -154,14 +176,14 @@ def check_write_access(fetched_policy: Mapping[str, Any], *, bucket: str, role_a
     return Finding.ok(code, title, f"Allowed by {', '.join(d.allowed_by)}{note}.", **data)
 
 
-def check_policy_overbroad(fetched_policy: Mapping[str, Any], *, bucket_exists: bool = True) -> Finding:
-    """S3_POLICY_OVERBROAD (warn): an Allow of s3:* / * or to a * principal."""
+@takes_fetched
+def check_policy_overbroad(policy: Fetch, *, bucket_exists: bool = True) -> Finding:
+    """S3_POLICY_OVERBROAD (warn): an Allow of s3:* / * or to a * principal (``policy`` None: no policy)."""
     code, title = "S3_POLICY_OVERBROAD", "Bucket policy grants no more than needed"
     if not bucket_exists:
         return Finding.skipped(code, title, "bucket does not exist")
-    if _err(fetched_policy):
-        return Finding.error(code, title, str(fetched_policy["error"]))
-    policy = fetched_policy.get("policy")
+    if isinstance(policy, BaseException):
+        return Finding.error(code, title, str(policy))
     if policy is None:
         return Finding.ok(code, title, "no bucket policy")
     try:
@@ -177,14 +199,15 @@ def check_policy_overbroad(fetched_policy: Mapping[str, Any], *, bucket_exists: 
 PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
-def check_public_access_block(fetched: Mapping[str, Any], *, bucket_exists: bool = True) -> Finding:
-    """S3_PUBLIC_ACCESS_OPEN (warn): the bucket's public access block is missing or not all four flags on."""
+@takes_fetched
+def check_public_access_block(config: Fetch, *, bucket_exists: bool = True) -> Finding:
+    """S3_PUBLIC_ACCESS_OPEN (warn): the bucket's public access block (None: it has none) is missing or not
+    all four flags on."""
     code, title = "S3_PUBLIC_ACCESS_OPEN", "Public access block on (all four settings)"
     if not bucket_exists:
         return Finding.skipped(code, title, "bucket does not exist")
-    if _err(fetched):
-        return Finding.error(code, title, str(fetched["error"]))
-    config = fetched.get("config")
+    if isinstance(config, BaseException):
+        return Finding.error(code, title, str(config))
     if not config:
         return Finding.warn(code, "Bucket has no public access block",
                             "Nothing at the bucket stops a public policy or ACL (account-level block not checked).")
@@ -194,6 +217,7 @@ def check_public_access_block(fetched: Mapping[str, Any], *, bucket_exists: bool
     return Finding.ok(code, title, "all four settings on")
 
 
+@takes_fetched
 def upload_errors(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     """The upload errors among the log lines: an upload line (``upload`` in its path, message or event) that
     is an error (error level, 5xx, an exception) or answered 4xx."""
@@ -230,6 +254,7 @@ def _error_type(errors: pd.DataFrame) -> pd.Series:
     return out.where(out != "", "unknown")
 
 
+@takes_fetched
 def check_upload_errors(logs: pd.DataFrame | BaseException, *, min_errors: int = 1) -> Finding:
     """UPLOAD_ERRORS_IN_LOGS: failed uploads in the window, by error type (``logs`` may be the fetch's exception)."""
     code, title = "UPLOAD_ERRORS_IN_LOGS", "Upload errors in the API logs"
@@ -280,25 +305,29 @@ def stale_multipart(uploads: pd.DataFrame, *, orphan_age_days: int = 7, now: dat
     return uploads[pd.to_datetime(uploads["initiated"], utc=True) < cutoff].reset_index(drop=True)
 
 
-def check_orphans(inventory: Mapping[str, Any], referenced: Mapping[str, Any], *, orphan_age_days: int = 7,
+@takes_fetched
+def check_orphans(inventory: Fetch, referenced: Iterable[str] | BaseException | None, *, orphan_age_days: int = 7,
                   now: datetime | None = None, bucket_exists: bool = True) -> tuple[Finding, pd.DataFrame, pd.DataFrame]:
     """S3_ORPHANED_UPLOADS (warn). Returns the finding, the orphan objects and the stale multipart uploads."""
     code, title = "S3_ORPHANED_UPLOADS", f"No orphaned uploads older than {orphan_age_days} days"
     empty = pd.DataFrame()
     if not bucket_exists:
         return Finding.skipped(code, title, "bucket does not exist"), empty, empty
-    if _err(inventory):
-        return Finding.error(code, title, f"listing the bucket failed: {inventory['error']}"), empty, empty
-    if _err(referenced):
-        return (Finding.error(code, title, f"cannot read the keys the database references: {referenced['error']}"),
+    if isinstance(inventory, BaseException):
+        return Finding.error(code, title, f"listing the bucket failed: {inventory}"), empty, empty
+    if isinstance(referenced, BaseException):
+        return (Finding.error(code, title, f"cannot read the keys the database references: {referenced}"),
                 empty, empty)
+    if inventory is None:
+        return Finding.skipped(code, title, "the bucket was not listed"), empty, empty
+    referenced = set(referenced or ())
     objects: pd.DataFrame = inventory["objects"]
     uploads: pd.DataFrame = inventory["multipart"]
-    orphans = find_orphans(objects, referenced["keys"], orphan_age_days=orphan_age_days, now=now)
+    orphans = find_orphans(objects, referenced, orphan_age_days=orphan_age_days, now=now)
     stale = stale_multipart(uploads, orphan_age_days=orphan_age_days, now=now)
     size = int(orphans["size"].sum()) if not orphans.empty else 0
     data = {"orphan_objects": len(orphans), "orphan_bytes": size, "stale_multipart_uploads": len(stale),
-            "referenced_keys": len(referenced["keys"]), "objects": len(objects)}
+            "referenced_keys": len(referenced), "objects": len(objects)}
     if len(orphans) or len(stale):
         return (Finding.warn(code, f"{len(orphans)} orphaned objects ({_bytes(size)}) and {len(stale)} stale "
                              "multipart uploads",
@@ -315,19 +344,23 @@ def _bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def capacity_summary(inventory: Mapping[str, Any]) -> dict[str, Any]:
+@takes_fetched
+def capacity_summary(inventory: Fetch) -> dict[str, Any]:
     """Object count and total size (what the document's --max-keys 1 could not tell)."""
-    if _err(inventory):
-        return {"error": inventory["error"]}
+    if isinstance(inventory, BaseException):
+        return {"error": str(inventory)}
+    if inventory is None:
+        return {"error": "the bucket was not listed"}
     objects: pd.DataFrame = inventory["objects"]
     total = int(objects["size"].sum()) if not objects.empty else 0
     return {"objects": len(objects), "total_size": _bytes(total), "total_bytes": total,
             "incomplete_multipart_uploads": len(inventory["multipart"]), "pages": inventory.get("pages")}
 
 
-def statements_table(policy: Mapping[str, Any] | str | None) -> pd.DataFrame:
+@takes_fetched
+def statements_table(policy: Mapping[str, Any] | str | BaseException | None) -> pd.DataFrame:
     """The policy's statements, one row each, for display."""
-    if not policy:
+    if not policy or isinstance(policy, BaseException):
         return pd.DataFrame(columns=["sid", "effect", "principal", "action", "resource", "condition"])
     rows = []
     for i, st in enumerate(_statements(policy)):

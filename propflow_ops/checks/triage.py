@@ -135,28 +135,20 @@ def database(rds: Any, probe: Mapping[str, Any] | BaseException | None, task: An
             subs.append(db_checks.pool_exhausted(activity, max_conn, threshold_pct=pool_pct))
             subs.append(db_checks.idle_in_transaction(activity, max_idle_s=idle_in_transaction_s, now=now))
             subs.append(db_checks.long_running_queries(activity, max_query_s=long_query_s, now=now))
-    if isinstance(task, Mapping):
-        if task.get("error"):
-            subs.append(Finding.error("DB_URL_MISMATCH", "DATABASE_URL against the RDS endpoint", str(task["error"])))
-        else:
-            url = (task.get("env") or {}).get("DATABASE_URL")
-            label = str(task.get("arn") or "").rsplit("/", 1)[-1]
-            subs.append(db_checks.url_mismatch({"url": url, "task_definition": label}, rds))
+    if isinstance(task, BaseException):
+        subs.append(Finding.error("DB_URL_MISMATCH", "DATABASE_URL against the RDS endpoint", str(task)))
+    elif isinstance(task, Mapping):
+        url = (task.get("env") or {}).get("DATABASE_URL")
+        label = str(task.get("arn") or "").rsplit("/", 1)[-1]
+        subs.append(db_checks.url_mismatch({"url": url, "task_definition": label}, rds))
     return fold("TRIAGE_DATABASE", subs, what="Database")
 
 
-def redis(cache: Mapping[str, Any] | BaseException, probe: Mapping[str, Any] | BaseException) -> Finding:
-    """TRIAGE_REDIS: ElastiCache status, PING, memory and clients from one INFO."""
-    subs: list[Finding] = []
-    if isinstance(cache, BaseException):
-        subs.append(Finding.error("REDIS_NOT_AVAILABLE", "ElastiCache cluster status", cache))
-    else:
-        subs.append(redis_checks.check_cluster(cache))
-    if isinstance(probe, BaseException):
-        subs.append(Finding.error("REDIS_UNREACHABLE", "Redis answers PING", probe))
-    else:
-        subs += [redis_checks.check_reachable(probe), redis_checks.check_memory(probe),
-                 redis_checks.check_clients(probe)]
+def redis(cache: Mapping[str, Any] | BaseException | None, probe: Any) -> Finding:
+    """TRIAGE_REDIS: ElastiCache status, PING, memory and clients from one INFO (``probe``: the
+    :class:`~propflow_ops.results.Fetched` of ``sources.elasticache.redis_probe``, whose target is the host)."""
+    subs = [redis_checks.check_cluster(cache), redis_checks.check_reachable(probe), redis_checks.check_memory(probe),
+            redis_checks.check_clients(probe)]
     return fold("TRIAGE_REDIS", subs, what="Redis")
 
 
@@ -173,29 +165,17 @@ def s3(bucket_name: str, bucket: Any, policy: Any, task: Any, sample: Any, refer
        logs: pd.DataFrame | BaseException, *, recent: datetime | None = None) -> Finding:
     """TRIAGE_S3: the bucket exists, the task role may PutObject, the policy is not over-broad, a first-page
     sample for orphans, upload errors in the recent logs."""
-    subs: list[Finding] = []
-    if isinstance(bucket, BaseException):
-        return fold("TRIAGE_S3", [Finding.error("S3_BUCKET_MISSING", "Uploads bucket exists", bucket)],
-                    what="S3 uploads")
-    subs.append(s3_checks.check_bucket(bucket, bucket_name))
-    exists = bucket.get("exists") is not False
+    subs = [s3_checks.check_bucket(bucket, bucket_name)]
+    exists = s3_checks.bucket_exists(bucket)
     if isinstance(policy, BaseException):
         subs.append(Finding.error("S3_WRITE_DENIED", "Bucket policy", policy))
     else:
-        role = task.get("role_arn") if isinstance(task, Mapping) else None
-        role_error = (str(task.get("error")) if isinstance(task, Mapping) and task.get("error")
-                      else str(task) if isinstance(task, BaseException) else None)
-        subs.append(s3_checks.check_write_access(policy, bucket=bucket_name, role_arn=role, bucket_exists=exists,
-                                                 role_error=role_error))
+        subs.append(s3_checks.check_write_access(policy, task, bucket=bucket_name, bucket_exists=exists))
         subs.append(s3_checks.check_policy_overbroad(policy, bucket_exists=exists))
-    if isinstance(sample, BaseException) or isinstance(referenced, BaseException):
-        subs.append(Finding.error("S3_ORPHANED_UPLOADS", "Orphaned uploads (sample)",
-                                  sample if isinstance(sample, BaseException) else str(referenced)))
-    else:
-        orphans = s3_checks.check_orphans(sample, referenced, bucket_exists=exists)[0]
-        if sample.get("truncated"):
-            orphans.detail += " (first 1000 keys only: a sample)"
-        subs.append(orphans)
+    orphans = s3_checks.check_orphans(sample, referenced, bucket_exists=exists)[0]
+    if isinstance(sample, Mapping) and sample.get("truncated"):
+        orphans.detail += " (first 1000 keys only: a sample)"
+    subs.append(orphans)
     subs.append(s3_checks.check_upload_errors(_recent(logs, recent)))
     return fold("TRIAGE_S3", subs, what="S3 uploads")
 
@@ -291,9 +271,8 @@ def notifications(settings: Any, account: Any, balance: Any, whatsapp: Any, otp_
                   min_balance: float = notify_checks.TWILIO_MIN_BALANCE) -> Finding:
     """TRIAGE_NOTIFICATIONS: settings in the task definition, Twilio auth and balance, WhatsApp token, the
     notification error rate in the recent logs, and the OTP route answering a validation probe."""
-    subs: list[Finding] = []
+    subs: list[Finding] = [notify_checks.config_missing(settings)]  # ECS unreachable is its fail, not an error
     for code, title, value, check in (
-        ("NOTIFY_CONFIG_MISSING", "Notification settings", settings, notify_checks.config_missing),
         ("TWILIO_AUTH_FAILED", "Twilio credentials", account, notify_checks.twilio_auth),
         ("WHATSAPP_API_FAILING", "WhatsApp Cloud API", whatsapp, notify_checks.whatsapp_status),
     ):
@@ -449,7 +428,7 @@ def judge(signals: TriageSignals, *, idle_in_transaction_s: float = db_checks.ID
         ecs(s.service.outcome, s.stopped.outcome, since=since, end=end),
         database(s.rds.outcome, s.database.outcome, task, idle_in_transaction_s=idle_in_transaction_s,
                  long_query_s=long_query_s, pool_pct=pool_pct, now=end),
-        redis(s.cache.outcome, s.redis.outcome),
+        redis(s.cache.outcome, s.redis),
         websocket(s.ws.outcome, logs, start=s.start, end=end),
         s3(bucket, s.bucket.outcome, s.policy.outcome, task, s.sample.outcome, s.referenced.outcome, logs,
            recent=since),

@@ -10,6 +10,7 @@ import pandas as pd
 
 from propflow_ops.checks import logs as log_checks
 from propflow_ops.findings import Finding
+from propflow_ops.results import takes_fetched
 
 WS_EVENTS = ("ws_connect", "ws_disconnect", "ws_reconnect")
 #: The busiest 5 minutes must exceed this many times the window's typical minute ...
@@ -34,6 +35,7 @@ def check_handshake(result: Mapping[str, Any], *, url_shown: str = "") -> Findin
     return Finding.fail(code, "WebSocket endpoint unreachable", f"{url_shown}: {result.get('error')}", **data)
 
 
+@takes_fetched
 def ws_events(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     """The WebSocket lifecycle events among the log lines (connect, disconnect, reconnect)."""
     if isinstance(logs, BaseException) or logs is None or logs.empty:
@@ -43,6 +45,7 @@ def ws_events(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     return ws[ws["event"].isin(WS_EVENTS)]
 
 
+@takes_fetched
 def check_reconnect_spike(logs: pd.DataFrame | BaseException, *, start: datetime | None = None,
                           end: datetime | None = None, reconnect_spike_factor: float = RECONNECT_SPIKE_FACTOR,
                           reconnect_min_per_minute: float = RECONNECT_MIN_PER_MINUTE) -> Finding:

@@ -335,14 +335,12 @@ def schema_drift(path: str | None = None, models: str = "") -> DriftResult:
 # --- logs -----------------------------------------------------------------------------------------
 
 
-def migration_logs(log_group: str, start: Any, end: Any) -> pd.DataFrame | BaseException:
-    """Migration log lines and every line saying "already exists" in the window (or the exception)."""
+def migration_logs(log_group: str, start: Any, end: Any) -> pd.DataFrame:
+    """Migration log lines and every line saying "already exists" in the window; raises when the logs
+    cannot be read (call it through ``sources.fetch.fetch``)."""
     from propflow_ops.sources.logs import fetch_log_events
 
-    try:
-        frames = [fetch_log_events(log_group, start, end, filter_pattern=p) for p in ('"already exists"', "migration")]
-    except Exception as exc:  # noqa: BLE001 - handed to the check, which reports it as an error
-        return exc
+    frames = [fetch_log_events(log_group, start, end, filter_pattern=p) for p in ('"already exists"', "migration")]
     df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
     if len(df):
         key = df["timestamp"].astype(str) + "|" + df["stream"].astype(str) + "|" + df["message"].astype(str)

@@ -1,16 +1,20 @@
 """ElastiCache and Redis for the WebSocket runbook (the handshake probe is ``sources.http.ws_handshake``).
 
-Never raise for a target problem: each returns a dict with an ``error`` field.
-The Redis URL may hold a password: it stays in memory; results carry the host only.
+``cache_cluster`` raises when ElastiCache could not answer (a notebook calls it through
+``sources.fetch.fetch``); ``redis_probe`` makes its own :class:`Fetched` (its target is the host). The Redis URL may hold a password: it stays in memory; results carry the host only.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from propflow_ops.errors import FetchError
+from propflow_ops.reach import unreachable
+from propflow_ops.results import Fetched
 from propflow_ops.sources import aws
 from propflow_ops.sources import redis as redis_source
 
@@ -23,21 +27,22 @@ INFO_FIELDS = (
 
 
 def cache_cluster(cluster_id: str, *, client: Any = None) -> dict[str, Any]:
-    """DescribeCacheClusters for one cluster: status, engine, node type, nodes (``found`` False if unknown)."""
+    """DescribeCacheClusters for one cluster: status, engine, node type, nodes (``found`` False if unknown);
+    raises when ElastiCache could not be asked (call it through ``sources.fetch.fetch``)."""
     ec = client or aws.client("elasticache")
     try:
         resp = ec.describe_cache_clusters(CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
         if code == "CacheClusterNotFound":
-            return {"found": False, "cluster": cluster_id, "error": None}
-        return {"found": None, "cluster": cluster_id, "error": aws.aws_error_text(exc)}
+            return {"found": False, "cluster": cluster_id}
+        raise
     c = (resp.get("CacheClusters") or [{}])[0]
     nodes = [{"id": n.get("CacheNodeId"), "status": n.get("CacheNodeStatus"),
               "endpoint": (n.get("Endpoint") or {}).get("Address")} for n in c.get("CacheNodes") or []]
     return {"found": True, "cluster": cluster_id, "status": c.get("CacheClusterStatus"), "engine": c.get("Engine"),
             "engine_version": c.get("EngineVersion"), "node_type": c.get("CacheNodeType"),
-            "num_nodes": c.get("NumCacheNodes"), "nodes": nodes, "error": None}
+            "num_nodes": c.get("NumCacheNodes"), "nodes": nodes}
 
 
 def resolve_redis_url(task_env: dict[str, str] | None) -> tuple[str | None, str]:
@@ -60,40 +65,30 @@ def redis_host(url: str | None) -> str | None:
     return f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else None
 
 
-def _error_kind(text: str) -> str:
-    low = text.lower()
-    if "max number of clients" in low:
-        return "maxclients"
-    if "oom command not allowed" in low:
-        return "oom"
-    if "auth" in low or "noauth" in low or "wrongpass" in low or "invalid password" in low:
-        return "auth"
-    if "timeout" in low or "timed out" in low:
-        return "timeout"
-    return "connection"
+def redis_probe(url: str | None, source: str = "", *, timeout_s: float = 3, pings: int = 3) -> Fetched[dict[str, Any]]:
+    """PING latency, INFO (the fields the checks read), CONFIG maxclients/maxmemory, pub/sub channels, as a
+    :class:`Fetched` whose target is the host (never the URL: it may hold a password).
 
-
-def redis_probe(url: str | None, source: str = "", *, timeout_s: float = 3, pings: int = 3) -> dict[str, Any]:
-    """PING latency, INFO (the fields the checks read), CONFIG maxclients/maxmemory, pub/sub channels.
-
-    ``reachable`` False with ``error`` and ``error_kind`` (maxclients, auth, timeout, connection) when the
-    server cannot be used; ``info_error`` when INFO is disabled (managed Redis); CONFIG values are None
-    where CONFIG is disabled and INFO's own ``maxclients``/``maxmemory`` are used instead.
+    Not configured (no URL): value None, error None. PING failing (refused, timed out, max clients, auth): the
+    error, one line with the password masked (``checks.redis.error_kind`` tells which). Reachable: the value
+    has ``source``, ``host``, ``ping_ms``, ``info``, ``info_error`` (INFO disabled on managed Redis),
+    ``config`` (CONFIG values None where CONFIG is disabled: INFO's own ``maxclients``/``maxmemory`` serve),
+    ``channels`` and ``channels_error``.
     """
-    out: dict[str, Any] = {"configured": bool(url), "source": source, "host": redis_host(url), "reachable": False,
-                           "error": None, "error_kind": None, "ping_ms": None, "info": {}, "info_error": None,
-                           "config": {}, "channels": {}, "channels_error": None}
+    host = redis_host(url) or ""
     if not url:
-        return out
+        return Fetched(None, None, "redis (not configured)")
+    t0 = time.monotonic()
+    out: dict[str, Any] = {"source": source, "host": host, "ping_ms": None, "info": {}, "info_error": None,
+                           "config": {}, "channels": {}, "channels_error": None}
     client = redis_source.make_client(url, timeout_s=timeout_s)
     try:
         try:
             times = [redis_source.ping_latency(client) for _ in range(max(1, pings))]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - what the probe measured: the check reports it
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            out.update(error=f"{type(exc).__name__}: {_mask(text, url)}", error_kind=_error_kind(text))
-            return out
-        out["reachable"] = True
+            error = FetchError(f"{type(exc).__name__}: {_mask(text, url)}", unreachable=unreachable(exc))
+            return Fetched(None, error, host, time.monotonic() - t0)
         out["ping_ms"] = round(statistics.median(times), 2)
         out["ping_ms_max"] = round(max(times), 2)
         try:
@@ -114,7 +109,7 @@ def redis_probe(url: str | None, source: str = "", *, timeout_s: float = 3, ping
             client.close()
         except Exception:  # noqa: BLE001 - closing a broken client
             pass
-    return out
+    return Fetched(out, None, host, time.monotonic() - t0)
 
 
 def _mask(text: str, url: str) -> str:

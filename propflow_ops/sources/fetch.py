@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from propflow_ops.errors import FetchError
+from propflow_ops.reach import unreachable
 from propflow_ops.results import Fetched
 
 T = TypeVar("T")
-E = TypeVar("E")
 
 
 def error_text(exc: BaseException, engine: Any = None) -> str:
@@ -33,6 +33,13 @@ def error_text(exc: BaseException, engine: Any = None) -> str:
     return aws.aws_error_text(exc)
 
 
+def fetch_error(exc: BaseException, engine: Any = None) -> FetchError:
+    """``exc`` as a one-line :class:`FetchError` that still tells whether the target was unreachable."""
+    if isinstance(exc, FetchError):
+        return exc
+    return FetchError(error_text(exc, engine), unreachable=unreachable(exc))
+
+
 def _target(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
     shown = [str(a) for a in args[:2] if isinstance(a, str | int | float)]
     return f"{getattr(fn, '__name__', 'fetch')}({', '.join(shown)})"
@@ -46,13 +53,6 @@ def fetch(fn: Callable[..., T], *args: Any, target: str | None = None, engine: A
     try:
         value = fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - returned for the check to report
-        return Fetched(None, FetchError(error_text(exc, engine)), shown, time.monotonic() - t0)
+        return Fetched(None, fetch_error(exc, engine), shown, time.monotonic() - t0)
     return Fetched(value, None, shown, time.monotonic() - t0)
 
-
-def attempt(fetch: Callable[[], T], on_error: Callable[[Exception], E]) -> T | E:
-    """``fetch()``, or ``on_error(exc)`` when it raised (the older shapes of ``sources.s3`` and ``sources.twilio``)."""
-    try:
-        return fetch()
-    except Exception as exc:  # noqa: BLE001 - returned for the check to report
-        return on_error(exc)

@@ -10,18 +10,16 @@ from propflow_ops.errors import FetchError as FetchError  # tests and older call
 from propflow_ops.sources import aws
 
 
-def db_instance(identifier: str, *, client: Any = None) -> dict[str, Any] | None | FetchError:
-    """``DBInstances[0]`` of describe-db-instances; None when the instance does not exist;
-    a :class:`FetchError` (returned, not raised) when RDS could not be asked."""
+def db_instance(identifier: str, *, client: Any = None) -> dict[str, Any] | None:
+    """``DBInstances[0]`` of describe-db-instances; None when the instance does not exist (RDS said so);
+    raises when RDS could not be asked (call it through ``sources.fetch.fetch``)."""
     rds = client or aws.client("rds")
     try:
         found = rds.describe_db_instances(DBInstanceIdentifier=identifier).get("DBInstances") or []
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("DBInstanceNotFound", "DBInstanceNotFoundFault"):
             return None
-        return FetchError(aws.aws_error_text(exc))
-    except Exception as exc:  # noqa: BLE001 - returned for the check to report as error
-        return FetchError(aws.aws_error_text(exc))
+        raise
     return dict(found[0]) if found else None
 
 

@@ -1,9 +1,10 @@
 """S3 for the photo-upload runbook: bucket, policy, public access block, inventory, referenced keys, deletes.
 
-Fetch functions never raise for a target problem: they return a dict with an
-``error`` field (one line, no secrets) that the checks turn into ``error``
-findings. The delete helpers (used only by the ``delete-orphaned-uploads``
-step) do raise: a failed step is recorded as failed.
+The fetch functions raise when S3 (or ECS, or the database) could not answer; a notebook calls them
+through ``sources.fetch.fetch``, which hands the checks a :class:`~propflow_ops.results.Fetched` (the
+value, or a one-line error without secrets). An answer about the resource is a value: no such bucket
+(``exists`` False), no policy or no public access block (None). The delete helpers (used only by the
+``delete-orphaned-uploads`` step) raise too: a failed step is recorded as failed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from propflow_ops.sources import aws, fetch
+from propflow_ops.errors import FetchError
+from propflow_ops.results import unwrap
+from propflow_ops.sources import aws
 
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys a call
 OBJECT_COLUMNS = ["key", "size", "last_modified", "storage_class"]
@@ -30,127 +33,118 @@ def _code(exc: BaseException) -> str:
 
 
 def bucket_status(bucket: str, *, client: Any = None) -> dict[str, Any]:
-    """HeadBucket: ``exists`` True/False (None when it could not be told) and the region."""
+    """HeadBucket: ``exists`` True (with the region) or False (with the reason); raises when S3 could not tell."""
     s3 = client or aws.client("s3")
     try:
         resp = s3.head_bucket(Bucket=bucket)
-    except Exception as exc:  # noqa: BLE001 - reported, never swallowed into ok
-        code = _code(exc)
-        if code in ("404", "NoSuchBucket", "NotFound"):
-            return {"exists": False, "reason": "NoSuchBucket (HeadBucket 404)", "error": None}
-        return {"exists": None, "error": aws.aws_error_text(exc)}
+    except Exception as exc:
+        if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            return {"exists": False, "reason": "NoSuchBucket (HeadBucket 404)"}
+        raise
     region = (resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}).get("x-amz-bucket-region")
-    return {"exists": True, "region": region or resp.get("BucketRegion"), "error": None}
+    return {"exists": True, "region": region or resp.get("BucketRegion")}
 
 
-def bucket_policy(bucket: str, *, client: Any = None) -> dict[str, Any]:
-    """GetBucketPolicy: ``policy`` as a dict, or None when the bucket has none."""
+def bucket_policy(bucket: str, *, client: Any = None) -> dict[str, Any] | None:
+    """GetBucketPolicy: the policy as a dict, or None when the bucket has none."""
     s3 = client or aws.client("s3")
     try:
         text = s3.get_bucket_policy(Bucket=bucket)["Policy"]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if _code(exc) == "NoSuchBucketPolicy":
-            return {"policy": None, "error": None}
-        return {"policy": None, "error": aws.aws_error_text(exc)}
+            return None
+        raise
     try:
-        return {"policy": json.loads(text), "error": None}
+        return dict(json.loads(text))
     except ValueError as exc:
-        return {"policy": None, "error": f"bucket policy is not valid JSON: {exc}"}
+        raise FetchError(f"bucket policy is not valid JSON: {exc}") from None
 
 
-def public_access_block(bucket: str, *, client: Any = None) -> dict[str, Any]:
-    """GetPublicAccessBlock: the four flags, or ``config`` None when the bucket has no block."""
+def public_access_block(bucket: str, *, client: Any = None) -> dict[str, Any] | None:
+    """GetPublicAccessBlock: the four flags, or None when the bucket has no block."""
     s3 = client or aws.client("s3")
     try:
         config = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if _code(exc) == "NoSuchPublicAccessBlockConfiguration":
-            return {"config": None, "error": None}
-        return {"config": None, "error": aws.aws_error_text(exc)}
-    return {"config": dict(config), "error": None}
+            return None
+        raise
+    return dict(config)
 
 
 def inventory(bucket: str, *, client: Any = None, prefix: str = "", page_size: int = 1000) -> dict[str, Any]:
     """Every object (ListObjectsV2, all pages) and every incomplete multipart upload (all pages).
 
     Returns ``objects`` (key, size, last_modified UTC, storage_class), ``multipart`` (key, upload_id,
-    initiated UTC), ``pages`` and ``error``.
+    initiated UTC) and ``pages``; raises when the bucket cannot be listed.
     """
     s3 = client or aws.client("s3")
     rows: list[tuple[Any, ...]] = []
     uploads: list[tuple[Any, ...]] = []
     pages = 0
-    try:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
-                                                                  PaginationConfig={"PageSize": page_size}):
-            pages += 1
-            for o in page.get("Contents", []):
-                rows.append((o["Key"], int(o.get("Size", 0)), o.get("LastModified"), o.get("StorageClass")))
-        for page in s3.get_paginator("list_multipart_uploads").paginate(
-                Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}):
-            for u in page.get("Uploads", []):
-                uploads.append((u["Key"], u["UploadId"], u.get("Initiated")))
-    except Exception as exc:  # noqa: BLE001
-        return {"objects": pd.DataFrame(columns=OBJECT_COLUMNS), "multipart": pd.DataFrame(columns=MULTIPART_COLUMNS),
-                "pages": pages, "error": aws.aws_error_text(exc)}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
+                                                              PaginationConfig={"PageSize": page_size}):
+        pages += 1
+        for o in page.get("Contents", []):
+            rows.append((o["Key"], int(o.get("Size", 0)), o.get("LastModified"), o.get("StorageClass")))
+    for page in s3.get_paginator("list_multipart_uploads").paginate(
+            Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}):
+        for u in page.get("Uploads", []):
+            uploads.append((u["Key"], u["UploadId"], u.get("Initiated")))
     objects = pd.DataFrame(rows, columns=OBJECT_COLUMNS)
     objects["last_modified"] = pd.to_datetime(objects["last_modified"], utc=True)
     objects["size"] = objects["size"].astype("int64")
     multipart = pd.DataFrame(uploads, columns=MULTIPART_COLUMNS)
     multipart["initiated"] = pd.to_datetime(multipart["initiated"], utc=True)
-    return {"objects": objects, "multipart": multipart, "pages": pages, "error": None}
+    return {"objects": objects, "multipart": multipart, "pages": pages}
 
 
-def referenced_keys(query: str, url: str | None, *, timeout_s: int = 10) -> dict[str, Any]:
+def referenced_keys(query: str, url: str | None, *, timeout_s: int = 10) -> set[str]:
     """The S3 keys the database still references: the first column of ``query``, run read-only.
 
     The query is typed by someone (a runbook parameter): it runs through ``db.guarded_rows`` on the
     read-only engine, so whatever it holds (``; COMMIT; DELETE``, a data-modifying CTE, ``SET ... read
-    write``, ``pg_terminate_backend``) it changes nothing; a refused query comes back as the ``error``.
+    write``, ``pg_terminate_backend``) it changes nothing; a refused query raises a :class:`FetchError`
+    naming it, as does a missing URL (the orphan check cannot run without the references).
     """
     if not url:
-        return {"keys": set(), "error": "no database URL (PROPFLOW_DATABASE_URL, or DATABASE_URL in the task "
-                                        "definition)"}
+        raise FetchError("no database URL (PROPFLOW_DATABASE_URL, or DATABASE_URL in the task definition)")
     from propflow_ops.sources import db
+    from propflow_ops.sources.fetch import fetch_error
 
     engine = None
     try:
         engine = db.make_engine(url, connect_timeout_s=timeout_s, statement_timeout_ms=timeout_s * 1000)
-        keys = {str(row[0]) for row in db.guarded_rows(engine, query) if row and row[0] is not None}
+        return {str(row[0]) for row in db.guarded_rows(engine, query) if row and row[0] is not None}
     except db.ReadOnlyViolation as exc:
-        return {"keys": set(), "error": f"photo_keys_query {exc}"}
-    except Exception as exc:  # noqa: BLE001
-        return {"keys": set(), "error": db._one_line(exc, engine)}
+        raise FetchError(f"photo_keys_query {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - re-raised as one line without the URL (the engine masks it)
+        raise fetch_error(exc, engine) from None
     finally:
         if engine is not None:
             engine.dispose()
-    return {"keys": keys, "error": None}
 
 
 def service_task_definition(cluster: str, service: str, task_family: str, *, client: Any = None) -> dict[str, Any]:
-    """The task definition the service runs (else the family's latest), never raising.
+    """The task definition the service runs (else the family's latest).
 
     Returns ``task_definition`` (the DescribeTaskDefinition dict: holds env values, never display it),
-    ``env`` (its environment, in memory only), ``arn``, ``role_arn`` (taskRoleArn) and ``error``.
+    ``env`` (its environment, in memory only), ``arn`` and ``role_arn`` (taskRoleArn); raises when ECS
+    could not be read.
     """
     from propflow_ops.sources import ecs
 
-    def lookup() -> dict[str, Any]:
-        td = ecs.current_task_definition(cluster, service, task_family, client=client)
-        env = {k: v for k, v in ecs.task_environment(td).items() if v is not None}
-        return {"task_definition": td, "env": env, "arn": td.get("taskDefinitionArn"),
-                "role_arn": td.get("taskRoleArn") or None, "error": None}
-
-    return fetch.attempt(lookup, lambda exc: {"task_definition": None, "env": {}, "arn": None, "role_arn": None,
-                                              "error": aws.aws_error_text(exc)})
+    td = ecs.current_task_definition(cluster, service, task_family, client=client)
+    env = {k: v for k, v in ecs.task_environment(td).items() if v is not None}
+    return {"task_definition": td, "env": env, "arn": td.get("taskDefinitionArn"),
+            "role_arn": td.get("taskRoleArn") or None}
 
 
-def log_events(log_group: str, start: datetime, end: datetime) -> pd.DataFrame | BaseException:
-    """The window's log events (``sources.logs.fetch_log_events``), or the exception that stopped the fetch."""
-    from propflow_ops.sources import logs
-
-    return fetch.attempt(lambda: logs.fetch_log_events(log_group, start, end),
-                         lambda exc: RuntimeError(aws.aws_error_text(exc)))
+def task_env(task: Any) -> dict[str, str]:
+    """The environment of :func:`service_task_definition`'s result (a :class:`Fetched` or its value); {} when
+    it failed or has none. In memory only: it may hold secrets."""
+    value = unwrap(task)
+    return dict(value.get("env") or {}) if isinstance(value, dict) else {}
 
 
 def task_role_arn(task_definition: dict[str, Any] | None) -> str | None:

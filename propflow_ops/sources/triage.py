@@ -1,7 +1,7 @@
 """The triage sweep's fetches: the cheapest read-only signal of every component, fetched concurrently.
 
 Every fetch runs in a thread pool with short timeouts and never raises: a value, or a
-:class:`~propflow_ops.sources.rds.FetchError` the checks report as ``error``. Values that hold
+:class:`~propflow_ops.errors.FetchError` the checks report as ``error``. Values that hold
 secrets (the task definition's environment, URLs) stay in memory and are never displayed.
 Nothing here changes anything: the OTP route is probed with an empty body (a validation error
 is the healthy answer; no phone number, so nothing is sent).
@@ -77,25 +77,21 @@ class _Once:
 
 
 def sample_inventory(bucket: str, *, max_keys: int = 1000) -> dict[str, Any]:
-    """The first page of objects and of incomplete multipart uploads (a bounded sample, not the bucket)."""
+    """The first page of objects and of incomplete multipart uploads (a bounded sample, not the bucket);
+    ``truncated`` when the bucket holds more. Raises when the bucket cannot be listed."""
     from propflow_ops.sources import aws
     from propflow_ops.sources.s3 import MULTIPART_COLUMNS, OBJECT_COLUMNS
 
     s3 = aws.client("s3")
-    try:
-        page = s3.list_objects_v2(Bucket=bucket, MaxKeys=max_keys)
-        ups = s3.list_multipart_uploads(Bucket=bucket, MaxUploads=max_keys)
-    except Exception as exc:  # noqa: BLE001
-        return {"objects": pd.DataFrame(columns=OBJECT_COLUMNS), "multipart": pd.DataFrame(columns=MULTIPART_COLUMNS),
-                "pages": 0, "error": aws.aws_error_text(exc), "truncated": False}
+    page = s3.list_objects_v2(Bucket=bucket, MaxKeys=max_keys)
+    ups = s3.list_multipart_uploads(Bucket=bucket, MaxUploads=max_keys)
     objects = pd.DataFrame([(o["Key"], int(o.get("Size", 0)), o.get("LastModified"), o.get("StorageClass"))
                             for o in page.get("Contents", [])], columns=OBJECT_COLUMNS)
     objects["last_modified"] = pd.to_datetime(objects["last_modified"], utc=True)
     multipart = pd.DataFrame([(u["Key"], u["UploadId"], u.get("Initiated")) for u in ups.get("Uploads", [])],
                              columns=MULTIPART_COLUMNS)
     multipart["initiated"] = pd.to_datetime(multipart["initiated"], utc=True)
-    return {"objects": objects, "multipart": multipart, "pages": 1, "error": None,
-            "truncated": bool(page.get("IsTruncated"))}
+    return {"objects": objects, "multipart": multipart, "pages": 1, "truncated": bool(page.get("IsTruncated"))}
 
 
 def _database_probe(task: _Once, timeout_s: float) -> dict[str, Any]:
@@ -120,7 +116,7 @@ def _database_probe(task: _Once, timeout_s: float) -> dict[str, Any]:
     return out
 
 
-def _redis_probe(task: _Once, timeout_s: float) -> dict[str, Any]:
+def _redis_probe(task: _Once, timeout_s: float) -> Fetched[dict[str, Any]]:
     from propflow_ops.sources import elasticache
 
     td = task()
@@ -128,7 +124,7 @@ def _redis_probe(task: _Once, timeout_s: float) -> dict[str, Any]:
     return elasticache.redis_probe(url, source, timeout_s=timeout_s, pings=1)
 
 
-def _referenced(task: _Once, query: str, timeout_s: float) -> dict[str, Any]:
+def _referenced(task: _Once, query: str, timeout_s: float) -> set[str]:
     from propflow_ops.sources import s3
 
     url = os.environ.get("PROPFLOW_DATABASE_URL")
@@ -161,6 +157,7 @@ def _preload() -> None:
 def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -> Signals:
     """Fetch every signal concurrently; anything not back within ``budget_s`` is an error."""
     from propflow_ops.sources import ecs, elasticache, http, logs, rds, s3, twilio, whatsapp
+    from propflow_ops.sources.fetch import fetch
 
     _preload()
 
@@ -177,7 +174,7 @@ def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -
         "service": lambda: ecs.service(p.cluster, p.service),
         "stopped": lambda: ecs.stopped_tasks(p.cluster, p.service, end - timedelta(minutes=15)),
         "task": task,
-        "settings": lambda: twilio.task_settings(p.cluster, p.service, p.task_family),
+        "settings": lambda: fetch(twilio.task_settings, p.cluster, p.service, p.task_family),
         "rds": lambda: rds.db_instance(p.db_instance),
         "database": lambda: _database_probe(task, t),
         "cache": lambda: elasticache.cache_cluster(p.cache_cluster),
@@ -203,6 +200,9 @@ def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -
         except Exception as exc:  # noqa: BLE001 - returned for the check to report as error
             value = FetchError(_error_text(exc))
         seconds = time.monotonic() - s
+        if isinstance(value, Fetched):  # a source that made its own result (its target names what it asked)
+            got[name] = Fetched(value.value, value.error, value.target or name, seconds)
+            return
         got[name] = (Fetched(None, value, name, seconds) if isinstance(value, BaseException)
                      else Fetched(value, None, name, seconds))
 

@@ -24,11 +24,10 @@ from typing import Any
 
 import pandas as pd
 
-from propflow_ops.reach import unreachable
+from propflow_ops.errors import FetchError
 from propflow_ops.records import ApiResult as ApiResult
 from propflow_ops.records import MessagesResult as MessagesResult
 from propflow_ops.records import TaskSettings as TaskSettings
-from propflow_ops.sources import fetch
 
 DEFAULT_API_URL = "https://api.twilio.com"
 TIMEOUT_S = 10.0
@@ -200,43 +199,22 @@ def messages(cfg: TwilioConfig, *, page_size: int = 200, sent_after: datetime | 
     return MessagesResult(res, messages_frame(items))
 
 
-def notification_logs(log_group: str, start: datetime, end: datetime) -> pd.DataFrame | BaseException:
-    """The API's log lines in the window (the checks pick the notification lines by what they say:
-    a provider, SMS, WhatsApp), or the exception that stopped the fetch.
-
-    No filter pattern and no ``event`` field: a dialect without ``"event": "notification"`` (a plain
-    ``twilio send failed`` line) would otherwise be invisible (issue 15).
-    """
-    from propflow_ops.sources.logs import fetch_log_events
-
-    def notification_lines() -> pd.DataFrame:
-        return fetch_log_events(log_group, start, end)
-
-    # the exception itself: the check tells "unreachable" (fail) from other failures (error)
-    return fetch.attempt(notification_lines, lambda exc: exc)
-
-
 def task_settings(cluster: str, service: str, family: str = "") -> TaskSettings:
-    """The settings of the task definition the service runs (else the family's latest revision)."""
+    """The settings of the task definition the service runs (else the family's latest revision); raises
+    when ECS could not be read (call it through ``sources.fetch.fetch``)."""
     from propflow_ops.sources import ecs
-    from propflow_ops.sources.aws import aws_error_text
 
-    def lookup() -> TaskSettings:
+    try:
         td = ecs.current_task_definition(cluster, service, family)
-        names: dict[str, str] = {}
-        for container in td.get("containerDefinitions", []) or []:
-            for item in container.get("environment", []) or []:
-                if item.get("name"):
-                    names[item["name"]] = "value" if str(item.get("value") or "").strip() else "empty"
-            for item in container.get("secrets", []) or []:
-                if item.get("name"):
-                    names[item["name"]] = "secret" if item.get("valueFrom") else "empty"
-        label = f"{td.get('family', '?')}:{td.get('revision', '?')}"
-        return TaskSettings(task_definition=label, names=names)
-
-    def failed(exc: Exception) -> TaskSettings:
-        if isinstance(exc, LookupError):  # no such service, no family to fall back on: said as it is
-            return TaskSettings(error=str(exc))
-        return TaskSettings(error=aws_error_text(exc), unreachable=unreachable(exc))
-
-    return fetch.attempt(lookup, failed)
+    except LookupError as exc:  # no such service, no family to fall back on: said as it is
+        raise FetchError(str(exc)) from None
+    names: dict[str, str] = {}
+    for container in td.get("containerDefinitions", []) or []:
+        for item in container.get("environment", []) or []:
+            if item.get("name"):
+                names[item["name"]] = "value" if str(item.get("value") or "").strip() else "empty"
+        for item in container.get("secrets", []) or []:
+            if item.get("name"):
+                names[item["name"]] = "secret" if item.get("valueFrom") else "empty"
+    label = f"{td.get('family', '?')}:{td.get('revision', '?')}"
+    return TaskSettings(task_definition=label, names=names)

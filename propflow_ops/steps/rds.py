@@ -11,6 +11,7 @@ from typing import Any
 
 from propflow_ops.change import protect, verify
 from propflow_ops.remediation import Step, plan_commands, shell_line
+from propflow_ops.results import unwrap
 from propflow_ops.sources import aws
 
 
@@ -20,12 +21,13 @@ def _summary(resp: dict[str, Any]) -> dict[str, Any]:
             "source": inst.get("ReadReplicaSourceDBInstanceIdentifier")}
 
 
-def reboot_db_failover(db_instance: str, instance: Mapping[str, Any] | BaseException | None = None) -> Step:
+def reboot_db_failover(db_instance: str, instance: Any = None) -> Step:
     """Reboot the instance, failing over to the standby when it is Multi-AZ (the runbook's last resort).
 
     ``instance`` (describe-db-instances, if already fetched) decides whether ``--force-failover`` applies:
     RDS refuses it on a Single-AZ instance, so there the step is a plain reboot and says so.
     """
+    instance = unwrap(instance)  # a Fetched (sources.fetch.fetch(rds.db_instance, ...)) or its value
     multi_az = bool(instance.get("MultiAZ")) if isinstance(instance, Mapping) else True
     failover = multi_az
     args = ["aws", "rds", "reboot-db-instance", "--db-instance-identifier", db_instance]

@@ -19,6 +19,7 @@ import pandas as pd
 from propflow_ops.change import protect, verify
 from propflow_ops.remediation import Step, plan_commands
 from propflow_ops.sources import s3 as s3_source
+from propflow_ops.sources.fetch import fetch
 
 NAME = "delete-orphaned-uploads"
 
@@ -60,14 +61,15 @@ def delete_orphaned_uploads(bucket: str, orphans: pd.DataFrame, stale_uploads: p
         cutoff = datetime.now(UTC) - timedelta(days=orphan_age_days)
         for i in range(0, len(keys), batch):
             chunk = keys[i : i + batch]
-            refs = s3_source.referenced_keys(photo_keys_query, database_url)
-            if refs["error"]:
-                raise RuntimeError(f"database re-check failed, nothing more deleted: {refs['error']}")
+            refs = fetch(s3_source.referenced_keys, photo_keys_query, database_url, target="referenced_keys")
+            if refs.error is not None:
+                raise RuntimeError(f"database re-check failed, nothing more deleted: {refs.error}")
+            referenced = refs.value or set()
             current = s3_source.object_last_modified(bucket, chunk, client=client)
             safe = []
             for key in chunk:
                 modified = current.get(key)
-                if key in refs["keys"] or modified is None or modified >= cutoff:
+                if key in referenced or modified is None or modified >= cutoff:
                     kept.append(key)
                 else:
                     safe.append(key)

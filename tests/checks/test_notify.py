@@ -9,8 +9,10 @@ import pytest
 
 from checks.logframes import NOW, frame, line
 from propflow_ops.checks import notify as n
+from propflow_ops.errors import FetchError
 from propflow_ops.findings import Action
 from propflow_ops.remediation import Step, StepOutcome
+from propflow_ops.results import Fetched
 from propflow_ops.sources.twilio import ApiResult, MessagesResult, TaskSettings, messages_frame
 
 
@@ -44,8 +46,8 @@ def test_config_missing_lists_names_and_never_values():
                                                  "MISSING"]
     full = TaskSettings("propflow-api:3", dict.fromkeys(n.REQUIRED_SETTINGS, "secret"))
     assert n.config_missing(full).status == "ok"
-    assert n.config_missing(TaskSettings(error="AccessDenied")).status == "error"
-    dead = n.config_missing(TaskSettings(error="ThrottlingException: Rate exceeded", unreachable=True))
+    assert n.config_missing(Fetched(None, FetchError("AccessDenied"))).status == "error"
+    dead = n.config_missing(FetchError("ThrottlingException: Rate exceeded", unreachable=True))
     assert dead.status == "fail" and "unreachable" in dead.title
 
 

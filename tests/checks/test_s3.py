@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from propflow_ops.checks import s3 as c
+from propflow_ops.errors import FetchError
+from propflow_ops.results import Fetched
 
 ROLE = "arn:aws:iam::123456789012:role/propflow-ecs-task-role"
 OBJ = "arn:aws:s3:::propflow-uploads/properties/1/a.jpg"
@@ -118,7 +120,7 @@ def test_not_elements_are_rejected_clearly(element):
     st[element] = st.pop({"NotAction": "Action", "NotPrincipal": "Principal", "NotResource": "Resource"}[element])
     with pytest.raises(c.UnsupportedPolicyError, match=element):
         c.evaluate_policy(policy(st), ROLE, "s3:PutObject", OBJ)
-    f = c.check_write_access({"policy": policy(st)}, bucket="propflow-uploads", role_arn=ROLE)
+    f = c.check_write_access(policy(st), bucket="propflow-uploads", role_arn=ROLE)
     assert f.status == "error" and element in f.detail
 
 
@@ -131,32 +133,35 @@ def test_overbroad_document_example_and_public_principal():
     doc_example = allow(Sid="AllowECSWrite", Action="s3:*",
                         Principal={"AWS": "arn:aws:iam::123456789:role/ecsTaskRole"})
     public = allow(Sid="PublicRead", Principal="*", Action="s3:GetObject")
-    f = c.check_policy_overbroad({"policy": policy(doc_example, public, allow())})
+    f = c.check_policy_overbroad(policy(doc_example, public, allow()))
     assert f.status == "warn"
     assert [s["sid"] for s in f.data["statements"]] == ["AllowECSWrite", "PublicRead"]
-    assert c.check_policy_overbroad({"policy": policy(allow())}).status == "ok"
+    assert c.check_policy_overbroad(policy(allow())).status == "ok"
 
 
 def test_write_access_findings():
     kw = {"bucket": "propflow-uploads", "role_arn": ROLE}
-    assert c.check_write_access({"policy": policy(allow())}, **kw).status == "ok"
-    assert c.check_write_access({"policy": policy(allow(), deny())}, **kw).status == "fail"
-    assert c.check_write_access({"policy": policy(allow(Action="s3:GetObject"))}, **kw).status == "fail"
-    assert c.check_write_access({"policy": None}, **kw).status == "fail"
-    assert c.check_write_access({"policy": None, "error": "AccessDenied"}, **kw).status == "error"
-    assert c.check_write_access({"policy": policy(allow())}, bucket="b", role_arn=None).status == "skipped"
+    assert c.check_write_access(policy(allow()), **kw).status == "ok"
+    assert c.check_write_access(policy(allow(), deny()), **kw).status == "fail"
+    assert c.check_write_access(policy(allow(Action="s3:GetObject")), **kw).status == "fail"
+    assert c.check_write_access(None, **kw).status == "fail"
+    assert c.check_write_access(Fetched(None, FetchError("AccessDenied")), **kw).status == "error"
+    assert c.check_write_access(policy(allow()), bucket="b", role_arn=None).status == "skipped"
     assert c.check_write_access({}, bucket="b", role_arn=ROLE, bucket_exists=False).status == "skipped"
-    assert c.check_write_access({}, bucket="b", role_arn=None, role_error="boom").status == "error"
+    assert c.check_write_access(None, bucket="b", role_arn=None, role_error="boom").status == "error"
+    failed_task = Fetched(None, FetchError("ECS: AccessDenied"))
+    assert c.check_write_access(policy(allow()), failed_task, bucket="b").status == "error"
+    assert c.check_write_access(policy(allow()), {"role_arn": ROLE}, bucket="propflow-uploads").status == "ok"
 
 
 def test_bucket_and_public_access_block():
     assert c.check_bucket({"exists": False}, "b").status == "fail"
-    assert c.check_bucket({"exists": None, "error": "timeout"}, "b").status == "error"
+    assert c.check_bucket(Fetched(None, FetchError("timeout")), "b").status == "error"
     assert c.check_bucket({"exists": True}, "b").status == "ok"
     on = dict.fromkeys(c.PAB_FLAGS, True)
-    assert c.check_public_access_block({"config": on}).status == "ok"
-    assert c.check_public_access_block({"config": None}).status == "warn"
-    assert c.check_public_access_block({"config": on | {"BlockPublicPolicy": False}}).data["off"] == [
+    assert c.check_public_access_block(on).status == "ok"
+    assert c.check_public_access_block(None).status == "warn"
+    assert c.check_public_access_block(on | {"BlockPublicPolicy": False}).data["off"] == [
         "BlockPublicPolicy"]
 
 
@@ -196,26 +201,26 @@ def _inventory():
     multipart = pd.DataFrame({"key": ["mp-old", "mp-new"], "upload_id": ["u1", "u2"],
                               "initiated": pd.to_datetime([NOW - timedelta(days=9), NOW - timedelta(hours=1)],
                                                           utc=True)})
-    return {"objects": objects, "multipart": multipart, "pages": 1, "error": None}
+    return {"objects": objects, "multipart": multipart, "pages": 1}
 
 
 def test_orphans_are_unreferenced_and_old_only():
-    f, orphans, stale = c.check_orphans(_inventory(), {"keys": {"ref-old", "ref-new"}}, orphan_age_days=7, now=NOW)
+    f, orphans, stale = c.check_orphans(_inventory(), {"ref-old", "ref-new"}, orphan_age_days=7, now=NOW)
     assert f.status == "warn"
     assert orphans["key"].tolist() == ["orphan-old"]
     assert stale["upload_id"].tolist() == ["u1"]
     assert f.data["orphan_bytes"] == 20
-    f5, orphans5, _ = c.check_orphans(_inventory(), {"keys": {"ref-old", "ref-new"}}, orphan_age_days=5, now=NOW)
+    f5, orphans5, _ = c.check_orphans(_inventory(), {"ref-old", "ref-new"}, orphan_age_days=5, now=NOW)
     assert sorted(orphans5["key"]) == ["orphan-new", "orphan-old"]
 
 
 def test_orphans_none_and_errors():
     inv = _inventory()
     inv["multipart"] = inv["multipart"].iloc[1:]
-    refs = {"keys": {"ref-old", "orphan-old"}}
+    refs = {"ref-old", "orphan-old"}
     assert c.check_orphans(inv, refs, now=NOW)[0].status == "ok"
-    assert c.check_orphans(inv, {"keys": set(), "error": "db down"}, now=NOW)[0].status == "error"
-    assert c.check_orphans({"error": "AccessDenied"}, refs, now=NOW)[0].status == "error"
+    assert c.check_orphans(inv, Fetched(None, FetchError("db down")), now=NOW)[0].status == "error"
+    assert c.check_orphans(FetchError("AccessDenied"), refs, now=NOW)[0].status == "error"
     assert c.check_orphans(inv, refs, bucket_exists=False)[0].status == "skipped"
 
 

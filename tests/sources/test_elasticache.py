@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from propflow_ops.checks.redis import error_kind
+from propflow_ops.errors import FetchError
+from propflow_ops.reach import unreachable
 from propflow_ops.sources import aws
 from propflow_ops.sources import elasticache as ec
+from propflow_ops.sources.fetch import fetch
 
 
 @pytest.fixture
@@ -19,13 +23,15 @@ def env(world, sandbox_env, monkeypatch):
 
 def test_cluster_and_redis_probe(env, sandbox_env):
     env()
-    cluster = ec.cache_cluster("propflow-redis")
+    cluster = fetch(ec.cache_cluster, "propflow-redis").value
     assert cluster["found"] is True and cluster["status"] == "available"
     assert ec.cache_cluster("nope")["found"] is False
     url, source = ec.resolve_redis_url({"REDIS_URL": "redis://other:6379/0"})
     assert url == sandbox_env["PROPFLOW_REDIS_URL"] and source == "env PROPFLOW_REDIS_URL"
-    probe = ec.redis_probe(url, source)
-    assert probe["reachable"] and probe["ping_ms"] is not None
+    got = ec.redis_probe(url, source)
+    assert got.ok and got.target == ec.redis_host(url) and "redis://" not in repr(got)
+    probe = got.value
+    assert probe["ping_ms"] is not None
     assert probe["info"]["connected_clients"] >= 2
     assert probe["config"]["maxclients"] == "10000"
     assert probe["channels"] == {"propflow:events": 1}
@@ -42,14 +48,15 @@ def test_redis_url_from_task_definition(monkeypatch):
 
 def test_unreachable_redis_never_raises():
     probe = ec.redis_probe("redis://:secretpw@127.0.0.1:1/0", "test", timeout_s=1)
-    assert probe["reachable"] is False and probe["error_kind"] == "connection"
-    assert "secretpw" not in repr(probe)
-    assert ec.redis_probe(None)["configured"] is False
+    assert probe.value is None and isinstance(probe.error, FetchError) and probe.target == "127.0.0.1:1"
+    assert unreachable(probe.error) and "secretpw" not in repr(probe) and "secretpw" not in str(probe.error)
+    not_configured = ec.redis_probe(None)
+    assert not_configured.value is None and not_configured.error is None
 
 
 def test_maxclients_refusal_is_classified():
     # Redis answers a connection over maxclients with this error and closes; whether the client reads the
     # message or only the close is a race (live: see the websocket runbook's redis-maxclients test, which
     # also judges connected_clients against maxclients). The classification of the message is tested here.
-    assert ec._error_kind("ERR max number of clients reached") == "maxclients"
-    assert ec._error_kind("Connection refused") == "connection"
+    assert error_kind("ERR max number of clients reached") == "maxclients"
+    assert error_kind("Connection refused") == "connection"

@@ -16,13 +16,12 @@ from propflow_ops.sources.rds import FetchError
 from .conftest import free_port
 
 
-def test_attempt_returns_the_value_or_the_handled_failure():
-    assert fetch.attempt(lambda: 42, lambda exc: -1) == 42
-    failure = fetch.attempt(lambda: 1 / 0, lambda exc: exc)
-    assert isinstance(failure, ZeroDivisionError)
-    assert fetch.attempt(lambda: int("x"), lambda exc: f"{type(exc).__name__}") == "ValueError"
+def test_a_failed_fetch_keeps_whether_the_target_was_unreachable():
+    refused = fetch.fetch(lambda: (_ for _ in ()).throw(ConnectionRefusedError("refused")), target="dead")
+    answered = fetch.fetch(lambda: (_ for _ in ()).throw(LookupError("no such service")), target="no")
+    assert reach.unreachable(refused.error) and not reach.unreachable(answered.error)
     with pytest.raises(KeyboardInterrupt):  # only Exception is returned
-        fetch.attempt(lambda: (_ for _ in ()).throw(KeyboardInterrupt()), lambda exc: exc)
+        fetch.fetch(lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
 def test_fetch_returns_the_value_or_a_one_line_fetch_error_with_target_and_time():
@@ -51,32 +50,27 @@ def _window() -> tuple[datetime, datetime]:
     return end - timedelta(minutes=5), end
 
 
-def test_wrappers_return_the_failure_when_the_target_answers_no(aws_env, unique):
+def test_sources_fetched_return_the_failure_when_the_target_answers_no(aws_env, unique):
     start, end = _window()
     group = f"/nope/{unique}"
-    logs = s3.log_events(group, start, end)
-    assert type(logs) is RuntimeError and "ResourceNotFound" in str(logs)
-    raw = twilio.notification_logs(group, start, end)
-    assert isinstance(raw, Exception) and not isinstance(raw, pd.DataFrame)
-    assert not reach.unreachable(raw)  # answered "no": the check reports error, not fail
-    td = s3.service_task_definition("no-cluster", "no-service", f"fam-{unique}")
-    assert td["error"] and td["task_definition"] is None and td["env"] == {} and td["role_arn"] is None
-    settings = twilio.task_settings("no-cluster", "no-service", f"fam-{unique}")
-    assert settings.error and not settings.unreachable and settings.names == {}
-    not_found = twilio.task_settings("no-cluster", "no-service")
-    assert not_found.error and "not found" in not_found.error and not not_found.unreachable
+    logs = fetch.fetch(logsrc.fetch_log_events, group, start, end)
+    assert isinstance(logs.error, FetchError) and "ResourceNotFound" in str(logs.error) and logs.value is None
+    assert not reach.unreachable(logs.error)  # answered "no": the check reports error, not fail
+    td = fetch.fetch(s3.service_task_definition, "no-cluster", "no-service", f"fam-{unique}")
+    assert td.error and td.value is None and s3.task_env(td) == {}
+    settings = fetch.fetch(twilio.task_settings, "no-cluster", "no-service", f"fam-{unique}")
+    assert settings.error and not reach.unreachable(settings.error) and settings.value is None
+    not_found = fetch.fetch(twilio.task_settings, "no-cluster", "no-service")
+    assert not_found.error and "not found" in str(not_found.error) and not reach.unreachable(not_found.error)
 
 
-def test_wrappers_return_the_failure_when_the_target_is_dead(aws_env, monkeypatch):
+def test_sources_fetched_return_the_failure_when_the_target_is_dead(aws_env, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     aws.clear_cache()
     start, end = _window()
-    raw = twilio.notification_logs("/any", start, end)
-    assert isinstance(raw, Exception) and reach.unreachable(raw)
-    settings = twilio.task_settings("c", "s", "f")
-    assert settings.error and settings.unreachable
-    logs = s3.log_events("/any", start, end)
-    assert type(logs) is RuntimeError and "connect" in str(logs)
-    assert "connect" in s3.service_task_definition("c", "s", "f")["error"]
-    got = fetch.fetch(logsrc.fetch_log_events, "/any", start, end)
-    assert isinstance(got.error, FetchError) and got.value is None
+    logs = fetch.fetch(logsrc.fetch_log_events, "/any", start, end)
+    assert isinstance(logs.error, FetchError) and reach.unreachable(logs.error) and "connect" in str(logs.error)
+    settings = fetch.fetch(twilio.task_settings, "c", "s", "f")
+    assert settings.error and reach.unreachable(settings.error)
+    td = fetch.fetch(s3.service_task_definition, "c", "s", "f")
+    assert "connect" in str(td.error) and td.value is None
