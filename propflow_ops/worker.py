@@ -82,6 +82,14 @@ def say(text: str) -> None:
     print(f"propflow-ops worker: {redact_text(text)}", file=sys.stderr, flush=True)
 
 
+def say_in_handler(text: str) -> None:
+    """``say`` from a signal handler: one unbuffered write. A handler runs in the main thread between two of
+    its steps, possibly while that thread is inside a buffered write to stderr; ``print`` there raises
+    "reentrant call" (a traceback and exit 1 instead of a clean stop)."""
+    with contextlib.suppress(OSError, ValueError):
+        os.write(sys.stderr.fileno(), f"propflow-ops worker: {redact_text(text)}\n".encode())
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(redact_text(str(exc) or type(exc).__name__).split())[:300]
 
@@ -475,10 +483,10 @@ def worker_main(queue_url: str | None, output_dir: str | None, concurrency: int,
         nonlocal signals
         signals += 1
         if signals == 1:
-            say(f"{signal.Signals(signum).name}: stopping after the runbooks in hand")
+            say_in_handler(f"{signal.Signals(signum).name}: stopping after the runbooks in hand")
             worker.stop()
         else:
-            say("second signal: killing the runbooks in hand (their messages return to the queue)")
+            say_in_handler("second signal: killing the runbooks in hand (their messages return to the queue)")
             worker.kill()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}

@@ -193,14 +193,28 @@ def fake_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield env_file
 
 
+# The line lab_main prints once JupyterLab answers (after it, lab_main only waits for a stop).
+URL_LINE = re.compile(r"^http://127\.0\.0\.1:\d+/lab/tree/\S+\?token=\w+$", re.M)
+SERVING_S = 120.0  # the most a serving lab is waited for before it is stopped anyway (and the test fails)
+
+
+def _printed_so_far() -> str:
+    """What this process printed so far (capsys's buffer), without taking it away from the test."""
+    getvalue = getattr(sys.stdout, "getvalue", None)
+    return getvalue() if callable(getvalue) else ""
+
+
 def _sigterm_self_when(ready: Path) -> threading.Thread:
+    """SIGTERM to this process once the fake JupyterLab has written ``ready`` and lab_main has printed its URL
+    (it is serving): a stop that lands before the URL is printed would be a different test. On a busy
+    machine that can take a while; after SERVING_S the stop is sent anyway, so the test fails instead of
+    hanging."""
     def later() -> None:
-        deadline = time.monotonic() + 30
-        while not ready.exists() and time.monotonic() < deadline:
+        deadline = time.monotonic() + SERVING_S
+        while not (ready.exists() and URL_LINE.search(_printed_so_far())) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)
         # Only once lab_main has its handler in place (it installs it before starting anything).
-        if ready.exists() and signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
             os.kill(os.getpid(), signal.SIGTERM)
 
     thread = threading.Thread(target=later, daemon=True)

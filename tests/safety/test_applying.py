@@ -59,7 +59,6 @@ def test_only_the_named_step_runs(sandbox, tmp_path, slug):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("safety-dead")
 def test_a_failing_step_is_recorded_and_the_runbook_reaches_its_summary(dead_worlds):
     run = dead_worlds["throttled"].applied
     if run is None:

@@ -5,19 +5,22 @@ reports the affected checks as fail or error with the reason, and exits 1 or 3."
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from runs import end_pool, in_process, new_pool
 
 from propflow_ops.sandbox import canaries as C
 
-from .conftest import DEAD_BUDGET_S, _write_timings
-from .harness import DripServer, RunRecord, SilentServer, present_slugs, run_cli
+from .conftest import DEAD_BUDGET_S, Lazy, _write_timings
+from .harness import DripServer, RunRecord, SilentServer, present_slugs, run_cli, run_in_process
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("safety-dead")]
+# Each test reads one dead world: its xdist group is that world's (conftest.world_group).
+pytestmark = [pytest.mark.slow]
 
 SLUGS = present_slugs(include_post_incident=False)
 
@@ -126,8 +129,11 @@ ONE_DEAD: dict[str, dict[str, str]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def one_dead(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, RunRecord]]]:
+@pytest.fixture(scope="session")  # not torn down when another module's tests run between two worlds' groups
+def one_dead(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lazy[dict[str, RunRecord]]]:
+    """world -> runbook -> its run, each world made when a test first asks for it (its own xdist group); the
+    runs in this process on warm kernels, like the other dead-target runs (PROPFLOW_TEST_IN_PROCESS=0:
+    `propflow-ops run` processes)."""
     root = tmp_path_factory.mktemp("safety-one-dead")
     sandbox.use()
     base = dict(sandbox.env)
@@ -140,18 +146,25 @@ def one_dead(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "api-dripping": {"PROPFLOW_API_URL": drip.url, "PROPFLOW_TWILIO_API_URL": drip.url,
                          "PROPFLOW_META_GRAPH_URL": f"{drip.url}/{graph_version}"},
     }
-    out: dict[str, dict[str, RunRecord]] = {w: {} for w in envs}
-    try:
+    kernels: list[Any] = []
+
+    def make(w: str) -> dict[str, RunRecord]:
+        if in_process() and not kernels:
+            kernels.append(new_pool(SLOW_JOBS))
+        run = functools.partial(run_in_process, pool=kernels[0]) if kernels else run_cli
         with ThreadPoolExecutor(SLOW_JOBS) as pool:
-            jobs = {(w, slug): pool.submit(run_cli, w, slug, {**base, **env}, "--incident", f"SAFETY-ONE-{w}",
-                                           "--budget", f"{SLOW_BUDGET_S:g}", output_dir=root / w,
-                                           timeout=SLOW_TIMEOUT_S)
-                    for w, env in envs.items() for slug in SLUGS}
-            for (w, slug), job in jobs.items():
-                out[w][slug] = job.result()
-        _write_timings(root, [r for runs in out.values() for r in runs.values()])
-        yield out
+            jobs = {slug: pool.submit(run, w, slug, {**base, **envs[w]}, "--incident", f"SAFETY-ONE-{w}",
+                                      "--budget", f"{SLOW_BUDGET_S:g}", output_dir=root / w, timeout=SLOW_TIMEOUT_S)
+                    for slug in SLUGS}
+            out = {slug: job.result() for slug, job in jobs.items()}
+        _write_timings(root, list(out.values()))
+        return out
+
+    try:
+        yield Lazy(envs, make)
     finally:
+        for k in kernels:
+            end_pool(k)
         silent.close()
         drip.close()
 

@@ -25,7 +25,6 @@ EXPECTED = {"report.ipynb", "report.html", "evidence.json", "SHA256SUMS"}
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("safety-worlds")
 @pytest.mark.parametrize("world", list(WORLDS))
 @pytest.mark.parametrize("slug", SLUGS)
 def test_every_run_folder_is_complete_and_its_sums_verify(worlds, world, slug):
@@ -45,7 +44,6 @@ def test_every_run_folder_is_complete_and_its_sums_verify(worlds, world, slug):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("safety-worlds")
 @pytest.mark.parametrize("world", list(WORLDS))
 def test_no_temporary_folder_is_left_behind(worlds, world):
     left = [str(p) for p in worlds[world].output.rglob(".tmp-*")]
@@ -53,7 +51,6 @@ def test_no_temporary_folder_is_left_behind(worlds, world):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("safety-worlds")
 def test_two_runs_started_together_both_survive(worlds):
     twins = worlds["healthy"].twins
     if not twins:

@@ -29,7 +29,6 @@ def _leaks(run):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("safety-worlds")
 @pytest.mark.parametrize("world", list(WORLDS))
 @pytest.mark.parametrize("slug", SLUGS)
 def test_no_canary_in_what_a_run_wrote_or_printed(worlds, world, slug):
@@ -40,7 +39,6 @@ def test_no_canary_in_what_a_run_wrote_or_printed(worlds, world, slug):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("safety-worlds")
 @pytest.mark.parametrize("world", list(WORLDS))
 def test_no_canary_anywhere_under_the_output_dir(worlds, world):
     """Including files outside the run folders (a review's postmortem.md, a stray temporary file)."""
@@ -51,7 +49,6 @@ def test_no_canary_anywhere_under_the_output_dir(worlds, world):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("safety-dead")
 @pytest.mark.parametrize("world", DEAD)
 @pytest.mark.parametrize("slug", present_slugs(include_post_incident=False))
 def test_no_canary_out_against_dead_targets(dead_worlds, world, slug):
@@ -62,7 +59,6 @@ def test_no_canary_out_against_dead_targets(dead_worlds, world, slug):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("safety-worlds")
 @pytest.mark.parametrize("slug", sorted(s for s in SETTINGS_SHOWN if s in SLUGS) or ["none"])
 def test_reports_still_show_that_each_setting_exists(worlds, slug):
     if slug == "none":
@@ -76,7 +72,6 @@ def test_reports_still_show_that_each_setting_exists(worlds, slug):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("safety-worlds")
 def test_parameters_holding_secrets_are_masked_in_evidence(worlds):
     for slug, run in worlds["healthy"].runs.items():
         params = run.evidence.get("parameters", {})

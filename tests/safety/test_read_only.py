@@ -7,7 +7,8 @@ import pytest
 
 from .harness import WORLDS, diff, present_slugs, uncovered_scenarios
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("safety-worlds")]
+# Each test that reads a world joins that world's xdist group (conftest.world_group).
+pytestmark = [pytest.mark.slow]
 
 
 def test_the_composite_worlds_cover_every_scenario():

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runs import in_process
 
-from .harness import RunRecord, diff, present_slugs, run_cli, world_state
+from .harness import RunRecord, diff, present_slugs, run_cli, run_in_process, world_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("safety-sql")]
 
@@ -62,7 +63,9 @@ def _large_objects(sandbox: Any) -> int:
 @pytest.fixture(scope="module")
 def attacks(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], Attack]]:
     """Each attack through each runbook that takes photo_keys_query, one at a time, each in a fresh healthy
-    world (so one attack's damage cannot hide the next one's), the world compared around it."""
+    world (so one attack's damage cannot hide the next one's), the world compared around it. The runs go
+    through the command's own code in this process, the notebook on a warm kernel (tests/runs.py;
+    PROPFLOW_TEST_IN_PROCESS=0: `propflow-ops run` processes)."""
     root: Path = tmp_path_factory.mktemp("safety-sql")
     out: dict[tuple[str, str], Attack] = {}
     try:
@@ -75,8 +78,9 @@ def attacks(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             victim = sandbox.pg.connect(application_name=VICTIM, autocommit=True)
             try:
                 before, los = world_state(sandbox), _large_objects(sandbox)
-                run = run_cli(f"sql-{name}", slug, dict(sandbox.env), "-p", "photo_keys_query", ATTACKS[name],
-                              "--incident", f"SAFETY-SQL-{name}", output_dir=root / slug, timeout=300)
+                run = (run_in_process if in_process() else run_cli)(
+                    f"sql-{name}", slug, dict(sandbox.env), "-p", "photo_keys_query", ATTACKS[name],
+                    "--incident", f"SAFETY-SQL-{name}", output_dir=root / slug, timeout=300)
                 a = Attack(name, slug, run, diff(before, world_state(sandbox)))
                 try:
                     a.victim_alive = victim.execute("SELECT 1").fetchone() == (1,)
