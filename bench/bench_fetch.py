@@ -65,10 +65,22 @@ def page_parse(n: int = 10_000, repeat: int = 5) -> tuple[float, float]:
     from propflow_ops.sources.logs import _events_without_botocore
 
     events = bench_logs.generate(n)
-    body = json.dumps({"events": [{k: e[k] for k in ("logStreamName", "timestamp", "message", "ingestionTime",
-                                                      "eventId")} for e in events],
-                       "searchedLogStreams": [], "nextToken": "t"}).encode()
-    shape = botocore.session.get_session().get_service_model("logs").operation_model("FilterLogEvents").output_shape
+    body = json.dumps(
+        {
+            "events": [
+                {k: e[k] for k in ("logStreamName", "timestamp", "message", "ingestionTime", "eventId")}
+                for e in events
+            ],
+            "searchedLogStreams": [],
+            "nextToken": "t",
+        }
+    ).encode()
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("logs")
+        .operation_model("FilterLogEvents")
+        .output_shape
+    )
     assert shape is not None
     parser = create_parser("json")
 
@@ -99,17 +111,34 @@ def main() -> None:
     args = ap.parse_args()
 
     plain_page, ours_page = page_parse()
-    print(f"one page of 10,000 events, parse only: botocore parser {plain_page * 1000:.0f} ms, "
-          f"ours {ours_page * 1000:.0f} ms ({plain_page / ours_page:.1f}x)", flush=True)
+    print(
+        f"one page of 10,000 events, parse only: botocore parser {plain_page * 1000:.0f} ms, "
+        f"ours {ours_page * 1000:.0f} ms ({plain_page / ours_page:.1f}x)",
+        flush=True,
+    )
 
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-c", "import sys; from moto.server import main; main(sys.argv[1:])",
-                               "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from moto.server import main; main(sys.argv[1:])",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for(port)
-        os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="bench",
-                          AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        os.environ.update(
+            AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_DEFAULT_REGION="us-east-1",
+        )
         from propflow_ops.sources import aws, logs
 
         client = aws.client("logs")
@@ -120,9 +149,14 @@ def main() -> None:
         events = bench_logs.generate(args.events)
         t = time.perf_counter()
         for i in range(0, len(events), 10_000):
-            client.put_log_events(logGroupName="/bench/api", logStreamName="api",
-                                  logEvents=[{"timestamp": t0 + 3 * j, "message": e["message"]}
-                                             for j, e in enumerate(events[i:i + 10_000], start=i)])
+            client.put_log_events(
+                logGroupName="/bench/api",
+                logStreamName="api",
+                logEvents=[
+                    {"timestamp": t0 + 3 * j, "message": e["message"]}
+                    for j, e in enumerate(events[i : i + 10_000], start=i)
+                ],
+            )
         print(f"loaded {len(events):,} events into moto in {time.perf_counter() - t:.1f} s", flush=True)
         del events
         start = datetime.fromtimestamp((t0 - 1000) / 1000, UTC)
@@ -154,8 +188,10 @@ def main() -> None:
     for name, (wall, cpu, rows) in results.items():
         print(f"{name:<18} {wall:>7.2f} {rows / wall:>10,.0f} {cpu:>13.2f}")
     base, ours = results["botocore parser"][0], results["ours"][0]
-    print(f"\n{results['ours'][2]:,} events over HTTP from moto's server; best of {args.repeat}; "
-          f"ours is {base / ours:.2f}x botocore's parser end to end")
+    print(
+        f"\n{results['ours'][2]:,} events over HTTP from moto's server; best of {args.repeat}; "
+        f"ours is {base / ours:.2f}x botocore's parser end to end"
+    )
 
 
 if __name__ == "__main__":

@@ -57,12 +57,31 @@ def main() -> int:
         s3, sqs = sandbox.aws.client("s3"), sandbox.aws.client("sqs")
 
         def start(n: int, prefix: str) -> list[subprocess.Popen[bytes]]:
-            env = {**sandbox.environ(), "PROPFLOW_OUTPUT_DIR": f"{sandbox.fleet.output_dir}/{prefix}",
-                   "PYTHONPATH": str(ROOT)}
-            return [subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "worker", "--wait", "1",
-                                      "--concurrency", str(args.concurrency), "--escalate-every", "600"],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=open(logs / f"{prefix}-{i}.log", "wb"))
-                    for i in range(n)]
+            env = {
+                **sandbox.environ(),
+                "PROPFLOW_OUTPUT_DIR": f"{sandbox.fleet.output_dir}/{prefix}",
+                "PYTHONPATH": str(ROOT),
+            }
+            return [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "propflow_ops.cli",
+                        "worker",
+                        "--wait",
+                        "1",
+                        "--concurrency",
+                        str(args.concurrency),
+                        "--escalate-every",
+                        "600",
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(logs / f"{prefix}-{i}.log", "wb"),
+                )
+                for i in range(n)
+            ]
 
         def warm(prefix: str, n: int, timeout: float = 120) -> None:
             deadline = time.monotonic() + timeout
@@ -75,8 +94,10 @@ def main() -> int:
             raise SystemExit(f"workers of {prefix} did not start; see {logs}")
 
         def depth() -> int:
-            a = sqs.get_queue_attributes(QueueUrl=sandbox.fleet.queue_url, AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            a = sqs.get_queue_attributes(
+                QueueUrl=sandbox.fleet.queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
             return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
 
         def triage_done(url: store.S3Url, incident: str) -> bool:
@@ -94,17 +115,22 @@ def main() -> int:
                     name = f"propflow-api-5xx-lat{n}-{r}"
                     at = utcnow().replace(microsecond=0)
                     t0 = time.monotonic()
-                    sandbox.aws.client("sns").publish(TopicArn=sandbox.fleet.topic_arn,
-                                                      Message=alarm_json(name, "ALARM", at))
+                    sandbox.aws.client("sns").publish(
+                        TopicArn=sandbox.fleet.topic_arn, Message=alarm_json(name, "ALARM", at)
+                    )
                     incident = incident_id_for(Alarm(name, "ALARM", at))
                     while not triage_done(url, incident):
                         time.sleep(0.2)
                     times.append(time.monotonic() - t0)
                     while depth():  # let the rest of the incident (api-down) finish before the next alarm
                         time.sleep(0.5)
-                print(f"latency alarm -> triage evidence in the store, {n} worker(s): "
-                      + ", ".join(f"{t:.1f}" for t in times) + f" s (median {statistics.median(times):.1f} s); "
-                      f"load {loadavg()}", flush=True)
+                print(
+                    f"latency alarm -> triage evidence in the store, {n} worker(s): "
+                    + ", ".join(f"{t:.1f}" for t in times)
+                    + f" s (median {statistics.median(times):.1f} s); "
+                    f"load {loadavg()}",
+                    flush=True,
+                )
             finally:
                 fleet_mod.stop_workers(procs)
 
@@ -118,8 +144,9 @@ def main() -> int:
             names = [f"propflow-api-5xx-burst-{i}" for i in range((args.burst + 1) // 2)]
             t0 = time.monotonic()
             for i in range(args.burst):
-                sandbox.aws.client("sns").publish(TopicArn=sandbox.fleet.topic_arn,
-                                                  Message=alarm_json(names[i % len(names)], "ALARM", at))
+                sandbox.aws.client("sns").publish(
+                    TopicArn=sandbox.fleet.topic_arn, Message=alarm_json(names[i % len(names)], "ALARM", at)
+                )
             time.sleep(1)
             while depth():
                 time.sleep(0.5)
@@ -129,13 +156,18 @@ def main() -> int:
         incidents = [i for i in store.list_incidents(url, s3) if not i.startswith("_")]
         folders = {i: store.list_runs(url, i, s3) for i in incidents}
         total = sum(len(f) for f in folders.values())
-        duplicates = {i: [r.name for r in f] for i, f in folders.items()
-                      if len({r.name.split("-", 1)[1] for r in f}) != len(f)}
-        print(f"burst: {args.burst} alarm notifications ({len(names)} alarms) across {args.burst_workers} worker(s) "
-              f"x {args.concurrency}: drained in {wall:.1f} s; {len(incidents)} incidents, {total} evidence folders "
-              f"({total / wall * 60:.1f} runbooks/min, {args.burst / wall * 60:.1f} alarms/min); "
-              f"one folder per runbook per incident: {'yes' if not duplicates else duplicates}; load {loadavg()}",
-              flush=True)
+        duplicates = {
+            i: [r.name for r in f]
+            for i, f in folders.items()
+            if len({r.name.split("-", 1)[1] for r in f}) != len(f)
+        }
+        print(
+            f"burst: {args.burst} alarm notifications ({len(names)} alarms) across {args.burst_workers} worker(s) "
+            f"x {args.concurrency}: drained in {wall:.1f} s; {len(incidents)} incidents, {total} evidence folders "
+            f"({total / wall * 60:.1f} runbooks/min, {args.burst / wall * 60:.1f} alarms/min); "
+            f"one folder per runbook per incident: {'yes' if not duplicates else duplicates}; load {loadavg()}",
+            flush=True,
+        )
     finally:
         sandbox.stop()
     print(f"load average at the end: {loadavg()}")

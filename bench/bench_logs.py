@@ -120,19 +120,28 @@ def to_dialect(events: list[dict[str, Any]], dialect: str) -> list[dict[str, Any
         if m.startswith("{"):
             r = json.loads(m)
             if dialect == "python-json":
-                d: dict[str, Any] = {"asctime": r["ts"], "levelname": r["level"], "name": r["logger"],
-                                     "message": r["message"], "http": {"method": r["method"], "url": r["path"],
-                                                                       "status_code": r["status"]},
-                                     "duration": round(r["latency_ms"] / 1000, 6), "correlation_id": r["request_id"]}
+                d: dict[str, Any] = {
+                    "asctime": r["ts"],
+                    "levelname": r["level"],
+                    "name": r["logger"],
+                    "message": r["message"],
+                    "http": {"method": r["method"], "url": r["path"], "status_code": r["status"]},
+                    "duration": round(r["latency_ms"] / 1000, 6),
+                    "correlation_id": r["request_id"],
+                }
                 if "error_type" in r:
                     d["error"] = {"type": r["error_type"], "code": r["error_code"]}
                 m = json.dumps(d)
             elif r["status"] < 500:
-                m = (f'10.0.1.7 - - [26/Nov/2024:05:46:40 +0000] "{r["method"]} {r["path"]} HTTP/1.1" '
-                     f'{r["status"]} 512 "-" "okhttp/4.12.0" {r["latency_ms"] / 1000:.6f}')
+                m = (
+                    f'10.0.1.7 - - [26/Nov/2024:05:46:40 +0000] "{r["method"]} {r["path"]} HTTP/1.1" '
+                    f'{r["status"]} 512 "-" "okhttp/4.12.0" {r["latency_ms"] / 1000:.6f}'
+                )
             else:
-                m = (f'{r["ts"][:10]} {r["ts"][11:19]},{r["ts"][20:23]} ERROR [{r["logger"]}] {r["method"]} '
-                     f'{r["path"]} {r["status"]} {r["latency_ms"]}ms - {r["message"]} ({r["error_type"]})')
+                m = (
+                    f"{r['ts'][:10]} {r['ts'][11:19]},{r['ts'][20:23]} ERROR [{r['logger']}] {r['method']} "
+                    f"{r['path']} {r['status']} {r['latency_ms']}ms - {r['message']} ({r['error_type']})"
+                )
         out.append({**e, "message": m})
     return out
 
@@ -274,8 +283,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--approaches", default="plain,parse_events")
-    ap.add_argument("--dialect", default="propflow", choices=("propflow", "python-json", "text"),
-                    help="write the events in this dialect (issue 15); default the API's own JSON")
+    ap.add_argument(
+        "--dialect",
+        default="propflow",
+        choices=("propflow", "python-json", "text"),
+        help="write the events in this dialect (issue 15); default the API's own JSON",
+    )
     ap.add_argument("--child", nargs=2, metavar=("APPROACH", "PICKLE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

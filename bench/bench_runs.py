@@ -60,8 +60,10 @@ def floor_notebook(src: Path, dest: Path) -> Path:
     return dest
 
 
-LEAN_PAPERMILL = ("import sys; sys.modules['rfc3987_syntax'] = None; from papermill.cli import papermill; "
-                  "papermill(prog_name='papermill')")
+LEAN_PAPERMILL = (
+    "import sys; sys.modules['rfc3987_syntax'] = None; from papermill.cli import papermill; "
+    "papermill(prog_name='papermill')"
+)
 
 
 def all_warm(slugs: list[str], env: dict[str, str]) -> float:
@@ -72,10 +74,21 @@ def all_warm(slugs: list[str], env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     kernel_env = {k: v for k, v in env.items() if k.startswith(("AWS_", "PROPFLOW_", "TWILIO_", "WHATSAPP_"))}
     with KernelPool(2) as pool:
-        futures = [pool.submit(lambda k, s=s: run(RunRequest(slug=s, incident="BENCH-WARM", progress=False,
-                                                             output_dir=env["PROPFLOW_OUTPUT_DIR"],
-                                                             env=kernel_env), kernel=k))
-                   for s in slugs]
+        futures = [
+            pool.submit(
+                lambda k, s=s: run(
+                    RunRequest(
+                        slug=s,
+                        incident="BENCH-WARM",
+                        progress=False,
+                        output_dir=env["PROPFLOW_OUTPUT_DIR"],
+                        env=kernel_env,
+                    ),
+                    kernel=k,
+                )
+            )
+            for s in slugs
+        ]
         codes = [f.result().exit_code for f in futures]
     if any(c not in (0, 1) for c in codes):
         print(f"warning: warm runs exited {codes}", file=sys.stderr)
@@ -102,16 +115,36 @@ def peer_api_down(env: dict[str, str]) -> dict[str, float] | None:
     if aws is None:
         return None
     steps = {
-        "ecs describe-services": ["ecs", "describe-services", "--cluster", "propflow", "--services", "propflow-api"],
+        "ecs describe-services": [
+            "ecs",
+            "describe-services",
+            "--cluster",
+            "propflow",
+            "--services",
+            "propflow-api",
+        ],
         # the document uses --follow, which never ends; an engineer reads the last hour and stops
         "logs tail (1 h)": ["logs", "tail", "/ecs/propflow-api", "--since", "1h"],
         # 'aws ecs exec-task' does not exist; the nearest real check is ours (SELECT 1): not timed here
-        "cloudwatch MemoryUtilization": ["cloudwatch", "get-metric-statistics", "--namespace", "AWS/ECS",
-                                         "--metric-name", "MemoryUtilization", "--dimensions",
-                                         "Name=ClusterName,Value=propflow", "Name=ServiceName,Value=propflow-api",
-                                         "--start-time", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 3600)),
-                                         "--end-time", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
-                                         "--period", "300", "--statistics", "Average"],
+        "cloudwatch MemoryUtilization": [
+            "cloudwatch",
+            "get-metric-statistics",
+            "--namespace",
+            "AWS/ECS",
+            "--metric-name",
+            "MemoryUtilization",
+            "--dimensions",
+            "Name=ClusterName,Value=propflow",
+            "Name=ServiceName,Value=propflow-api",
+            "--start-time",
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 3600)),
+            "--end-time",
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+            "--period",
+            "300",
+            "--statistics",
+            "Average",
+        ],
         "ecs list-task-definitions": ["ecs", "list-task-definitions", "--family-prefix", "propflow-api"],
     }
     out = {}
@@ -130,8 +163,10 @@ def main() -> int:
     slugs = [s for s in (args.only.split(",") if args.only else RUNBOOKS) if RUNBOOKS[s].path.exists()]
 
     work = Path(tempfile.mkdtemp(prefix="pf-bench-"))
-    results: dict[str, object] = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
-                                             f"Python {platform.python_version()}"}
+    results: dict[str, object] = {
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    }
     t0 = time.perf_counter()
     sandbox = Sandbox().start()
     results["sandbox_start_s"] = round(time.perf_counter() - t0, 2)
@@ -148,19 +183,38 @@ def main() -> int:
             for i in range(args.repeat):
                 floors.append(timed([sys.executable, "-m", "papermill", *pm_args], env)[0])
                 leans.append(timed([sys.executable, "-c", LEAN_PAPERMILL, *pm_args], env)[0])
-                ours.append(timed([sys.executable, "-m", "propflow_ops.cli", "run", slug, "--incident",
-                                   f"BENCH-{i}"], env)[0])
+                ours.append(
+                    timed(
+                        [sys.executable, "-m", "propflow_ops.cli", "run", slug, "--incident", f"BENCH-{i}"],
+                        env,
+                    )[0]
+                )
             f, lean, o = statistics.median(floors), statistics.median(leans), statistics.median(ours)
             target = TARGETS.get(slug, DEFAULT_TARGET)
-            rows.append({"runbook": slug, "floor_s": round(f, 2), "lean_floor_s": round(lean, 2),
-                         "ours_s": round(o, 2), "ratio": round(o / f, 2), "lean_ratio": round(o / lean, 2),
-                         "target": target, "met": o / lean <= target})
+            rows.append(
+                {
+                    "runbook": slug,
+                    "floor_s": round(f, 2),
+                    "lean_floor_s": round(lean, 2),
+                    "ours_s": round(o, 2),
+                    "ratio": round(o / f, 2),
+                    "lean_ratio": round(o / lean, 2),
+                    "target": target,
+                    "met": o / lean <= target,
+                }
+            )
         results["runbooks"] = rows
 
         t1 = time.perf_counter()
         with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(lambda s: timed([sys.executable, "-m", "propflow_ops.cli", "run", s, "--incident",
-                                           "BENCH-ALL"], env), slugs))
+            list(
+                pool.map(
+                    lambda s: timed(
+                        [sys.executable, "-m", "propflow_ops.cli", "run", s, "--incident", "BENCH-ALL"], env
+                    ),
+                    slugs,
+                )
+            )
         results["all_at_once_s"] = round(time.perf_counter() - t1, 2)
         results["all_at_once_runbooks"] = len(slugs)
         results["all_at_once_warm_s"] = all_warm(slugs, env)
@@ -173,20 +227,28 @@ def main() -> int:
         results["demo_s"] = round(timed([sys.executable, "-m", "propflow_ops.cli", "demo"], demo_env)[0], 2)
 
     print(f"machine: {results['machine']}; sandbox start {results['sandbox_start_s']} s")
-    print(f"{'runbook':15} {'floor s':>8} {'lean s':>7} {'ours s':>7} {'ratio':>6} {'lean ratio':>10} "
-          f"{'target':>6}  met (against the lean floor)")
+    print(
+        f"{'runbook':15} {'floor s':>8} {'lean s':>7} {'ours s':>7} {'ratio':>6} {'lean ratio':>10} "
+        f"{'target':>6}  met (against the lean floor)"
+    )
     for r in rows:
-        print(f"{r['runbook']:15} {r['floor_s']:8.2f} {r['lean_floor_s']:7.2f} {r['ours_s']:7.2f} {r['ratio']:6.2f} "
-              f"{r['lean_ratio']:10.2f} {r['target']:6.1f}  {'yes' if r['met'] else 'NO'}")
+        print(
+            f"{r['runbook']:15} {r['floor_s']:8.2f} {r['lean_floor_s']:7.2f} {r['ours_s']:7.2f} {r['ratio']:6.2f} "
+            f"{r['lean_ratio']:10.2f} {r['target']:6.1f}  {'yes' if r['met'] else 'NO'}"
+        )
     n = results["all_at_once_runbooks"]
-    print(f"all {n} runbooks at once, {n} propflow-ops run processes 2 at a time: {results['all_at_once_s']} s")
+    print(
+        f"all {n} runbooks at once, {n} propflow-ops run processes 2 at a time: {results['all_at_once_s']} s"
+    )
     print(f"all {n} runbooks at once, one process, 2 warm kernels: {results['all_at_once_warm_s']} s")
     if "demo_s" in results:
         print(f"propflow-ops demo (sandbox start included): {results['demo_s']} s")
     peer = results["peer_api_down_manual_s"]
     if isinstance(peer, dict):
-        print("manual Backend API Down (aws CLI, one after another): "
-              + ", ".join(f"{k} {v:.2f} s" for k, v in peer.items()))
+        print(
+            "manual Backend API Down (aws CLI, one after another): "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in peer.items())
+        )
     else:
         print("manual Backend API Down: aws CLI not found, not measured")
     out = ROOT / "bench" / "results"

@@ -121,10 +121,16 @@ def parse(body: str) -> Alarm | RunRequestMessage:
         name = str(doc["AlarmName"])
         if not name or len(name) > 255:
             raise BadMessage("an alarm without a usable name")
-        return Alarm(name=name, state=state, at=_time(doc.get("StateChangeTime")),
-                     reason=str(doc.get("NewStateReason") or "")[:500], metric=str(trigger.get("MetricName") or ""),
-                     namespace=str(trigger.get("Namespace") or ""), arn=str(doc.get("AlarmArn") or ""),
-                     message_id=message_id)
+        return Alarm(
+            name=name,
+            state=state,
+            at=_time(doc.get("StateChangeTime")),
+            reason=str(doc.get("NewStateReason") or "")[:500],
+            metric=str(trigger.get("MetricName") or ""),
+            namespace=str(trigger.get("Namespace") or ""),
+            arn=str(doc.get("AlarmArn") or ""),
+            message_id=message_id,
+        )
     raise BadMessage("neither a CloudWatch alarm nor a propflow-ops run request")
 
 
@@ -157,19 +163,42 @@ def incident_id_for(alarm: Alarm) -> str:
     return f"ALARM-{slug}-{alarm.at.strftime('%Y%m%dT%H%M%SZ')}"
 
 
-def alarm_json(name: str, state: str, at: datetime, *, reason: str = "", metric: str = "", namespace: str = "",
-               region: str = "us-east-1", account: str = "123456789012") -> str:
+def alarm_json(
+    name: str,
+    state: str,
+    at: datetime,
+    *,
+    reason: str = "",
+    metric: str = "",
+    namespace: str = "",
+    region: str = "us-east-1",
+    account: str = "123456789012",
+) -> str:
     """The JSON CloudWatch publishes to SNS on a state change (for the sandbox, the bench and tests)."""
-    return json.dumps({
-        "AlarmName": name, "AlarmDescription": None,
-        "AWSAccountId": account, "NewStateValue": state, "NewStateReason": reason or f"Threshold Crossed ({state})",
-        "StateChangeTime": at.strftime("%Y-%m-%dT%H:%M:%S.000+0000"), "Region": "US East (N. Virginia)",
-        "AlarmArn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}", "OldStateValue": "OK" if state == "ALARM"
-        else "ALARM",
-        "Trigger": {"MetricName": metric, "Namespace": namespace, "StatisticType": "Statistic",
-                    "Statistic": "AVERAGE", "Period": 60, "EvaluationPeriods": 1,
-                    "ComparisonOperator": "GreaterThanThreshold", "Threshold": 1.0, "Dimensions": []},
-    })
+    return json.dumps(
+        {
+            "AlarmName": name,
+            "AlarmDescription": None,
+            "AWSAccountId": account,
+            "NewStateValue": state,
+            "NewStateReason": reason or f"Threshold Crossed ({state})",
+            "StateChangeTime": at.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "Region": "US East (N. Virginia)",
+            "AlarmArn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+            "OldStateValue": "OK" if state == "ALARM" else "ALARM",
+            "Trigger": {
+                "MetricName": metric,
+                "Namespace": namespace,
+                "StatisticType": "Statistic",
+                "Statistic": "AVERAGE",
+                "Period": 60,
+                "EvaluationPeriods": 1,
+                "ComparisonOperator": "GreaterThanThreshold",
+                "Threshold": 1.0,
+                "Dimensions": [],
+            },
+        }
+    )
 
 
 def describe(alarm: Alarm) -> str:

@@ -21,12 +21,20 @@ class _Parser(argparse.ArgumentParser):
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     """``--sandbox-database-url``/``--sandbox-redis-url``: servers *for the sandbox*, never a target."""
-    parser.add_argument("--sandbox-database-url", metavar="URL", default=None,
-                        help="PostgreSQL server for the sandbox instead of the embedded one: it creates and "
-                             "drops its own database there (env PROPFLOW_SANDBOX_DATABASE_URL)")
-    parser.add_argument("--sandbox-redis-url", metavar="URL", default=None,
-                        help="Redis server for the sandbox instead of the embedded one: an empty db number "
-                             "that it claims (env PROPFLOW_SANDBOX_REDIS_URL)")
+    parser.add_argument(
+        "--sandbox-database-url",
+        metavar="URL",
+        default=None,
+        help="PostgreSQL server for the sandbox instead of the embedded one: it creates and "
+        "drops its own database there (env PROPFLOW_SANDBOX_DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--sandbox-redis-url",
+        metavar="URL",
+        default=None,
+        help="Redis server for the sandbox instead of the embedded one: an empty db number "
+        "that it claims (env PROPFLOW_SANDBOX_REDIS_URL)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,21 +47,38 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(r)
     _config_options(r)
 
-    sb = sub.add_parser("submit", help="ask the fleet (inside the VPC) to run a runbook; wait for its evidence")
+    sb = sub.add_parser(
+        "submit", help="ask the fleet (inside the VPC) to run a runbook; wait for its evidence"
+    )
     _run_options(sb)
     sb.add_argument("--queue", metavar="URL", help="the fleet's SQS queue (env PROPFLOW_FLEET_QUEUE_URL)")
-    sb.add_argument("--timeout", type=float, default=900, metavar="SECONDS",
-                    help="how long to wait for a worker's answer (default 900)")
+    sb.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        metavar="SECONDS",
+        help="how long to wait for a worker's answer (default 900)",
+    )
 
     w = sub.add_parser("worker", help="serve the fleet's queue: alarms and run requests into evidence")
     w.add_argument("--queue", metavar="URL", help="the SQS queue (env PROPFLOW_FLEET_QUEUE_URL)")
-    w.add_argument("--output-dir", metavar="S3URL", help="the evidence store, s3://bucket/prefix "
-                                                        "(env PROPFLOW_OUTPUT_DIR)")
+    w.add_argument(
+        "--output-dir",
+        metavar="S3URL",
+        help="the evidence store, s3://bucket/prefix (env PROPFLOW_OUTPUT_DIR)",
+    )
     w.add_argument("--concurrency", type=int, default=1, metavar="N", help="runbooks at once (default 1)")
     w.add_argument("--wait", type=int, default=20, metavar="SECONDS", help="long-poll wait (default 20)")
-    w.add_argument("--escalate-every", type=float, default=30, metavar="SECONDS",
-                   help="how often the escalation timer runs (default 30)")
-    w.add_argument("--max-messages", type=int, default=0, metavar="N", help="stop after N messages (default: never)")
+    w.add_argument(
+        "--escalate-every",
+        type=float,
+        default=30,
+        metavar="SECONDS",
+        help="how often the escalation timer runs (default 30)",
+    )
+    w.add_argument(
+        "--max-messages", type=int, default=0, metavar="N", help="stop after N messages (default: never)"
+    )
     _config_options(w)
 
     lk = sub.add_parser("lock", help="the team-wide change lock: list, break")
@@ -70,12 +95,26 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sandbox", help="start the simulated PropFlow world in the foreground")
     s.add_argument("--scenario", action="append", default=[], metavar="NAME")
     s.add_argument("--list", action="store_true", help="list the scenarios")
-    s.add_argument("--log-dialect", default=None, metavar="NAME",
-                   help="dialect of the API's log lines: propflow (default), python-json, text")
-    s.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="also start N fleet workers on the sandbox's queue and S3 evidence store")
-    s.add_argument("--alarm", action="append", default=[], metavar="NAME",
-                   help="with --workers: publish this CloudWatch alarm (ALARM) to the sandbox's alarm topic")
+    s.add_argument(
+        "--log-dialect",
+        default=None,
+        metavar="NAME",
+        help="dialect of the API's log lines: propflow (default), python-json, text",
+    )
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also start N fleet workers on the sandbox's queue and S3 evidence store",
+    )
+    s.add_argument(
+        "--alarm",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --workers: publish this CloudWatch alarm (ALARM) to the sandbox's alarm topic",
+    )
     add_server_options(s)
 
     d = sub.add_parser("demo", help="sandbox + triage + the runbooks it recommends + the review")
@@ -99,8 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     sh = isub.add_parser("show", help="the record: clock, acks, notes, escalations, operators")
     sh.add_argument("incident_id")
     sh.add_argument("--json", action="store_true", help="print the state as JSON")
-    for action, text in (("ack", "acknowledge: the response time is measured to this"),
-                         ("resolve", "resolve: the RTO is measured to this; escalation stops")):
+    for action, text in (
+        ("ack", "acknowledge: the response time is measured to this"),
+        ("resolve", "resolve: the RTO is measured to this; escalation stops"),
+    ):
         a = isub.add_parser(action, help=text)
         a.add_argument("incident_id")
         a.add_argument("--at", metavar="ISO8601", help="when it happened (default now)")
@@ -124,8 +165,12 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--sandbox", action="store_true", help="start the sandbox first and point at it")
     lab.add_argument("--scenario", action="append", default=[], metavar="NAME")
     lab.add_argument("--port", type=int, default=8888)
-    lab.add_argument("--incident", metavar="ID", help="work on copies in this incident's folder (default: an "
-                                                      "ad-hoc incident, as run); saving publishes its runs")
+    lab.add_argument(
+        "--incident",
+        metavar="ID",
+        help="work on copies in this incident's folder (default: an "
+        "ad-hoc incident, as run); saving publishes its runs",
+    )
     lab.add_argument("--severity", metavar="P0..P3")
     lab.add_argument("--started-at", metavar="ISO8601")
     lab.add_argument("--output-dir", metavar="DIR")
@@ -144,21 +189,40 @@ def _run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), dest="params")
     r.add_argument("--output-dir", metavar="DIR")
     r.add_argument("--no-html", action="store_true")
-    r.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                   help="time budget for the whole run (default 300)")
-    r.add_argument("--reason", metavar="TEXT", help="why the --apply steps are applied (required with --apply; "
-                                                    "recorded)")
-    r.add_argument("--yes", action="store_true", help="confirm --apply against a target that is not the sandbox "
-                                                      "without typing the step name")
-    r.add_argument("--no-snapshot", action="store_true", help="apply a database step without a snapshot (the "
-                                                              "database is not on RDS, or you have a backup)")
-    r.add_argument("--force", action="store_true", help="apply a step a failing finding refuses (e.g. "
-                                                        "migration-downgrade while MIGRATION_OBJECT_EXISTS fails)")
+    r.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time budget for the whole run (default 300)",
+    )
+    r.add_argument(
+        "--reason", metavar="TEXT", help="why the --apply steps are applied (required with --apply; recorded)"
+    )
+    r.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm --apply against a target that is not the sandbox without typing the step name",
+    )
+    r.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="apply a database step without a snapshot (the database is not on RDS, or you have a backup)",
+    )
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="apply a step a failing finding refuses (e.g. "
+        "migration-downgrade while MIGRATION_OBJECT_EXISTS fails)",
+    )
 
 
 def _config_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="team configuration (default $PROPFLOW_CONFIG, else "
-                                                   "./propflow-ops.toml if present)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="team configuration (default $PROPFLOW_CONFIG, else ./propflow-ops.toml if present)",
+    )
     p.add_argument("--env", metavar="NAME", dest="config_env", help="environment of the configuration file")
 
 
@@ -206,7 +270,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         window=args.window,
         apply=[a for item in args.apply for a in item.split(",") if a.strip()],
         params=[(n, v) for n, v in args.params],
-        output_dir=str(location(args.output_dir)) if args.output_dir else None,  # a folder, or s3://bucket/prefix
+        output_dir=str(location(args.output_dir))
+        if args.output_dir
+        else None,  # a folder, or s3://bucket/prefix
         html=not args.no_html,
         budget_s=args.budget if args.budget is not None else DEFAULT_BUDGET_S,
         announce=True,
@@ -236,8 +302,10 @@ def print_result(slug: str, status: str, error: str | None, evidence: dict[str, 
     for line in change_lines(evidence):
         print(line)
     for p in (evidence.get("incident") or {}).get("escalation_pending") or []:
-        print(f"  ESCALATION DUE, NOT SENT: {p['action']} (due {p['due_at']}): "
-              f"propflow-ops escalate {evidence['incident'].get('id')}")
+        print(
+            f"  ESCALATION DUE, NOT SENT: {p['action']} (due {p['due_at']}): "
+            f"propflow-ops escalate {evidence['incident'].get('id')}"
+        )
     print(path)
 
 
@@ -245,7 +313,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from propflow_ops.submit import options_from, submit_main
 
     apply = [a for item in args.apply for a in item.split(",") if a.strip()]
-    return submit_main(args.slug, options_from(args, apply), args.queue, args.output_dir, args.timeout, print_result)
+    return submit_main(
+        args.slug, options_from(args, apply), args.queue, args.output_dir, args.timeout, print_result
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -266,19 +336,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "worker":
             from propflow_ops.worker import worker_main
 
-            return worker_main(args.queue, args.output_dir, args.concurrency, args.wait, args.escalate_every,
-                               args.max_messages, config_env(args))
+            return worker_main(
+                args.queue,
+                args.output_dir,
+                args.concurrency,
+                args.wait,
+                args.escalate_every,
+                args.max_messages,
+                config_env(args),
+            )
         if args.command == "sandbox":
             from propflow_ops.sandbox.cli import sandbox_main
 
-            return sandbox_main(args.scenario, args.list, database_url=args.sandbox_database_url,
-                                redis_url=args.sandbox_redis_url, log_dialect=args.log_dialect,
-                                workers=args.workers, alarms=args.alarm)
+            return sandbox_main(
+                args.scenario,
+                args.list,
+                database_url=args.sandbox_database_url,
+                redis_url=args.sandbox_redis_url,
+                log_dialect=args.log_dialect,
+                workers=args.workers,
+                alarms=args.alarm,
+            )
         if args.command == "demo":
             from propflow_ops.demo import demo_main
 
-            return demo_main(args.scenario, args.output_dir, database_url=args.sandbox_database_url,
-                             redis_url=args.sandbox_redis_url)
+            return demo_main(
+                args.scenario,
+                args.output_dir,
+                database_url=args.sandbox_database_url,
+                redis_url=args.sandbox_redis_url,
+            )
         if args.command == "review":
             from propflow_ops.inputs import check_incident_id
             from propflow_ops.review.command import review_main
@@ -300,18 +387,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "lock":
             from propflow_ops.change.runs import lock_main
 
-            return lock_main(args.action, getattr(args, "resource", None), getattr(args, "reason", None),
-                             getattr(args, "json", False), args.output_dir, lock_env(args))
+            return lock_main(
+                args.action,
+                getattr(args, "resource", None),
+                getattr(args, "reason", None),
+                getattr(args, "json", False),
+                args.output_dir,
+                lock_env(args),
+            )
         if args.command == "lab":
             from propflow_ops.lab import LabIncident, lab_main
 
             if args.sandbox and (args.config or args.config_env):
-                raise BadInput("lab: --config/--env cannot be used with --sandbox (the sandbox writes its own "
-                               "configuration)")
-            where = LabIncident(args.incident, args.output_dir, args.severity, args.started_at, config_env(args))
-            return lab_main(args.slug, sandbox=args.sandbox, scenarios=args.scenario, port=args.port,
-                            database_url=args.sandbox_database_url, redis_url=args.sandbox_redis_url,
-                            incident=where)
+                raise BadInput(
+                    "lab: --config/--env cannot be used with --sandbox (the sandbox writes its own "
+                    "configuration)"
+                )
+            where = LabIncident(
+                args.incident, args.output_dir, args.severity, args.started_at, config_env(args)
+            )
+            return lab_main(
+                args.slug,
+                sandbox=args.sandbox,
+                scenarios=args.scenario,
+                port=args.port,
+                database_url=args.sandbox_database_url,
+                redis_url=args.sandbox_redis_url,
+                incident=where,
+            )
     except BadInput as exc:
         print(f"propflow-ops: error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -341,7 +444,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Commands that own no server, and those that stop theirs explicitly before main() returns (sandbox, demo,
 # lab): a worker thread still waiting on a killed kernel must not hold up the interpreter's teardown.
-_QUICK_EXIT = ("list", "run", "submit", "worker", "review", "incident", "escalate", "lock", "sandbox", "demo", "lab")
+_QUICK_EXIT = (
+    "list",
+    "run",
+    "submit",
+    "worker",
+    "review",
+    "incident",
+    "escalate",
+    "lock",
+    "sandbox",
+    "demo",
+    "lab",
+)
 
 
 def entry() -> int:

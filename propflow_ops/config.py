@@ -65,8 +65,17 @@ SECRET_REFERENCES: dict[str, str] = {
 URL_KEYS = ("aws_endpoint_url", "api_url", "twilio_api_url", "meta_graph_url")
 CONTACT_KEYS = ("role", "name", "phone", "email", "slack", "pagerduty")
 #: run parameters that have their own options (--incident, --severity, ...): not settable per environment.
-OPTION_PARAMETERS = ("incident_id", "severity", "started_at", "window_minutes", "apply",
-                     "confirm", "reason", "no_snapshot", "force")  # the last four: change control, per run only
+OPTION_PARAMETERS = (
+    "incident_id",
+    "severity",
+    "started_at",
+    "window_minutes",
+    "apply",
+    "confirm",
+    "reason",
+    "no_snapshot",
+    "force",
+)  # the last four: change control, per run only
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
@@ -138,15 +147,18 @@ class TeamConfig:
 
     def describe(self) -> dict[str, Any]:
         """What reports and evidence say about the configuration used (never a secret)."""
-        return {"file": str(self.path) if self.path else None,
-                "environment": self.environment.name if self.environment else None}
+        return {
+            "file": str(self.path) if self.path else None,
+            "environment": self.environment.name if self.environment else None,
+        }
 
 
 # ---------------------------------------------------------------- finding and reading the file
 
 
-def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None,
-                cwd: Path | None = None) -> Path | None:
+def config_path(
+    explicit: str | None = None, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Path | None:
     """``--config``, else ``$PROPFLOW_CONFIG``, else ``./propflow-ops.toml`` if present, else None."""
     env = os.environ if env is None else env
     given = explicit or env.get(CONFIG_ENV)
@@ -160,16 +172,22 @@ def config_path(explicit: str | None = None, env: Mapping[str, str] | None = Non
     return local.resolve() if local.is_file() else None
 
 
-def load(explicit: str | None = None, env_name: str | None = None, env: Mapping[str, str] | None = None,
-         cwd: Path | None = None) -> TeamConfig:
+def load(
+    explicit: str | None = None,
+    env_name: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> TeamConfig:
     """Find, read and validate the configuration; choose the environment. ConfigError on any bad key."""
     env = os.environ if env is None else env
     path = config_path(explicit, env, cwd)
     name = env_name or env.get(ENV_NAME_ENV) or None
     if path is None:
         if name:
-            raise ConfigError(f"--env {name}: no configuration file (give --config, set {CONFIG_ENV}, or create "
-                              f"./{DEFAULT_FILE})")
+            raise ConfigError(
+                f"--env {name}: no configuration file (give --config, set {CONFIG_ENV}, or create "
+                f"./{DEFAULT_FILE})"
+            )
         return TeamConfig()
     try:
         stamp = path.stat().st_mtime_ns
@@ -198,23 +216,39 @@ def _load_file(path: Path, name: str | None) -> TeamConfig:
         if chosen not in cfg.environments:
             known = ", ".join(cfg.environments) or "none"
             raise ConfigError(f"environment {chosen!r} is not in {path} (environments: {known})")
-        cfg = TeamConfig(path, cfg.environments[chosen], cfg.environments, cfg.contacts, cfg.notify,
-                         cfg.escalation, cfg.logs, cfg.alarms)
+        cfg = TeamConfig(
+            path,
+            cfg.environments[chosen],
+            cfg.environments,
+            cfg.contacts,
+            cfg.notify,
+            cfg.escalation,
+            cfg.logs,
+            cfg.alarms,
+        )
     return cfg
 
 
 def parse(raw: Mapping[str, Any], path: Path | None = None) -> TeamConfig:
     """Validate a parsed TOML document. Every key is known and typed, or ConfigError names it."""
-    _keys(raw, "", ("default_environment", "environments", "contacts", "notify", "escalation", "logs", "alarms"))
+    _keys(
+        raw, "", ("default_environment", "environments", "contacts", "notify", "escalation", "logs", "alarms")
+    )
     default_env = raw.get("default_environment")
     if default_env is not None:
         _str(default_env, "default_environment")
-    environments = {name: _environment(name, value)
-                    for name, value in _table(raw.get("environments", {}), "environments").items()}
+    environments = {
+        name: _environment(name, value)
+        for name, value in _table(raw.get("environments", {}), "environments").items()
+    }
     if default_env is not None and default_env not in environments:
-        raise ConfigError(f"default_environment: {default_env!r} is not one of [environments] "
-                          f"({', '.join(environments) or 'none'})")
-    contacts = {key: _contact(key, value) for key, value in _table(raw.get("contacts", {}), "contacts").items()}
+        raise ConfigError(
+            f"default_environment: {default_env!r} is not one of [environments] "
+            f"({', '.join(environments) or 'none'})"
+        )
+    contacts = {
+        key: _contact(key, value) for key, value in _table(raw.get("contacts", {}), "contacts").items()
+    }
     notify = _notify(_table(raw.get("notify", {}), "notify"))
     escalation = _escalation(_table(raw.get("escalation", {}), "escalation"), contacts, notify)
     logs = _logs(_table(raw.get("logs", {}), "logs"))
@@ -322,24 +356,31 @@ def _notify(table: Mapping[str, Any]) -> Notify:
     if "topic_arn" in sns:
         arn = _str(sns["topic_arn"], "notify.sns.topic_arn")
         if not re.fullmatch(r"arn:aws[a-z\-]*:sns:[a-z0-9\-]+:\d{12}:[A-Za-z0-9_\-]{1,256}(\.fifo)?", arn):
-            raise ConfigError("notify.sns.topic_arn is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+            raise ConfigError(
+                "notify.sns.topic_arn is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+            )
         values["sns_topic_arn"] = arn
     if "region" in sns:
         values["sns_region"] = _str(sns["region"], "notify.sns.region")
     if "webhook_url_env" in slack:
-        values["slack_webhook_url_env"] = _env_var_name(_str(slack["webhook_url_env"], "notify.slack.webhook_url_env"),
-                                                        "notify.slack.webhook_url_env")
+        values["slack_webhook_url_env"] = _env_var_name(
+            _str(slack["webhook_url_env"], "notify.slack.webhook_url_env"), "notify.slack.webhook_url_env"
+        )
     if "routing_key_env" in pd:
         values["pagerduty_routing_key_env"] = _env_var_name(
-            _str(pd["routing_key_env"], "notify.pagerduty.routing_key_env"), "notify.pagerduty.routing_key_env")
+            _str(pd["routing_key_env"], "notify.pagerduty.routing_key_env"),
+            "notify.pagerduty.routing_key_env",
+        )
     if "events_url" in pd:
-        values["pagerduty_events_url"] = _url(_str(pd["events_url"], "notify.pagerduty.events_url"),
-                                              "notify.pagerduty.events_url")
+        values["pagerduty_events_url"] = _url(
+            _str(pd["events_url"], "notify.pagerduty.events_url"), "notify.pagerduty.events_url"
+        )
     return Notify(**values)
 
 
-def _escalation(table: Mapping[str, Any], contacts: Mapping[str, Contact],
-                notify: Notify) -> dict[str, tuple[StepConfig, ...]]:
+def _escalation(
+    table: Mapping[str, Any], contacts: Mapping[str, Contact], notify: Notify
+) -> dict[str, tuple[StepConfig, ...]]:
     _keys(table, "escalation", tuple(SEVERITIES))
     out: dict[str, tuple[StepConfig, ...]] = {}
     for sev, steps in table.items():
@@ -362,7 +403,9 @@ def _escalation(table: Mapping[str, Any], contacts: Mapping[str, Contact],
             who = _str_list(s.get("contacts", []), f"{at}.contacts")
             for c in who:
                 if c not in contacts:
-                    raise ConfigError(f"{at}.contacts: {c!r} is not in [contacts] ({', '.join(contacts) or 'none'})")
+                    raise ConfigError(
+                        f"{at}.contacts: {c!r} is not in [contacts] ({', '.join(contacts) or 'none'})"
+                    )
             chans = _str_list(s.get("channels", []), f"{at}.channels")
             for c in chans:
                 if c not in CHANNELS:
@@ -402,7 +445,9 @@ def _alarms(table: Mapping[str, Any]) -> dict[str, Any]:
         if "severity" in a and _str(a["severity"], f"{where}.severity") not in SEVERITIES:
             raise ConfigError(f"{where}.severity must be one of {', '.join(SEVERITIES)}")
         if not any(k in a for k in ("name", "pattern", "metric", "namespace")):
-            raise ConfigError(f"{where}: give at least one of name, pattern, metric, namespace (what it matches)")
+            raise ConfigError(
+                f"{where}: give at least one of name, pattern, metric, namespace (what it matches)"
+            )
         if not a.get("runbooks"):
             raise ConfigError(f"{where}.runbooks: name at least one runbook to run on this alarm")
     return dict(table)
@@ -431,7 +476,9 @@ def environment_overlay(cfg: TeamConfig, env: Mapping[str, str], *, secrets: boo
             out[target] = secret
             continue
         names = ENVIRONMENT_VARIABLES[key]
-        if not any(env.get(var) for var in names):  # AWS_REGION or AWS_DEFAULT_REGION set: the environment wins
+        if not any(
+            env.get(var) for var in names
+        ):  # AWS_REGION or AWS_DEFAULT_REGION set: the environment wins
             out.update({var: value for var in names})
     return out
 
@@ -448,7 +495,9 @@ def _logs(table: Mapping[str, Any]) -> dict[str, Any]:
     return logs
 
 
-def parameter_defaults(cfg: TeamConfig, declared: Mapping[str, Any], given: set[str]) -> list[tuple[str, str]]:
+def parameter_defaults(
+    cfg: TeamConfig, declared: Mapping[str, Any], given: set[str]
+) -> list[tuple[str, str]]:
     """The chosen environment's parameters this notebook declares and ``-p`` did not give, as -p pairs;
     ``[logs]`` becomes ``log_mapping`` (JSON) for a notebook that reads logs."""
     out = []
@@ -518,12 +567,16 @@ def _url(value: str, where: str) -> str:
     if not ok:
         raise ConfigError(f"{where} is not an http(s) URL")
     if parts.username or parts.password:
-        raise ConfigError(f"{where} holds credentials: put secrets in an environment variable, not in the file")
+        raise ConfigError(
+            f"{where} holds credentials: put secrets in an environment variable, not in the file"
+        )
     return value
 
 
 def _env_var_name(value: str, where: str) -> str:
     if not _ENV_VAR.match(value):
-        raise ConfigError(f"{where} must be the NAME of an environment variable (the secret stays out of the "
-                          "file), not a value")
+        raise ConfigError(
+            f"{where} must be the NAME of an environment variable (the secret stays out of the "
+            "file), not a value"
+        )
     return value

@@ -35,7 +35,10 @@ from propflow_ops.runner import RunRequest, run
 
 DEFAULT_SCENARIO = "api-oom"
 SANDBOX_MODELS = "propflow_ops.sandbox.backend.models:Base"  # the sample backend's models (schema drift)
-SHORT_DB_TIMES = ("db-idle-in-transaction", "db-long-query")  # PostgreSQL ages cannot be faked: 1 s thresholds
+SHORT_DB_TIMES = (
+    "db-idle-in-transaction",
+    "db-long-query",
+)  # PostgreSQL ages cannot be faked: 1 s thresholds
 WORKERS = 2
 STOP_TIMEOUT_S = 30.0  # the most the demo waits for its kernel workers when it ends normally
 KILL_WAIT_S = 2.0  # ... and when it was interrupted (its kernels killed)
@@ -75,8 +78,9 @@ def submit_step(pool: KernelPool, req: RunRequest) -> Future[Step]:
         except BadInput as exc:
             return Step(req.slug, 2, None, seconds=time.monotonic() - t0, error=str(exc))
         folder = result.path if isinstance(result.path, Path) else None  # the demo writes locally
-        return Step(req.slug, result.exit_code, folder, result.evidence, time.monotonic() - t0,
-                    result.error or "")
+        return Step(
+            req.slug, result.exit_code, folder, result.evidence, time.monotonic() - t0, result.error or ""
+        )
 
     return pool.submit(job)
 
@@ -85,8 +89,14 @@ def _fails(step: Step) -> list[str]:
     return [f["code"] for f in step.evidence.get("findings", []) if f.get("status") == "fail"]
 
 
-def summary(scenarios: Sequence[str], incident: str, triage: Step, runbooks: Sequence[Step], review: Step,
-            seconds: float) -> str:
+def summary(
+    scenarios: Sequence[str],
+    incident: str,
+    triage: Step,
+    runbooks: Sequence[Step],
+    review: Step,
+    seconds: float,
+) -> str:
     """One screen: what was injected, what triage saw and recommended, each runbook, the review's verdicts."""
     lines = [f"propflow-ops demo: incident {incident}, scenario {', '.join(scenarios)} ({seconds:.0f} s)", ""]
     comps = [f for f in triage.evidence.get("findings", []) if str(f.get("code", "")).startswith("TRIAGE_")]
@@ -99,12 +109,20 @@ def summary(scenarios: Sequence[str], incident: str, triage: Step, runbooks: Seq
     lines.append("")
     for step in runbooks:
         fails = _fails(step)
-        lines.append(f"{step.slug:14} {step.evidence.get('status', 'error'):8} "
-                     + (f"fail: {', '.join(fails)}" if fails else step.error or "no fail"))
+        lines.append(
+            f"{step.slug:14} {step.evidence.get('status', 'error'):8} "
+            + (f"fail: {', '.join(fails)}" if fails else step.error or "no fail")
+        )
     lines.append("")
     verdicts = {f["code"]: f for f in review.evidence.get("findings", [])}
-    for code in ("EVIDENCE_TAMPERED", "INCIDENT_NOT_RESOLVED", "RTO_API_MISSED", "RTO_DATABASE_MISSED",
-                 "RTO_FILE_STORAGE_MISSED", "RESPONSE_TIME_MISSED"):
+    for code in (
+        "EVIDENCE_TAMPERED",
+        "INCIDENT_NOT_RESOLVED",
+        "RTO_API_MISSED",
+        "RTO_DATABASE_MISSED",
+        "RTO_FILE_STORAGE_MISSED",
+        "RESPONSE_TIME_MISSED",
+    ):
         if code in verdicts:
             f = verdicts[code]
             lines.append(f"review {f['status']:7} {f['title']}: {f.get('detail', '')[:80]}")
@@ -117,8 +135,13 @@ def summary(scenarios: Sequence[str], incident: str, triage: Step, runbooks: Seq
     return "\n".join(lines)
 
 
-def demo_main(scenarios: list[str], output_dir: str | None, *, database_url: str | None = None,
-              redis_url: str | None = None) -> int:
+def demo_main(
+    scenarios: list[str],
+    output_dir: str | None,
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+) -> int:
     """Sandbox + triage + the recommended runbooks + the review of its own incident."""
     from propflow_ops.sandbox import Sandbox, UnknownScenarioError, isolation
     from propflow_ops.sandbox.core import SandboxRefused
@@ -157,23 +180,33 @@ def demo_main(scenarios: list[str], output_dir: str | None, *, database_url: str
                     shutil.rmtree(partial, ignore_errors=True)
 
 
-def _demo(sandbox: Any, pool: KernelPool, chosen: list[str], out: Path, t0: float, began: datetime,
-          incident: str) -> int:
+def _demo(
+    sandbox: Any, pool: KernelPool, chosen: list[str], out: Path, t0: float, began: datetime, incident: str
+) -> int:
     _say(f"demo: starting the sandbox with {', '.join(chosen)}...")
     sandbox.start()
     _say(f"demo: sandbox ready in {time.monotonic() - t0:.1f} s; incident {incident}, reports under {out}")
     env = {**sandbox.env, "PROPFLOW_OUTPUT_DIR": str(out)}
 
     def request(slug: str) -> RunRequest:
-        return RunRequest(slug=slug, incident=incident, started_at=iso(began), output_dir=str(out), env=env,
-                          params=extra_params(slug, chosen), progress=False,
-                          severity="P0" if slug == "triage" and DEFAULT_SCENARIO in chosen else None)
+        return RunRequest(
+            slug=slug,
+            incident=incident,
+            started_at=iso(began),
+            output_dir=str(out),
+            env=env,
+            params=extra_params(slug, chosen),
+            progress=False,
+            severity="P0" if slug == "triage" and DEFAULT_SCENARIO in chosen else None,
+        )
 
     _say("demo: triage...")
     triage = submit_step(pool, request("triage")).result()
     recs = list(triage.evidence.get("recommended_runbooks") or [])
-    _say(f"demo: triage {triage.evidence.get('status', 'error')} in {triage.seconds:.1f} s; "
-         f"recommends {', '.join(recs) or 'nothing'}")
+    _say(
+        f"demo: triage {triage.evidence.get('status', 'error')} in {triage.seconds:.1f} s; "
+        f"recommends {', '.join(recs) or 'nothing'}"
+    )
     runbooks: list[Step] = []
     if recs:
         _say(f"demo: running {', '.join(recs)} ({WORKERS} at a time)...")
@@ -188,7 +221,9 @@ def _demo(sandbox: Any, pool: KernelPool, chosen: list[str], out: Path, t0: floa
     _say("demo: post-incident review...")
     try:
         req = review_request(incident, str(out))
-        review = submit_step(pool, replace(req, announce=False, progress=False, env={**env, **req.env})).result()
+        review = submit_step(
+            pool, replace(req, announce=False, progress=False, env={**env, **req.env})
+        ).result()
     except BadInput as exc:
         review = Step("post-incident", 2, None, error=str(exc))
     _say("")

@@ -28,10 +28,19 @@ class Severity:
 
 
 SEVERITIES: dict[str, Severity] = {
-    "P0": Severity("P0", "Critical", "Service down, data loss risk", timedelta(minutes=15),
-                   "Database unavailable, complete API failure"),
-    "P1": Severity("P1", "High", "Major feature broken", timedelta(hours=1), "Photo upload failing, auth broken"),
-    "P2": Severity("P2", "Medium", "Feature impaired", timedelta(hours=4), "Slow responses, WebSocket issues"),
+    "P0": Severity(
+        "P0",
+        "Critical",
+        "Service down, data loss risk",
+        timedelta(minutes=15),
+        "Database unavailable, complete API failure",
+    ),
+    "P1": Severity(
+        "P1", "High", "Major feature broken", timedelta(hours=1), "Photo upload failing, auth broken"
+    ),
+    "P2": Severity(
+        "P2", "Medium", "Feature impaired", timedelta(hours=4), "Slow responses, WebSocket issues"
+    ),
     "P3": Severity("P3", "Low", "Minor issues", timedelta(hours=24), "UI bugs, logging issues"),
 }
 
@@ -51,8 +60,12 @@ ESCALATION: tuple[EscalationStep, ...] = (
 )
 OVERDUE_ESCALATION = "Notify engineering lead (response overdue)"
 #: Who each step of the document's matrix tells ([contacts] keys of the team configuration).
-_DEFAULT_CONTACTS = {"Notify on-call engineer": ("primary-on-call",), "Notify engineering lead": ("engineering-lead",),
-                     "Notify CTO": ("cto",), OVERDUE_ESCALATION: ("engineering-lead",)}
+_DEFAULT_CONTACTS = {
+    "Notify on-call engineer": ("primary-on-call",),
+    "Notify engineering lead": ("engineering-lead",),
+    "Notify CTO": ("cto",),
+    OVERDUE_ESCALATION: ("engineering-lead",),
+}
 
 
 @dataclass(frozen=True)
@@ -103,10 +116,17 @@ def _duration(td: timedelta) -> str:
 def _default_policy() -> EscalationPolicy:
     steps: dict[str, tuple[PolicyStep, ...]] = {}
     for sev in SEVERITIES:
-        chosen = [PolicyStep(s.after, s.action, _DEFAULT_CONTACTS.get(s.action, ())) for s in ESCALATION
-                  if sev in s.severities]
+        chosen = [
+            PolicyStep(s.after, s.action, _DEFAULT_CONTACTS.get(s.action, ()))
+            for s in ESCALATION
+            if sev in s.severities
+        ]
         if not chosen:
-            chosen = [PolicyStep(SEVERITIES[sev].response, OVERDUE_ESCALATION, _DEFAULT_CONTACTS[OVERDUE_ESCALATION])]
+            chosen = [
+                PolicyStep(
+                    SEVERITIES[sev].response, OVERDUE_ESCALATION, _DEFAULT_CONTACTS[OVERDUE_ESCALATION]
+                )
+            ]
         steps[sev] = tuple(chosen)
     return EscalationPolicy(steps, "default: the runbook document's matrix")
 
@@ -123,11 +143,13 @@ def policy_from_config(cfg: Any) -> EscalationPolicy:
         return DEFAULT_POLICY
     steps = dict(DEFAULT_POLICY.steps)
     for sev, configured in cfg.escalation.items():
-        steps[sev] = tuple(PolicyStep(timedelta(minutes=s.after_min), s.action, s.contacts, s.channels)
-                           for s in configured)
+        steps[sev] = tuple(
+            PolicyStep(timedelta(minutes=s.after_min), s.action, s.contacts, s.channels) for s in configured
+        )
     named = ", ".join(sorted(cfg.escalation))
-    return EscalationPolicy(steps, f"team configuration {cfg.path.name if cfg.path else ''} for {named}; "
-                                   "default for the rest")
+    return EscalationPolicy(
+        steps, f"team configuration {cfg.path.name if cfg.path else ''} for {named}; default for the rest"
+    )
 
 
 def active_policy(env: Any = None) -> EscalationPolicy:
@@ -191,7 +213,9 @@ def parse_time(value: str | datetime | None, *, name: str = "started_at") -> dat
         try:
             dt = datetime.fromisoformat(text)
         except ValueError:
-            raise BadInput(f"{name} must be an ISO 8601 time like 2026-11-26T03:12:00Z, not {value!r}") from None
+            raise BadInput(
+                f"{name} must be an ISO 8601 time like 2026-11-26T03:12:00Z, not {value!r}"
+            ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
@@ -207,19 +231,31 @@ def recorded_time(value: Any) -> datetime | None:
         return None
 
 
-def escalation_steps(severity: str, started_at: datetime,
-                     policy: EscalationPolicy | None = None) -> list[dict[str, Any]]:
+def escalation_steps(
+    severity: str, started_at: datetime, policy: EscalationPolicy | None = None
+) -> list[dict[str, Any]]:
     """Every escalation step that applies to this severity, with when it falls due."""
     policy = policy or active_policy()
     return [
-        {"after_min": s.after_min, "action": s.action, "due_at": started_at + s.after, "key": s.key,
-         "contacts": list(s.contacts), "channels": list(s.channels)}
+        {
+            "after_min": s.after_min,
+            "action": s.action,
+            "due_at": started_at + s.after,
+            "key": s.key,
+            "contacts": list(s.contacts),
+            "channels": list(s.channels),
+        }
         for s in policy.for_severity(severity)
     ]
 
 
-def clock(incident_id: str, severity: str, started_at: datetime, now: datetime | None = None,
-          policy: EscalationPolicy | None = None) -> dict[str, Any]:
+def clock(
+    incident_id: str,
+    severity: str,
+    started_at: datetime,
+    now: datetime | None = None,
+    policy: EscalationPolicy | None = None,
+) -> dict[str, Any]:
     """The incident block of evidence.json plus what the banner shows."""
     now = now or utcnow()
     sev = SEVERITIES[severity]
@@ -240,8 +276,12 @@ def clock(incident_id: str, severity: str, started_at: datetime, now: datetime |
             {"action": upcoming[0]["action"], "at": iso(upcoming[0]["due_at"])} if upcoming else None
         ),
         "escalation_steps": [
-            {"after_min": s["after_min"], "action": s["action"], "due_at": iso(s["due_at"]),
-             "reached": s["due_at"] <= now}
+            {
+                "after_min": s["after_min"],
+                "action": s["action"],
+                "due_at": iso(s["due_at"]),
+                "reached": s["due_at"] <= now,
+            }
             for s in steps
         ],
         "escalation_policy": policy.describe(),
@@ -255,7 +295,9 @@ def clock_text(block: dict[str, Any]) -> str:
     parts = [
         f"{block['id']} {block['severity']} ({sev.label}) started {block['started_at']},"
         f" {block['elapsed_min']} min ago;",
-        f"response due {block['response_due_at']}" + (" (OVERDUE)" if block["response_overdue"] else "") + ";",
+        f"response due {block['response_due_at']}"
+        + (" (OVERDUE)" if block["response_overdue"] else "")
+        + ";",
         f"escalation due now: {block['escalation_due'] or 'none yet'}",
     ]
     if block.get("next_escalation"):
@@ -318,7 +360,9 @@ POST_INCIDENT_CHECKLIST: tuple[str, ...] = (
 class Checklist:
     """The runbook document's post-incident checklist, as a markdown/HTML list to tick off."""
 
-    def __init__(self, items: tuple[str, ...] = POST_INCIDENT_CHECKLIST, done: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, items: tuple[str, ...] = POST_INCIDENT_CHECKLIST, done: frozenset[str] = frozenset()
+    ) -> None:
         self.items = items
         self.done = done
 

@@ -194,8 +194,13 @@ class S3Store:
         stamp = utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
         key = f"{self.prefix(incident_id)}{stamp}-{uuid.uuid4().hex}.json"
         with _as_oserror(self.where(incident_id)):
-            put_new(self.client, self.url.bucket, key, json.dumps(event, sort_keys=True, default=str).encode(),
-                    content_type="application/json")
+            put_new(
+                self.client,
+                self.url.bucket,
+                key,
+                json.dumps(event, sort_keys=True, default=str).encode(),
+                content_type="application/json",
+            )
 
     @contextlib.contextmanager
     def session(self, incident_id: str) -> Iterator[_S3Session]:
@@ -208,13 +213,16 @@ class S3Store:
         while True:
             try:
                 with _as_oserror(self.where(incident_id)):
-                    etag = put_new(self.client, self.url.bucket, lock, token.encode(), content_type="text/plain")
+                    etag = put_new(
+                        self.client, self.url.bucket, lock, token.encode(), content_type="text/plain"
+                    )
                 break
             except Exists:
                 self._break_stale(lock)
                 if time.monotonic() > deadline:
-                    raise OSError(f"the incident record {self.where(incident_id)} stayed locked for "
-                                  f"{LOCK_WAIT_S:g} s") from None
+                    raise OSError(
+                        f"the incident record {self.where(incident_id)} stayed locked for {LOCK_WAIT_S:g} s"
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
         try:
@@ -315,12 +323,16 @@ class IncidentState:
     corrupt_lines: int = 0
 
     def sent(self, step_key: str, channel: str) -> bool:
-        return any(e.get("step") == step_key and e.get("channel") == channel and e.get("status") == "sent"
-                   for e in self.escalations)
+        return any(
+            e.get("step") == step_key and e.get("channel") == channel and e.get("status") == "sent"
+            for e in self.escalations
+        )
 
     def notified(self, kind: str, channel: str) -> bool:
-        return any(e.get("action") == kind and e.get("channel") == channel and e.get("status") == "sent"
-                   for e in self.notifications)
+        return any(
+            e.get("action") == kind and e.get("channel") == channel and e.get("status") == "sent"
+            for e in self.notifications
+        )
 
     def operators(self) -> list[str]:
         """Everyone who acted, in order of first action (labels)."""
@@ -333,20 +345,42 @@ class IncidentState:
     def summary(self) -> dict[str, Any]:
         """The record as evidence.json's ``incident.record`` (and ``incident show --json``)."""
         return {
-            "opened_at": iso(self.opened_at), "opened_by": label(self.opened_by) if self.opened_by else None,
-            "opened_via": self.opened_via, "title": self.title or None,
-            "severity": self.severity, "started_at": iso(self.started_at),
+            "opened_at": iso(self.opened_at),
+            "opened_by": label(self.opened_by) if self.opened_by else None,
+            "opened_via": self.opened_via,
+            "title": self.title or None,
+            "severity": self.severity,
+            "started_at": iso(self.started_at),
             "acknowledged_at": iso(self.acknowledged_at),
             "acknowledged_by": label(self.acknowledged_by) if self.acknowledged_at else None,
             "resolved_at": iso(self.resolved_at),
             "resolved_by": label(self.resolved_by) if self.resolved_at else None,
-            "escalations_sent": [{"step": e.get("action"), "channel": e.get("channel"), "at": e.get("at")}
-                                 for e in self.escalations if e.get("status") == "sent"],
-            "escalations_failed": [{"step": e.get("action"), "channel": e.get("channel"), "at": e.get("at"),
-                                    "error": e.get("error")}
-                                   for e in self.escalations if e.get("status") == "failed"],
-            "overrides": [{"field": o.get("field"), "value": o.get("value"), "previous": o.get("previous"),
-                           "by": label(o.get("by")), "at": o.get("at"), "via": o.get("via")} for o in self.overrides],
+            "escalations_sent": [
+                {"step": e.get("action"), "channel": e.get("channel"), "at": e.get("at")}
+                for e in self.escalations
+                if e.get("status") == "sent"
+            ],
+            "escalations_failed": [
+                {
+                    "step": e.get("action"),
+                    "channel": e.get("channel"),
+                    "at": e.get("at"),
+                    "error": e.get("error"),
+                }
+                for e in self.escalations
+                if e.get("status") == "failed"
+            ],
+            "overrides": [
+                {
+                    "field": o.get("field"),
+                    "value": o.get("value"),
+                    "previous": o.get("previous"),
+                    "by": label(o.get("by")),
+                    "at": o.get("at"),
+                    "via": o.get("via"),
+                }
+                for o in self.overrides
+            ],
             "notes": len(self.notes),
             "operators": self.operators(),
         }
@@ -366,8 +400,12 @@ def _resolve_pending(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         who = e["by"]
         for earlier in out[:i]:
             by = earlier.get("by")
-            if (isinstance(by, dict) and by.get("aws_arn") == PENDING and by.get("user") == who.get("user")
-                    and by.get("host") == who.get("host")):
+            if (
+                isinstance(by, dict)
+                and by.get("aws_arn") == PENDING
+                and by.get("user") == who.get("user")
+                and by.get("host") == who.get("host")
+            ):
                 earlier["by"] = dict(who)
     return out
 
@@ -415,21 +453,37 @@ def load(store: IncidentStore, incident_id: str) -> IncidentState:
 
 def event(kind: str, by: Mapping[str, Any], at: datetime | None = None, **fields: Any) -> dict[str, Any]:
     now = utcnow()
-    return {"schema": SCHEMA, "event": kind, "at": iso(at or now), "recorded_at": iso(now), "by": dict(by), **fields}
+    return {
+        "schema": SCHEMA,
+        "event": kind,
+        "at": iso(at or now),
+        "recorded_at": iso(now),
+        "by": dict(by),
+        **fields,
+    }
 
 
 # ---------------------------------------------------------------- what people do
 
 
-def open_or_join(store: IncidentStore, incident_id: str, *, severity: str, started_at: datetime,
-                 severity_given: bool, started_given: bool,
-                 by: Mapping[str, Any] | Callable[[], Mapping[str, Any]], via: str,
-                 title: str = "") -> tuple[IncidentState, list[dict[str, Any]]]:
+def open_or_join(
+    store: IncidentStore,
+    incident_id: str,
+    *,
+    severity: str,
+    started_at: datetime,
+    severity_given: bool,
+    started_given: bool,
+    by: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+    via: str,
+    title: str = "",
+) -> tuple[IncidentState, list[dict[str, Any]]]:
     """Open the incident with these values, or join it: the record's values win unless given explicitly,
     in which case the difference is recorded as an ``override``. Returns the state and the events written.
 
     ``by`` may be a callable: it is called only when an event is written (a run that joins an open incident
     does not wait for the STS answer)."""
+
     def by_value() -> dict[str, Any]:
         return dict(by() if callable(by) else by)
 
@@ -437,40 +491,83 @@ def open_or_join(store: IncidentStore, incident_id: str, *, severity: str, start
         st = fold(incident_id, s.events)
         written: list[dict[str, Any]] = []
         if not st.exists:
-            written.append(s.append(event("opened", by_value(), severity=severity, started_at=iso(started_at), via=via,
-                                          title=title)))
+            written.append(
+                s.append(
+                    event(
+                        "opened",
+                        by_value(),
+                        severity=severity,
+                        started_at=iso(started_at),
+                        via=via,
+                        title=title,
+                    )
+                )
+            )
         else:
             if severity_given and severity != st.severity:
-                written.append(s.append(event("override", by_value(), field="severity", value=severity,
-                                              previous=st.severity, via=via)))
+                written.append(
+                    s.append(
+                        event(
+                            "override",
+                            by_value(),
+                            field="severity",
+                            value=severity,
+                            previous=st.severity,
+                            via=via,
+                        )
+                    )
+                )
             if started_given and st.started_at is not None and started_at != st.started_at:
-                written.append(s.append(event("override", by_value(), field="started_at", value=iso(started_at),
-                                              previous=iso(st.started_at), via=via)))
+                written.append(
+                    s.append(
+                        event(
+                            "override",
+                            by_value(),
+                            field="started_at",
+                            value=iso(started_at),
+                            previous=iso(st.started_at),
+                            via=via,
+                        )
+                    )
+                )
         return fold(incident_id, s.events), written
 
 
 def require(store: IncidentStore, incident_id: str) -> IncidentState:
     st = load(store, incident_id)
     if not st.exists:
-        raise BadInput(f"incident {incident_id} has no record at {store.where(incident_id)}: open it with "
-                       f"`propflow-ops incident open {incident_id}` or run a runbook with --incident {incident_id}")
+        raise BadInput(
+            f"incident {incident_id} has no record at {store.where(incident_id)}: open it with "
+            f"`propflow-ops incident open {incident_id}` or run a runbook with --incident {incident_id}"
+        )
     return st
 
 
-def record(store: IncidentStore, incident_id: str, kind: str, by: Mapping[str, Any], at: datetime | None = None,
-           **fields: Any) -> tuple[IncidentState, dict[str, Any] | None, str]:
+def record(
+    store: IncidentStore,
+    incident_id: str,
+    kind: str,
+    by: Mapping[str, Any],
+    at: datetime | None = None,
+    **fields: Any,
+) -> tuple[IncidentState, dict[str, Any] | None, str]:
     """ack / resolve / note on an open incident. Returns (state after, event written or None, message)."""
     with store.session(incident_id) as s:
         st = fold(incident_id, s.events)
         if not st.exists:
-            raise BadInput(f"incident {incident_id} has no record at {store.where(incident_id)}: open it first "
-                           f"(`propflow-ops incident open {incident_id}`, or a run with --incident {incident_id})")
+            raise BadInput(
+                f"incident {incident_id} has no record at {store.where(incident_id)}: open it first "
+                f"(`propflow-ops incident open {incident_id}`, or a run with --incident {incident_id})"
+            )
         when = at or utcnow()
         if st.started_at and when < st.started_at and kind in ("ack", "resolve"):
             raise BadInput(f"--at {iso(when)} is before the incident started ({iso(st.started_at)})")
         if kind == "ack" and st.acknowledged_at is not None:
-            return st, None, (f"already acknowledged by {label(st.acknowledged_by)} at "
-                              f"{iso(st.acknowledged_at)}")
+            return (
+                st,
+                None,
+                (f"already acknowledged by {label(st.acknowledged_by)} at {iso(st.acknowledged_at)}"),
+            )
         if kind == "resolve" and st.resolved_at is not None:
             return st, None, f"already resolved by {label(st.resolved_by)} at {iso(st.resolved_at)}"
         if kind == "ack" and st.resolved_at is not None:

@@ -88,7 +88,8 @@ class Range:
 
     def text(self) -> str:
         return f"{'>' if self.low_open else '>='} {self.low:g} and <= {self.high:g}" + (
-            f" ({self.what})" if self.what else "")
+            f" ({self.what})" if self.what else ""
+        )
 
     def holds(self, value: float) -> bool:
         return (value > self.low if self.low_open else value >= self.low) and value <= self.high
@@ -206,8 +207,13 @@ def max_past(slug: str) -> timedelta:
     return REVIEW_MAX_PAST if slug in _REVIEW_SLUGS else MAX_PAST
 
 
-def check_started_at(value: str | None, *, name: str = "--started-at", now: datetime | None = None,
-                     max_past: timedelta = MAX_PAST) -> datetime:
+def check_started_at(
+    value: str | None,
+    *,
+    name: str = "--started-at",
+    now: datetime | None = None,
+    max_past: timedelta = MAX_PAST,
+) -> datetime:
     """ISO 8601 (UTC when it has no zone), within [now - 30 days (3 years for a review), now + 5 min]."""
     if value is not None:
         check_text(name, value)
@@ -342,7 +348,9 @@ def check_environment(env: Mapping[str, str] | None = None) -> None:
 # ---------------------------------------------------------------- the output folder
 
 
-def resolve_output_dir(output_dir: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
+def resolve_output_dir(
+    output_dir: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None
+) -> Path:
     """``--output-dir``, else PROPFLOW_OUTPUT_DIR, else ./outputs: absolute against the caller's working dir."""
     env = os.environ if env is None else env
     raw = os.fspath(output_dir) if output_dir else (env.get("PROPFLOW_OUTPUT_DIR") or "outputs")

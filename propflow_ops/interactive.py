@@ -48,7 +48,9 @@ from propflow_ops.runbooks import RUNBOOKS, Runbook
 
 LAB_DIR = ".lab"
 MODE = "interactive"
-INCIDENT_ENV = "PROPFLOW_LAB_INCIDENT"  # set in the lab's kernels: this is an interactive run of that incident
+INCIDENT_ENV = (
+    "PROPFLOW_LAB_INCIDENT"  # set in the lab's kernels: this is an interactive run of that incident
+)
 WORKDIR_ENV = "PROPFLOW_LAB_WORKDIR"  # the working copies' folder (JupyterLab's root)
 RESET_EACH_SESSION = ("apply", "confirm")  # never carried from one session to the next
 
@@ -79,7 +81,9 @@ def fill_parameters(source: str, values: Mapping[str, Any]) -> str:
     for node in ast.parse(source).body:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
             name, value = node.target.id, node.value
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        elif (
+            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+        ):
             name, value = node.targets[0].id, node.value
         else:
             continue
@@ -119,8 +123,15 @@ def _environ(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def prepare(slug: str | None, incident: str | None, env: Mapping[str, str], *, output_dir: str | None = None,
-            severity: str | None = None, started_at: str | None = None) -> LabSession:
+def prepare(
+    slug: str | None,
+    incident: str | None,
+    env: Mapping[str, str],
+    *,
+    output_dir: str | None = None,
+    severity: str | None = None,
+    started_at: str | None = None,
+) -> LabSession:
     """Open or join the incident record and write (or refresh) the working copy of every runbook.
 
     ``env`` is the environment JupyterLab's kernels get (the sandbox's, or the engineer's with ``--config``/
@@ -142,15 +153,29 @@ def prepare(slug: str | None, incident: str | None, env: Mapping[str, str], *, o
         order = [first] + [rb for rb in RUNBOOKS.values() if rb is not first]
         prepared: list[tuple[Runbook, dict[str, Any], dict[str, str]]] = []
         for rb in order:  # everything validated before anything is written
-            req = run_context.prepare(RunRequest(slug=rb.slug, incident=incident, severity=severity,
-                                                 started_at=started_at, output_dir=str(root)), rb)
+            req = run_context.prepare(
+                RunRequest(
+                    slug=rb.slug,
+                    incident=incident,
+                    severity=severity,
+                    started_at=started_at,
+                    output_dir=str(root),
+                ),
+                rb,
+            )
             prepared.append((rb, build_parameters(rb, req), dict(req.env)))
     _, params0, config_env = prepared[0]
     store = ir.LocalStore(root)  # no network inside the swap above; STS is asked with the kernels' env
     state, written = ir.open_or_join(
-        store, incident, severity=str(params0["severity"]), started_at=parse_time(str(params0["started_at"])),
-        severity_given=severity is not None, started_given=started_at is not None,
-        by=lambda: operator_mod.current(env), via=f"lab {first.slug}")
+        store,
+        incident,
+        severity=str(params0["severity"]),
+        started_at=parse_time(str(params0["started_at"])),
+        severity_given=severity is not None,
+        started_given=started_at is not None,
+        by=lambda: operator_mod.current(env),
+        via=f"lab {first.slug}",
+    )
     workdir = working_dir(root, incident)
     workdir.mkdir(parents=True, exist_ok=True)
     session = LabSession(incident, root, workdir, {}, opened=any(e.get("event") == "opened" for e in written))
@@ -161,8 +186,12 @@ def prepare(slug: str | None, incident: str | None, env: Mapping[str, str], *, o
         if state.started_at is not None:
             params["started_at"] = iso(state.started_at)
         session.copies[rb.slug] = write_working_copy(rb, workdir, params)
-    session.kernel_env = {**config_env, "PROPFLOW_OUTPUT_DIR": str(root), INCIDENT_ENV: incident,
-                          WORKDIR_ENV: str(workdir)}
+    session.kernel_env = {
+        **config_env,
+        "PROPFLOW_OUTPUT_DIR": str(root),
+        INCIDENT_ENV: incident,
+        WORKDIR_ENV: str(workdir),
+    }
     return session
 
 
@@ -180,8 +209,14 @@ def write_working_copy(rb: Runbook, workdir: Path, params: Mapping[str, Any]) ->
     cell = parameters_cell(nb)
     cell.source = fill_parameters(cell.source, values)
     nb.metadata.setdefault("propflow_ops", {}).update(
-        {"runbook": rb.slug, "incident": params.get("incident_id"), "working_copy": True,
-         "template": rb.notebook, "prepared_at": iso(utcnow())})
+        {
+            "runbook": rb.slug,
+            "incident": params.get("incident_id"),
+            "working_copy": True,
+            "template": rb.notebook,
+            "prepared_at": iso(utcnow()),
+        }
+    )
     mask_notebook(nb)
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     nbformat.write(nb, str(tmp))
@@ -197,8 +232,9 @@ def mask_code(source: str) -> str:
     (a URL with its password, a token pasted between quotes), and every line that is not Python
     (``%env``, ``!aws ...``) or that Python cannot read is masked whole. Masking the whole source
     would turn ``ws_token: str = ...`` into ``ws_token: ***``: a working copy that no longer runs."""
-    masked_lines = [redact_text(line) if line.lstrip().startswith(("%", "!")) else line
-                    for line in source.split("\n")]
+    masked_lines = [
+        redact_text(line) if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n")
+    ]
     text = "\n".join(masked_lines)
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
@@ -269,13 +305,20 @@ class Capture:
         with self._lock:
             self.runs.setdefault(msg_id, _Execution(msg_id, cell_id, code, count))
 
-    def observe(self, msg_type: str, content: Mapping[str, Any], parent_id: str | None,
-                request: Mapping[str, Any] | None = None) -> None:
+    def observe(
+        self,
+        msg_type: str,
+        content: Mapping[str, Any],
+        parent_id: str | None,
+        request: Mapping[str, Any] | None = None,
+    ) -> None:
         if not parent_id:
             return
         if msg_type == "execute_input":
             meta = (request or {}).get("metadata") or {}
-            self.start(parent_id, meta.get("cellId"), str(content.get("code", "")), content.get("execution_count"))
+            self.start(
+                parent_id, meta.get("cellId"), str(content.get("code", "")), content.get("execution_count")
+            )
             return
         with self._lock:
             run = self.runs.get(parent_id)
@@ -284,11 +327,16 @@ class Capture:
             if msg_type == "clear_output":
                 run.outputs.clear()
             elif msg_type in ("stream", "display_data", "execute_result", "error"):
-                out = nbformat.v4.output_from_msg({"header": {"msg_type": msg_type}, "content": copy.deepcopy(
-                    dict(content))})
+                out = nbformat.v4.output_from_msg(
+                    {"header": {"msg_type": msg_type}, "content": copy.deepcopy(dict(content))}
+                )
                 last = run.outputs[-1] if run.outputs else None
-                if (msg_type == "stream" and last is not None and last.get("output_type") == "stream"
-                        and last.get("name") == out.get("name")):
+                if (
+                    msg_type == "stream"
+                    and last is not None
+                    and last.get("output_type") == "stream"
+                    and last.get("name") == out.get("name")
+                ):
                     last["text"] += out["text"]
                 else:
                     run.outputs.append(out)
@@ -333,15 +381,22 @@ def install_capture() -> Capture | None:
     cap = Capture()
     original = session.send
 
-    def send(stream: Any, msg_or_type: Any, content: Any = None, parent: Any = None, *args: Any, **kw: Any) -> Any:
+    def send(
+        stream: Any, msg_or_type: Any, content: Any = None, parent: Any = None, *args: Any, **kw: Any
+    ) -> Any:
         try:
             if isinstance(msg_or_type, Mapping):
-                cap.observe(str(msg_or_type.get("header", {}).get("msg_type")), msg_or_type.get("content") or {},
-                            _parent_id(msg_or_type.get("parent_header")))
+                cap.observe(
+                    str(msg_or_type.get("header", {}).get("msg_type")),
+                    msg_or_type.get("content") or {},
+                    _parent_id(msg_or_type.get("parent_header")),
+                )
             else:
                 request = None
                 if msg_or_type == "execute_input":
-                    request = parent if isinstance(parent, Mapping) and "metadata" in parent else _current(kernel)
+                    request = (
+                        parent if isinstance(parent, Mapping) and "metadata" in parent else _current(kernel)
+                    )
                 cap.observe(str(msg_or_type), content or {}, _parent_id(parent), request)
         except Exception:  # noqa: BLE001 - recording must never break what the engineer sees  # pragma: no cover
             pass
@@ -350,8 +405,12 @@ def install_capture() -> Capture | None:
     session.send = send
     current = _current(kernel)  # the cell running begin(): its execute_input was sent before we listened
     if current:
-        cap.start(str(_parent_id(current)), (current.get("metadata") or {}).get("cellId"),
-                  str((current.get("content") or {}).get("code", "")), getattr(shell, "execution_count", None))
+        cap.start(
+            str(_parent_id(current)),
+            (current.get("metadata") or {}).get("cellId"),
+            str((current.get("content") or {}).get("code", "")),
+            getattr(shell, "execution_count", None),
+        )
     _CAPTURE = cap
     return cap
 
@@ -372,8 +431,9 @@ def current_msg_id() -> str | None:
     return None
 
 
-def build_report(copy_path: Path, cap: Capture | None, params: Mapping[str, Any],
-                 final_outputs: list[Any] | None = None) -> tuple[nbformat.NotebookNode, str | None]:
+def build_report(
+    copy_path: Path, cap: Capture | None, params: Mapping[str, Any], final_outputs: list[Any] | None = None
+) -> tuple[nbformat.NotebookNode, str | None]:
     """The interactive run as a notebook: the working copy's cells with what this kernel executed and sent
     (cells not run in this kernel lose their old outputs); the parameters cell shows the values the run used.
     Also the error text of the first cell whose last execution raised, as the headless runner reports it."""
@@ -443,14 +503,21 @@ def publish_interactive(ev: Evidence, final_outputs: list[Any] | None = None) ->
         copy_path = rb.path
     nb, error = build_report(copy_path, _CAPTURE, ev.parameters, final_outputs)
     params = dict(ev.parameters)
-    ctx = run_context.RunContext(incident, config_mod.load(None, None, os.environ), ir.LocalStore(root),
-                                 operator_mod.in_background(os.environ), mode=MODE)
+    ctx = run_context.RunContext(
+        incident,
+        config_mod.load(None, None, os.environ),
+        ir.LocalStore(root),
+        operator_mod.in_background(os.environ),
+        mode=MODE,
+    )
     private = private_workdir()
     try:
         nbformat.write(nb, str(private / "report.ipynb"))
         write_json_atomic(private / "evidence.json", ev.to_json())
         masked = sanitize_notebook(private / "report.ipynb", rb, params, error)
-        evidence = run_context.annotate(ctx, final_evidence(rb, params, private, error, ev.started_at, ev._t0))
+        evidence = run_context.annotate(
+            ctx, final_evidence(rb, params, private, error, ev.started_at, ev._t0)
+        )
         files, names = publishable_files(masked, evidence, private, True)
         parent = root / incident
         created = make_parent(parent)
@@ -480,10 +547,14 @@ class Published:
         import html
 
         if self.error:
-            return (f'<div class="propflow-published" style="color:#b71c1c"><b>Not published:</b> '
-                    f"{html.escape(self.error)}</div>")
-        return (f'<div class="propflow-published"><b>Published</b> (interactive run): '
-                f"<code>{html.escape(str(self.path))}</code></div>")
+            return (
+                f'<div class="propflow-published" style="color:#b71c1c"><b>Not published:</b> '
+                f"{html.escape(self.error)}</div>"
+            )
+        return (
+            f'<div class="propflow-published"><b>Published</b> (interactive run): '
+            f"<code>{html.escape(str(self.path))}</code></div>"
+        )
 
     def __repr__(self) -> str:
         return f"Not published: {self.error}" if self.error else f"Published (interactive run): {self.path}"
@@ -506,13 +577,19 @@ class InteractiveEvidence(Evidence):
             from IPython import get_ipython
 
             count = get_ipython().execution_count
-        shown = {"output_type": "execute_result", "execution_count": count, "metadata": {},
-                 "data": {"text/html": table._repr_html_(), "text/plain": repr(table)}}
+        shown = {
+            "output_type": "execute_result",
+            "execution_count": count,
+            "metadata": {},
+            "data": {"text/html": table._repr_html_(), "text/plain": repr(table)},
+        }
         try:
             folder = publish_interactive(self, [nbformat.from_dict(shown)])
         except Exception as exc:  # noqa: BLE001 - one line in the notebook, never a lost table
-            print(f"propflow-ops: the run was not published: {type(exc).__name__}: {redact_text(str(exc))}",
-                  file=sys.stderr)
+            print(
+                f"propflow-ops: the run was not published: {type(exc).__name__}: {redact_text(str(exc))}",
+                file=sys.stderr,
+            )
             display(Published(None, f"{type(exc).__name__}: {redact_text(str(exc))}"))
             return table
         self.published.append(folder)
@@ -526,5 +603,7 @@ def interactive_banner_line() -> str | None:
     if not incident:
         return None
     where = os.environ.get("PROPFLOW_OUTPUT_DIR") or "the output folder"
-    return (f"Interactive run for incident {incident} (working copy in {os.environ.get(WORKDIR_ENV, '?')}); "
-            f"ev.save() (the last cell) publishes a new run under {where}/{incident}/")
+    return (
+        f"Interactive run for incident {incident} (working copy in {os.environ.get(WORKDIR_ENV, '?')}); "
+        f"ev.save() (the last cell) publishes a new run under {where}/{incident}/"
+    )

@@ -139,8 +139,14 @@ def _notebooks_dir() -> Path:
 class WarmKernel:
     """One kernel with the runbooks' imports loaded, reused run after run on the thread that started it."""
 
-    def __init__(self, cwd: str | os.PathLike[str] | None = None, preload: str = PRELOAD, *,
-                 env: Mapping[str, str] | None = None, output: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        cwd: str | os.PathLike[str] | None = None,
+        preload: str = PRELOAD,
+        *,
+        env: Mapping[str, str] | None = None,
+        output: str | os.PathLike[str] | None = None,
+    ) -> None:
         """``env``: the environment the kernel starts with (default: this process's, when it starts);
         every run starts from it. ``output``: a file that receives what the kernel process itself writes
         to its stdout and stderr (default: this process's), appended to across kernels."""
@@ -223,8 +229,14 @@ class KernelPool:
     kernel (the runner then starts a cold one and reports what went wrong in the usual way).
     """
 
-    def __init__(self, workers: int = 2, preload: str = PRELOAD, *, env: Mapping[str, str] | None = None,
-                 output: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        preload: str = PRELOAD,
+        *,
+        env: Mapping[str, str] | None = None,
+        output: str | os.PathLike[str] | None = None,
+    ) -> None:
         """``env``: as for :class:`WarmKernel`, for every kernel of the pool. ``output``: a folder where each
         worker's kernels write their own stdout and stderr, to ``<worker thread name>.log``."""
         self.workers = max(1, int(workers))
@@ -235,8 +247,10 @@ class KernelPool:
         self._kernels: set[WarmKernel] = set()  # the live ones, for close(kill=True)
         self._lock = threading.Lock()
         self._jobs: queue.Queue[tuple[Job, Future[Any]] | None] = queue.Queue()
-        self._threads = [threading.Thread(target=self._work, name=f"propflow-kernel-{i}", daemon=True)
-                         for i in range(self.workers)]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"propflow-kernel-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
         for t in self._threads:
             t.start()
 

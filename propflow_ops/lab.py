@@ -132,13 +132,21 @@ def write_app_settings(directory: Path) -> Path:
     return directory
 
 
-def jupyter_command(root: Path, port: int, *, python: str | None = None,
-                    allow_root: bool | None = None, app_settings: Path | None = None) -> list[str]:
+def jupyter_command(
+    root: Path,
+    port: int,
+    *,
+    python: str | None = None,
+    allow_root: bool | None = None,
+    app_settings: Path | None = None,
+) -> list[str]:
     """The JupyterLab command line. The token goes in the environment (JUPYTER_TOKEN), not in ``ps``."""
     if allow_root is None:
         allow_root = hasattr(os, "geteuid") and os.geteuid() == 0
     cmd = [
-        python or sys.executable, "-m", "jupyterlab",
+        python or sys.executable,
+        "-m",
+        "jupyterlab",
         "--no-browser",
         f"--ServerApp.root_dir={root}",
         f"--ServerApp.ip={HOST}",
@@ -157,7 +165,9 @@ def jupyter_command(root: Path, port: int, *, python: str | None = None,
     return cmd
 
 
-def lab_env(base: Mapping[str, str], token: str, sandbox_env: Mapping[str, str] | None = None) -> dict[str, str]:
+def lab_env(
+    base: Mapping[str, str], token: str, sandbox_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The environment JupyterLab and its kernels get: with the sandbox, ``base`` without any target
     variable (:mod:`propflow_ops.sandbox.isolation`) and then the sandbox's own."""
     env = dict(base)
@@ -174,18 +184,30 @@ def target_summary(env: Mapping[str, str], scenarios: Sequence[str] | None) -> s
     """One line saying where the kernels will point (names only, no secret)."""
     if scenarios is not None:
         return f"target: SANDBOX (scenarios: {', '.join(scenarios) or 'healthy'})"
-    parts = [f"{name}={env[name]}" for name in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
-                                                "AWS_ENDPOINT_URL") if env.get(name)]
+    parts = [
+        f"{name}={env[name]}"
+        for name in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+        if env.get(name)
+    ]
     where = ", ".join(parts) or "boto3's default chain"
-    return (f"target: the current environment ({where}); each runbook's banner shows the AWS account,"
-            " red when it is not the sandbox")
+    return (
+        f"target: the current environment ({where}); each runbook's banner shows the AWS account,"
+        " red when it is not the sandbox"
+    )
 
 
-def wait_ready(proc: subprocess.Popen[bytes], port: int, token: str, stop: threading.Event,
-               timeout_s: float = READY_TIMEOUT_S) -> bool:
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    port: int,
+    token: str,
+    stop: threading.Event,
+    timeout_s: float = READY_TIMEOUT_S,
+) -> bool:
     """True once JupyterLab answers /api/status; False if it exited, timed out or we were stopped."""
     deadline = time.monotonic() + timeout_s
-    req = urllib.request.Request(f"http://{HOST}:{port}/api/status", headers={"Authorization": f"token {token}"})
+    req = urllib.request.Request(
+        f"http://{HOST}:{port}/api/status", headers={"Authorization": f"token {token}"}
+    )
     while time.monotonic() < deadline and not stop.is_set():
         if proc.poll() is not None:
             return False
@@ -218,6 +240,7 @@ def _stop_on_signals(stop: threading.Event, starting: threading.Event | None = N
     """SIGINT/SIGTERM set ``stop``; while ``starting`` is set (the sandbox starting) the first one also
     raises KeyboardInterrupt, so that the start is cut short. Later signals are ignored: the stop that
     follows is bounded and must not be cut short (it would leave processes behind)."""
+
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             return
@@ -236,8 +259,9 @@ def _stop_on_signals(stop: threading.Event, starting: threading.Event | None = N
             signal.signal(sig, handler)
 
 
-def make_sandbox(scenarios: Sequence[str], *, database_url: str | None = None,
-                 redis_url: str | None = None) -> SandboxLike:
+def make_sandbox(
+    scenarios: Sequence[str], *, database_url: str | None = None, redis_url: str | None = None
+) -> SandboxLike:
     from propflow_ops.sandbox import Sandbox
 
     return Sandbox(scenarios, database_url=database_url, redis_url=redis_url)
@@ -259,22 +283,44 @@ class LabIncident:
     config_env: dict[str, str] = field(default_factory=dict)
 
 
-def lab_main(slug: str | None, *, sandbox: bool = False, scenarios: Sequence[str] = (),
-             port: int = 8888, database_url: str | None = None, redis_url: str | None = None,
-             incident: LabIncident | None = None) -> int:
+def lab_main(
+    slug: str | None,
+    *,
+    sandbox: bool = False,
+    scenarios: Sequence[str] = (),
+    port: int = 8888,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    incident: LabIncident | None = None,
+) -> int:
     """Start JupyterLab (and the sandbox), print the URL, run until Ctrl-C/SIGTERM. 0 on a clean stop."""
     from propflow_ops.incident import BadInput
 
     try:
-        return _lab(slug, sandbox=sandbox, scenarios=list(scenarios), port=port, database_url=database_url,
-                    redis_url=redis_url, incident=incident or LabIncident())
+        return _lab(
+            slug,
+            sandbox=sandbox,
+            scenarios=list(scenarios),
+            port=port,
+            database_url=database_url,
+            redis_url=redis_url,
+            incident=incident or LabIncident(),
+        )
     except (LabError, BadInput) as exc:
         print(f"propflow-ops lab: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
 
-def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, database_url: str | None = None,
-         redis_url: str | None = None, incident: LabIncident) -> int:
+def _lab(
+    slug: str | None,
+    *,
+    sandbox: bool,
+    scenarios: list[str],
+    port: int,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    incident: LabIncident,
+) -> int:
     from propflow_ops import inputs, interactive
 
     templates = notebooks_dir()
@@ -290,7 +336,9 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
     if (database_url or redis_url) and not sandbox:
         raise LabError("--sandbox-database-url and --sandbox-redis-url need --sandbox")
     if incident.config_env and sandbox:
-        raise LabError("--config/--env cannot be used with --sandbox (the sandbox writes its own configuration)")
+        raise LabError(
+            "--config/--env cannot be used with --sandbox (the sandbox writes its own configuration)"
+        )
     if incident.incident is not None:
         inputs.check_incident_id(incident.incident)
     output_dir = str(inputs.resolve_output_dir(incident.output_dir)) if incident.output_dir else None
@@ -318,7 +366,9 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
                 _say(f"starting the sandbox (scenarios: {', '.join(scenarios) or 'healthy'}) ...")
                 try:
                     box = make_sandbox(scenarios, database_url=database_url, redis_url=redis_url)
-                except ValueError as exc:  # SandboxRefused: a fault that would change a server it does not own
+                except (
+                    ValueError
+                ) as exc:  # SandboxRefused: a fault that would change a server it does not own
                     raise LabError(str(exc)) from None
                 try:
                     starting.set()
@@ -328,8 +378,10 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
                 except KeyboardInterrupt:
                     return 0
                 except Exception as exc:  # noqa: BLE001 - one line, not a traceback
-                    print(f"propflow-ops lab: error: the sandbox did not start: {type(exc).__name__}: {exc}",
-                          file=sys.stderr)
+                    print(
+                        f"propflow-ops lab: error: the sandbox did not start: {type(exc).__name__}: {exc}",
+                        file=sys.stderr,
+                    )
                     return 1
                 finally:
                     starting.clear()
@@ -339,8 +391,14 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
             env = {**lab_env(os.environ, token, sandbox_env), **incident.config_env}
             if output_dir:
                 env["PROPFLOW_OUTPUT_DIR"] = output_dir
-            work = interactive.prepare(slug, incident.incident, env, output_dir=output_dir,
-                                       severity=incident.severity, started_at=incident.started_at)
+            work = interactive.prepare(
+                slug,
+                incident.incident,
+                env,
+                output_dir=output_dir,
+                severity=incident.severity,
+                started_at=incident.started_at,
+            )
             env.update(work.kernel_env)
             root = work.workdir
             scratch = tempfile.mkdtemp(prefix="propflow-lab-")
@@ -350,8 +408,9 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
                 if chosen != port and port != 0:
                     _say(f"port {port} is taken; using {chosen}")
                 cmd = jupyter_command(root, chosen, app_settings=app_settings)
-                proc = subprocess.Popen(cmd, env=env, cwd=root, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)  # our Ctrl-C, not Jupyter's y/n prompt
+                proc = subprocess.Popen(
+                    cmd, env=env, cwd=root, stdin=subprocess.DEVNULL, start_new_session=True
+                )  # our Ctrl-C, not Jupyter's y/n prompt
                 if wait_ready(proc, chosen, token, stop):
                     break
                 if stop.is_set():
@@ -359,18 +418,24 @@ def _lab(slug: str | None, *, sandbox: bool, scenarios: list[str], port: int, da
                 code = stop_process(proc)
                 proc = None
                 if port_is_free(chosen):  # it died for another reason than the port
-                    print(f"propflow-ops lab: error: JupyterLab did not start (exit {code}): "
-                          f"{shlex.join(cmd)}", file=sys.stderr)
+                    print(
+                        f"propflow-ops lab: error: JupyterLab did not start (exit {code}): {shlex.join(cmd)}",
+                        file=sys.stderr,
+                    )
                     return 1
                 port = 0
             else:
                 print("propflow-ops lab: error: no free port for JupyterLab", file=sys.stderr)
                 return 1
             _say(target_summary(env, scenarios if sandbox else None))
-            _say(f"incident {work.incident} ({'opened now' if work.opened else 'joined'}): working copies in"
-                 f" {root}; notebooks/ is never opened")
-            _say("saves are masked before they reach the disk; ev.save() (each runbook's last cell) publishes"
-                 f" a run under {work.root / work.incident}")
+            _say(
+                f"incident {work.incident} ({'opened now' if work.opened else 'joined'}): working copies in"
+                f" {root}; notebooks/ is never opened"
+            )
+            _say(
+                "saves are masked before they reach the disk; ev.save() (each runbook's last cell) publishes"
+                f" a run under {work.root / work.incident}"
+            )
             _say("Ctrl-C stops JupyterLab" + (" and the sandbox" if sandbox else ""))
             print(lab_url(chosen, notebook, token), flush=True)
             while not stop.wait(0.5):

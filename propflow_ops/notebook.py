@@ -60,8 +60,12 @@ def target() -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the banner must show even when AWS is unreachable
         aws["error"] = f"{type(exc).__name__}: {exc}"
     info = dict(aws)
-    info["database_host"] = url_host(os.environ.get("PROPFLOW_DATABASE_URL"), port=True) or "from the task definition"
-    info["redis_host"] = url_host(os.environ.get("PROPFLOW_REDIS_URL"), port=True) or "from the task definition"
+    info["database_host"] = (
+        url_host(os.environ.get("PROPFLOW_DATABASE_URL"), port=True) or "from the task definition"
+    )
+    info["redis_host"] = (
+        url_host(os.environ.get("PROPFLOW_REDIS_URL"), port=True) or "from the task definition"
+    )
     info["api_url"] = api_url()
     info["sandbox"] = is_sandbox(info)
     return redact(info)
@@ -78,8 +82,9 @@ def is_sandbox(info: Mapping[str, Any]) -> bool:
 class Banner:
     """The first output of every runbook: where it points, and the incident clock."""
 
-    def __init__(self, title: str, info: Mapping[str, Any], clock: Mapping[str, Any],
-                 interactive: str | None = None) -> None:
+    def __init__(
+        self, title: str, info: Mapping[str, Any], clock: Mapping[str, Any], interactive: str | None = None
+    ) -> None:
         self.title = title
         self.info = dict(info)
         self.clock = dict(clock)
@@ -107,7 +112,9 @@ class Banner:
         )
 
     def __repr__(self) -> str:
-        return "\n".join([f"[{self.label}] {self.title}"] + ["  " + redact_text(line) for line in self._lines()])
+        return "\n".join(
+            [f"[{self.label}] {self.title}"] + ["  " + redact_text(line) for line in self._lines()]
+        )
 
 
 def begin(slug: str, namespace: Mapping[str, Any], *, show_banner: bool = True) -> Evidence:

@@ -50,8 +50,13 @@ class SendResult:
 # ---------------------------------------------------------------- transport
 
 
-def post_json(url: str, payload: Mapping[str, Any], *, deadline_s: float = SEND_DEADLINE_S,
-              headers: Mapping[str, str] | None = None) -> tuple[int | None, str]:
+def post_json(
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    deadline_s: float = SEND_DEADLINE_S,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int | None, str]:
     """POST JSON through ``sources.http.send`` (total deadline, no redirect followed, TLS verified).
     Returns (status, short body) or (None, error). Never raises; the URL (a credential for Slack) never
     appears in the result."""
@@ -59,8 +64,13 @@ def post_json(url: str, payload: Mapping[str, Any], *, deadline_s: float = SEND_
 
     try:
         status, raw, _ = http_source.send(
-            "POST", url, data=json.dumps(payload).encode("utf-8"), timeout_s=deadline_s, breaker=False,
-            headers={"Content-Type": "application/json", "User-Agent": "propflow-ops", **(headers or {})})
+            "POST",
+            url,
+            data=json.dumps(payload).encode("utf-8"),
+            timeout_s=deadline_s,
+            breaker=False,
+            headers={"Content-Type": "application/json", "User-Agent": "propflow-ops", **(headers or {})},
+        )
     except ValueError:
         return None, "not an http(s) URL"
     except Exception as exc:  # noqa: BLE001 - reported as the channel's error
@@ -84,23 +94,42 @@ def send_slack(webhook_url: str, text: str, deadline_s: float = SEND_DEADLINE_S)
     return _http_result("slack", status, body)
 
 
-def pagerduty_event(routing_key: str, action: str, incident_id: str, summary: str = "", severity: str = "P1",
-                    details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def pagerduty_event(
+    routing_key: str,
+    action: str,
+    incident_id: str,
+    summary: str = "",
+    severity: str = "P1",
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """An Events API v2 body: trigger (with payload) / acknowledge / resolve, dedup_key = incident id."""
     body: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": incident_id}
     if action == "trigger":
-        body["payload"] = {"summary": summary[:1024], "source": "propflow-ops",
-                           "severity": PD_SEVERITY.get(severity, "error"), "custom_details": dict(details or {})}
+        body["payload"] = {
+            "summary": summary[:1024],
+            "source": "propflow-ops",
+            "severity": PD_SEVERITY.get(severity, "error"),
+            "custom_details": dict(details or {}),
+        }
     return body
 
 
-def send_pagerduty(events_url: str, body: Mapping[str, Any], deadline_s: float = SEND_DEADLINE_S) -> SendResult:
+def send_pagerduty(
+    events_url: str, body: Mapping[str, Any], deadline_s: float = SEND_DEADLINE_S
+) -> SendResult:
     status, text = post_json(events_url, body, deadline_s=deadline_s)
     return _http_result("pagerduty", status, text)
 
 
-def send_sns(topic_arn: str, subject: str, message: str, *, region: str = "",
-             env: Mapping[str, str] | None = None, deadline_s: float = SEND_DEADLINE_S) -> SendResult:
+def send_sns(
+    topic_arn: str,
+    subject: str,
+    message: str,
+    *,
+    region: str = "",
+    env: Mapping[str, str] | None = None,
+    deadline_s: float = SEND_DEADLINE_S,
+) -> SendResult:
     """Publish to the topic (its email/SMS subscriptions deliver it), within a total deadline."""
     import os
 
@@ -111,8 +140,9 @@ def send_sns(topic_arn: str, subject: str, message: str, *, region: str = "",
         try:
             from propflow_ops.sources.aws import client_from_env
 
-            sns = client_from_env("sns", env, region=region or topic_arn.split(":")[3], connect_s=2, read_s=3,
-                                  attempts=3)
+            sns = client_from_env(
+                "sns", env, region=region or topic_arn.split(":")[3], connect_s=2, read_s=3, attempts=3
+            )
             resp = sns.publish(TopicArn=topic_arn, Subject=_subject(subject), Message=message)
             out["id"] = resp.get("MessageId", "")
         except Exception as exc:  # noqa: BLE001 - reported as the channel's error
@@ -172,8 +202,14 @@ def incident_findings(folder: Path) -> tuple[list[str], list[str], Path | None]:
     return lines, (not_run or recommended), newest
 
 
-def message(st: ir.IncidentState, step: PolicyStep, now: datetime, folder: Path,
-            contacts: Mapping[str, config_mod.Contact], where: str = "") -> tuple[str, str, dict[str, Any]]:
+def message(
+    st: ir.IncidentState,
+    step: PolicyStep,
+    now: datetime,
+    folder: Path,
+    contacts: Mapping[str, config_mod.Contact],
+    where: str = "",
+) -> tuple[str, str, dict[str, Any]]:
     """(subject, text, details) of one escalation step: the same text for every channel."""
     assert st.started_at is not None
     sev = SEVERITIES[st.severity]
@@ -181,8 +217,11 @@ def message(st: ir.IncidentState, step: PolicyStep, now: datetime, folder: Path,
     due = st.started_at + sev.response
     fails, recommended, newest = incident_findings(folder)
     subject = f"[{st.severity}] {st.id}: {step.action}"
-    ack = (f"acknowledged by {label(st.acknowledged_by)} at {iso(st.acknowledged_at)}" if st.acknowledged_at
-           else "NOT acknowledged")
+    ack = (
+        f"acknowledged by {label(st.acknowledged_by)} at {iso(st.acknowledged_at)}"
+        if st.acknowledged_at
+        else "NOT acknowledged"
+    )
     lines = [
         subject + (f" ({st.title})" if st.title else ""),
         f"Severity {st.severity} ({sev.label}: {sev.definition}). Started {iso(st.started_at)}, "
@@ -199,13 +238,23 @@ def message(st: ir.IncidentState, step: PolicyStep, now: datetime, folder: Path,
             lines.append(f"- ... {len(fails) - MAX_FINDING_LINES} more in the evidence")
     else:
         lines.append("Failing findings: none reported by the runs so far.")
-    lines.append("Recommended runbook: " + (", ".join(recommended) if recommended else
-                                            "triage (no runbook recommended yet)"))
-    lines.append(f"Evidence: {where or folder}" + (f" (latest run: {newest.name})" if newest else " (no run yet)"))
+    lines.append(
+        "Recommended runbook: "
+        + (", ".join(recommended) if recommended else "triage (no runbook recommended yet)")
+    )
+    lines.append(
+        f"Evidence: {where or folder}" + (f" (latest run: {newest.name})" if newest else " (no run yet)")
+    )
     text = redact_text("\n".join(lines))
-    details = {"incident": st.id, "severity": st.severity, "started_at": iso(st.started_at),
-               "step": step.action, "failing_findings": fails[:MAX_FINDING_LINES],
-               "recommended_runbooks": recommended, "evidence": where or str(folder)}
+    details = {
+        "incident": st.id,
+        "severity": st.severity,
+        "started_at": iso(st.started_at),
+        "step": step.action,
+        "failing_findings": fails[:MAX_FINDING_LINES],
+        "recommended_runbooks": recommended,
+        "evidence": where or str(folder),
+    }
     return subject, text, details
 
 
@@ -225,8 +274,15 @@ def _channels(cfg: config_mod.TeamConfig, step: PolicyStep) -> list[str]:
     return [c for c in (step.channels or configured) if c in configured]
 
 
-def _send(channel: str, cfg: config_mod.TeamConfig, st: ir.IncidentState, subject: str, text: str,
-          details: Mapping[str, Any], env: Mapping[str, str]) -> SendResult:
+def _send(
+    channel: str,
+    cfg: config_mod.TeamConfig,
+    st: ir.IncidentState,
+    subject: str,
+    text: str,
+    details: Mapping[str, Any],
+    env: Mapping[str, str],
+) -> SendResult:
     n = cfg.notify
     if channel == "sns":
         return send_sns(n.sns_topic_arn, subject, text, region=n.sns_region, env=env)
@@ -238,13 +294,20 @@ def _send(channel: str, cfg: config_mod.TeamConfig, st: ir.IncidentState, subjec
     key = config_mod.secret(n.pagerduty_routing_key_env, env)
     if not key:
         return SendResult("pagerduty", False, f"{n.pagerduty_routing_key_env} is not set")
-    return send_pagerduty(n.pagerduty_events_url, pagerduty_event(key, "trigger", st.id, subject, st.severity,
-                                                                  details))
+    return send_pagerduty(
+        n.pagerduty_events_url, pagerduty_event(key, "trigger", st.id, subject, st.severity, details)
+    )
 
 
-def escalate(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamConfig, by: Mapping[str, Any],
-             now: datetime | None = None, env: Mapping[str, str] | None = None,
-             policy: EscalationPolicy | None = None) -> list[Outcome]:
+def escalate(
+    store: ir.IncidentStore,
+    incident_id: str,
+    cfg: config_mod.TeamConfig,
+    by: Mapping[str, Any],
+    now: datetime | None = None,
+    env: Mapping[str, str] | None = None,
+    policy: EscalationPolicy | None = None,
+) -> list[Outcome]:
     """Send every due step not yet sent on each of its channels; retry pending PagerDuty ack/resolve."""
     scratch: list[Path] = []  # the S3 store's runs, copied for the message; removed whatever happens
     try:
@@ -256,9 +319,16 @@ def escalate(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamConf
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _escalate(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamConfig, by: Mapping[str, Any],
-              now: datetime | None, env: Mapping[str, str] | None, policy: EscalationPolicy | None,
-              scratch: list[Path]) -> list[Outcome]:
+def _escalate(
+    store: ir.IncidentStore,
+    incident_id: str,
+    cfg: config_mod.TeamConfig,
+    by: Mapping[str, Any],
+    now: datetime | None,
+    env: Mapping[str, str] | None,
+    policy: EscalationPolicy | None,
+    scratch: list[Path],
+) -> list[Outcome]:
     import os
 
     env = os.environ if env is None else env
@@ -271,7 +341,8 @@ def _escalate(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamCon
         st = ir.fold(incident_id, s.events)
         if not st.exists:
             raise config_mod.ConfigError(
-                f"incident {incident_id} has no record at {store.where(incident_id)}: open it first")
+                f"incident {incident_id} has no record at {store.where(incident_id)}: open it first"
+            )
         outcomes += _pending_lifecycle(s, st, cfg, by, now, env)
         if st.resolved_at is not None and st.resolved_at <= now:
             return outcomes
@@ -282,8 +353,14 @@ def _escalate(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamCon
                 continue
             channels = _channels(cfg, step)
             if not channels:
-                outcomes.append(Outcome(step.action, "-", "skipped", "no notification channel configured "
-                                                                      "([notify] in propflow-ops.toml)"))
+                outcomes.append(
+                    Outcome(
+                        step.action,
+                        "-",
+                        "skipped",
+                        "no notification channel configured ([notify] in propflow-ops.toml)",
+                    )
+                )
                 continue
             todo = [c for c in channels if not st.sent(step.key, c)]
             if not todo:
@@ -295,15 +372,33 @@ def _escalate(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamCon
             subject, text, details = message(st, step, now, folder, cfg.contacts, where)
             for channel in todo:
                 res = _send(channel, cfg, st, subject, text, details, env)
-                s.append(ir.event("escalation", by, now, step=step.key, action=step.action, channel=channel,
-                                  status="sent" if res.ok else "failed", detail=res.detail if res.ok else None,
-                                  error=None if res.ok else res.detail, due_at=iso(due), severity=st.severity))
+                s.append(
+                    ir.event(
+                        "escalation",
+                        by,
+                        now,
+                        step=step.key,
+                        action=step.action,
+                        channel=channel,
+                        status="sent" if res.ok else "failed",
+                        detail=res.detail if res.ok else None,
+                        error=None if res.ok else res.detail,
+                        due_at=iso(due),
+                        severity=st.severity,
+                    )
+                )
                 outcomes.append(Outcome(step.action, channel, "sent" if res.ok else "failed", res.detail))
     return outcomes
 
 
-def _pending_lifecycle(s: ir.Session, st: ir.IncidentState, cfg: config_mod.TeamConfig, by: Mapping[str, Any],
-                       now: datetime, env: Mapping[str, str]) -> list[Outcome]:
+def _pending_lifecycle(
+    s: ir.Session,
+    st: ir.IncidentState,
+    cfg: config_mod.TeamConfig,
+    by: Mapping[str, Any],
+    now: datetime,
+    env: Mapping[str, str],
+) -> list[Outcome]:
     """PagerDuty acknowledge/resolve owed for an ack/resolve in the record (after a trigger was sent)."""
     out: list[Outcome] = []
     if "pagerduty" not in cfg.notify.configured():
@@ -314,16 +409,33 @@ def _pending_lifecycle(s: ir.Session, st: ir.IncidentState, cfg: config_mod.Team
         if when is None or st.notified(kind, "pagerduty"):
             continue
         key = config_mod.secret(cfg.notify.pagerduty_routing_key_env, env)
-        res = (send_pagerduty(cfg.notify.pagerduty_events_url, pagerduty_event(key, kind, st.id)) if key
-               else SendResult("pagerduty", False, f"{cfg.notify.pagerduty_routing_key_env} is not set"))
-        s.append(ir.event("notify", by, now, action=kind, channel="pagerduty", status="sent" if res.ok else "failed",
-                          error=None if res.ok else res.detail))
+        res = (
+            send_pagerduty(cfg.notify.pagerduty_events_url, pagerduty_event(key, kind, st.id))
+            if key
+            else SendResult("pagerduty", False, f"{cfg.notify.pagerduty_routing_key_env} is not set")
+        )
+        s.append(
+            ir.event(
+                "notify",
+                by,
+                now,
+                action=kind,
+                channel="pagerduty",
+                status="sent" if res.ok else "failed",
+                error=None if res.ok else res.detail,
+            )
+        )
         out.append(Outcome(f"PagerDuty {kind}", "pagerduty", "sent" if res.ok else "failed", res.detail))
     return out
 
 
-def lifecycle(store: ir.IncidentStore, incident_id: str, cfg: config_mod.TeamConfig, by: Mapping[str, Any],
-              env: Mapping[str, str] | None = None) -> list[Outcome]:
+def lifecycle(
+    store: ir.IncidentStore,
+    incident_id: str,
+    cfg: config_mod.TeamConfig,
+    by: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+) -> list[Outcome]:
     """After ``incident ack`` / ``resolve``: tell PagerDuty (acknowledge / resolve the incident's alert)."""
     import os
 
@@ -340,7 +452,6 @@ def outcome_lines(outcomes: Sequence[Outcome]) -> list[str]:
         tail = " (will be retried at the next escalate)" if o.status == "failed" else ""
         out.append(f"  {tag} {o.step} -> {o.channel}: {o.detail}{tail}")
     return out
-
 
 
 def sandbox_escalation(sandbox: Any, incident_id: str, output_dir: str) -> list[str]:
@@ -360,14 +471,18 @@ def sandbox_escalation(sandbox: Any, incident_id: str, output_dir: str) -> list[
         return ["  no escalation step for this severity"]
     now = st.started_at + steps[0].after + timedelta(minutes=1)
     outcomes = escalate(store, incident_id, cfg, operator_mod.current(env), now, env)
-    lines = [f"  simulated clock {iso(now)} (T+{steps[0].after_min + 1} min, {st.severity}, not acknowledged)"]
+    lines = [
+        f"  simulated clock {iso(now)} (T+{steps[0].after_min + 1} min, {st.severity}, not acknowledged)"
+    ]
     lines += outcome_lines(outcomes) or ["  nothing was due"]
     sns = sandbox.notify.sns_messages(sandbox.aws)
     with sandbox.notify.state.lock:
         slack = [m["text"] for m in sandbox.notify.state.slack]
         pd = [f"{p['event_action']} (dedup_key {p['dedup_key']})" for p in sandbox.notify.state.pagerduty]
-    lines.append(f"  SNS topic delivered {len(sns)} message(s); Slack stand-in received {len(slack)}; "
-                 f"PagerDuty stand-in received: {', '.join(pd) or 'nothing'}")
+    lines.append(
+        f"  SNS topic delivered {len(sns)} message(s); Slack stand-in received {len(slack)}; "
+        f"PagerDuty stand-in received: {', '.join(pd) or 'nothing'}"
+    )
     if slack:
         lines += ["  Slack message:"] + [f"    | {line}" for line in slack[-1].splitlines()]
     return lines

@@ -34,7 +34,9 @@ def local() -> dict[str, str]:
     return {"user": local_user(), "host": socket.gethostname()}
 
 
-def caller_arn(env: Mapping[str, str] | None = None, deadline_s: float = STS_DEADLINE_S) -> tuple[str, str | None]:
+def caller_arn(
+    env: Mapping[str, str] | None = None, deadline_s: float = STS_DEADLINE_S
+) -> tuple[str, str | None]:
     """(ARN, None) or ("unknown", reason). Uses ``env`` (defaults to os.environ) for the AWS settings."""
     env = dict(os.environ if env is None else env)
     out: dict[str, Any] = {}
@@ -47,7 +49,9 @@ def caller_arn(env: Mapping[str, str] | None = None, deadline_s: float = STS_DEA
             sts = client_from_env("sts", env, connect_s=half, read_s=half, attempts=2)
             out["arn"] = str(sts.get_caller_identity()["Arn"])
         except Exception as exc:  # noqa: BLE001 - an unknown operator is recorded, never fatal
-            out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}".rstrip(": ")
+            out["error"] = (
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}".rstrip(": ")
+            )
 
     worker = threading.Thread(target=ask, name="propflow-sts", daemon=True)
     worker.start()

@@ -17,7 +17,13 @@ from matplotlib.figure import Figure
 
 THRESHOLD_COLOUR = "#b71c1c"
 SERIES_COLOURS = ("#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037")
-STATUS_COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "fail": "#b71c1c", "error": "#6a1b9a", "skipped": "#9e9e9e"}
+STATUS_COLOURS = {
+    "ok": "#2e7d32",
+    "warn": "#f9a825",
+    "fail": "#b71c1c",
+    "error": "#6a1b9a",
+    "skipped": "#9e9e9e",
+}
 
 
 def _figure(title: str, height: float = 3.0) -> tuple[Figure, Any]:
@@ -64,8 +70,13 @@ def timeseries(
         _no_data(ax, "no data in the window")
         return fig
     if threshold is not None:
-        ax.axhline(threshold, color=THRESHOLD_COLOUR, ls="--", lw=1.2,
-                   label=threshold_label or f"threshold {threshold:g}")
+        ax.axhline(
+            threshold,
+            color=THRESHOLD_COLOUR,
+            ls="--",
+            lw=1.2,
+            label=threshold_label or f"threshold {threshold:g}",
+        )
     if ylim:
         ax.set_ylim(*ylim)
     ax.set_ylabel(ylabel)
@@ -94,8 +105,14 @@ def per_minute(
     bottom = None
     width = pd.Timedelta(freq).total_seconds() / 86400 * 0.9
     for i, col in enumerate(counts.columns):
-        ax.bar(counts.index, counts[col], width=width, bottom=bottom, label=str(col),
-               color=SERIES_COLOURS[i % len(SERIES_COLOURS)])
+        ax.bar(
+            counts.index,
+            counts[col],
+            width=width,
+            bottom=bottom,
+            label=str(col),
+            color=SERIES_COLOURS[i % len(SERIES_COLOURS)],
+        )
         bottom = counts[col] if bottom is None else bottom + counts[col]
     if threshold is not None:
         ax.axhline(threshold, color=THRESHOLD_COLOUR, ls="--", lw=1.2, label=f"threshold {threshold:g}")
@@ -106,19 +123,25 @@ def per_minute(
     return fig
 
 
-def count_per_minute(df: pd.DataFrame, *, by: str | None = None, ts: str = "timestamp",
-                     freq: str = "1min") -> pd.DataFrame:
+def count_per_minute(
+    df: pd.DataFrame, *, by: str | None = None, ts: str = "timestamp", freq: str = "1min"
+) -> pd.DataFrame:
     """Counts per time bucket, one column per value of ``by`` (or a single ``count`` column)."""
     if df.empty:
         return pd.DataFrame()
     keyed = df.set_index(ts)
     if by is None:
         return keyed.resample(freq).size().to_frame("count")
-    return keyed.groupby([pd.Grouper(freq=freq), keyed[by].astype("string").fillna("?")]).size().unstack(fill_value=0)
+    return (
+        keyed.groupby([pd.Grouper(freq=freq), keyed[by].astype("string").fillna("?")])
+        .size()
+        .unstack(fill_value=0)
+    )
 
 
-def bars(values: Mapping[str, float] | pd.Series, *, title: str, xlabel: str = "",
-         threshold: float | None = None) -> Figure:
+def bars(
+    values: Mapping[str, float] | pd.Series, *, title: str, xlabel: str = "", threshold: float | None = None
+) -> Figure:
     """Horizontal bars, largest at the top (slowest endpoints, error types...)."""
     series = pd.Series(values, dtype="float64").sort_values()
     fig, ax = _figure(title, height=max(2.0, 0.35 * len(series) + 1))
@@ -133,8 +156,14 @@ def bars(values: Mapping[str, float] | pd.Series, *, title: str, xlabel: str = "
     return fig
 
 
-def status_grid(rows: Sequence[Mapping[str, Any]], *, title: str = "Component status",
-                label: str = "component", status: str = "status", note: str = "title") -> Figure:
+def status_grid(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str = "Component status",
+    label: str = "component",
+    status: str = "status",
+    note: str = "title",
+) -> Figure:
     """One coloured tile per component: readable at a glance (triage)."""
     n = max(len(rows), 1)
     cols = min(4, n)
@@ -151,7 +180,17 @@ def status_grid(rows: Sequence[Mapping[str, Any]], *, title: str = "Component st
         colour = STATUS_COLOURS.get(st, "#9e9e9e")
         ax.add_patch(plt.Rectangle((c + 0.04, nrows - r - 0.96), 0.92, 0.9, color=colour))
         text_colour = "black" if st == "warn" else "white"
-        ax.text(c + 0.5, nrows - r - 0.42, str(row.get(label, "")), ha="center", va="center",
-                color=text_colour, fontsize=10, weight="bold")
-        ax.text(c + 0.5, nrows - r - 0.72, st.upper(), ha="center", va="center", color=text_colour, fontsize=8)
+        ax.text(
+            c + 0.5,
+            nrows - r - 0.42,
+            str(row.get(label, "")),
+            ha="center",
+            va="center",
+            color=text_colour,
+            fontsize=10,
+            weight="bold",
+        )
+        ax.text(
+            c + 0.5, nrows - r - 0.72, st.upper(), ha="center", va="center", color=text_colour, fontsize=8
+        )
     return fig

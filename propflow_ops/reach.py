@@ -39,11 +39,29 @@ TARGETS: dict[str, tuple[str, str]] = {
 # (refused, timed out, throttled after retries), as opposed to an answer about the resource (access
 # denied, not found). CONTRACT.md 2 reports the former as ``fail``.
 UNREACHABLE_MARKERS = (
-    "Throttl", "TooManyRequests", "RequestLimitExceeded", "SlowDown", "ProvisionedThroughputExceeded",
-    "ServiceUnavailable", "RequestTimeout", "PriorRequestNotComplete", "BandwidthLimitExceeded",
-    "EndpointConnectionError", "ProxyConnectionError", "ConnectTimeout", "ReadTimeout", "ConnectionClosed",
-    "ConnectionRefused", "ConnectionReset", "OperationalError", "InterfaceError", "TimeoutError", "timed out",
-    "Connection refused", "could not connect", "unreachable",
+    "Throttl",
+    "TooManyRequests",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "ProvisionedThroughputExceeded",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "PriorRequestNotComplete",
+    "BandwidthLimitExceeded",
+    "EndpointConnectionError",
+    "ProxyConnectionError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "ConnectionClosed",
+    "ConnectionRefused",
+    "ConnectionReset",
+    "OperationalError",
+    "InterfaceError",
+    "TimeoutError",
+    "timed out",
+    "Connection refused",
+    "could not connect",
+    "unreachable",
 )
 # HTTP statuses that mean the same whatever the error code says.
 UNAVAILABLE_STATUS = frozenset({429, 502, 503, 504})
@@ -183,9 +201,16 @@ def findings(existing_codes: set[str] | frozenset[str] = frozenset()) -> list[Fi
         data: dict[str, Any] = {"calls": t.calls, "unanswered": t.failed}
         if t.failed:
             ops = f" ({', '.join(sorted(t.operations)[:6])})" if t.operations else ""
-            out.append(Finding.fail(code, f"{name} did not answer", f"{t.failed} of {t.calls} call(s) got no usable "
-                                    f"answer{ops}; first: {t.first_error}. The checks that needed them are "
-                                    "error, not all-clear.", **data))
+            out.append(
+                Finding.fail(
+                    code,
+                    f"{name} did not answer",
+                    f"{t.failed} of {t.calls} call(s) got no usable "
+                    f"answer{ops}; first: {t.first_error}. The checks that needed them are "
+                    "error, not all-clear.",
+                    **data,
+                )
+            )
         else:
             said = "the one call" if t.calls == 1 else f"all {t.calls} calls"
             out.append(Finding.ok(code, f"{name} answered", f"{said} answered", **data))
@@ -230,7 +255,9 @@ def watch_boto3_client(client: Any) -> None:
             unanswered("aws", f"{op}: {aws_error_text(exception)}", op)
             if timed_out(exception):
                 trip(key, aws_error_text(exception))
-        elif not isinstance(exception, (NoCredentialsError, NoRegionError)):  # not configured is not unreachable
+        elif not isinstance(
+            exception, (NoCredentialsError, NoRegionError)
+        ):  # not configured is not unreachable
             answered("aws")
 
     client.meta.events.register("before-call", before_call)

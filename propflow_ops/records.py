@@ -11,8 +11,17 @@ from typing import Any
 import pandas as pd
 
 #: Columns of ``AlembicState.history``.
-HISTORY_COLUMNS = ["revision", "down_revision", "applied", "is_head", "is_branch_point", "is_merge", "doc",
-                   "create_date", "file"]
+HISTORY_COLUMNS = [
+    "revision",
+    "down_revision",
+    "applied",
+    "is_head",
+    "is_branch_point",
+    "is_merge",
+    "doc",
+    "create_date",
+    "file",
+]
 
 
 @dataclass
@@ -52,7 +61,9 @@ class DriftResult:
     skipped: str | None = None
     error: str | None = None
     unreachable: bool = False
-    diffs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["change", "table", "name", "detail"]))
+    diffs: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["change", "table", "name", "detail"])
+    )
 
 
 @dataclass

@@ -42,15 +42,29 @@ _HOST_START = re.compile(r"[A-Za-z0-9\[_%\-/]")
 _USERINFO_START = re.compile(r"(?:^|(?<=[/=(]))[A-Za-z0-9._%+\-]*:(?!//)")
 # A query or fragment value whose name looks secret (?api_key=, &X-Amz-Signature=, #access_token=, ;sig=).
 _QUERY_SECRET = re.compile(r"(?P<pre>[?&;#](?P<name>[A-Za-z0-9_.\-]+)=)(?P<val>[^&#;\s'\"<>`]+)")
-_QUERY_SECRET_PARTS = ("key", "token", "secret", "passw", "pwd", "signature", "credential", "auth", "session",
-                       "cookie", "otp", "jwt", "nonce")
+_QUERY_SECRET_PARTS = (
+    "key",
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "signature",
+    "credential",
+    "auth",
+    "session",
+    "cookie",
+    "otp",
+    "jwt",
+    "nonce",
+)
 _QUERY_SECRET_NAMES = frozenset({"sig", "pass", "pw", "code", "hmac"})
 _BEARER = re.compile(r"(?P<pre>\b(?:bearer|token|basic)\s+)(?P<tok>[A-Za-z0-9._~+/=\-]{8,})", re.I)
 # key=value / key: value whose key holds a secret word. The key is matched whole and possessively, from the
 # start of a run of key characters only, and the word looked for in it afterwards: a pattern that searched for
 # the word inside ``[\w.-]*`` from every start was cubic on a long dotted token (a DoS of the redaction).
 _KV_SECRET = re.compile(
-    r"(?P<pre>(?<![\w.\-])(?P<key>[\w.\-]++)[\"']?\s*+[=:]\s*+[\"']?)(?P<val>[^\s\"',;&]++)")
+    r"(?P<pre>(?<![\w.\-])(?P<key>[\w.\-]++)[\"']?\s*+[=:]\s*+[\"']?)(?P<val>[^\s\"',;&]++)"
+)
 _KV_SECRET_WORD = re.compile(r"password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?token", re.I)
 # ECS/SSM-style {"name": "TWILIO_AUTH_TOKEN", "value": "..."} printed as text.
 _NAME_VALUE = re.compile(
@@ -93,10 +107,15 @@ def redact_text(text: str) -> str:
     out = _TOKEN.sub(_mask_userinfo, text) if "@" in text else text
     out = _QUERY_SECRET.sub(_query_sub, out)
     out = _BEARER.sub(lambda m: m.group("pre") + MASK, out)
-    out = _NAME_VALUE.sub(lambda m: m.group("pre") + (MASK if m.group("val") and is_secret_key(m.group("key"))
-                                                      else m.group("val")), out)
-    out = _KV_SECRET.sub(lambda m: m.group("pre") + MASK if _KV_SECRET_WORD.search(m.group("key")) else m.group(0),
-                         out)
+    out = _NAME_VALUE.sub(
+        lambda m: (
+            m.group("pre") + (MASK if m.group("val") and is_secret_key(m.group("key")) else m.group("val"))
+        ),
+        out,
+    )
+    out = _KV_SECRET.sub(
+        lambda m: m.group("pre") + MASK if _KV_SECRET_WORD.search(m.group("key")) else m.group(0), out
+    )
     out = _JWT.sub(MASK, out)
     out = _META.sub(MASK, out)
     out = _AWS_SECRET.sub(lambda m: MASK if _looks_random(m.group(0)) else m.group(0), out)
@@ -131,8 +150,8 @@ def _mask_userinfo(m: re.Match[str]) -> str:
     found = _USERINFO_START.search(token, 0, at)
     if found is None:
         return token
-    rest = token[found.end():at]
-    return token[:found.end()] + MASK + token[at:] if rest and rest != MASK else token
+    rest = token[found.end() : at]
+    return token[: found.end()] + MASK + token[at:] if rest and rest != MASK else token
 
 
 def is_secret_query_name(name: str) -> bool:
@@ -159,8 +178,12 @@ def is_secret_key(key: str) -> bool:
 
 
 def _is_aws_account(key: str, value: Any) -> bool:
-    return (key.lower().endswith(("aws_account", "account_id")) and isinstance(value, str)
-            and value.isdigit() and len(value) == 12)
+    return (
+        key.lower().endswith(("aws_account", "account_id"))
+        and isinstance(value, str)
+        and value.isdigit()
+        and len(value) == 12
+    )
 
 
 def redact(value: Any, key: str | None = None) -> Any:
@@ -177,11 +200,14 @@ def redact(value: Any, key: str | None = None) -> Any:
         out = {k: redact(v, str(k)) for k, v in value.items()}
         for name_key, value_key in (("name", "value"), ("Name", "Value")):  # ECS environment, SSM parameters
             name = value.get(name_key)
-            if (isinstance(name, str) and value_key in out and is_secret_key(name)
-                    and value[value_key] not in (None, "")):
+            if (
+                isinstance(name, str)
+                and value_key in out
+                and is_secret_key(name)
+                and value[value_key] not in (None, "")
+            ):
                 out[value_key] = MASK
         return out
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value
-

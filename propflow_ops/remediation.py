@@ -88,9 +88,15 @@ class Step:
     precondition: str = ""  # non-empty: the step cannot run now, and why
     resource: str = ""  # what the team-wide lock covers: ecs:<cluster>/<service>, rds:<id>, s3:<bucket>, ...
     before: Callable[[], dict[str, Any]] | None = None  # state read just before it runs (for the undo)
-    protect: Callable[[Any, str], dict[str, Any]] | None = None  # (change options, incident id) -> what was kept
-    verify: Callable[[Any, dict[str, Any]], Callable[[], tuple[bool, str]]] | None = None  # (result, before) -> probe
-    undo: Callable[[Any, dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None  # (result, before, protect)
+    protect: Callable[[Any, str], dict[str, Any]] | None = (
+        None  # (change options, incident id) -> what was kept
+    )
+    verify: Callable[[Any, dict[str, Any]], Callable[[], tuple[bool, str]]] | None = (
+        None  # (result, before) -> probe
+    )
+    undo: Callable[[Any, dict[str, Any], dict[str, Any]], dict[str, Any]] | None = (
+        None  # (result, before, protect)
+    )
     refused_while: tuple[str, ...] = ()  # finding codes that, failing, refuse the step unless forced
     protection: str = ""  # the plan's line about what is kept first (snapshot, key list)
     argv: tuple[tuple[str, ...], ...] = ()  # the command(s) ``command`` shows, as argument vectors
@@ -123,7 +129,9 @@ class StepOutcome:
         )
 
     def _repr_html_(self) -> str:
-        colour = {"planned": "#1565c0", "executed": "#2e7d32", "failed": "#b71c1c", "refused": "#6a1b9a"}[self.mode]
+        colour = {"planned": "#1565c0", "executed": "#2e7d32", "failed": "#b71c1c", "refused": "#6a1b9a"}[
+            self.mode
+        ]
         if self.mode == "executed" and self.action.extra.get("verified") is False:
             colour = "#e65100"
         parts = [
@@ -138,7 +146,7 @@ class StepOutcome:
             parts.append(f"<div><i>Risk:</i> {html.escape(redact_text(self.step.risk))}</div>")
         if self.step.protection:
             parts.append(f"<div><i>First:</i> {html.escape(redact_text(self.step.protection))}</div>")
-        parts.append(f"<pre style=\"margin:4px 0\">{html.escape(redact_text(self.step.command))}</pre>")
+        parts.append(f'<pre style="margin:4px 0">{html.escape(redact_text(self.step.command))}</pre>')
         if self.step.preview:
             parts.append(
                 "<details><summary>Preview (review before applying)</summary>"
@@ -178,16 +186,24 @@ def change_lines(action: Action) -> list[str]:
         return []
     out = []
     if x.get("by"):
-        out.append(f"Applied by {x['by']}" + (f", reason: {x['reason']}" if x.get("reason") else "")
-                   + (f"; confirmed: {x['confirmed']}" if x.get("confirmed") else ""))
+        out.append(
+            f"Applied by {x['by']}"
+            + (f", reason: {x['reason']}" if x.get("reason") else "")
+            + (f"; confirmed: {x['confirmed']}" if x.get("confirmed") else "")
+        )
     if x.get("protect", {}).get("detail"):
         out.append(f"Kept first: {x['protect']['detail']}")
     if "verified" in x:
-        out.append(("VERIFIED: " if x["verified"] else "NOT VERIFIED: ") + str(x.get("verification", {}).get("seen")))
+        out.append(
+            ("VERIFIED: " if x["verified"] else "NOT VERIFIED: ") + str(x.get("verification", {}).get("seen"))
+        )
     undo = x.get("undo") or {}
     if undo:
-        out.append(f"Undo: {undo.get('detail', '')}" + (f"  $ {undo['command']}" if undo.get("command") else "")
-                   + (f"  (apply: {undo['apply']})" if undo.get("apply") else ""))
+        out.append(
+            f"Undo: {undo.get('detail', '')}"
+            + (f"  $ {undo['command']}" if undo.get("command") else "")
+            + (f"  (apply: {undo['apply']})" if undo.get("apply") else "")
+        )
     return out
 
 
@@ -196,8 +212,9 @@ def run_step(ev: Evidence, step: Step, apply: Iterable[str] | None = None) -> St
     chosen = list(ev.apply if apply is None else apply)
     if step.name not in chosen:
         why = "Not applied in this run." if chosen else "Not applied (read-only run)."
-        action = Action(step.name, "planned", step.command,
-                        f"{why} " + (step.precondition or "Would: " + step.what))
+        action = Action(
+            step.name, "planned", step.command, f"{why} " + (step.precondition or "Would: " + step.what)
+        )
         ev.record(action)
         return StepOutcome(step, action, runbook=ev.runbook)
     from propflow_ops.change.apply import apply_step

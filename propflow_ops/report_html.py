@@ -55,7 +55,7 @@ def render_output(out: Any) -> str:
 def render(nb: Any, head_html: str, title: str) -> str:
     """The whole page: ``head_html`` first, then each cell's rendering (markdown, or code outputs only)."""
     parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"/>",
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/>',
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
         f'<div class="head">{head_html}</div>',
     ]

@@ -72,7 +72,9 @@ def prepare(req: RunRequest, rb: Runbook) -> RunRequest:
         env[config_mod.ENV_NAME_ENV] = cfg.environment.name
     given = {name for name, _ in req.params}
     defaults = config_mod.parameter_defaults(cfg, notebook_parameters(rb.path), given)
-    output_dir = req.output_dir or (None if os.environ.get("PROPFLOW_OUTPUT_DIR") else overlay.get("PROPFLOW_OUTPUT_DIR"))
+    output_dir = req.output_dir or (
+        None if os.environ.get("PROPFLOW_OUTPUT_DIR") else overlay.get("PROPFLOW_OUTPUT_DIR")
+    )
     return replace(req, env=env, params=defaults + list(req.params), output_dir=output_dir)
 
 
@@ -83,9 +85,15 @@ def begin(req: RunRequest, rb: Runbook, params: dict[str, Any], store: ir.Incide
     incident_id = str(params["incident_id"])
     ctx = RunContext(incident_id, cfg, store, operator_mod.in_background(merged), mode=req.mode)
     state, written = ir.open_or_join(
-        store, incident_id, severity=str(params["severity"]), started_at=parse_time(str(params["started_at"])),
-        severity_given=req.severity is not None, started_given=req.started_at is not None,
-        by=ctx.provisional, via=f"run {rb.slug}")
+        store,
+        incident_id,
+        severity=str(params["severity"]),
+        started_at=parse_time(str(params["started_at"])),
+        severity_given=req.severity is not None,
+        started_given=req.started_at is not None,
+        by=ctx.provisional,
+        via=f"run {rb.slug}",
+    )
     ctx.written = written
     params["severity"] = state.severity or params["severity"]
     if state.started_at is not None:
@@ -93,7 +101,9 @@ def begin(req: RunRequest, rb: Runbook, params: dict[str, Any], store: ir.Incide
     return ctx
 
 
-def pending_escalations(state: ir.IncidentState, cfg: config_mod.TeamConfig, now: Any = None) -> list[dict[str, Any]]:
+def pending_escalations(
+    state: ir.IncidentState, cfg: config_mod.TeamConfig, now: Any = None
+) -> list[dict[str, Any]]:
     """The policy's steps that are due and not sent on every channel (what ``escalate`` would send now)."""
     if not state.exists or state.started_at is None or state.resolved_at is not None:
         return []
@@ -108,7 +118,13 @@ def pending_escalations(state: ir.IncidentState, cfg: config_mod.TeamConfig, now
         channels = [c for c in (step.channels or configured) if c in configured]
         missing = [c for c in channels if not state.sent(step.key, c)]
         if missing or not channels:
-            out.append({"action": step.action, "due_at": iso(due), "not_sent_to": missing or ["(no channel configured)"]})
+            out.append(
+                {
+                    "action": step.action,
+                    "due_at": iso(due),
+                    "not_sent_to": missing or ["(no channel configured)"],
+                }
+            )
     return out
 
 
@@ -122,15 +138,19 @@ def annotate(ctx: RunContext, evidence: dict[str, Any]) -> dict[str, Any]:
     try:
         if any((e.get("by") or {}).get("aws_arn") == ir.PENDING for e in ctx.written):
             with ctx.store.session(ctx.incident_id) as s:  # complete what begin wrote before STS answered
-                s.append(ir.event("operator", ctx.who(), completes="the events this run wrote before STS answered"))
+                s.append(
+                    ir.event("operator", ctx.who(), completes="the events this run wrote before STS answered")
+                )
             ctx.written = [{**e, "by": ctx.who()} for e in ctx.written]
         state = ir.load(ctx.store, ctx.incident_id)
     except (OSError, config_mod.ConfigError):
         return evidence
     inc["record"] = redact(state.summary())
-    inc["record_overrides_this_run"] = [{"field": e.get("field"), "value": e.get("value"),
-                                         "previous": e.get("previous")} for e in ctx.written
-                                        if e.get("event") == "override"]
+    inc["record_overrides_this_run"] = [
+        {"field": e.get("field"), "value": e.get("value"), "previous": e.get("previous")}
+        for e in ctx.written
+        if e.get("event") == "override"
+    ]
     inc["escalation_policy"] = policy_from_config(ctx.config).describe()
     inc["escalation_pending"] = pending_escalations(state, ctx.config)
     return evidence
@@ -140,11 +160,21 @@ def finish(ctx: RunContext, folder: Path | S3Url, evidence: dict[str, Any]) -> N
     """The ``run`` event in the incident record (a failure to write it is said, never loses the run)."""
     try:
         with ctx.store.session(ctx.incident_id) as s:
-            s.append(ir.event("run", ctx.who(), runbook=evidence.get("runbook"), run=folder.name,
-                              status=evidence.get("status"), mode=ctx.mode))
+            s.append(
+                ir.event(
+                    "run",
+                    ctx.who(),
+                    runbook=evidence.get("runbook"),
+                    run=folder.name,
+                    status=evidence.get("status"),
+                    mode=ctx.mode,
+                )
+            )
     except (OSError, config_mod.ConfigError) as exc:
-        print(f"propflow-ops: warning: the run is published but the incident record was not updated: {exc}",
-              file=sys.stderr)
+        print(
+            f"propflow-ops: warning: the run is published but the incident record was not updated: {exc}",
+            file=sys.stderr,
+        )
 
 
 def html(evidence: dict[str, Any]) -> str:
@@ -159,17 +189,23 @@ def html(evidence: dict[str, Any]) -> str:
         f"Configuration: {e(str(cfg.get('file') or 'none'))}, environment {e(str(cfg.get('environment') or 'none'))}.",
     ]
     if rec:
-        rows.append(f"Incident opened {e(str(rec.get('opened_at')))} by {e(str(rec.get('opened_by')))} "
-                    f"({e(str(rec.get('opened_via')))}); acknowledged: "
-                    f"{e(str(rec.get('acknowledged_at') or 'no'))}; resolved: {e(str(rec.get('resolved_at') or 'no'))}.")
+        rows.append(
+            f"Incident opened {e(str(rec.get('opened_at')))} by {e(str(rec.get('opened_by')))} "
+            f"({e(str(rec.get('opened_via')))}); acknowledged: "
+            f"{e(str(rec.get('acknowledged_at') or 'no'))}; resolved: {e(str(rec.get('resolved_at') or 'no'))}."
+        )
         for o in inc.get("record_overrides_this_run") or []:
-            rows.append(f"This run overrode the record's {e(str(o['field']))}: {e(str(o['previous']))} -> "
-                        f"{e(str(o['value']))}.")
+            rows.append(
+                f"This run overrode the record's {e(str(o['field']))}: {e(str(o['previous']))} -> "
+                f"{e(str(o['value']))}."
+            )
     pending = inc.get("escalation_pending") or []
     if pending:
         items = "; ".join(f"{p['action']} (due {p['due_at']})" for p in pending)
-        rows.append(f"<b>Escalation due and not sent:</b> {e(items)}: run <code>propflow-ops escalate "
-                    f"{e(str(inc.get('id')))}</code>.")
+        rows.append(
+            f"<b>Escalation due and not sent:</b> {e(items)}: run <code>propflow-ops escalate "
+            f"{e(str(inc.get('id')))}</code>."
+        )
     if inc.get("escalation_policy"):
         rows.append(e(str(inc["escalation_policy"])))
-    return "<div class=\"propflow-incident\">" + "".join(f"<p>{r}</p>" for r in rows) + "</div>"
+    return '<div class="propflow-incident">' + "".join(f"<p>{r}</p>" for r in rows) + "</div>"

@@ -69,13 +69,26 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
     check_environment({**os.environ, **req.env})
     target = store_target(req.output_dir)  # a local folder or s3://bucket/prefix (see propflow_ops.store)
     change_env = change_runs.preflight(  # reason and confirmation before anything runs (BadInput: exit 2)
-        list(params["apply"]), str(params["incident_id"]), {**os.environ, **req.env}, yes=req.yes,
-        reason=req.reason, no_snapshot=req.no_snapshot, force=req.force, record_root=target.url,
-        stdin_tty=None if req.announce else False)
+        list(params["apply"]),
+        str(params["incident_id"]),
+        {**os.environ, **req.env},
+        yes=req.yes,
+        reason=req.reason,
+        no_snapshot=req.no_snapshot,
+        force=req.force,
+        record_root=target.url,
+        stdin_tty=None if req.announce else False,
+    )
     if change_env:  # a step's cell may wait for the engineer's answer, then for its snapshot and verification
-        req = dataclasses.replace(req, cell_timeout_s=max(req.cell_timeout_s, change_runs.APPLY_CELL_TIMEOUT_S))
+        req = dataclasses.replace(
+            req, cell_timeout_s=max(req.cell_timeout_s, change_runs.APPLY_CELL_TIMEOUT_S)
+        )
     if req.announce:
-        print(f"propflow-ops: running {rb.slug} for incident {params['incident_id']}...", file=sys.stderr, flush=True)
+        print(
+            f"propflow-ops: running {rb.slug} for incident {params['incident_id']}...",
+            file=sys.stderr,
+            flush=True,
+        )
     target.sweep()
     started = utcnow()
     t0 = time.monotonic()
@@ -88,13 +101,17 @@ def run(req: RunRequest, kernel: WarmKernel | None = None) -> RunResult:
             try:
                 ctx = run_context.begin(req, rb, params, target.records())  # open or join the incident record
             except OSError as exc:
-                raise PublishError(f"cannot write the incident record under {target.url}/{params['incident_id']}: "
-                                   f"{exc.strerror or exc}") from None
+                raise PublishError(
+                    f"cannot write the incident record under {target.url}/{params['incident_id']}: "
+                    f"{exc.strerror or exc}"
+                ) from None
             try:
                 private = private_workdir()
             except OSError as exc:
-                raise PublishError(f"cannot create a private temporary folder under {tempfile.gettempdir()}: "
-                                   f"{exc.strerror or type(exc).__name__}") from None
+                raise PublishError(
+                    f"cannot create a private temporary folder under {tempfile.gettempdir()}: "
+                    f"{exc.strerror or type(exc).__name__}"
+                ) from None
             change_env = change_runs.bind_prompt(change_env, private / "confirm")  # the terminal's channel
             req_env = {"PROPFLOW_OUTPUT_DIR": target.url, **req.env, **change_env}
             with confirm_mod.terminal_prompts(change_runs.prompt_dir(change_env)):

@@ -57,8 +57,10 @@ class TriageSignals:
         return {name: getattr(self, name) for name in self.names()}
 
     def timings(self) -> pd.DataFrame:
-        rows = [{"signal": k, "ms": round(v.seconds * 1000, 1), "outcome": "ok" if v.ok else "error"}
-                for k, v in sorted(self.fetched().items(), key=lambda kv: -kv[1].seconds)]
+        rows = [
+            {"signal": k, "ms": round(v.seconds * 1000, 1), "outcome": "ok" if v.ok else "error"}
+            for k, v in sorted(self.fetched().items(), key=lambda kv: -kv[1].seconds)
+        ]
         return pd.DataFrame(rows, columns=["signal", "ms", "outcome"])
 
     def __repr__(self) -> str:  # never show values: they may hold secrets

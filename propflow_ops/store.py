@@ -70,15 +70,17 @@ class S3Url:
 
 def parse_s3(url: str) -> S3Url:
     """``s3://bucket[/prefix]`` or BadInput (one line)."""
-    rest = url[len(SCHEME):] if url.startswith(SCHEME) else ""
+    rest = url[len(SCHEME) :] if url.startswith(SCHEME) else ""
     bucket, _, prefix = rest.partition("/")
     if not _BUCKET.match(bucket) or ".." in bucket:
         raise BadInput(f"not an S3 bucket name in the output directory {url!r}")
     parts = [p for p in prefix.split("/") if p]
     for p in parts:
         if not _PREFIX_PART.match(p) or p in (".", ".."):
-            raise BadInput(f"the S3 prefix of the output directory {url!r} may hold letters, digits and . _ = + - "
-                           "between slashes only")
+            raise BadInput(
+                f"the S3 prefix of the output directory {url!r} may hold letters, digits and . _ = + - "
+                "between slashes only"
+            )
     return S3Url(bucket, "/".join(parts))
 
 
@@ -137,12 +139,14 @@ class Exists(Exception):
     """A conditional put found the key taken."""
 
 
-def put_new(client: Any, bucket: str, key: str, body: bytes, *, content_type: str = "application/octet-stream"
-            ) -> str:
+def put_new(
+    client: Any, bucket: str, key: str, body: bytes, *, content_type: str = "application/octet-stream"
+) -> str:
     """Create ``key`` (encrypted) or raise :class:`Exists`; never overwrites. Returns the new object's ETag."""
     try:
-        made = client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", ContentType=content_type,
-                                 **sse_arguments())
+        made = client.put_object(
+            Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", ContentType=content_type, **sse_arguments()
+        )
         return str(made.get("ETag") or "")
     except Exception as exc:
         if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
@@ -179,8 +183,12 @@ def exists(url: S3Url, client: Any = None) -> bool:
         return False
 
 
-_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8", ".md": "text/markdown; charset=utf-8",
-          ".ipynb": "application/x-ipynb+json"}
+_TYPES = {
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".ipynb": "application/x-ipynb+json",
+}
 
 
 def content_type(name: str) -> str:
@@ -204,7 +212,7 @@ def list_runs(url: S3Url, incident: str, client: Any = None) -> list[RunFolder]:
     base = url.key(incident) + "/"
     folders: dict[str, list[str]] = {}
     for obj in list_keys(client, url.bucket, base):
-        rest = obj["Key"][len(base):]
+        rest = obj["Key"][len(base) :]
         folder, sep, name = rest.partition("/")
         if not sep or folder == EVENTS or folder.startswith(".") or "/" in name or not name:
             continue
@@ -217,7 +225,11 @@ def list_incidents(url: S3Url, client: Any = None) -> list[str]:
     out: list[str] = []
     token: str | None = None
     while True:
-        kw: dict[str, Any] = {"Bucket": url.bucket, "Prefix": url.key() + "/" if url.prefix else "", "Delimiter": "/"}
+        kw: dict[str, Any] = {
+            "Bucket": url.bucket,
+            "Prefix": url.key() + "/" if url.prefix else "",
+            "Delimiter": "/",
+        }
         if token:
             kw["ContinuationToken"] = token
         page = client.list_objects_v2(**kw)
@@ -249,8 +261,9 @@ def mirror(url: S3Url, incident: str, dest: Path, client: Any = None) -> dict[st
     if events:
         import json
 
-        (folder / ir.RECORD).write_text("".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in events),
-                                        encoding="utf-8")
+        (folder / ir.RECORD).write_text(
+            "".join(json.dumps(e, sort_keys=True, default=str) + "\n" for e in events), encoding="utf-8"
+        )
     return {"runs": sum(r.complete for r in runs), "incomplete": incomplete, "events": len(events)}
 
 
@@ -363,15 +376,32 @@ class S3Target:
             for n in range(1, 1000):
                 folder = base / (self._name if n == 1 else f"{self._name}-{n}")
                 try:
-                    put_new(self.client, folder.bucket, folder.key(order[0]), files[order[0]],
-                            content_type=content_type(order[0]))
+                    put_new(
+                        self.client,
+                        folder.bucket,
+                        folder.key(order[0]),
+                        files[order[0]],
+                        content_type=content_type(order[0]),
+                    )
                 except Exists:
                     continue
                 self._put = [folder.key(order[0])]
                 for name in order[1:]:
-                    put_new(self.client, folder.bucket, folder.key(name), files[name], content_type=content_type(name))
+                    put_new(
+                        self.client,
+                        folder.bucket,
+                        folder.key(name),
+                        files[name],
+                        content_type=content_type(name),
+                    )
                     self._put.append(folder.key(name))
-                put_new(self.client, folder.bucket, folder.key(SUMS), sums, content_type="text/plain; charset=utf-8")
+                put_new(
+                    self.client,
+                    folder.bucket,
+                    folder.key(SUMS),
+                    sums,
+                    content_type="text/plain; charset=utf-8",
+                )
                 self._put = []
                 return folder
         except Exists as exc:
@@ -445,7 +475,9 @@ class Blobs:
         body = json.dumps(data, sort_keys=True, default=str).encode("utf-8")
         if isinstance(self.loc, S3Url):
             try:
-                put_new(self.client, self.loc.bucket, self.loc.key(key), body, content_type="application/json")
+                put_new(
+                    self.client, self.loc.bucket, self.loc.key(key), body, content_type="application/json"
+                )
                 return True
             except Exists:
                 return False
@@ -488,10 +520,12 @@ class Blobs:
         """The keys under ``prefix`` (relative to the store's root), sorted."""
         if isinstance(self.loc, S3Url):
             base = self.loc.key() + "/" if self.loc.prefix else ""
-            return [o["Key"][len(base):] for o in list_keys(self.client, self.loc.bucket, base + prefix)]
+            return [o["Key"][len(base) :] for o in list_keys(self.client, self.loc.bucket, base + prefix)]
         root = self.loc
         folder = root / prefix.rsplit("/", 1)[0] if "/" in prefix else root
         if not folder.is_dir():
             return []
-        out = [str(p.relative_to(root)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        out = [
+            str(p.relative_to(root)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+        ]
         return sorted(k for k in out if k.startswith(prefix))

@@ -25,12 +25,24 @@ POLL_S = 1.0
 
 
 def request_body(request_id: str, slug: str, options: Mapping[str, Any]) -> str:
-    return json.dumps({"propflow": alarms_mod.REQUEST_SCHEMA, "request_id": request_id, "slug": slug,
-                       "options": {k: v for k, v in options.items() if v not in (None, [], "")}})
+    return json.dumps(
+        {
+            "propflow": alarms_mod.REQUEST_SCHEMA,
+            "request_id": request_id,
+            "slug": slug,
+            "options": {k: v for k, v in options.items() if v not in (None, [], "")},
+        }
+    )
 
 
-def submit_main(slug: str, options: Mapping[str, Any], queue_url: str | None, output_dir: str | None,
-                timeout_s: float, print_result: Any) -> int:
+def submit_main(
+    slug: str,
+    options: Mapping[str, Any],
+    queue_url: str | None,
+    output_dir: str | None,
+    timeout_s: float,
+    print_result: Any,
+) -> int:
     from propflow_ops.runbooks import RUNBOOKS
 
     if slug not in RUNBOOKS:
@@ -40,20 +52,29 @@ def submit_main(slug: str, options: Mapping[str, Any], queue_url: str | None, ou
         raise BadInput("name the fleet's queue: --queue URL (or PROPFLOW_FLEET_QUEUE_URL)")
     loc = store_mod.location(store_mod.fleet_output(output_dir) or None)
     if not isinstance(loc, store_mod.S3Url):
-        raise BadInput("submit needs the fleet's s3:// evidence store (--output-dir, PROPFLOW_FLEET_OUTPUT_DIR or "
-                       "PROPFLOW_OUTPUT_DIR), "
-                       f"not the local folder {loc}")
+        raise BadInput(
+            "submit needs the fleet's s3:// evidence store (--output-dir, PROPFLOW_FLEET_OUTPUT_DIR or "
+            "PROPFLOW_OUTPUT_DIR), "
+            f"not the local folder {loc}"
+        )
     if not 1 <= timeout_s <= 24 * 3600:
         raise BadInput("--timeout must be between 1 and 86400 seconds")
     request_id = uuid.uuid4().hex
     try:
-        store_mod.plumbing_client("sqs").send_message(QueueUrl=queue_url, MessageBody=request_body(request_id, slug, options))
+        store_mod.plumbing_client("sqs").send_message(
+            QueueUrl=queue_url, MessageBody=request_body(request_id, slug, options)
+        )
     except Exception as exc:  # noqa: BLE001 - the queue is not reachable: one line, exit 3
-        print(f"propflow-ops: error: cannot put the request on {queue_url}: {store_mod._one_line(exc)}",
-              file=sys.stderr)
+        print(
+            f"propflow-ops: error: cannot put the request on {queue_url}: {store_mod._one_line(exc)}",
+            file=sys.stderr,
+        )
         return 3
-    print(f"propflow-ops: submitted {slug} as request {request_id}; waiting for a worker...", file=sys.stderr,
-          flush=True)
+    print(
+        f"propflow-ops: submitted {slug} as request {request_id}; waiting for a worker...",
+        file=sys.stderr,
+        flush=True,
+    )
     blobs = store_mod.Blobs(loc)
     deadline = time.monotonic() + timeout_s
     reply: dict[str, Any] | None = None
@@ -61,13 +82,19 @@ def submit_main(slug: str, options: Mapping[str, Any], queue_url: str | None, ou
         try:
             reply = blobs.get(f"_requests/{request_id}.json")
         except Exception as exc:  # noqa: BLE001 - a store hiccup: try again until the deadline
-            print(f"propflow-ops: warning: reading the answer failed: {store_mod._one_line(exc)}", file=sys.stderr)
+            print(
+                f"propflow-ops: warning: reading the answer failed: {store_mod._one_line(exc)}",
+                file=sys.stderr,
+            )
         if reply is not None:
             break
         time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
     if reply is None:
-        print(f"propflow-ops: error: no worker answered request {request_id} within {timeout_s:g} s; it stays on "
-              f"the queue and its evidence will appear under {loc}", file=sys.stderr)
+        print(
+            f"propflow-ops: error: no worker answered request {request_id} within {timeout_s:g} s; it stays on "
+            f"the queue and its evidence will appear under {loc}",
+            file=sys.stderr,
+        )
         return 3
     code = int(reply.get("exit_code", 3))
     if code == 2:
@@ -79,9 +106,18 @@ def submit_main(slug: str, options: Mapping[str, Any], queue_url: str | None, ou
 
 
 def options_from(args: Any, apply: Sequence[str]) -> dict[str, Any]:
-    return {"incident": args.incident, "severity": args.severity, "started_at": args.started_at,
-            "window": args.window, "apply": list(apply), "params": [[n, v] for n, v in args.params],
-            "html": not args.no_html, "budget": args.budget,
-            # change control: the worker has no terminal, so --apply against a real target needs --yes
-            "reason": args.reason, "yes": args.yes or None, "no_snapshot": args.no_snapshot or None,
-            "force": args.force or None}
+    return {
+        "incident": args.incident,
+        "severity": args.severity,
+        "started_at": args.started_at,
+        "window": args.window,
+        "apply": list(apply),
+        "params": [[n, v] for n, v in args.params],
+        "html": not args.no_html,
+        "budget": args.budget,
+        # change control: the worker has no terminal, so --apply against a real target needs --yes
+        "reason": args.reason,
+        "yes": args.yes or None,
+        "no_snapshot": args.no_snapshot or None,
+        "force": args.force or None,
+    }

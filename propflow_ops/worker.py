@@ -106,8 +106,9 @@ class _Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(self.visibility_s / 3):
             try:
-                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=self.receipt,
-                                                   VisibilityTimeout=self.visibility_s)
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=self.receipt, VisibilityTimeout=self.visibility_s
+                )
             except Exception as exc:  # noqa: BLE001 - said; the next beat tries again
                 say(f"could not extend a message's visibility: {_one_line(exc)}")
 
@@ -139,7 +140,9 @@ class Worker:
         self.pool = KernelPool(max(1, opts.concurrency))
         self.handlers = ThreadPoolExecutor(max(1, opts.concurrency), thread_name_prefix="propflow-message")
         # threads that wait on the kernel pool for one message's runbooks (the pool bounds the concurrency)
-        self.run_threads = ThreadPoolExecutor(2 * max(1, opts.concurrency), thread_name_prefix="propflow-runbook")
+        self.run_threads = ThreadPoolExecutor(
+            2 * max(1, opts.concurrency), thread_name_prefix="propflow-runbook"
+        )
         self.stopping = threading.Event()
         self.handled = 0
         self._last_escalation = 0.0
@@ -163,9 +166,12 @@ class Worker:
                     wait_futures(inflight, timeout=0.5, return_when="FIRST_COMPLETED")
                     continue
                 try:
-                    got = self.sqs.receive_message(QueueUrl=self.opts.queue_url, MaxNumberOfMessages=min(10, free),
-                                                   WaitTimeSeconds=max(0, min(MAX_WAIT_S, self.opts.wait_s)),
-                                                   AttributeNames=["ApproximateReceiveCount"])
+                    got = self.sqs.receive_message(
+                        QueueUrl=self.opts.queue_url,
+                        MaxNumberOfMessages=min(10, free),
+                        WaitTimeSeconds=max(0, min(MAX_WAIT_S, self.opts.wait_s)),
+                        AttributeNames=["ApproximateReceiveCount"],
+                    )
                 except Exception as exc:  # noqa: BLE001 - the queue did not answer: say so, try again
                     say(f"receiving from the queue failed: {_one_line(exc)}")
                     self.stopping.wait(2)
@@ -201,10 +207,15 @@ class Worker:
             msg = alarms_mod.parse(m.get("Body", ""))
         except alarms_mod.BadMessage as exc:
             count = (m.get("Attributes") or {}).get("ApproximateReceiveCount", "?")
-            say(f"message {message_id} (receive {count}) is not for us: {exc}; left for the dead-letter queue")
-            with contextlib.suppress(Exception):  # let it come back at once: the redrive policy counts receives
-                self.sqs.change_message_visibility(QueueUrl=self.opts.queue_url, ReceiptHandle=receipt,
-                                                   VisibilityTimeout=0)
+            say(
+                f"message {message_id} (receive {count}) is not for us: {exc}; left for the dead-letter queue"
+            )
+            with contextlib.suppress(
+                Exception
+            ):  # let it come back at once: the redrive policy counts receives
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.opts.queue_url, ReceiptHandle=receipt, VisibilityTimeout=0
+                )
             return
         try:
             with _Heartbeat(self.sqs, self.opts.queue_url, receipt, self.visibility_s):
@@ -236,8 +247,10 @@ class Worker:
             if not create:
                 return None
             candidate = alarms_mod.incident_id_for(alarm)
-            if self.blobs.create(f"{prefix}{generation:06d}.json",
-                                 {"incident": candidate, "alarm": alarm.name, "arn": alarm.arn, "at": iso(alarm.at)}):
+            if self.blobs.create(
+                f"{prefix}{generation:06d}.json",
+                {"incident": candidate, "alarm": alarm.name, "arn": alarm.arn, "at": iso(alarm.at)},
+            ):
                 return candidate
         raise RuntimeError(f"could not agree on an incident for alarm {alarm.name}")
 
@@ -256,32 +269,57 @@ class Worker:
         incident = self.open_incident_for(alarm)
         assert incident is not None
         with self._record_errors(incident):
-            ir.open_or_join(self.records, incident, severity=severity, started_at=alarm.at, severity_given=False,
-                            started_given=False, by=self.by, via=f"alarm {alarm.name}",
-                            title=f"CloudWatch alarm {alarm.name}")
+            ir.open_or_join(
+                self.records,
+                incident,
+                severity=severity,
+                started_at=alarm.at,
+                severity_given=False,
+                started_given=False,
+                by=self.by,
+                via=f"alarm {alarm.name}",
+                title=f"CloudWatch alarm {alarm.name}",
+            )
         self.note_alarm(incident, alarm, message_id, rule=rule)
-        say(f"{alarms_mod.describe(alarm)}: incident {incident}"
-            + (f" (rule {rule.key})" if rule else " (no [alarms] rule matched: triage)"))
+        say(
+            f"{alarms_mod.describe(alarm)}: incident {incident}"
+            + (f" (rule {rule.key})" if rule else " (no [alarms] rule matched: triage)")
+        )
         state = ir.load(self.records, incident)
         started = str(iso(state.started_at or alarm.at))
         triage = self.run_once(incident, "triage", started, message_id)
         outcomes = [triage] if triage else []
         if triage is not None:
-            rest = [s for s in dict.fromkeys([*runbooks, *triage.recommended])
-                    if s != "triage" and s not in NOT_RUN]
+            rest = [
+                s
+                for s in dict.fromkeys([*runbooks, *triage.recommended])
+                if s != "triage" and s not in NOT_RUN
+            ]
             futures = [self.run_threads.submit(self.run_once, incident, s, started, message_id) for s in rest]
             outcomes += [o for o in (f.result() for f in futures) if o is not None]
         if any(o.ran_here for o in outcomes):
             self.tell(incident, alarm, outcomes)
 
-    def note_alarm(self, incident: str, alarm: alarms_mod.Alarm, message_id: str, rule: alarms_mod.Rule | None) -> None:
+    def note_alarm(
+        self, incident: str, alarm: alarms_mod.Alarm, message_id: str, rule: alarms_mod.Rule | None
+    ) -> None:
         """The alarm on the incident's timeline, once per message (a redelivery does not repeat it)."""
         if not self.blobs.create(f"_claims/{incident}/alarm-{message_id}.json", {"at": iso(utcnow())}):
             return
         text = f"CloudWatch alarm {alarm.name} {alarm.state}" + (f": {alarm.reason}" if alarm.reason else "")
         with self._record_errors(incident), self.records.session(incident) as s:
-            s.append(ir.event("note", self.by, alarm.at, text=redact_text(text)[:500], alarm=alarm.name, state=alarm.state,
-                              rule=rule.key if rule else None, message=alarm.message_id or message_id))
+            s.append(
+                ir.event(
+                    "note",
+                    self.by,
+                    alarm.at,
+                    text=redact_text(text)[:500],
+                    alarm=alarm.name,
+                    state=alarm.state,
+                    rule=rule.key if rule else None,
+                    message=alarm.message_id or message_id,
+                )
+            )
 
     @contextlib.contextmanager
     def _record_errors(self, incident: str) -> Iterator[None]:
@@ -295,21 +333,46 @@ class Worker:
         claim_key, done_key = f"_claims/{incident}/{slug}.json", f"_claims/{incident}/{slug}.done.json"
         done = self.blobs.get(done_key)
         if done is not None:
-            return Outcome(slug, str(done.get("folder")), str(done.get("status")), int(done.get("exit_code", 3)),
-                           list(done.get("recommended") or []), list(done.get("findings") or []), ran_here=False)
-        if not self.blobs.create(claim_key, {"message": message_id, "worker": self.by["worker"], "at": iso(utcnow())}):
+            return Outcome(
+                slug,
+                str(done.get("folder")),
+                str(done.get("status")),
+                int(done.get("exit_code", 3)),
+                list(done.get("recommended") or []),
+                list(done.get("findings") or []),
+                ran_here=False,
+            )
+        if not self.blobs.create(
+            claim_key, {"message": message_id, "worker": self.by["worker"], "at": iso(utcnow())}
+        ):
             owner = (self.blobs.get(claim_key) or {}).get("message")
             if owner != message_id:
                 return None  # another message runs it (a repeated or duplicated alarm)
             say(f"{slug} for {incident}: taking over the run of message {message_id} (its worker stopped)")
         from propflow_ops.run.request import RunRequest
 
-        req = RunRequest(slug=slug, incident=incident, started_at=started_at, output_dir=str(self.loc),
-                         progress=False, env=dict(self.opts.env), mode=MODE)
+        req = RunRequest(
+            slug=slug,
+            incident=incident,
+            started_at=started_at,
+            output_dir=str(self.loc),
+            progress=False,
+            env=dict(self.opts.env),
+            mode=MODE,
+        )
         out = self.execute(req)
-        self.blobs.create(done_key, {"folder": out.folder, "status": out.status, "exit_code": out.exit_code,
-                                     "recommended": out.recommended, "findings": out.findings,
-                                     "message": message_id, "at": iso(utcnow())})
+        self.blobs.create(
+            done_key,
+            {
+                "folder": out.folder,
+                "status": out.status,
+                "exit_code": out.exit_code,
+                "recommended": out.recommended,
+                "findings": out.findings,
+                "message": message_id,
+                "at": iso(utcnow()),
+            },
+        )
         say(f"{slug} for {incident}: {out.status} -> {out.folder}")
         return out
 
@@ -324,10 +387,19 @@ class Worker:
             except BadInput as exc:
                 return Outcome(req.slug, "", "bad-input", 2, [], [], error=_one_line(exc))
             ev = result.evidence
-            findings = [{"code": f.get("code"), "status": f.get("status"), "title": f.get("title")}
-                        for f in ev.get("findings", [])]
-            return Outcome(req.slug, str(result.path), result.status, result.exit_code,
-                           [str(s) for s in ev.get("recommended_runbooks") or []], findings, result.error)
+            findings = [
+                {"code": f.get("code"), "status": f.get("status"), "title": f.get("title")}
+                for f in ev.get("findings", [])
+            ]
+            return Outcome(
+                req.slug,
+                str(result.path),
+                result.status,
+                result.exit_code,
+                [str(s) for s in ev.get("recommended_runbooks") or []],
+                findings,
+                result.error,
+            )
 
         try:
             return self.pool.submit(job).result()
@@ -341,28 +413,48 @@ class Worker:
 
         configured = self.cfg.notify.configured()
         state = ir.load(self.records, incident)
-        where = str(self.loc / incident) if isinstance(self.loc, store_mod.S3Url) else str(Path(self.loc) / incident)
+        where = (
+            str(self.loc / incident)
+            if isinstance(self.loc, store_mod.S3Url)
+            else str(Path(self.loc) / incident)
+        )
         subject = f"[{state.severity}] {incident}: CloudWatch alarm {alarm.name}: evidence ready"
         lines = [subject, f"Alarm {alarms_mod.describe(alarm)}."]
         for o in outcomes:
             fails = [f for f in o.findings if f.get("status") == "fail"]
-            lines.append(f"{o.slug}: {o.status}" + (f" ({len(fails)} fail)" if fails else "") + f": {o.folder}")
-            lines += [f"- {f.get('code')}: {f.get('title')}" for f in fails[:notify.MAX_FINDING_LINES]]
+            lines.append(
+                f"{o.slug}: {o.status}" + (f" ({len(fails)} fail)" if fails else "") + f": {o.folder}"
+            )
+            lines += [f"- {f.get('code')}: {f.get('title')}" for f in fails[: notify.MAX_FINDING_LINES]]
         lines.append(f"Evidence: {where}")
         text = redact_text("\n".join(lines))
-        details = {"incident": incident, "alarm": alarm.name, "evidence": where,
-                   "runs": {o.slug: o.status for o in outcomes}}
+        details = {
+            "incident": incident,
+            "alarm": alarm.name,
+            "evidence": where,
+            "runs": {o.slug: o.status for o in outcomes},
+        }
         told = []
         if not configured:
-            say(f"{incident}: no notification channel configured ([notify] in propflow-ops.toml); evidence at {where}")
+            say(
+                f"{incident}: no notification channel configured ([notify] in propflow-ops.toml); evidence at {where}"
+            )
         for channel in configured:
             res = notify._send(channel, self.cfg, state, subject, text, details, self.env)
             if res.ok:
                 told.append(channel)
             with contextlib.suppress(OSError), self.records.session(incident) as s:
-                s.append(ir.event("notify", self.by, action="evidence", channel=channel,
-                                  status="sent" if res.ok else "failed", error=None if res.ok else res.detail,
-                                  evidence=where))
+                s.append(
+                    ir.event(
+                        "notify",
+                        self.by,
+                        action="evidence",
+                        channel=channel,
+                        status="sent" if res.ok else "failed",
+                        error=None if res.ok else res.detail,
+                        evidence=where,
+                    )
+                )
             if not res.ok:
                 say(f"telling {channel} about {incident} failed: {res.detail}")
         if told:
@@ -401,21 +493,40 @@ class Worker:
         o = msg.options
         try:
             req = RunRequest(
-                slug=msg.slug, incident=_opt_str(o, "incident"), severity=_opt_str(o, "severity"),
-                started_at=_opt_str(o, "started_at"), window=_opt_int(o, "window"),
+                slug=msg.slug,
+                incident=_opt_str(o, "incident"),
+                severity=_opt_str(o, "severity"),
+                started_at=_opt_str(o, "started_at"),
+                window=_opt_int(o, "window"),
                 apply=[str(a) for a in o.get("apply") or []],
                 params=[(str(n), str(v)) for n, v in o.get("params") or []],
-                output_dir=str(self.loc), html=bool(o.get("html", True)),
-                budget_s=float(o.get("budget") or DEFAULT_BUDGET_S), progress=False, env=dict(self.opts.env),
-                mode=MODE, reason=_opt_str(o, "reason"), yes=bool(o.get("yes")),
-                no_snapshot=bool(o.get("no_snapshot")), force=bool(o.get("force")))
+                output_dir=str(self.loc),
+                html=bool(o.get("html", True)),
+                budget_s=float(o.get("budget") or DEFAULT_BUDGET_S),
+                progress=False,
+                env=dict(self.opts.env),
+                mode=MODE,
+                reason=_opt_str(o, "reason"),
+                yes=bool(o.get("yes")),
+                no_snapshot=bool(o.get("no_snapshot")),
+                force=bool(o.get("force")),
+            )
         except (TypeError, ValueError) as exc:
             out = Outcome(msg.slug, "", "bad-input", 2, [], [], error=f"bad run request: {_one_line(exc)}")
         else:
             out = self.execute(req)
-        reply = {"schema": alarms_mod.REPLY_SCHEMA, "request_id": msg.request_id, "slug": msg.slug,
-                 "status": out.status, "exit_code": out.exit_code, "folder": out.folder, "error": out.error,
-                 "findings": out.findings, "worker": self.by["worker"], "at": iso(utcnow())}
+        reply = {
+            "schema": alarms_mod.REPLY_SCHEMA,
+            "request_id": msg.request_id,
+            "slug": msg.slug,
+            "status": out.status,
+            "exit_code": out.exit_code,
+            "folder": out.folder,
+            "error": out.error,
+            "findings": out.findings,
+            "worker": self.by["worker"],
+            "at": iso(utcnow()),
+        }
         if out.folder:
             reply["evidence"] = self._evidence_summary(out.folder)
         self.blobs.create(reply_key, reply)
@@ -455,8 +566,15 @@ def _opt_int(o: Mapping[str, Any], key: str) -> int | None:
     return v
 
 
-def worker_main(queue_url: str | None, output_dir: str | None, concurrency: int, wait_s: int,
-                escalate_every_s: float, max_messages: int, env: Mapping[str, str]) -> int:
+def worker_main(
+    queue_url: str | None,
+    output_dir: str | None,
+    concurrency: int,
+    wait_s: int,
+    escalate_every_s: float,
+    max_messages: int,
+    env: Mapping[str, str],
+) -> int:
     """``propflow-ops worker``: serve until SIGTERM / Ctrl-C (or ``--max-messages``)."""
     queue_url = queue_url or os.environ.get("PROPFLOW_FLEET_QUEUE_URL") or ""
     if not queue_url:
@@ -471,7 +589,9 @@ def worker_main(queue_url: str | None, output_dir: str | None, concurrency: int,
     if not store_mod.is_s3(out):
         say("warning: the evidence goes to a local folder; a fleet shares an s3:// store (--output-dir)")
     try:
-        worker = Worker(Options(queue_url, out, concurrency, wait_s, escalate_every_s, max_messages, dict(env)))
+        worker = Worker(
+            Options(queue_url, out, concurrency, wait_s, escalate_every_s, max_messages, dict(env))
+        )
     except config_mod.ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - the queue or the store does not answer: one line, exit 3

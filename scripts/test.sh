@@ -21,6 +21,7 @@ if [ "$FAST" = 0 ]; then
 fi
 say "ruff"
 .venv/bin/ruff check propflow_ops tests bench notebooks
+.venv/bin/ruff format --check propflow_ops tests bench notebooks
 say "mypy"
 .venv/bin/mypy
 if [ "$FAST" = 1 ]; then

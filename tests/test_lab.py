@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Stands in for JupyterLab: answers /api/status only with the token from JUPYTER_TOKEN, writes
 # the environment it was given to a file, and stops on SIGTERM.
-FAKE_JUPYTER = r'''
+FAKE_JUPYTER = r"""
 import http.server, json, os, signal, sys
 port, env_file = int(sys.argv[1]), sys.argv[2]
 token = os.environ["JUPYTER_TOKEN"]
@@ -46,7 +46,7 @@ os.replace(env_file + ".tmp", env_file)
 if os.environ.get("FAKE_JUPYTER_EXIT"):
     sys.exit(int(os.environ["FAKE_JUPYTER_EXIT"]))
 server.serve_forever()
-'''
+"""
 
 
 class FakeSandbox:
@@ -63,14 +63,19 @@ class FakeSandbox:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ACCESS_KEY_ID": "testing",
-                "PROPFLOW_API_URL": "http://127.0.0.1:2", "PROPFLOW_SANDBOX": "1"}
+        return {
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "PROPFLOW_API_URL": "http://127.0.0.1:2",
+            "PROPFLOW_SANDBOX": "1",
+        }
 
     def stop(self) -> None:
         self.calls.append("stop")
 
 
 # --- pieces --------------------------------------------------------------------------------------
+
 
 def test_resolve_notebook_by_slug_or_file_name() -> None:
     root = REPO / "notebooks"
@@ -89,8 +94,10 @@ def test_resolve_notebook_missing_file(tmp_path: Path) -> None:
 
 
 def test_lab_url_opens_the_runbook_with_the_token() -> None:
-    assert lab.lab_url(8890, "01_api_down.ipynb", "abc123") == \
-        "http://127.0.0.1:8890/lab/tree/01_api_down.ipynb?token=abc123"
+    assert (
+        lab.lab_url(8890, "01_api_down.ipynb", "abc123")
+        == "http://127.0.0.1:8890/lab/tree/01_api_down.ipynb?token=abc123"
+    )
     assert lab.lab_url(8890, None, "abc123") == "http://127.0.0.1:8890/lab?token=abc123"
 
 
@@ -98,8 +105,14 @@ def test_jupyter_command() -> None:
     root = REPO / "notebooks"
     cmd = lab.jupyter_command(root, 8899, python="/py", allow_root=False, app_settings=Path("/s"))
     assert cmd[:3] == ["/py", "-m", "jupyterlab"]
-    for arg in ("--no-browser", f"--ServerApp.root_dir={root}", "--ServerApp.ip=127.0.0.1",
-                "--ServerApp.port=8899", "--ServerApp.port_retries=0", "--LabApp.app_settings_dir=/s"):
+    for arg in (
+        "--no-browser",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=8899",
+        "--ServerApp.port_retries=0",
+        "--LabApp.app_settings_dir=/s",
+    ):
         assert arg in cmd
     assert "--allow-root" not in cmd
     assert not [a for a in cmd if "token" in a.lower()], "the token must not be on the command line"
@@ -107,17 +120,29 @@ def test_jupyter_command() -> None:
 
 
 def test_lab_env_sandbox_wins_and_production_aws_settings_are_dropped() -> None:
-    base = {"PATH": "/bin", "AWS_PROFILE": "prod", "AWS_SESSION_TOKEN": "tok", "AWS_ENDPOINT_URL_S3": "https://s3",
-            "AWS_ENDPOINT_URL": "https://prod", "PROPFLOW_API_URL": "https://api.propflow.com"}
+    base = {
+        "PATH": "/bin",
+        "AWS_PROFILE": "prod",
+        "AWS_SESSION_TOKEN": "tok",
+        "AWS_ENDPOINT_URL_S3": "https://s3",
+        "AWS_ENDPOINT_URL": "https://prod",
+        "PROPFLOW_API_URL": "https://api.propflow.com",
+    }
     env = lab.lab_env(base, "T0K", FakeSandbox([]).env)
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert env["PROPFLOW_API_URL"] == "http://127.0.0.1:2"
     assert env["JUPYTER_TOKEN"] == "T0K" and env["PATH"] == "/bin"
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
         assert name not in env
-    every_kind = {"PGHOSTADDR": "10.0.0.5", "DATABASE_URL": "postgresql://prod", "REDIS_URL": "redis://prod",
-                  "TWILIO_AUTH_TOKEN": "real", "AWS_CONFIG_FILE": "/home/me/.aws/config", "HTTPS_PROXY": "http://p",
-                  "PROPFLOW_ALEMBIC_CONFIG": "/srv/alembic.ini"}
+    every_kind = {
+        "PGHOSTADDR": "10.0.0.5",
+        "DATABASE_URL": "postgresql://prod",
+        "REDIS_URL": "redis://prod",
+        "TWILIO_AUTH_TOKEN": "real",
+        "AWS_CONFIG_FILE": "/home/me/.aws/config",
+        "HTTPS_PROXY": "http://p",
+        "PROPFLOW_ALEMBIC_CONFIG": "/srv/alembic.ini",
+    }
     env = lab.lab_env({**base, **every_kind}, "T0K", FakeSandbox([]).env)
     assert not set(every_kind) & set(env), sorted(set(every_kind) & set(env))
     # Without --sandbox the engineer's environment is used as it is.
@@ -153,16 +178,28 @@ def test_target_summary_names_the_target_without_secrets() -> None:
 
 # --- bad input: one line, exit 2 -----------------------------------------------------------------
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["lab", "no-such-runbook"], "unknown runbook 'no-such-runbook'"),
-    (["lab", "api-down", "--scenario", "api-oom"], "--scenario needs --sandbox"),
-    (["lab", "api-down", "--sandbox", "--scenario", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
-    (["lab", "api-down", "--incident", "../INC-1"], "incident"),
-    (["lab", "api-down", "--sandbox", "--env", "prod"], "--config/--env cannot be used with --sandbox"),
-    (["lab", "api-down", "--severity", "P7"], "P7"),
-])
-def test_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
-                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["lab", "no-such-runbook"], "unknown runbook 'no-such-runbook'"),
+        (["lab", "api-down", "--scenario", "api-oom"], "--scenario needs --sandbox"),
+        (
+            ["lab", "api-down", "--sandbox", "--scenario", "no-such-scenario"],
+            "unknown scenario 'no-such-scenario'",
+        ),
+        (["lab", "api-down", "--incident", "../INC-1"], "incident"),
+        (["lab", "api-down", "--sandbox", "--env", "prod"], "--config/--env cannot be used with --sandbox"),
+        (["lab", "api-down", "--severity", "P7"], "P7"),
+    ],
+)
+def test_bad_input_exits_2(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     if "--sandbox" in argv:  # the scenarios are read after the check that JupyterLab is installed
         pytest.importorskip("jupyterlab", reason="the lab extra is not installed")
     monkeypatch.setattr(lab, "make_sandbox", lambda names: pytest.fail("no sandbox on bad input"))
@@ -176,12 +213,14 @@ def test_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.Capture
 
 # --- lifecycle, with a stand-in for JupyterLab ---------------------------------------------------
 
+
 @pytest.fixture
 def fake_jupyter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     pytest.importorskip("jupyterlab", reason="the lab extra is not installed (lab_main refuses to start)")
     script = tmp_path / "fake_jupyter.py"
     script.write_text(FAKE_JUPYTER)
     env_file = tmp_path / "jupyter-env.json"
+
     def command(root: Path, port: int, **kw: Any) -> list[str]:
         (tmp_path / "jupyter-root").write_text(str(root))
         return [sys.executable, str(script), str(port), str(env_file)]
@@ -209,6 +248,7 @@ def _sigterm_self_when(ready: Path) -> threading.Thread:
     (it is serving): a stop that lands before the URL is printed would be a different test. On a busy
     machine that can take a while; after SERVING_S the stop is sent anyway, so the test fails instead of
     hanging."""
+
     def later() -> None:
         deadline = time.monotonic() + SERVING_S
         while not (ready.exists() and URL_LINE.search(_printed_so_far())) and time.monotonic() < deadline:
@@ -223,7 +263,8 @@ def _sigterm_self_when(ready: Path) -> threading.Thread:
 
 
 def test_sandbox_lab_prints_url_and_stops_everything_on_sigterm(
-        fake_jupyter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_jupyter: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     handler_before = signal.getsignal(signal.SIGTERM)
     thread = _sigterm_self_when(fake_jupyter)
     code = lab.lab_main("api-down", sandbox=True, scenarios=["api-oom", "api-oom"], port=0)
@@ -243,13 +284,17 @@ def test_sandbox_lab_prints_url_and_stops_everything_on_sigterm(
     incident = env["PROPFLOW_LAB_INCIDENT"]
     assert incident.startswith("ADHOC-") and f"incident {incident} (opened now)" in out
     root = Path((fake_jupyter.parent / "jupyter-root").read_text())
-    assert root.parent == Path(env["PROPFLOW_OUTPUT_DIR"]) / incident / ".lab" and (root / "01_api_down.ipynb").is_file()
+    assert (
+        root.parent == Path(env["PROPFLOW_OUTPUT_DIR"]) / incident / ".lab"
+        and (root / "01_api_down.ipynb").is_file()
+    )
     assert lab.port_is_free(int(url.group(1))), "JupyterLab still listens after the stop"
     assert signal.getsignal(signal.SIGTERM) == handler_before
 
 
 def test_jupyter_that_dies_stops_the_sandbox_and_exits_1(
-        fake_jupyter: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_jupyter: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("FAKE_JUPYTER_EXIT", "3")
     assert lab.lab_main("api-down", sandbox=True, scenarios=[], port=0) == 1
     assert "JupyterLab did not start" in capsys.readouterr().err
@@ -258,7 +303,8 @@ def test_jupyter_that_dies_stops_the_sandbox_and_exits_1(
 
 
 def test_sandbox_that_fails_to_start_is_one_line_and_exit_1(
-        fake_jupyter: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_jupyter: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def broken(self: FakeSandbox) -> None:
         self.calls.append("start")
         raise OSError("pgserver: no space left")
@@ -274,6 +320,7 @@ def test_sandbox_that_fails_to_start_is_one_line_and_exit_1(
 
 # --- the real JupyterLab, no browser -------------------------------------------------------------
 
+
 def _get(url: str, token: str | None = None) -> tuple[int, str]:
     req = urllib.request.Request(url, headers={"Authorization": f"token {token}"} if token else {})
     try:
@@ -284,8 +331,12 @@ def _get(url: str, token: str | None = None) -> tuple[int, str]:
 
 
 def _put(url: str, token: str, model: dict[str, Any]) -> int:
-    req = urllib.request.Request(url, data=json.dumps(model).encode(), method="PUT",
-                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(model).encode(),
+        method="PUT",
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:  # loopback
         return int(resp.status)
 
@@ -303,22 +354,43 @@ def _tree_hash(folder: Path) -> str:
 @pytest.mark.slow
 def test_real_jupyterlab_serves_the_working_copy_masks_every_save_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     pytest.importorskip("jupyterlab", reason="the lab extra is not installed")
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "PROPFLOW_OUTPUT_DIR": str(tmp_path / "runs"),
-           "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # STS refused at once: the operator is looked up fast
+    env = {
+        **os.environ,
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+        "PROPFLOW_OUTPUT_DIR": str(tmp_path / "runs"),
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    }  # STS refused at once: the operator is looked up fast
     templates = _tree_hash(REPO / "notebooks")
     out = tmp_path / "out.txt"
     with out.open("w") as stdout, (tmp_path / "err.txt").open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "lab", "api-down", "--port", "0",
-                                 "--incident", "INC-41"], env=env, stdout=stdout, stderr=stderr, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "propflow_ops.cli",
+                "lab",
+                "api-down",
+                "--port",
+                "0",
+                "--incident",
+                "INC-41",
+            ],
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
     try:
         found = None
         deadline = time.monotonic() + 120
         while found is None and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.25)
-            found = re.search(r"^http://127\.0\.0\.1:(\d+)/lab/tree/01_api_down\.ipynb\?token=(\w+)$",
-                              out.read_text(), re.M)
+            found = re.search(
+                r"^http://127\.0\.0\.1:(\d+)/lab/tree/01_api_down\.ipynb\?token=(\w+)$", out.read_text(), re.M
+            )
         assert found, out.read_text() + (tmp_path / "err.txt").read_text()
         base, token = f"http://127.0.0.1:{found.group(1)}", found.group(2)
         assert "target: the current environment" in out.read_text()
@@ -337,19 +409,36 @@ def test_real_jupyterlab_serves_the_working_copy_masks_every_save_and_stops_on_c
         # A save as the browser sends it (autosave or File > Save), with a canary in an output and a source.
         model = json.loads(_get(f"{base}/api/contents/01_api_down.ipynb", token)[1])
         canary = "postgresql://admin:CANARY-h9-s4ve@db.internal:5432/propflow"
-        cell = next(c for c in model["content"]["cells"] if c["cell_type"] == "code"
-                    and "parameters" not in c["metadata"].get("tags", []))
+        cell = next(
+            c
+            for c in model["content"]["cells"]
+            if c["cell_type"] == "code" and "parameters" not in c["metadata"].get("tags", [])
+        )
         cell["source"] += f"\nprint({canary!r})"
-        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": canary + "\n"},
-                           {"output_type": "display_data", "metadata": {},
-                            "data": {"text/html": f"<td>{canary}</td>", "text/plain": canary}}]
-        assert _put(f"{base}/api/contents/01_api_down.ipynb", token,
-                    {"type": "notebook", "format": "json", "content": model["content"]}) == 200
+        cell["outputs"] = [
+            {"output_type": "stream", "name": "stdout", "text": canary + "\n"},
+            {
+                "output_type": "display_data",
+                "metadata": {},
+                "data": {"text/html": f"<td>{canary}</td>", "text/plain": canary},
+            },
+        ]
+        assert (
+            _put(
+                f"{base}/api/contents/01_api_down.ipynb",
+                token,
+                {"type": "notebook", "format": "json", "content": model["content"]},
+            )
+            == 200
+        )
         (copy,) = (tmp_path / "runs" / "INC-41" / ".lab").glob("*/01_api_down.ipynb")
         on_disk = copy.read_text(encoding="utf-8")
         assert "CANARY-h9-s4ve" not in on_disk and "print(" in on_disk
-        assert "CANARY-h9-s4ve" not in "".join(p.read_text(encoding="utf-8", errors="replace")
-                                              for p in (tmp_path / "runs").rglob("*") if p.is_file())
+        assert "CANARY-h9-s4ve" not in "".join(
+            p.read_text(encoding="utf-8", errors="replace")
+            for p in (tmp_path / "runs").rglob("*")
+            if p.is_file()
+        )
         assert _tree_hash(REPO / "notebooks") == templates, "notebooks/ must never be written"
     finally:
         if proc.poll() is None:
@@ -360,18 +449,38 @@ def test_real_jupyterlab_serves_the_working_copy_masks_every_save_and_stops_on_c
 
 
 def test_lab_incident_config_and_env_fill_the_working_copy(
-        fake_jupyter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_jupyter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from propflow_ops.run.parameters import notebook_parameters
 
     cfg = tmp_path / "team.toml"
-    cfg.write_text('[environments.staging]\naws_region = "eu-west-1"\n[environments.staging.parameters]\n'
-                   'cluster = "propflow-staging"\n', encoding="utf-8")
+    cfg.write_text(
+        '[environments.staging]\naws_region = "eu-west-1"\n[environments.staging.parameters]\n'
+        'cluster = "propflow-staging"\n',
+        encoding="utf-8",
+    )
     monkeypatch.delenv("PROPFLOW_CONFIG", raising=False)
     monkeypatch.delenv("PROPFLOW_ENV", raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # STS refused at once
     thread = _sigterm_self_when(fake_jupyter)
-    code = cli_main(["lab", "api-down", "--incident", "INC-61", "--config", str(cfg), "--env", "staging",
-                     "--started-at", "2026-11-27T10:00:00Z", "--severity", "P1", "--port", "0"])
+    code = cli_main(
+        [
+            "lab",
+            "api-down",
+            "--incident",
+            "INC-61",
+            "--config",
+            str(cfg),
+            "--env",
+            "staging",
+            "--started-at",
+            "2026-11-27T10:00:00Z",
+            "--severity",
+            "P1",
+            "--port",
+            "0",
+        ]
+    )
     thread.join(5)
     assert code == 0, capsys.readouterr().err
     env = json.loads(fake_jupyter.read_text())
@@ -381,4 +490,8 @@ def test_lab_incident_config_and_env_fill_the_working_copy(
     assert copy.parent.parent == Path(env["PROPFLOW_OUTPUT_DIR"]) / "INC-61" / ".lab"
     params = {k: v["default"] for k, v in notebook_parameters(copy).items()}
     assert (params["incident_id"], params["severity"], params["started_at"], params["cluster"]) == (
-        "INC-61", "P1", "2026-11-27T10:00:00Z", "propflow-staging")
+        "INC-61",
+        "P1",
+        "2026-11-27T10:00:00Z",
+        "propflow-staging",
+    )

@@ -27,7 +27,9 @@ def _summary(result: Any) -> str:
     if isinstance(result, str):
         return result
     if isinstance(result, dict):
-        return ", ".join(f"{k}={v}" for k, v in redact(jsonable(result)).items() if not isinstance(v, (list, dict)))
+        return ", ".join(
+            f"{k}={v}" for k, v in redact(jsonable(result)).items() if not isinstance(v, (list, dict))
+        )
     return str(result)
 
 
@@ -42,23 +44,31 @@ def apply_step(ev: Evidence, step: Step) -> StepOutcome:
     by = operator_mod.current()
     who = operator_mod.label(by)
     is_sandbox, why_not = target.sandbox_check(os.environ)
-    extra: dict[str, Any] = {"by": who, "reason": opts.reason,
-                             "target": "sandbox" if is_sandbox else f"not the sandbox ({why_not})"}
+    extra: dict[str, Any] = {
+        "by": who,
+        "reason": opts.reason,
+        "target": "sandbox" if is_sandbox else f"not the sandbox ({why_not})",
+    }
     root = opts.record_root or None
     run_mode = "headless" if opts.headless else "interactive"
 
     def finish(mode: str, detail: str, phase: str, result: Any = None) -> StepOutcome:
         action = Action(step.name, mode, step.command, detail, extra=dict(extra))
         ev.record(action)
-        audit.record_action(incident, phase, action.to_json(), by, root, at=action.at, runbook=ev.runbook,
-                            run_mode=run_mode)
+        audit.record_action(
+            incident, phase, action.to_json(), by, root, at=action.at, runbook=ev.runbook, run_mode=run_mode
+        )
         return StepOutcome(step, action, result=result, applied=True, runbook=ev.runbook)
 
     if step.precondition:
         return finish("failed", f"Not run: {step.precondition}", "refused")
     if not opts.reason:
-        return finish("refused", "Refused: no reason given. Every applied step needs one, recorded with it: "
-                      "--reason TEXT (a ticket or a sentence); in JupyterLab, reason = \"...\".", "refused")
+        return finish(
+            "refused",
+            "Refused: no reason given. Every applied step needs one, recorded with it: "
+            '--reason TEXT (a ticket or a sentence); in JupyterLab, reason = "...".',
+            "refused",
+        )
     if not is_sandbox:
         how = ""
         if opts.yes:
@@ -70,21 +80,35 @@ def apply_step(ev: Evidence, step: Step) -> StepOutcome:
             if answer is None:
                 return finish("refused", "Refused: no confirmation typed in time.", "refused")
             if not confirm.accepted(answer, step.name, incident):
-                return finish("refused", f"Refused: the answer {answer.strip()[:40]!r} is not the step name or the "
-                              "incident id.", "refused")
+                return finish(
+                    "refused",
+                    f"Refused: the answer {answer.strip()[:40]!r} is not the step name or the incident id.",
+                    "refused",
+                )
             how = "typed on the terminal"
         else:
-            hint = ("run on a terminal to confirm it, or pass --yes" if opts.headless
-                    else f'set confirm = "{step.name}" in the parameters cell and run again')
-            return finish("refused", f"Refused: the target is not the sandbox ({why_not}) and the step was not "
-                          f"confirmed: {hint}.", "refused")
+            hint = (
+                "run on a terminal to confirm it, or pass --yes"
+                if opts.headless
+                else f'set confirm = "{step.name}" in the parameters cell and run again'
+            )
+            return finish(
+                "refused",
+                f"Refused: the target is not the sandbox ({why_not}) and the step was not confirmed: {hint}.",
+                "refused",
+            )
         extra["confirmed"] = how
-    failing = sorted({f.code for f in ev.findings if f.code in step.refused_while and f.status is Status.FAIL})
+    failing = sorted(
+        {f.code for f in ev.findings if f.code in step.refused_while and f.status is Status.FAIL}
+    )
     if failing:
         if not opts.force:
-            return finish("refused", f"Refused: {', '.join(failing)} fails: this step would undo the last good "
-                          "change. Force it with --force (JupyterLab: force = True); the reason is recorded.",
-                          "refused")
+            return finish(
+                "refused",
+                f"Refused: {', '.join(failing)} fails: this step would undo the last good "
+                "change. Force it with --force (JupyterLab: force = True); the reason is recorded.",
+                "refused",
+            )
         extra["forced"] = f"despite {', '.join(failing)}"
     locks = lock_mod.locks_for()
     resource = step.resource or f"step:{step.name}"
@@ -92,28 +116,39 @@ def apply_step(ev: Evidence, step: Step) -> StepOutcome:
         holder = locks.acquire(resource, who, step.name, incident)
     except lock_mod.LockBusy as busy:
         extra["lock"] = busy.holder.public()
-        return finish("refused", f"Refused: {busy.holder.text()}. Wait for it, or `propflow-ops lock break "
-                      f"{resource} --reason ...` if that change is dead.", "refused")
+        return finish(
+            "refused",
+            f"Refused: {busy.holder.text()}. Wait for it, or `propflow-ops lock break "
+            f"{resource} --reason ...` if that change is dead.",
+            "refused",
+        )
     except Exception as exc:  # noqa: BLE001 - no lock, no change
-        return finish("refused", f"Refused: the change lock ({locks.where}) cannot be taken: "
-                      f"{type(exc).__name__}: {exc}", "refused")
+        return finish(
+            "refused",
+            f"Refused: the change lock ({locks.where}) cannot be taken: {type(exc).__name__}: {exc}",
+            "refused",
+        )
     extra["lock"] = {"resource": resource, "where": locks.where, "since": holder.since}
     started = Action(step.name, "started", step.command, "Started: " + step.what, extra=dict(extra))
-    audit.record_action(incident, "started", started.to_json(), by, root, at=started.at, runbook=ev.runbook,
-                        run_mode=run_mode)
+    audit.record_action(
+        incident, "started", started.to_json(), by, root, at=started.at, runbook=ev.runbook, run_mode=run_mode
+    )
     try:
         return _run(ev, step, opts, incident, extra, finish)
     finally:
         extra["lock"]["released"] = locks.release(holder)
 
 
-def _run(ev: Evidence, step: Step, opts: confirm.ChangeOptions, incident: str, extra: dict[str, Any],
-         finish: Any) -> StepOutcome:
+def _run(
+    ev: Evidence, step: Step, opts: confirm.ChangeOptions, incident: str, extra: dict[str, Any], finish: Any
+) -> StepOutcome:
     t0 = time.monotonic()
     try:
         before = step.before() if step.before else {}
     except Exception as exc:  # noqa: BLE001 - without the state before, no undo: do not change
-        return finish("failed", f"Not run: the state before could not be read: {type(exc).__name__}: {exc}", "ended")
+        return finish(
+            "failed", f"Not run: the state before could not be read: {type(exc).__name__}: {exc}", "ended"
+        )
     extra["before"] = before
     protect: dict[str, Any] = {}
     if step.protect is not None:
@@ -132,8 +167,11 @@ def _run(ev: Evidence, step: Step, opts: confirm.ChangeOptions, incident: str, e
         extra["result"] = {k: v for k, v in result.items()}
     # the snapshot wait and the verification share one cell's time (the runner stops a cell after 120 s)
     budget = max(MIN_VERIFY_S, STEP_BUDGET_S - (time.monotonic() - t0))
-    verification = (wait_until(step.verify(result, before), min(timeout_s(), budget)) if step.verify is not None
-                    else Verification(False, "this step has no verification", 0.0))
+    verification = (
+        wait_until(step.verify(result, before), min(timeout_s(), budget))
+        if step.verify is not None
+        else Verification(False, "this step has no verification", 0.0)
+    )
     extra["verified"] = verification.verified
     extra["verification"] = verification.to_json()
     if step.undo is not None:

@@ -20,9 +20,17 @@ from propflow_ops.redact import redact
 _KEEP = ("step", "mode", "reason", "detail", "command", "confirmed", "target", "forced", "verified")
 
 
-def record_action(incident_id: str, phase: str, action: Mapping[str, Any], by: Mapping[str, Any],
-                  root: str | None = None, *, at: datetime | None = None, runbook: str = "",
-                  run_mode: str = "") -> bool:
+def record_action(
+    incident_id: str,
+    phase: str,
+    action: Mapping[str, Any],
+    by: Mapping[str, Any],
+    root: str | None = None,
+    *,
+    at: datetime | None = None,
+    runbook: str = "",
+    run_mode: str = "",
+) -> bool:
     """Append ``{"event": "action", "phase": started|ended|refused|lock-break, ...}`` at ``at`` (the evidence
     action's own time: the review shows a step once). Written only where the output folder is known (``root``,
     or ``$PROPFLOW_OUTPUT_DIR``: the runner and the lab set it). False (and a warning on stderr) when it cannot
@@ -52,6 +60,9 @@ def record_action(incident_id: str, phase: str, action: Mapping[str, Any], by: M
             s.append(ir.event("action", by, at=at, **fields))
         return True
     except Exception as exc:  # noqa: BLE001 - the record is a copy; the evidence is the primary
-        print(f"propflow-ops: warning: the incident record was not updated ({phase} {action.get('step')}): "
-              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"propflow-ops: warning: the incident record was not updated ({phase} {action.get('step')}): "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         return False

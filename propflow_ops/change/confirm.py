@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 OPTIONS_ENV = "PROPFLOW_CHANGE"
-CONFIRM_WAIT_S = 90.0  # below the runner's cell timeout (120 s): an unanswered prompt is a refusal, not a hang
+CONFIRM_WAIT_S = (
+    90.0  # below the runner's cell timeout (120 s): an unanswered prompt is a refusal, not a hang
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ def accepted(answer: str, step: str, incident_id: str) -> bool:
     return bool(answer) and answer in (step, incident_id)
 
 
-def ask_runner(prompt_dir: str, step: str, incident_id: str, plan: str, wait_s: float = CONFIRM_WAIT_S) -> str | None:
+def ask_runner(
+    prompt_dir: str, step: str, incident_id: str, plan: str, wait_s: float = CONFIRM_WAIT_S
+) -> str | None:
     """Kernel side: hand the plan to the runner's terminal and wait for the typed answer (None: no answer)."""
     d = Path(prompt_dir)
     reply = d / f"reply-{step}"
@@ -84,8 +88,9 @@ def ask_runner(prompt_dir: str, step: str, incident_id: str, plan: str, wait_s: 
 
 
 @contextmanager
-def terminal_prompts(prompt_dir: str | None, tty_in: TextIO | None = None,
-                     tty_out: TextIO | None = None) -> Iterator[None]:
+def terminal_prompts(
+    prompt_dir: str | None, tty_in: TextIO | None = None, tty_out: TextIO | None = None
+) -> Iterator[None]:
     """Runner side: while the notebook runs, show each plan the kernel hands over and read the answer."""
     if not prompt_dir:
         yield
@@ -105,8 +110,10 @@ def terminal_prompts(prompt_dir: str | None, tty_in: TextIO | None = None,
                 except (OSError, ValueError):
                     continue
                 step, incident = str(data.get("step")), str(data.get("incident"))
-                tout.write(f"\n{data.get('plan', '')}\n\nThis target is NOT the sandbox. Type the step name "
-                           f"({step}) or the incident id ({incident}) to apply it, anything else to refuse: ")
+                tout.write(
+                    f"\n{data.get('plan', '')}\n\nThis target is NOT the sandbox. Type the step name "
+                    f"({step}) or the incident id ({incident}) to apply it, anything else to refuse: "
+                )
                 tout.flush()
                 answer = tin.readline()
                 tmp = d / f".reply-{step}.tmp"

@@ -49,8 +49,10 @@ class Holder:
     token: str = ""
 
     def text(self) -> str:
-        return (f"{self.resource} is locked by {self.owner} since {self.since} ({self.step}, incident "
-                f"{self.incident}; expires {self.expires})")
+        return (
+            f"{self.resource} is locked by {self.owner} since {self.since} ({self.step}, incident "
+            f"{self.incident}; expires {self.expires})"
+        )
 
     def public(self) -> dict[str, Any]:
         out = asdict(self)
@@ -67,7 +69,9 @@ class LockBusy(Exception):
 class Locks(Protocol):
     where: str
 
-    def acquire(self, resource: str, owner: str, step: str, incident: str, ttl_s: float = DEFAULT_TTL_S) -> Holder: ...
+    def acquire(
+        self, resource: str, owner: str, step: str, incident: str, ttl_s: float = DEFAULT_TTL_S
+    ) -> Holder: ...
 
     def release(self, holder: Holder) -> bool: ...
 
@@ -79,8 +83,15 @@ class Locks(Protocol):
 def _new(resource: str, owner: str, step: str, incident: str, ttl_s: float) -> tuple[Holder, float]:
     now = time.time()
     expires = now + ttl_s
-    return Holder(resource, owner, step, incident, iso(datetime.fromtimestamp(now, UTC)) or "",
-                  iso(datetime.fromtimestamp(expires, UTC)) or "", secrets.token_hex(16)), expires
+    return Holder(
+        resource,
+        owner,
+        step,
+        incident,
+        iso(datetime.fromtimestamp(now, UTC)) or "",
+        iso(datetime.fromtimestamp(expires, UTC)) or "",
+        secrets.token_hex(16),
+    ), expires
 
 
 class DynamoLocks:
@@ -97,31 +108,48 @@ class DynamoLocks:
             self._client = aws.client("dynamodb")
         return self._client
 
-    def acquire(self, resource: str, owner: str, step: str, incident: str, ttl_s: float = DEFAULT_TTL_S) -> Holder:
+    def acquire(
+        self, resource: str, owner: str, step: str, incident: str, ttl_s: float = DEFAULT_TTL_S
+    ) -> Holder:
         holder, expires = _new(resource, owner, step, incident, ttl_s)
-        item = {"resource": {"S": resource}, "owner": {"S": owner}, "step": {"S": step}, "incident": {"S": incident},
-                "since": {"S": holder.since}, "expires": {"S": holder.expires}, "token": {"S": holder.token},
-                "expires_at": {"N": str(int(expires))}}
+        item = {
+            "resource": {"S": resource},
+            "owner": {"S": owner},
+            "step": {"S": step},
+            "incident": {"S": incident},
+            "since": {"S": holder.since},
+            "expires": {"S": holder.expires},
+            "token": {"S": holder.token},
+            "expires_at": {"N": str(int(expires))},
+        }
         try:
-            self.client.put_item(TableName=self.table, Item=item,
-                                 ConditionExpression="attribute_not_exists(#r) OR expires_at < :now",
-                                 ExpressionAttributeNames={"#r": "resource"},
-                                 ExpressionAttributeValues={":now": {"N": str(int(time.time()))}})
+            self.client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#r) OR expires_at < :now",
+                ExpressionAttributeNames={"#r": "resource"},
+                ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+            )
         except self.client.exceptions.ConditionalCheckFailedException:
             current = self._get(resource)
             raise LockBusy(current or Holder(resource, "unknown", "?", "?", "?", "?")) from None
         return holder
 
     def _get(self, resource: str) -> Holder | None:
-        item = self.client.get_item(TableName=self.table, Key={"resource": {"S": resource}},
-                                    ConsistentRead=True).get("Item")
+        item = self.client.get_item(
+            TableName=self.table, Key={"resource": {"S": resource}}, ConsistentRead=True
+        ).get("Item")
         return _from_item(item) if item else None
 
     def release(self, holder: Holder) -> bool:
         try:
-            self.client.delete_item(TableName=self.table, Key={"resource": {"S": holder.resource}},
-                                    ConditionExpression="#t = :t", ExpressionAttributeNames={"#t": "token"},
-                                    ExpressionAttributeValues={":t": {"S": holder.token}})
+            self.client.delete_item(
+                TableName=self.table,
+                Key={"resource": {"S": holder.resource}},
+                ConditionExpression="#t = :t",
+                ExpressionAttributeNames={"#t": "token"},
+                ExpressionAttributeValues={":t": {"S": holder.token}},
+            )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False  # broken or expired and taken by someone else: theirs now
         return True
@@ -138,8 +166,9 @@ class DynamoLocks:
         return sorted(out, key=lambda h: h.resource)
 
     def break_(self, resource: str) -> Holder | None:
-        old = self.client.delete_item(TableName=self.table, Key={"resource": {"S": resource}},
-                                      ReturnValues="ALL_OLD").get("Attributes")
+        old = self.client.delete_item(
+            TableName=self.table, Key={"resource": {"S": resource}}, ReturnValues="ALL_OLD"
+        ).get("Attributes")
         return _from_item(old) if old else None
 
 
@@ -172,11 +201,15 @@ class FileLocks:
     def _read(self, path: Path) -> tuple[Holder, float] | None:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            return Holder(**{k: str(raw.get(k) or "") for k in Holder.__dataclass_fields__}), float(raw["expires_at"])
+            return Holder(**{k: str(raw.get(k) or "") for k in Holder.__dataclass_fields__}), float(
+                raw["expires_at"]
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def acquire(self, resource: str, owner: str, step: str, incident: str, ttl_s: float = DEFAULT_TTL_S) -> Holder:
+    def acquire(
+        self, resource: str, owner: str, step: str, incident: str, ttl_s: float = DEFAULT_TTL_S
+    ) -> Holder:
         with self._guard():
             path = self._path(resource)
             current = self._read(path)
@@ -227,6 +260,9 @@ def create_table(client: Any, table: str) -> None:
     creates it once (``aws dynamodb create-table --table-name T --attribute-definitions
     AttributeName=resource,AttributeType=S --key-schema AttributeName=resource,KeyType=HASH --billing-mode
     PAY_PER_REQUEST``)."""
-    client.create_table(TableName=table, KeySchema=[{"AttributeName": "resource", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "resource", "AttributeType": "S"}],
-                        BillingMode="PAY_PER_REQUEST")
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "resource", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "resource", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )

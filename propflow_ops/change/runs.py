@@ -21,8 +21,18 @@ PENDING = "pending"
 APPLY_CELL_TIMEOUT_S = confirm.CONFIRM_WAIT_S + 100 + 30  # 100: change.apply.STEP_BUDGET_S
 
 
-def preflight(apply: list[str], incident_id: str, env: Mapping[str, str], *, yes: bool, reason: str | None,
-              no_snapshot: bool, force: bool, record_root: str, stdin_tty: bool | None = None) -> dict[str, str]:
+def preflight(
+    apply: list[str],
+    incident_id: str,
+    env: Mapping[str, str],
+    *,
+    yes: bool,
+    reason: str | None,
+    no_snapshot: bool,
+    force: bool,
+    record_root: str,
+    stdin_tty: bool | None = None,
+) -> dict[str, str]:
     """Before the kernel starts: the kernel's change options, or BadInput (exit 2, one line).
 
     Without a terminal and without ``--yes``, applying against a target that is not the sandbox is refused
@@ -40,15 +50,33 @@ def preflight(apply: list[str], incident_id: str, env: Mapping[str, str], *, yes
         if not tty:
             by = operator_mod.current(env)
             for step in apply:
-                audit.record_action(incident_id, "refused", {
-                    "step": step, "mode": "refused", "reason": reason, "by": operator_mod.label(by),
-                    "detail": f"Refused: not confirmed (no terminal, no --yes); target not the sandbox: {why_not}"},
-                    by, record_root)
-            raise BadInput(f"refused: --apply {','.join(apply)} against a target that is not the sandbox "
-                           f"({why_not}) needs a confirmation: run it on a terminal, or pass --yes")
+                audit.record_action(
+                    incident_id,
+                    "refused",
+                    {
+                        "step": step,
+                        "mode": "refused",
+                        "reason": reason,
+                        "by": operator_mod.label(by),
+                        "detail": f"Refused: not confirmed (no terminal, no --yes); target not the sandbox: {why_not}",
+                    },
+                    by,
+                    record_root,
+                )
+            raise BadInput(
+                f"refused: --apply {','.join(apply)} against a target that is not the sandbox "
+                f"({why_not}) needs a confirmation: run it on a terminal, or pass --yes"
+            )
         prompt_dir = PENDING  # bound to the run's private folder by bind_prompt
-    opts = confirm.ChangeOptions(headless=True, yes=yes, reason=(reason or "").strip(), no_snapshot=no_snapshot,
-                                 force=force, prompt_dir=prompt_dir, record_root=record_root)
+    opts = confirm.ChangeOptions(
+        headless=True,
+        yes=yes,
+        reason=(reason or "").strip(),
+        no_snapshot=no_snapshot,
+        force=force,
+        prompt_dir=prompt_dir,
+        record_root=record_root,
+    )
     return {confirm.OPTIONS_ENV: opts.to_env()}
 
 
@@ -74,9 +102,10 @@ def applied(evidence: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def exit_code(evidence: Mapping[str, Any], code: int) -> int:
     """A step that did not verify, failed or was refused makes an otherwise clean run exit 1."""
-    if code == 0 and any(a.get("mode") in ("failed", "refused") or (a.get("mode") == "executed"
-                                                                     and a.get("verified") is False)
-                         for a in applied(evidence)):
+    if code == 0 and any(
+        a.get("mode") in ("failed", "refused") or (a.get("mode") == "executed" and a.get("verified") is False)
+        for a in applied(evidence)
+    ):
         return 1
     return code
 
@@ -97,7 +126,10 @@ def lines(evidence: Mapping[str, Any]) -> list[str]:
             out.append(f"    seen: {a['verification'].get('seen')}")
         undo = a.get("undo") or {}
         if undo:
-            out.append(f"    undo: {undo.get('detail', '')}" + (f": {undo['command']}" if undo.get("command") else ""))
+            out.append(
+                f"    undo: {undo.get('detail', '')}"
+                + (f": {undo['command']}" if undo.get("command") else "")
+            )
     return out
 
 
@@ -117,17 +149,26 @@ def html_block(evidence: Mapping[str, Any]) -> str:
             f"<tr><td><b>{e(str(a['step']))}</b></td><td>{e(verdict)}</td><td>{e(str(a.get('by', '')))}</td>"
             f"<td>{e(str(a.get('reason', '')))}</td>"
             f"<td>{e(str((a.get('verification') or {}).get('seen') or a.get('detail', '')))}</td>"
-            f"<td>{e(str(undo.get('detail', '')))}<br><code>{e(str(undo.get('command', '')))}</code></td></tr>")
-    return ("<div class=\"propflow-changes\" style=\"border:2px solid #e65100;padding:6px 10px;margin:8px 0\">"
-            "<h3>Changes applied by this run</h3><table><tr><th>step</th><th>outcome</th><th>by</th><th>why</th>"
-            "<th>verification</th><th>undo</th></tr>" + "".join(rows) + "</table></div>")
+            f"<td>{e(str(undo.get('detail', '')))}<br><code>{e(str(undo.get('command', '')))}</code></td></tr>"
+        )
+    return (
+        '<div class="propflow-changes" style="border:2px solid #e65100;padding:6px 10px;margin:8px 0">'
+        "<h3>Changes applied by this run</h3><table><tr><th>step</th><th>outcome</th><th>by</th><th>why</th>"
+        "<th>verification</th><th>undo</th></tr>" + "".join(rows) + "</table></div>"
+    )
 
 
 # ---------------------------------------------------------------- propflow-ops lock list | break
 
 
-def lock_main(action: str, resource: str | None, reason: str | None, as_json: bool, output_dir: str | None,
-              env: Mapping[str, str] | None = None) -> int:
+def lock_main(
+    action: str,
+    resource: str | None,
+    reason: str | None,
+    as_json: bool,
+    output_dir: str | None,
+    env: Mapping[str, str] | None = None,
+) -> int:
     env = dict(os.environ if env is None else env)
     locks = lock_mod.locks_for(env)
     if action == "list":
@@ -139,8 +180,10 @@ def lock_main(action: str, resource: str | None, reason: str | None, as_json: bo
         print(f"change locks ({locks.where}): {len(held) or 'none'}")
         for h in held:
             stale = " (EXPIRED)" if h.expires and h.expires < (now or "") else ""
-            print(f"  {h.resource}: {h.owner}, {h.step}, incident {h.incident}, since {h.since}, "
-                  f"expires {h.expires}{stale}")
+            print(
+                f"  {h.resource}: {h.owner}, {h.step}, incident {h.incident}, since {h.since}, "
+                f"expires {h.expires}{stale}"
+            )
         return 0
     if not resource:
         raise BadInput("lock break needs the RESOURCE (see `propflow-ops lock list`)")
@@ -151,12 +194,21 @@ def lock_main(action: str, resource: str | None, reason: str | None, as_json: bo
         print(f"{resource}: not locked")
         return 0
     by = operator_mod.current(env)
-    audit.record_action(old.incident, "lock-break", {
-        "step": old.step, "mode": "lock-break", "reason": reason, "by": operator_mod.label(by),
-        "detail": f"lock on {resource} broken; it was held by {old.owner} since {old.since}"}, by,
-        output_dir or env.get("PROPFLOW_OUTPUT_DIR") or "outputs")
-    print(f"{resource}: lock broken (was {old.owner}, {old.step}, incident {old.incident}, since {old.since}); "
-          f"recorded in incident {old.incident}")
+    audit.record_action(
+        old.incident,
+        "lock-break",
+        {
+            "step": old.step,
+            "mode": "lock-break",
+            "reason": reason,
+            "by": operator_mod.label(by),
+            "detail": f"lock on {resource} broken; it was held by {old.owner} since {old.since}",
+        },
+        by,
+        output_dir or env.get("PROPFLOW_OUTPUT_DIR") or "outputs",
+    )
+    print(
+        f"{resource}: lock broken (was {old.owner}, {old.step}, incident {old.incident}, since {old.since}); "
+        f"recorded in incident {old.incident}"
+    )
     return 0
-
-

@@ -17,12 +17,26 @@ from urllib.parse import parse_qs, urlsplit
 
 MARKER = "PROPFLOW_SANDBOX_ID"
 #: the variables that choose what a run talks to (CONTRACT.md section 2)
-TARGET_VARS = ("AWS_ENDPOINT_URL", "PROPFLOW_API_URL", "PROPFLOW_DATABASE_URL", "PROPFLOW_REDIS_URL",
-               "PROPFLOW_TWILIO_API_URL", "PROPFLOW_META_GRAPH_URL", "PROPFLOW_ALEMBIC_CONFIG", "AWS_PROFILE")
+TARGET_VARS = (
+    "AWS_ENDPOINT_URL",
+    "PROPFLOW_API_URL",
+    "PROPFLOW_DATABASE_URL",
+    "PROPFLOW_REDIS_URL",
+    "PROPFLOW_TWILIO_API_URL",
+    "PROPFLOW_META_GRAPH_URL",
+    "PROPFLOW_ALEMBIC_CONFIG",
+    "AWS_PROFILE",
+)
 #: these default to production when unset, so the sandbox must set them
 REQUIRED = ("AWS_ENDPOINT_URL", "PROPFLOW_API_URL", "PROPFLOW_DATABASE_URL", "PROPFLOW_REDIS_URL")
-_URL_VARS = ("AWS_ENDPOINT_URL", "PROPFLOW_API_URL", "PROPFLOW_DATABASE_URL", "PROPFLOW_REDIS_URL",
-             "PROPFLOW_TWILIO_API_URL", "PROPFLOW_META_GRAPH_URL")
+_URL_VARS = (
+    "AWS_ENDPOINT_URL",
+    "PROPFLOW_API_URL",
+    "PROPFLOW_DATABASE_URL",
+    "PROPFLOW_REDIS_URL",
+    "PROPFLOW_TWILIO_API_URL",
+    "PROPFLOW_META_GRAPH_URL",
+)
 
 
 def fingerprint(env: Mapping[str, str]) -> str:
@@ -40,7 +54,9 @@ def is_local(url: str) -> bool:
         return False
     if not host:
         socket = (parse_qs(parts.query).get("host") or [""])[0]
-        return bool(parts.scheme) and (socket.startswith("/") or ("unix" in parts.scheme and parts.path.startswith("/")))
+        return bool(parts.scheme) and (
+            socket.startswith("/") or ("unix" in parts.scheme and parts.path.startswith("/"))
+        )
     if host == "localhost":
         return True
     try:

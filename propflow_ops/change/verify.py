@@ -46,7 +46,10 @@ def wait_until(probe: Probe, timeout: float | None = None, interval: float = INT
         try:
             done, seen = probe()
         except Exception as exc:  # noqa: BLE001 - a probe that cannot run is "not verified", with why
-            done, seen = False, f"could not check: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            done, seen = (
+                False,
+                f"could not check: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+            )
         waited = time.monotonic() - t0
         if done:
             return Verification(True, seen, waited)
@@ -55,25 +58,33 @@ def wait_until(probe: Probe, timeout: float | None = None, interval: float = INT
         time.sleep(interval)
 
 
-def ecs_service(cluster: str, service: str, *, task_definition: str | None = None,
-                health_url: str | None = None) -> Probe:
+def ecs_service(
+    cluster: str, service: str, *, task_definition: str | None = None, health_url: str | None = None
+) -> Probe:
     """ECS deployment COMPLETED and running == desired (on ``task_definition`` when given), then /health 2xx.
 
     moto keeps the PRIMARY deployment's counts and task definition as they were created; the service's own
     ``taskDefinition``, ``runningCount`` and ``desiredCount`` follow an update, so those are what is compared.
     """
+
     def probe() -> tuple[bool, str]:
         from propflow_ops.sources import aws
 
-        svc = (aws.client("ecs").describe_services(cluster=cluster, services=[service]).get("services") or [{}])[0]
+        svc = (
+            aws.client("ecs").describe_services(cluster=cluster, services=[service]).get("services") or [{}]
+        )[0]
         if not svc:
             return False, f"service {service} not found"
-        primary: dict[str, Any] = next((d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), {})
+        primary: dict[str, Any] = next(
+            (d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), {}
+        )
         rollout = primary.get("rolloutState") or "COMPLETED"
         current = str(svc.get("taskDefinition") or "").rsplit("/", 1)[-1]
         running, desired = svc.get("runningCount"), svc.get("desiredCount")
-        seen = (f"deployment {rollout}, {running}/{desired} tasks running on {current}, "
-                f"{len(svc.get('deployments') or [])} deployment(s)")
+        seen = (
+            f"deployment {rollout}, {running}/{desired} tasks running on {current}, "
+            f"{len(svc.get('deployments') or [])} deployment(s)"
+        )
         if task_definition and current != task_definition.rsplit("/", 1)[-1]:
             return False, seen + f" (expected {task_definition})"
         if rollout != "COMPLETED" or running != desired or len(svc.get("deployments") or []) > 1:
@@ -92,6 +103,7 @@ def ecs_service(cluster: str, service: str, *, task_definition: str | None = Non
 
 def rds_available(db_instance: str, *, failover: bool = False) -> Probe:
     """The instance is ``available`` (and, for a failover, RDS reports it finished when it says so)."""
+
     def probe() -> tuple[bool, str]:
         from propflow_ops.sources import aws
 
@@ -103,11 +115,21 @@ def rds_available(db_instance: str, *, failover: bool = False) -> Probe:
             return False, seen
         if failover:
             try:
-                events = rds.describe_events(SourceIdentifier=db_instance, SourceType="db-instance",
-                                             Duration=60).get("Events") or []
-                done = [e for e in events if "failover" in str(e.get("Message", "")).lower()
-                        and "complete" in str(e.get("Message", "")).lower()]
-                seen += "; failover completed event seen" if done else "; no failover-completed event reported"
+                events = (
+                    rds.describe_events(
+                        SourceIdentifier=db_instance, SourceType="db-instance", Duration=60
+                    ).get("Events")
+                    or []
+                )
+                done = [
+                    e
+                    for e in events
+                    if "failover" in str(e.get("Message", "")).lower()
+                    and "complete" in str(e.get("Message", "")).lower()
+                ]
+                seen += (
+                    "; failover completed event seen" if done else "; no failover-completed event reported"
+                )
             except Exception:  # noqa: BLE001 - events are a detail: availability is the verdict
                 seen += "; RDS events not readable here"
         return True, seen

@@ -32,20 +32,36 @@ def health(probe: Mapping[str, Any] | BaseException | None, *, slow_ms: float = 
     latency = probe.get("latency_ms")
     attempts = int(probe.get("attempts") or 0)
     body = probe.get("body")
-    data = {"url": url, "status": status, "latency_ms": latency, "attempts": attempts,
-            "body": body if isinstance(body, (dict, list)) else (str(body)[:300] if body else None)}
+    data = {
+        "url": url,
+        "status": status,
+        "latency_ms": latency,
+        "attempts": attempts,
+        "body": body if isinstance(body, (dict, list)) else (str(body)[:300] if body else None),
+    }
     if not probe.get("ok"):
         what = f"HTTP {status}" if status else (probe.get("error") or "no answer")
         reason = _reason(body)
-        return Finding.fail(code, f"/health failing ({what})",
-                            f"{url}: {what} after {attempts} attempt(s)" + (f"; body says {reason}" if reason else ""),
-                            **data)
+        return Finding.fail(
+            code,
+            f"/health failing ({what})",
+            f"{url}: {what} after {attempts} attempt(s)" + (f"; body says {reason}" if reason else ""),
+            **data,
+        )
     if attempts > 1:
-        return Finding.warn(code, f"/health flaky (ok on attempt {attempts})",
-                            f"{url}: HTTP {status} in {latency} ms after {attempts - 1} failed attempt(s)", **data)
+        return Finding.warn(
+            code,
+            f"/health flaky (ok on attempt {attempts})",
+            f"{url}: HTTP {status} in {latency} ms after {attempts - 1} failed attempt(s)",
+            **data,
+        )
     if latency is not None and float(latency) > slow_ms:
-        return Finding.warn(code, f"/health slow ({float(latency):.0f} ms)",
-                            f"{url}: HTTP {status} but slower than {slow_ms:g} ms", **data)
+        return Finding.warn(
+            code,
+            f"/health slow ({float(latency):.0f} ms)",
+            f"{url}: HTTP {status} but slower than {slow_ms:g} ms",
+            **data,
+        )
     return Finding.ok(code, f"/health OK (HTTP {status}, {float(latency or 0):.0f} ms)", f"{url}", **data)
 
 
@@ -61,7 +77,9 @@ def probe_table(probe: Mapping[str, Any] | None) -> pd.DataFrame:
     """The probe as a one-row table for display (no headers, no tokens)."""
     if not probe:
         return pd.DataFrame(columns=["url", "ok", "status", "latency_ms", "attempts", "error"])
-    return pd.DataFrame([{k: probe.get(k) for k in ("url", "ok", "status", "latency_ms", "attempts", "error")}])
+    return pd.DataFrame(
+        [{k: probe.get(k) for k in ("url", "ok", "status", "latency_ms", "attempts", "error")}]
+    )
 
 
 def follow_ups(findings: Iterable[Finding], *, current: str = "") -> dict[str, str]:

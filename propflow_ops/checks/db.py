@@ -26,7 +26,9 @@ IDLE_IN_TRANSACTION_S = 60.0
 LONG_RUNNING_QUERY_S = 30.0
 RPO_MINUTES = DATABASE_RPO.total_seconds() / 60
 
-POOL_ERROR_PATTERN = r"QueuePool limit|too many clients|remaining connection slots are reserved|pool exhausted"
+POOL_ERROR_PATTERN = (
+    r"QueuePool limit|too many clients|remaining connection slots are reserved|pool exhausted"
+)
 REFUSED_PATTERN = r"connection refused|could not connect to server|connection to server at .* failed"
 IDLE_IN_TX_STATES = ("idle in transaction", "idle in transaction (aborted)")
 
@@ -47,6 +49,7 @@ def _aware(value: Any) -> datetime | None:
 
 
 # --- RDS ------------------------------------------------------------------------------------
+
 
 @takes_fetched
 def rds_summary(instance: Mapping[str, Any] | BaseException | None) -> dict[str, Any]:
@@ -85,17 +88,27 @@ def rds_available(instance: Mapping[str, Any] | BaseException | None, *, name: s
         return Finding.fail(code, "RDS instance not found", f"no DB instance {name!r} in this account/region")
     s = rds_summary(instance)
     if s["status"] != "available":
-        return Finding.fail(code, f"RDS instance is {s['status']}",
-                            f"{s['identifier']} status {s['status']} (expected available); Multi-AZ "
-                            f"{s['multi_az']}", **s)
-    return Finding.ok(code, "RDS instance available",
-                      f"{s['identifier']} ({s['engine']}, {s['class']}) at {s['endpoint']}; Multi-AZ {s['multi_az']}",
-                      **s)
+        return Finding.fail(
+            code,
+            f"RDS instance is {s['status']}",
+            f"{s['identifier']} status {s['status']} (expected available); Multi-AZ {s['multi_az']}",
+            **s,
+        )
+    return Finding.ok(
+        code,
+        "RDS instance available",
+        f"{s['identifier']} ({s['engine']}, {s['class']}) at {s['endpoint']}; Multi-AZ {s['multi_az']}",
+        **s,
+    )
 
 
 @takes_fetched
-def rpo_at_risk(instance: Mapping[str, Any] | BaseException | None, *, now: datetime | None = None,
-                rpo_minutes: float = RPO_MINUTES) -> Finding:
+def rpo_at_risk(
+    instance: Mapping[str, Any] | BaseException | None,
+    *,
+    now: datetime | None = None,
+    rpo_minutes: float = RPO_MINUTES,
+) -> Finding:
     """``DB_RPO_AT_RISK``: automated backups off (retention 0), or LatestRestorableTime older than the RPO."""
     code, title = "DB_RPO_AT_RISK", f"Point-in-time recovery against the {rpo_minutes:g} min RPO"
     if isinstance(instance, BaseException):
@@ -106,54 +119,87 @@ def rpo_at_risk(instance: Mapping[str, Any] | BaseException | None, *, now: date
     retention = int(instance.get("BackupRetentionPeriod") or 0)
     latest = _aware(instance.get("LatestRestorableTime"))
     lag_min = round((now - latest).total_seconds() / 60, 1) if latest else None
-    data = {"backup_retention_days": retention, "latest_restorable_time": latest, "lag_minutes": lag_min,
-            "rpo_minutes": rpo_minutes}
+    data = {
+        "backup_retention_days": retention,
+        "latest_restorable_time": latest,
+        "lag_minutes": lag_min,
+        "rpo_minutes": rpo_minutes,
+    }
     if retention <= 0:
-        return Finding.fail(code, "Automated backups are OFF",
-                            f"BackupRetentionPeriod is 0: no point-in-time recovery; latest restorable time "
-                            f"{latest or 'none'} -> the {rpo_minutes:g} min RPO cannot be met", **data)
+        return Finding.fail(
+            code,
+            "Automated backups are OFF",
+            f"BackupRetentionPeriod is 0: no point-in-time recovery; latest restorable time "
+            f"{latest or 'none'} -> the {rpo_minutes:g} min RPO cannot be met",
+            **data,
+        )
     if latest is None:
-        return Finding.fail(code, "No latest restorable time",
-                            f"backups retained {retention} days but RDS reports no LatestRestorableTime", **data)
+        return Finding.fail(
+            code,
+            "No latest restorable time",
+            f"backups retained {retention} days but RDS reports no LatestRestorableTime",
+            **data,
+        )
     if now - latest > timedelta(minutes=rpo_minutes):
-        return Finding.fail(code, f"Latest restorable time is {lag_min} min old",
-                            f"{latest:%Y-%m-%d %H:%M} UTC is older than the {rpo_minutes:g} min RPO "
-                            f"(retention {retention} days)", **data)
-    return Finding.ok(code, "RPO met",
-                      f"latest restorable time {lag_min} min ago (RPO {rpo_minutes:g} min); backups kept "
-                      f"{retention} days", **data)
+        return Finding.fail(
+            code,
+            f"Latest restorable time is {lag_min} min old",
+            f"{latest:%Y-%m-%d %H:%M} UTC is older than the {rpo_minutes:g} min RPO "
+            f"(retention {retention} days)",
+            **data,
+        )
+    return Finding.ok(
+        code,
+        "RPO met",
+        f"latest restorable time {lag_min} min ago (RPO {rpo_minutes:g} min); backups kept {retention} days",
+        **data,
+    )
 
 
 # --- connectivity -----------------------------------------------------------------------------
+
 
 def connectivity(result: Any, *, code: str = "DB_UNREACHABLE", configured: bool = True) -> Finding:
     """``DB_UNREACHABLE``: ``SELECT 1`` did not answer. ``result`` is the ping outcome: a mapping/object
     with ``ok``/``error``/``latency_ms``, a latency in ms (float), or the exception raised."""
     title = "Database answers SELECT 1"
     if not configured or result is None:
-        return Finding.skipped(code, title, "no database URL: set PROPFLOW_DATABASE_URL or DATABASE_URL in the "
-                                            "task definition")
+        return Finding.skipped(
+            code, title, "no database URL: set PROPFLOW_DATABASE_URL or DATABASE_URL in the task definition"
+        )
     if isinstance(result, BaseException):
-        return Finding.fail(code, "Database unreachable", f"{type(result).__name__}: {str(result).strip()[:300]}")
+        return Finding.fail(
+            code, "Database unreachable", f"{type(result).__name__}: {str(result).strip()[:300]}"
+        )
     if isinstance(result, (int, float)):
-        return Finding.ok(code, f"Database answers ({float(result):.0f} ms)", "SELECT 1 returned",
-                          latency_ms=float(result))
+        return Finding.ok(
+            code, f"Database answers ({float(result):.0f} ms)", "SELECT 1 returned", latency_ms=float(result)
+        )
     error = _get(result, "error")
     ok = _get(result, "ok", error is None)
     latency = _get(result, "latency_ms")
     host = _get(result, "host")
     data = {"latency_ms": latency, "host": host}
     if not ok or error:
-        return Finding.fail(code, "Database unreachable", f"{host or 'database'}: {error or 'no answer'}", **data)
-    return Finding.ok(code, f"Database answers ({float(latency or 0):.0f} ms)",
-                      f"SELECT 1 on {host or 'the database'} in {float(latency or 0):.1f} ms", **data)
+        return Finding.fail(
+            code, "Database unreachable", f"{host or 'database'}: {error or 'no answer'}", **data
+        )
+    return Finding.ok(
+        code,
+        f"Database answers ({float(latency or 0):.0f} ms)",
+        f"SELECT 1 on {host or 'the database'} in {float(latency or 0):.1f} ms",
+        **data,
+    )
 
 
 # --- sessions ---------------------------------------------------------------------------------
 
+
 def _now_of(activity: pd.DataFrame, now: datetime | None) -> pd.Timestamp:
     if now is not None:
-        return pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
+        return (
+            pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
+        )
     if "now" in activity and len(activity) and activity["now"].notna().any():
         return pd.Timestamp(pd.to_datetime(activity["now"], utc=True).max())
     return pd.Timestamp.now(tz="UTC")
@@ -163,15 +209,21 @@ def with_ages(activity: pd.DataFrame, now: datetime | None = None) -> pd.DataFra
     """pg_stat_activity plus ``query_s`` / ``xact_s`` / ``state_s`` (seconds since query/transaction/state start)."""
     df = activity.copy()
     ref = _now_of(df, now)
-    for col, out, given in (("query_start", "query_s", "query_age_s"), ("xact_start", "xact_s", "xact_age_s"),
-                            ("state_change", "state_s", "age_s")):
+    for col, out, given in (
+        ("query_start", "query_s", "query_age_s"),
+        ("xact_start", "xact_s", "xact_age_s"),
+        ("state_change", "state_s", "age_s"),
+    ):
         if out in df:
             continue
         if given in df:  # computed by the server (sources.db.activity): its clock, not ours
             df[out] = pd.to_numeric(df[given], errors="coerce").astype("float64").round(1)
             continue
-        df[out] = ((ref - pd.to_datetime(df[col], utc=True)).dt.total_seconds().round(1)
-                   if col in df else float("nan"))
+        df[out] = (
+            (ref - pd.to_datetime(df[col], utc=True)).dt.total_seconds().round(1)
+            if col in df
+            else float("nan")
+        )
     return df
 
 
@@ -190,19 +242,31 @@ def activity_summary(activity: pd.DataFrame) -> pd.DataFrame:
     df = client_sessions(activity).copy()
     for c in cols:
         df[c] = df[c].fillna("") if c in df else ""
-    return (df.groupby(cols).size().rename("sessions").reset_index()
-            .sort_values("sessions", ascending=False).reset_index(drop=True))
+    return (
+        df.groupby(cols)
+        .size()
+        .rename("sessions")
+        .reset_index()
+        .sort_values("sessions", ascending=False)
+        .reset_index(drop=True)
+    )
 
 
 @takes_fetched
-def pool_exhausted(activity: pd.DataFrame | BaseException | None, max_connections: int | BaseException | None,
-                   logs: pd.DataFrame | BaseException | None = None, *,
-                   threshold_pct: float = POOL_EXHAUSTED_PCT) -> Finding:
+def pool_exhausted(
+    activity: pd.DataFrame | BaseException | None,
+    max_connections: int | BaseException | None,
+    logs: pd.DataFrame | BaseException | None = None,
+    *,
+    threshold_pct: float = POOL_EXHAUSTED_PCT,
+) -> Finding:
     """``DB_POOL_EXHAUSTED``: connections >= ``threshold_pct`` of max_connections, or pool / too-many-clients
     errors in the logs."""
-    code, title = "DB_POOL_EXHAUSTED", f"Connections against max_connections ({threshold_pct:g}%) and pool errors"
-    pool_errors = (log_checks.matching(logs, POOL_ERROR_PATTERN)
-                   if isinstance(logs, pd.DataFrame) else None)
+    code, title = (
+        "DB_POOL_EXHAUSTED",
+        f"Connections against max_connections ({threshold_pct:g}%) and pool errors",
+    )
+    pool_errors = log_checks.matching(logs, POOL_ERROR_PATTERN) if isinstance(logs, pd.DataFrame) else None
     n_errors = 0 if pool_errors is None else len(pool_errors)
     used: int | None = None
     pct: float | None = None
@@ -211,17 +275,29 @@ def pool_exhausted(activity: pd.DataFrame | BaseException | None, max_connection
         used = len(client_sessions(activity))
         pct = round(100.0 * used / max_connections, 1)
         if pct >= threshold_pct:
-            problems.append(f"{used} of max_connections {max_connections} in use ({pct:g}% >= {threshold_pct:g}%)")
+            problems.append(
+                f"{used} of max_connections {max_connections} in use ({pct:g}% >= {threshold_pct:g}%)"
+            )
     if n_errors:
-        example = log_checks.normalise(str(pool_errors["message"].iloc[-1])) if pool_errors is not None else ""
+        example = (
+            log_checks.normalise(str(pool_errors["message"].iloc[-1])) if pool_errors is not None else ""
+        )
         problems.append(f"{n_errors} pool-exhausted/too-many-clients lines in the logs (e.g. {example})")
-    data = {"connections": used, "max_connections": max_connections if isinstance(max_connections, int) else None,
-            "used_pct": pct, "threshold_pct": threshold_pct, "pool_error_lines": n_errors,
-            "logs": log_checks.summary(logs)}
+    data = {
+        "connections": used,
+        "max_connections": max_connections if isinstance(max_connections, int) else None,
+        "used_pct": pct,
+        "threshold_pct": threshold_pct,
+        "pool_error_lines": n_errors,
+        "logs": log_checks.summary(logs),
+    }
     if problems:
         return Finding.fail(code, "Database connections exhausted", "; ".join(problems), **data)
-    unknown = [what for what, v in (("pg_stat_activity", activity), ("max_connections", max_connections),
-                                    ("logs", logs)) if isinstance(v, BaseException) or v is None]
+    unknown = [
+        what
+        for what, v in (("pg_stat_activity", activity), ("max_connections", max_connections), ("logs", logs))
+        if isinstance(v, BaseException) or v is None
+    ]
     if used is None:
         why = ", ".join(unknown) or "connection counts"
         return Finding.error(code, title, f"could not read {why}; pool errors in logs: {n_errors}", **data)
@@ -232,8 +308,12 @@ def pool_exhausted(activity: pd.DataFrame | BaseException | None, max_connection
 
 
 @takes_fetched
-def idle_in_transaction(activity: pd.DataFrame | BaseException | None, *, max_idle_s: float = IDLE_IN_TRANSACTION_S,
-                        now: datetime | None = None) -> Finding:
+def idle_in_transaction(
+    activity: pd.DataFrame | BaseException | None,
+    *,
+    max_idle_s: float = IDLE_IN_TRANSACTION_S,
+    now: datetime | None = None,
+) -> Finding:
     """``DB_IDLE_IN_TRANSACTION``: a session idle inside an open transaction for longer than ``max_idle_s``."""
     code, title = "DB_IDLE_IN_TRANSACTION", f"Sessions idle in transaction > {max_idle_s:g} s"
     if isinstance(activity, BaseException):
@@ -241,17 +321,29 @@ def idle_in_transaction(activity: pd.DataFrame | BaseException | None, *, max_id
     if activity is None:
         return Finding.skipped(code, title, "no database connection")
     df = with_ages(activity, now)
-    idle = df[df["state"].isin(IDLE_IN_TX_STATES) & (df["state_s"] > max_idle_s)] if "state" in df else df.iloc[0:0]
+    idle = (
+        df[df["state"].isin(IDLE_IN_TX_STATES) & (df["state_s"] > max_idle_s)]
+        if "state" in df
+        else df.iloc[0:0]
+    )
     rows = idle_table(idle)
     data = {"sessions": rows.to_dict(orient="records"), "threshold_s": max_idle_s}
     if len(idle):
         worst = idle.sort_values("state_s", ascending=False).iloc[0]
-        return Finding.fail(code, f"{len(idle)} session(s) idle in transaction > {max_idle_s:g} s",
-                            f"longest: pid {worst.get('pid')} ({worst.get('application_name') or '?'}) idle "
-                            f"{worst['state_s']:.0f} s in a transaction open {worst.get('xact_s', float('nan')):.0f} s;"
-                            " it holds its locks until it commits or is terminated", **data)
-    return Finding.ok(code, "No session idle in transaction too long",
-                      f"none idle in transaction for more than {max_idle_s:g} s", **data)
+        return Finding.fail(
+            code,
+            f"{len(idle)} session(s) idle in transaction > {max_idle_s:g} s",
+            f"longest: pid {worst.get('pid')} ({worst.get('application_name') or '?'}) idle "
+            f"{worst['state_s']:.0f} s in a transaction open {worst.get('xact_s', float('nan')):.0f} s;"
+            " it holds its locks until it commits or is terminated",
+            **data,
+        )
+    return Finding.ok(
+        code,
+        "No session idle in transaction too long",
+        f"none idle in transaction for more than {max_idle_s:g} s",
+        **data,
+    )
 
 
 def idle_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -260,8 +352,12 @@ def idle_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 @takes_fetched
-def long_running_queries(activity: pd.DataFrame | BaseException | None, *,
-                         max_query_s: float = LONG_RUNNING_QUERY_S, now: datetime | None = None) -> Finding:
+def long_running_queries(
+    activity: pd.DataFrame | BaseException | None,
+    *,
+    max_query_s: float = LONG_RUNNING_QUERY_S,
+    now: datetime | None = None,
+) -> Finding:
     """``DB_LONG_RUNNING_QUERY``: an active client query running longer than ``max_query_s``."""
     code, title = "DB_LONG_RUNNING_QUERY", f"Queries running > {max_query_s:g} s"
     if isinstance(activity, BaseException):
@@ -272,15 +368,28 @@ def long_running_queries(activity: pd.DataFrame | BaseException | None, *,
     data = {"queries": long.to_dict(orient="records"), "threshold_s": max_query_s}
     if len(long):
         worst = long.iloc[0]
-        return Finding.fail(code, f"{len(long)} query(ies) running > {max_query_s:g} s",
-                            f"longest: pid {worst.get('pid')} ({worst.get('application_name') or '?'}) running "
-                            f"{worst['query_s']:.0f} s: {str(worst.get('query') or '')[:120]}", **data)
+        return Finding.fail(
+            code,
+            f"{len(long)} query(ies) running > {max_query_s:g} s",
+            f"longest: pid {worst.get('pid')} ({worst.get('application_name') or '?'}) running "
+            f"{worst['query_s']:.0f} s: {str(worst.get('query') or '')[:120]}",
+            **data,
+        )
     return Finding.ok(code, "No long-running query", f"no active query older than {max_query_s:g} s", **data)
 
 
 def long_queries(activity: pd.DataFrame, *, min_s: float = 0.0, now: datetime | None = None) -> pd.DataFrame:
     """Active client queries (not this session's own) sorted by age, oldest first (for the plot/table)."""
-    cols = ["pid", "application_name", "usename", "state", "query_s", "wait_event_type", "wait_event", "query"]
+    cols = [
+        "pid",
+        "application_name",
+        "usename",
+        "state",
+        "query_s",
+        "wait_event_type",
+        "wait_event",
+        "query",
+    ]
     if activity is None or len(activity) == 0:
         return pd.DataFrame(columns=cols)
     df = with_ages(client_sessions(activity), now)
@@ -298,10 +407,13 @@ def connection_errors_in_logs(logs: pd.DataFrame | BaseException | None) -> Find
     """``DB_CONNECTION_REFUSED``: 'connection refused' lines in the API logs (the runbook's first symptom)."""
     if logs is None:
         return Finding.skipped("DB_CONNECTION_REFUSED", "'connection refused' lines in the logs", "no logs")
-    return log_checks.pattern_finding(logs, "DB_CONNECTION_REFUSED", REFUSED_PATTERN, what="connection refused")
+    return log_checks.pattern_finding(
+        logs, "DB_CONNECTION_REFUSED", REFUSED_PATTERN, what="connection refused"
+    )
 
 
 # --- configuration ----------------------------------------------------------------------------
+
 
 @takes_fetched
 def url_mismatch(task: Any, instance: Mapping[str, Any] | BaseException | None) -> Finding:
@@ -317,9 +429,12 @@ def url_mismatch(task: Any, instance: Mapping[str, Any] | BaseException | None) 
     url = task if isinstance(task, str) or task is None else _get(task, "url")
     label = "" if isinstance(task, str) or task is None else str(_get(task, "task_definition") or "")
     if not url:
-        return Finding.fail(code, "DATABASE_URL missing from the task definition",
-                            f"{label or 'the task definition'} has no DATABASE_URL environment variable "
-                            "(or secret)", task_definition=label)
+        return Finding.fail(
+            code,
+            "DATABASE_URL missing from the task definition",
+            f"{label or 'the task definition'} has no DATABASE_URL environment variable (or secret)",
+            task_definition=label,
+        )
     if not isinstance(instance, Mapping) or not instance:
         return Finding.skipped(code, title, "no RDS instance to compare with")
     endpoint = (instance.get("Endpoint") or {}).get("Address")
@@ -329,9 +444,12 @@ def url_mismatch(task: Any, instance: Mapping[str, Any] | BaseException | None) 
     if not rds_host:
         return Finding.error(code, title, "RDS reports no endpoint address yet", **data)
     if task_host != rds_host:
-        return Finding.fail(code, "DATABASE_URL points at another host",
-                            f"{label or 'task definition'}: DATABASE_URL host {task_host} is not the RDS "
-                            f"endpoint {rds_host}", **data)
+        return Finding.fail(
+            code,
+            "DATABASE_URL points at another host",
+            f"{label or 'task definition'}: DATABASE_URL host {task_host} is not the RDS endpoint {rds_host}",
+            **data,
+        )
     return Finding.ok(code, "DATABASE_URL host is the RDS endpoint", f"{task_host} ({label})", **data)
 
 
@@ -340,9 +458,11 @@ def connection_error_lines(logs: pd.DataFrame | BaseException | None) -> pd.Data
     """Pool-exhausted, too-many-clients and connection-refused log lines, with a ``kind`` column."""
     if not isinstance(logs, pd.DataFrame) or logs.empty:
         return pd.DataFrame(columns=["timestamp", "kind", "message"])
-    kinds = (("pool exhausted", r"QueuePool limit|pool exhausted"),
-             ("too many clients", r"too many clients|remaining connection slots"),
-             ("connection refused", REFUSED_PATTERN))
+    kinds = (
+        ("pool exhausted", r"QueuePool limit|pool exhausted"),
+        ("too many clients", r"too many clients|remaining connection slots"),
+        ("connection refused", REFUSED_PATTERN),
+    )
     parts = []
     for kind, pattern in kinds:
         hits = log_checks.matching(logs, pattern)

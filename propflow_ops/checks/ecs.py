@@ -25,8 +25,18 @@ MIN_BREACHING_POINTS = 3
 OOM_EXIT_CODE = 137
 OOM_MARKERS = ("outofmemory", "out of memory", "oomkilled")
 
-TASK_COLUMNS = ["task", "task_definition", "last_status", "started_at", "stopped_at", "stop_code",
-                "stopped_reason", "exit_codes", "container_reasons", "oom"]
+TASK_COLUMNS = [
+    "task",
+    "task_definition",
+    "last_status",
+    "started_at",
+    "stopped_at",
+    "stop_code",
+    "stopped_reason",
+    "exit_codes",
+    "container_reasons",
+    "oom",
+]
 
 
 def _short(arn: Any) -> str:
@@ -62,10 +72,29 @@ def _from_container_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     tasks: dict[str, dict[str, Any]] = {}
     for r in df.to_dict(orient="records"):
         arn = str(r.get("taskArn"))
-        t = tasks.setdefault(arn, {k: r.get(k) for k in ("taskArn", "taskDefinitionArn", "lastStatus", "startedAt",
-                                                          "stoppedAt", "stopCode", "stoppedReason")} | {"containers": []})
-        t["containers"].append({"name": r.get("container"), "exitCode": _int(r.get("exitCode")),
-                                "reason": r.get("reason") if isinstance(r.get("reason"), str) else None})
+        t = tasks.setdefault(
+            arn,
+            {
+                k: r.get(k)
+                for k in (
+                    "taskArn",
+                    "taskDefinitionArn",
+                    "lastStatus",
+                    "startedAt",
+                    "stoppedAt",
+                    "stopCode",
+                    "stoppedReason",
+                )
+            }
+            | {"containers": []},
+        )
+        t["containers"].append(
+            {
+                "name": r.get("container"),
+                "exitCode": _int(r.get("exitCode")),
+                "reason": r.get("reason") if isinstance(r.get("reason"), str) else None,
+            }
+        )
     return list(tasks.values())
 
 
@@ -81,20 +110,24 @@ def tasks_table(tasks: Any) -> pd.DataFrame:
     for t in _records(tasks):
         containers = t.get("containers") or []
         exit_codes = [c.get("exitCode") for c in containers if c.get("exitCode") is not None]
-        reasons = [str(c.get("reason")) for c in containers if isinstance(c.get("reason"), str) and c.get("reason")]
+        reasons = [
+            str(c.get("reason")) for c in containers if isinstance(c.get("reason"), str) and c.get("reason")
+        ]
         reason = str(t.get("stoppedReason")) if isinstance(t.get("stoppedReason"), str) else ""
-        rows.append({
-            "task": _short(t.get("taskArn") or t.get("task")),
-            "task_definition": _short(t.get("taskDefinitionArn") or t.get("task_definition")),
-            "last_status": t.get("lastStatus") or t.get("last_status"),
-            "started_at": t.get("startedAt") or t.get("started_at"),
-            "stopped_at": t.get("stoppedAt") or t.get("stopped_at"),
-            "stop_code": t.get("stopCode") or t.get("stop_code"),
-            "stopped_reason": reason,
-            "exit_codes": exit_codes,
-            "container_reasons": reasons,
-            "oom": _is_oom(reason, exit_codes, reasons),
-        })
+        rows.append(
+            {
+                "task": _short(t.get("taskArn") or t.get("task")),
+                "task_definition": _short(t.get("taskDefinitionArn") or t.get("task_definition")),
+                "last_status": t.get("lastStatus") or t.get("last_status"),
+                "started_at": t.get("startedAt") or t.get("started_at"),
+                "stopped_at": t.get("stoppedAt") or t.get("stopped_at"),
+                "stop_code": t.get("stopCode") or t.get("stop_code"),
+                "stopped_reason": reason,
+                "exit_codes": exit_codes,
+                "container_reasons": reasons,
+                "oom": _is_oom(reason, exit_codes, reasons),
+            }
+        )
     df = pd.DataFrame(rows, columns=TASK_COLUMNS)
     df["oom"] = df["oom"].astype(bool)
     for col in ("started_at", "stopped_at"):
@@ -102,8 +135,9 @@ def tasks_table(tasks: Any) -> pd.DataFrame:
     return df.sort_values("stopped_at", ascending=False, na_position="last").reset_index(drop=True)
 
 
-def in_window(table: pd.DataFrame, start: datetime | None, end: datetime | None = None,
-              column: str = "stopped_at") -> pd.DataFrame:
+def in_window(
+    table: pd.DataFrame, start: datetime | None, end: datetime | None = None, column: str = "stopped_at"
+) -> pd.DataFrame:
     """Rows whose ``column`` falls in [start, end] (rows without a time are kept: better seen than lost)."""
     if start is None or table.empty:
         return table
@@ -122,23 +156,38 @@ def service_degraded(service: Mapping[str, Any] | BaseException | None, *, name:
         return Finding.error(code, title, service)
     if not service or service.get("found") is False:
         why = (service or {}).get("failure") or "MISSING"
-        return Finding.fail(code, "ECS service not found", f"service {name!r} not found in the cluster ({why})")
+        return Finding.fail(
+            code, "ECS service not found", f"service {name!r} not found in the cluster ({why})"
+        )
     status = str(service.get("status") or "")
     desired = int(service.get("desiredCount") or 0)
     running = int(service.get("runningCount") or 0)
     pending = int(service.get("pendingCount") or 0)
-    data = {"status": status, "desired": desired, "running": running, "pending": pending,
-            "task_definition": _short(service.get("taskDefinition"))}
+    data = {
+        "status": status,
+        "desired": desired,
+        "running": running,
+        "pending": pending,
+        "task_definition": _short(service.get("taskDefinition")),
+    }
     label = service.get("serviceName") or name
     if status and status != "ACTIVE":
         return Finding.fail(code, f"ECS service is {status}", f"{label}: status {status}", **data)
     if running < desired:
-        return Finding.fail(code, f"ECS service degraded: {running}/{desired} tasks running",
-                            f"{label}: {running} running, {pending} pending, {desired} desired", **data)
+        return Finding.fail(
+            code,
+            f"ECS service degraded: {running}/{desired} tasks running",
+            f"{label}: {running} running, {pending} pending, {desired} desired",
+            **data,
+        )
     if desired == 0:
         return Finding.warn(code, "ECS service scaled to zero", f"{label}: desired count is 0", **data)
-    return Finding.ok(code, f"ECS service at desired count ({running}/{desired})",
-                      f"{label}: {running} running, {pending} pending", **data)
+    return Finding.ok(
+        code,
+        f"ECS service at desired count ({running}/{desired})",
+        f"{label}: {running} running, {pending} pending",
+        **data,
+    )
 
 
 @takes_fetched
@@ -146,15 +195,35 @@ def deployments_table(service: Mapping[str, Any] | BaseException | None) -> pd.D
     """The service's deployments (PRIMARY first) with rolloutState; empty when the fetch failed."""
     if not isinstance(service, Mapping):
         service = None
-    cols = ["id", "status", "task_definition", "rollout_state", "desired", "running", "pending", "failed_tasks",
-            "created_at", "updated_at", "rollout_state_reason"]
-    rows = [{
-        "id": d.get("id"), "status": d.get("status"), "task_definition": _short(d.get("taskDefinition")),
-        "rollout_state": d.get("rolloutState"), "desired": d.get("desiredCount"), "running": d.get("runningCount"),
-        "pending": d.get("pendingCount"), "failed_tasks": d.get("failedTasks"),
-        "created_at": d.get("createdAt"), "updated_at": d.get("updatedAt"),
-        "rollout_state_reason": d.get("rolloutStateReason"),
-    } for d in (service or {}).get("deployments") or []]
+    cols = [
+        "id",
+        "status",
+        "task_definition",
+        "rollout_state",
+        "desired",
+        "running",
+        "pending",
+        "failed_tasks",
+        "created_at",
+        "updated_at",
+        "rollout_state_reason",
+    ]
+    rows = [
+        {
+            "id": d.get("id"),
+            "status": d.get("status"),
+            "task_definition": _short(d.get("taskDefinition")),
+            "rollout_state": d.get("rolloutState"),
+            "desired": d.get("desiredCount"),
+            "running": d.get("runningCount"),
+            "pending": d.get("pendingCount"),
+            "failed_tasks": d.get("failedTasks"),
+            "created_at": d.get("createdAt"),
+            "updated_at": d.get("updatedAt"),
+            "rollout_state_reason": d.get("rolloutStateReason"),
+        }
+        for d in (service or {}).get("deployments") or []
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -172,21 +241,36 @@ def deployment_failed(service: Mapping[str, Any] | BaseException | None) -> Find
     failed = [d for d in deps if str(d.get("rolloutState") or "").upper() == "FAILED"]
     if failed:
         d = failed[0]
-        return Finding.fail(code, f"Deployment failed: {_short(d.get('taskDefinition'))}",
-                            f"deployment {d.get('id')} ({d.get('status')}) rolloutState FAILED: "
-                            f"{d.get('rolloutStateReason') or 'no reason given'}; failed tasks "
-                            f"{d.get('failedTasks', 0)}", **data)
-    struggling = [d for d in deps if str(d.get("rolloutState") or "").upper() == "IN_PROGRESS"
-                  and int(d.get("failedTasks") or 0) > 0]
+        return Finding.fail(
+            code,
+            f"Deployment failed: {_short(d.get('taskDefinition'))}",
+            f"deployment {d.get('id')} ({d.get('status')}) rolloutState FAILED: "
+            f"{d.get('rolloutStateReason') or 'no reason given'}; failed tasks "
+            f"{d.get('failedTasks', 0)}",
+            **data,
+        )
+    struggling = [
+        d
+        for d in deps
+        if str(d.get("rolloutState") or "").upper() == "IN_PROGRESS" and int(d.get("failedTasks") or 0) > 0
+    ]
     if struggling:
         d = struggling[0]
-        return Finding.warn(code, "Deployment in progress with failed tasks",
-                            f"deployment {d.get('id')} of {_short(d.get('taskDefinition'))}: "
-                            f"{d.get('failedTasks')} tasks failed so far", **data)
+        return Finding.warn(
+            code,
+            "Deployment in progress with failed tasks",
+            f"deployment {d.get('id')} of {_short(d.get('taskDefinition'))}: "
+            f"{d.get('failedTasks')} tasks failed so far",
+            **data,
+        )
     primary = next((d for d in deps if d.get("status") == "PRIMARY"), deps[0] if deps else {})
-    return Finding.ok(code, "No failed deployment",
-                      f"{len(deps)} deployment(s); primary {_short(primary.get('taskDefinition'))} "
-                      f"rolloutState {primary.get('rolloutState') or 'n/a'}", **data)
+    return Finding.ok(
+        code,
+        "No failed deployment",
+        f"{len(deps)} deployment(s); primary {_short(primary.get('taskDefinition'))} "
+        f"rolloutState {primary.get('rolloutState') or 'n/a'}",
+        **data,
+    )
 
 
 @takes_fetched
@@ -200,15 +284,29 @@ def task_oom(tasks: Any, *, start: datetime | None = None, end: datetime | None 
     data = {"stopped_tasks": len(table), "oom_tasks": oom["task"].tolist()}
     if len(oom):
         last = oom.iloc[0]
-        return Finding.fail(code, f"{len(oom)} task(s) OOM-killed in the window",
-                            f"latest {last['task']} at {last['stopped_at']:%H:%M} UTC: {last['stopped_reason']} "
-                            f"(exit codes {last['exit_codes']})", **data)
-    return Finding.ok(code, "No task stopped for out-of-memory",
-                      f"{len(table)} stopped task(s) in the window, none OutOfMemory or exit 137", **data)
+        return Finding.fail(
+            code,
+            f"{len(oom)} task(s) OOM-killed in the window",
+            f"latest {last['task']} at {last['stopped_at']:%H:%M} UTC: {last['stopped_reason']} "
+            f"(exit codes {last['exit_codes']})",
+            **data,
+        )
+    return Finding.ok(
+        code,
+        "No task stopped for out-of-memory",
+        f"{len(table)} stopped task(s) in the window, none OutOfMemory or exit 137",
+        **data,
+    )
 
 
-def utilisation_high(series: pd.DataFrame | BaseException | None, *, code: str, what: str,
-                     threshold: float, min_points: int = MIN_BREACHING_POINTS) -> Finding:
+def utilisation_high(
+    series: pd.DataFrame | BaseException | None,
+    *,
+    code: str,
+    what: str,
+    threshold: float,
+    min_points: int = MIN_BREACHING_POINTS,
+) -> Finding:
     """``fail`` when at least ``min_points`` datapoints (or the latest one) exceed ``threshold`` percent."""
     title = f"{what} against {threshold:g}%"
     if isinstance(series, BaseException):
@@ -221,18 +319,34 @@ def utilisation_high(series: pd.DataFrame | BaseException | None, *, code: str, 
     ordered = series.sort_values("timestamp") if "timestamp" in series else series
     latest = float(pd.to_numeric(ordered["value"], errors="coerce").dropna().iloc[-1])
     above = int((values > threshold).sum())
-    data = {"threshold": threshold, "max": float(values.max()), "mean": round(float(values.mean()), 2),
-            "latest": latest, "points": int(len(values)), "points_above": above}
+    data = {
+        "threshold": threshold,
+        "max": float(values.max()),
+        "mean": round(float(values.mean()), 2),
+        "latest": latest,
+        "points": int(len(values)),
+        "points_above": above,
+    }
     if above >= min(min_points, len(values)) or latest > threshold:
-        return Finding.fail(code, f"{what} above {threshold:g}%",
-                            f"peak {values.max():.1f}%, latest {latest:.1f}%, {above} of {len(values)} "
-                            f"datapoints above {threshold:g}%", **data)
-    return Finding.ok(code, f"{what} below {threshold:g}%",
-                      f"peak {values.max():.1f}%, mean {values.mean():.1f}%, latest {latest:.1f}%", **data)
+        return Finding.fail(
+            code,
+            f"{what} above {threshold:g}%",
+            f"peak {values.max():.1f}%, latest {latest:.1f}%, {above} of {len(values)} "
+            f"datapoints above {threshold:g}%",
+            **data,
+        )
+    return Finding.ok(
+        code,
+        f"{what} below {threshold:g}%",
+        f"peak {values.max():.1f}%, mean {values.mean():.1f}%, latest {latest:.1f}%",
+        **data,
+    )
 
 
 @takes_fetched
-def memory_high(series: pd.DataFrame | BaseException | None, *, threshold: float = MEMORY_HIGH_PCT) -> Finding:
+def memory_high(
+    series: pd.DataFrame | BaseException | None, *, threshold: float = MEMORY_HIGH_PCT
+) -> Finding:
     """``ECS_MEMORY_HIGH``: MemoryUtilization above 90% (the runbook document's OOM signal)."""
     return utilisation_high(series, code="ECS_MEMORY_HIGH", what="ECS MemoryUtilization", threshold=threshold)
 

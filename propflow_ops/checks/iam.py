@@ -141,7 +141,9 @@ def _sid(statement: Mapping[str, Any], index: int) -> str:
     return str(statement.get("Sid") or f"statement #{index + 1}")
 
 
-def evaluate_policy(policy: Mapping[str, Any] | str, principal_arn: str, action: str, resource: str) -> PolicyDecision:
+def evaluate_policy(
+    policy: Mapping[str, Any] | str, principal_arn: str, action: str, resource: str
+) -> PolicyDecision:
     """Evaluate a resource (bucket) policy: explicit Deny > Allow > implicit deny.
 
     A statement applies when its Principal, Action and Resource all match and its Condition holds (only
@@ -155,7 +157,8 @@ def evaluate_policy(policy: Mapping[str, Any] | str, principal_arn: str, action:
         for element in ("NotPrincipal", "NotAction", "NotResource"):
             if element in st:
                 raise UnsupportedPolicyError(
-                    f"{sid} uses {element}; this evaluator does not decide {element} (review it by hand)")
+                    f"{sid} uses {element}; this evaluator does not decide {element} (review it by hand)"
+                )
         effect = str(st.get("Effect", ""))
         if effect not in ("Allow", "Deny"):
             raise UnsupportedPolicyError(f"{sid} has Effect {effect!r}; expected Allow or Deny")

@@ -51,19 +51,28 @@ def requests(logs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["timestamp", "endpoint", "latency_ms", "status"])
     mask = logs["latency_ms"].notna() & log_checks.is_request(logs)
     df = logs[mask]
-    return pd.DataFrame({
-        "timestamp": pd.to_datetime(df["timestamp"], utc=True),
-        "endpoint": [endpoint_of(m, p) for m, p in zip(df.get("method", [None] * len(df)),
-                                                        df.get("path", [None] * len(df)), strict=False)],
-        "latency_ms": df["latency_ms"].astype("float64"),
-        "status": df["status"] if "status" in df else pd.NA,
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(df["timestamp"], utc=True),
+            "endpoint": [
+                endpoint_of(m, p)
+                for m, p in zip(
+                    df.get("method", [None] * len(df)), df.get("path", [None] * len(df)), strict=False
+                )
+            ],
+            "latency_ms": df["latency_ms"].astype("float64"),
+            "status": df["status"] if "status" in df else pd.NA,
+        }
+    ).reset_index(drop=True)
 
 
 def _pcts(values: pd.Series) -> dict[str, float]:
     arr = values.to_numpy(dtype="float64")
-    return {k: float(np.percentile(arr, q * 100)) for k, q in PERCENTILES.items()} if len(arr) else {
-        k: float("nan") for k in PERCENTILES}
+    return (
+        {k: float(np.percentile(arr, q * 100)) for k, q in PERCENTILES.items()}
+        if len(arr)
+        else {k: float("nan") for k in PERCENTILES}
+    )
 
 
 def per_minute_from_logs(logs: pd.DataFrame) -> pd.DataFrame:
@@ -113,8 +122,12 @@ def _metric_label(metric: MetricStats, default: str) -> str:
 
 
 @takes_fetched
-def latency_per_minute(metric: MetricStats | BaseException | None, logs: pd.DataFrame | BaseException | None, *,
-                       alb: MetricStats | BaseException | None = None) -> pd.DataFrame:
+def latency_per_minute(
+    metric: MetricStats | BaseException | None,
+    logs: pd.DataFrame | BaseException | None,
+    *,
+    alb: MetricStats | BaseException | None = None,
+) -> pd.DataFrame:
     """Per-minute percentiles from the first source that has p95 data: the latency ``metric`` (the team's
     namespace/metric/dimensions), then the load balancer's ``alb`` TargetResponseTime (already in ms),
     then the request lines of the logs. ``df.attrs["source"]`` says which ("metric", "alb", "logs" or
@@ -134,7 +147,9 @@ def latency_per_minute(metric: MetricStats | BaseException | None, logs: pd.Data
             tried[name] = f"{int(frame['p95'].notna().sum())} minutes of p95"
             frame.attrs["sources_tried"] = tried
             return frame
-        tried[name] = (f"unreadable ({type(errors[0]).__name__})" if errors else "no p95 datapoints in the window")
+        tried[name] = (
+            f"unreadable ({type(errors[0]).__name__})" if errors else "no p95 datapoints in the window"
+        )
     if isinstance(logs, pd.DataFrame):
         out = per_minute_from_logs(logs)
         out.attrs["source"] = "logs" if len(out) else "none"
@@ -153,10 +168,12 @@ def source_note(per_minute: pd.DataFrame) -> str:
     source = per_minute.attrs.get("source", "none")
     tried = per_minute.attrs.get("sources_tried") or {}
     others = "; ".join(f"{k}: {v}" for k, v in tried.items() if k != source)
-    where = {"metric": f"the metric {per_minute.attrs.get('metric') or ''}".rstrip(),
-             "alb": f"the load balancer's {per_minute.attrs.get('metric') or 'TargetResponseTime'}",
-             "logs": f"the request lines of the logs ({tried.get('logs', '')})",
-             "none": "nowhere: no source had latency data"}.get(source, source)
+    where = {
+        "metric": f"the metric {per_minute.attrs.get('metric') or ''}".rstrip(),
+        "alb": f"the load balancer's {per_minute.attrs.get('metric') or 'TargetResponseTime'}",
+        "logs": f"the request lines of the logs ({tried.get('logs', '')})",
+        "none": "nowhere: no source had latency data",
+    }.get(source, source)
     return f"Percentiles from {where}." + (f" Also tried: {others}." if others else "")
 
 
@@ -164,8 +181,11 @@ def series(per_minute: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """{"p50": frame, "p95": ..., "p99": ...} with ``timestamp``/``value`` columns, for ``plots.timeseries``."""
     if per_minute is None or per_minute.empty:
         return {}
-    return {name: per_minute[["timestamp", name]].rename(columns={name: "value"}).dropna()
-            for name in PERCENTILES if name in per_minute}
+    return {
+        name: per_minute[["timestamp", name]].rename(columns={name: "value"}).dropna()
+        for name in PERCENTILES
+        if name in per_minute
+    }
 
 
 @takes_fetched
@@ -179,15 +199,26 @@ def by_endpoint(logs: pd.DataFrame | BaseException | None, n: int = 10) -> pd.Da
         return pd.DataFrame(columns=cols)
     rows = []
     for endpoint, group in req.groupby("endpoint"):
-        rows.append({"endpoint": endpoint, "requests": len(group), **_pcts(group["latency_ms"]),
-                     "max": float(group["latency_ms"].max())})
+        rows.append(
+            {
+                "endpoint": endpoint,
+                "requests": len(group),
+                **_pcts(group["latency_ms"]),
+                "max": float(group["latency_ms"].max()),
+            }
+        )
     out = pd.DataFrame(rows, columns=cols).sort_values("p95", ascending=False).head(n)
     return out.round(1).reset_index(drop=True)
 
 
 @takes_fetched
-def latency_high(per_minute: pd.DataFrame, logs: pd.DataFrame | BaseException | None = None, *,
-                 threshold_ms: float = LATENCY_P95_MS, min_minutes: int = MIN_SLOW_MINUTES) -> Finding:
+def latency_high(
+    per_minute: pd.DataFrame,
+    logs: pd.DataFrame | BaseException | None = None,
+    *,
+    threshold_ms: float = LATENCY_P95_MS,
+    min_minutes: int = MIN_SLOW_MINUTES,
+) -> Finding:
     """``API_LATENCY_HIGH``: p95 above ``threshold_ms`` for at least ``min_minutes`` minutes (or for the window)."""
     code, title = "API_LATENCY_HIGH", f"API p95 latency against {threshold_ms:g} ms"
     source = per_minute.attrs.get("source", "logs")
@@ -195,38 +226,64 @@ def latency_high(per_minute: pd.DataFrame, logs: pd.DataFrame | BaseException | 
     info = log_checks.summary(logs)
     if per_minute is None or len(per_minute) == 0 or per_minute["p95"].dropna().empty:
         said = "; ".join(f"{k}: {v}" for k, v in tried.items())
-        if isinstance(logs, BaseException) and not tried.get("metric", "").startswith("no p95") \
-                and not tried.get("alb", "").startswith("no p95"):
+        if (
+            isinstance(logs, BaseException)
+            and not tried.get("metric", "").startswith("no p95")
+            and not tried.get("alb", "").startswith("no p95")
+        ):
             return Finding.error(code, title, logs)
-        reason = ("no latency data: no metric has percentiles in the window and the logs hold no request "
-                  f"line with a duration ({info.get('lines', 0)} lines read, dialect {info.get('dialect', '?')})"
-                  + (f". Sources tried: {said}" if said else "")
-                  + ". Set latency_namespace/latency_metric (or load_balancer) or map the log dialect "
-                  "(log_mapping) so latency can be judged")
-        return Finding.warn(code, "API latency not measurable", reason, source="none", sources_tried=tried,
-                            logs=info)
+        reason = (
+            "no latency data: no metric has percentiles in the window and the logs hold no request "
+            f"line with a duration ({info.get('lines', 0)} lines read, dialect {info.get('dialect', '?')})"
+            + (f". Sources tried: {said}" if said else "")
+            + ". Set latency_namespace/latency_metric (or load_balancer) or map the log dialect "
+            "(log_mapping) so latency can be judged"
+        )
+        return Finding.warn(
+            code, "API latency not measurable", reason, source="none", sources_tried=tried, logs=info
+        )
     p95 = per_minute["p95"].astype("float64")
     slow = per_minute[p95 > threshold_ms]
     overall: dict[str, float] = {}
     if isinstance(logs, pd.DataFrame) and source == "logs":
         overall = _pcts(requests(logs)["latency_ms"])
-    data = {"source": source, "threshold_ms": threshold_ms, "minutes": len(per_minute),
-            "minutes_over": len(slow), "worst_p95_ms": float(p95.max()), "latest_p95_ms": float(p95.iloc[-1]),
-            "window": overall, "sources_tried": tried, "metric": per_minute.attrs.get("metric"), "logs": info}
-    source = {"metric": f"metric {per_minute.attrs.get('metric') or ''}".strip(),
-              "alb": f"load balancer's TargetResponseTime {per_minute.attrs.get('metric') or ''}".strip(),
-              }.get(source, source)
+    data = {
+        "source": source,
+        "threshold_ms": threshold_ms,
+        "minutes": len(per_minute),
+        "minutes_over": len(slow),
+        "worst_p95_ms": float(p95.max()),
+        "latest_p95_ms": float(p95.iloc[-1]),
+        "window": overall,
+        "sources_tried": tried,
+        "metric": per_minute.attrs.get("metric"),
+        "logs": info,
+    }
+    source = {
+        "metric": f"metric {per_minute.attrs.get('metric') or ''}".strip(),
+        "alb": f"load balancer's TargetResponseTime {per_minute.attrs.get('metric') or ''}".strip(),
+    }.get(source, source)
     window_p95 = overall.get("p95")
-    if len(slow) >= min(min_minutes, len(per_minute)) or (window_p95 is not None and window_p95 > threshold_ms):
+    if len(slow) >= min(min_minutes, len(per_minute)) or (
+        window_p95 is not None and window_p95 > threshold_ms
+    ):
         since = pd.Timestamp(slow["timestamp"].min()) if len(slow) else None
-        return Finding.fail(code, f"API p95 latency above {threshold_ms:g} ms",
-                            f"{len(slow)} of {len(per_minute)} minutes over {threshold_ms:g} ms"
-                            + (f" since {since:%H:%M} UTC" if since is not None else "")
-                            + f"; worst minute p95 {p95.max():.0f} ms, latest {p95.iloc[-1]:.0f} ms"
-                            + (f"; window p95 {window_p95:.0f} ms" if window_p95 is not None else "")
-                            + f" (from the {source})", **data)
-    return Finding.ok(code, f"API p95 latency under {threshold_ms:g} ms",
-                      f"worst minute p95 {p95.max():.0f} ms, latest {p95.iloc[-1]:.0f} ms (from the {source})", **data)
+        return Finding.fail(
+            code,
+            f"API p95 latency above {threshold_ms:g} ms",
+            f"{len(slow)} of {len(per_minute)} minutes over {threshold_ms:g} ms"
+            + (f" since {since:%H:%M} UTC" if since is not None else "")
+            + f"; worst minute p95 {p95.max():.0f} ms, latest {p95.iloc[-1]:.0f} ms"
+            + (f"; window p95 {window_p95:.0f} ms" if window_p95 is not None else "")
+            + f" (from the {source})",
+            **data,
+        )
+    return Finding.ok(
+        code,
+        f"API p95 latency under {threshold_ms:g} ms",
+        f"worst minute p95 {p95.max():.0f} ms, latest {p95.iloc[-1]:.0f} ms (from the {source})",
+        **data,
+    )
 
 
 @takes_fetched
@@ -241,8 +298,14 @@ def slow_query_lines(logs: pd.DataFrame | BaseException | None) -> pd.DataFrame:
     text = hits["message"].astype("object").fillna("").astype(str)
     durations = text.str.extract(_DURATION)[0].astype("float64")
     statements = text.str.replace(r"^.*?slow query:?\s*[\d.]+\s*ms\s*", "", regex=True, flags=re.I).str[:300]
-    return pd.DataFrame({"timestamp": pd.to_datetime(hits["timestamp"], utc=True).to_numpy(),
-                         "duration_ms": durations.to_numpy(), "statement": statements.to_numpy()}, columns=cols)
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(hits["timestamp"], utc=True).to_numpy(),
+            "duration_ms": durations.to_numpy(),
+            "statement": statements.to_numpy(),
+        },
+        columns=cols,
+    )
 
 
 def slow_query_summary(lines: pd.DataFrame) -> pd.DataFrame:
@@ -250,13 +313,21 @@ def slow_query_summary(lines: pd.DataFrame) -> pd.DataFrame:
     cols = ["statement", "count", "mean_ms", "max_ms"]
     if lines.empty:
         return pd.DataFrame(columns=cols)
-    out = lines.groupby("statement")["duration_ms"].agg(count="size", mean_ms="mean", max_ms="max").reset_index()
+    out = (
+        lines.groupby("statement")["duration_ms"]
+        .agg(count="size", mean_ms="mean", max_ms="max")
+        .reset_index()
+    )
     return out.sort_values(["count", "max_ms"], ascending=False).round(1).reset_index(drop=True)[cols]
 
 
 @takes_fetched
-def slow_queries(logs: pd.DataFrame | BaseException | None, statements: pd.DataFrame | BaseException | None = None,
-                 *, threshold_ms: float = SLOW_QUERY_MS) -> Finding:
+def slow_queries(
+    logs: pd.DataFrame | BaseException | None,
+    statements: pd.DataFrame | BaseException | None = None,
+    *,
+    threshold_ms: float = SLOW_QUERY_MS,
+) -> Finding:
     """``DB_SLOW_QUERIES``: 'slow query' lines in the logs, or pg_stat_statements entries whose mean time is
     above ``threshold_ms`` (when the extension is installed)."""
     code, title = "DB_SLOW_QUERIES", "Slow queries (logs and pg_stat_statements)"
@@ -273,22 +344,38 @@ def slow_queries(logs: pd.DataFrame | BaseException | None, statements: pd.DataF
     elif isinstance(statements, BaseException):
         stmt_note = f"pg_stat_statements unreadable ({type(statements).__name__})"
     summary = slow_query_summary(lines)
-    data = {"log_lines": len(lines), "statements_over": len(stmt_slow), "threshold_ms": threshold_ms,
-            "top": summary.head(5).to_dict(orient="records"), "pg_stat_statements": stmt_note,
-            "logs": log_checks.summary(logs)}
+    data = {
+        "log_lines": len(lines),
+        "statements_over": len(stmt_slow),
+        "threshold_ms": threshold_ms,
+        "top": summary.head(5).to_dict(orient="records"),
+        "pg_stat_statements": stmt_note,
+        "logs": log_checks.summary(logs),
+    }
     if len(lines) or len(stmt_slow):
         parts = []
         if len(lines):
             top = summary.iloc[0]
-            parts.append(f"{len(lines)} 'slow query' log lines (max {lines['duration_ms'].max():.0f} ms); most "
-                         f"frequent: {top['statement'][:120]} ({top['count']}x, mean {top['mean_ms']:.0f} ms)")
+            parts.append(
+                f"{len(lines)} 'slow query' log lines (max {lines['duration_ms'].max():.0f} ms); most "
+                f"frequent: {top['statement'][:120]} ({top['count']}x, mean {top['mean_ms']:.0f} ms)"
+            )
         if len(stmt_slow):
-            parts.append(f"{len(stmt_slow)} statements with mean time > {threshold_ms:g} ms in pg_stat_statements")
+            parts.append(
+                f"{len(stmt_slow)} statements with mean time > {threshold_ms:g} ms in pg_stat_statements"
+            )
         return Finding.fail(code, "Slow queries found", "; ".join(parts) + f" ({stmt_note})", **data)
     if isinstance(statements, BaseException):  # half the evidence is missing: not an all-clear
-        return Finding.error(code, title, f"no 'slow query' log lines in the window, but the database could not be "
-                             f"read: {type(statements).__name__}: {(str(statements).splitlines() or [''])[0][:200]}", **data)
-    return Finding.ok(code, "No slow queries", f"no 'slow query' log lines in the window; {stmt_note}", **data)
+        return Finding.error(
+            code,
+            title,
+            f"no 'slow query' log lines in the window, but the database could not be "
+            f"read: {type(statements).__name__}: {(str(statements).splitlines() or [''])[0][:200]}",
+            **data,
+        )
+    return Finding.ok(
+        code, "No slow queries", f"no 'slow query' log lines in the window; {stmt_note}", **data
+    )
 
 
 @takes_fetched
@@ -309,8 +396,9 @@ def filter_columns(lines: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
-def seq_scan_suspects(stats: pd.DataFrame, *, min_rows: int = MIN_TABLE_ROWS,
-                      min_seq_tup_read: int = SEQ_TUP_READ_MIN) -> pd.DataFrame:
+def seq_scan_suspects(
+    stats: pd.DataFrame, *, min_rows: int = MIN_TABLE_ROWS, min_seq_tup_read: int = SEQ_TUP_READ_MIN
+) -> pd.DataFrame:
     """Tables where sequential scans dominate (pg_stat_user_tables): big enough, seq_scan > idx_scan."""
     if stats is None or len(stats) == 0:
         return pd.DataFrame(columns=["table", "seq_scan", "idx_scan", "seq_tup_read", "n_live_tup"])
@@ -322,22 +410,33 @@ def seq_scan_suspects(stats: pd.DataFrame, *, min_rows: int = MIN_TABLE_ROWS,
     # n_live_tup is 0 after a stats reset; rows read per sequential scan estimates the size then
     per_scan = (df["seq_tup_read"] // df["seq_scan"].clip(lower=1)).astype("int64")
     df["n_live_tup"] = df["n_live_tup"].where(df["n_live_tup"] >= per_scan, per_scan)
-    mask = (df["n_live_tup"] >= min_rows) & (df["seq_scan"] > df["idx_scan"]) & (df["seq_tup_read"] >= min_seq_tup_read)
+    mask = (
+        (df["n_live_tup"] >= min_rows)
+        & (df["seq_scan"] > df["idx_scan"])
+        & (df["seq_tup_read"] >= min_seq_tup_read)
+    )
     out = df[mask].sort_values("seq_tup_read", ascending=False)
     return out[["table", "seq_scan", "idx_scan", "seq_tup_read", "n_live_tup"]].reset_index(drop=True)
 
 
 def suggest_index(table: str, columns: list[str]) -> str:
     if not columns:
-        return (f"-- find the filtered column: EXPLAIN the slow statements on {table}, then\n"
-                f"CREATE INDEX CONCURRENTLY ix_{table}_<column> ON {table} (<column>);")
+        return (
+            f"-- find the filtered column: EXPLAIN the slow statements on {table}, then\n"
+            f"CREATE INDEX CONCURRENTLY ix_{table}_<column> ON {table} (<column>);"
+        )
     cols = ", ".join(columns[:2])
     return f"CREATE INDEX CONCURRENTLY ix_{table}_{'_'.join(columns[:2])} ON {table} ({cols});"
 
 
 @takes_fetched
-def missing_index(stats: pd.DataFrame | BaseException | None, slow_lines: pd.DataFrame | None = None, *,
-                  min_rows: int = MIN_TABLE_ROWS, min_seq_tup_read: int = SEQ_TUP_READ_MIN) -> Finding:
+def missing_index(
+    stats: pd.DataFrame | BaseException | None,
+    slow_lines: pd.DataFrame | None = None,
+    *,
+    min_rows: int = MIN_TABLE_ROWS,
+    min_seq_tup_read: int = SEQ_TUP_READ_MIN,
+) -> Finding:
     """``DB_MISSING_INDEX``: a large table read mostly by sequential scans; suggests an index on the columns
     the slow statements filter on."""
     code, title = "DB_MISSING_INDEX", "Tables where sequential scans dominate"
@@ -347,18 +446,26 @@ def missing_index(stats: pd.DataFrame | BaseException | None, slow_lines: pd.Dat
         return Finding.skipped(code, title, "no database connection")
     suspects = seq_scan_suspects(stats, min_rows=min_rows, min_seq_tup_read=min_seq_tup_read)
     columns = filter_columns(slow_lines if slow_lines is not None else pd.DataFrame())
-    suggestions = {row.table: suggest_index(row.table, columns.get(row.table, []))
-                   for row in suspects.itertuples()}
-    data = {"tables": suspects.to_dict(orient="records"), "suggested": suggestions,
-            "min_rows": min_rows}
+    suggestions = {
+        row.table: suggest_index(row.table, columns.get(row.table, [])) for row in suspects.itertuples()
+    }
+    data = {"tables": suspects.to_dict(orient="records"), "suggested": suggestions, "min_rows": min_rows}
     if len(suspects):
         worst = suspects.iloc[0]
-        return Finding.fail(code, f"Sequential scans dominate on {', '.join(suspects['table'])}",
-                            f"{worst['table']}: {worst['seq_scan']} seq scans vs {worst['idx_scan']} index scans, "
-                            f"{worst['seq_tup_read']:,} rows read sequentially ({worst['n_live_tup']:,} rows). "
-                            f"Suggested: {suggestions[worst['table']]}", **data)
-    return Finding.ok(code, "No table dominated by sequential scans",
-                      f"{len(stats)} tables checked (>= {min_rows:,} rows, seq_scan > idx_scan)", **data)
+        return Finding.fail(
+            code,
+            f"Sequential scans dominate on {', '.join(suspects['table'])}",
+            f"{worst['table']}: {worst['seq_scan']} seq scans vs {worst['idx_scan']} index scans, "
+            f"{worst['seq_tup_read']:,} rows read sequentially ({worst['n_live_tup']:,} rows). "
+            f"Suggested: {suggestions[worst['table']]}",
+            **data,
+        )
+    return Finding.ok(
+        code,
+        "No table dominated by sequential scans",
+        f"{len(stats)} tables checked (>= {min_rows:,} rows, seq_scan > idx_scan)",
+        **data,
+    )
 
 
 def window_minutes(start: datetime | None, end: datetime | None) -> float:

@@ -56,8 +56,15 @@ def _text(df: pd.DataFrame, column: str) -> pd.Series:
     return df[column].astype("object").where(df[column].notna(), "").astype(str)
 
 
-def matching(df: pd.DataFrame, pattern: str, *, column: str = "message", regex: bool = True,
-             case: bool = False, columns: Sequence[str] | None = None) -> pd.DataFrame:
+def matching(
+    df: pd.DataFrame,
+    pattern: str,
+    *,
+    column: str = "message",
+    regex: bool = True,
+    case: bool = False,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The rows whose ``column`` (or any of ``columns``) matches ``pattern`` (a regex, case-insensitive)."""
     if df is None or len(df) == 0:
         return df.iloc[0:0] if df is not None else pd.DataFrame()
@@ -122,8 +129,11 @@ def is_websocket(df: pd.DataFrame) -> pd.Series:
     """WebSocket lines: a ``/ws/`` path, an upgrade (101), or a message about a websocket."""
     status = _num(df, "status")
     path = _text(df, "path")
-    return path.str.contains(r"^/ws(?:/|$)|/websocket", case=False, regex=True) | (status == 101) | _says(
-        df, WEBSOCKET_PATTERN)
+    return (
+        path.str.contains(r"^/ws(?:/|$)|/websocket", case=False, regex=True)
+        | (status == 101)
+        | _says(df, WEBSOCKET_PATTERN)
+    )
 
 
 def is_request(df: pd.DataFrame) -> pd.Series:
@@ -131,7 +141,9 @@ def is_request(df: pd.DataFrame) -> pd.Series:
     their duration is a connection's)."""
     if df is None or len(df) == 0:
         return pd.Series(False, index=getattr(df, "index", None), dtype=bool)
-    mask = _has(df, "method") & _has(df, "path") & (_num(df, "status").notna() | _num(df, "latency_ms").notna())
+    mask = (
+        _has(df, "method") & _has(df, "path") & (_num(df, "status").notna() | _num(df, "latency_ms").notna())
+    )
     return mask & ~is_websocket(df)
 
 
@@ -144,7 +156,8 @@ def is_error(df: pd.DataFrame, levels: Sequence[str] = ERROR_LEVELS) -> pd.Serie
     mask = _text(df, "level").str.upper().isin(wanted) | status.between(500, 599)
     mask |= _has(df, "error_type")
     mask |= _text(df, "message").str.startswith("Traceback (most recent call last)") & _text(
-        df, "message").str.contains("\n", regex=False)
+        df, "message"
+    ).str.contains("\n", regex=False)
     return mask
 
 
@@ -158,7 +171,9 @@ def provider_of(df: pd.DataFrame) -> pd.Series:
     (twilio/SMS, WhatsApp), else ``unknown``."""
     out = _text(df, "provider").str.lower()
     for name, pattern in PROVIDER_PATTERNS:
-        out = out.where(out != "", _says(df, pattern, ("message", "event", "path")).map({True: name, False: ""}))
+        out = out.where(
+            out != "", _says(df, pattern, ("message", "event", "path")).map({True: name, False: ""})
+        )
     return out.where(out != "", "unknown")
 
 
@@ -172,8 +187,11 @@ def ws_kind(df: pd.DataFrame) -> pd.Series:
     else a WebSocket close code 1000-4999 as status means a disconnect)."""
     event = _text(df, "event").str.lower()
     reconnect = (event == "ws_reconnect") | _says(df, r"reconnect", ("message",))
-    disconnect = (event == "ws_disconnect") | _says(df, _CLOSE_WORDS, ("message",)) | _num(df, "status").between(
-        1000, 4999)
+    disconnect = (
+        (event == "ws_disconnect")
+        | _says(df, _CLOSE_WORDS, ("message",))
+        | _num(df, "status").between(1000, 4999)
+    )
     out = pd.Series("ws_connect", index=df.index, dtype="object")
     out[disconnect] = "ws_disconnect"
     out[reconnect & ~(event == "ws_disconnect")] = "ws_reconnect"
@@ -193,7 +211,11 @@ def dialect(df: pd.DataFrame) -> str:
         return "none (no lines)"
     fmts = _formats(df)
     counts = fmts.value_counts()
-    family = counts.groupby([f.split(":")[0].split("+")[0] for f in counts.index]).sum().sort_values(ascending=False)
+    family = (
+        counts.groupby([f.split(":")[0].split("+")[0] for f in counts.index])
+        .sum()
+        .sort_values(ascending=False)
+    )
     parts = []
     for fam, n in family.items():
         share = f"{n / len(df):.0%}"
@@ -202,7 +224,9 @@ def dialect(df: pd.DataFrame) -> str:
             parts.append(f"text ({subs}) {share}")
         elif fam == "json":
             used = df.attrs.get("log_fields") or {}
-            renamed = [f"{col}<-{next(iter(src))}" for col, src in used.items() if src and next(iter(src)) != col]
+            renamed = [
+                f"{col}<-{next(iter(src))}" for col, src in used.items() if src and next(iter(src)) != col
+            ]
             parts.append(f"json{' (' + ', '.join(renamed) + ')' if renamed else ''} {share}")
         else:
             parts.append(f"{fam} {share}")
@@ -220,12 +244,21 @@ def summary(df: pd.DataFrame | BaseException | None) -> dict[str, Any]:
     understood = int((~fmts.isin(NOT_UNDERSTOOD)).sum()) if n else 0
     kinds = {}
     if n:
-        kinds = {"request": int(is_request(df).sum()), "error": int(is_error(df).sum()),
-                 "upload": int(is_upload(df).sum()), "websocket": int(is_websocket(df).sum()),
-                 "notification": int(is_notification(df).sum())}
-    return {"lines": n, "understood": understood, "not_understood": n - understood,
-            "formats": {str(k): int(v) for k, v in fmts.value_counts().items()}, "kinds": kinds,
-            "dialect": dialect(df)}
+        kinds = {
+            "request": int(is_request(df).sum()),
+            "error": int(is_error(df).sum()),
+            "upload": int(is_upload(df).sum()),
+            "websocket": int(is_websocket(df).sum()),
+            "notification": int(is_notification(df).sum()),
+        }
+    return {
+        "lines": n,
+        "understood": understood,
+        "not_understood": n - understood,
+        "formats": {str(k): int(v) for k, v in fmts.value_counts().items()},
+        "kinds": kinds,
+        "dialect": dialect(df),
+    }
 
 
 def _masked_example(text: str, width: int = 160) -> str:
@@ -234,8 +267,14 @@ def _masked_example(text: str, width: int = 160) -> str:
 
 
 @takes_fetched
-def unparsed(df: pd.DataFrame | BaseException | None, *, share: float = UNPARSED_SHARE, examples: int = 3,
-             code: str = "LOGS_UNPARSED", filtered: bool = False) -> Finding:
+def unparsed(
+    df: pd.DataFrame | BaseException | None,
+    *,
+    share: float = UNPARSED_SHARE,
+    examples: int = 3,
+    code: str = "LOGS_UNPARSED",
+    filtered: bool = False,
+) -> Finding:
     """``LOGS_UNPARSED``: ``warn`` when more than ``share`` of the lines were not understood (with a few
     masked examples and how to map the dialect), or when the window holds no line at all; ``ok`` with
     the counts otherwise; ``skipped`` when the logs could not be read (the log findings say why).
@@ -247,33 +286,61 @@ def unparsed(df: pd.DataFrame | BaseException | None, *, share: float = UNPARSED
     info = summary(df)
     n = info["lines"]
     if n == 0 and filtered:
-        return Finding.ok(code, "No log line matched the runbook's filter",
-                          "the runbook fetched only the lines its filter pattern selects, and none was in the "
-                          "window: nothing to parse", logs=info)
+        return Finding.ok(
+            code,
+            "No log line matched the runbook's filter",
+            "the runbook fetched only the lines its filter pattern selects, and none was in the "
+            "window: nothing to parse",
+            logs=info,
+        )
     if n == 0:
-        return Finding.warn(code, "No log lines in the window",
-                            "the log group holds no line in the window: check log_group and the window "
-                            "(silence is not health)", logs=info)
+        return Finding.warn(
+            code,
+            "No log lines in the window",
+            "the log group holds no line in the window: check log_group and the window "
+            "(silence is not health)",
+            logs=info,
+        )
     bad = info["not_understood"]
     kinds = ", ".join(f"{v} {k}" for k, v in info["kinds"].items() if v)
     if bad / n > share:
         rows = df[_formats(df).isin(NOT_UNDERSTOOD)]
-        ex = [_masked_example(str(m)) for m in rows["message"].head(200).dropna().unique()[:examples]] \
-            if "message" in rows else []
-        return Finding.warn(code, f"Most log lines not understood ({bad} of {n})",
-                            f"{bad} of {n} lines are in no format the parser knows ({info['dialect']}); log "
-                            "checks may read silence as health. Set the log_mapping parameter (fields, units, "
-                            "text_patterns; see README) for this dialect. Examples: " + " | ".join(ex),
-                            logs=info, examples=ex)
-    return Finding.ok(code, f"{n - bad} of {n} log lines understood",
-                      f"dialect: {info['dialect']}; kinds: {kinds or 'none'}", logs=info)
+        ex = (
+            [_masked_example(str(m)) for m in rows["message"].head(200).dropna().unique()[:examples]]
+            if "message" in rows
+            else []
+        )
+        return Finding.warn(
+            code,
+            f"Most log lines not understood ({bad} of {n})",
+            f"{bad} of {n} lines are in no format the parser knows ({info['dialect']}); log "
+            "checks may read silence as health. Set the log_mapping parameter (fields, units, "
+            "text_patterns; see README) for this dialect. Examples: " + " | ".join(ex),
+            logs=info,
+            examples=ex,
+        )
+    return Finding.ok(
+        code,
+        f"{n - bad} of {n} log lines understood",
+        f"dialect: {info['dialect']}; kinds: {kinds or 'none'}",
+        logs=info,
+    )
 
 
-def per_minute(df: pd.DataFrame, *, start: datetime | None = None, end: datetime | None = None,
-               freq: str = "1min", ts: str = "timestamp") -> pd.Series:
+def per_minute(
+    df: pd.DataFrame,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    freq: str = "1min",
+    ts: str = "timestamp",
+) -> pd.Series:
     """Counts per ``freq`` bucket, zero-filled over [start, end] when given (index: bucket start, UTC)."""
-    stamps = pd.to_datetime(df[ts], utc=True) if df is not None and len(df) and ts in df else pd.Series(
-        [], dtype="datetime64[ns, UTC]")
+    stamps = (
+        pd.to_datetime(df[ts], utc=True)
+        if df is not None and len(df) and ts in df
+        else pd.Series([], dtype="datetime64[ns, UTC]")
+    )
     counts = stamps.dt.floor(freq).value_counts().sort_index() if len(stamps) else pd.Series(dtype="int64")
     if start is not None and end is not None:
         index = pd.date_range(pd.Timestamp(start).floor(freq), pd.Timestamp(end).floor(freq), freq=freq)
@@ -299,13 +366,17 @@ def top_messages(df: pd.DataFrame, n: int = 10, *, column: str = "message") -> p
     cols = ["message", "count", "first_seen", "last_seen", "error_type"]
     if df is None or len(df) == 0:
         return pd.DataFrame(columns=cols)
-    work = pd.DataFrame({
-        "message": _text(df, column).map(normalise),
-        "timestamp": pd.to_datetime(df["timestamp"], utc=True) if "timestamp" in df else pd.NaT,
-        "error_type": _text(df, "error_type"),
-    })
+    work = pd.DataFrame(
+        {
+            "message": _text(df, column).map(normalise),
+            "timestamp": pd.to_datetime(df["timestamp"], utc=True) if "timestamp" in df else pd.NaT,
+            "error_type": _text(df, "error_type"),
+        }
+    )
     grouped = work.groupby("message", sort=False).agg(
-        count=("message", "size"), first_seen=("timestamp", "min"), last_seen=("timestamp", "max"),
+        count=("message", "size"),
+        first_seen=("timestamp", "min"),
+        last_seen=("timestamp", "max"),
         error_type=("error_type", lambda s: next((v for v in s if v), "")),
     )
     out = grouped.sort_values(["count", "last_seen"], ascending=[False, False]).head(n).reset_index()
@@ -313,17 +384,25 @@ def top_messages(df: pd.DataFrame, n: int = 10, *, column: str = "message") -> p
 
 
 @takes_fetched
-def error_spike(df: pd.DataFrame | BaseException, *, start: datetime | None = None, end: datetime | None = None,
-                per_minute_threshold: float = ERROR_SPIKE_PER_MIN, factor: float = ERROR_SPIKE_FACTOR,
-                code: str = "LOG_ERROR_SPIKE", levels: Sequence[str] = ERROR_LEVELS) -> Finding:
+def error_spike(
+    df: pd.DataFrame | BaseException,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    per_minute_threshold: float = ERROR_SPIKE_PER_MIN,
+    factor: float = ERROR_SPIKE_FACTOR,
+    code: str = "LOG_ERROR_SPIKE",
+    levels: Sequence[str] = ERROR_LEVELS,
+) -> Finding:
     """``fail`` when some minute holds at least ``per_minute_threshold`` error lines and at least
     ``factor`` times the window's median minute; ``ok`` otherwise."""
     title = "Error-level log lines per minute"
     if isinstance(df, BaseException):
         return Finding.error(code, title, df)
     if df is None or len(df) == 0:
-        return Finding.skipped(code, title, "no log lines in the window: nothing to count (see LOGS_UNPARSED)",
-                               logs=summary(df))
+        return Finding.skipped(
+            code, title, "no log lines in the window: nothing to count (see LOGS_UNPARSED)", logs=summary(df)
+        )
     errs = errors(df, levels)
     counts = per_minute(errs, start=start, end=end)
     total = int(counts.sum()) if len(counts) else 0
@@ -332,23 +411,44 @@ def error_spike(df: pd.DataFrame | BaseException, *, start: datetime | None = No
     peak_at = counts.idxmax() if total else None
     top = top_messages(errs, 3)
     top_text = "; ".join(f"{r.count}x {r.message}" for r in top.itertuples()) if len(top) else ""
-    data = {"errors": total, "peak_per_minute": peak, "peak_minute": peak_at, "median_per_minute": baseline,
-            "threshold_per_minute": per_minute_threshold, "lines_scanned": 0 if df is None else len(df),
-            "top_messages": top.to_dict(orient="records"), "logs": summary(df)}
+    data = {
+        "errors": total,
+        "peak_per_minute": peak,
+        "peak_minute": peak_at,
+        "median_per_minute": baseline,
+        "threshold_per_minute": per_minute_threshold,
+        "lines_scanned": 0 if df is None else len(df),
+        "top_messages": top.to_dict(orient="records"),
+        "logs": summary(df),
+    }
     if total and peak >= per_minute_threshold and peak >= factor * max(baseline, 1.0):
         recent = counts.tail(5)
         return Finding.fail(
-            code, "Error spike in the API logs",
+            code,
+            "Error spike in the API logs",
             f"{total} error lines in the window, peaking at {peak}/min at {peak_at:%H:%M} UTC "
             f"(typical minute {baseline:g}; threshold {per_minute_threshold:g}/min); "
-            f"last 5 min: {int(recent.sum())}. Top: {top_text}", **data)
-    return Finding.ok(code, "No error spike in the API logs",
-                      f"{total} error lines in the window, at most {peak}/min "
-                      f"(threshold {per_minute_threshold:g}/min)", **data)
+            f"last 5 min: {int(recent.sum())}. Top: {top_text}",
+            **data,
+        )
+    return Finding.ok(
+        code,
+        "No error spike in the API logs",
+        f"{total} error lines in the window, at most {peak}/min (threshold {per_minute_threshold:g}/min)",
+        **data,
+    )
 
 
-def pattern_finding(df: pd.DataFrame | BaseException, code: str, pattern: str, *, what: str,
-                    min_count: int = 1, status: str = "fail", column: str = "message") -> Finding:
+def pattern_finding(
+    df: pd.DataFrame | BaseException,
+    code: str,
+    pattern: str,
+    *,
+    what: str,
+    min_count: int = 1,
+    status: str = "fail",
+    column: str = "message",
+) -> Finding:
     """A finding that says how many lines matched ``pattern``: ``status`` when at least ``min_count``."""
     title = f"'{what}' lines in the logs"
     if isinstance(df, BaseException):
@@ -358,9 +458,17 @@ def pattern_finding(df: pd.DataFrame | BaseException, code: str, pattern: str, *
     first = hits["timestamp"].min() if n and "timestamp" in hits else None
     last = hits["timestamp"].max() if n and "timestamp" in hits else None
     example = normalise(str(hits.iloc[-1][column])) if n else ""
-    data = {"count": n, "pattern": pattern, "first_seen": first, "last_seen": last, "example": example,
-            "logs": summary(df)}
+    data = {
+        "count": n,
+        "pattern": pattern,
+        "first_seen": first,
+        "last_seen": last,
+        "example": example,
+        "logs": summary(df),
+    }
     if n >= min_count:
         detail = f"{n} lines matched /{pattern}/ from {first:%H:%M} to {last:%H:%M} UTC; e.g. {example}"
         return Finding(code, Status(status), f"{what} in the logs ({n} lines)", detail, data)
-    return Finding.ok(code, f"No '{what}' lines in the logs", f"0 lines matched /{pattern}/ in the window", **data)
+    return Finding.ok(
+        code, f"No '{what}' lines in the logs", f"0 lines matched /{pattern}/ in the window", **data
+    )

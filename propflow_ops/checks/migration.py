@@ -18,7 +18,9 @@ from propflow_ops.reach import unreachable
 from propflow_ops.records import AlembicState, DriftResult
 from propflow_ops.results import takes_fetched
 
-NOT_CONFIGURED = "PROPFLOW_ALEMBIC_CONFIG is not set: point it at the backend's alembic.ini to check migrations"
+NOT_CONFIGURED = (
+    "PROPFLOW_ALEMBIC_CONFIG is not set: point it at the backend's alembic.ini to check migrations"
+)
 
 #: What PostgreSQL (and MySQL/SQLite) say when a migration creates something that is already there.
 _EXISTS = re.compile(
@@ -50,17 +52,30 @@ def pending(state: AlembicState) -> Finding:
         return gated
     data = {"current": state.current, "heads": state.heads, "pending": state.pending}
     if state.unknown:
-        return Finding.skipped(code, title, "cannot tell what is pending: the database is at a revision the "
-                                            "scripts do not know (see MIGRATION_UNKNOWN_REVISION)", **data)
+        return Finding.skipped(
+            code,
+            title,
+            "cannot tell what is pending: the database is at a revision the "
+            "scripts do not know (see MIGRATION_UNKNOWN_REVISION)",
+            **data,
+        )
     if not state.version_table or not state.current:
-        return Finding.fail(code, "Database has no migration applied",
-                            f"no alembic_version row: all {len(state.pending)} revisions are pending "
-                            "(a fresh database, or the wrong one).", **data)
+        return Finding.fail(
+            code,
+            "Database has no migration applied",
+            f"no alembic_version row: all {len(state.pending)} revisions are pending "
+            "(a fresh database, or the wrong one).",
+            **data,
+        )
     if state.pending:
-        return Finding.fail(code, f"{len(state.pending)} migration(s) pending",
-                            f"database at {', '.join(state.current)}; not yet applied: "
-                            f"{', '.join(state.pending)} (head {', '.join(state.heads)}). The deploy's "
-                            "migration step did not finish: see MIGRATION_OBJECT_EXISTS and the logs.", **data)
+        return Finding.fail(
+            code,
+            f"{len(state.pending)} migration(s) pending",
+            f"database at {', '.join(state.current)}; not yet applied: "
+            f"{', '.join(state.pending)} (head {', '.join(state.heads)}). The deploy's "
+            "migration step did not finish: see MIGRATION_OBJECT_EXISTS and the logs.",
+            **data,
+        )
     return Finding.ok(code, "Database at head", f"database at {', '.join(state.current)} = head", **data)
 
 
@@ -74,12 +89,18 @@ def multiple_heads(state: AlembicState) -> Finding:
     if len(state.heads) > 1:
         docs = dict(zip(state.history["revision"], state.history["doc"], strict=False))
         heads = "; ".join(f"{h} ({docs.get(h, '')})" for h in state.heads)
-        return Finding.fail(code, f"{len(state.heads)} migration heads",
-                            f"{heads}. `alembic upgrade head` refuses to run. Two branches were merged in "
-                            "git without a merge migration: create one (`alembic merge heads -m ...`), "
-                            "review it, deploy.", **data)
+        return Finding.fail(
+            code,
+            f"{len(state.heads)} migration heads",
+            f"{heads}. `alembic upgrade head` refuses to run. Two branches were merged in "
+            "git without a merge migration: create one (`alembic merge heads -m ...`), "
+            "review it, deploy.",
+            **data,
+        )
     if not state.heads:
-        return Finding.fail(code, "No migration scripts found", f"no revisions under {state.config_path}", **data)
+        return Finding.fail(
+            code, "No migration scripts found", f"no revisions under {state.config_path}", **data
+        )
     return Finding.ok(code, "One migration head", state.heads[0], **data)
 
 
@@ -91,12 +112,20 @@ def unknown_revision(state: AlembicState) -> Finding:
         return gated
     data = {"current": state.current, "unknown": state.unknown}
     if state.unknown:
-        return Finding.fail(code, f"Database at unknown revision {', '.join(state.unknown)}",
-                            "no migration script has this revision: the database was migrated by a newer (or "
-                            "abandoned) build than the one being deployed. Deploy the build that has the script, "
-                            "or, once the schema is verified, `alembic stamp` the right revision.", **data)
-    return Finding.ok(code, "Database revision known to the scripts",
-                      ", ".join(state.current) or "(no revision applied)", **data)
+        return Finding.fail(
+            code,
+            f"Database at unknown revision {', '.join(state.unknown)}",
+            "no migration script has this revision: the database was migrated by a newer (or "
+            "abandoned) build than the one being deployed. Deploy the build that has the script, "
+            "or, once the schema is verified, `alembic stamp` the right revision.",
+            **data,
+        )
+    return Finding.ok(
+        code,
+        "Database revision known to the scripts",
+        ", ".join(state.current) or "(no revision applied)",
+        **data,
+    )
 
 
 @takes_fetched
@@ -107,8 +136,10 @@ def migration_lines(logs: pd.DataFrame | BaseException, limit: int = 30) -> pd.D
         return pd.DataFrame(columns=cols)
     event = logs["event"].astype("object").fillna("") if "event" in logs else pd.Series("", index=logs.index)
     text = logs["message"].astype("object").fillna("").astype(str)
-    picked = logs[(event == "migration") | text.str.contains("already exists|alembic|migration|running upgrade",
-                                                              case=False, regex=True)]
+    picked = logs[
+        (event == "migration")
+        | text.str.contains("already exists|alembic|migration|running upgrade", case=False, regex=True)
+    ]
     out = picked[[c for c in cols if c in picked]].tail(limit).reset_index(drop=True)
     return out.astype({c: object for c in ("level", "stream", "message") if c in out})
 
@@ -124,14 +155,26 @@ def objects_in_logs(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     for r in hits.itertuples():
         m = _EXISTS.search(str(r.message))
         kind = m.group("kind").lower() if m else "object"
-        name = (f"{m.group('parent')}.{m.group('name')}" if m and m.group("parent") else m.group("name")) if m else "?"
+        name = (
+            (f"{m.group('parent')}.{m.group('name')}" if m and m.group("parent") else m.group("name"))
+            if m
+            else "?"
+        )
         rows.append({"kind": kind, "object": name, "timestamp": r.timestamp, "example": str(r.message)[:200]})
     if not rows:
         return pd.DataFrame(columns=cols)
     df = pd.DataFrame(rows)
-    out = df.groupby(["kind", "object"], sort=False).agg(
-        count=("object", "size"), first_seen=("timestamp", "min"), last_seen=("timestamp", "max"),
-        example=("example", "last")).reset_index().astype({"example": object})
+    out = (
+        df.groupby(["kind", "object"], sort=False)
+        .agg(
+            count=("object", "size"),
+            first_seen=("timestamp", "min"),
+            last_seen=("timestamp", "max"),
+            example=("example", "last"),
+        )
+        .reset_index()
+        .astype({"example": object})
+    )
     return out[cols].sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -140,23 +183,30 @@ def object_exists(logs: pd.DataFrame | BaseException) -> Finding:
     """MIGRATION_OBJECT_EXISTS: ``fail`` when the logs say a migration hit "already exists"."""
     code, title = "MIGRATION_OBJECT_EXISTS", "'already exists' errors in the logs"
     if isinstance(logs, BaseException) and unreachable(logs):
-        return Finding.fail(code, "CloudWatch Logs unreachable: the migration logs cannot be read",
-                            f"{type(logs).__name__}: {str(logs).splitlines()[0] if str(logs) else ''}"[:300])
+        return Finding.fail(
+            code,
+            "CloudWatch Logs unreachable: the migration logs cannot be read",
+            f"{type(logs).__name__}: {str(logs).splitlines()[0] if str(logs) else ''}"[:300],
+        )
     if isinstance(logs, BaseException):
         return Finding.error(code, title, logs)
     objects = objects_in_logs(logs)
     if len(objects):
         named = ", ".join(f"{r.kind} {r.object}" for r in objects.itertuples())
-        return Finding.fail(code, f"Migration failed: {named} already exists",
-                            f"{int(objects['count'].sum())} 'already exists' lines, last at "
-                            f"{objects['last_seen'].max():%H:%M} UTC. The object was created outside this "
-                            "migration (by hand, or by a run that died before stamping its revision). "
-                            "Compare it with the migration; then either stamp the revision or make the "
-                            "migration idempotent (IF NOT EXISTS / a has_table check) and upgrade.",
-                            objects=objects[["kind", "object", "count"]].to_dict(orient="records"),
-                            logs=log_summary(logs))
-    return Finding.ok(code, "No 'already exists' errors in the logs", "0 lines in the window",
-                      logs=log_summary(logs))
+        return Finding.fail(
+            code,
+            f"Migration failed: {named} already exists",
+            f"{int(objects['count'].sum())} 'already exists' lines, last at "
+            f"{objects['last_seen'].max():%H:%M} UTC. The object was created outside this "
+            "migration (by hand, or by a run that died before stamping its revision). "
+            "Compare it with the migration; then either stamp the revision or make the "
+            "migration idempotent (IF NOT EXISTS / a has_table check) and upgrade.",
+            objects=objects[["kind", "object", "count"]].to_dict(orient="records"),
+            logs=log_summary(logs),
+        )
+    return Finding.ok(
+        code, "No 'already exists' errors in the logs", "0 lines in the window", logs=log_summary(logs)
+    )
 
 
 def schema_drift(drift: DriftResult) -> Finding:
@@ -169,13 +219,17 @@ def schema_drift(drift: DriftResult) -> Finding:
     if drift.error:
         return Finding.error(code, title, drift.error)
     n = len(drift.diffs)
-    data = {"models": drift.models, "differences": n,
-            "diffs": drift.diffs.head(50).to_dict(orient="records")}
+    data = {"models": drift.models, "differences": n, "diffs": drift.diffs.head(50).to_dict(orient="records")}
     if n:
-        first = "; ".join(f"{r.change} {r.table}{'.' + r.name if r.name else ''}"
-                          for r in drift.diffs.head(6).itertuples())
-        return Finding.fail(code, f"Schema drift: {n} difference(s) from the models",
-                            f"{first}{' ...' if n > 6 else ''}. Someone changed the schema outside Alembic (or "
-                            "a migration is missing). Write a migration that brings them back in line; do not "
-                            "run autogenerate output unreviewed.", **data)
+        first = "; ".join(
+            f"{r.change} {r.table}{'.' + r.name if r.name else ''}" for r in drift.diffs.head(6).itertuples()
+        )
+        return Finding.fail(
+            code,
+            f"Schema drift: {n} difference(s) from the models",
+            f"{first}{' ...' if n > 6 else ''}. Someone changed the schema outside Alembic (or "
+            "a migration is missing). Write a migration that brings them back in line; do not "
+            "run autogenerate output unreviewed.",
+            **data,
+        )
     return Finding.ok(code, "Live schema matches the models", f"compared with {drift.models}", **data)

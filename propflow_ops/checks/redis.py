@@ -31,20 +31,34 @@ def check_cluster(cluster: Mapping[str, Any] | BaseException | None, *, name: st
     code = "REDIS_NOT_AVAILABLE"
     if isinstance(cluster, BaseException) or cluster is None:
         title = f"ElastiCache {name or 'cluster'} is available"
-        return Finding.error(code, title, str(cluster) if cluster is not None else "the cluster was not described")
+        return Finding.error(
+            code, title, str(cluster) if cluster is not None else "the cluster was not described"
+        )
     name = cluster.get("cluster") or name or "?"
     title = f"ElastiCache {name} is available"
     if cluster.get("found") is False:
-        return Finding.fail(code, f"ElastiCache cluster {name} not found", "DescribeCacheClusters: CacheClusterNotFound")
+        return Finding.fail(
+            code, f"ElastiCache cluster {name} not found", "DescribeCacheClusters: CacheClusterNotFound"
+        )
     status = cluster.get("status")
-    data = {"status": status, "engine": cluster.get("engine"), "engine_version": cluster.get("engine_version"),
-            "node_type": cluster.get("node_type"), "nodes": cluster.get("nodes")}
+    data = {
+        "status": status,
+        "engine": cluster.get("engine"),
+        "engine_version": cluster.get("engine_version"),
+        "node_type": cluster.get("node_type"),
+        "nodes": cluster.get("nodes"),
+    }
     bad_nodes = [n for n in cluster.get("nodes") or [] if n.get("status") not in (None, "available")]
     if status != "available" or bad_nodes:
         extra = f"; nodes not available: {bad_nodes}" if bad_nodes else ""
         return Finding.fail(code, f"ElastiCache {name} is {status}", f"status {status}{extra}", **data)
-    return Finding.ok(code, title, f"{cluster.get('engine')} {cluster.get('engine_version') or ''} "
-                      f"{cluster.get('node_type') or ''}, status available".strip(), **data)
+    return Finding.ok(
+        code,
+        title,
+        f"{cluster.get('engine')} {cluster.get('engine_version') or ''} "
+        f"{cluster.get('node_type') or ''}, status available".strip(),
+        **data,
+    )
 
 
 Probe = Fetched[Any] | Mapping[str, Any] | BaseException | None
@@ -83,12 +97,18 @@ def check_reachable(probe: Probe) -> Finding:
     code, title = "REDIS_UNREACHABLE", "Redis answers PING"
     value, host = _probe(probe)
     if value is None:
-        return Finding.skipped(code, title, "no Redis URL: set PROPFLOW_REDIS_URL or REDIS_URL in the task definition")
+        return Finding.skipped(
+            code, title, "no Redis URL: set PROPFLOW_REDIS_URL or REDIS_URL in the task definition"
+        )
     if isinstance(value, BaseException):
         data = {"host": host, "source": None, "ping_ms": None}
         if _refused_for_clients(value):
-            return Finding.warn(code, "Redis answered but refused a new connection (max clients)",
-                                f"{host}: {value} (see REDIS_CLIENTS_EXHAUSTED)", **data)
+            return Finding.warn(
+                code,
+                "Redis answered but refused a new connection (max clients)",
+                f"{host}: {value} (see REDIS_CLIENTS_EXHAUSTED)",
+                **data,
+            )
         return Finding.fail(code, f"Redis at {host} is unreachable", str(value), **data)
     data = {"host": host, "source": value.get("source"), "ping_ms": value.get("ping_ms")}
     return Finding.ok(code, title, f"{host} PING {value.get('ping_ms')} ms (median of 3)", **data)
@@ -130,23 +150,41 @@ def check_memory(result: Probe, *, redis_memory_pct: float = REDIS_MEMORY_PCT) -
     evicted = int(_num(info.get("evicted_keys")) or 0)
     policy = (probe.get("config") or {}).get("maxmemory-policy") or info.get("maxmemory_policy")
     pct = _pct(used, limit)
-    data = {"used_memory": used, "maxmemory": limit, "used_pct": pct, "evicted_keys": evicted,
-            "maxmemory_policy": policy, "threshold_pct": redis_memory_pct}
+    data = {
+        "used_memory": used,
+        "maxmemory": limit,
+        "used_pct": pct,
+        "evicted_keys": evicted,
+        "maxmemory_policy": policy,
+        "threshold_pct": redis_memory_pct,
+    }
     if used is None:
         return Finding.error(code, title, "INFO has no used_memory", **data)
     if pct is not None and pct >= redis_memory_pct:
-        return Finding.fail(code, f"Redis memory at {pct:g}% of maxmemory",
-                            f"{info.get('used_memory_human')} of {info.get('maxmemory_human') or limit}; policy "
-                            f"{policy}; {evicted} keys evicted since the last restart/stats reset", **data)
+        return Finding.fail(
+            code,
+            f"Redis memory at {pct:g}% of maxmemory",
+            f"{info.get('used_memory_human')} of {info.get('maxmemory_human') or limit}; policy "
+            f"{policy}; {evicted} keys evicted since the last restart/stats reset",
+            **data,
+        )
     if evicted > 0 and limit:
-        return Finding.warn(code, f"Redis evicted {evicted} keys",
-                            f"memory at {pct:g}% now, but keys were evicted (policy {policy})", **data)
+        return Finding.warn(
+            code,
+            f"Redis evicted {evicted} keys",
+            f"memory at {pct:g}% now, but keys were evicted (policy {policy})",
+            **data,
+        )
     if not limit:
-        return Finding.ok(code, "Redis has no maxmemory limit",
-                          f"used {info.get('used_memory_human')}; no maxmemory set: the node's RAM is the limit",
-                          **data)
-    return Finding.ok(code, title, f"{pct:g}% of maxmemory ({info.get('used_memory_human')}), {evicted} evicted",
-                      **data)
+        return Finding.ok(
+            code,
+            "Redis has no maxmemory limit",
+            f"used {info.get('used_memory_human')}; no maxmemory set: the node's RAM is the limit",
+            **data,
+        )
+    return Finding.ok(
+        code, title, f"{pct:g}% of maxmemory ({info.get('used_memory_human')}), {evicted} evicted", **data
+    )
 
 
 def check_clients(result: Probe, *, redis_clients_pct: float = REDIS_CLIENTS_PCT) -> Finding:
@@ -157,8 +195,12 @@ def check_clients(result: Probe, *, redis_clients_pct: float = REDIS_CLIENTS_PCT
     if probe is None:
         return Finding.skipped(code, title, "no Redis URL configured")
     if _refused_for_clients(probe):
-        return Finding.fail(code, "Redis refused a connection: max number of clients reached",
-                            f"{host}: {probe}", refused=True)
+        return Finding.fail(
+            code,
+            "Redis refused a connection: max number of clients reached",
+            f"{host}: {probe}",
+            refused=True,
+        )
     if unreadable := _unreadable(probe):
         return Finding.error(code, title, unreadable)
     info = probe.get("info") or {}
@@ -166,17 +208,30 @@ def check_clients(result: Probe, *, redis_clients_pct: float = REDIS_CLIENTS_PCT
     limit = _limit(probe, "maxclients")
     rejected = int(_num(info.get("rejected_connections")) or 0)
     pct = _pct(connected, limit)
-    data = {"connected_clients": connected, "maxclients": limit, "used_pct": pct, "rejected_connections": rejected,
-            "threshold_pct": redis_clients_pct}
+    data = {
+        "connected_clients": connected,
+        "maxclients": limit,
+        "used_pct": pct,
+        "rejected_connections": rejected,
+        "threshold_pct": redis_clients_pct,
+    }
     if connected is None:
         return Finding.error(code, title, "INFO has no connected_clients", **data)
     if pct is not None and pct >= redis_clients_pct:
-        return Finding.fail(code, f"Redis clients at {pct:g}% of maxclients",
-                            f"{connected:g} of {limit:g} connections in use (incl. this check's); "
-                            f"{rejected} connections rejected since the last restart/stats reset", **data)
+        return Finding.fail(
+            code,
+            f"Redis clients at {pct:g}% of maxclients",
+            f"{connected:g} of {limit:g} connections in use (incl. this check's); "
+            f"{rejected} connections rejected since the last restart/stats reset",
+            **data,
+        )
     if rejected > 0:
-        return Finding.warn(code, f"Redis has rejected {rejected} connections",
-                            f"{connected:g} of {limit:g} in use now; rejections happened earlier (maxclients)", **data)
+        return Finding.warn(
+            code,
+            f"Redis has rejected {rejected} connections",
+            f"{connected:g} of {limit:g} in use now; rejections happened earlier (maxclients)",
+            **data,
+        )
     limit_text = f"{limit:g}" if limit else "unknown"
     return Finding.ok(code, title, f"{connected:g} of {limit_text} connections", **data)
 
@@ -188,7 +243,11 @@ def info_table(result: Probe) -> dict[str, Any]:
         return {"host": None, "source": "not configured", "error": None}
     if isinstance(probe, BaseException):
         return {"host": host, "source": None, "error": str(probe)}
-    out: dict[str, Any] = {"host": probe.get("host"), "source": probe.get("source"), "ping_ms": probe.get("ping_ms")}
+    out: dict[str, Any] = {
+        "host": probe.get("host"),
+        "source": probe.get("source"),
+        "ping_ms": probe.get("ping_ms"),
+    }
     out.update(probe.get("info") or {})
     out["maxclients (CONFIG)"] = (probe.get("config") or {}).get("maxclients")
     out["maxmemory (CONFIG)"] = (probe.get("config") or {}).get("maxmemory")

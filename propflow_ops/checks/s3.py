@@ -27,6 +27,7 @@ from propflow_ops.results import takes_fetched
 
 PUT_OBJECT = "s3:PutObject"
 
+
 def policy_json(policy: Mapping[str, Any]) -> str:
     """A policy as indented JSON text (for display and copy-paste)."""
     return json.dumps(policy, indent=2)
@@ -37,8 +38,12 @@ def errors_by_type(errors: pd.DataFrame) -> pd.DataFrame:
     cols = ["error_type", "count", "first_seen", "last_seen", "example"]
     if errors.empty:
         return pd.DataFrame(columns=cols)
-    g = errors.groupby("error_type").agg(count=("error_type", "size"), first_seen=("timestamp", "min"),
-                                         last_seen=("timestamp", "max"), example=("message", "last"))
+    g = errors.groupby("error_type").agg(
+        count=("error_type", "size"),
+        first_seen=("timestamp", "min"),
+        last_seen=("timestamp", "max"),
+        example=("message", "last"),
+    )
     return g.sort_values("count", ascending=False).reset_index()[cols]
 
 
@@ -53,7 +58,9 @@ def overbroad_statements(policy: Mapping[str, Any] | str) -> list[dict[str, str]
         actions = [str(a) for a in _as_list(st.get("Action"))]
         broad = [a for a in actions if a == "*" or a.lower() in ("s3:*", "s3:*object*")]
         if broad:
-            reasons.append(f"grants {', '.join(broad)} (every S3 action, incl. DeleteObject and policy changes)")
+            reasons.append(
+                f"grants {', '.join(broad)} (every S3 action, incl. DeleteObject and policy changes)"
+            )
         if "NotAction" in st:
             reasons.append("uses NotAction with Allow (grants everything not listed)")
         principal = st.get("Principal")
@@ -105,12 +112,20 @@ def check_bucket(status: Fetch, bucket: str) -> Finding:
         return Finding.error("S3_BUCKET_MISSING", title, str(status), bucket=bucket)
     status = status or {}
     if status.get("exists") is False:
-        return Finding.fail("S3_BUCKET_MISSING", f"Bucket {bucket} does not exist",
-                            f"HeadBucket: {status.get('reason') or 'NoSuchBucket'}; every upload fails with "
-                            "NoSuchBucket until it is recreated (check it was not renamed in S3_BUCKET).",
-                            bucket=bucket)
-    return Finding.ok("S3_BUCKET_MISSING", title, f"{bucket} answers HeadBucket (region {status.get('region')}).",
-                      bucket=bucket, region=status.get("region"))
+        return Finding.fail(
+            "S3_BUCKET_MISSING",
+            f"Bucket {bucket} does not exist",
+            f"HeadBucket: {status.get('reason') or 'NoSuchBucket'}; every upload fails with "
+            "NoSuchBucket until it is recreated (check it was not renamed in S3_BUCKET).",
+            bucket=bucket,
+        )
+    return Finding.ok(
+        "S3_BUCKET_MISSING",
+        title,
+        f"{bucket} answers HeadBucket (region {status.get('region')}).",
+        bucket=bucket,
+        region=status.get("region"),
+    )
 
 
 @takes_fetched
@@ -129,9 +144,16 @@ def task_role(task: Fetch) -> dict[str, Any]:
 
 
 @takes_fetched
-def check_write_access(policy: Fetch, task: Fetch = None, *, bucket: str, role_arn: str | None = None,
-                       bucket_exists: bool = True, role_error: str | None = None,
-                       key: str = "uploads/runbook-probe.jpg") -> Finding:
+def check_write_access(
+    policy: Fetch,
+    task: Fetch = None,
+    *,
+    bucket: str,
+    role_arn: str | None = None,
+    bucket_exists: bool = True,
+    role_error: str | None = None,
+    key: str = "uploads/runbook-probe.jpg",
+) -> Finding:
     """S3_WRITE_DENIED: the bucket policy (None: the bucket has none) evaluated for the task role and
     s3:PutObject on the bucket's objects. The role is the ``task``'s (``sources.s3.service_task_definition``),
     else ``role_arn``; ``role_error`` (or a failed ``task``) says why the role could not be read."""
@@ -150,28 +172,49 @@ def check_write_access(policy: Fetch, task: Fetch = None, *, bucket: str, role_a
         return Finding.error(code, title, str(policy))
     resource = f"arn:aws:s3:::{bucket}/{key}"
     if policy is None:
-        return Finding.fail(code, "No bucket policy grants s3:PutObject to the task role",
-                            f"{bucket} has no bucket policy, so nothing at the bucket allows {role_arn} to "
-                            "write; unless the role's own IAM policy grants it (aws iam "
-                            "simulate-principal-policy), uploads are denied.", role=role_arn)
+        return Finding.fail(
+            code,
+            "No bucket policy grants s3:PutObject to the task role",
+            f"{bucket} has no bucket policy, so nothing at the bucket allows {role_arn} to "
+            "write; unless the role's own IAM policy grants it (aws iam "
+            "simulate-principal-policy), uploads are denied.",
+            role=role_arn,
+        )
     try:
         d = evaluate_policy(policy, role_arn, PUT_OBJECT, resource)
     except (UnsupportedPolicyError, ValueError) as exc:
         return Finding.error(code, title, f"cannot evaluate the bucket policy: {exc}", role=role_arn)
-    data = {"role": role_arn, "decision": d.decision, "allowed_by": d.allowed_by, "denied_by": d.denied_by,
-            "conditional": d.conditional}
+    data = {
+        "role": role_arn,
+        "decision": d.decision,
+        "allowed_by": d.allowed_by,
+        "denied_by": d.denied_by,
+        "conditional": d.conditional,
+    }
     if d.decision == "explicit_deny":
-        return Finding.fail(code, "Bucket policy explicitly denies s3:PutObject to the task role",
-                            f"Deny in {', '.join(d.denied_by)} overrides any Allow"
-                            + (f" ({', '.join(d.allowed_by)})" if d.allowed_by else "") + ".", **data)
+        return Finding.fail(
+            code,
+            "Bucket policy explicitly denies s3:PutObject to the task role",
+            f"Deny in {', '.join(d.denied_by)} overrides any Allow"
+            + (f" ({', '.join(d.allowed_by)})" if d.allowed_by else "")
+            + ".",
+            **data,
+        )
     if d.decision == "implicit_deny":
         extra = f" Conditional statements not evaluated: {'; '.join(d.conditional)}." if d.conditional else ""
-        return Finding.fail(code, "Bucket policy does not allow s3:PutObject to the task role",
-                            f"No Allow statement matches {role_arn}, s3:PutObject, {resource}.{extra}", **data)
+        return Finding.fail(
+            code,
+            "Bucket policy does not allow s3:PutObject to the task role",
+            f"No Allow statement matches {role_arn}, s3:PutObject, {resource}.{extra}",
+            **data,
+        )
     if d.conditional:
-        return Finding.warn(code, "Task role allowed to PutObject, but some statements are conditional",
-                            f"Allowed by {', '.join(d.allowed_by)}; not evaluated: {'; '.join(d.conditional)}.",
-                            **data)
+        return Finding.warn(
+            code,
+            "Task role allowed to PutObject, but some statements are conditional",
+            f"Allowed by {', '.join(d.allowed_by)}; not evaluated: {'; '.join(d.conditional)}.",
+            **data,
+        )
     note = f" ({'; '.join(d.notes)})" if d.notes else ""
     return Finding.ok(code, title, f"Allowed by {', '.join(d.allowed_by)}{note}.", **data)
 
@@ -191,8 +234,12 @@ def check_policy_overbroad(policy: Fetch, *, bucket_exists: bool = True) -> Find
     except (UnsupportedPolicyError, ValueError) as exc:
         return Finding.error(code, title, f"cannot read the bucket policy: {exc}")
     if broad:
-        return Finding.warn(code, "Bucket policy is broader than the API needs",
-                            "; ".join(f"{b['sid']}: {b['why']}" for b in broad), statements=broad)
+        return Finding.warn(
+            code,
+            "Bucket policy is broader than the API needs",
+            "; ".join(f"{b['sid']}: {b['why']}" for b in broad),
+            statements=broad,
+        )
     return Finding.ok(code, title, "no s3:* grant and no * principal")
 
 
@@ -209,8 +256,11 @@ def check_public_access_block(config: Fetch, *, bucket_exists: bool = True) -> F
     if isinstance(config, BaseException):
         return Finding.error(code, title, str(config))
     if not config:
-        return Finding.warn(code, "Bucket has no public access block",
-                            "Nothing at the bucket stops a public policy or ACL (account-level block not checked).")
+        return Finding.warn(
+            code,
+            "Bucket has no public access block",
+            "Nothing at the bucket stops a public policy or ACL (account-level block not checked).",
+        )
     off = [f for f in PAB_FLAGS if not config.get(f)]
     if off:
         return Finding.warn(code, "Public access block partly off", f"off: {', '.join(off)}", off=off)
@@ -232,8 +282,10 @@ def upload_errors(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     return out
 
 
-_ERROR_TYPE_IN_TEXT = r"\(([A-Z][A-Za-z]+)\)|\b((?:AccessDenied|NoSuchBucket|SlowDown|RequestTimeout|InvalidAccessKeyId|" \
+_ERROR_TYPE_IN_TEXT = (
+    r"\(([A-Z][A-Za-z]+)\)|\b((?:AccessDenied|NoSuchBucket|SlowDown|RequestTimeout|InvalidAccessKeyId|"
     r"SignatureDoesNotMatch|ExpiredToken|EntityTooLarge)\b)"
+)
 
 
 def _error_type(errors: pd.DataFrame) -> pd.Series:
@@ -244,7 +296,9 @@ def _error_type(errors: pd.DataFrame) -> pd.Series:
     out = pd.Series("", index=errors.index, dtype="object")
     for col in ("error_type", "error_code"):
         if col in errors:
-            out = out.where(out != "", errors[col].astype("object").where(errors[col].notna(), "").astype(str))
+            out = out.where(
+                out != "", errors[col].astype("object").where(errors[col].notna(), "").astype(str)
+            )
     if "message" in errors:
         found = errors["message"].astype("object").fillna("").astype(str).str.extract(_ERROR_TYPE_IN_TEXT)
         out = out.where(out != "", found[0].fillna(found[1]).fillna(""))
@@ -266,15 +320,31 @@ def check_upload_errors(logs: pd.DataFrame | BaseException, *, min_errors: int =
     if len(errors) >= max(1, min_errors):
         by_type = errors["error_type"].value_counts().to_dict()
         text = ", ".join(f"{k} {v}" for k, v in by_type.items())
-        return Finding.fail(code, f"{len(errors)} failed uploads in the window",
-                            f"by error type: {text} (of {total_uploads} upload lines)",
-                            errors=len(errors), uploads=total_uploads, by_type=by_type, logs=info)
+        return Finding.fail(
+            code,
+            f"{len(errors)} failed uploads in the window",
+            f"by error type: {text} (of {total_uploads} upload lines)",
+            errors=len(errors),
+            uploads=total_uploads,
+            by_type=by_type,
+            logs=info,
+        )
     if not total_uploads:
-        return Finding.skipped(code, "No upload lines in the logs",
-                               f"no line of the window mentions an upload ({info['lines']} lines read, dialect "
-                               f"{info.get('dialect')}): nothing to judge", uploads=0, logs=info)
-    return Finding.ok(code, "No upload errors in the logs", f"{total_uploads} upload lines, none failed",
-                      uploads=total_uploads, logs=info)
+        return Finding.skipped(
+            code,
+            "No upload lines in the logs",
+            f"no line of the window mentions an upload ({info['lines']} lines read, dialect "
+            f"{info.get('dialect')}): nothing to judge",
+            uploads=0,
+            logs=info,
+        )
+    return Finding.ok(
+        code,
+        "No upload errors in the logs",
+        f"{total_uploads} upload lines, none failed",
+        uploads=total_uploads,
+        logs=info,
+    )
 
 
 # --- orphans ----------------------------------------------------------------------------------
@@ -285,8 +355,9 @@ def _utc(ts: Any) -> pd.Timestamp:
     return t.tz_localize(UTC) if t.tzinfo is None else t.tz_convert(UTC)
 
 
-def find_orphans(objects: pd.DataFrame, referenced: Iterable[str], *, orphan_age_days: int = 7,
-                 now: datetime | None = None) -> pd.DataFrame:
+def find_orphans(
+    objects: pd.DataFrame, referenced: Iterable[str], *, orphan_age_days: int = 7, now: datetime | None = None
+) -> pd.DataFrame:
     """Objects (key, size, last_modified) that no referenced key names and older than ``orphan_age_days``."""
     if objects.empty:
         return objects.iloc[0:0].copy()
@@ -297,7 +368,9 @@ def find_orphans(objects: pd.DataFrame, referenced: Iterable[str], *, orphan_age
     return objects[mask].sort_values("last_modified").reset_index(drop=True)
 
 
-def stale_multipart(uploads: pd.DataFrame, *, orphan_age_days: int = 7, now: datetime | None = None) -> pd.DataFrame:
+def stale_multipart(
+    uploads: pd.DataFrame, *, orphan_age_days: int = 7, now: datetime | None = None
+) -> pd.DataFrame:
     """Incomplete multipart uploads initiated more than ``orphan_age_days`` ago."""
     if uploads.empty:
         return uploads.iloc[0:0].copy()
@@ -306,8 +379,14 @@ def stale_multipart(uploads: pd.DataFrame, *, orphan_age_days: int = 7, now: dat
 
 
 @takes_fetched
-def check_orphans(inventory: Fetch, referenced: Iterable[str] | BaseException | None, *, orphan_age_days: int = 7,
-                  now: datetime | None = None, bucket_exists: bool = True) -> tuple[Finding, pd.DataFrame, pd.DataFrame]:
+def check_orphans(
+    inventory: Fetch,
+    referenced: Iterable[str] | BaseException | None,
+    *,
+    orphan_age_days: int = 7,
+    now: datetime | None = None,
+    bucket_exists: bool = True,
+) -> tuple[Finding, pd.DataFrame, pd.DataFrame]:
     """S3_ORPHANED_UPLOADS (warn). Returns the finding, the orphan objects and the stale multipart uploads."""
     code, title = "S3_ORPHANED_UPLOADS", f"No orphaned uploads older than {orphan_age_days} days"
     empty = pd.DataFrame()
@@ -316,8 +395,11 @@ def check_orphans(inventory: Fetch, referenced: Iterable[str] | BaseException | 
     if isinstance(inventory, BaseException):
         return Finding.error(code, title, f"listing the bucket failed: {inventory}"), empty, empty
     if isinstance(referenced, BaseException):
-        return (Finding.error(code, title, f"cannot read the keys the database references: {referenced}"),
-                empty, empty)
+        return (
+            Finding.error(code, title, f"cannot read the keys the database references: {referenced}"),
+            empty,
+            empty,
+        )
     if inventory is None:
         return Finding.skipped(code, title, "the bucket was not listed"), empty, empty
     referenced = set(referenced or ())
@@ -326,14 +408,30 @@ def check_orphans(inventory: Fetch, referenced: Iterable[str] | BaseException | 
     orphans = find_orphans(objects, referenced, orphan_age_days=orphan_age_days, now=now)
     stale = stale_multipart(uploads, orphan_age_days=orphan_age_days, now=now)
     size = int(orphans["size"].sum()) if not orphans.empty else 0
-    data = {"orphan_objects": len(orphans), "orphan_bytes": size, "stale_multipart_uploads": len(stale),
-            "referenced_keys": len(referenced), "objects": len(objects)}
+    data = {
+        "orphan_objects": len(orphans),
+        "orphan_bytes": size,
+        "stale_multipart_uploads": len(stale),
+        "referenced_keys": len(referenced),
+        "objects": len(objects),
+    }
     if len(orphans) or len(stale):
-        return (Finding.warn(code, f"{len(orphans)} orphaned objects ({_bytes(size)}) and {len(stale)} stale "
-                             "multipart uploads",
-                             f"older than {orphan_age_days} days and referenced by no row of the database query; "
-                             "step delete-orphaned-uploads removes exactly these", **data), orphans, stale)
-    return Finding.ok(code, title, f"{len(objects)} objects, all referenced or recent", **data), orphans, stale
+        return (
+            Finding.warn(
+                code,
+                f"{len(orphans)} orphaned objects ({_bytes(size)}) and {len(stale)} stale multipart uploads",
+                f"older than {orphan_age_days} days and referenced by no row of the database query; "
+                "step delete-orphaned-uploads removes exactly these",
+                **data,
+            ),
+            orphans,
+            stale,
+        )
+    return (
+        Finding.ok(code, title, f"{len(objects)} objects, all referenced or recent", **data),
+        orphans,
+        stale,
+    )
 
 
 def _bytes(n: float) -> str:
@@ -353,8 +451,13 @@ def capacity_summary(inventory: Fetch) -> dict[str, Any]:
         return {"error": "the bucket was not listed"}
     objects: pd.DataFrame = inventory["objects"]
     total = int(objects["size"].sum()) if not objects.empty else 0
-    return {"objects": len(objects), "total_size": _bytes(total), "total_bytes": total,
-            "incomplete_multipart_uploads": len(inventory["multipart"]), "pages": inventory.get("pages")}
+    return {
+        "objects": len(objects),
+        "total_size": _bytes(total),
+        "total_bytes": total,
+        "incomplete_multipart_uploads": len(inventory["multipart"]),
+        "pages": inventory.get("pages"),
+    }
 
 
 @takes_fetched
@@ -364,10 +467,16 @@ def statements_table(policy: Mapping[str, Any] | str | BaseException | None) -> 
         return pd.DataFrame(columns=["sid", "effect", "principal", "action", "resource", "condition"])
     rows = []
     for i, st in enumerate(_statements(policy)):
-        rows.append({"sid": _sid(st, i), "effect": st.get("Effect"), "principal": json.dumps(st.get("Principal")),
-                     "action": json.dumps(st.get("Action", st.get("NotAction"))),
-                     "resource": json.dumps(st.get("Resource")),
-                     "condition": json.dumps(st.get("Condition")) if st.get("Condition") else ""})
+        rows.append(
+            {
+                "sid": _sid(st, i),
+                "effect": st.get("Effect"),
+                "principal": json.dumps(st.get("Principal")),
+                "action": json.dumps(st.get("Action", st.get("NotAction"))),
+                "resource": json.dumps(st.get("Resource")),
+                "condition": json.dumps(st.get("Condition")) if st.get("Condition") else "",
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -51,14 +51,35 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
 LABELS = dict(COMPONENTS)
 
 # Where errors in the logs come from (the ``event`` field) -> the runbook that owns them.
-EVENT_OWNERS = {"request": "api-down", "startup": "api-down", "db": "db-connection", "upload": "photo-upload",
-                "ws_connect": "websocket", "ws_disconnect": "websocket", "ws_reconnect": "websocket",
-                "notification": "notifications", "migration": "migration"}
+EVENT_OWNERS = {
+    "request": "api-down",
+    "startup": "api-down",
+    "db": "db-connection",
+    "upload": "photo-upload",
+    "ws_connect": "websocket",
+    "ws_disconnect": "websocket",
+    "ws_reconnect": "websocket",
+    "notification": "notifications",
+    "migration": "migration",
+}
 # /health bodies that name a failing dependency: the API process answered, the dependency is the problem.
-HEALTH_DEPENDENCIES = {"database": "db-connection", "db": "db-connection", "postgres": "db-connection",
-                       "redis": "websocket", "cache": "websocket"}
+HEALTH_DEPENDENCIES = {
+    "database": "db-connection",
+    "db": "db-connection",
+    "postgres": "db-connection",
+    "redis": "websocket",
+    "cache": "websocket",
+}
 # Within one severity, the dependency first.
-TIE_ORDER = ("db-connection", "api-down", "migration", "photo-upload", "notifications", "api-latency", "websocket")
+TIE_ORDER = (
+    "db-connection",
+    "api-down",
+    "migration",
+    "photo-upload",
+    "notifications",
+    "api-latency",
+    "websocket",
+)
 
 
 def owner(code: str) -> str | None:
@@ -77,11 +98,21 @@ def fold(code: str, subs: Sequence[Finding], *, what: str) -> Finding:
         return Finding.skipped(code, what, "nothing to check")
     worst = min(subs, key=lambda f: STATUS_ORDER[f.status])
     problems = [f for f in subs if f.status in (Status.FAIL, Status.WARN, Status.ERROR)]
-    checks = [{"code": f.code, "status": f.status.value, "title": f.title, "detail": f.detail[:300],
-               "runbook": f.data.get("runbook") or owner(f.code)} for f in subs]
+    checks = [
+        {
+            "code": f.code,
+            "status": f.status.value,
+            "title": f.title,
+            "detail": f.detail[:300],
+            "runbook": f.data.get("runbook") or owner(f.code),
+        }
+        for f in subs
+    ]
     if problems:
-        detail = "; ".join(f"{f.code} {f.status.value}: {f.title}" for f in
-                           sorted(problems, key=lambda f: STATUS_ORDER[f.status]))
+        detail = "; ".join(
+            f"{f.code} {f.status.value}: {f.title}"
+            for f in sorted(problems, key=lambda f: STATUS_ORDER[f.status])
+        )
         title = f"{what}: {worst.title}"
     elif worst.status is Status.SKIPPED:
         detail = "; ".join(f"{f.code}: {f.detail}" for f in subs)
@@ -100,14 +131,25 @@ def api(health: Mapping[str, Any] | BaseException | None) -> Finding:
     return fold("TRIAGE_API", [api_checks.health(health)], what="API /health")
 
 
-def ecs(service: Mapping[str, Any] | BaseException | None, stopped: Any, *, since: datetime | None = None,
-        end: datetime | None = None) -> Finding:
+def ecs(
+    service: Mapping[str, Any] | BaseException | None,
+    stopped: Any,
+    *,
+    since: datetime | None = None,
+    end: datetime | None = None,
+) -> Finding:
     """TRIAGE_ECS: running vs desired, the deployment's rollout, tasks stopped recently (OOM)."""
     subs = [ecs_checks.service_degraded(service), ecs_checks.deployment_failed(service)]
     if isinstance(stopped, pd.DataFrame) and stopped.empty:
         # checks.ecs.task_oom trips over an empty frame (pandas drops the columns): say it here
-        subs.append(Finding.ok("ECS_TASK_OOM", "No task stopped for out-of-memory", "no task stopped recently",
-                               stopped_tasks=0))
+        subs.append(
+            Finding.ok(
+                "ECS_TASK_OOM",
+                "No task stopped for out-of-memory",
+                "no task stopped recently",
+                stopped_tasks=0,
+            )
+        )
     elif _err(stopped):
         subs.append(Finding.error("ECS_TASK_OOM", "Tasks stopped for OutOfMemory", stopped))
     else:
@@ -115,10 +157,16 @@ def ecs(service: Mapping[str, Any] | BaseException | None, stopped: Any, *, sinc
     return fold("TRIAGE_ECS", subs, what="ECS service")
 
 
-def database(rds: Any, probe: Mapping[str, Any] | BaseException | None, task: Any, *,
-             idle_in_transaction_s: float = db_checks.IDLE_IN_TRANSACTION_S,
-             long_query_s: float = db_checks.LONG_RUNNING_QUERY_S,
-             pool_pct: float = db_checks.POOL_EXHAUSTED_PCT, now: datetime | None = None) -> Finding:
+def database(
+    rds: Any,
+    probe: Mapping[str, Any] | BaseException | None,
+    task: Any,
+    *,
+    idle_in_transaction_s: float = db_checks.IDLE_IN_TRANSACTION_S,
+    long_query_s: float = db_checks.LONG_RUNNING_QUERY_S,
+    pool_pct: float = db_checks.POOL_EXHAUSTED_PCT,
+    now: datetime | None = None,
+) -> Finding:
     """TRIAGE_DATABASE: RDS status and backups, SELECT 1, sessions against max_connections, idle-in-transaction
     and long queries from one pg_stat_activity read, and the task definition's DATABASE_URL host."""
     subs = [db_checks.rds_available(rds), db_checks.rpo_at_risk(rds, now=now)]
@@ -128,8 +176,11 @@ def database(rds: Any, probe: Mapping[str, Any] | BaseException | None, task: An
         probe = probe or {}
         configured = bool(probe.get("configured"))
         ping = probe.get("ping")
-        subs.append(db_checks.connectivity(ping if not isinstance(ping, BaseException) else ping,
-                                           configured=configured))
+        subs.append(
+            db_checks.connectivity(
+                ping if not isinstance(ping, BaseException) else ping, configured=configured
+            )
+        )
         if configured and isinstance(ping, Mapping) and ping.get("ok"):
             activity, max_conn = probe.get("activity"), probe.get("max_connections")
             subs.append(db_checks.pool_exhausted(activity, max_conn, threshold_pct=pool_pct))
@@ -147,22 +198,43 @@ def database(rds: Any, probe: Mapping[str, Any] | BaseException | None, task: An
 def redis(cache: Mapping[str, Any] | BaseException | None, probe: Any) -> Finding:
     """TRIAGE_REDIS: ElastiCache status, PING, memory and clients from one INFO (``probe``: the
     :class:`~propflow_ops.results.Fetched` of ``sources.elasticache.redis_probe``, whose target is the host)."""
-    subs = [redis_checks.check_cluster(cache), redis_checks.check_reachable(probe), redis_checks.check_memory(probe),
-            redis_checks.check_clients(probe)]
+    subs = [
+        redis_checks.check_cluster(cache),
+        redis_checks.check_reachable(probe),
+        redis_checks.check_memory(probe),
+        redis_checks.check_clients(probe),
+    ]
     return fold("TRIAGE_REDIS", subs, what="Redis")
 
 
-def websocket(handshake: Mapping[str, Any] | BaseException, logs: pd.DataFrame | BaseException, *,
-              start: datetime | None = None, end: datetime | None = None) -> Finding:
+def websocket(
+    handshake: Mapping[str, Any] | BaseException,
+    logs: pd.DataFrame | BaseException,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Finding:
     """TRIAGE_WEBSOCKET: one handshake to /ws/<token>, and the reconnect rate in the logs."""
-    subs = [Finding.error("WS_HANDSHAKE_FAILING", "WebSocket handshake", handshake)
-            if isinstance(handshake, BaseException) else ws_checks.check_handshake(handshake, url_shown="/ws/<token>"),
-            ws_checks.check_reconnect_spike(logs, start=start, end=end)]
+    subs = [
+        Finding.error("WS_HANDSHAKE_FAILING", "WebSocket handshake", handshake)
+        if isinstance(handshake, BaseException)
+        else ws_checks.check_handshake(handshake, url_shown="/ws/<token>"),
+        ws_checks.check_reconnect_spike(logs, start=start, end=end),
+    ]
     return fold("TRIAGE_WEBSOCKET", subs, what="WebSocket")
 
 
-def s3(bucket_name: str, bucket: Any, policy: Any, task: Any, sample: Any, referenced: Any,
-       logs: pd.DataFrame | BaseException, *, recent: datetime | None = None) -> Finding:
+def s3(
+    bucket_name: str,
+    bucket: Any,
+    policy: Any,
+    task: Any,
+    sample: Any,
+    referenced: Any,
+    logs: pd.DataFrame | BaseException,
+    *,
+    recent: datetime | None = None,
+) -> Finding:
     """TRIAGE_S3: the bucket exists, the task role may PutObject, the policy is not over-broad, a first-page
     sample for orphans, upload errors in the recent logs."""
     subs = [s3_checks.check_bucket(bucket, bucket_name)]
@@ -200,8 +272,11 @@ CONTENT_SOURCES = (
 
 def _source_of(errs: pd.DataFrame) -> pd.Series:
     """Each error line's source: its ``event`` when it is one we know, else read from its path/message."""
-    event = (errs["event"].astype("object").where(errs["event"].notna(), "").astype(str) if "event" in errs
-             else pd.Series("", index=errs.index, dtype="object"))
+    event = (
+        errs["event"].astype("object").where(errs["event"].notna(), "").astype(str)
+        if "event" in errs
+        else pd.Series("", index=errs.index, dtype="object")
+    )
     out = event.where(event.isin(list(EVENT_OWNERS)), "")
     text = pd.Series("", index=errs.index, dtype="object")
     for col in ("path", "message"):
@@ -223,19 +298,36 @@ def error_sources(logs: pd.DataFrame) -> pd.DataFrame:
     if errs.empty:
         return pd.DataFrame(columns=cols)
     counts = _source_of(errs).value_counts()
-    return pd.DataFrame({"event": counts.index.astype(str), "errors": counts.values.astype(int),
-                         "runbook": [EVENT_OWNERS.get(str(e), "api-down") for e in counts.index]}, columns=cols)
+    return pd.DataFrame(
+        {
+            "event": counts.index.astype(str),
+            "errors": counts.values.astype(int),
+            "runbook": [EVENT_OWNERS.get(str(e), "api-down") for e in counts.index],
+        },
+        columns=cols,
+    )
 
 
-def errors(logs: pd.DataFrame | BaseException, *, since: datetime | None = None, end: datetime | None = None,
-           error_rate_pct: float = ERROR_RATE_PCT, errors_per_min: float = ERRORS_PER_MIN,
-           latency_p95_ms: float = LATENCY_P95_MS) -> Finding:
+def errors(
+    logs: pd.DataFrame | BaseException,
+    *,
+    since: datetime | None = None,
+    end: datetime | None = None,
+    error_rate_pct: float = ERROR_RATE_PCT,
+    errors_per_min: float = ERRORS_PER_MIN,
+    latency_p95_ms: float = LATENCY_P95_MS,
+) -> Finding:
     """TRIAGE_ERRORS: over the recent window, 5xx share of requests, error lines per minute (by where they
     come from) and the p95 latency per minute from the request lines."""
     if isinstance(logs, BaseException):
-        return fold("TRIAGE_ERRORS", [Finding.error("ERRORS_RATE_HIGH", "API error rate", logs),
-                                      Finding.error("API_LATENCY_HIGH", "API p95 latency", logs)],
-                    what="Errors and latency")
+        return fold(
+            "TRIAGE_ERRORS",
+            [
+                Finding.error("ERRORS_RATE_HIGH", "API error rate", logs),
+                Finding.error("API_LATENCY_HIGH", "API p95 latency", logs),
+            ],
+            what="Errors and latency",
+        )
     recent = _recent(logs, since)
     minutes = max(1.0, ((end - since).total_seconds() / 60) if since and end else float(RECENT_MINUTES))
     req = latency_checks.requests(recent)
@@ -247,17 +339,32 @@ def errors(logs: pd.DataFrame | BaseException, *, since: datetime | None = None,
     per_min = n_err / minutes
     top = sources.sort_values("errors", ascending=False).head(3)
     where = ", ".join(f"{r.event} {r.errors}" for r in top.itertuples()) or "none"
-    data = {"requests": len(req), "requests_5xx": n5xx, "error_rate_pct": round(share, 1), "error_lines": n_err,
-            "errors_per_min": round(per_min, 1), "by_event": sources.to_dict(orient="records"),
-            "minutes": round(minutes, 1)}
+    data = {
+        "requests": len(req),
+        "requests_5xx": n5xx,
+        "error_rate_pct": round(share, 1),
+        "error_lines": n_err,
+        "errors_per_min": round(per_min, 1),
+        "by_event": sources.to_dict(orient="records"),
+        "minutes": round(minutes, 1),
+    }
     if share >= error_rate_pct or per_min >= errors_per_min:
         main = str(top.iloc[0]["runbook"]) if len(top) else "api-down"
-        rate = Finding.fail("ERRORS_RATE_HIGH", f"{per_min:.1f} error lines/min, {share:.0f}% of requests 5xx",
-                            f"last {minutes:.0f} min: {n_err} error lines ({where}); {n5xx}/{len(req)} requests "
-                            f"5xx (thresholds {errors_per_min:g}/min, {error_rate_pct:g}%)", runbook=main, **data)
+        rate = Finding.fail(
+            "ERRORS_RATE_HIGH",
+            f"{per_min:.1f} error lines/min, {share:.0f}% of requests 5xx",
+            f"last {minutes:.0f} min: {n_err} error lines ({where}); {n5xx}/{len(req)} requests "
+            f"5xx (thresholds {errors_per_min:g}/min, {error_rate_pct:g}%)",
+            runbook=main,
+            **data,
+        )
     else:
-        rate = Finding.ok("ERRORS_RATE_HIGH", f"error rate normal ({per_min:.1f}/min, {share:.1f}% 5xx)",
-                          f"last {minutes:.0f} min: {n_err} error lines ({where})", **data)
+        rate = Finding.ok(
+            "ERRORS_RATE_HIGH",
+            f"error rate normal ({per_min:.1f}/min, {share:.1f}% 5xx)",
+            f"last {minutes:.0f} min: {n_err} error lines ({where})",
+            **data,
+        )
     per_minute = latency_checks.per_minute_from_logs(recent)
     if per_minute.empty:
         lat = Finding.skipped("API_LATENCY_HIGH", "API p95 latency", "no request lines in the recent window")
@@ -266,19 +373,32 @@ def errors(logs: pd.DataFrame | BaseException, *, since: datetime | None = None,
     return fold("TRIAGE_ERRORS", [rate, lat], what="Errors and latency")
 
 
-def notifications(settings: Any, account: Any, balance: Any, whatsapp: Any, otp_route: Any,
-                  logs: pd.DataFrame | BaseException, *, since: datetime | None = None,
-                  min_balance: float = notify_checks.TWILIO_MIN_BALANCE) -> Finding:
+def notifications(
+    settings: Any,
+    account: Any,
+    balance: Any,
+    whatsapp: Any,
+    otp_route: Any,
+    logs: pd.DataFrame | BaseException,
+    *,
+    since: datetime | None = None,
+    min_balance: float = notify_checks.TWILIO_MIN_BALANCE,
+) -> Finding:
     """TRIAGE_NOTIFICATIONS: settings in the task definition, Twilio auth and balance, WhatsApp token, the
     notification error rate in the recent logs, and the OTP route answering a validation probe."""
-    subs: list[Finding] = [notify_checks.config_missing(settings)]  # ECS unreachable is its fail, not an error
+    subs: list[Finding] = [
+        notify_checks.config_missing(settings)
+    ]  # ECS unreachable is its fail, not an error
     for code, title, value, check in (
         ("TWILIO_AUTH_FAILED", "Twilio credentials", account, notify_checks.twilio_auth),
         ("WHATSAPP_API_FAILING", "WhatsApp Cloud API", whatsapp, notify_checks.whatsapp_status),
     ):
         subs.append(Finding.error(code, title, value) if isinstance(value, BaseException) else check(value))
-    subs.append(Finding.error("TWILIO_BALANCE_LOW", "Twilio balance", balance) if isinstance(balance, BaseException)
-                else notify_checks.twilio_balance(balance, min_balance=min_balance))
+    subs.append(
+        Finding.error("TWILIO_BALANCE_LOW", "Twilio balance", balance)
+        if isinstance(balance, BaseException)
+        else notify_checks.twilio_balance(balance, min_balance=min_balance)
+    )
     subs.append(notify_checks.log_send_errors(_notification_lines(_recent(logs, since))))
     subs.append(otp_route_probe(otp_route))
     return fold("TRIAGE_NOTIFICATIONS", subs, what="Notifications")
@@ -305,27 +425,47 @@ def otp_route_probe(probe: Mapping[str, Any] | BaseException | None) -> Finding:
     if status is None:
         return Finding.fail(code, "OTP route unreachable", str(probe.get("error")), **data)
     if int(status) >= 500:
-        return Finding.fail(code, f"OTP route answers {status}",
-                            f"POST {{}} (no phone, nothing sent) answered HTTP {status}; a healthy route refuses it "
-                            "with 4xx", **data)
-    if 300 <= int(status) < 400:  # not followed (credentials go to their own host only): the route is elsewhere
-        return Finding.warn(code, f"OTP route redirects (HTTP {status})",
-                            f"POST {{}} was answered with {probe.get('error') or 'a redirect'}; the app's route should "
-                            "refuse it with 4xx itself (a maintenance page, a login wall or a misrouted load balancer "
-                            "answers this way)", **data)
-    return Finding.ok(code, f"OTP route up (HTTP {status} to an empty request)",
-                      "validation probe only: no phone number, nothing sent", **data)
+        return Finding.fail(
+            code,
+            f"OTP route answers {status}",
+            f"POST {{}} (no phone, nothing sent) answered HTTP {status}; a healthy route refuses it with 4xx",
+            **data,
+        )
+    if (
+        300 <= int(status) < 400
+    ):  # not followed (credentials go to their own host only): the route is elsewhere
+        return Finding.warn(
+            code,
+            f"OTP route redirects (HTTP {status})",
+            f"POST {{}} was answered with {probe.get('error') or 'a redirect'}; the app's route should "
+            "refuse it with 4xx itself (a maintenance page, a login wall or a misrouted load balancer "
+            "answers this way)",
+            **data,
+        )
+    return Finding.ok(
+        code,
+        f"OTP route up (HTTP {status} to an empty request)",
+        "validation probe only: no phone number, nothing sent",
+        **data,
+    )
 
 
 def migrations(alembic: Mapping[str, Any] | BaseException, logs: pd.DataFrame | BaseException) -> Finding:
     """TRIAGE_MIGRATIONS: alembic heads vs the database revision, 'already exists' in the logs, schema drift."""
     if isinstance(alembic, BaseException):
-        return fold("TRIAGE_MIGRATIONS", [Finding.error("MIGRATION_PENDING", "Alembic state", alembic)],
-                    what="Migrations")
+        return fold(
+            "TRIAGE_MIGRATIONS",
+            [Finding.error("MIGRATION_PENDING", "Alembic state", alembic)],
+            what="Migrations",
+        )
     state, drift = alembic["state"], alembic["drift"]
-    subs = [migration_checks.pending(state), migration_checks.multiple_heads(state),
-            migration_checks.unknown_revision(state), migration_checks.object_exists(logs),
-            index_only_drift(migration_checks.schema_drift(drift), drift)]
+    subs = [
+        migration_checks.pending(state),
+        migration_checks.multiple_heads(state),
+        migration_checks.unknown_revision(state),
+        migration_checks.object_exists(logs),
+        index_only_drift(migration_checks.schema_drift(drift), drift),
+    ]
     return fold("TRIAGE_MIGRATIONS", subs, what="Migrations")
 
 
@@ -338,10 +478,14 @@ def index_only_drift(finding: Finding, drift: Any) -> Finding:
     if not diffs["change"].astype(str).str.contains("index").all():
         return finding
     names = ", ".join(str(n) for n in diffs["name"])
-    return Finding.warn("SCHEMA_DRIFT", f"Only indexes differ from the models ({names})",
-                        "the models declare indexes the database lacks (or the reverse): queries may scan; "
-                        "the api-latency runbook checks DB_MISSING_INDEX", runbook="api-latency",
-                        differences=diffs.to_dict(orient="records"))
+    return Finding.warn(
+        "SCHEMA_DRIFT",
+        f"Only indexes differ from the models ({names})",
+        "the models declare indexes the database lacks (or the reverse): queries may scan; "
+        "the api-latency runbook checks DB_MISSING_INDEX",
+        runbook="api-latency",
+        differences=diffs.to_dict(orient="records"),
+    )
 
 
 # ---------------------------------------------------------------- recommendations
@@ -358,8 +502,11 @@ def health_dependencies(health: Any) -> list[str]:
     status = health.get("status")
     if status is None or int(status) < 500:
         return []
-    return [k for k, v in health["body"].items()
-            if k.lower() in HEALTH_DEPENDENCIES and str(v).lower() not in ("ok", "up", "healthy", "true")]
+    return [
+        k
+        for k, v in health["body"].items()
+        if k.lower() in HEALTH_DEPENDENCIES and str(v).lower() not in ("ok", "up", "healthy", "true")
+    ]
 
 
 @takes_fetched
@@ -368,8 +515,11 @@ def recommendations(findings: Iterable[Finding], *, health: Any = None) -> list[
     reasons: dict[str, list[str]] = {}
     findings = list(findings)
     deps = health_dependencies(health)
-    api_down = not deps and any(sub["code"] == "API_HEALTH_FAILING" and sub["status"] == "fail"
-                                for comp in findings for sub in comp.data.get("checks", []))
+    api_down = not deps and any(
+        sub["code"] == "API_HEALTH_FAILING" and sub["status"] == "fail"
+        for comp in findings
+        for sub in comp.data.get("checks", [])
+    )
     for comp in findings:
         for sub in comp.data.get("checks", []):
             if sub["status"] not in ("fail", "warn"):
@@ -381,7 +531,8 @@ def recommendations(findings: Iterable[Finding], *, health: Any = None) -> list[
             if sub["code"] == "API_HEALTH_FAILING" and deps:
                 for dep in deps:
                     reasons.setdefault(HEALTH_DEPENDENCIES[dep.lower()], []).append(
-                        f"/health answers {health.get('status')} naming {dep} (the API process is up)")
+                        f"/health answers {health.get('status')} naming {dep} (the API process is up)"
+                    )
                 continue
             if slug:
                 reasons.setdefault(slug, []).append(f"{sub['code']} {sub['status']}: {sub['title']}")
@@ -393,8 +544,14 @@ def recommendations(findings: Iterable[Finding], *, health: Any = None) -> list[
 def grid_rows(findings: Sequence[Finding]) -> list[dict[str, Any]]:
     """Rows for plots.status_grid: one tile per component."""
     by_code = {f.code: f for f in findings}
-    return [{"component": label, "status": by_code[code].status.value if code in by_code else "skipped",
-             "title": by_code[code].title if code in by_code else ""} for code, label in COMPONENTS]
+    return [
+        {
+            "component": label,
+            "status": by_code[code].status.value if code in by_code else "skipped",
+            "title": by_code[code].title if code in by_code else "",
+        }
+        for code, label in COMPONENTS
+    ]
 
 
 def summary_table(findings: Sequence[Finding]) -> pd.DataFrame:
@@ -402,8 +559,15 @@ def summary_table(findings: Sequence[Finding]) -> pd.DataFrame:
     rows = []
     for f in findings:
         bad = [c["code"] for c in f.data.get("checks", []) if c["status"] in ("fail", "warn", "error")]
-        rows.append({"component": LABELS.get(f.code, f.code), "code": f.code, "status": f.status.value,
-                     "seen": f.title, "not ok": ", ".join(bad)})
+        rows.append(
+            {
+                "component": LABELS.get(f.code, f.code),
+                "code": f.code,
+                "status": f.status.value,
+                "seen": f.title,
+                "not ok": ", ".join(bad),
+            }
+        )
     return pd.DataFrame(rows, columns=["component", "code", "status", "seen", "not ok"])
 
 
@@ -411,11 +575,18 @@ def recent_start(end: datetime, minutes: int = RECENT_MINUTES) -> datetime:
     return end - timedelta(minutes=minutes)
 
 
-def judge(signals: TriageSignals, *, idle_in_transaction_s: float = db_checks.IDLE_IN_TRANSACTION_S,
-          long_query_s: float = db_checks.LONG_RUNNING_QUERY_S, pool_pct: float = db_checks.POOL_EXHAUSTED_PCT,
-          latency_p95_ms: float = LATENCY_P95_MS, error_rate_pct: float = ERROR_RATE_PCT,
-          errors_per_min: float = ERRORS_PER_MIN, recent_minutes: int = RECENT_MINUTES,
-          bucket: str = "propflow-uploads") -> list[Finding]:
+def judge(
+    signals: TriageSignals,
+    *,
+    idle_in_transaction_s: float = db_checks.IDLE_IN_TRANSACTION_S,
+    long_query_s: float = db_checks.LONG_RUNNING_QUERY_S,
+    pool_pct: float = db_checks.POOL_EXHAUSTED_PCT,
+    latency_p95_ms: float = LATENCY_P95_MS,
+    error_rate_pct: float = ERROR_RATE_PCT,
+    errors_per_min: float = ERRORS_PER_MIN,
+    recent_minutes: int = RECENT_MINUTES,
+    bucket: str = "propflow-uploads",
+) -> list[Finding]:
     """Every component's finding from the sweep's signals (:class:`~propflow_ops.signals.TriageSignals`), in grid
     order; each signal is judged as its value or its error."""
     s = signals
@@ -426,22 +597,52 @@ def judge(signals: TriageSignals, *, idle_in_transaction_s: float = db_checks.ID
     return [
         api(s.health.outcome),
         ecs(s.service.outcome, s.stopped.outcome, since=since, end=end),
-        database(s.rds.outcome, s.database.outcome, task, idle_in_transaction_s=idle_in_transaction_s,
-                 long_query_s=long_query_s, pool_pct=pool_pct, now=end),
+        database(
+            s.rds.outcome,
+            s.database.outcome,
+            task,
+            idle_in_transaction_s=idle_in_transaction_s,
+            long_query_s=long_query_s,
+            pool_pct=pool_pct,
+            now=end,
+        ),
         redis(s.cache.outcome, s.redis),
         websocket(s.ws.outcome, logs, start=s.start, end=end),
-        s3(bucket, s.bucket.outcome, s.policy.outcome, task, s.sample.outcome, s.referenced.outcome, logs,
-           recent=since),
-        errors(logs, since=since, end=end, error_rate_pct=error_rate_pct, errors_per_min=errors_per_min,
-               latency_p95_ms=latency_p95_ms),
-        notifications(s.settings.outcome, s.twilio_account.outcome, s.twilio_balance.outcome, s.whatsapp.outcome,
-                      s.otp_route.outcome, logs, since=since),
+        s3(
+            bucket,
+            s.bucket.outcome,
+            s.policy.outcome,
+            task,
+            s.sample.outcome,
+            s.referenced.outcome,
+            logs,
+            recent=since,
+        ),
+        errors(
+            logs,
+            since=since,
+            end=end,
+            error_rate_pct=error_rate_pct,
+            errors_per_min=errors_per_min,
+            latency_p95_ms=latency_p95_ms,
+        ),
+        notifications(
+            s.settings.outcome,
+            s.twilio_account.outcome,
+            s.twilio_balance.outcome,
+            s.whatsapp.outcome,
+            s.otp_route.outcome,
+            logs,
+            since=since,
+        ),
         migrations(s.alembic.outcome, logs),
     ]
 
 
 @takes_fetched
-def trend_frames(logs: pd.DataFrame | BaseException, *, since: datetime, end: datetime) -> dict[str, pd.DataFrame]:
+def trend_frames(
+    logs: pd.DataFrame | BaseException, *, since: datetime, end: datetime
+) -> dict[str, pd.DataFrame]:
     """Per-minute p95 latency and error lines over the recent window, as timestamp/value frames for plots."""
     empty = pd.DataFrame(columns=["timestamp", "value"])
     if isinstance(logs, BaseException) or logs is None or logs.empty:
@@ -450,17 +651,33 @@ def trend_frames(logs: pd.DataFrame | BaseException, *, since: datetime, end: da
     assert isinstance(recent, pd.DataFrame)
     pm = latency_checks.per_minute_from_logs(recent)
     p95 = pm[["timestamp", "p95"]].rename(columns={"p95": "value"}) if len(pm) else empty
-    level = recent["level"].astype("string").fillna("").str.upper() if "level" in recent else pd.Series(dtype=str)
+    level = (
+        recent["level"].astype("string").fillna("").str.upper() if "level" in recent else pd.Series(dtype=str)
+    )
     errs = recent[level.isin(["ERROR", "CRITICAL", "FATAL"])] if len(level) else recent.iloc[0:0]
     minutes = pd.date_range(pd.Timestamp(since).floor("1min"), pd.Timestamp(end).floor("1min"), freq="1min")
-    counts = (pd.to_datetime(errs["timestamp"], utc=True).dt.floor("1min").value_counts()
-              .reindex(minutes, fill_value=0) if len(errs) else pd.Series(0, index=minutes))
-    return {"p95_ms": p95, "errors_per_min": pd.DataFrame({"timestamp": counts.index, "value": counts.values})}
+    counts = (
+        pd.to_datetime(errs["timestamp"], utc=True)
+        .dt.floor("1min")
+        .value_counts()
+        .reindex(minutes, fill_value=0)
+        if len(errs)
+        else pd.Series(0, index=minutes)
+    )
+    return {
+        "p95_ms": p95,
+        "errors_per_min": pd.DataFrame({"timestamp": counts.index, "value": counts.values}),
+    }
 
 
 def record_recommendations(ev: Any, recs: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """Put the recommendations into the evidence (in order) and return them as a table."""
     for slug, reason in recs:
         ev.recommend(slug, reason)
-    return pd.DataFrame([{"order": i + 1, "runbook": s, "severity": RUNBOOKS[s].severity, "why": r}
-                         for i, (s, r) in enumerate(recs)], columns=["order", "runbook", "severity", "why"])
+    return pd.DataFrame(
+        [
+            {"order": i + 1, "runbook": s, "severity": RUNBOOKS[s].severity, "why": r}
+            for i, (s, r) in enumerate(recs)
+        ],
+        columns=["order", "runbook", "severity", "why"],
+    )

@@ -23,15 +23,27 @@ def check_handshake(result: Mapping[str, Any], *, url_shown: str = "") -> Findin
     """WS_HANDSHAKE_FAILING: the upgrade did not answer 101 Switching Protocols."""
     code, title = "WS_HANDSHAKE_FAILING", "WebSocket handshake to /ws/<token> succeeds"
     url_shown = url_shown or str(result.get("url") or "")
-    data = {"url": url_shown, "status": result.get("status"), "latency_ms": result.get("latency_ms"),
-            "first_message": result.get("first_message") is not None}
+    data = {
+        "url": url_shown,
+        "status": result.get("status"),
+        "latency_ms": result.get("latency_ms"),
+        "first_message": result.get("first_message") is not None,
+    }
     if result.get("ok"):
-        return Finding.ok(code, title, f"101 Switching Protocols in {result.get('latency_ms')} ms"
-                          + (", first message received" if data["first_message"] else ""), **data)
+        return Finding.ok(
+            code,
+            title,
+            f"101 Switching Protocols in {result.get('latency_ms')} ms"
+            + (", first message received" if data["first_message"] else ""),
+            **data,
+        )
     if result.get("status") is not None:
-        return Finding.fail(code, f"WebSocket upgrade refused: HTTP {result.get('status')}",
-                            f"{url_shown} answered {result.get('status')} instead of 101 in "
-                            f"{result.get('latency_ms')} ms", **data)
+        return Finding.fail(
+            code,
+            f"WebSocket upgrade refused: HTTP {result.get('status')}",
+            f"{url_shown} answered {result.get('status')} instead of 101 in {result.get('latency_ms')} ms",
+            **data,
+        )
     return Finding.fail(code, "WebSocket endpoint unreachable", f"{url_shown}: {result.get('error')}", **data)
 
 
@@ -46,9 +58,14 @@ def ws_events(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
 
 
 @takes_fetched
-def check_reconnect_spike(logs: pd.DataFrame | BaseException, *, start: datetime | None = None,
-                          end: datetime | None = None, reconnect_spike_factor: float = RECONNECT_SPIKE_FACTOR,
-                          reconnect_min_per_minute: float = RECONNECT_MIN_PER_MINUTE) -> Finding:
+def check_reconnect_spike(
+    logs: pd.DataFrame | BaseException,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    reconnect_spike_factor: float = RECONNECT_SPIKE_FACTOR,
+    reconnect_min_per_minute: float = RECONNECT_MIN_PER_MINUTE,
+) -> Finding:
     """WS_RECONNECT_SPIKE: the busiest 5 minutes of disconnects+reconnects against the window's median minute."""
     code, title = "WS_RECONNECT_SPIKE", "WebSocket disconnects and reconnects at their usual rate"
     if isinstance(logs, BaseException):
@@ -57,28 +74,53 @@ def check_reconnect_spike(logs: pd.DataFrame | BaseException, *, start: datetime
     churn = ws[ws["event"].isin(["ws_disconnect", "ws_reconnect"])]
     counts = log_checks.per_minute(churn, start=start, end=end)
     if counts.empty:
-        return Finding.ok(code, "No WebSocket disconnects or reconnects in the window", "0 events",
-                          logs=log_checks.summary(logs))
+        return Finding.ok(
+            code,
+            "No WebSocket disconnects or reconnects in the window",
+            "0 events",
+            logs=log_checks.summary(logs),
+        )
     rolling = counts.rolling(5, min_periods=1).mean()
     peak = float(rolling.max())
     peak_at = rolling.idxmax()
     median = float(counts.median())
     abnormal = 0
     if len(churn):  # the close code as status, else in the message ("closed abnormally (1006)")
-        close = pd.to_numeric(churn["status"], errors="coerce") if "status" in churn else pd.Series(
-            float("nan"), index=churn.index)
-        said = churn["message"].astype("object").fillna("").astype(str).str.extract(
-            r"\b(1006|1011)\b")[0].astype("float64") if "message" in churn else close
+        close = (
+            pd.to_numeric(churn["status"], errors="coerce")
+            if "status" in churn
+            else pd.Series(float("nan"), index=churn.index)
+        )
+        said = (
+            churn["message"]
+            .astype("object")
+            .fillna("")
+            .astype(str)
+            .str.extract(r"\b(1006|1011)\b")[0]
+            .astype("float64")
+            if "message" in churn
+            else close
+        )
         abnormal = int(close.fillna(said).isin([1006, 1011]).sum())
-    data = {"disconnects": int((churn["event"] == "ws_disconnect").sum()),
-            "reconnects": int((churn["event"] == "ws_reconnect").sum()),
-            "connects": int((ws["event"] == "ws_connect").sum()), "abnormal_closes": abnormal,
-            "peak_5min_avg_per_minute": round(peak, 2), "peak_at": peak_at, "median_per_minute": median,
-            "factor": reconnect_spike_factor, "min_per_minute": reconnect_min_per_minute,
-            "logs": log_checks.summary(logs)}
+    data = {
+        "disconnects": int((churn["event"] == "ws_disconnect").sum()),
+        "reconnects": int((churn["event"] == "ws_reconnect").sum()),
+        "connects": int((ws["event"] == "ws_connect").sum()),
+        "abnormal_closes": abnormal,
+        "peak_5min_avg_per_minute": round(peak, 2),
+        "peak_at": peak_at,
+        "median_per_minute": median,
+        "factor": reconnect_spike_factor,
+        "min_per_minute": reconnect_min_per_minute,
+        "logs": log_checks.summary(logs),
+    }
     if peak >= reconnect_min_per_minute and peak >= reconnect_spike_factor * max(median, 1.0):
-        return Finding.fail(code, f"Reconnect spike: {peak:.0f}/min around {peak_at:%H:%M} UTC",
-                            f"disconnects+reconnects averaged {peak:.1f}/min over the busiest 5 minutes against a "
-                            f"typical {median:g}/min ({data['disconnects']} disconnects, {abnormal} abnormal "
-                            f"closes 1006/1011)", **data)
+        return Finding.fail(
+            code,
+            f"Reconnect spike: {peak:.0f}/min around {peak_at:%H:%M} UTC",
+            f"disconnects+reconnects averaged {peak:.1f}/min over the busiest 5 minutes against a "
+            f"typical {median:g}/min ({data['disconnects']} disconnects, {abnormal} abnormal "
+            f"closes 1006/1011)",
+            **data,
+        )
     return Finding.ok(code, title, f"busiest 5 minutes {peak:.1f}/min, typical {median:g}/min", **data)

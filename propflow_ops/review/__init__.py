@@ -28,12 +28,19 @@ The post-incident notebook uses ``from propflow_ops import review as rv``: the n
 
 from propflow_ops.review.judge import build_review, findings
 from propflow_ops.review.render import (
-           checklist_view,
-           postmortem_view,
-           summary_text,
-           timeline_figure,
-           write_postmortem,
+    checklist_view,
+    postmortem_view,
+    summary_text,
+    timeline_figure,
+    write_postmortem,
 )
 
-__all__ = ["build_review", "checklist_view", "findings", "postmortem_view", "summary_text", "timeline_figure",
-           "write_postmortem"]
+__all__ = [
+    "build_review",
+    "checklist_view",
+    "findings",
+    "postmortem_view",
+    "summary_text",
+    "timeline_figure",
+    "write_postmortem",
+]

@@ -16,8 +16,13 @@ from propflow_ops.review.load import POSTMORTEM, REVIEW_SLUG, action_events, inc
 from propflow_ops.run.request import RunRequest
 
 
-def review_request(incident_id: str, output_dir: str | None, html: bool = True,
-                   env: Mapping[str, str] | None = None, read_from: Path | None = None) -> RunRequest:
+def review_request(
+    incident_id: str,
+    output_dir: str | None,
+    html: bool = True,
+    env: Mapping[str, str] | None = None,
+    read_from: Path | None = None,
+) -> RunRequest:
     """The post-incident run over the incident's runs; BadInput when there is nothing to review.
 
     With an incident record the run takes its severity and start from it (nothing to override); without one
@@ -47,8 +52,9 @@ def review_request(incident_id: str, output_dir: str | None, html: bool = True,
     )
 
 
-def review_main(incident_id: str, output_dir: str | None, html: bool = True,
-                env: Mapping[str, str] | None = None) -> int:
+def review_main(
+    incident_id: str, output_dir: str | None, html: bool = True, env: Mapping[str, str] | None = None
+) -> int:
     """``propflow-ops review INCIDENT_ID``: the post-incident notebook over the incident's runs."""
     from propflow_ops import store as store_mod
     from propflow_ops.run.temporaries import private_workdir, sweep_temporaries
@@ -62,8 +68,11 @@ def review_main(incident_id: str, output_dir: str | None, html: bool = True,
             copy = private_workdir()
             got = store_mod.mirror(loc, incident_id, copy)
             if got["incomplete"]:
-                print(f"propflow-ops: {len(got['incomplete'])} run folder(s) of {incident_id} in {loc} have no "
-                      f"SHA256SUMS (incomplete, left out): {', '.join(got['incomplete'])}", file=sys.stderr)
+                print(
+                    f"propflow-ops: {len(got['incomplete'])} run folder(s) of {incident_id} in {loc} have no "
+                    f"SHA256SUMS (incomplete, left out): {', '.join(got['incomplete'])}",
+                    file=sys.stderr,
+                )
         else:
             sweep_temporaries(loc)  # what dead runs left (also when there is nothing to review)
         try:

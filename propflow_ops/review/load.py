@@ -65,8 +65,13 @@ def latest_incident(output_dir: str | os.PathLike[str] | None = None) -> str | N
     for inc in root.iterdir():
         if not inc.is_dir() or inc.name.startswith("."):
             continue
-        runs = [p.name for p in inc.iterdir() if p.is_dir() and not p.name.startswith(".")
-                and not p.name.split("-", 1)[-1].startswith(REVIEW_SLUG)]
+        runs = [
+            p.name
+            for p in inc.iterdir()
+            if p.is_dir()
+            and not p.name.startswith(".")
+            and not p.name.split("-", 1)[-1].startswith(REVIEW_SLUG)
+        ]
         if runs and (best is None or max(runs) > best[0]):
             best = (max(runs), inc.name)
     return best[1] if best else None

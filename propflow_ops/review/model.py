@@ -13,8 +13,13 @@ import pandas as pd
 from propflow_ops import codes
 from propflow_ops.review.load import RunRecord
 
-SERVICE_LABELS = {"api": "API", "database": "Database", "file-storage": "File Storage", "frontend": "Frontend",
-                  "notifications": "Notifications"}
+SERVICE_LABELS = {
+    "api": "API",
+    "database": "Database",
+    "file-storage": "File Storage",
+    "frontend": "Frontend",
+    "notifications": "Notifications",
+}
 FAILING = "fail"
 
 

@@ -26,14 +26,19 @@ def summary_text(review: Review) -> str:
     if not review.runs:
         return f"Nothing to review: {'; '.join(review.notes) or 'no runs'}."
     start = iso(review.started_at) or "unknown"
-    resolved = (f"everything ok again at {iso(review.resolved_at)} (T+{minutes_after(review.resolved_at, review.started_at)} min)"
-                if review.resolved_at else "NOT resolved at the last run")
+    resolved = (
+        f"everything ok again at {iso(review.resolved_at)} (T+{minutes_after(review.resolved_at, review.started_at)} min)"
+        if review.resolved_at
+        else "NOT resolved at the last run"
+    )
     causes = ", ".join(review.root_causes["code"]) if not review.root_causes.empty else "none reported"
     bad = len(review.problem_files)
-    return (f"Incident {review.incident_id} ({review.severity}), started {start}"
-            f"{'' if review.started_at_given else ' (no start given: first run)'}; {len(review.analysed)} runbook runs;"
-            f" {resolved}. Problems: {causes}."
-            + (f" {bad} evidence file(s) TAMPERED OR MISSING." if bad else " Evidence intact."))
+    return (
+        f"Incident {review.incident_id} ({review.severity}), started {start}"
+        f"{'' if review.started_at_given else ' (no start given: first run)'}; {len(review.analysed)} runbook runs;"
+        f" {resolved}. Problems: {causes}."
+        + (f" {bad} evidence file(s) TAMPERED OR MISSING." if bad else " Evidence intact.")
+    )
 
 
 def timeline_figure(review: Review) -> Any:
@@ -54,7 +59,9 @@ def timeline_figure(review: Review) -> Any:
     plt.close(fig)
     ax.set_title(f"Incident {review.incident_id}: timeline", loc="left", fontsize=11)
     if not runs or review.started_at is None:
-        ax.text(0.5, 0.5, "no runs to show", ha="center", va="center", transform=ax.transAxes, color="#616161")
+        ax.text(
+            0.5, 0.5, "no runs to show", ha="center", va="center", transform=ax.transAxes, color="#616161"
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         return fig
@@ -63,28 +70,62 @@ def timeline_figure(review: Review) -> Any:
     for svc, s in affected:
         y = ypos[SERVICE_LABELS.get(svc, svc)]
         end = s["recovered_at"] or last
-        ax.barh(y, mdates.date2num(end) - mdates.date2num(review.started_at), left=mdates.date2num(review.started_at),
-                height=0.5, color=STATUS_COLOURS["fail"], alpha=0.85 if s["recovered_at"] else 0.45,
-                hatch=None if s["recovered_at"] else "//")
-        ax.text(mdates.date2num(end), y, " recovered" if s["recovered_at"] else " not recovered",
-                va="center", fontsize=8)
-    colours = {"ok": STATUS_COLOURS["ok"], "problems": STATUS_COLOURS["fail"], "error": STATUS_COLOURS["error"]}
+        ax.barh(
+            y,
+            mdates.date2num(end) - mdates.date2num(review.started_at),
+            left=mdates.date2num(review.started_at),
+            height=0.5,
+            color=STATUS_COLOURS["fail"],
+            alpha=0.85 if s["recovered_at"] else 0.45,
+            hatch=None if s["recovered_at"] else "//",
+        )
+        ax.text(
+            mdates.date2num(end),
+            y,
+            " recovered" if s["recovered_at"] else " not recovered",
+            va="center",
+            fontsize=8,
+        )
+    colours = {
+        "ok": STATUS_COLOURS["ok"],
+        "problems": STATUS_COLOURS["fail"],
+        "error": STATUS_COLOURS["error"],
+    }
     for r in runs:
         if r.started_at is None:
             continue
         y = ypos[r.slug]
         end = r.finished_at or r.started_at
-        ax.plot([num(r.started_at), num(end)], [y, y], color=colours.get(r.status, "#9e9e9e"), lw=6, solid_capstyle="butt")
+        ax.plot(
+            [num(r.started_at), num(end)],
+            [y, y],
+            color=colours.get(r.status, "#9e9e9e"),
+            lw=6,
+            solid_capstyle="butt",
+        )
         ax.plot([num(r.started_at)], [y], marker="o", color=colours.get(r.status, "#9e9e9e"), ms=7)
         for a in r.actions:
             if a.get("mode") in ("executed", "failed"):
                 at = recorded_time(a.get("at")) or end
-                ax.plot([num(at)], [y + 0.3], marker="v", color="#1565c0" if a["mode"] == "executed" else "#6a1b9a", ms=9)
-                ax.annotate(str(a.get("step")), (mdates.date2num(at), y + 0.3), xytext=(4, 2),
-                            textcoords="offset points", fontsize=7)
+                ax.plot(
+                    [num(at)],
+                    [y + 0.3],
+                    marker="v",
+                    color="#1565c0" if a["mode"] == "executed" else "#6a1b9a",
+                    ms=9,
+                )
+                ax.annotate(
+                    str(a.get("step")),
+                    (mdates.date2num(at), y + 0.3),
+                    xytext=(4, 2),
+                    textcoords="offset points",
+                    fontsize=7,
+                )
     ax.axvline(num(review.started_at), color="#424242", ls=":", lw=1)
     if review.resolved_at is not None:
-        ax.axvline(num(review.resolved_at), color=STATUS_COLOURS["ok"], ls="--", lw=1.2, label="everything ok again")
+        ax.axvline(
+            num(review.resolved_at), color=STATUS_COLOURS["ok"], ls="--", lw=1.2, label="everything ok again"
+        )
     for e in review.escalation.itertuples():
         due = recorded_time(e.due_at)
         if due is not None and due <= (review.resolved_at or last):
@@ -92,7 +133,9 @@ def timeline_figure(review: Review) -> Any:
     ax.set_yticks(list(ypos.values()), list(ypos.keys()))
     ax.set_ylim(-0.7, len(lanes) - 0.2)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz="UTC"))
-    ax.set_xlabel("UTC (bars: service failing from incident start; dots: runs coloured by status; v: actions)")
+    ax.set_xlabel(
+        "UTC (bars: service failing from incident start; dots: runs coloured by status; v: actions)"
+    )
     ax.grid(True, axis="x", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8)
@@ -100,8 +143,11 @@ def timeline_figure(review: Review) -> Any:
 
 
 def checklist_view(review: Review) -> Checklist:
-    done = frozenset(review.checklist.loc[review.checklist["state"] == "done", "item"]) if not review.checklist.empty \
+    done = (
+        frozenset(review.checklist.loc[review.checklist["state"] == "done", "item"])
+        if not review.checklist.empty
         else frozenset()
+    )
     return Checklist(done=done)
 
 
@@ -128,13 +174,23 @@ def postmortem_markdown(review: Review) -> str:
         "",
         f"- Severity: {review.severity}" + (f" ({sev.label}: {sev.definition})" if sev else ""),
         f"- Started: {iso(review.started_at) or 'unknown'}"
-        + ("" if review.started_at_given else " (no start time was given; the first run is taken as the start)"),
-        (f"- Resolved: {iso(review.resolved_at)} by {review.resolved_by}" if review.resolved_by else
-         f"- Everything ok again: {iso(review.resolved_at) or 'NOT RESOLVED at the last run'}")
+        + (
+            ""
+            if review.started_at_given
+            else " (no start time was given; the first run is taken as the start)"
+        ),
+        (
+            f"- Resolved: {iso(review.resolved_at)} by {review.resolved_by}"
+            if review.resolved_by
+            else f"- Everything ok again: {iso(review.resolved_at) or 'NOT RESOLVED at the last run'}"
+        )
         + (f" (T+{minutes_after(review.resolved_at, review.started_at)} min)" if review.resolved_at else ""),
         f"- Runs reviewed: {len(review.analysed)}{_modes_text(review)}; evidence: "
-        + (f"**{len(review.problem_files)} file(s) tampered or missing**" if len(review.problem_files)
-           else "intact (every SHA256SUMS verified)"),
+        + (
+            f"**{len(review.problem_files)} file(s) tampered or missing**"
+            if len(review.problem_files)
+            else "intact (every SHA256SUMS verified)"
+        ),
         "",
         "## Summary",
         "",
@@ -143,17 +199,21 @@ def postmortem_markdown(review: Review) -> str:
         "## Root causes (fail codes and their evidence)",
         "",
         _md_table(review.root_causes, ["code", "runbook", "first_seen_at", "title", "detail", "evidence"])
-        if not review.root_causes.empty else "_no run reported a fail_\n",
+        if not review.root_causes.empty
+        else "_no run reported a fail_\n",
         "## Changes applied",
         "",
         _md_table(review.changes, ["at", "step", "runbook", "outcome", "by", "how", "reason", "verification"])
-        if not review.changes.empty else "_no remediation step was applied_\n",
+        if not review.changes.empty
+        else "_no remediation step was applied_\n",
         "## Timeline (UTC)",
         "",
         _md_table(review.timeline, ["at", "t_plus_min", "kind", "what"]),
         "## Recovery Time Objectives",
         "",
-        _md_table(review.rto, ["service", "rto_min", "first_failed_at", "recovered_at", "recovery_min", "verdict"]),
+        _md_table(
+            review.rto, ["service", "rto_min", "first_failed_at", "recovered_at", "recovery_min", "verdict"]
+        ),
         "Recovery is counted from the incident start to the first run after the problem in which every check of "
         "that service was no longer failing.",
         "",
@@ -172,16 +232,26 @@ def postmortem_markdown(review: Review) -> str:
         "",
         "## Follow-up tickets",
         "",
-        "\n".join(f"- [ ] {t['ticket']} (from {t['from']}" + (f"; evidence: `{t['evidence']}`" if t["evidence"] else "")
-                  + ")" for t in review.follow_ups.to_dict("records")) + "\n" if not review.follow_ups.empty
+        "\n".join(
+            f"- [ ] {t['ticket']} (from {t['from']}"
+            + (f"; evidence: `{t['evidence']}`" if t["evidence"] else "")
+            + ")"
+            for t in review.follow_ups.to_dict("records")
+        )
+        + "\n"
+        if not review.follow_ups.empty
         else "_none suggested by the evidence_\n",
         "## People",
         "",
         _md_table(review.people) if not review.people.empty else "_no operator recorded_\n",
     ]
     if review.not_run:
-        parts += ["## Recommended runbooks that were never run", "",
-                  _md_table(pd.DataFrame(review.not_run)), ""]
+        parts += [
+            "## Recommended runbooks that were never run",
+            "",
+            _md_table(pd.DataFrame(review.not_run)),
+            "",
+        ]
     integrity = review.problem_files
     if not integrity.empty:
         parts += ["## Evidence integrity", "", _md_table(integrity), ""]
@@ -190,7 +260,11 @@ def postmortem_markdown(review: Review) -> str:
         box = "x" if row.state == "done" else " "
         tail = f" ({row.state})" if row.state != "done" else ""
         parts.append(f"- [{box}] {row.item}{tail}" + (f": {row.evidence}" if row.evidence else ""))
-    parts += ["", f"_Generated by propflow-ops review from the run folders under `{review.folder.name}/`._", ""]
+    parts += [
+        "",
+        f"_Generated by propflow-ops review from the run folders under `{review.folder.name}/`._",
+        "",
+    ]
     return redact_text("\n".join(parts))
 
 
@@ -211,11 +285,15 @@ def write_postmortem(review: Review) -> str:
     """Write postmortem.md beside the run's evidence.json (headless runs); say where, or why not."""
     target = os.environ.get(EVIDENCE_PATH_ENV)
     if not target:
-        return ("Interactive session: postmortem.md is written by `propflow-ops review "
-                f"{review.incident_id or 'INCIDENT_ID'}`; the text is below.")
+        return (
+            "Interactive session: postmortem.md is written by `propflow-ops review "
+            f"{review.incident_id or 'INCIDENT_ID'}`; the text is below."
+        )
     path = Path(target).with_name(POSTMORTEM)
     path.write_text(postmortem_markdown(review), encoding="utf-8")
-    return f"wrote {POSTMORTEM} beside this report ({len(path.read_text(encoding='utf-8').splitlines())} lines)"
+    return (
+        f"wrote {POSTMORTEM} beside this report ({len(path.read_text(encoding='utf-8').splitlines())} lines)"
+    )
 
 
 class Markdown:

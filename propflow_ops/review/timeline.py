@@ -18,8 +18,15 @@ from propflow_ops.redact import redact_text
 from propflow_ops.review.load import RunRecord, action_events, mode_of, operator_of
 from propflow_ops.review.model import FAILING, SERVICE_LABELS, Review, minutes_after
 
-_RECORD_KINDS = {"opened": "incident opened", "override": "override", "ack": "acknowledged", "note": "note",
-                 "resolve": "resolved", "escalation": "escalation", "notify": "notification"}
+_RECORD_KINDS = {
+    "opened": "incident opened",
+    "override": "override",
+    "ack": "acknowledged",
+    "note": "note",
+    "resolve": "resolved",
+    "escalation": "escalation",
+    "notify": "notification",
+}
 
 
 def record_events(record: Any) -> list[tuple[datetime, str, str]]:
@@ -73,38 +80,71 @@ def changes_table(review: Review) -> pd.DataFrame:
     ended = [e for e in events if e.get("phase") != "started"]
     for e in events:
         if e.get("phase") == "started":
-            done = any(x.get("step") == e.get("step") and x.get("by_label") == e.get("by_label")
-                       and str(x.get("at") or "") >= str(e.get("at") or "") for x in ended)
+            done = any(
+                x.get("step") == e.get("step")
+                and x.get("by_label") == e.get("by_label")
+                and str(x.get("at") or "") >= str(e.get("at") or "")
+                for x in ended
+            )
             if done:
                 continue
             outcome = "started, no end recorded (tab closed or kernel died mid-step?)"
         else:
             outcome = str(e.get("mode") or e.get("phase"))
-        rows.append({"at": e.get("at"), "step": e.get("step"), "runbook": e.get("runbook") or "",
-                     "outcome": outcome, "by": e.get("by_label") or label(e.get("by")),
-                     "how": e.get("run_mode") or "", "reason": e.get("reason") or "",
-                     "verification": _verification_text(e) if e.get("verification") else "",
-                     "detail": e.get("detail") or ""})
+        rows.append(
+            {
+                "at": e.get("at"),
+                "step": e.get("step"),
+                "runbook": e.get("runbook") or "",
+                "outcome": outcome,
+                "by": e.get("by_label") or label(e.get("by")),
+                "how": e.get("run_mode") or "",
+                "reason": e.get("reason") or "",
+                "verification": _verification_text(e) if e.get("verification") else "",
+                "detail": e.get("detail") or "",
+            }
+        )
     recorded = recorded_actions(review.record)
     for r in review.analysed:
         for a in r.actions:
-            if a.get("mode") in ("executed", "failed") and (str(a.get("step")), str(a.get("at"))) not in recorded:
-                rows.append({"at": a.get("at"), "step": a.get("step"), "runbook": r.slug, "outcome": a.get("mode"),
-                             "by": operator_of(r), "how": mode_of(r), "reason": a.get("reason") or "",
-                             "verification": "", "detail": a.get("detail") or ""})
+            if (
+                a.get("mode") in ("executed", "failed")
+                and (str(a.get("step")), str(a.get("at"))) not in recorded
+            ):
+                rows.append(
+                    {
+                        "at": a.get("at"),
+                        "step": a.get("step"),
+                        "runbook": r.slug,
+                        "outcome": a.get("mode"),
+                        "by": operator_of(r),
+                        "how": mode_of(r),
+                        "reason": a.get("reason") or "",
+                        "verification": "",
+                        "detail": a.get("detail") or "",
+                    }
+                )
     cols = ["at", "step", "runbook", "outcome", "by", "how", "reason", "verification", "detail"]
     return pd.DataFrame(sorted(rows, key=lambda x: str(x["at"])), columns=cols)
 
 
 def recorded_actions(record: Any) -> set[tuple[str, str]]:
     """(step, at) of the actions the record holds: the same step in a run's evidence is not shown twice."""
-    return {(str(e.get("step")), str(e.get("at"))) for e in action_events(record) if e.get("phase") != "started"}
+    return {
+        (str(e.get("step")), str(e.get("at"))) for e in action_events(record) if e.get("phase") != "started"
+    }
 
 
-def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: Mapping[str, Mapping[str, Any]],
-                   start: datetime | None, resolved_at: datetime | None,
-                   escalation: pd.DataFrame, record: Any = None,
-                   horizon_at: datetime | None = None) -> pd.DataFrame:
+def build_timeline(
+    runs: Sequence[RunRecord],
+    problems: pd.DataFrame,
+    recovery: Mapping[str, Mapping[str, Any]],
+    start: datetime | None,
+    resolved_at: datetime | None,
+    escalation: pd.DataFrame,
+    record: Any = None,
+    horizon_at: datetime | None = None,
+) -> pd.DataFrame:
     """Every run (with who made it), problem seen and cleared, applied step, service recovered; with an
     incident record also its opening, acknowledgement, notes, escalations sent/failed and resolution."""
     events: list[dict[str, Any]] = []
@@ -114,8 +154,13 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
             events.append({"at": at, "kind": kind, "what": redact_text(what), "run": run})
 
     if start is not None:
-        add(start, "incident start", "incident started (from the incident record)" if record is not None
-            else "incident started (from the runs' started_at)")
+        add(
+            start,
+            "incident start",
+            "incident started (from the incident record)"
+            if record is not None
+            else "incident started (from the runs' started_at)",
+        )
     for at, kind, what in record_events(record):
         add(at, kind, what)
     recorded = recorded_actions(record)
@@ -132,12 +177,24 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
             what += "; recommends " + ", ".join(recs)
         add(r.started_at, "run", what, r.name)
         for a in r.actions:
-            if a.get("mode") in ("executed", "failed") and (str(a.get("step")), str(a.get("at"))) not in recorded:
-                add(recorded_time(a.get("at")) or r.observed_at, f"action {a.get('mode')}",
-                    f"{a.get('step')}: {a.get('detail') or a.get('command') or ''}" + (f"; by {who}" if who else ""),
-                    r.name)
+            if (
+                a.get("mode") in ("executed", "failed")
+                and (str(a.get("step")), str(a.get("at"))) not in recorded
+            ):
+                add(
+                    recorded_time(a.get("at")) or r.observed_at,
+                    f"action {a.get('mode')}",
+                    f"{a.get('step')}: {a.get('detail') or a.get('command') or ''}"
+                    + (f"; by {who}" if who else ""),
+                    r.name,
+                )
     for _, p in problems.iterrows():
-        add(p["first_seen_at"], "problem seen", f"{p['code']} ({p['runbook']}): {p['title']}", p["first_seen_in"])
+        add(
+            p["first_seen_at"],
+            "problem seen",
+            f"{p['code']} ({p['runbook']}): {p['title']}",
+            p["first_seen_in"],
+        )
         if p["cleared_at"] is not None and not pd.isna(p["cleared_at"]):
             add(p["cleared_at"], "problem cleared", p["code"], p["cleared_in"] or "")
     for svc, s in recovery.items():
@@ -151,10 +208,23 @@ def build_timeline(runs: Sequence[RunRecord], problems: pd.DataFrame, recovery: 
         due = recorded_time(e["due_at"])
         if due is not None and horizon is not None and due <= horizon:
             add(due, "escalation due", str(e["action"]))
-    order = {"incident start": 0, "incident opened": 0, "escalation due": 1, "escalation sent": 1,
-             "escalation failed": 1, "run": 2, "problem seen": 3, "action started": 4, "action executed": 4,
-             "action failed": 4, "action refused": 4,
-             "problem cleared": 5, "service recovered": 6, "all ok": 7, "resolved": 8}
+    order = {
+        "incident start": 0,
+        "incident opened": 0,
+        "escalation due": 1,
+        "escalation sent": 1,
+        "escalation failed": 1,
+        "run": 2,
+        "problem seen": 3,
+        "action started": 4,
+        "action executed": 4,
+        "action failed": 4,
+        "action refused": 4,
+        "problem cleared": 5,
+        "service recovered": 6,
+        "all ok": 7,
+        "resolved": 8,
+    }
     events.sort(key=lambda e: (e["at"], order.get(e["kind"], 9)))
     df = pd.DataFrame(events, columns=["at", "kind", "what", "run"])
     df.insert(1, "t_plus_min", [minutes_after(t, start) for t in df["at"]])

@@ -17,8 +17,9 @@ from propflow_ops.redact import redact, redact_text
 from propflow_ops.runbooks import Runbook
 
 
-def final_evidence(rb: Runbook, params: Mapping[str, Any], workdir: Path, error: str | None,
-                   started: datetime, t0: float) -> dict[str, Any]:
+def final_evidence(
+    rb: Runbook, params: Mapping[str, Any], workdir: Path, error: str | None, started: datetime, t0: float
+) -> dict[str, Any]:
     """evidence.json as the notebook left it, or rebuilt from what is known when it could not."""
     path = workdir / "evidence.json"
     ev: dict[str, Any] | None = None
@@ -36,8 +37,9 @@ def final_evidence(rb: Runbook, params: Mapping[str, Any], workdir: Path, error:
             "runbook": rb.slug,
             "title": rb.title,
             "status": "error",
-            "incident": {k: clock[k] for k in ("id", "severity", "started_at", "response_due_at",
-                                                "escalation_due")},
+            "incident": {
+                k: clock[k] for k in ("id", "severity", "started_at", "response_due_at", "escalation_due")
+            },
             "run": {"target": {}},
             "parameters": redact(jsonable(dict(params))),
             "findings": [],
@@ -52,11 +54,13 @@ def final_evidence(rb: Runbook, params: Mapping[str, Any], workdir: Path, error:
         ev["error"] = "the notebook did not reach its summary"
     finished = utcnow()
     run = ev.setdefault("run", {})
-    run.update({
-        "started_at": iso(started),
-        "finished_at": iso(finished),
-        "duration_s": round(time.monotonic() - t0, 3),
-        "propflow_ops_version": __version__,
-    })
+    run.update(
+        {
+            "started_at": iso(started),
+            "finished_at": iso(finished),
+            "duration_s": round(time.monotonic() - t0, 3),
+            "propflow_ops_version": __version__,
+        }
+    )
     run.setdefault("target", {})
     return redact(ev)

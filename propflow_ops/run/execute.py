@@ -49,8 +49,9 @@ class _Watchdog:
         self._timer.cancel()
 
 
-def execute(rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunRequest,
-            kernel: WarmKernel | None = None) -> str | None:
+def execute(
+    rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunRequest, kernel: WarmKernel | None = None
+) -> str | None:
     """Run the notebook into workdir/report.ipynb. Returns an error text, or None when it finished.
 
     With ``kernel`` (a warm one from a :class:`~propflow_ops.kernels.KernelPool`) the notebook runs in it

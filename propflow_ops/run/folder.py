@@ -116,8 +116,12 @@ def remove_empty(created: list[Path]) -> None:
             break
 
 
-def publishable_files(nb: nbformat.NotebookNode, evidence: dict[str, Any], private: Path, html: bool,
-                       ) -> tuple[dict[str, bytes], list[str]]:
+def publishable_files(
+    nb: nbformat.NotebookNode,
+    evidence: dict[str, Any],
+    private: Path,
+    html: bool,
+) -> tuple[dict[str, bytes], list[str]]:
     """Every file of the run folder, masked, in memory (so a full disk cannot leave half a report)."""
     files: dict[str, bytes] = {"report.ipynb": nbformat.writes(nb).encode("utf-8")}
     names = ["report.ipynb", "evidence.json"]
@@ -127,7 +131,8 @@ def publishable_files(nb: nbformat.NotebookNode, evidence: dict[str, Any], priva
             names.insert(1, "report.html")
         except Exception as exc:  # noqa: BLE001 - the HTML is a convenience; the evidence must survive
             evidence.setdefault("warnings", []).append(
-                redact_text(f"HTML export failed: {type(exc).__name__}: {exc}"))
+                redact_text(f"HTML export failed: {type(exc).__name__}: {exc}")
+            )
     files["evidence.json"] = (json.dumps(evidence, indent=2) + "\n").encode("utf-8")
     for p in sorted(private.iterdir()):  # files a notebook wrote beside its report (postmortem.md)
         if p.is_file() and not p.is_symlink() and not p.name.startswith(".") and p.name not in files:

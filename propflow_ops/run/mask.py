@@ -16,14 +16,18 @@ from propflow_ops.redact import redact, redact_text
 from propflow_ops.runbooks import Runbook
 
 
-def sanitize_notebook(path: Path, rb: Runbook, params: Mapping[str, Any], error: str | None) -> nbformat.NotebookNode:
+def sanitize_notebook(
+    path: Path, rb: Runbook, params: Mapping[str, Any], error: str | None
+) -> nbformat.NotebookNode:
     """Mask secrets everywhere in the executed notebook (sources and outputs); make sure it exists."""
     nb = None
     if path.exists():
         try:
             nb = nbformat.read(str(path), as_version=4)
         except Exception as exc:  # noqa: BLE001 - a truncated notebook (full temporary disk): keep the runbook's
-            error = (error + "; " if error else "") + f"the executed notebook could not be read: {type(exc).__name__}"
+            error = (
+                error + "; " if error else ""
+            ) + f"the executed notebook could not be read: {type(exc).__name__}"
     if nb is None:
         nb = nbformat.read(str(rb.path), as_version=4)
     for cell in nb.cells:

@@ -21,8 +21,12 @@ from propflow_ops.runbooks import Runbook
 
 COMMON_PARAMETERS = ("incident_id", "severity", "started_at", "window_minutes", "apply")
 #: JupyterLab's change-control parameters; headless, the options say the same
-CHANGE_PARAMETERS = {"confirm": "--yes (or type the step name at the prompt)", "reason": "--reason TEXT",
-                     "no_snapshot": "--no-snapshot", "force": "--force"}
+CHANGE_PARAMETERS = {
+    "confirm": "--yes (or type the step name at the prompt)",
+    "reason": "--reason TEXT",
+    "no_snapshot": "--no-snapshot",
+    "force": "--force",
+}
 
 
 def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
@@ -37,7 +41,9 @@ def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
     for node in ast.parse(src).body:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             name, ann, value = node.target.id, ast.unparse(node.annotation), node.value
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        elif (
+            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+        ):
             name, ann, value = node.targets[0].id, "", node.value
         else:
             continue
@@ -90,12 +96,18 @@ def build_parameters(rb: Runbook, req: RunRequest) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, raw in req.params:
         if name not in declared:
-            raise BadInput(f"unknown parameter {name!r} for {rb.slug}; it takes: {', '.join(sorted(declared))}")
+            raise BadInput(
+                f"unknown parameter {name!r} for {rb.slug}; it takes: {', '.join(sorted(declared))}"
+            )
         if name in CHANGE_PARAMETERS:
-            raise BadInput(f"use {CHANGE_PARAMETERS[name]} for {name}, not -p (change control, see README Safety)")
+            raise BadInput(
+                f"use {CHANGE_PARAMETERS[name]} for {name}, not -p (change control, see README Safety)"
+            )
         if name in COMMON_PARAMETERS:
-            raise BadInput(f"use the --{ {'incident_id': 'incident', 'window_minutes': 'window'}.get(name, name)}"
-                           f" option for {name}, not -p")
+            raise BadInput(
+                f"use the --{ {'incident_id': 'incident', 'window_minutes': 'window'}.get(name, name) }"
+                f" option for {name}, not -p"
+            )
         inputs.check_text(f"parameter {name}", raw, multiline=inputs.multiline_parameter(name))
         value = coerce(name, raw, declared[name]["type"])
         inputs.check_parameter(name, value)
@@ -120,7 +132,9 @@ def build_parameters(rb: Runbook, req: RunRequest) -> dict[str, Any]:
         incident_id=incident,
         severity=severity,
         started_at=iso(started),
-        window_minutes=req.window if req.window is not None else declared.get("window_minutes", {}).get("default", 60),
+        window_minutes=req.window
+        if req.window is not None
+        else declared.get("window_minutes", {}).get("default", 60),
         apply=apply,
     )
     missing = [n for n in COMMON_PARAMETERS if n not in declared]

@@ -36,8 +36,12 @@ class RunRequest:
     cell_timeout_s: float = DEFAULT_CELL_TIMEOUT_S
     progress: bool | None = None
     announce: bool = False
-    env: dict[str, str] = field(default_factory=dict)  # extra environment for the kernel (the review's output dir)
-    mode: str = "headless"  # how it was started, for the record and evidence.json (the fleet's worker: "fleet")
+    env: dict[str, str] = field(
+        default_factory=dict
+    )  # extra environment for the kernel (the review's output dir)
+    mode: str = (
+        "headless"  # how it was started, for the record and evidence.json (the fleet's worker: "fleet")
+    )
     yes: bool = False  # change control (propflow_ops.change): --yes, --reason, --no-snapshot, --force
     reason: str | None = None
     no_snapshot: bool = False

@@ -87,7 +87,11 @@ def sweep_temporaries(root: Path | None = None) -> list[Path]:
                 candidates.append((p, int(m.group("pid")) if m and ours else None))
     if root is not None:
         with _suppress_os():
-            dirs = [root] + [d for d in root.iterdir() if d.is_dir() and not d.is_symlink()] if root.is_dir() else []
+            dirs = (
+                [root] + [d for d in root.iterdir() if d.is_dir() and not d.is_symlink()]
+                if root.is_dir()
+                else []
+            )
             for d in dirs:
                 with _suppress_os():
                     for p in d.glob(".tmp-*"):

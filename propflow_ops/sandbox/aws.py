@@ -71,7 +71,11 @@ class _KnownMotoFailure(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()  # werkzeug puts the traceback in the message
         lines = text.rstrip().splitlines()
-        if lines and lines[-1].startswith("TypeError: float() argument must be") and "moto/core/serialize.py" in text:
+        if (
+            lines
+            and lines[-1].startswith("TypeError: float() argument must be")
+            and "moto/core/serialize.py" in text
+        ):
             return False
         return True
 
@@ -171,6 +175,7 @@ class AwsWorld:
         huge FilterLogEvents) is a daemon thread and does not hold the stop up."""
         server, self._server = self._server, None
         if server is not None:
+
             def shut() -> None:
                 with contextlib.suppress(Exception):
                     server.stop()
@@ -269,7 +274,11 @@ class AwsWorld:
         for tag in IMAGE_TAGS:
             taskdef_arn = self.register_task_definition(tag, env)
         ecs.create_service(
-            cluster=CLUSTER, serviceName=SERVICE, taskDefinition=taskdef_arn, desiredCount=2, launchType="FARGATE"
+            cluster=CLUSTER,
+            serviceName=SERVICE,
+            taskDefinition=taskdef_arn,
+            desiredCount=2,
+            launchType="FARGATE",
         )
         started = now - dt.timedelta(hours=2, minutes=3)
         self.state.task_ids = [self.run_task(taskdef_arn, started) for _ in range(2)]
@@ -279,11 +288,15 @@ class AwsWorld:
         self.set_service_counts(running=2, pending=0)
         deployment = service.deployments[0]
         deployment.update(
-            createdAt=started, updatedAt=started + dt.timedelta(minutes=4), rolloutState="COMPLETED",
+            createdAt=started,
+            updatedAt=started + dt.timedelta(minutes=4),
+            rolloutState="COMPLETED",
             rolloutStateReason=f"ECS deployment {self.state.deployment_id} completed.",
         )
         service.events = [
-            self.service_event(now - dt.timedelta(minutes=m), "(service propflow-api) has reached a steady state.")
+            self.service_event(
+                now - dt.timedelta(minutes=m), "(service propflow-api) has reached a steady state."
+            )
             for m in (2, 62, 122)
         ] + [
             self.service_event(
@@ -293,15 +306,20 @@ class AwsWorld:
             self.service_event(
                 started,
                 "(service propflow-api) has started 2 tasks: "
-                + " ".join(f"(task {t})" for t in self.state.task_ids) + ".",
+                + " ".join(f"(task {t})" for t in self.state.task_ids)
+                + ".",
             ),
         ]
 
     def run_task(self, taskdef_arn: str, started: dt.datetime) -> str:
         """A RUNNING service task (moto cannot tie tasks to services: list_tasks ignores serviceName)."""
         resp = self.client("ecs").run_task(
-            cluster=CLUSTER, taskDefinition=taskdef_arn, count=1, launchType="FARGATE",
-            startedBy=f"ecs-svc/{abs(hash(taskdef_arn)) % 10**16:016d}", group=f"service:{SERVICE}",
+            cluster=CLUSTER,
+            taskDefinition=taskdef_arn,
+            count=1,
+            launchType="FARGATE",
+            startedBy=f"ecs-svc/{abs(hash(taskdef_arn)) % 10**16:016d}",
+            group=f"service:{SERVICE}",
         )
         task_arn = resp["tasks"][0]["taskArn"]
         task = self.task(task_arn)
@@ -321,8 +339,10 @@ class AwsWorld:
         s3.put_public_access_block(
             Bucket=BUCKET,
             PublicAccessBlockConfiguration={
-                "BlockPublicAcls": True, "IgnorePublicAcls": True,
-                "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
             },
         )
         s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(healthy_bucket_policy()))
@@ -350,15 +370,22 @@ class AwsWorld:
         namespace, name, dims, unit = METRICS[metric]
         base = now.replace(second=0, microsecond=0)
         data = [
-            {"MetricName": name, "Dimensions": dims, "Unit": unit,
-             "Timestamp": base - dt.timedelta(minutes=m), "Value": round(value(m), 2)}
+            {
+                "MetricName": name,
+                "Dimensions": dims,
+                "Unit": unit,
+                "Timestamp": base - dt.timedelta(minutes=m),
+                "Value": round(value(m), 2),
+            }
             for m in range(minutes, -1, -1)
         ]
         cw = self.client("cloudwatch")
         for i in range(0, len(data), 500):
             cw.put_metric_data(Namespace=namespace, MetricData=data[i : i + 500])
 
-    def replace_series(self, metric: str, now: dt.datetime, minutes: int, value: Callable[[int], float]) -> None:
+    def replace_series(
+        self, metric: str, now: dt.datetime, minutes: int, value: Callable[[int], float]
+    ) -> None:
         """Drop the seeded datapoints of the last ``minutes`` minutes and put new ones."""
         from moto.cloudwatch.models import cloudwatch_backends
 
@@ -366,7 +393,8 @@ class AwsWorld:
         cutoff = (now.replace(second=0, microsecond=0) - dt.timedelta(minutes=minutes)).astimezone(UTC)
         backend = cloudwatch_backends[ACCOUNT][REGION]
         backend.metric_data = [
-            d for d in backend.metric_data
+            d
+            for d in backend.metric_data
             if not (d.namespace == namespace and d.name == name and _aware(d.timestamp) >= cutoff)
         ]
         self.put_series(metric, now, minutes, value)
@@ -382,7 +410,9 @@ class AwsWorld:
         group = logs_backends[ACCOUNT][REGION].groups[LOG_GROUP]
         by_stream: dict[str, list[dict[str, Any]]] = {}
         for line in sorted(lines, key=lambda x: x.ts):
-            by_stream.setdefault(line.stream, []).append({"timestamp": line.timestamp_ms, "message": line.message})
+            by_stream.setdefault(line.stream, []).append(
+                {"timestamp": line.timestamp_ms, "message": line.message}
+            )
         for stream, events in by_stream.items():
             if stream not in group.streams:
                 self.client("logs").create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
@@ -420,8 +450,16 @@ class AwsWorld:
 
         return {"id": str(uuid.uuid4()), "createdAt": at, "message": message}
 
-    def stop_task(self, task_id: str, *, reason: str, exit_code: int, stopped_at: dt.datetime,
-                  stop_code: str = "EssentialContainerExited", container_reason: str | None = None) -> None:
+    def stop_task(
+        self,
+        task_id: str,
+        *,
+        reason: str,
+        exit_code: int,
+        stopped_at: dt.datetime,
+        stop_code: str = "EssentialContainerExited",
+        container_reason: str | None = None,
+    ) -> None:
         task = self.task(task_id)
         task.last_status = "STOPPED"
         task.desired_status = "STOPPED"
@@ -453,7 +491,9 @@ class AwsWorld:
         """moto computes LatestRestorableTime as now; pin it on this one instance."""
         instance = self.rds_instance()
         base = type(instance)
-        pinned = type(f"Pinned{base.__name__}", (base,), {"latest_restorable_time": property(lambda _self: when)})
+        pinned = type(
+            f"Pinned{base.__name__}", (base,), {"latest_restorable_time": property(lambda _self: when)}
+        )
         instance.__class__ = pinned
 
     def update_service_taskdef(self, taskdef_arn: str) -> None:
@@ -478,18 +518,37 @@ def new_deployment_id() -> str:
     return f"ecs-svc/{random.randrange(10**18, 10**19)}"
 
 
-def deploy(world: AwsWorld, taskdef_arn: str, at: dt.datetime, *, rollout: str = "COMPLETED",
-           reason: str | None = None, running: int = 2, failed: int = 0) -> str:
+def deploy(
+    world: AwsWorld,
+    taskdef_arn: str,
+    at: dt.datetime,
+    *,
+    rollout: str = "COMPLETED",
+    reason: str | None = None,
+    running: int = 2,
+    failed: int = 0,
+) -> str:
     """Move the service to ``taskdef_arn`` the way ECS records it: a new PRIMARY deployment."""
     world.update_service_taskdef(taskdef_arn)
     service = world.service()
     dep_id = new_deployment_id()
     old = [dict(d, status="ACTIVE") for d in service.deployments[:1]] if rollout != "COMPLETED" else []
-    service.deployments = [{
-        "id": dep_id, "status": "PRIMARY", "taskDefinition": taskdef_arn, "desiredCount": service.desired_count,
-        "pendingCount": 0, "runningCount": running, "failedTasks": failed, "createdAt": at,
-        "updatedAt": at + dt.timedelta(minutes=3), "launchType": "FARGATE", "platformFamily": "FARGATE",
-        "rolloutState": rollout,
-        "rolloutStateReason": reason or f"ECS deployment {dep_id} completed.",
-    }, *old]
+    service.deployments = [
+        {
+            "id": dep_id,
+            "status": "PRIMARY",
+            "taskDefinition": taskdef_arn,
+            "desiredCount": service.desired_count,
+            "pendingCount": 0,
+            "runningCount": running,
+            "failedTasks": failed,
+            "createdAt": at,
+            "updatedAt": at + dt.timedelta(minutes=3),
+            "launchType": "FARGATE",
+            "platformFamily": "FARGATE",
+            "rolloutState": rollout,
+            "rolloutStateReason": reason or f"ECS deployment {dep_id} completed.",
+        },
+        *old,
+    ]
     return dep_id

@@ -56,13 +56,21 @@ class Sandbox:
     server for the sandbox, where it uses only a database it creates / an empty db number it claims.
     """
 
-    def __init__(self, scenarios: Iterable[str] = (), *, base_dir: str | os.PathLike[str] | None = None,
-                 database_url: str | None = None, redis_url: str | None = None,
-                 log_dialect: str = DEFAULT_DIALECT) -> None:
+    def __init__(
+        self,
+        scenarios: Iterable[str] = (),
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        log_dialect: str = DEFAULT_DIALECT,
+    ) -> None:
         from .scenarios import validate
 
         self.scenarios: tuple[str, ...] = validate(scenarios)
-        self.log_dialect = validate_dialect(log_dialect)  # how the API's log lines are written (logs.DIALECTS)
+        self.log_dialect = validate_dialect(
+            log_dialect
+        )  # how the API's log lines are written (logs.DIALECTS)
         self.database_url = database_url or os.environ.get(isolation.SANDBOX_DATABASE_URL) or None
         self.redis_url = redis_url or os.environ.get(isolation.SANDBOX_REDIS_URL) or None
         self.ignored: list[str] = []  # target variables present in the environment, ignored
@@ -75,7 +83,9 @@ class Sandbox:
         self.http_state = StandinState()
         self.http: StandinServers | None = None
         self.fleet = fleet_mod.Fleet()
-        self.notify = NotifyStandins()  # Slack/PagerDuty stand-ins, the SNS topic, the sandbox's propflow-ops.toml
+        self.notify = (
+            NotifyStandins()
+        )  # Slack/PagerDuty stand-ins, the SNS topic, the sandbox's propflow-ops.toml
         self.logs: LogBuilder | None = None
         self.now = dt.datetime.now(dt.UTC)
         self.timings: dict[str, float] = {}
@@ -107,8 +117,10 @@ class Sandbox:
         if self._started:
             return self
         if _LIVE:
-            raise RuntimeError(f"{_LIVE[0]!r} is already running in this process (moto's state is "
-                               "process-global): stop it first, or start another sandbox in a subprocess")
+            raise RuntimeError(
+                f"{_LIVE[0]!r} is already running in this process (moto's state is "
+                "process-global): stop it first, or start another sandbox in a subprocess"
+            )
         t0 = time.monotonic()
         self.ignored = isolation.ignored()
         isolation.announce(self.ignored)
@@ -123,7 +135,9 @@ class Sandbox:
             self._copy_backend()
             self.pg = PostgresWorld(self.dir, self.database_url)
             self.redis = RedisWorld(self.dir, self.redis_url)
-            self.http = StandinServers(self.http_state, {"database": self.check_database, "redis": self.check_redis})
+            self.http = StandinServers(
+                self.http_state, {"database": self.check_database, "redis": self.check_redis}
+            )
             self.http_state.reset()
             _parallel(
                 lambda: self.pg.start(self.alembic_ini),  # type: ignore[union-attr]
@@ -153,7 +167,9 @@ class Sandbox:
         self.logs = LogBuilder(self.aws.state.streams, self.now, dialect=self.log_dialect)
         baseline(self.logs)
         self.notify.seed_aws(self.aws)
-        fleet_mod.seed(self.aws, self.fleet)  # the evidence bucket, the alarm topic, the work queue and its DLQ
+        fleet_mod.seed(
+            self.aws, self.fleet
+        )  # the evidence bucket, the alarm topic, the work queue and its DLQ
         from propflow_ops.change.lock import create_table
 
         create_table(self.aws.client("dynamodb"), LOCK_TABLE)  # the team-wide change lock
@@ -197,11 +213,15 @@ class Sandbox:
         """Refuse, before anything starts, a scenario that would change an external server for everyone."""
         for name in names:
             if self.database_url and name in SERVER_WIDE_PG:
-                raise SandboxRefused(f"scenario {name} changes server-wide state: it needs the embedded "
-                                     "PostgreSQL, not the external sandbox database server")
+                raise SandboxRefused(
+                    f"scenario {name} changes server-wide state: it needs the embedded "
+                    "PostgreSQL, not the external sandbox database server"
+                )
             if self.redis_url and name in SERVER_WIDE_REDIS:
-                raise SandboxRefused(f"scenario {name} changes server-wide Redis settings (CONFIG SET, "
-                                     "SHUTDOWN): it needs the embedded Redis, not an external one")
+                raise SandboxRefused(
+                    f"scenario {name} changes server-wide Redis settings (CONFIG SET, "
+                    "SHUTDOWN): it needs the embedded Redis, not an external one"
+                )
 
     def _inject(self, names: tuple[str, ...]) -> None:
         from .scenarios import SCENARIOS
@@ -239,8 +259,9 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # --- what clients see --------------------------------------------------------------------
@@ -321,10 +342,17 @@ class Sandbox:
             "rds": _guard(self._snap_rds),
             "elasticache": _guard(
                 lambda: self.aws.client("elasticache").describe_cache_clusters()["CacheClusters"][0][
-                    "CacheClusterStatus"]),
-            "logs": _guard(lambda: sorted(
-                s["logStreamName"] for s in self.aws.client("logs").describe_log_streams(
-                    logGroupName=LOG_GROUP)["logStreams"])),
+                    "CacheClusterStatus"
+                ]
+            ),
+            "logs": _guard(
+                lambda: sorted(
+                    s["logStreamName"]
+                    for s in self.aws.client("logs").describe_log_streams(logGroupName=LOG_GROUP)[
+                        "logStreams"
+                    ]
+                )
+            ),
             "database": _guard(self._snap_db),
             "redis": _guard(self._snap_redis),
             "migrations": sorted(p.name for p in self.versions_dir.glob("*.py") if p.name != "__init__.py"),
@@ -335,27 +363,44 @@ class Sandbox:
         ecs = self.aws.client("ecs")
         svc = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
         families = ecs.list_task_definitions(familyPrefix=SERVICE)["taskDefinitionArns"]
-        return {"desired": svc["desiredCount"], "running": svc["runningCount"],
-                "task_definition": svc["taskDefinition"], "task_definitions": sorted(families),
-                "deployments": [(d["id"], d.get("rolloutState")) for d in svc["deployments"]],
-                "tasks": sorted(ecs.list_tasks(cluster=CLUSTER)["taskArns"])}
+        return {
+            "desired": svc["desiredCount"],
+            "running": svc["runningCount"],
+            "task_definition": svc["taskDefinition"],
+            "task_definitions": sorted(families),
+            "deployments": [(d["id"], d.get("rolloutState")) for d in svc["deployments"]],
+            "tasks": sorted(ecs.list_tasks(cluster=CLUSTER)["taskArns"]),
+        }
 
     def _snap_s3(self) -> dict[str, Any]:
         s3 = self.aws.client("s3")
         buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
         if BUCKET not in buckets:
             return {"buckets": buckets}
-        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-                for o in page.get("Contents", [])]
+        keys = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+            for o in page.get("Contents", [])
+        ]
         policy = s3.get_bucket_policy(Bucket=BUCKET)["Policy"]
         uploads = s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
-        return {"buckets": buckets, "object_count": len(keys), "keys": sorted(keys), "policy": policy,
-                "multipart_uploads": len(uploads)}
+        return {
+            "buckets": buckets,
+            "object_count": len(keys),
+            "keys": sorted(keys),
+            "policy": policy,
+            "multipart_uploads": len(uploads),
+        }
 
     def _snap_rds(self) -> dict[str, Any]:
         rds = self.aws.client("rds").describe_db_instances()["DBInstances"]
-        return {d["DBInstanceIdentifier"]: {"status": d["DBInstanceStatus"],
-                                            "backup_retention": d["BackupRetentionPeriod"]} for d in rds}
+        return {
+            d["DBInstanceIdentifier"]: {
+                "status": d["DBInstanceStatus"],
+                "backup_retention": d["BackupRetentionPeriod"],
+            }
+            for d in rds
+        }
 
     def _snap_db(self) -> dict[str, Any]:
         assert self.pg is not None
@@ -365,8 +410,11 @@ class Sandbox:
         assert self.redis is not None
         client = self.redis.client()
         keys = self.redis.keys()
-        return {"keys": len(keys), "sessions": sum(k.startswith("ws:session:") for k in keys),
-                "maxclients": client.config_get("maxclients").get("maxclients")}
+        return {
+            "keys": len(keys),
+            "sessions": sum(k.startswith("ws:session:") for k in keys),
+            "maxclients": client.config_get("maxclients").get("maxclients"),
+        }
 
     def __repr__(self) -> str:
         return f"Sandbox(scenarios={self.scenarios!r}, dir={str(self.dir)!r})"

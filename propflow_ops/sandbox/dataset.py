@@ -64,7 +64,12 @@ def orphan_keys(count: int, seed: int = 99) -> list[str]:
         request_id = rng.randrange(1, N_MAINTENANCE_REQUESTS)
         unit_id = unit_of_request(request_id)
         keys.append(
-            photo_key(property_of_unit(unit_id), unit_id, request_id, str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+            photo_key(
+                property_of_unit(unit_id),
+                unit_id,
+                request_id,
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            )
         )
     return keys
 

@@ -51,9 +51,26 @@ def start_workers(sandbox: Any, n: int, concurrency: int = 1) -> list[Any]:
     import sys
 
     env = {**sandbox.environ(), "PROPFLOW_OUTPUT_DIR": sandbox.fleet.output_dir}
-    return [subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "worker", "--queue", sandbox.fleet.queue_url,
-                              "--concurrency", str(concurrency), "--wait", "2", "--escalate-every", "15"], env=env)
-            for _ in range(n)]
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "propflow_ops.cli",
+                "worker",
+                "--queue",
+                sandbox.fleet.queue_url,
+                "--concurrency",
+                str(concurrency),
+                "--wait",
+                "2",
+                "--escalate-every",
+                "15",
+            ],
+            env=env,
+        )
+        for _ in range(n)
+    ]
 
 
 def stop_workers(procs: list[Any], timeout_s: float = 150) -> None:
@@ -77,8 +94,14 @@ def publish_alarm(sandbox: Any, name: str, state: str = "ALARM") -> str:
     from propflow_ops.alarms import alarm_json
     from propflow_ops.findings import utcnow
 
-    msg = alarm_json(name, state, utcnow().replace(microsecond=0), metric="HTTPCode_Target_5XX_Count",
-                     namespace="AWS/ApplicationELB", reason="Threshold Crossed: 1 datapoint [37.0] was greater than 5")
+    msg = alarm_json(
+        name,
+        state,
+        utcnow().replace(microsecond=0),
+        metric="HTTPCode_Target_5XX_Count",
+        namespace="AWS/ApplicationELB",
+        reason="Threshold Crossed: 1 datapoint [37.0] was greater than 5",
+    )
     return str(sandbox.aws.client("sns").publish(TopicArn=sandbox.fleet.topic_arn, Message=msg)["MessageId"])
 
 
@@ -92,23 +115,38 @@ class Fleet:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"PROPFLOW_FLEET_QUEUE_URL": self.queue_url, "PROPFLOW_FLEET_OUTPUT_DIR": self.output_dir,
-                "PROPFLOW_FLEET_TOPIC_ARN": self.topic_arn}
+        return {
+            "PROPFLOW_FLEET_QUEUE_URL": self.queue_url,
+            "PROPFLOW_FLEET_OUTPUT_DIR": self.output_dir,
+            "PROPFLOW_FLEET_TOPIC_ARN": self.topic_arn,
+        }
 
 
 def seed(aws: Any, fleet: Fleet) -> Fleet:
     s3, sns, sqs = aws.client("s3"), aws.client("sns"), aws.client("sqs")
     s3.create_bucket(Bucket=fleet.bucket)
-    s3.put_bucket_encryption(Bucket=fleet.bucket, ServerSideEncryptionConfiguration={
-        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    s3.put_bucket_encryption(
+        Bucket=fleet.bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
     fleet.dlq_url = sqs.create_queue(QueueName=DLQ)["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=fleet.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    fleet.queue_url = sqs.create_queue(QueueName=QUEUE, Attributes={
-        "VisibilityTimeout": str(VISIBILITY_S),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
-    })["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=fleet.dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    fleet.queue_url = sqs.create_queue(
+        QueueName=QUEUE,
+        Attributes={
+            "VisibilityTimeout": str(VISIBILITY_S),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}
+            ),
+        },
+    )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=fleet.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"]
+        "QueueArn"
+    ]
     fleet.topic_arn = sns.create_topic(Name=TOPIC)["TopicArn"]
     sns.subscribe(TopicArn=fleet.topic_arn, Protocol="sqs", Endpoint=queue_arn)
     return fleet

@@ -39,9 +39,15 @@ SANDBOX_REDIS_URL = "PROPFLOW_SANDBOX_REDIS_URL"
 LOOPBACK_NO_PROXY = "127.0.0.1,localhost,::1"
 
 _PREFIXES = ("AWS_", "TWILIO_", "WHATSAPP_", "META_", "REDIS")
-_EXACT = frozenset({
-    "BOTO_CONFIG", "DATABASE_URL", "DATABASE_URI", "SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_DATABASE_URL",
-})
+_EXACT = frozenset(
+    {
+        "BOTO_CONFIG",
+        "DATABASE_URL",
+        "DATABASE_URI",
+        "SQLALCHEMY_DATABASE_URI",
+        "SQLALCHEMY_DATABASE_URL",
+    }
+)
 _PATTERNS = (
     re.compile(r"^PG[A-Z_]*$"),  # libpq (and pg_ctl's PGDATA)
     re.compile(r"^[A-Za-z_]*_(DATABASE|REDIS)_UR[LI]$", re.IGNORECASE),
@@ -104,8 +110,10 @@ def scrub_libpq(environ: MutableMapping[str, str] | None = None) -> list[str]:
 
 def notice(names: list[str]) -> str:
     """The one line that says which inherited variables the sandbox ignores (names only, no value)."""
-    return ("propflow-ops sandbox: ignoring target settings inherited from the environment (the sandbox "
-            f"points everything at its own world): {', '.join(names)}")
+    return (
+        "propflow-ops sandbox: ignoring target settings inherited from the environment (the sandbox "
+        f"points everything at its own world): {', '.join(names)}"
+    )
 
 
 _ANNOUNCED: set[str] = set()

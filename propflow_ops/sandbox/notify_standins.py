@@ -35,7 +35,9 @@ CONFIG_NAME = "propflow-ops.toml"
 class NotifyState:
     slack: list[dict[str, Any]] = field(default_factory=list)
     pagerduty: list[dict[str, Any]] = field(default_factory=list)
-    modes: dict[str, str] = field(default_factory=lambda: {"slack": "ok", "pagerduty": "ok"})  # ok | error | hang
+    modes: dict[str, str] = field(
+        default_factory=lambda: {"slack": "ok", "pagerduty": "ok"}
+    )  # ok | error | hang
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -63,7 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        channel = "slack" if self.path.startswith("/slack/") else "pagerduty" if self.path == PAGERDUTY_PATH else ""
+        channel = (
+            "slack" if self.path.startswith("/slack/") else "pagerduty" if self.path == PAGERDUTY_PATH else ""
+        )
         if not channel:
             self._answer(404, b"no_service")
             return
@@ -92,12 +96,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         problem = _pagerduty_problem(body)
         if problem:
-            self._answer(400, json.dumps({"status": "invalid event", "message": problem}).encode(), "application/json")
+            self._answer(
+                400, json.dumps({"status": "invalid event", "message": problem}).encode(), "application/json"
+            )
             return
         with self.state.lock:
             self.state.pagerduty.append(body)
-        self._answer(202, json.dumps({"status": "success", "message": "Event processed",
-                                      "dedup_key": body["dedup_key"]}).encode(), "application/json")
+        self._answer(
+            202,
+            json.dumps(
+                {"status": "success", "message": "Event processed", "dedup_key": body["dedup_key"]}
+            ).encode(),
+            "application/json",
+        )
 
 
 def _pagerduty_problem(body: Any) -> str | None:
@@ -113,7 +124,11 @@ def _pagerduty_problem(body: Any) -> str | None:
         return "dedup_key is required"
     if action == "trigger":
         p = body.get("payload") or {}
-        if not (p.get("summary") and p.get("source") and p.get("severity") in ("critical", "error", "warning", "info")):
+        if not (
+            p.get("summary")
+            and p.get("source")
+            and p.get("severity") in ("critical", "error", "warning", "info")
+        ):
             return "payload.summary, payload.source and payload.severity are required"
     return None
 
@@ -140,8 +155,12 @@ class NotifyStandins:
     def start(self) -> None:
         handler = type("NotifyHandler", (_Handler,), {"state": self.state})
         self._server = _Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="standin-notify", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="standin-notify",
+            daemon=True,
+        )
         self._thread.start()
 
     @property
@@ -165,10 +184,15 @@ class NotifyStandins:
         sns, sqs = aws.client("sns"), aws.client("sqs")
         self.topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
         self.queue_url = sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"]
-        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn,
-                      Attributes={"RawMessageDelivery": "true"})
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=self.topic_arn,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
 
     def sns_messages(self, aws: Any) -> list[str]:
         """Every message SNS delivered to the subscribed queue since the last call (read and deleted)."""
@@ -200,9 +224,9 @@ class NotifyStandins:
 default_environment = "sandbox"
 
 [environments.sandbox]
-aws_region = "{env.get('AWS_REGION', 'us-east-1')}"
-aws_endpoint_url = "{env['AWS_ENDPOINT_URL']}"
-api_url = "{env['PROPFLOW_API_URL']}"
+aws_region = "{env.get("AWS_REGION", "us-east-1")}"
+aws_endpoint_url = "{env["AWS_ENDPOINT_URL"]}"
+api_url = "{env["PROPFLOW_API_URL"]}"
 
 [contacts.primary-on-call]
 role = "Primary On-Call"

@@ -55,7 +55,16 @@ PG_CONF = {
     "track_counts": "on",
 }
 HBA = "local all postgres trust\nlocal all all scram-sha-256\n"
-TABLES = ("users", "properties", "units", "tenants", "maintenance_requests", "photos", "otp_codes", "notifications")
+TABLES = (
+    "users",
+    "properties",
+    "units",
+    "tenants",
+    "maintenance_requests",
+    "photos",
+    "otp_codes",
+    "notifications",
+)
 
 
 class PostgresWorld:
@@ -83,9 +92,11 @@ class PostgresWorld:
     def url(self) -> str:
         """SQLAlchemy URL of the PropFlow database (what PROPFLOW_DATABASE_URL says)."""
         if self.external_url:
-            return make_url(self.external_url).set(
-                drivername="postgresql+psycopg", database=self.dbname
-            ).render_as_string(hide_password=False)
+            return (
+                make_url(self.external_url)
+                .set(drivername="postgresql+psycopg", database=self.dbname)
+                .render_as_string(hide_password=False)
+            )
         return (
             f"postgresql+psycopg://{self.user}:{quote(self.password, safe='')}@/{self.dbname}"
             f"?host={self.socket_dir}"
@@ -95,11 +106,19 @@ class PostgresWorld:
         if self.external_url:
             u = make_url(self.external_url)
             info: dict[str, Any] = {
-                "host": u.host or u.query.get("host"), "port": u.port, "user": u.username,
-                "password": u.password, "dbname": self.dbname,
+                "host": u.host or u.query.get("host"),
+                "port": u.port,
+                "user": u.username,
+                "password": u.password,
+                "dbname": self.dbname,
             }
         else:
-            info = {"host": str(self.socket_dir), "user": self.user, "password": self.password, "dbname": self.dbname}
+            info = {
+                "host": str(self.socket_dir),
+                "user": self.user,
+                "password": self.password,
+                "dbname": self.dbname,
+            }
         info.update({"connect_timeout": 3, "application_name": APP_NAME})
         info.update(extra)
         return {k: v for k, v in info.items() if v is not None}
@@ -111,8 +130,13 @@ class PostgresWorld:
             if dbname != "postgres":
                 info["dbname"] = dbname
             return info
-        return {"host": str(self.socket_dir), "user": "postgres", "dbname": dbname, "connect_timeout": 3,
-                "application_name": "propflow-sandbox"}
+        return {
+            "host": str(self.socket_dir),
+            "user": "postgres",
+            "dbname": dbname,
+            "connect_timeout": 3,
+            "application_name": "propflow-sandbox",
+        }
 
     def connect(self, **extra: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(**self.app_conninfo(**extra))
@@ -126,8 +150,15 @@ class PostgresWorld:
 
     def _pg(self, tool: str, args: list[str]) -> None:
         cmd = [str(_bin_path() / tool), "-D", str(self.pgdata), *args]
-        subprocess.run(cmd, check=True, user=self._system_user, timeout=60, env=isolation.clean(),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            cmd,
+            check=True,
+            user=self._system_user,
+            timeout=60,
+            env=isolation.clean(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def _init_embedded(self) -> None:
         self.pgdata.mkdir(parents=True, exist_ok=True)
@@ -150,7 +181,9 @@ class PostgresWorld:
             for path in {self.pgdata, self.socket_dir}:
                 os.chown(path, pw.pw_uid, pw.pw_gid)
                 path.chmod(0o700 if path == self.pgdata else 0o777)
-        self._pg("initdb", ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres", "--no-sync"])
+        self._pg(
+            "initdb", ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres", "--no-sync"]
+        )
         conf = dict(PG_CONF, unix_socket_directories=f"'{self.socket_dir}'")
         with (self.pgdata / "postgresql.conf").open("a") as fh:
             fh.write("\n# propflow sandbox\n" + "".join(f"{k} = {v}\n" for k, v in conf.items()))
@@ -181,7 +214,9 @@ class PostgresWorld:
             self._init_embedded()
             self.start_server()
             with self.admin() as conn:
-                conn.execute(sql.SQL("CREATE ROLE propflow LOGIN PASSWORD {}").format(sql.Literal(self.password)))
+                conn.execute(
+                    sql.SQL("CREATE ROLE propflow LOGIN PASSWORD {}").format(sql.Literal(self.password))
+                )
                 conn.execute("CREATE DATABASE propflow OWNER propflow")
         else:
             self._create(self.dbname)
@@ -191,8 +226,11 @@ class PostgresWorld:
             self._create(self.template, template=self.dbname)
         else:
             with self.admin() as conn:
-                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                    sql.Identifier(self.template), sql.Identifier(self.dbname)))
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                        sql.Identifier(self.template), sql.Identifier(self.dbname)
+                    )
+                )
         self.warm_indexes()
 
     def _create(self, db: str, template: str | None = None) -> None:
@@ -227,12 +265,15 @@ class PostgresWorld:
     def _seed_rows(self) -> None:
         with self.connect() as conn, conn.cursor() as cur:
             for table, rows in (
-                ("users", dataset.users()), ("properties", dataset.properties()),
-                ("units", dataset.units()), ("tenants", dataset.tenants()),
+                ("users", dataset.users()),
+                ("properties", dataset.properties()),
+                ("units", dataset.units()),
+                ("tenants", dataset.tenants()),
             ):
                 cols = list(rows[0])
                 stmt = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                    sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, cols)),
+                    sql.Identifier(table),
+                    sql.SQL(", ").join(map(sql.Identifier, cols)),
                     sql.SQL(", ").join(sql.Placeholder() * len(cols)),
                 )
                 cur.executemany(stmt, [tuple(r[c] for c in cols) for r in rows])
@@ -241,12 +282,18 @@ class PostgresWorld:
             cur.executemany(
                 "INSERT INTO photos (id, maintenance_request_id, s3_key, size_bytes, uploaded_at) "
                 "VALUES (%s, %s, %s, %s, now() - make_interval(secs => %s))",
-                [(p.id, p.maintenance_request_id, p.s3_key, p.size_bytes, p.age_days * 86400) for p in dataset.photos()],
+                [
+                    (p.id, p.maintenance_request_id, p.s3_key, p.size_bytes, p.age_days * 86400)
+                    for p in dataset.photos()
+                ],
             )
             cur.execute(SEED_SMALL_TABLES_SQL)
             for table in TABLES:
-                cur.execute(sql.SQL("SELECT setval(pg_get_serial_sequence({t}, 'id'), (SELECT max(id) FROM {i}))").format(
-                    t=sql.Literal(table), i=sql.Identifier(table)))
+                cur.execute(
+                    sql.SQL(
+                        "SELECT setval(pg_get_serial_sequence({t}, 'id'), (SELECT max(id) FROM {i}))"
+                    ).format(t=sql.Literal(table), i=sql.Identifier(table))
+                )
             conn.commit()
             conn.autocommit = True
             for table in TABLES:
@@ -254,8 +301,12 @@ class PostgresWorld:
 
     def _seed_maintenance_requests(self) -> None:
         """The one big table; as superuser with FK triggers off when we can (5x faster)."""
-        params = {"n": dataset.N_MAINTENANCE_REQUESTS, "units": dataset.N_UNITS,
-                  "per": dataset.UNITS_PER_PROPERTY, "tenants": dataset.N_TENANT_USERS}
+        params = {
+            "n": dataset.N_MAINTENANCE_REQUESTS,
+            "units": dataset.N_UNITS,
+            "per": dataset.UNITS_PER_PROPERTY,
+            "tenants": dataset.N_TENANT_USERS,
+        }
         if self.external_url:
             with self.connect() as conn:
                 conn.execute(SEED_MAINTENANCE_SQL.encode(), params)
@@ -271,8 +322,11 @@ class PostgresWorld:
         with self.admin() as conn:
             self._drop(conn, self.dbname)
             owner = sql.SQL(" OWNER propflow") if not self.external_url else sql.SQL("")
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY{}").format(
-                sql.Identifier(self.dbname), sql.Identifier(self.template), owner))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY{}").format(
+                    sql.Identifier(self.dbname), sql.Identifier(self.template), owner
+                )
+            )
             if self.external_url:
                 self._created.append(self.dbname)
         self.warm_indexes()
@@ -282,8 +336,10 @@ class PostgresWorld:
         with self.connect(application_name=APP_NAME) as conn:
             conn.execute("SET enable_seqscan = off")
             for i in range(lookups):
-                conn.execute("SELECT id, status FROM maintenance_requests WHERE property_id = %s LIMIT 20",
-                             (i % dataset.N_PROPERTIES + 1,)).fetchall()
+                conn.execute(
+                    "SELECT id, status FROM maintenance_requests WHERE property_id = %s LIMIT 20",
+                    (i % dataset.N_PROPERTIES + 1,),
+                ).fetchall()
 
     def release(self) -> None:
         """Close every session a scenario holds open (terminating their backends first)."""
@@ -354,12 +410,16 @@ class PostgresWorld:
 
     def client_backends(self) -> int:
         with self.admin() as conn:
-            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            ).fetchone()
         return int(row[0]) if row else 0
 
     def idle_in_transaction(self) -> None:
         conn = self.connect()
-        conn.execute("UPDATE maintenance_requests SET status = 'in_progress', updated_at = now() WHERE id = 1")
+        conn.execute(
+            "UPDATE maintenance_requests SET status = 'in_progress', updated_at = now() WHERE id = 1"
+        )
         self.hold(conn)
         self._wait_aged(conn.info.backend_pid, "idle in transaction", "state_change")
 
@@ -388,7 +448,9 @@ class PostgresWorld:
             while time.monotonic() < deadline:
                 row = probe.execute(
                     f"SELECT extract(epoch FROM clock_timestamp() - {column}) FROM pg_stat_activity "
-                    "WHERE pid = %s AND state = %s", (pid, state)).fetchone()
+                    "WHERE pid = %s AND state = %s",
+                    (pid, state),
+                ).fetchone()
                 if row and row[0] is not None and float(row[0]) >= age_s:
                     return
                 time.sleep(0.1)
@@ -400,16 +462,29 @@ class PostgresWorld:
     def block_connections(self) -> None:
         """External server stand-in for 'database down': refuse new connections, drop the open ones."""
         with self.admin() as conn:
-            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(self.dbname)))
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self.dbname,))
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(self.dbname))
+            )
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self.dbname,)
+            )
 
     def row_counts(self) -> dict[str, int]:
         with self.connect(application_name="propflow-sandbox") as conn:
-            present = {r[0] for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()}
+            present = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                ).fetchall()
+            }
             # a table a migration has not created (yet) is simply absent, not an unreachable database
-            return {t: int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0])  # type: ignore[index]
-                    for t in TABLES if t in present}
+            return {
+                t: int(
+                    conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]  # type: ignore[index]
+                )
+                for t in TABLES
+                if t in present
+            }
 
     def alembic_revision(self) -> list[str]:
         with self.connect(application_name="propflow-sandbox") as conn:

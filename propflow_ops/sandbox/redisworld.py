@@ -87,8 +87,12 @@ class RedisWorld:
         )
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-        self._proc = subprocess.Popen([__redis_executable__ or "redis-server", str(conf)], env=isolation.clean(),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            [__redis_executable__ or "redis-server", str(conf)],
+            env=isolation.clean(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with contextlib.suppress(redis.RedisError):
@@ -125,23 +129,36 @@ class RedisWorld:
     def _claim(self) -> None:
         """Take the external db number only if it is empty: the owner key is set in the same step."""
         r = self.client()
-        claimed = r.eval("if redis.call('DBSIZE') == 0 then return redis.call('SET', KEYS[1], ARGV[1]) "
-                         "else return false end", 1, OWNER_KEY, self._token)
+        claimed = r.eval(
+            "if redis.call('DBSIZE') == 0 then return redis.call('SET', KEYS[1], ARGV[1]) "
+            "else return false end",
+            1,
+            OWNER_KEY,
+            self._token,
+        )
         r.close()
         if not claimed:
-            raise RuntimeError(f"the sandbox's external Redis db {self.db} is not empty: it uses only an empty "
-                               "db number it then owns (name another one in the URL, e.g. .../14)")
+            raise RuntimeError(
+                f"the sandbox's external Redis db {self.db} is not empty: it uses only an empty "
+                "db number it then owns (name another one in the URL, e.g. .../14)"
+            )
 
     def _owned(self, r: redis.Redis) -> bool:
         value = r.get(OWNER_KEY)
-        return value is not None and (value.decode() if isinstance(value, bytes) else str(value)) == self._token
+        return (
+            value is not None and (value.decode() if isinstance(value, bytes) else str(value)) == self._token
+        )
 
     def _flush_own_db(self, r: redis.Redis) -> None:
         """FLUSHDB, on an external server only while the db is still ours (the owner key is ours)."""
         if self.external_url:
-            flushed = r.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('FLUSHDB') "
-                             "redis.call('SET', KEYS[1], ARGV[1]) return 1 else return 0 end",
-                             1, OWNER_KEY, self._token)
+            flushed = r.eval(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('FLUSHDB') "
+                "redis.call('SET', KEYS[1], ARGV[1]) return 1 else return 0 end",
+                1,
+                OWNER_KEY,
+                self._token,
+            )
             if not flushed:
                 raise RuntimeError(f"external Redis db {self.db} is no longer the sandbox's: not emptied")
             return
@@ -167,8 +184,15 @@ class RedisWorld:
         pipe = r.pipeline(transaction=False)
         for i in range(1, N_SESSIONS + 1):
             key = f"ws:session:c-{1000 + i}"
-            pipe.hset(key, mapping={"user_id": str(10 + i), "connected_at": str(int(time.time()) - i * 60),
-                                    "node": f"task-{i % 2}", "channel": EVENTS_CHANNEL})
+            pipe.hset(
+                key,
+                mapping={
+                    "user_id": str(10 + i),
+                    "connected_at": str(int(time.time()) - i * 60),
+                    "node": f"task-{i % 2}",
+                    "channel": EVENTS_CHANNEL,
+                },
+            )
             pipe.expire(key, SESSION_TTL_S)
         pipe.set("propflow:feature:realtime", "on")
         pipe.execute()
@@ -241,7 +265,9 @@ class RedisWorld:
 
     def _embedded_only(self, what: str) -> None:
         if self.external_url:
-            raise RuntimeError(f"{what} changes server-wide settings (CONFIG SET): refused on an external Redis")
+            raise RuntimeError(
+                f"{what} changes server-wide settings (CONFIG SET): refused on an external Redis"
+            )
 
     def fill_clients(self, maxclients: int, headroom: int = 2, rejected: int = 3) -> None:
         self._embedded_only("redis-maxclients")
@@ -285,7 +311,6 @@ class RedisWorld:
 
     def keys(self) -> list[str]:
         return sorted(k.decode() for k in self.client().scan_iter(count=1000))
-
 
 
 def _url_db(url: str) -> int:

@@ -90,7 +90,9 @@ def _phone(rng: random.Random, i: int) -> str:
 
 def healthy_messages(n: int = 50) -> list[dict[str, Any]]:
     rng = random.Random(3)
-    return [message(i, "delivered" if i % 5 else "sent", None, _phone(rng, i), i * 2.5) for i in range(1, n + 1)]
+    return [
+        message(i, "delivered" if i % 5 else "sent", None, _phone(rng, i), i * 2.5) for i in range(1, n + 1)
+    ]
 
 
 def failing_messages(n: int = 50) -> list[dict[str, Any]]:
@@ -206,13 +208,27 @@ class TwilioHandler(_Handler):
     """Twilio REST API 2010-04-01: account, balance, messages (HTTP Basic auth sid:token)."""
 
     def authorized(self, sid: str) -> bool:
-        expected = "Basic " + base64.b64encode(
-            f"{canaries.TWILIO_ACCOUNT_SID}:{canaries.CANARY_TWILIO_AUTH_TOKEN}".encode()).decode()
-        if self.state.twilio_auth_failed or sid != canaries.TWILIO_ACCOUNT_SID or self.headers.get(
-                "Authorization") != expected:
-            self.send_json(401, {"code": 20003, "message": "Authenticate",
-                                 "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401},
-                           {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+        expected = (
+            "Basic "
+            + base64.b64encode(
+                f"{canaries.TWILIO_ACCOUNT_SID}:{canaries.CANARY_TWILIO_AUTH_TOKEN}".encode()
+            ).decode()
+        )
+        if (
+            self.state.twilio_auth_failed
+            or sid != canaries.TWILIO_ACCOUNT_SID
+            or self.headers.get("Authorization") != expected
+        ):
+            self.send_json(
+                401,
+                {
+                    "code": 20003,
+                    "message": "Authenticate",
+                    "more_info": "https://www.twilio.com/docs/errors/20003",
+                    "status": 401,
+                },
+                {"WWW-Authenticate": 'Basic realm="Twilio API"'},
+            )
             return False
         return True
 
@@ -228,14 +244,24 @@ class TwilioHandler(_Handler):
     def do_GET(self) -> None:
         route = self.route()
         if route is None:
-            self.send_json(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
+            self.send_json(
+                404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
+            )
             return
         sid, what = route
         if not self.authorized(sid):
             return
         if what == "account":
-            self.send_json(200, {"sid": sid, "friendly_name": "PropFlow Production", "status": "active",
-                                 "type": "Full", "date_created": rfc2822(dt.datetime(2024, 3, 1, tzinfo=dt.UTC))})
+            self.send_json(
+                200,
+                {
+                    "sid": sid,
+                    "friendly_name": "PropFlow Production",
+                    "status": "active",
+                    "type": "Full",
+                    "date_created": rfc2822(dt.datetime(2024, 3, 1, tzinfo=dt.UTC)),
+                },
+            )
         elif what == "Balance.json":
             self.send_json(200, {"account_sid": sid, "balance": self.state.twilio_balance, "currency": "USD"})
         elif what == "Messages.json":
@@ -243,16 +269,28 @@ class TwilioHandler(_Handler):
             size = int((query.get("PageSize") or ["50"])[0])
             with self.state.lock:
                 page = list(self.state.twilio_messages[:size])
-            self.send_json(200, {"messages": page, "page": 0, "page_size": size, "next_page_uri": None,
-                                 "uri": f"/2010-04-01/Accounts/{sid}/Messages.json?PageSize={size}"})
+            self.send_json(
+                200,
+                {
+                    "messages": page,
+                    "page": 0,
+                    "page_size": size,
+                    "next_page_uri": None,
+                    "uri": f"/2010-04-01/Accounts/{sid}/Messages.json?PageSize={size}",
+                },
+            )
         else:
-            self.send_json(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
+            self.send_json(
+                404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
+            )
 
     def do_POST(self) -> None:
         route = self.route()
         body = parse_qs(self.read_body().decode(errors="replace"))
         if route is None or route[1] != "Messages.json":
-            self.send_json(404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
+            self.send_json(
+                404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
+            )
             return
         if not self.authorized(route[0]):
             return
@@ -269,13 +307,22 @@ class GraphHandler(_Handler):
 
     def authorized(self) -> bool:
         if self.state.whatsapp_token_expired or self.headers.get("Authorization") != (
-                f"Bearer {canaries.CANARY_WHATSAPP_TOKEN}"):
-            self.send_json(401, {"error": {
-                "message": "Error validating access token: Session has expired on Tuesday, 04-Nov-25 "
-                           "09:00:00 PST. The current time is later.",
-                "type": "OAuthException", "code": 190, "error_subcode": 463,
-                "fbtrace_id": "AbCdEfGhIjKlMnOp"}},
-                {"WWW-Authenticate": 'OAuth "Facebook Platform" "invalid_token"'})
+            f"Bearer {canaries.CANARY_WHATSAPP_TOKEN}"
+        ):
+            self.send_json(
+                401,
+                {
+                    "error": {
+                        "message": "Error validating access token: Session has expired on Tuesday, 04-Nov-25 "
+                        "09:00:00 PST. The current time is later.",
+                        "type": "OAuthException",
+                        "code": 190,
+                        "error_subcode": 463,
+                        "fbtrace_id": "AbCdEfGhIjKlMnOp",
+                    }
+                },
+                {"WWW-Authenticate": 'OAuth "Facebook Platform" "invalid_token"'},
+            )
             return False
         return True
 
@@ -288,14 +335,32 @@ class GraphHandler(_Handler):
         if not self.authorized():
             return
         if parts == [canaries.WHATSAPP_PHONE_NUMBER_ID]:
-            self.send_json(200, {
-                "id": canaries.WHATSAPP_PHONE_NUMBER_ID, "display_phone_number": "+1 555-013-9876",
-                "verified_name": "PropFlow", "quality_rating": "GREEN", "status": "CONNECTED",
-                "code_verification_status": "VERIFIED", "messaging_limit_tier": "TIER_1K",
-                "platform_type": "CLOUD_API", "throughput": {"level": "STANDARD"}})
+            self.send_json(
+                200,
+                {
+                    "id": canaries.WHATSAPP_PHONE_NUMBER_ID,
+                    "display_phone_number": "+1 555-013-9876",
+                    "verified_name": "PropFlow",
+                    "quality_rating": "GREEN",
+                    "status": "CONNECTED",
+                    "code_verification_status": "VERIFIED",
+                    "messaging_limit_tier": "TIER_1K",
+                    "platform_type": "CLOUD_API",
+                    "throughput": {"level": "STANDARD"},
+                },
+            )
         else:
-            self.send_json(400, {"error": {"message": "Unsupported get request.", "type": "GraphMethodException",
-                                           "code": 100, "error_subcode": 33}})
+            self.send_json(
+                400,
+                {
+                    "error": {
+                        "message": "Unsupported get request.",
+                        "type": "GraphMethodException",
+                        "code": 100,
+                        "error_subcode": 33,
+                    }
+                },
+            )
 
     def do_POST(self) -> None:
         parts = self.parts()
@@ -303,11 +368,24 @@ class GraphHandler(_Handler):
         if not self.authorized():
             return
         if parts == [canaries.WHATSAPP_PHONE_NUMBER_ID, "messages"]:
-            self.send_json(200, {"messaging_product": "whatsapp",
-                                 "messages": [{"id": f"wamid.{random.getrandbits(64):016x}"}]})
+            self.send_json(
+                200,
+                {
+                    "messaging_product": "whatsapp",
+                    "messages": [{"id": f"wamid.{random.getrandbits(64):016x}"}],
+                },
+            )
         else:
-            self.send_json(400, {"error": {"message": "Unsupported post request.", "type": "GraphMethodException",
-                                           "code": 100}})
+            self.send_json(
+                400,
+                {
+                    "error": {
+                        "message": "Unsupported post request.",
+                        "type": "GraphMethodException",
+                        "code": 100,
+                    }
+                },
+            )
 
 
 class _Server(ThreadingHTTPServer):
@@ -332,10 +410,16 @@ class StandinServers:
 
     def start(self) -> None:
         for name, base in (("api", ApiHandler), ("twilio", TwilioHandler), ("graph", GraphHandler)):
-            handler = type(f"{name.title()}Handler", (base,), {"state": self.state, "checks": self.health_checks})
+            handler = type(
+                f"{name.title()}Handler", (base,), {"state": self.state, "checks": self.health_checks}
+            )
             server = _Server(("127.0.0.1", 0), handler)
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                      name=f"standin-{name}", daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.2},
+                name=f"standin-{name}",
+                daemon=True,
+            )
             thread.start()
             self._servers[name] = server
             self._threads.append(thread)

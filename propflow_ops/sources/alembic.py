@@ -155,17 +155,19 @@ def read_state(path: str | None = None) -> AlembicState:
         with contextlib.suppress(Exception):
             m = re.search(r"Create Date:\s*(.+)", r.longdoc or "")
             create = m.group(1).strip() if m else None
-        rows.append({
-            "revision": r.revision,
-            "down_revision": ", ".join(parents[r.revision]) or "(base)",
-            "applied": (r.revision in applied) if knowable else None,
-            "is_head": r.revision in heads,
-            "is_branch_point": bool(r.is_branch_point),
-            "is_merge": bool(r.is_merge_point),
-            "doc": (r.doc or "").strip(),
-            "create_date": create,
-            "file": Path(r.path).name if r.path else "",
-        })
+        rows.append(
+            {
+                "revision": r.revision,
+                "down_revision": ", ".join(parents[r.revision]) or "(base)",
+                "applied": (r.revision in applied) if knowable else None,
+                "is_head": r.revision in heads,
+                "is_branch_point": bool(r.is_branch_point),
+                "is_merge": bool(r.is_merge_point),
+                "doc": (r.doc or "").strip(),
+                "create_date": create,
+                "file": Path(r.path).name if r.path else "",
+            }
+        )
     state.history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     return state
 
@@ -211,7 +213,9 @@ def run_command(path: str, direction: str, target: str) -> list[str]:
     else:
         # The one session that writes: created here, in the step's execute, and handed to env.py (the
         # Alembic cookbook's config.attributes["connection"]); committed when the command returns.
-        writer = db.writer_engine(url, connect_timeout_s=CONNECT_TIMEOUT_S, statement_timeout_ms=MIGRATION_TIMEOUT_MS)
+        writer = db.writer_engine(
+            url, connect_timeout_s=CONNECT_TIMEOUT_S, statement_timeout_ms=MIGRATION_TIMEOUT_MS
+        )
         try:
             with writer.begin() as conn:
                 cfg.attributes["connection"] = conn
@@ -294,9 +298,13 @@ def _describe(diff: Any) -> list[dict[str, Any]]:
         detail = f"{diff[5]!s} -> {diff[6]!s}"
     else:
         detail = str(diff[1:])[:200]
-    direction = ("in the models, not in the database" if kind.startswith("add_")
-                 else "in the database, not in the models" if kind.startswith("remove_")
-                 else "differs")
+    direction = (
+        "in the models, not in the database"
+        if kind.startswith("add_")
+        else "in the database, not in the models"
+        if kind.startswith("remove_")
+        else "differs"
+    )
     return [{"change": kind, "table": table, "name": name, "detail": f"{detail} ({direction})".strip()}]
 
 
@@ -314,8 +322,10 @@ def schema_drift(path: str | None = None, models: str = "") -> DriftResult:
         cfg = load_config(path)
         with _connection(cfg) as conn:
             if not spec:
-                result.skipped = ("no models named: pass the models parameter ('module:attribute' of the backend's "
-                                  "MetaData) or set propflow_models in the ini's [alembic] section")
+                result.skipped = (
+                    "no models named: pass the models parameter ('module:attribute' of the backend's "
+                    "MetaData) or set propflow_models in the ini's [alembic] section"
+                )
                 return result
             try:
                 metadata = load_metadata(spec, path)
@@ -340,8 +350,14 @@ def migration_logs(log_group: str, start: Any, end: Any) -> pd.DataFrame:
     cannot be read (call it through ``sources.fetch.fetch``)."""
     from propflow_ops.sources.logs import fetch_log_events
 
-    frames = [fetch_log_events(log_group, start, end, filter_pattern=p) for p in ('"already exists"', "migration")]
-    df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else frames[0]
+    frames = [
+        fetch_log_events(log_group, start, end, filter_pattern=p) for p in ('"already exists"', "migration")
+    ]
+    df = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True)
+        if any(len(f) for f in frames)
+        else frames[0]
+    )
     if len(df):
         key = df["timestamp"].astype(str) + "|" + df["stream"].astype(str) + "|" + df["message"].astype(str)
         df = df[~key.duplicated()].sort_values("timestamp", kind="stable").reset_index(drop=True)

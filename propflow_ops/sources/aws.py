@@ -71,8 +71,15 @@ def client(service: str, region: str | None = None) -> Any:
         return found
 
 
-def client_from_env(service: str, env: Mapping[str, str], *, region: str | None = None, connect_s: float = 3,
-                    read_s: float = 8, attempts: int = 2) -> Any:
+def client_from_env(
+    service: str,
+    env: Mapping[str, str],
+    *,
+    region: str | None = None,
+    connect_s: float = 3,
+    read_s: float = 8,
+    attempts: int = 2,
+) -> Any:
     """A boto3 client configured from ``env`` (not this process's environment): profile, keys, region and
     endpoint, with connect/read timeouts and ``attempts`` attempts in all."""
     session: Any = boto3.session.Session(
@@ -82,9 +89,15 @@ def client_from_env(service: str, env: Mapping[str, str], *, region: str | None 
         aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
         region_name=region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
-    made = session.client(service, endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
-                          config=Config(connect_timeout=connect_s, read_timeout=read_s,
-                                        retries={"mode": "standard", "total_max_attempts": attempts}))
+    made = session.client(
+        service,
+        endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        config=Config(
+            connect_timeout=connect_s,
+            read_timeout=read_s,
+            retries={"mode": "standard", "total_max_attempts": attempts},
+        ),
+    )
     return bound_attempts(made, connect_s + read_s + 4)
 
 

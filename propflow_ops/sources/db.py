@@ -53,27 +53,86 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "
 #: Functions a read-only transaction still lets run whose effect is outside the transaction (signals,
 #: server admin, session state, large objects, remote sessions, files): refused in SQL a parameter holds.
 SIDE_EFFECT_FUNCTIONS = (
-    "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote",
-    "pg_switch_wal", "pg_switch_xlog", "pg_create_restore_point", "pg_log_backend_memory_contexts",
-    "pg_create_physical_replication_slot", "pg_create_logical_replication_slot", "pg_drop_replication_slot",
-    "pg_copy_physical_replication_slot", "pg_copy_logical_replication_slot", "pg_replication_slot_advance",
-    "pg_replication_origin_create", "pg_replication_origin_drop", "pg_replication_origin_advance",
-    "pg_replication_origin_session_setup", "pg_logical_slot_get_changes", "pg_logical_slot_get_binary_changes",
-    "pg_logical_emit_message", "pg_wal_replay_pause", "pg_wal_replay_resume", "pg_backup_start",
-    "pg_backup_stop", "pg_start_backup", "pg_stop_backup", "pg_stat_reset", "pg_stat_reset_shared",
-    "pg_stat_reset_single_table_counters", "pg_stat_reset_single_function_counters", "pg_stat_reset_slru",
-    "pg_stat_reset_replication_slot", "pg_stat_reset_subscription_stats", "pg_stat_statements_reset",
-    "pg_import_system_collations", "pg_notify", "set_config", "pg_advisory_lock", "pg_advisory_lock_shared",
-    "pg_try_advisory_lock", "pg_try_advisory_lock_shared", "pg_advisory_xact_lock",
-    "pg_advisory_xact_lock_shared", "pg_try_advisory_xact_lock", "pg_try_advisory_xact_lock_shared",
-    "pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all", "lo_create", "lo_creat",
-    "lo_unlink", "lo_import", "lo_export", "lo_from_bytea", "lo_put", "lo_open", "lo_write", "lo_truncate",
-    "lo_truncate64", "lowrite", "pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync",
-    "pg_logdir_ls", "dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_send_query",
-    "dblink_open", "dblink_fetch", "nextval", "setval",
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_promote",
+    "pg_switch_wal",
+    "pg_switch_xlog",
+    "pg_create_restore_point",
+    "pg_log_backend_memory_contexts",
+    "pg_create_physical_replication_slot",
+    "pg_create_logical_replication_slot",
+    "pg_drop_replication_slot",
+    "pg_copy_physical_replication_slot",
+    "pg_copy_logical_replication_slot",
+    "pg_replication_slot_advance",
+    "pg_replication_origin_create",
+    "pg_replication_origin_drop",
+    "pg_replication_origin_advance",
+    "pg_replication_origin_session_setup",
+    "pg_logical_slot_get_changes",
+    "pg_logical_slot_get_binary_changes",
+    "pg_logical_emit_message",
+    "pg_wal_replay_pause",
+    "pg_wal_replay_resume",
+    "pg_backup_start",
+    "pg_backup_stop",
+    "pg_start_backup",
+    "pg_stop_backup",
+    "pg_stat_reset",
+    "pg_stat_reset_shared",
+    "pg_stat_reset_single_table_counters",
+    "pg_stat_reset_single_function_counters",
+    "pg_stat_reset_slru",
+    "pg_stat_reset_replication_slot",
+    "pg_stat_reset_subscription_stats",
+    "pg_stat_statements_reset",
+    "pg_import_system_collations",
+    "pg_notify",
+    "set_config",
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "pg_advisory_xact_lock",
+    "pg_advisory_xact_lock_shared",
+    "pg_try_advisory_xact_lock",
+    "pg_try_advisory_xact_lock_shared",
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_shared",
+    "pg_advisory_unlock_all",
+    "lo_create",
+    "lo_creat",
+    "lo_unlink",
+    "lo_import",
+    "lo_export",
+    "lo_from_bytea",
+    "lo_put",
+    "lo_open",
+    "lo_write",
+    "lo_truncate",
+    "lo_truncate64",
+    "lowrite",
+    "pg_file_write",
+    "pg_file_rename",
+    "pg_file_unlink",
+    "pg_file_sync",
+    "pg_logdir_ls",
+    "dblink",
+    "dblink_exec",
+    "dblink_connect",
+    "dblink_connect_u",
+    "dblink_send_query",
+    "dblink_open",
+    "dblink_fetch",
+    "nextval",
+    "setval",
 )
-_SIDE_EFFECT_RE = re.compile(r"(?<![A-Za-z0-9_$])(" + "|".join(map(re.escape, SIDE_EFFECT_FUNCTIONS)) + r")\s*\(",
-                             re.IGNORECASE)
+_SIDE_EFFECT_RE = re.compile(
+    r"(?<![A-Za-z0-9_$])(" + "|".join(map(re.escape, SIDE_EFFECT_FUNCTIONS)) + r")\s*\(", re.IGNORECASE
+)
 #: Plan nodes that change or lock rows (a data-modifying CTE, SELECT ... FOR UPDATE).
 _WRITING_NODES = ("ModifyTable", "LockRows")
 
@@ -93,8 +152,10 @@ def target_key(url: str | URL) -> str:
 
 
 def _options(read_only: bool, statement_timeout_ms: int) -> str:
-    opts = [f"-c statement_timeout={int(statement_timeout_ms)}",
-            f"-c idle_in_transaction_session_timeout={max(int(statement_timeout_ms) * 3, 30_000)}"]
+    opts = [
+        f"-c statement_timeout={int(statement_timeout_ms)}",
+        f"-c idle_in_transaction_session_timeout={max(int(statement_timeout_ms) * 3, 30_000)}",
+    ]
     if read_only:
         opts.append("-c default_transaction_read_only=on")
     return " ".join(opts)
@@ -110,12 +171,18 @@ def _connect_args(read_only: bool, connect_timeout_s: float, statement_timeout_m
     }
 
 
-def _create(url: str | URL, *, read_only: bool, connect_timeout_s: float, statement_timeout_ms: int) -> Engine:
+def _create(
+    url: str | URL, *, read_only: bool, connect_timeout_s: float, statement_timeout_ms: int
+) -> Engine:
     u = _driver_url(url)
     if u.get_backend_name() != "postgresql":
         raise ValueError(f"only PostgreSQL is supported, not {u.get_backend_name()!r}")
-    engine = sa.create_engine(u, poolclass=NullPool, pool_pre_ping=True,
-                              connect_args=_connect_args(read_only, connect_timeout_s, statement_timeout_ms))
+    engine = sa.create_engine(
+        u,
+        poolclass=NullPool,
+        pool_pre_ping=True,
+        connect_args=_connect_args(read_only, connect_timeout_s, statement_timeout_ms),
+    )
     key = target_key(u)
     _fail_fast_when_tripped(engine, key)
     _bound_executions(engine, key, statement_timeout_ms / 1000 + EXECUTION_GRACE_S)
@@ -134,17 +201,21 @@ def make_engine(url: str | URL, *, connect_timeout_s: int = 5, statement_timeout
     ``connect_timeout``, ``statement_timeout``, TCP keepalives/``tcp_user_timeout``, a client-side deadline
     per execution, ``application_name=propflow-ops``. Creating it does not connect.
     """
-    return _create(url, read_only=True, connect_timeout_s=connect_timeout_s,
-                   statement_timeout_ms=statement_timeout_ms)
+    return _create(
+        url, read_only=True, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms
+    )
 
 
-def writer_engine(url: str | URL, *, connect_timeout_s: int = 5, statement_timeout_ms: int = 60_000) -> Engine:
+def writer_engine(
+    url: str | URL, *, connect_timeout_s: int = 5, statement_timeout_ms: int = 60_000
+) -> Engine:
     """A read-WRITE engine, for the ``execute`` of a remediation step that ``apply`` named, and nothing else.
 
     Same timeouts and breaker as :func:`make_engine`, without the read-only session.
     """
-    return _create(url, read_only=False, connect_timeout_s=connect_timeout_s,
-                   statement_timeout_ms=statement_timeout_ms)
+    return _create(
+        url, read_only=False, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms
+    )
 
 
 def _one_statement_per_execution(engine: Engine) -> None:
@@ -190,7 +261,9 @@ def _bound_executions(engine: Engine, key: str, seconds: float) -> None:
     """A wall-clock deadline per execution: past it the socket is cut and the database's breaker trips."""
 
     @sa.event.listens_for(engine, "before_cursor_execute")
-    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def before(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         dbapi_conn = conn.connection.dbapi_connection
         fired = threading.Event()
 
@@ -385,8 +458,11 @@ def _plan_refusal(plan: Any) -> str | None:
     text = plan if isinstance(plan, str) else json.dumps(plan)
     for node in _WRITING_NODES:
         if f'"Node Type": "{node}"' in text:
-            return "it modifies or locks rows (" + ("a data-modifying statement" if node == "ModifyTable"
-                                                   else "FOR UPDATE/SHARE") + ")"
+            return (
+                "it modifies or locks rows ("
+                + ("a data-modifying statement" if node == "ModifyTable" else "FOR UPDATE/SHARE")
+                + ")"
+            )
     found = sorted({m.group(1).lower() for m in _SIDE_EFFECT_RE.finditer(text)})
     if found:
         return "it calls " + ", ".join(found) + " (an effect outside the transaction)"
@@ -415,8 +491,10 @@ def guarded_rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
             except sa.exc.ProgrammingError as exc:  # not one plannable query: SET, COMMIT, two statements...
                 if type(exc.orig).__name__ != "SyntaxError":
                     raise
-                raise ReadOnlyViolation("query refused (read-only): only one query (SELECT) can run here; the server said "
-                                        + _one_line(exc, engine)) from None
+                raise ReadOnlyViolation(
+                    "query refused (read-only): only one query (SELECT) can run here; the server said "
+                    + _one_line(exc, engine)
+                ) from None
             why = _plan_refusal(plan)
             if why:
                 raise ReadOnlyViolation(f"query refused (read-only): {why}")
@@ -477,7 +555,9 @@ def connect(task: Any = None, *, connect_timeout_s: int = 5, statement_timeout_m
     if not url:
         return Database(None, source)
     try:
-        engine = make_engine(url, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms)
+        engine = make_engine(
+            url, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms
+        )
     except Exception as exc:  # noqa: BLE001 - a URL that does not parse is reported, never printed
         return Database(url_host(url), source, None, f"bad database URL ({type(exc).__name__})")
     return Database(url_host(url), source, engine)

@@ -245,7 +245,9 @@ def task_definition(family_or_arn: str, *, client: Any = None) -> dict[str, Any]
     return td
 
 
-def current_task_definition(cluster: str, name: str, family: str = "", *, client: Any = None) -> dict[str, Any]:
+def current_task_definition(
+    cluster: str, name: str, family: str = "", *, client: Any = None
+) -> dict[str, Any]:
     """The task definition the service runs now, else the family's latest ACTIVE revision (a service ECS
     does not know, or one without a task definition). LookupError when neither is there to read."""
     svc = service(cluster, name, client=client)
@@ -281,8 +283,9 @@ def task_environment(
 def task_definition_revisions(family: str, *, client: Any = None) -> list[str]:
     """ARNs of the family's ACTIVE revisions, newest first (paginated)."""
     ecs = _ecs(client)
-    arns: list[str] = _all_pages(ecs.list_task_definitions, "taskDefinitionArns", familyPrefix=family,
-                                 status="ACTIVE", sort="DESC")
+    arns: list[str] = _all_pages(
+        ecs.list_task_definitions, "taskDefinitionArns", familyPrefix=family, status="ACTIVE", sort="DESC"
+    )
 
     def revision(arn: str) -> int:
         try:

@@ -19,9 +19,22 @@ from propflow_ops.sources import aws
 from propflow_ops.sources import redis as redis_source
 
 INFO_FIELDS = (
-    "redis_version", "uptime_in_seconds", "connected_clients", "blocked_clients", "maxclients",
-    "rejected_connections", "total_connections_received", "used_memory", "used_memory_human", "maxmemory",
-    "maxmemory_human", "maxmemory_policy", "evicted_keys", "expired_keys", "pubsub_channels", "pubsub_patterns",
+    "redis_version",
+    "uptime_in_seconds",
+    "connected_clients",
+    "blocked_clients",
+    "maxclients",
+    "rejected_connections",
+    "total_connections_received",
+    "used_memory",
+    "used_memory_human",
+    "maxmemory",
+    "maxmemory_human",
+    "maxmemory_policy",
+    "evicted_keys",
+    "expired_keys",
+    "pubsub_channels",
+    "pubsub_patterns",
     "instantaneous_ops_per_sec",
 )
 
@@ -38,11 +51,24 @@ def cache_cluster(cluster_id: str, *, client: Any = None) -> dict[str, Any]:
             return {"found": False, "cluster": cluster_id}
         raise
     c = (resp.get("CacheClusters") or [{}])[0]
-    nodes = [{"id": n.get("CacheNodeId"), "status": n.get("CacheNodeStatus"),
-              "endpoint": (n.get("Endpoint") or {}).get("Address")} for n in c.get("CacheNodes") or []]
-    return {"found": True, "cluster": cluster_id, "status": c.get("CacheClusterStatus"), "engine": c.get("Engine"),
-            "engine_version": c.get("EngineVersion"), "node_type": c.get("CacheNodeType"),
-            "num_nodes": c.get("NumCacheNodes"), "nodes": nodes}
+    nodes = [
+        {
+            "id": n.get("CacheNodeId"),
+            "status": n.get("CacheNodeStatus"),
+            "endpoint": (n.get("Endpoint") or {}).get("Address"),
+        }
+        for n in c.get("CacheNodes") or []
+    ]
+    return {
+        "found": True,
+        "cluster": cluster_id,
+        "status": c.get("CacheClusterStatus"),
+        "engine": c.get("Engine"),
+        "engine_version": c.get("EngineVersion"),
+        "node_type": c.get("CacheNodeType"),
+        "num_nodes": c.get("NumCacheNodes"),
+        "nodes": nodes,
+    }
 
 
 def resolve_redis_url(task_env: dict[str, str] | None) -> tuple[str | None, str]:
@@ -65,7 +91,9 @@ def redis_host(url: str | None) -> str | None:
     return f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else None
 
 
-def redis_probe(url: str | None, source: str = "", *, timeout_s: float = 3, pings: int = 3) -> Fetched[dict[str, Any]]:
+def redis_probe(
+    url: str | None, source: str = "", *, timeout_s: float = 3, pings: int = 3
+) -> Fetched[dict[str, Any]]:
     """PING latency, INFO (the fields the checks read), CONFIG maxclients/maxmemory, pub/sub channels, as a
     :class:`Fetched` whose target is the host (never the URL: it may hold a password).
 
@@ -79,8 +107,16 @@ def redis_probe(url: str | None, source: str = "", *, timeout_s: float = 3, ping
     if not url:
         return Fetched(None, None, "redis (not configured)")
     t0 = time.monotonic()
-    out: dict[str, Any] = {"source": source, "host": host, "ping_ms": None, "info": {}, "info_error": None,
-                           "config": {}, "channels": {}, "channels_error": None}
+    out: dict[str, Any] = {
+        "source": source,
+        "host": host,
+        "ping_ms": None,
+        "info": {},
+        "info_error": None,
+        "config": {},
+        "channels": {},
+        "channels_error": None,
+    }
     client = redis_source.make_client(url, timeout_s=timeout_s)
     try:
         try:

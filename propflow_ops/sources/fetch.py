@@ -45,8 +45,9 @@ def _target(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
     return f"{getattr(fn, '__name__', 'fetch')}({', '.join(shown)})"
 
 
-def fetch(fn: Callable[..., T], *args: Any, target: str | None = None, engine: Any = None,
-          **kwargs: Any) -> Fetched[T]:
+def fetch(
+    fn: Callable[..., T], *args: Any, target: str | None = None, engine: Any = None, **kwargs: Any
+) -> Fetched[T]:
     """``fn(*args, **kwargs)`` as a :class:`Fetched`: its value, or the failure as a one-line error."""
     shown = target if target is not None else _target(fn, args)
     t0 = time.monotonic()
@@ -55,4 +56,3 @@ def fetch(fn: Callable[..., T], *args: Any, target: str | None = None, engine: A
     except Exception as exc:  # noqa: BLE001 - returned for the check to report
         return Fetched(None, fetch_error(exc, engine), shown, time.monotonic() - t0)
     return Fetched(value, None, shown, time.monotonic() - t0)
-

@@ -128,8 +128,10 @@ class _HTTPS(urllib.request.HTTPSHandler):
         self.sockets = sockets
 
     def https_open(self, req: Any) -> Any:
-        return self.do_open(_connection_class(http.client.HTTPSConnection, self.sockets), req,
-                            context=self._context)  # type: ignore[attr-defined]
+        context = self._context  # type: ignore[attr-defined]
+        return self.do_open(
+            _connection_class(http.client.HTTPSConnection, self.sockets), req, context=context
+        )
 
 
 def send(
@@ -180,8 +182,9 @@ def send(
             if breaker:
                 reach.trip(key, f"no complete answer within {deadline:g} s")
             raise DeadlineExceeded(f"no complete answer within {deadline:g} s") from None
-        if breaker and (reach.timed_out(exc)
-                        or isinstance(getattr(exc, "reason", None), (TimeoutError, socket.timeout))):
+        if breaker and (
+            reach.timed_out(exc) or isinstance(getattr(exc, "reason", None), (TimeoutError, socket.timeout))
+        ):
             reach.trip(key, _error_text(exc))
         raise
     finally:
@@ -387,8 +390,9 @@ def ws_handshake(url: str, *, timeout_s: float = 5) -> dict[str, Any]:
         result["error"] = f"handshake refused: HTTP {status}"
         if 300 <= status < 400:
             http_url = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
-            result["error"] = "handshake refused: " + redirect_text(status, dict(exc.response.headers.raw_items()),
-                                                                    http_url)
+            result["error"] = "handshake refused: " + redirect_text(
+                status, dict(exc.response.headers.raw_items()), http_url
+            )
     except Exception as exc:  # noqa: BLE001 - a probe reports, it never raises
         result["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         result["error"] = _error_text(exc)

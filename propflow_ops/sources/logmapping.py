@@ -51,8 +51,20 @@ from typing import Any
 from propflow_ops.incident import BadInput
 
 #: The frame's columns that come from a field of the line (``timestamp`` and ``stream`` come from CloudWatch).
-CANONICAL = ("level", "event", "method", "path", "status", "latency_ms", "request_id", "message",
-             "provider", "error_code", "error_type", "client_id")
+CANONICAL = (
+    "level",
+    "event",
+    "method",
+    "path",
+    "status",
+    "latency_ms",
+    "request_id",
+    "message",
+    "provider",
+    "error_code",
+    "error_type",
+    "client_id",
+)
 #: Not a column: a field whose presence makes the line an error (an exception's text); its last line
 #: gives ``error_type`` when the line has none.
 EXCEPTION = "exception"
@@ -61,29 +73,107 @@ EXCEPTION = "exception"
 DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "level": ("level", "levelname", "severity", "log.level", "loglevel", "lvl", "level_name"),
     "event": ("event", "event_type", "event.action"),
-    "method": ("method", "http.method", "request.method", "http_method", "http.request.method",
-               "httpRequest.requestMethod", "req.method"),
-    "path": ("path", "route", "url", "uri", "http.path", "http.route", "http.url", "http.target",
-             "request.path", "request.url", "request.uri", "url.path", "request_path", "request_uri",
-             "httpRequest.requestUrl", "req.url", "endpoint"),
-    "status": ("status", "status_code", "http.status_code", "http.status", "response.status",
-               "response.status_code", "http.response.status_code", "statusCode", "httpRequest.status",
-               "http_status", "res.statusCode"),
-    "latency_ms": ("latency_ms", "duration_ms", "response_time_ms", "elapsed_ms", "request_time_ms", "took_ms",
-                   "response_time", "responseTime", "took", "http.duration_ms", "request.duration_ms",
-                   "duration", "elapsed", "request_time", "duration_s", "elapsed_s", "latency_s",
-                   "duration_seconds", "elapsed_seconds", "response_time_s", "http.duration",
-                   "duration_us", "latency_us", "latency", "httpRequest.latency"),
-    "request_id": ("request_id", "requestId", "req_id", "request.id", "http.request_id", "correlation_id",
-                   "trace_id"),
+    "method": (
+        "method",
+        "http.method",
+        "request.method",
+        "http_method",
+        "http.request.method",
+        "httpRequest.requestMethod",
+        "req.method",
+    ),
+    "path": (
+        "path",
+        "route",
+        "url",
+        "uri",
+        "http.path",
+        "http.route",
+        "http.url",
+        "http.target",
+        "request.path",
+        "request.url",
+        "request.uri",
+        "url.path",
+        "request_path",
+        "request_uri",
+        "httpRequest.requestUrl",
+        "req.url",
+        "endpoint",
+    ),
+    "status": (
+        "status",
+        "status_code",
+        "http.status_code",
+        "http.status",
+        "response.status",
+        "response.status_code",
+        "http.response.status_code",
+        "statusCode",
+        "httpRequest.status",
+        "http_status",
+        "res.statusCode",
+    ),
+    "latency_ms": (
+        "latency_ms",
+        "duration_ms",
+        "response_time_ms",
+        "elapsed_ms",
+        "request_time_ms",
+        "took_ms",
+        "response_time",
+        "responseTime",
+        "took",
+        "http.duration_ms",
+        "request.duration_ms",
+        "duration",
+        "elapsed",
+        "request_time",
+        "duration_s",
+        "elapsed_s",
+        "latency_s",
+        "duration_seconds",
+        "elapsed_seconds",
+        "response_time_s",
+        "http.duration",
+        "duration_us",
+        "latency_us",
+        "latency",
+        "httpRequest.latency",
+    ),
+    "request_id": (
+        "request_id",
+        "requestId",
+        "req_id",
+        "request.id",
+        "http.request_id",
+        "correlation_id",
+        "trace_id",
+    ),
     "message": ("message", "msg", "@message", "log", "text", "@m", "event"),
     "provider": ("provider", "notification.provider", "vendor"),
     "error_code": ("error_code", "error.code", "err.code", "errorCode"),
-    "error_type": ("error_type", "error.type", "exc_type", "exception.type", "error.kind", "err.type",
-                   "errorType"),
+    "error_type": (
+        "error_type",
+        "error.type",
+        "exc_type",
+        "exception.type",
+        "error.kind",
+        "err.type",
+        "errorType",
+    ),
     "client_id": ("client_id", "clientId", "client.id"),
-    EXCEPTION: ("exc_info", "exc_text", "exception", "stack_trace", "stacktrace", "traceback", "error.stack",
-                "err.stack", "stack"),
+    EXCEPTION: (
+        "exc_info",
+        "exc_text",
+        "exception",
+        "stack_trace",
+        "stacktrace",
+        "traceback",
+        "error.stack",
+        "err.stack",
+        "stack",
+    ),
 }
 
 UNIT_FACTORS = {"ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001, "ns": 1e-6}
@@ -94,15 +184,42 @@ def unit_of(name: str) -> str:
     """The unit a duration field's name implies: ``*_ms`` ms, ``*_s``/``*_seconds``/bare ``elapsed``/
     ``duration``/``request_time`` seconds, ``*_us`` microseconds, ``*_ns`` nanoseconds, else ms."""
     leaf = name.lower()
-    for suffix, unit in (("_ms", "ms"), ("_millis", "ms"), ("_us", "us"), ("_micros", "us"), ("_ns", "ns"),
-                         ("_seconds", "s"), ("_secs", "s"), ("_sec", "s"), ("_s", "s")):
+    for suffix, unit in (
+        ("_ms", "ms"),
+        ("_millis", "ms"),
+        ("_us", "us"),
+        ("_micros", "us"),
+        ("_ns", "ns"),
+        ("_seconds", "s"),
+        ("_secs", "s"),
+        ("_sec", "s"),
+        ("_s", "s"),
+    ):
         if leaf.endswith(suffix):
             return unit
     return "s" if leaf in _SECONDS_NAMES or leaf.rsplit(".", 1)[-1] in _SECONDS_NAMES else "ms"
 
 
-_TEXT_GROUPS = {"ts", "level", "logger", "method", "path", "status", "latency_ms", "latency", "unit", "latency_s",
-                "latency_us", "message", "request_id", "error_type", "error_code", "provider", "client_id", "event"}
+_TEXT_GROUPS = {
+    "ts",
+    "level",
+    "logger",
+    "method",
+    "path",
+    "status",
+    "latency_ms",
+    "latency",
+    "unit",
+    "latency_s",
+    "latency_us",
+    "message",
+    "request_id",
+    "error_type",
+    "error_code",
+    "provider",
+    "client_id",
+    "event",
+}
 
 
 class LogMappingError(BadInput):
@@ -127,9 +244,12 @@ class LogMapping:
 
     def describe(self) -> dict[str, Any]:
         """The mapping as plain data (what a report shows)."""
-        return {"name": self.name or ("custom" if self.custom else "built-in"),
-                "fields": {k: list(v) for k, v in self.fields.items()}, "units": dict(self.units),
-                "text_patterns": [p.pattern for p in self.text_patterns]}
+        return {
+            "name": self.name or ("custom" if self.custom else "built-in"),
+            "fields": {k: list(v) for k, v in self.fields.items()},
+            "units": dict(self.units),
+            "text_patterns": [p.pattern for p in self.text_patterns],
+        }
 
 
 DEFAULT_MAPPING = LogMapping()
@@ -164,11 +284,17 @@ def mapping_from_dict(spec: Mapping[str, Any] | str | None) -> LogMapping:
         raise LogMappingError("log_mapping.fields: expected a table of column = field name(s)")
     for column, names in given.items():
         if column not in fields:
-            raise LogMappingError(f"log_mapping.fields.{column}: not a column (known: "
-                                  f"{', '.join([*CANONICAL, EXCEPTION])})")
+            raise LogMappingError(
+                f"log_mapping.fields.{column}: not a column (known: {', '.join([*CANONICAL, EXCEPTION])})"
+            )
         names = [names] if isinstance(names, str) else names
-        if not isinstance(names, (list, tuple)) or not names or not all(
-                isinstance(n, str) and n and not n.startswith(".") and not n.endswith(".") for n in names):
+        if (
+            not isinstance(names, (list, tuple))
+            or not names
+            or not all(
+                isinstance(n, str) and n and not n.startswith(".") and not n.endswith(".") for n in names
+            )
+        ):
             raise LogMappingError(f"log_mapping.fields.{column}: expected a field name or a list of them")
         fields[column] = tuple(dict.fromkeys([*names, *fields[column]]))
     units = spec.get("units") or {}
@@ -192,11 +318,15 @@ def mapping_from_dict(spec: Mapping[str, Any] | str | None) -> LogMapping:
         except re.error as exc:
             raise LogMappingError(f"log_mapping.text_patterns[{i}]: not a regex ({exc})") from None
         if not rx.groupindex:
-            raise LogMappingError(f"log_mapping.text_patterns[{i}]: has no named group (e.g. (?P<status>\\d{{3}}))")
+            raise LogMappingError(
+                f"log_mapping.text_patterns[{i}]: has no named group (e.g. (?P<status>\\d{{3}}))"
+            )
         bad = sorted(set(rx.groupindex) - _TEXT_GROUPS)
         if bad:
-            raise LogMappingError(f"log_mapping.text_patterns[{i}]: unknown group {bad[0]!r} "
-                                  f"(known: {', '.join(sorted(_TEXT_GROUPS))})")
+            raise LogMappingError(
+                f"log_mapping.text_patterns[{i}]: unknown group {bad[0]!r} "
+                f"(known: {', '.join(sorted(_TEXT_GROUPS))})"
+            )
         compiled.append(rx)
     name = spec.get("name") or ""
     if not isinstance(name, str):
@@ -278,10 +408,25 @@ def numeric_level(v: float) -> str:
     return "DEBUG"
 
 
-LEVEL_ALIASES = {"WARN": "WARNING", "ERR": "ERROR", "FATAL": "CRITICAL", "CRIT": "CRITICAL", "EMERG": "CRITICAL",
-                 "EMERGENCY": "CRITICAL", "ALERT": "CRITICAL", "SEVERE": "ERROR", "INFORMATION": "INFO",
-                 "NOTICE": "INFO", "TRACE": "DEBUG", "VERBOSE": "DEBUG", "E": "ERROR", "W": "WARNING", "I": "INFO",
-                 "D": "DEBUG", "F": "CRITICAL"}
+LEVEL_ALIASES = {
+    "WARN": "WARNING",
+    "ERR": "ERROR",
+    "FATAL": "CRITICAL",
+    "CRIT": "CRITICAL",
+    "EMERG": "CRITICAL",
+    "EMERGENCY": "CRITICAL",
+    "ALERT": "CRITICAL",
+    "SEVERE": "ERROR",
+    "INFORMATION": "INFO",
+    "NOTICE": "INFO",
+    "TRACE": "DEBUG",
+    "VERBOSE": "DEBUG",
+    "E": "ERROR",
+    "W": "WARNING",
+    "I": "INFO",
+    "D": "DEBUG",
+    "F": "CRITICAL",
+}
 
 
 def normal_level(level: str) -> str:
@@ -297,29 +442,50 @@ def normal_level(level: str) -> str:
 _LEVEL = r"(?P<level>DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE|NOTICE)"
 _TS = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z| ?[+-]\d\d:?\d\d| ?UTC)?"
 #: A prefix before the line proper: a timestamp (awslogs/docker with timestamps, CRI "stdout F").
-PREFIX = re.compile(rf"^(?:\[?{_TS}\]?\s+)(?:(?:stdout|stderr)\s+[FP]\s+)?(?:-\s+)?|^(?:stdout|stderr)\s+[FP]\s+")
+PREFIX = re.compile(
+    rf"^(?:\[?{_TS}\]?\s+)(?:(?:stdout|stderr)\s+[FP]\s+)?(?:-\s+)?|^(?:stdout|stderr)\s+[FP]\s+"
+)
 _ACCESS = re.compile(
     r'^(?P<client>\S+) \S+ \S+ \[(?P<ts>[^\]]+)\] "(?P<method>[A-Z]{3,7}) (?P<path>\S+)(?: HTTP/[\d.]+)?" '
-    r'(?P<status>\d{3}) (?:\d+|-)(?: "[^"]*" "[^"]*")?(?:\s+(?P<latency>\d+(?:\.\d+)?)(?P<unit>ms|s|us)?)?\s*$')
+    r'(?P<status>\d{3}) (?:\d+|-)(?: "[^"]*" "[^"]*")?(?:\s+(?P<latency>\d+(?:\.\d+)?)(?P<unit>ms|s|us)?)?\s*$'
+)
 _UVICORN_ACCESS = re.compile(
-    r'^(?:' + _LEVEL + r':\s+)?(?P<client>[\w.:\[\]\'(), -]+?) - "(?P<method>[A-Z]{3,7}) (?P<path>\S+) HTTP/[\d.]+" '
-    r'(?P<status>\d{3})(?: (?P<message>.*))?$')
-_UVICORN_WS = re.compile(r'^(?:' + _LEVEL + r':\s+)?(?P<client>.+?) - "WebSocket (?P<path>\S+)" (?P<message>\[\w+\].*)$')
+    r"^(?:"
+    + _LEVEL
+    + r':\s+)?(?P<client>[\w.:\[\]\'(), -]+?) - "(?P<method>[A-Z]{3,7}) (?P<path>\S+) HTTP/[\d.]+" '
+    r"(?P<status>\d{3})(?: (?P<message>.*))?$"
+)
+_UVICORN_WS = re.compile(
+    r"^(?:" + _LEVEL + r':\s+)?(?P<client>.+?) - "WebSocket (?P<path>\S+)" (?P<message>\[\w+\].*)$'
+)
 _PYLOG = re.compile(
-    r"^(?:\[\d+\]\s*)?\[?" + _LEVEL + r"\]?(?::|\s+-|\s)\s*(?:\[(?P<logger>[\w.\-]+)\]:?\s+|(?P<logger2>[\w.\-]+)(?::| -)\s+)?"
-    r"(?P<message>.*)$", re.S)
+    r"^(?:\[\d+\]\s*)?\[?"
+    + _LEVEL
+    + r"\]?(?::|\s+-|\s)\s*(?:\[(?P<logger>[\w.\-]+)\]:?\s+|(?P<logger2>[\w.\-]+)(?::| -)\s+)?"
+    r"(?P<message>.*)$",
+    re.S,
+)
 _NAME_LEVEL = re.compile(r"^(?P<logger>[\w.\-]+)(?::| -)\s+" + _LEVEL + r"(?::| -)\s*(?P<message>.*)$", re.S)
-_TRACEBACK_START = re.compile(r"^(?:Traceback \(most recent call last\)|Exception in ASGI application|"
-                              r"Exception in thread)")
-_TRACEBACK_CONT = re.compile(r"^(?:\s+\S|During handling of the above exception|The above exception was|\^+$|\[SQL:)")
-_EXC_LINE = re.compile(r"^(?P<error_type>(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Killed|"
-                       r"Failure|Fault|Warning|Timeout|Refused|Denied))(?::\s*(?P<message>.*))?$", re.S)
+_TRACEBACK_START = re.compile(
+    r"^(?:Traceback \(most recent call last\)|Exception in ASGI application|"
+    r"Exception in thread)"
+)
+_TRACEBACK_CONT = re.compile(
+    r"^(?:\s+\S|During handling of the above exception|The above exception was|\^+$|\[SQL:)"
+)
+_EXC_LINE = re.compile(
+    r"^(?P<error_type>(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Killed|"
+    r"Failure|Fault|Warning|Timeout|Refused|Denied))(?::\s*(?P<message>.*))?$",
+    re.S,
+)
 _LOGFMT_START = re.compile(r"^[\w.@]+=")
 _LOGFMT_PAIR = re.compile(r'([\w.@]+)=("(?:[^"\\]|\\.)*"|\S*)')
 #: A request inside a message: ``GET /x 200 84ms``, ``"GET /x HTTP/1.1" 200``, ``GET /x -> 500 (12.5 ms)``.
-REQUEST_IN_TEXT = (r'(?P<method>GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (?P<path>/[^\s"?]*)\S*(?: HTTP/[\d.]+)?"?'
-                   r'\s+(?:-> |returned |status[= ]|- )?(?P<status>[1-5]\d\d)\b'
-                   r'(?:[^\d\n]{0,24}(?P<latency>\d+(?:\.\d+)?)\s?(?P<unit>ms|s|us)\b)?')
+REQUEST_IN_TEXT = (
+    r'(?P<method>GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (?P<path>/[^\s"?]*)\S*(?: HTTP/[\d.]+)?"?'
+    r"\s+(?:-> |returned |status[= ]|- )?(?P<status>[1-5]\d\d)\b"
+    r"(?:[^\d\n]{0,24}(?P<latency>\d+(?:\.\d+)?)\s?(?P<unit>ms|s|us)\b)?"
+)
 _REQUEST_IN_TEXT = re.compile(REQUEST_IN_TEXT)
 
 
@@ -345,8 +511,18 @@ def _latency_from(groups: Mapping[str, str | None], default_unit: str) -> float 
 
 def _from_groups(groups: Mapping[str, str | None], fmt: str, default_unit: str = "ms") -> dict[str, Any]:
     out: dict[str, Any] = {"__fmt": fmt}
-    for k in ("level", "method", "path", "message", "request_id", "error_type", "error_code", "provider",
-              "client_id", "event"):
+    for k in (
+        "level",
+        "method",
+        "path",
+        "message",
+        "request_id",
+        "error_type",
+        "error_code",
+        "provider",
+        "client_id",
+        "event",
+    ):
         v = groups.get(k)
         if v:
             out[k] = normal_level(v) if k == "level" else v
@@ -413,7 +589,7 @@ def parse_text(text: str, mapping: LogMapping = DEFAULT_MAPPING) -> dict[str, An
     line = text
     m = PREFIX.match(line)
     if m:
-        line = line[m.end():]
+        line = line[m.end() :]
         if line.startswith("{"):
             return {"__fmt": "json+prefix", "__json": line}
     first = line.split("\n", 1)[0]
@@ -454,7 +630,9 @@ def parse_text(text: str, mapping: LogMapping = DEFAULT_MAPPING) -> dict[str, An
                 if "level" in out:
                     out["level"] = normal_level(str(out["level"]))
                 if any(_get(obj, n) for n in mapping.fields[EXCEPTION]):
-                    _traceback(str(next(_get(obj, n) for n in mapping.fields[EXCEPTION] if _get(obj, n))), out)
+                    _traceback(
+                        str(next(_get(obj, n) for n in mapping.fields[EXCEPTION] if _get(obj, n))), out
+                    )
                 _request_in_message(out)
                 return out
     cm = _PYLOG.match(line) or _NAME_LEVEL.match(line)

@@ -150,7 +150,10 @@ def active_mapping() -> LogMapping:
 
 _CANON_TYPES: dict[str, pa.DataType] = {name: typ for name, typ in _JSON_FIELDS}
 _CANON_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
-    *_JSON_FIELDS, (lm.EXCEPTION, pa.large_string()), ("__fmt", pa.large_string()))
+    *_JSON_FIELDS,
+    (lm.EXCEPTION, pa.large_string()),
+    ("__fmt", pa.large_string()),
+)
 _CANON_SCHEMA = pa.schema(list(_CANON_FIELDS))
 
 
@@ -192,9 +195,9 @@ def _fields_seen(events: Sequence[dict[str, Any]], mapping: LogMapping) -> froze
             continue
         if not m.startswith("{"):
             pm = lm.PREFIX.match(m)
-            if not pm or not m[pm.end():].startswith("{"):
+            if not pm or not m[pm.end() :].startswith("{"):
                 continue
-            m = m[pm.end():]
+            m = m[pm.end() :]
         try:
             obj = json.loads(m)
         except ValueError:
@@ -321,8 +324,9 @@ def _text_line(text: str, mapping: LogMapping) -> str:
     return json.dumps(out, ensure_ascii=False)
 
 
-def _prepare(chunk: Sequence[dict[str, Any]], names: dict[Any, int], mapping: LogMapping,
-             careful: bool = False) -> _Block:
+def _prepare(
+    chunk: Sequence[dict[str, Any]], names: dict[Any, int], mapping: LogMapping, careful: bool = False
+) -> _Block:
     n = len(chunk)
     try:
         msgs: list[str] = list(map(_get_message, chunk))
@@ -366,8 +370,13 @@ def _prepare(chunk: Sequence[dict[str, Any]], names: dict[Any, int], mapping: Lo
     return _Block(data, n, ts, codes, raw_idx, msgs if careful else None)
 
 
-def _blocks(events: Sequence[dict[str, Any]], names: dict[Any, int], mapping: LogMapping, careful: bool = False,
-            size: int = _CHUNK_EVENTS) -> Iterator[_Block]:
+def _blocks(
+    events: Sequence[dict[str, Any]],
+    names: dict[Any, int],
+    mapping: LogMapping,
+    careful: bool = False,
+    size: int = _CHUNK_EVENTS,
+) -> Iterator[_Block]:
     for start in range(0, len(events), size):
         yield _prepare(events[start : start + size], names, mapping, careful)
 
@@ -522,7 +531,9 @@ def _parse_block_slow(block: _Block, mapping: LogMapping, usage: dict[str, dict[
             obj = json.loads(_text_line(original, mapping))
             if obj.get("__fmt") == "json+prefix":  # JSON behind a prefix that Arrow refused
                 try:
-                    inner = json.loads(obj.get("__json") or lm.parse_text(original, mapping).get("__json") or "")
+                    inner = json.loads(
+                        obj.get("__json") or lm.parse_text(original, mapping).get("__json") or ""
+                    )
                 except ValueError:
                     inner = None
                 obj = inner if isinstance(inner, dict) else {"__fmt": "raw", "message": original}
@@ -531,7 +542,9 @@ def _parse_block_slow(block: _Block, mapping: LogMapping, usage: dict[str, dict[
         if not obj.get("__fmt"):
             for column in rec:
                 used = usage.setdefault(column, {})
-                src = next((nm for nm in mapping.fields[column] if lm._get(obj, nm) not in (None, "")), column)
+                src = next(
+                    (nm for nm in mapping.fields[column] if lm._get(obj, nm) not in (None, "")), column
+                )
                 used[src] = used.get(src, 0) + 1
         rec["__fmt"] = obj.get("__fmt") if isinstance(obj.get("__fmt"), str) else None
         for name, _typ in _CANON_FIELDS:
@@ -542,8 +555,9 @@ def _parse_block_slow(block: _Block, mapping: LogMapping, usage: dict[str, dict[
     )
 
 
-def _parse_blockwise(events: Sequence[dict[str, Any]], mapping: LogMapping,
-                     usage: dict[str, dict[str, int]]) -> tuple[pa.Table, _Collected]:
+def _parse_blockwise(
+    events: Sequence[dict[str, Any]], mapping: LogMapping, usage: dict[str, dict[str, int]]
+) -> tuple[pa.Table, _Collected]:
     plan = _plan(mapping, _fields_seen(events, mapping))
     tables: list[pa.Table] = []
     sink = _Collected()
@@ -571,9 +585,11 @@ _KNOWN = [name for name, _ in _JSON_FIELDS]
 
 def _scatter(col: Any, mask: Any, values: Any) -> Any:
     """``col`` with the rows where ``mask`` is true replaced, in order, by ``values``."""
-    return pc.replace_with_mask(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col,
-                                mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask,
-                                values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+    return pc.replace_with_mask(
+        col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col,
+        mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask,
+        values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values,
+    )
 
 
 def _finish(table: pa.Table) -> dict[str, Any]:
@@ -616,6 +632,7 @@ def _finish(table: pa.Table) -> dict[str, Any]:
             found = found.combine_chunks()
         ok = found.is_valid()
         if pc.any(ok).as_py():
+
             def grp(name: str) -> Any:
                 child = pc.struct_field(found, name)
                 return pc.if_else(pc.and_(ok, pc.not_equal(child, "")), child, pa.scalar(None, child.type))
@@ -623,14 +640,20 @@ def _finish(table: pa.Table) -> dict[str, Any]:
             unit = grp("unit")
             factor = pc.if_else(pc.equal(unit, "s"), 1000.0, pc.if_else(pc.equal(unit, "us"), 0.001, 1.0))
             factor = pc.fill_null(factor, 1.0)
-            got = {"method": grp("method").cast(pa.large_string()), "path": grp("path").cast(pa.large_string()),
-                   "status": grp("status").cast(pa.int64()),
-                   "latency_ms": pc.multiply(grp("latency").cast(pa.float64()), factor)}
+            got = {
+                "method": grp("method").cast(pa.large_string()),
+                "path": grp("path").cast(pa.large_string()),
+                "status": grp("status").cast(pa.int64()),
+                "latency_ms": pc.multiply(grp("latency").cast(pa.float64()), factor),
+            }
             for name, values in got.items():
                 mine = pc.take(cols[name], idx)
                 cols[name] = _scatter(cols[name], need, pc.coalesce(mine, values))
-            fmt = _scatter(fmt, need, pc.if_else(ok, pa.scalar("json:request-in-message"),
-                                                 pa.scalar(None, pa.large_string())))
+            fmt = _scatter(
+                fmt,
+                need,
+                pc.if_else(ok, pa.scalar("json:request-in-message"), pa.scalar(None, pa.large_string())),
+            )
     # Format: JSON with none of the known fields is "unknown".
     known = None
     for name in _KNOWN:
@@ -641,8 +664,12 @@ def _finish(table: pa.Table) -> dict[str, Any]:
     return cols
 
 
-def _assemble(table: pa.Table, sink: _Collected, usage: dict[str, dict[str, int]] | None = None,
-              mapping: LogMapping | None = None) -> pd.DataFrame:
+def _assemble(
+    table: pa.Table,
+    sink: _Collected,
+    usage: dict[str, dict[str, int]] | None = None,
+    mapping: LogMapping | None = None,
+) -> pd.DataFrame:
     pool = _pool()
     ts_ms = np.concatenate(sink.timestamps) if sink.timestamps else np.empty(0, dtype=np.int64)
     ts = pa.array(ts_ms * 1_000_000, type=pa.timestamp("ns", tz="UTC"), memory_pool=pool)
@@ -665,7 +692,9 @@ def _assemble(table: pa.Table, sink: _Collected, usage: dict[str, dict[str, int]
     out = pa.table(columns)
     df = out.to_pandas(types_mapper=_types_mapper, split_blocks=True, memory_pool=pool)
     mapping = mapping or active_mapping()
-    df.attrs["log_fields"] = {c: dict(sorted(u.items(), key=lambda kv: -kv[1])) for c, u in (usage or {}).items()}
+    df.attrs["log_fields"] = {
+        c: dict(sorted(u.items(), key=lambda kv: -kv[1])) for c, u in (usage or {}).items()
+    }
     df.attrs["mapping"] = mapping.name or "built-in"
     return df
 

@@ -27,8 +27,9 @@ __all__ = ["estimate_event_count", "fetch_log_events", "fetch_or_aggregate", "st
 MAX_RAW_EVENTS = 500_000
 
 
-def _events_without_botocore(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
-                             **_: Any) -> None:
+def _events_without_botocore(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
     """``before-parse`` hook for FilterLogEvents: read the page's events with :func:`json.loads`.
 
     botocore walks its shape model for every member of every event (about 14 us an event on the
@@ -60,8 +61,11 @@ def _fast_pages(logs: Any) -> Any:
     (anything that is not a botocore client is returned as it is)."""
     meta = getattr(logs, "meta", None)
     if meta is not None and hasattr(meta, "events"):
-        meta.events.register(f"before-parse.{meta.service_model.service_id.hyphenize()}.FilterLogEvents",
-                             _events_without_botocore, unique_id="propflow-ops-filter-log-events")
+        meta.events.register(
+            f"before-parse.{meta.service_model.service_id.hyphenize()}.FilterLogEvents",
+            _events_without_botocore,
+            unique_id="propflow-ops-filter-log-events",
+        )
     return logs
 
 

@@ -52,7 +52,9 @@ def metric_series(
     CloudWatch has no data. ``df.attrs`` holds namespace/metric/stat/period and
     the query's ``status_code`` (``Complete`` / ``PartialData``) and messages.
     """
-    return metric_stats(namespace, metric, dimensions, start, end, stats=(stat,), period=period, client=client)[stat]
+    return metric_stats(
+        namespace, metric, dimensions, start, end, stats=(stat,), period=period, client=client
+    )[stat]
 
 
 def metric_stats(
@@ -118,7 +120,9 @@ def metric_stats(
         if stamps[qid]:
             df = pd.DataFrame(
                 {
-                    "timestamp": pd.to_datetime(pd.Series(stamps[qid]), utc=True).astype("datetime64[ns, UTC]"),
+                    "timestamp": pd.to_datetime(pd.Series(stamps[qid]), utc=True).astype(
+                        "datetime64[ns, UTC]"
+                    ),
                     "value": pd.Series(values[qid], dtype="float64"),
                 }
             )
@@ -171,7 +175,9 @@ def dimensions(spec: str | dict[str, str] | None, default: dict[str, str]) -> di
             items[name.strip()] = value.strip()
     bad = [k for k, v in items.items() if not isinstance(k, str) or not isinstance(v, str) or not k or not v]
     if bad or len(items) > 30:
-        raise BadInput(f"latency_dimensions: names and values must be non-empty strings ({bad[:1] or 'too many'})")
+        raise BadInput(
+            f"latency_dimensions: names and values must be non-empty strings ({bad[:1] or 'too many'})"
+        )
     return {str(k): str(v) for k, v in items.items()}
 
 
@@ -179,8 +185,17 @@ def label(namespace: str, metric: str, dims: dict[str, str]) -> str:
     return f"{namespace} {metric}" + (f" ({', '.join(f'{k}={v}' for k, v in dims.items())})" if dims else "")
 
 
-def latency_percentiles(namespace: str, metric: str, dims: dict[str, str], start: datetime, end: datetime, *,
-                        scale: float = 1.0, period: int = 60, client: Any = None) -> dict[str, pd.DataFrame]:
+def latency_percentiles(
+    namespace: str,
+    metric: str,
+    dims: dict[str, str],
+    start: datetime,
+    end: datetime,
+    *,
+    scale: float = 1.0,
+    period: int = 60,
+    client: Any = None,
+) -> dict[str, pd.DataFrame]:
     """p50/p95/p99 of a latency metric (CloudWatch extended statistics), values times ``scale`` (1000 for a
     metric in seconds); each frame's ``attrs["label"]`` names the metric and its dimensions."""
     got = metric_stats(namespace, metric, dims, start, end, stats=PERCENTILES, period=period, client=client)
@@ -193,8 +208,15 @@ def latency_percentiles(namespace: str, metric: str, dims: dict[str, str], start
     return got
 
 
-def alb_response_time(load_balancer: str, start: datetime, end: datetime, *, target_group: str = "",
-                      period: int = 60, client: Any = None) -> dict[str, pd.DataFrame]:
+def alb_response_time(
+    load_balancer: str,
+    start: datetime,
+    end: datetime,
+    *,
+    target_group: str = "",
+    period: int = 60,
+    client: Any = None,
+) -> dict[str, pd.DataFrame]:
     """The load balancer's ``TargetResponseTime`` p50/p95/p99 in milliseconds (CloudWatch has it in seconds).
 
     ``load_balancer`` is the ALB's dimension value (``app/propflow-alb/50dc6c495c0c9188``, the end of its
@@ -202,5 +224,6 @@ def alb_response_time(load_balancer: str, start: datetime, end: datetime, *, tar
     dims = {"LoadBalancer": load_balancer}
     if target_group:
         dims["TargetGroup"] = target_group
-    return latency_percentiles(ALB_NAMESPACE, ALB_METRIC, dims, start, end, scale=1000.0, period=period,
-                               client=client)
+    return latency_percentiles(
+        ALB_NAMESPACE, ALB_METRIC, dims, start, end, scale=1000.0, period=period, client=client
+    )

@@ -21,17 +21,64 @@ from propflow_ops import reach
 
 #: The commands diagnosis may send (upper case; two words for container commands). Key and value
 #: contents are not read (no GET/HGET/KEYS: values may hold personal data, KEYS blocks the server).
-READ_COMMANDS = frozenset({
-    "PING", "ECHO", "INFO", "DBSIZE", "TIME", "LASTSAVE", "ROLE", "TYPE", "TTL", "PTTL", "EXISTS", "STRLEN",
-    "LLEN", "SCARD", "ZCARD", "HLEN", "XLEN", "SCAN", "SSCAN", "HSCAN", "ZSCAN", "OBJECT ENCODING",
-    "OBJECT FREQ", "OBJECT IDLETIME", "OBJECT REFCOUNT", "MEMORY STATS", "MEMORY USAGE", "MEMORY DOCTOR",
-    "SLOWLOG GET", "SLOWLOG LEN", "CONFIG GET", "CLIENT LIST", "CLIENT INFO", "CLIENT GETNAME", "CLIENT ID",
-    "PUBSUB CHANNELS", "PUBSUB NUMSUB", "PUBSUB NUMPAT", "PUBSUB SHARDCHANNELS", "PUBSUB SHARDNUMSUB",
-    "LATENCY LATEST", "LATENCY HISTORY", "LATENCY DOCTOR", "COMMAND COUNT", "COMMAND INFO", "COMMAND DOCS",
-    "CLUSTER INFO", "CLUSTER NODES", "CLUSTER SLOTS", "CLUSTER SHARDS", "CLUSTER MYID",
-})
-_CONTAINERS = frozenset({"OBJECT", "MEMORY", "SLOWLOG", "CONFIG", "CLIENT", "PUBSUB", "LATENCY", "COMMAND",
-                         "CLUSTER"})
+READ_COMMANDS = frozenset(
+    {
+        "PING",
+        "ECHO",
+        "INFO",
+        "DBSIZE",
+        "TIME",
+        "LASTSAVE",
+        "ROLE",
+        "TYPE",
+        "TTL",
+        "PTTL",
+        "EXISTS",
+        "STRLEN",
+        "LLEN",
+        "SCARD",
+        "ZCARD",
+        "HLEN",
+        "XLEN",
+        "SCAN",
+        "SSCAN",
+        "HSCAN",
+        "ZSCAN",
+        "OBJECT ENCODING",
+        "OBJECT FREQ",
+        "OBJECT IDLETIME",
+        "OBJECT REFCOUNT",
+        "MEMORY STATS",
+        "MEMORY USAGE",
+        "MEMORY DOCTOR",
+        "SLOWLOG GET",
+        "SLOWLOG LEN",
+        "CONFIG GET",
+        "CLIENT LIST",
+        "CLIENT INFO",
+        "CLIENT GETNAME",
+        "CLIENT ID",
+        "PUBSUB CHANNELS",
+        "PUBSUB NUMSUB",
+        "PUBSUB NUMPAT",
+        "PUBSUB SHARDCHANNELS",
+        "PUBSUB SHARDNUMSUB",
+        "LATENCY LATEST",
+        "LATENCY HISTORY",
+        "LATENCY DOCTOR",
+        "COMMAND COUNT",
+        "COMMAND INFO",
+        "COMMAND DOCS",
+        "CLUSTER INFO",
+        "CLUSTER NODES",
+        "CLUSTER SLOTS",
+        "CLUSTER SHARDS",
+        "CLUSTER MYID",
+    }
+)
+_CONTAINERS = frozenset(
+    {"OBJECT", "MEMORY", "SLOWLOG", "CONFIG", "CLIENT", "PUBSUB", "LATENCY", "COMMAND", "CLUSTER"}
+)
 
 
 class ReadOnlyViolation(redis_lib.exceptions.RedisError):
@@ -40,6 +87,7 @@ class ReadOnlyViolation(redis_lib.exceptions.RedisError):
 
 def command_name(args: tuple[Any, ...]) -> str:
     """``("config", "set", ...)`` -> ``"CONFIG SET"``; ``("get", "k")`` -> ``"GET"``."""
+
     def word(v: Any) -> str:
         return (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)).upper()
 
@@ -71,8 +119,11 @@ class ReadOnlyRedis(redis_lib.Redis):
         try:
             if self.deadline_s > 0:
                 run = super().execute_command
-                return reach.call_within(self.deadline_s, lambda: run(*args, **options),
-                                         f"Redis {name} ({self.breaker_key or 'redis'})")
+                return reach.call_within(
+                    self.deadline_s,
+                    lambda: run(*args, **options),
+                    f"Redis {name} ({self.breaker_key or 'redis'})",
+                )
             return super().execute_command(*args, **options)
         except (redis_lib.exceptions.TimeoutError, TimeoutError) as exc:
             if self.breaker_key:

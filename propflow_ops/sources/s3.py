@@ -82,13 +82,15 @@ def inventory(bucket: str, *, client: Any = None, prefix: str = "", page_size: i
     rows: list[tuple[Any, ...]] = []
     uploads: list[tuple[Any, ...]] = []
     pages = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
-                                                              PaginationConfig={"PageSize": page_size}):
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+    ):
         pages += 1
         for o in page.get("Contents", []):
             rows.append((o["Key"], int(o.get("Size", 0)), o.get("LastModified"), o.get("StorageClass")))
     for page in s3.get_paginator("list_multipart_uploads").paginate(
-            Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}):
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+    ):
         for u in page.get("Uploads", []):
             uploads.append((u["Key"], u["UploadId"], u.get("Initiated")))
     objects = pd.DataFrame(rows, columns=OBJECT_COLUMNS)
@@ -125,7 +127,9 @@ def referenced_keys(query: str, url: str | None, *, timeout_s: int = 10) -> set[
             engine.dispose()
 
 
-def service_task_definition(cluster: str, service: str, task_family: str, *, client: Any = None) -> dict[str, Any]:
+def service_task_definition(
+    cluster: str, service: str, task_family: str, *, client: Any = None
+) -> dict[str, Any]:
     """The task definition the service runs (else the family's latest).
 
     Returns ``task_definition`` (the DescribeTaskDefinition dict: holds env values, never display it),
@@ -136,8 +140,12 @@ def service_task_definition(cluster: str, service: str, task_family: str, *, cli
 
     td = ecs.current_task_definition(cluster, service, task_family, client=client)
     env = {k: v for k, v in ecs.task_environment(td).items() if v is not None}
-    return {"task_definition": td, "env": env, "arn": td.get("taskDefinitionArn"),
-            "role_arn": td.get("taskRoleArn") or None}
+    return {
+        "task_definition": td,
+        "env": env,
+        "arn": td.get("taskDefinitionArn"),
+        "role_arn": td.get("taskRoleArn") or None,
+    }
 
 
 def task_env(task: Any) -> dict[str, str]:
@@ -157,8 +165,9 @@ def task_role_arn(task_definition: dict[str, Any] | None) -> str | None:
 # --- mutating helpers: used only by steps.s3 --------------------------------------------------
 
 
-def delete_objects(bucket: str, keys: Sequence[str], *, batch: int = DELETE_BATCH,
-                   client: Any = None) -> dict[str, Any]:
+def delete_objects(
+    bucket: str, keys: Sequence[str], *, batch: int = DELETE_BATCH, client: Any = None
+) -> dict[str, Any]:
     """DeleteObjects in batches of at most ``batch`` keys. Returns deleted keys and per-key errors."""
     s3 = client or aws.client("s3")
     deleted: list[str] = []
@@ -166,7 +175,9 @@ def delete_objects(bucket: str, keys: Sequence[str], *, batch: int = DELETE_BATC
     batches = 0
     for i in range(0, len(keys), batch):
         chunk = list(keys[i : i + batch])
-        resp = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": False})
+        resp = s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": False}
+        )
         batches += 1
         deleted.extend(d["Key"] for d in resp.get("Deleted", []))
         errors.extend({"key": e.get("Key", ""), "code": e.get("Code", "")} for e in resp.get("Errors", []))
@@ -183,7 +194,9 @@ def abort_uploads(bucket: str, uploads: Iterable[tuple[str, str]], *, client: An
     return aborted
 
 
-def object_last_modified(bucket: str, keys: Iterable[str], *, client: Any = None) -> dict[str, datetime | None]:
+def object_last_modified(
+    bucket: str, keys: Iterable[str], *, client: Any = None
+) -> dict[str, datetime | None]:
     """HeadObject LastModified of each key (None when the object is gone)."""
     s3 = client or aws.client("s3")
     out: dict[str, datetime | None] = {}

@@ -85,13 +85,25 @@ def sample_inventory(bucket: str, *, max_keys: int = 1000) -> dict[str, Any]:
     s3 = aws.client("s3")
     page = s3.list_objects_v2(Bucket=bucket, MaxKeys=max_keys)
     ups = s3.list_multipart_uploads(Bucket=bucket, MaxUploads=max_keys)
-    objects = pd.DataFrame([(o["Key"], int(o.get("Size", 0)), o.get("LastModified"), o.get("StorageClass"))
-                            for o in page.get("Contents", [])], columns=OBJECT_COLUMNS)
+    objects = pd.DataFrame(
+        [
+            (o["Key"], int(o.get("Size", 0)), o.get("LastModified"), o.get("StorageClass"))
+            for o in page.get("Contents", [])
+        ],
+        columns=OBJECT_COLUMNS,
+    )
     objects["last_modified"] = pd.to_datetime(objects["last_modified"], utc=True)
-    multipart = pd.DataFrame([(u["Key"], u["UploadId"], u.get("Initiated")) for u in ups.get("Uploads", [])],
-                             columns=MULTIPART_COLUMNS)
+    multipart = pd.DataFrame(
+        [(u["Key"], u["UploadId"], u.get("Initiated")) for u in ups.get("Uploads", [])],
+        columns=MULTIPART_COLUMNS,
+    )
     multipart["initiated"] = pd.to_datetime(multipart["initiated"], utc=True)
-    return {"objects": objects, "multipart": multipart, "pages": 1, "truncated": bool(page.get("IsTruncated"))}
+    return {
+        "objects": objects,
+        "multipart": multipart,
+        "pages": 1,
+        "truncated": bool(page.get("IsTruncated")),
+    }
 
 
 def _database_probe(task: _Once, timeout_s: float) -> dict[str, Any]:
@@ -102,15 +114,20 @@ def _database_probe(task: _Once, timeout_s: float) -> dict[str, Any]:
     td = task()
     task_url = TaskDatabaseUrl(env=td.get("env") or {}) if isinstance(td, dict) else None
     db = dbsrc.connect(task_url, connect_timeout_s=max(1, int(timeout_s)), statement_timeout_ms=5000)
-    out: dict[str, Any] = {"configured": db.configured or bool(db.error), "host": db.host, "source": db.source}
+    out: dict[str, Any] = {
+        "configured": db.configured or bool(db.error),
+        "host": db.host,
+        "source": db.source,
+    }
     if not out["configured"]:
         return out
     out["ping"] = db.ping()
     ping = out["ping"]
     reachable = isinstance(ping, dict) and ping.get("ok")
     out["activity"] = db.fetch(dbsrc.activity).outcome if reachable else FetchError("database unreachable")
-    out["max_connections"] = (db.fetch(dbsrc.max_connections).outcome if reachable
-                              else FetchError("database unreachable"))
+    out["max_connections"] = (
+        db.fetch(dbsrc.max_connections).outcome if reachable else FetchError("database unreachable")
+    )
     if db.engine is not None:
         db.engine.dispose()
     return out
@@ -138,8 +155,11 @@ def _alembic(models: str) -> dict[str, Any]:
     from propflow_ops.sources import alembic
 
     state = alembic.read_state()
-    drift = alembic.schema_drift(models=models) if state.configured else alembic.DriftResult(
-        skipped="PROPFLOW_ALEMBIC_CONFIG is not set")
+    drift = (
+        alembic.schema_drift(models=models)
+        if state.configured
+        else alembic.DriftResult(skipped="PROPFLOW_ALEMBIC_CONFIG is not set")
+    )
     return {"state": state, "drift": drift}
 
 
@@ -148,9 +168,17 @@ def _preload() -> None:
     several threads fail with "partially initialized module" (seen as a triage error on a healthy world)."""
     import importlib
 
-    for name in ("sqlalchemy", "sqlalchemy.dialects.postgresql.psycopg", "psycopg", "alembic.config",
-                 "alembic.script", "alembic.runtime.migration", "alembic.autogenerate", "redis",
-                 "websockets.sync.client"):
+    for name in (
+        "sqlalchemy",
+        "sqlalchemy.dialects.postgresql.psycopg",
+        "psycopg",
+        "alembic.config",
+        "alembic.script",
+        "alembic.runtime.migration",
+        "alembic.autogenerate",
+        "redis",
+        "websockets.sync.client",
+    ):
         importlib.import_module(name)
 
 
@@ -203,13 +231,21 @@ def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -
         if isinstance(value, Fetched):  # a source that made its own result (its target names what it asked)
             got[name] = Fetched(value.value, value.error, value.target or name, seconds)
             return
-        got[name] = (Fetched(None, value, name, seconds) if isinstance(value, BaseException)
-                     else Fetched(value, None, name, seconds))
+        got[name] = (
+            Fetched(None, value, name, seconds)
+            if isinstance(value, BaseException)
+            else Fetched(value, None, name, seconds)
+        )
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="triage")
     futures = {pool.submit(timed, name, fn): name for name, fn in jobs.items()}
     wait(futures, timeout=p.budget_s)
     pool.shutdown(wait=False, cancel_futures=True)
-    done = {name: got.get(name) or Fetched(None, FetchError(f"no answer within the triage budget of {p.budget_s:g} s"),
-                                           name, p.budget_s) for name in jobs}
+    done = {
+        name: got.get(name)
+        or Fetched(
+            None, FetchError(f"no answer within the triage budget of {p.budget_s:g} s"), name, p.budget_s
+        )
+        for name in jobs
+    }
     return TriageSignals(**done, start=start, end=end, total_ms=(time.monotonic() - t0) * 1000)

@@ -101,7 +101,9 @@ def request_json(
     safe_url = url.split("?", 1)[0]
     t0 = time.monotonic()
     try:
-        status, raw, resp_headers = http.send(method, url, headers=dict(headers or {}), data=data, timeout_s=timeout_s)
+        status, raw, resp_headers = http.send(
+            method, url, headers=dict(headers or {}), data=data, timeout_s=timeout_s
+        )
     except ValueError as exc:  # a malformed URL
         return ApiResult(url=safe_url, error=f"bad URL: {exc}")
     except Exception as exc:  # noqa: BLE001 - unreachable, timed out, breaker open: reported, never raised
@@ -109,7 +111,9 @@ def request_json(
         if not isinstance(reason, BaseException):
             reason = exc
         text = f"{type(reason).__name__}: {reason}".splitlines()[0]
-        return ApiResult(url=safe_url, error=f"unreachable: {text}", latency_ms=round((time.monotonic() - t0) * 1000, 1))
+        return ApiResult(
+            url=safe_url, error=f"unreachable: {text}", latency_ms=round((time.monotonic() - t0) * 1000, 1)
+        )
     latency = round((time.monotonic() - t0) * 1000, 1)
     try:
         body = json.loads(raw.decode("utf-8", errors="replace")) if raw else None
@@ -138,7 +142,9 @@ def _account_url(cfg: TwilioConfig, suffix: str = "") -> str:
 
 
 def _not_configured(cfg: TwilioConfig, what: str) -> ApiResult:
-    return ApiResult(url=what, error="not configured: " + ", ".join(cfg.missing) + " not set", configured=False)
+    return ApiResult(
+        url=what, error="not configured: " + ", ".join(cfg.missing) + " not set", configured=False
+    )
 
 
 def account(cfg: TwilioConfig, *, timeout_s: float = TIMEOUT_S) -> ApiResult:
@@ -185,8 +191,13 @@ def messages_frame(items: list[dict[str, Any]]) -> pd.DataFrame:
     return df.sort_values("date_created", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def messages(cfg: TwilioConfig, *, page_size: int = 200, sent_after: datetime | None = None,
-             timeout_s: float = TIMEOUT_S) -> MessagesResult:
+def messages(
+    cfg: TwilioConfig,
+    *,
+    page_size: int = 200,
+    sent_after: datetime | None = None,
+    timeout_s: float = TIMEOUT_S,
+) -> MessagesResult:
     """The most recent messages (one page, newest first): GET /Accounts/{sid}/Messages.json."""
     if not cfg.configured:
         return MessagesResult(_not_configured(cfg, "messages"), messages_frame([]))

@@ -64,8 +64,11 @@ def config(env: Mapping[str, str] | None = None) -> WhatsAppConfig:
 def phone_number(cfg: WhatsAppConfig, *, timeout_s: float = TIMEOUT_S) -> ApiResult:
     """GET /{phone-number-id}?fields=...: status, quality_rating, verified name, messaging tier."""
     if not cfg.configured:
-        return ApiResult(url="phone_number", error="not configured: " + ", ".join(cfg.missing) + " not set",
-                         configured=False)
+        return ApiResult(
+            url="phone_number",
+            error="not configured: " + ", ".join(cfg.missing) + " not set",
+            configured=False,
+        )
     pid = urllib.parse.quote(cfg.phone_number_id, safe="")
     url = f"{cfg.graph_url}/{pid}?" + urllib.parse.urlencode({"fields": ",".join(PHONE_FIELDS)})
     headers = {"Authorization": f"Bearer {cfg.token}", "Accept": "application/json"}

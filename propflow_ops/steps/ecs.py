@@ -23,7 +23,9 @@ def _short(arn: Any) -> str:
 
 def _summary(resp: dict[str, Any]) -> dict[str, Any]:
     svc = resp.get("service") or {}
-    primary: dict[str, Any] = next((d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), {})
+    primary: dict[str, Any] = next(
+        (d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), {}
+    )
     return {
         "service": svc.get("serviceName"),
         "task_definition": _short(svc.get("taskDefinition")),
@@ -34,11 +36,17 @@ def _summary(resp: dict[str, Any]) -> dict[str, Any]:
 
 def _service_before(cluster: str, service: str) -> Callable[[], dict[str, Any]]:
     """The service's task definition and desired count just before a change: what its undo goes back to."""
+
     def read() -> dict[str, Any]:
-        svc = (aws.client("ecs").describe_services(cluster=cluster, services=[service]).get("services") or [{}])[0]
+        svc = (
+            aws.client("ecs").describe_services(cluster=cluster, services=[service]).get("services") or [{}]
+        )[0]
         if not svc:
             raise LookupError(f"service {service} not found in cluster {cluster}")
-        return {"task_definition": _short(svc.get("taskDefinition")), "desired_count": svc.get("desiredCount")}
+        return {
+            "task_definition": _short(svc.get("taskDefinition")),
+            "desired_count": svc.get("desiredCount"),
+        }
 
     return read
 
@@ -69,29 +77,47 @@ def force_new_deployment(cluster: str, service: str) -> Step:
         resp = aws.client("ecs").update_service(cluster=cluster, service=service, forceNewDeployment=True)
         return _summary(resp)
 
-    command, argv = plan_commands((["aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
-                                    "--force-new-deployment"], ""))
+    command, argv = plan_commands(
+        (
+            [
+                "aws",
+                "ecs",
+                "update-service",
+                "--cluster",
+                cluster,
+                "--service",
+                service,
+                "--force-new-deployment",
+            ],
+            "",
+        )
+    )
     return Step(
         name="force-new-deployment",
         what=f"Start a new deployment of {service} in {cluster} on the same task definition: ECS replaces "
-             "every task (rolling, keeping the minimum healthy percent).",
+        "every task (rolling, keeping the minimum healthy percent).",
         command=command,
         argv=argv,
         execute=execute,
         risk="Tasks restart; in-flight requests and WebSocket connections on old tasks are dropped. "
-             "Does not help if the task definition itself is broken (roll back instead).",
+        "Does not help if the task definition itself is broken (roll back instead).",
         resource=f"ecs:{cluster}/{service}",
         before=_service_before(cluster, service),
         verify=_verify(cluster, service, "before"),
         undo=lambda result, before, _p: {
             "detail": f"nothing to undo: the tasks restarted on the same task definition "
-                      f"{before.get('task_definition')}; if the new tasks are worse, roll back",
-            "step": "rollback"},
+            f"{before.get('task_definition')}; if the new tasks are worse, roll back",
+            "step": "rollback",
+        },
     )
 
 
-def rollback_target(cluster: str, service: str, family: str, revision: int | None = None,
-                    ) -> tuple[str | None, str | None, str]:
+def rollback_target(
+    cluster: str,
+    service: str,
+    family: str,
+    revision: int | None = None,
+) -> tuple[str | None, str | None, str]:
     """(current task definition, target ``family:rev``, why-not text). Fetches from ECS."""
     ecs = aws.client("ecs")
     services = ecs.describe_services(cluster=cluster, services=[service]).get("services") or []
@@ -101,16 +127,26 @@ def rollback_target(cluster: str, service: str, family: str, revision: int | Non
     arns = ecs_source.task_definition_revisions(family, client=ecs)
     target = previous_revision(current, arns, revision or None)
     if target is None:
-        why = (f"revision {revision} of {family} is not ACTIVE" if revision
-               else f"no ACTIVE revision of {family} below the current {current}")
+        why = (
+            f"revision {revision} of {family} is not ACTIVE"
+            if revision
+            else f"no ACTIVE revision of {family} below the current {current}"
+        )
         return current, None, why
     if target == current:
         return current, None, f"the service already runs {target}"
     return current, target, ""
 
 
-def rollback(cluster: str, service: str, family: str, revision: int | None = None,
-             *, revisions: Iterable[str] | None = None, current: str | None = None) -> Step:
+def rollback(
+    cluster: str,
+    service: str,
+    family: str,
+    revision: int | None = None,
+    *,
+    revisions: Iterable[str] | None = None,
+    current: str | None = None,
+) -> Step:
     """Point the service back at the previous ACTIVE revision of ``family`` (or ``family:revision``).
 
     ``current`` and ``revisions`` may be passed in (tests, or a notebook that already fetched them);
@@ -140,26 +176,60 @@ def rollback(cluster: str, service: str, family: str, revision: int | None = Non
     def undo(result: Any, before: dict[str, Any], _p: dict[str, Any]) -> dict[str, Any]:
         prev = str(before.get("task_definition") or current or "")
         rev = prev.rsplit(":", 1)[-1]
-        return {"detail": f"point {service} back at {prev} (desired count {before.get('desired_count')})",
-                "step": "rollback",
-                "command": _update(cluster, service, "--task-definition", prev, "--desired-count",
-                                   str(before.get("desired_count"))),
-                "apply": f"propflow-ops run api-down --apply rollback -p rollback_revision {rev} --reason TEXT"}
+        return {
+            "detail": f"point {service} back at {prev} (desired count {before.get('desired_count')})",
+            "step": "rollback",
+            "command": _update(
+                cluster,
+                service,
+                "--task-definition",
+                prev,
+                "--desired-count",
+                str(before.get("desired_count")),
+            ),
+            "apply": f"propflow-ops run api-down --apply rollback -p rollback_revision {rev} --reason TEXT",
+        }
 
-    command, argv = plan_commands((["aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
-                                    "--task-definition", shown], ""))
+    command, argv = plan_commands(
+        (
+            [
+                "aws",
+                "ecs",
+                "update-service",
+                "--cluster",
+                cluster,
+                "--service",
+                service,
+                "--task-definition",
+                shown,
+            ],
+            "",
+        )
+    )
     return Step(
         name="rollback",
         what=f"Roll {service} back from {current or 'its current task definition'} to {shown} "
-             "(a new deployment of the older revision).",
+        "(a new deployment of the older revision).",
         command=command,
         argv=argv,
         execute=execute,
         risk="The older image must still be compatible with the database schema (check the migration runbook "
-             "if the newer release ran migrations).",
-        preview="Revisions considered: " + shell_line(
-            ["aws", "ecs", "list-task-definitions", "--family-prefix", family, "--status", "ACTIVE", "--sort",
-             "DESC"], "the runbook document's --family option does not exist"),
+        "if the newer release ran migrations).",
+        preview="Revisions considered: "
+        + shell_line(
+            [
+                "aws",
+                "ecs",
+                "list-task-definitions",
+                "--family-prefix",
+                family,
+                "--status",
+                "ACTIVE",
+                "--sort",
+                "DESC",
+            ],
+            "the runbook document's --family option does not exist",
+        ),
         precondition=why,
         resource=f"ecs:{cluster}/{service}",
         before=_service_before(cluster, service),
@@ -175,8 +245,22 @@ def scale_service(cluster: str, service: str, count: int) -> Step:
         resp = aws.client("ecs").update_service(cluster=cluster, service=service, desiredCount=int(count))
         return _summary(resp)
 
-    command, argv = plan_commands((["aws", "ecs", "update-service", "--cluster", cluster, "--service", service,
-                                    "--desired-count", str(count)], ""))
+    command, argv = plan_commands(
+        (
+            [
+                "aws",
+                "ecs",
+                "update-service",
+                "--cluster",
+                cluster,
+                "--service",
+                service,
+                "--desired-count",
+                str(count),
+            ],
+            "",
+        )
+    )
     return Step(
         name="scale-service",
         what=f"Set the desired count of {service} in {cluster} to {count} tasks.",
@@ -184,7 +268,7 @@ def scale_service(cluster: str, service: str, count: int) -> Step:
         argv=argv,
         execute=execute,
         risk="More tasks mean more database connections (each task has its own pool): check connections "
-             "against max_connections first.",
+        "against max_connections first.",
         precondition="" if int(count) >= 1 else f"target count must be at least 1, got {count}",
         resource=f"ecs:{cluster}/{service}",
         before=_service_before(cluster, service),
@@ -194,5 +278,6 @@ def scale_service(cluster: str, service: str, count: int) -> Step:
             "step": "scale-service",
             "command": _update(cluster, service, "--desired-count", str(before.get("desired_count"))),
             "apply": f"propflow-ops run api-latency --apply scale-service -p scale_to {before.get('desired_count')} "
-                     "--reason TEXT"},
+            "--reason TEXT",
+        },
     )

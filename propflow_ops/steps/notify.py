@@ -25,31 +25,44 @@ def send_test_otp(api_url: str, phone: str, *, timeout_s: float = TIMEOUT_S) -> 
     """POST {"phone": phone} to the OTP login endpoint; returns the HTTP status and latency."""
     url = otp_url(api_url)
     payload = json.dumps({"phone": phone})
-    command, argv = plan_commands((["curl", "-X", "POST", url, "-H", "Content-Type: application/json",
-                                    "-d", payload], ""))
+    command, argv = plan_commands(
+        (["curl", "-X", "POST", url, "-H", "Content-Type: application/json", "-d", payload], "")
+    )
 
     def execute() -> dict[str, Any]:
-        res = request_json("POST", url, headers={"Content-Type": "application/json", "Accept": "application/json"},
-                           data=payload.encode(), timeout_s=timeout_s)
+        res = request_json(
+            "POST",
+            url,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            data=payload.encode(),
+            timeout_s=timeout_s,
+        )
         if not res.reached:
             raise ConnectionError(f"{url}: {res.error}")
         detail = ""
         if isinstance(res.body, dict):
             detail = str(res.body.get("detail") or res.body.get("message") or "")[:200]
-        return {"http_status": res.status, "latency_ms": res.latency_ms, "response": detail or res.error or ""}
+        return {
+            "http_status": res.status,
+            "latency_ms": res.latency_ms,
+            "response": detail or res.error or "",
+        }
 
     return Step(
         name="send-test-otp",
         what="Ask the API to send a login OTP to the test phone (the document's manual curl): proves the "
-             "whole path API -> Twilio -> handset.",
+        "whole path API -> Twilio -> handset.",
         command=command,
         argv=argv,
         execute=execute,
         risk="Sends a real SMS to the test phone and costs one message; the phone's owner receives a code.",
         precondition="" if phone.strip() else "no test_phone given",
         resource="api:otp-test",
-        verify=lambda result, before: lambda: (
-            200 <= int((result or {}).get("http_status") or 0) < 300,
-            f"OTP endpoint answered HTTP {(result or {}).get('http_status')}"),
+        verify=lambda result, before: (
+            lambda: (
+                200 <= int((result or {}).get("http_status") or 0) < 300,
+                f"OTP endpoint answered HTTP {(result or {}).get('http_status')}",
+            )
+        ),
         undo=lambda result, before, kept: {"detail": "nothing to undo: one SMS was sent"},
     )

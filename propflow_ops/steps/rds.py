@@ -17,8 +17,11 @@ from propflow_ops.sources import aws
 
 def _summary(resp: dict[str, Any]) -> dict[str, Any]:
     inst = resp.get("DBInstance") or {}
-    return {"instance": inst.get("DBInstanceIdentifier"), "status": inst.get("DBInstanceStatus"),
-            "source": inst.get("ReadReplicaSourceDBInstanceIdentifier")}
+    return {
+        "instance": inst.get("DBInstanceIdentifier"),
+        "status": inst.get("DBInstanceStatus"),
+        "source": inst.get("ReadReplicaSourceDBInstanceIdentifier"),
+    }
 
 
 def reboot_db_failover(db_instance: str, instance: Any = None) -> Step:
@@ -34,9 +37,14 @@ def reboot_db_failover(db_instance: str, instance: Any = None) -> Step:
     if failover:
         args.append("--force-failover")
     precondition = ""
-    if isinstance(instance, Mapping) and instance.get("DBInstanceStatus") not in ("available", "storage-full",
-                                                                                   "incompatible-parameters"):
-        precondition = f"instance is {instance.get('DBInstanceStatus')}; RDS only reboots an available instance"
+    if isinstance(instance, Mapping) and instance.get("DBInstanceStatus") not in (
+        "available",
+        "storage-full",
+        "incompatible-parameters",
+    ):
+        precondition = (
+            f"instance is {instance.get('DBInstanceStatus')}; RDS only reboots an available instance"
+        )
 
     def execute() -> dict[str, Any]:
         kwargs: dict[str, Any] = {"DBInstanceIdentifier": db_instance}
@@ -46,11 +54,15 @@ def reboot_db_failover(db_instance: str, instance: Any = None) -> Step:
         out["force_failover"] = failover
         return out
 
-    what = (f"Reboot {db_instance} with a forced failover to the Multi-AZ standby (last resort: every "
-            "connection drops; expect 60-120 s of errors while DNS moves to the new primary).")
+    what = (
+        f"Reboot {db_instance} with a forced failover to the Multi-AZ standby (last resort: every "
+        "connection drops; expect 60-120 s of errors while DNS moves to the new primary)."
+    )
     if not failover:
-        what = (f"Reboot {db_instance} (Single-AZ: no standby, so no failover; the instance is unavailable "
-                "for the whole reboot).")
+        what = (
+            f"Reboot {db_instance} (Single-AZ: no standby, so no failover; the instance is unavailable "
+            "for the whole reboot)."
+        )
     command, argv = plan_commands((args, ""))
     return Step(
         name="reboot-db-failover",
@@ -59,12 +71,13 @@ def reboot_db_failover(db_instance: str, instance: Any = None) -> Step:
         argv=argv,
         execute=execute,
         risk="Kills every session, including ones mid-transaction. Try terminating the offending sessions "
-             "(pg_terminate_backend) and fixing the pool first.",
+        "(pg_terminate_backend) and fixing the pool first.",
         precondition=precondition,
         resource=f"rds:{db_instance}",
         protection=f"a snapshot of {db_instance} (create-db-snapshot), waited for until available",
-        protect=lambda opts, incident: protect.rds_snapshot(db_instance, "reboot-db-failover", incident,
-                                                            no_snapshot=opts.no_snapshot),
+        protect=lambda opts, incident: protect.rds_snapshot(
+            db_instance, "reboot-db-failover", incident, no_snapshot=opts.no_snapshot
+        ),
         verify=lambda result, before: verify.rds_available(db_instance, failover=failover),
         undo=lambda result, before, kept: restore_undo(db_instance, kept),
     )
@@ -74,30 +87,57 @@ def restore_undo(db_instance: str, kept: Mapping[str, Any]) -> dict[str, Any]:
     """A reboot or a migration cannot be replayed backwards; the snapshot taken first can be restored."""
     snap = kept.get("snapshot")
     if not snap:
-        return {"detail": f"no snapshot was taken ({kept.get('detail', 'none')}): restore from the latest "
-                          f"automated backup (point in time) if data must come back"}
-    return {"detail": f"restore snapshot {snap} to a new instance, check it, then point the application at it",
-            "snapshot": snap,
-            "command": shell_line(["aws", "rds", "restore-db-instance-from-db-snapshot", "--db-instance-identifier",
-                                   f"{db_instance}-restored", "--db-snapshot-identifier", str(snap)])}
+        return {
+            "detail": f"no snapshot was taken ({kept.get('detail', 'none')}): restore from the latest "
+            f"automated backup (point in time) if data must come back"
+        }
+    return {
+        "detail": f"restore snapshot {snap} to a new instance, check it, then point the application at it",
+        "snapshot": snap,
+        "command": shell_line(
+            [
+                "aws",
+                "rds",
+                "restore-db-instance-from-db-snapshot",
+                "--db-instance-identifier",
+                f"{db_instance}-restored",
+                "--db-snapshot-identifier",
+                str(snap),
+            ]
+        ),
+    }
 
 
-def create_read_replica(db_instance: str, replica_id: str = "propflow-db-read",
-                        existing: list[str] | None = None) -> Step:
+def create_read_replica(
+    db_instance: str, replica_id: str = "propflow-db-read", existing: list[str] | None = None
+) -> Step:
     """Create a read replica of ``db_instance`` named ``replica_id`` (the application must be pointed at it)."""
 
     def execute() -> dict[str, Any]:
         resp = aws.client("rds").create_db_instance_read_replica(
-            DBInstanceIdentifier=replica_id, SourceDBInstanceIdentifier=db_instance)
+            DBInstanceIdentifier=replica_id, SourceDBInstanceIdentifier=db_instance
+        )
         return _summary(resp)
 
     already = replica_id in (existing or [])
-    command, argv = plan_commands((["aws", "rds", "create-db-instance-read-replica", "--db-instance-identifier",
-                                    replica_id, "--source-db-instance-identifier", db_instance], ""))
+    command, argv = plan_commands(
+        (
+            [
+                "aws",
+                "rds",
+                "create-db-instance-read-replica",
+                "--db-instance-identifier",
+                replica_id,
+                "--source-db-instance-identifier",
+                db_instance,
+            ],
+            "",
+        )
+    )
     return Step(
         name="create-read-replica",
         what=f"Create read replica {replica_id} of {db_instance}. It only helps once read-only queries are "
-             "routed to it (a second DATABASE_URL in the application).",
+        "routed to it (a second DATABASE_URL in the application).",
         command=command,
         argv=argv,
         execute=execute,
@@ -107,6 +147,15 @@ def create_read_replica(db_instance: str, replica_id: str = "propflow-db-read",
         verify=lambda result, before: verify.rds_available(replica_id),
         undo=lambda result, before, kept: {
             "detail": f"delete the replica {replica_id} (the primary is untouched)",
-            "command": shell_line(["aws", "rds", "delete-db-instance", "--db-instance-identifier", replica_id,
-                                   "--skip-final-snapshot"])},
+            "command": shell_line(
+                [
+                    "aws",
+                    "rds",
+                    "delete-db-instance",
+                    "--db-instance-identifier",
+                    replica_id,
+                    "--skip-final-snapshot",
+                ]
+            ),
+        },
     )

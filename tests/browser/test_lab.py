@@ -43,11 +43,19 @@ SCENARIO = "api-oom"
 INCIDENT = "INC-BROWSER-1"
 STEP = "force-new-deployment"  # applied in session 1 (moto answers it; rollback needs an older revision)
 # a temp dir by default; PROPFLOW_SCREENSHOT_DIR=docs refreshes the README images
-SHOTS_DIR = Path(os.environ.get("PROPFLOW_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "propflow-screenshots")
+SHOTS_DIR = Path(
+    os.environ.get("PROPFLOW_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "propflow-screenshots"
+)
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
     # No internet here: without these chromium floods refused connections to Google services.
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
 ]
 LAB_READY_S = 180  # sandbox start + JupyterLab start, on a loaded CI machine
@@ -126,8 +134,13 @@ def seat(tmp_path: Path) -> Seat:
     notebooks = tmp_path / "notebooks"
     shutil.copytree(REPO / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     runs = tmp_path / "runs"
-    env = {**os.environ, **_isolated_jupyter(tmp_path), "PROPFLOW_NOTEBOOKS_DIR": str(notebooks),
-           "PROPFLOW_OUTPUT_DIR": str(runs), "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        **_isolated_jupyter(tmp_path),
+        "PROPFLOW_NOTEBOOKS_DIR": str(notebooks),
+        "PROPFLOW_OUTPUT_DIR": str(runs),
+        "PYTHONPATH": str(REPO),
+    }
     env.pop("PROPFLOW_EVIDENCE_PATH", None)
     return Seat(tmp_path, notebooks, runs, env)
 
@@ -137,8 +150,20 @@ def _lab(seat: Seat, name: str) -> Iterator[Lab]:
     """``propflow-ops lab api-down --sandbox --scenario api-oom --incident INCIDENT``, stopped on exit."""
     log = seat.tmp / f"{name}.log"
     out = seat.tmp / f"{name}.out"
-    cmd = [sys.executable, "-m", "propflow_ops.cli", "lab", "api-down", "--sandbox", "--scenario", SCENARIO,
-           "--incident", INCIDENT, "--port", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "propflow_ops.cli",
+        "lab",
+        "api-down",
+        "--sandbox",
+        "--scenario",
+        SCENARIO,
+        "--incident",
+        INCIDENT,
+        "--port",
+        "0",
+    ]
     with out.open("w") as stdout, log.open("w") as stderr:
         proc = subprocess.Popen(cmd, env=seat.env, stdout=stdout, stderr=stderr, text=True, cwd=seat.tmp)
     url = ""
@@ -150,8 +175,10 @@ def _lab(seat: Seat, name: str) -> Iterator[Lab]:
             break
         time.sleep(0.5)
     try:
-        assert url, (f"propflow-ops lab printed no URL (exit {proc.poll()}):\n{out.read_text()}\n"
-                     f"{log.read_text()[-4000:]}")
+        assert url, (
+            f"propflow-ops lab printed no URL (exit {proc.poll()}):\n{out.read_text()}\n"
+            f"{log.read_text()[-4000:]}"
+        )
         assert f"/lab/tree/{NOTEBOOK}?token=" in url
         assert f"incident {INCIDENT}" in out.read_text()
         yield Lab(url, proc, log, out)
@@ -163,15 +190,20 @@ def _lab(seat: Seat, name: str) -> Iterator[Lab]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-    assert proc.returncode == 0, f"propflow-ops lab did not stop cleanly ({proc.returncode}):\n{log.read_text()[-4000:]}"
+    assert proc.returncode == 0, (
+        f"propflow-ops lab did not stop cleanly ({proc.returncode}):\n{log.read_text()[-4000:]}"
+    )
     assert "stopping" in out.read_text()
 
 
 def _launch(pw: Any, user_data_dir: Path) -> Any:
     return pw.chromium.launch_persistent_context(
         str(user_data_dir),  # a fresh profile each run
-        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 1400, "height": 1000}, device_scale_factor=1,
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": 1000},
+        device_scale_factor=1,
     )
 
 
@@ -180,7 +212,8 @@ def _menu(page: Any, top: str, *path: str) -> None:
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(rf"^{top}$")).click()
     for i, label in enumerate(path):
         item = page.locator(".lm-Menu:visible .lm-Menu-item").filter(
-            has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(rf"^{re.escape(label)}$")))
+            has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(rf"^{re.escape(label)}$"))
+        )
         if i < len(path) - 1:
             item.hover()
         else:
@@ -190,7 +223,8 @@ def _menu(page: Any, top: str, *path: str) -> None:
 def _wait_kernel_idle(page: Any, timeout_s: float) -> None:
     """Until the status bar says the notebook's kernel is ``Idle`` (the toolbar indicator says idle too early)."""
     page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).first.wait_for(
-        timeout=timeout_s * 1000)
+        timeout=timeout_s * 1000
+    )
 
 
 def _accept_kernel_dialog(page: Any) -> None:
@@ -226,15 +260,17 @@ def _error_outputs(page: Any) -> list[str]:
         ".jp-NotebookPanel:visible .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
     ).all_inner_texts()
     errors = [t for t in texts if "Traceback" in t or re.search(r"^\w*(Error|Exception)\b", t, re.M)]
-    errors += page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output",
-                           has_text="Traceback (most recent call last)").all_inner_texts()
+    errors += page.locator(
+        ".jp-NotebookPanel:visible .jp-OutputArea-output", has_text="Traceback (most recent call last)"
+    ).all_inner_texts()
     return errors
 
 
 def _findings_table(page: Any) -> Any:
     """The full findings table (``ev.table()``: its title starts ``Findings:``), not a section's."""
     tables = page.locator(".jp-NotebookPanel:visible .propflow-findings").filter(
-        has=page.locator("h3", has_text=re.compile(r"^Findings:")))
+        has=page.locator("h3", has_text=re.compile(r"^Findings:"))
+    )
     assert tables.count(), "no findings table (.propflow-findings titled 'Findings: ...') in the outputs"
     return tables.first
 
@@ -247,11 +283,16 @@ def _status_of(table: Any, code: str) -> str | None:
 
 
 def _images(page: Any) -> list[dict[str, Any]]:
-    return list(page.locator(".jp-NotebookPanel:visible .jp-RenderedImage img").evaluate_all(
-        "imgs => imgs.map(i => ({complete: i.complete, w: i.naturalWidth, h: i.naturalHeight}))"))
+    return list(
+        page.locator(".jp-NotebookPanel:visible .jp-RenderedImage img").evaluate_all(
+            "imgs => imgs.map(i => ({complete: i.complete, w: i.naturalWidth, h: i.naturalHeight}))"
+        )
+    )
 
 
-def test_missing_browser_skips_here_and_fails_under_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_browser_skips_here_and_fails_under_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="no-chromium is missing"):
@@ -287,13 +328,15 @@ def _session_one(page: Any, lab: Lab) -> None:
     assert all(p.strip() == "[ ]:" for p in _prompts(page)), _prompts(page)
     params = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").first
     source = params.locator(".cm-content").inner_text()
-    assert f'incident_id: str = \'{INCIDENT}\'' in source and "apply: list = []" in source, source
+    assert f"incident_id: str = '{INCIDENT}'" in source and "apply: list = []" in source, source
     params.locator(".cm-content").click()
     page.keyboard.press("Control+End")
     page.keyboard.press("Enter")
     page.keyboard.insert_text(f'apply = ["{STEP}"]')
     page.keyboard.press("Enter")
-    page.keyboard.insert_text('reason = "browser test: restart the OOM-ing tasks"')  # change control needs one
+    page.keyboard.insert_text(
+        'reason = "browser test: restart the OOM-ing tasks"'
+    )  # change control needs one
     page.keyboard.press("Enter")
     # the confirmation parameter, as against production (the sandbox would apply without it)
     page.keyboard.insert_text(f'confirm = "{STEP}"')
@@ -305,8 +348,11 @@ def _session_one(page: Any, lab: Lab) -> None:
     while time.monotonic() < started + RUN_ALL_S:
         _accept_kernel_dialog(page)
         prompts = [p.strip() for p in _prompts(page)]
-        if (all(re.fullmatch(r"\[\d+\]:", p) for p in prompts[:-1]) and prompts[-1] == "[ ]:"
-                and page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).count()):
+        if (
+            all(re.fullmatch(r"\[\d+\]:", p) for p in prompts[:-1])
+            and prompts[-1] == "[ ]:"
+            and page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).count()
+        ):
             break
         page.wait_for_timeout(500)
     else:
@@ -332,8 +378,10 @@ def _session_one(page: Any, lab: Lab) -> None:
     assert images, "no plot in the outputs (.jp-RenderedImage img)"
     assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in images), images
 
-    steps = {text.split(":", 1)[0]: text for text in
-             page.locator(".jp-NotebookPanel:visible .propflow-step").all_inner_texts()}
+    steps = {
+        text.split(":", 1)[0]: text
+        for text in page.locator(".jp-NotebookPanel:visible .propflow-step").all_inner_texts()
+    }
     assert "EXECUTED" in steps[f"Step {STEP}"], steps
     assert "PLANNED" in steps["Step rollback"] and "To apply" in steps["Step rollback"], steps
 
@@ -345,8 +393,11 @@ def _session_one(page: Any, lab: Lab) -> None:
     table.scroll_into_view_if_needed()
     table.screenshot(path=str(SHOTS_DIR / "findings-table-dark.png"))
     page.screenshot(path=str(lab.log.parent / "notebook-dark.png"))  # for whoever debugs a failure
-    for name, selector in (("banner", ".propflow-banner"), ("step", ".propflow-step"),
-                           ("plot", ".jp-RenderedImage")):
+    for name, selector in (
+        ("banner", ".propflow-banner"),
+        ("step", ".propflow-step"),
+        ("plot", ".jp-RenderedImage"),
+    ):
         element = page.locator(f".jp-NotebookPanel:visible {selector}").first
         element.scroll_into_view_if_needed()
         element.screenshot(path=str(lab.log.parent / f"{name}-dark.png"))
@@ -367,11 +418,14 @@ def test_two_lab_sessions_of_one_incident_leave_the_applied_step_and_a_published
                 # The step is in the incident's action log now, before anything is saved.
                 actions = [e for e in _record(seat) if e["event"] == "action"]
                 assert [(e["phase"], e["step"], e["mode"]) for e in actions] == [
-                    ("started", STEP, "started"), ("ended", STEP, "executed")], actions
+                    ("started", STEP, "started"),
+                    ("ended", STEP, "executed"),
+                ], actions
                 page.close()  # the tab closed without saving (and then the lab stops: the kernel dies)
 
-            assert _tree_hash(seat.notebooks) == templates and _tree_hash(REPO / "notebooks") == repo_notebooks, \
-                "the runbooks' notebooks changed"
+            assert (
+                _tree_hash(seat.notebooks) == templates and _tree_hash(REPO / "notebooks") == repo_notebooks
+            ), "the runbooks' notebooks changed"
             actions = [e for e in _record(seat) if e["event"] == "action"]
             assert all(e["by"]["user"] and e["by_label"] for e in actions), actions
             assert actions[-1]["run_mode"] == "interactive"
@@ -401,9 +455,14 @@ def test_two_lab_sessions_of_one_incident_leave_the_applied_step_and_a_published
     assert "ECS_TASK_OOM" in (run / "report.html").read_text(encoding="utf-8")
     assert _tree_hash(REPO / "notebooks") == repo_notebooks
 
-    review = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "review", INCIDENT, "--output-dir",
-                             str(seat.runs)], env=seat.env, capture_output=True, text=True, timeout=300,
-                            cwd=seat.tmp)
+    review = subprocess.run(
+        [sys.executable, "-m", "propflow_ops.cli", "review", INCIDENT, "--output-dir", str(seat.runs)],
+        env=seat.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=seat.tmp,
+    )
     assert review.returncode in (0, 1), review.stderr[-3000:]
     folder = Path(review.stdout.strip().splitlines()[-1])
     postmortem = (folder / "postmortem.md").read_text(encoding="utf-8")

@@ -16,8 +16,12 @@ from propflow_ops.remediation import Step, run_step
 from propflow_ops.sandbox.canaries import CANARY_TWILIO_AUTH_TOKEN
 
 INCIDENT = "INC-UNIT"
-SANDBOX = {"AWS_ENDPOINT_URL": "http://127.0.0.1:5999", "PROPFLOW_API_URL": "http://127.0.0.1:6999",
-           "PROPFLOW_DATABASE_URL": "postgresql://u@/db?host=/tmp/x", "PROPFLOW_REDIS_URL": "unix:///tmp/x.sock"}
+SANDBOX = {
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:5999",
+    "PROPFLOW_API_URL": "http://127.0.0.1:6999",
+    "PROPFLOW_DATABASE_URL": "postgresql://u@/db?host=/tmp/x",
+    "PROPFLOW_REDIS_URL": "unix:///tmp/x.sock",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -41,13 +45,24 @@ def step(calls: list[int], *, verify=None, name="rollback", fail: BaseException 
             raise fail
         return {"task_definition": "propflow-api:2"}
 
-    return Step(name, "roll back", "aws ecs update-service ...", execute, resource="ecs:propflow/propflow-api",
-                verify=verify, undo=lambda r, b, p: {"detail": "roll forward", "command": "aws ecs ... :3"})
+    return Step(
+        name,
+        "roll back",
+        "aws ecs update-service ...",
+        execute,
+        resource="ecs:propflow/propflow-api",
+        verify=verify,
+        undo=lambda r, b, p: {"detail": "roll forward", "command": "aws ecs ... :3"},
+    )
 
 
 def actions(tmp_path) -> list[dict]:
     path = tmp_path / "out" / INCIDENT / "incident.jsonl"
-    return [e for e in map(json.loads, path.read_text().splitlines()) if e["event"] == "action"] if path.exists() else []
+    return (
+        [e for e in map(json.loads, path.read_text().splitlines()) if e["event"] == "action"]
+        if path.exists()
+        else []
+    )
 
 
 def test_jupyterlab_applies_only_with_confirm_naming_the_step(isolated):
@@ -62,15 +77,22 @@ def test_jupyterlab_applies_only_with_confirm_naming_the_step(isolated):
     out = run_step(ev("rollback", reason="r", confirm=INCIDENT), step(calls))
     assert out.mode == "executed" and calls == [1, 1]
     assert [(e["phase"], e["mode"]) for e in actions(isolated)] == [
-        ("refused", "refused"), ("refused", "refused"), ("started", "started"), ("ended", "executed"),
-        ("started", "started"), ("ended", "executed")]
+        ("refused", "refused"),
+        ("refused", "refused"),
+        ("started", "started"),
+        ("ended", "executed"),
+        ("started", "started"),
+        ("ended", "executed"),
+    ]
     ended = actions(isolated)[3]
     assert ended["reason"] == "INC-UNIT bad deploy" and ended["by_label"] and ended["by"]["user"]
     assert ended["undo"] == "roll forward aws ecs ... :3" and ended["resource"] == "ecs:propflow/propflow-api"
     from propflow_ops.incident_cli import event_line
 
     line = event_line(ended)
-    assert "step rollback ended: executed" in line and "reason: INC-UNIT bad deploy" in line and "undo:" in line
+    assert (
+        "step rollback ended: executed" in line and "reason: INC-UNIT bad deploy" in line and "undo:" in line
+    )
 
 
 def test_a_reason_is_required_even_in_the_sandbox(isolated, monkeypatch):
@@ -84,12 +106,17 @@ def test_a_reason_is_required_even_in_the_sandbox(isolated, monkeypatch):
 
 
 def test_a_held_lock_refuses_with_who_and_since(isolated):
-    held = FileLocks(isolated / "locks").acquire("ecs:propflow/propflow-api", "alice@h1 (arn:a)", "scale-service",
-                                                 "INC-OTHER")
+    held = FileLocks(isolated / "locks").acquire(
+        "ecs:propflow/propflow-api", "alice@h1 (arn:a)", "scale-service", "INC-OTHER"
+    )
     calls: list[int] = []
     out = run_step(ev("rollback", reason="r", confirm="rollback"), step(calls))
     assert out.mode == "refused" and calls == []
-    assert "alice@h1 (arn:a)" in out.action.detail and held.since in out.action.detail and "INC-OTHER" in out.action.detail
+    assert (
+        "alice@h1 (arn:a)" in out.action.detail
+        and held.since in out.action.detail
+        and "INC-OTHER" in out.action.detail
+    )
     assert "lock break" in out.action.detail
 
 
@@ -116,8 +143,13 @@ def test_a_crash_mid_step_leaves_the_started_record_and_frees_the_lock(isolated)
 
 
 def test_a_failing_finding_refuses_a_guarded_step_unless_forced(isolated, monkeypatch):
-    guarded = Step("migration-downgrade", "undo", "alembic downgrade -1", lambda: "done",
-                   refused_while=("MIGRATION_OBJECT_EXISTS",))
+    guarded = Step(
+        "migration-downgrade",
+        "undo",
+        "alembic downgrade -1",
+        lambda: "done",
+        refused_while=("MIGRATION_OBJECT_EXISTS",),
+    )
     e = ev("migration-downgrade", reason="r", confirm="migration-downgrade")
     e.add(Finding("MIGRATION_OBJECT_EXISTS", Status.FAIL, "exists"))
     assert run_step(e, guarded).mode == "refused"

@@ -51,10 +51,18 @@ class Cli:
         return f"exit {self.code}\nstdout: {self.out[-1500:]}\nstderr: {self.err[-2500:]}"
 
 
-def start(env: dict[str, str], out: Path, *args: str, stdin: Any = subprocess.DEVNULL) -> subprocess.Popen[str]:
+def start(
+    env: dict[str, str], out: Path, *args: str, stdin: Any = subprocess.DEVNULL
+) -> subprocess.Popen[str]:
     full = {**os.environ, **env, "PROPFLOW_OUTPUT_DIR": str(out)}
-    return subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", *args], stdin=stdin, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=full)
+    return subprocess.Popen(
+        [sys.executable, "-m", "propflow_ops.cli", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full,
+    )
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 300) -> Cli:
@@ -68,7 +76,9 @@ def cli(env: dict[str, str], out: Path, *args: str) -> Cli:
 
 def record(out: Path, incident: str) -> list[dict[str, Any]]:
     path = out / incident / "incident.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )
 
 
 def not_sandbox(sandbox_env: dict[str, str]) -> dict[str, str]:
@@ -80,23 +90,41 @@ def not_sandbox(sandbox_env: dict[str, str]) -> dict[str, str]:
 
 
 def service(sandbox: Any) -> dict[str, Any]:
-    return sandbox.aws.client("ecs").describe_services(cluster="propflow", services=["propflow-api"])["services"][0]
+    return sandbox.aws.client("ecs").describe_services(cluster="propflow", services=["propflow-api"])[
+        "services"
+    ][0]
 
 
 def test_apply_without_confirmation_is_refused_in_one_line_and_recorded(world, sandbox_env, tmp_path):
     sb = world()
     before = service(sb)
-    run = cli(not_sandbox(sandbox_env), tmp_path, "run", "api-down", "--incident", "INC-NOCONFIRM",
-              "--apply", "rollback", "--reason", "INC-NOCONFIRM bad deploy")
+    run = cli(
+        not_sandbox(sandbox_env),
+        tmp_path,
+        "run",
+        "api-down",
+        "--incident",
+        "INC-NOCONFIRM",
+        "--apply",
+        "rollback",
+        "--reason",
+        "INC-NOCONFIRM bad deploy",
+    )
     assert run.code == 2, run.explain()
     assert len(run.err.strip().splitlines()) == 1 and "Traceback" not in run.err, run.err
     assert "refused" in run.err and "--yes" in run.err and "terminal" in run.err, run.err
-    assert run.folder is None and not list((tmp_path / "INC-NOCONFIRM").glob("*-api-down*"))  # nothing half-written
+    assert run.folder is None and not list(
+        (tmp_path / "INC-NOCONFIRM").glob("*-api-down*")
+    )  # nothing half-written
     after = service(sb)
-    assert (after["taskDefinition"], after["desiredCount"]) == (before["taskDefinition"], before["desiredCount"])
+    assert (after["taskDefinition"], after["desiredCount"]) == (
+        before["taskDefinition"],
+        before["desiredCount"],
+    )
     refused = [e for e in record(tmp_path, "INC-NOCONFIRM") if e["event"] == "action"]
     assert [(e["step"], e["mode"], e["phase"], e["reason"]) for e in refused] == [
-        ("rollback", "refused", "refused", "INC-NOCONFIRM bad deploy")]
+        ("rollback", "refused", "refused", "INC-NOCONFIRM bad deploy")
+    ]
 
 
 def test_apply_without_reason_is_a_usage_error_even_in_the_sandbox(world, sandbox_env, tmp_path):
@@ -109,8 +137,19 @@ def test_confirmation_typed_on_a_terminal_after_the_plan(world, sandbox_env, tmp
     sb = world("api-bad-deploy")
     before = service(sb)["taskDefinition"]
     master, slave = os.openpty()
-    proc = start(not_sandbox(sandbox_env), tmp_path / "typed", "run", "api-down", "--incident", "INC-TTY",
-                 "--apply", "rollback", "--reason", "INC-TTY: roll back the bad deploy", stdin=slave)
+    proc = start(
+        not_sandbox(sandbox_env),
+        tmp_path / "typed",
+        "run",
+        "api-down",
+        "--incident",
+        "INC-TTY",
+        "--apply",
+        "rollback",
+        "--reason",
+        "INC-TTY: roll back the bad deploy",
+        stdin=slave,
+    )
     os.close(slave)
     os.write(master, b"rollback\n")  # read by the prompt once the kernel has handed over the plan
     run = finish(proc)
@@ -120,12 +159,25 @@ def test_confirmation_typed_on_a_terminal_after_the_plan(world, sandbox_env, tmp
     assert step["mode"] == "executed" and step["confirmed"] == "typed on the terminal", step
     assert step["reason"] == "INC-TTY: roll back the bad deploy" and step["by"]
     assert service(sb)["taskDefinition"] != before
-    assert step["undo"]["command"].endswith(f"--task-definition {before.rsplit('/', 1)[-1]} --desired-count 2"), step
+    assert step["undo"]["command"].endswith(
+        f"--task-definition {before.rsplit('/', 1)[-1]} --desired-count 2"
+    ), step
     # a wrong answer is a refusal, and the service stays where it is
     sb = world("api-bad-deploy")
     master, slave = os.openpty()
-    proc = start(not_sandbox(sandbox_env), tmp_path / "wrong", "run", "api-down", "--incident", "INC-TTY2",
-                 "--apply", "rollback", "--reason", "INC-TTY2", stdin=slave)
+    proc = start(
+        not_sandbox(sandbox_env),
+        tmp_path / "wrong",
+        "run",
+        "api-down",
+        "--incident",
+        "INC-TTY2",
+        "--apply",
+        "rollback",
+        "--reason",
+        "INC-TTY2",
+        stdin=slave,
+    )
     os.close(slave)
     os.write(master, b"yes\n")
     run = finish(proc)
@@ -135,27 +187,57 @@ def test_confirmation_typed_on_a_terminal_after_the_plan(world, sandbox_env, tmp
     assert run.code == 1
 
 
-def test_two_concurrent_applies_one_holds_the_lock_the_other_is_refused(world, sandbox, sandbox_env, tmp_path):
+def test_two_concurrent_applies_one_holds_the_lock_the_other_is_refused(
+    world, sandbox, sandbox_env, tmp_path
+):
     """Engineer A restarts the API while /health keeps failing (api-oom): A's step does not verify, so A holds
     the lock for its whole bounded wait; engineer B, starting meanwhile, is refused with A's name and since."""
     world("api-oom")
     env_a = {**sandbox_env, "PROPFLOW_VERIFY_TIMEOUT_S": "45"}
-    a = start(env_a, tmp_path, "run", "api-down", "--incident", "INC-LOCK-A", "--apply", "force-new-deployment",
-              "--reason", "A: restart the OOM-ing tasks")
+    a = start(
+        env_a,
+        tmp_path,
+        "run",
+        "api-down",
+        "--incident",
+        "INC-LOCK-A",
+        "--apply",
+        "force-new-deployment",
+        "--reason",
+        "A: restart the OOM-ing tasks",
+    )
     ddb = sandbox.aws.client("dynamodb")
     deadline = time.monotonic() + 180
     held: dict[str, Any] = {}
     while time.monotonic() < deadline and a.poll() is None:
-        held = ddb.get_item(TableName=sandbox_env["PROPFLOW_LOCK_TABLE"], Key={"resource": {"S": RESOURCE}},
-                            ConsistentRead=True).get("Item") or {}
+        held = (
+            ddb.get_item(
+                TableName=sandbox_env["PROPFLOW_LOCK_TABLE"],
+                Key={"resource": {"S": RESOURCE}},
+                ConsistentRead=True,
+            ).get("Item")
+            or {}
+        )
         if held:
             break
         time.sleep(0.3)
     assert held, finish(a).explain()
     listed = cli(sandbox_env, tmp_path, "lock", "list")
-    assert RESOURCE in listed.out and "INC-LOCK-A" in listed.out and "force-new-deployment" in listed.out, listed.out
-    b = cli(sandbox_env, tmp_path, "run", "api-down", "--incident", "INC-LOCK-B", "--apply", "force-new-deployment",
-            "--reason", "B: restart too")
+    assert RESOURCE in listed.out and "INC-LOCK-A" in listed.out and "force-new-deployment" in listed.out, (
+        listed.out
+    )
+    b = cli(
+        sandbox_env,
+        tmp_path,
+        "run",
+        "api-down",
+        "--incident",
+        "INC-LOCK-B",
+        "--apply",
+        "force-new-deployment",
+        "--reason",
+        "B: restart too",
+    )
     ra = finish(a)
     refused = b.actions()["force-new-deployment"]
     assert refused["mode"] == "refused", b.explain()
@@ -193,16 +275,41 @@ def test_lock_break_needs_a_reason_and_is_recorded(sandbox, sandbox_env, tmp_pat
     assert ev and ev[0]["phase"] == "lock-break" and ev[0]["reason"] == "alice's laptop died"
 
 
-def test_migration_without_rds_needs_no_snapshot_and_downgrade_is_guarded(world, sandbox, sandbox_env, tmp_path):
+def test_migration_without_rds_needs_no_snapshot_and_downgrade_is_guarded(
+    world, sandbox, sandbox_env, tmp_path
+):
     sb = world("migration-pending")
     before = sb.pg.alembic_revision()
-    run = cli(sandbox_env, tmp_path, "run", "migration", "-p", "db_instance", "", "--apply", "migration-upgrade",
-              "--reason", "finish the deploy")
+    run = cli(
+        sandbox_env,
+        tmp_path,
+        "run",
+        "migration",
+        "-p",
+        "db_instance",
+        "",
+        "--apply",
+        "migration-upgrade",
+        "--reason",
+        "finish the deploy",
+    )
     step = run.actions()["migration-upgrade"]
     assert step["mode"] == "refused" and "--no-snapshot" in step["detail"], run.explain()
     assert sb.pg.alembic_revision() == before
-    run = cli(sandbox_env, tmp_path, "run", "migration", "-p", "db_instance", "", "--apply", "migration-upgrade",
-              "--reason", "finish the deploy", "--no-snapshot")
+    run = cli(
+        sandbox_env,
+        tmp_path,
+        "run",
+        "migration",
+        "-p",
+        "db_instance",
+        "",
+        "--apply",
+        "migration-upgrade",
+        "--reason",
+        "finish the deploy",
+        "--no-snapshot",
+    )
     step = run.actions()["migration-upgrade"]
     assert step["mode"] == "executed" and step["verified"] is True, run.explain()
     assert "alembic current" in step["verification"]["seen"] and sb.pg.alembic_revision() != before
@@ -210,15 +317,32 @@ def test_migration_without_rds_needs_no_snapshot_and_downgrade_is_guarded(world,
     # the downgrade would undo the last good migration while its object exists: refused unless forced
     sb = world("migration-object-exists")
     before = sb.pg.alembic_revision()
-    run = cli(sandbox_env, tmp_path, "run", "migration", "--apply", "migration-downgrade", "--reason", "undo it")
+    run = cli(
+        sandbox_env, tmp_path, "run", "migration", "--apply", "migration-downgrade", "--reason", "undo it"
+    )
     step = run.actions()["migration-downgrade"]
     assert step["mode"] == "refused" and "MIGRATION_OBJECT_EXISTS" in step["detail"], run.explain()
     assert sb.pg.alembic_revision() == before
-    run = cli(sandbox_env, tmp_path, "run", "migration", "--apply", "migration-downgrade", "--reason", "undo it",
-              "--force")
+    run = cli(
+        sandbox_env,
+        tmp_path,
+        "run",
+        "migration",
+        "--apply",
+        "migration-downgrade",
+        "--reason",
+        "undo it",
+        "--force",
+    )
     step = run.actions()["migration-downgrade"]
-    assert step["mode"] == "executed" and step["forced"].startswith("despite MIGRATION_OBJECT_EXISTS"), run.explain()
+    assert step["mode"] == "executed" and step["forced"].startswith("despite MIGRATION_OBJECT_EXISTS"), (
+        run.explain()
+    )
     snap = step["protect"]["snapshot"]
-    assert snap in [s["DBSnapshotIdentifier"] for s in
-                    sandbox.aws.client("rds").describe_db_snapshots(DBInstanceIdentifier="propflow-db")["DBSnapshots"]]
+    assert snap in [
+        s["DBSnapshotIdentifier"]
+        for s in sandbox.aws.client("rds").describe_db_snapshots(DBInstanceIdentifier="propflow-db")[
+            "DBSnapshots"
+        ]
+    ]
     assert step["undo"]["snapshot"] == snap and "upgrade" in step["undo"]["command"]

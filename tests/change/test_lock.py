@@ -18,7 +18,11 @@ def locks(request, tmp_path, monkeypatch):
         yield FileLocks(tmp_path / "locks")
         return
     moto = pytest.importorskip("moto")
-    for name, value in (("AWS_ACCESS_KEY_ID", "t"), ("AWS_SECRET_ACCESS_KEY", "t"), ("AWS_DEFAULT_REGION", "us-east-1")):
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "t"),
+        ("AWS_SECRET_ACCESS_KEY", "t"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     import boto3
@@ -34,13 +38,22 @@ def test_second_holder_is_refused_with_who_and_since(locks):
     with pytest.raises(LockBusy) as busy:
         locks.acquire("ecs:propflow/propflow-api", "bob@h2 (arn:b)", "scale-service", "INC-2")
     held = busy.value.holder
-    assert (held.owner, held.step, held.incident, held.since) == ("alice@h1 (arn:a)", "rollback", "INC-1", a.since)
+    assert (held.owner, held.step, held.incident, held.since) == (
+        "alice@h1 (arn:a)",
+        "rollback",
+        "INC-1",
+        a.since,
+    )
     assert "alice@h1" in str(busy.value) and a.since in str(busy.value)
-    other = locks.acquire("rds:propflow-db", "bob@h2 (arn:b)", "reboot-db-failover", "INC-2")  # another resource
+    other = locks.acquire(
+        "rds:propflow-db", "bob@h2 (arn:b)", "reboot-db-failover", "INC-2"
+    )  # another resource
     assert [h.resource for h in locks.list()] == ["ecs:propflow/propflow-api", "rds:propflow-db"]
     assert locks.release(a) and locks.release(other)
     assert locks.list() == []
-    assert locks.acquire("ecs:propflow/propflow-api", "bob@h2 (arn:b)", "scale-service", "INC-2").owner.startswith("bob")
+    assert locks.acquire(
+        "ecs:propflow/propflow-api", "bob@h2 (arn:b)", "scale-service", "INC-2"
+    ).owner.startswith("bob")
 
 
 def test_an_expired_lock_is_taken_over_and_its_old_holder_cannot_release_the_new_one(locks):
@@ -81,7 +94,10 @@ def test_file_locks_hold_across_processes(tmp_path):
     deadline = time.monotonic() + 5
     while FileLocks(tmp_path).list() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert FileLocks(tmp_path).acquire("ecs:propflow/propflow-api", "bob", "scale-service", "INC-Q").owner == "bob"
+    assert (
+        FileLocks(tmp_path).acquire("ecs:propflow/propflow-api", "bob", "scale-service", "INC-Q").owner
+        == "bob"
+    )
 
 
 def test_locks_for_picks_the_table_when_configured(tmp_path):

@@ -18,9 +18,14 @@ def _run(tmp_path, name: str, **params) -> dict:
     import papermill as pm
 
     evidence = tmp_path / f"{name}.json"
-    pm.execute_notebook(str(RUNBOOKS["api-down"].path), str(tmp_path / f"{name}.ipynb"), kernel_name="python3",
-                        parameters={"incident_id": "INC-LAB", **params}, progress_bar=False,
-                        cwd=str(RUNBOOKS["api-down"].path.parent))
+    pm.execute_notebook(
+        str(RUNBOOKS["api-down"].path),
+        str(tmp_path / f"{name}.ipynb"),
+        kernel_name="python3",
+        parameters={"incident_id": "INC-LAB", **params},
+        progress_bar=False,
+        cwd=str(RUNBOOKS["api-down"].path.parent),
+    )
     return {a["step"]: a for a in json.loads(evidence.read_text())["actions"]} if evidence.exists() else {}
 
 
@@ -32,15 +37,27 @@ def test_the_remediation_cell_applies_only_with_confirm(world, sandbox_env, tmp_
     monkeypatch.delenv(MARKER, raising=False)
     monkeypatch.setenv("PROPFLOW_OUTPUT_DIR", str(tmp_path / "out"))
     ecs = sb.aws.client("ecs")
-    before = ecs.describe_services(cluster="propflow", services=["propflow-api"])["services"][0]["taskDefinition"]
+    before = ecs.describe_services(cluster="propflow", services=["propflow-api"])["services"][0][
+        "taskDefinition"
+    ]
     monkeypatch.setenv(EVIDENCE_PATH_ENV, str(tmp_path / "unconfirmed.json"))
     refused = _run(tmp_path, "unconfirmed", apply=["rollback"], reason="INC-LAB bad deploy")
-    assert refused["rollback"]["mode"] == "refused" and 'confirm = "rollback"' in refused["rollback"]["detail"]
-    assert ecs.describe_services(cluster="propflow", services=["propflow-api"])["services"][0]["taskDefinition"] == before
+    assert (
+        refused["rollback"]["mode"] == "refused" and 'confirm = "rollback"' in refused["rollback"]["detail"]
+    )
+    assert (
+        ecs.describe_services(cluster="propflow", services=["propflow-api"])["services"][0]["taskDefinition"]
+        == before
+    )
     monkeypatch.setenv(EVIDENCE_PATH_ENV, str(tmp_path / "confirmed.json"))
     applied = _run(tmp_path, "confirmed", apply=["rollback"], reason="INC-LAB bad deploy", confirm="rollback")
-    assert applied["rollback"]["mode"] == "executed" and applied["rollback"]["confirmed"] == "confirm parameter"
+    assert (
+        applied["rollback"]["mode"] == "executed" and applied["rollback"]["confirmed"] == "confirm parameter"
+    )
     assert applied["force-new-deployment"]["detail"].startswith("Not applied in this run.")
-    assert ecs.describe_services(cluster="propflow", services=["propflow-api"])["services"][0]["taskDefinition"] != before
+    assert (
+        ecs.describe_services(cluster="propflow", services=["propflow-api"])["services"][0]["taskDefinition"]
+        != before
+    )
     record = (tmp_path / "out" / "INC-LAB" / "incident.jsonl").read_text()
     assert '"phase": "started"' in record and '"phase": "ended"' in record

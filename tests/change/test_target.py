@@ -29,14 +29,19 @@ def test_a_bare_flag_is_not_trusted():
 
 def test_a_target_re_pointed_after_the_marker_is_not_the_sandbox():
     env = marked(LOCAL)
-    env["PROPFLOW_DATABASE_URL"] = "postgresql://u:p@127.0.0.1:5432/other"  # still loopback, but not that sandbox
+    env["PROPFLOW_DATABASE_URL"] = (
+        "postgresql://u:p@127.0.0.1:5432/other"  # still loopback, but not that sandbox
+    )
     ok, why = sandbox_check(env)
     assert not ok and "changed" in why
 
 
 def test_a_marker_computed_over_production_urls_proves_nothing():
-    prod = {**LOCAL, "AWS_ENDPOINT_URL": "https://ecs.eu-west-1.amazonaws.com",
-            "PROPFLOW_API_URL": "https://api.propflow.com"}
+    prod = {
+        **LOCAL,
+        "AWS_ENDPOINT_URL": "https://ecs.eu-west-1.amazonaws.com",
+        "PROPFLOW_API_URL": "https://api.propflow.com",
+    }
     ok, why = sandbox_check(marked(prod))
     assert not ok and "AWS_ENDPOINT_URL" in why and "PROPFLOW_API_URL" in why and "loopback" in why
     assert "amazonaws" not in why and "propflow.com" not in why  # no URL in the message
@@ -57,6 +62,13 @@ def test_an_aws_profile_is_not_the_sandbox():
 def test_is_local():
     assert is_local("http://127.0.0.5:1") and is_local("http://localhost") and is_local("http://[::1]:2")
     assert is_local("unix:///tmp/r.sock") and is_local("postgresql://u@/db?host=/tmp/pg")
-    for url in ("http://10.0.0.1", "http://127.0.0.1.example.com", "http://localhost.evil.com", "https://[::2]",
-                "postgresql://u@db.internal/db", "postgresql://u@/db", "not a url"):
+    for url in (
+        "http://10.0.0.1",
+        "http://127.0.0.1.example.com",
+        "http://localhost.evil.com",
+        "https://[::2]",
+        "postgresql://u@db.internal/db",
+        "postgresql://u@/db",
+        "not a url",
+    ):
         assert not is_local(url), url

@@ -12,9 +12,15 @@ ENDPOINT = "propflow-db.abc.us-east-1.rds.amazonaws.com"
 
 
 def instance(**kw):
-    return {"DBInstanceIdentifier": "propflow-db", "DBInstanceStatus": "available", "Engine": "postgres",
-            "Endpoint": {"Address": ENDPOINT, "Port": 5432}, "MultiAZ": True, "BackupRetentionPeriod": 7,
-            "LatestRestorableTime": NOW - timedelta(minutes=2)} | kw
+    return {
+        "DBInstanceIdentifier": "propflow-db",
+        "DBInstanceStatus": "available",
+        "Engine": "postgres",
+        "Endpoint": {"Address": ENDPOINT, "Port": 5432},
+        "MultiAZ": True,
+        "BackupRetentionPeriod": 7,
+        "LatestRestorableTime": NOW - timedelta(minutes=2),
+    } | kw
 
 
 def test_rds_available():
@@ -31,8 +37,12 @@ def test_rpo():
     assert off.status == "fail" and "OFF" in off.title
     stale = db.rpo_at_risk(instance(LatestRestorableTime=NOW - timedelta(minutes=26)), now=NOW)
     assert stale.status == "fail" and stale.data["lag_minutes"] == 26.0
-    assert db.rpo_at_risk(instance(LatestRestorableTime=NOW - timedelta(minutes=26)), now=NOW,
-                          rpo_minutes=30).status == "ok"
+    assert (
+        db.rpo_at_risk(
+            instance(LatestRestorableTime=NOW - timedelta(minutes=26)), now=NOW, rpo_minutes=30
+        ).status
+        == "ok"
+    )
 
 
 def test_connectivity():
@@ -43,16 +53,46 @@ def test_connectivity():
 
 
 def activity(*rows):
-    cols = ["pid", "application_name", "state", "backend_type", "wait_event_type", "wait_event", "age_s",
-            "xact_age_s", "query_age_s", "query"]
+    cols = [
+        "pid",
+        "application_name",
+        "state",
+        "backend_type",
+        "wait_event_type",
+        "wait_event",
+        "age_s",
+        "xact_age_s",
+        "query_age_s",
+        "query",
+    ]
     return pd.DataFrame([dict(zip(cols, r, strict=True)) for r in rows], columns=cols)
 
 
 IDLE = (11, "propflow-api", "idle", "client backend", "Client", "ClientRead", 5.0, None, 5.0, "SELECT 1")
-IDLE_TX = (12, "propflow-api", "idle in transaction", "client backend", "Client", "ClientRead", 95.0, 100.0, 96.0,
-           "UPDATE maintenance_requests SET status = 'open' WHERE id = 7")
-LONG = (13, "propflow-api", "active", "client backend", "Timeout", "PgSleep", 45.0, 45.0, 45.0,
-        "SELECT pg_sleep(3600)")
+IDLE_TX = (
+    12,
+    "propflow-api",
+    "idle in transaction",
+    "client backend",
+    "Client",
+    "ClientRead",
+    95.0,
+    100.0,
+    96.0,
+    "UPDATE maintenance_requests SET status = 'open' WHERE id = 7",
+)
+LONG = (
+    13,
+    "propflow-api",
+    "active",
+    "client backend",
+    "Timeout",
+    "PgSleep",
+    45.0,
+    45.0,
+    45.0,
+    "SELECT pg_sleep(3600)",
+)
 AUTOVAC = (14, "", "active", "autovacuum worker", None, None, 400.0, 400.0, 400.0, "autovacuum: VACUUM x")
 
 
@@ -99,16 +139,26 @@ def test_url_mismatch_shows_hosts_never_the_url():
 
 
 def test_connection_error_lines_and_query_ages():
-    df = frame([line(3, "ERROR", "QueuePool limit of size 20 overflow 10 reached"),
-                line(2, "ERROR", "FATAL:  sorry, too many clients already"),
-                line(1, "ERROR", "connection failed: Connection refused"), line(1)])
-    assert db.connection_error_lines(df)["kind"].tolist() == ["pool exhausted", "too many clients",
-                                                              "connection refused"]
+    df = frame(
+        [
+            line(3, "ERROR", "QueuePool limit of size 20 overflow 10 reached"),
+            line(2, "ERROR", "FATAL:  sorry, too many clients already"),
+            line(1, "ERROR", "connection failed: Connection refused"),
+            line(1),
+        ]
+    )
+    assert db.connection_error_lines(df)["kind"].tolist() == [
+        "pool exhausted",
+        "too many clients",
+        "connection refused",
+    ]
     ages = db.query_ages(activity(IDLE, LONG))
     assert ages.tolist() == [45.0] and "pg_sleep" in ages.index[0]
 
 
 def test_connection_refused_lines():
-    df = frame([line(1, "ERROR", 'connection to server at "10.0.3.12", port 5432 failed: Connection refused')])
+    df = frame(
+        [line(1, "ERROR", 'connection to server at "10.0.3.12", port 5432 failed: Connection refused')]
+    )
     assert db.connection_errors_in_logs(df).status == "fail"
     assert db.connection_errors_in_logs(frame([line(1)])).status == "ok"

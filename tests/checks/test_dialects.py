@@ -32,17 +32,27 @@ def world(dialect: str, *faults: Callable[[L.LogBuilder], None]) -> pd.DataFrame
     L.baseline(b)
     for fault in faults:
         fault(b)
-    events = [{"timestamp": x.timestamp_ms, "message": x.message, "logStreamName": x.stream}
-              for x in b.sorted_lines() if x.ts >= START]
+    events = [
+        {"timestamp": x.timestamp_ms, "message": x.message, "logStreamName": x.stream}
+        for x in b.sorted_lines()
+        if x.ts >= START
+    ]
     return logparse.parse_events(events)
 
 
 def findings(df: pd.DataFrame) -> dict[str, str]:
     pm = latency.latency_per_minute({}, df)
-    out = [lc.error_spike(df, start=START, end=NOW), latency.latency_high(pm, df), latency.slow_queries(df),
-           s3.check_upload_errors(df), websocket.check_reconnect_spike(df, start=START, end=NOW),
-           notify.log_send_errors(df), migration.object_exists(df), db.connection_errors_in_logs(df),
-           lc.unparsed(df)]
+    out = [
+        lc.error_spike(df, start=START, end=NOW),
+        latency.latency_high(pm, df),
+        latency.slow_queries(df),
+        s3.check_upload_errors(df),
+        websocket.check_reconnect_spike(df, start=START, end=NOW),
+        notify.log_send_errors(df),
+        migration.object_exists(df),
+        db.connection_errors_in_logs(df),
+        lc.unparsed(df),
+    ]
     return {f.code: f.status.value for f in out}
 
 
@@ -94,15 +104,24 @@ def test_python_json_is_detected_by_its_field_names() -> None:
     for renamed in ("level<-levelname", "status<-http.status_code", "latency_ms<-duration", "path<-http.url"):
         assert renamed in info["dialect"], info["dialect"]
     text = lc.summary(world("text"))
-    assert text["dialect"].startswith("text (") and "access" in text["dialect"] and "python" in text["dialect"]
+    assert (
+        text["dialect"].startswith("text (") and "access" in text["dialect"] and "python" in text["dialect"]
+    )
     assert text["formats"]["text:access"] > 1000
 
 
 def test_issue_example_line_is_an_upload_error_and_a_request() -> None:
-    line = {"level": "ERROR", "method": "POST", "path": "/api/v1/photos/upload", "status": 500, "latency_ms": 84.1,
-            "message": "upload failed: An error occurred (AccessDenied) when calling the PutObject operation"}
-    df = logparse.parse_events([{"timestamp": int(NOW.timestamp() * 1000), "message": json.dumps(line),
-                               "logStreamName": "s"}])
+    line = {
+        "level": "ERROR",
+        "method": "POST",
+        "path": "/api/v1/photos/upload",
+        "status": 500,
+        "latency_ms": 84.1,
+        "message": "upload failed: An error occurred (AccessDenied) when calling the PutObject operation",
+    }
+    df = logparse.parse_events(
+        [{"timestamp": int(NOW.timestamp() * 1000), "message": json.dumps(line), "logStreamName": "s"}]
+    )
     assert lc.is_request(df).tolist() == [True] and lc.is_error(df).tolist() == [True]
     f = s3.check_upload_errors(df)
     assert f.status == "fail" and f.data["by_type"] == {"AccessDenied": 1}
@@ -111,18 +130,28 @@ def test_issue_example_line_is_an_upload_error_and_a_request() -> None:
 
 def test_a_dialect_nobody_mapped_raises_logs_unparsed_and_a_mapping_fixes_it() -> None:
     t0 = int(NOW.timestamp() * 1000)
-    lines = [f"acme|{i}|POST|/api/v1/photos/upload|{500 if i % 3 == 0 else 201}|{0.05 + i / 1000:.3f}|"
-             f"{'AccessDenied' if i % 3 == 0 else 'ok'}" for i in range(60)]
-    events = [{"timestamp": t0 - 1000 * (60 - i), "message": m, "logStreamName": "s"} for i, m in enumerate(lines)]
+    lines = [
+        f"acme|{i}|POST|/api/v1/photos/upload|{500 if i % 3 == 0 else 201}|{0.05 + i / 1000:.3f}|"
+        f"{'AccessDenied' if i % 3 == 0 else 'ok'}"
+        for i in range(60)
+    ]
+    events = [
+        {"timestamp": t0 - 1000 * (60 - i), "message": m, "logStreamName": "s"} for i, m in enumerate(lines)
+    ]
     df = logparse.parse_events(events)
     f = lc.unparsed(df)
     assert f.status == "warn" and f.data["logs"]["not_understood"] == 60
     assert len(f.data["examples"]) == 3 and f.data["examples"][0].startswith("acme|")
     assert s3.check_upload_errors(df).status != "fail"  # silence: nothing read as an upload error
-    mapping = logmapping.mapping_from_dict({
-        "name": "acme-pipe",
-        "text_patterns": [r"^acme\|\d+\|(?P<method>[A-Z]+)\|(?P<path>[^|]+)\|(?P<status>\d{3})\|"
-                          r"(?P<latency_s>[\d.]+)\|(?P<message>.*)$"]})
+    mapping = logmapping.mapping_from_dict(
+        {
+            "name": "acme-pipe",
+            "text_patterns": [
+                r"^acme\|\d+\|(?P<method>[A-Z]+)\|(?P<path>[^|]+)\|(?P<status>\d{3})\|"
+                r"(?P<latency_s>[\d.]+)\|(?P<message>.*)$"
+            ],
+        }
+    )
     mapped = logparse.parse_events(events, mapping)
     assert lc.unparsed(mapped).status == "ok"
     assert "acme-pipe" in lc.summary(mapped)["dialect"]
@@ -133,8 +162,16 @@ def test_a_dialect_nobody_mapped_raises_logs_unparsed_and_a_mapping_fixes_it() -
 
 def test_no_request_lines_is_not_an_error() -> None:
     t0 = int(NOW.timestamp() * 1000)
-    df = logparse.parse_events([{"timestamp": t0 - i * 1000, "message": json.dumps({"level": "INFO", "msg": "tick"}),
-                               "logStreamName": "s"} for i in range(30)])
+    df = logparse.parse_events(
+        [
+            {
+                "timestamp": t0 - i * 1000,
+                "message": json.dumps({"level": "INFO", "msg": "tick"}),
+                "logStreamName": "s",
+            }
+            for i in range(30)
+        ]
+    )
     f = latency.latency_high(latency.latency_per_minute({}, df), df)
     assert f.status == "warn" and "no latency data" in f.detail and f.data["logs"]["lines"] == 30
     assert s3.check_upload_errors(df).status == "skipped"

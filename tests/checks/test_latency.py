@@ -9,12 +9,17 @@ from propflow_ops.checks import latency
 
 
 def requests_over(minutes, ms, path="/api/v1/properties", per_minute=10):
-    return [line(m - 0.02 * i, latency_ms=ms, method="GET", path=path, status=200)
-            for m in range(minutes, 0, -1) for i in range(per_minute)]
+    return [
+        line(m - 0.02 * i, latency_ms=ms, method="GET", path=path, status=200)
+        for m in range(minutes, 0, -1)
+        for i in range(per_minute)
+    ]
 
 
 def test_percentiles_from_logs_and_endpoints():
-    df = frame(requests_over(30, 100.0) + requests_over(30, 900.0, path="/api/v1/properties/7/units", per_minute=2))
+    df = frame(
+        requests_over(30, 100.0) + requests_over(30, 900.0, path="/api/v1/properties/7/units", per_minute=2)
+    )
     pm = latency.latency_per_minute({}, df)
     assert pm.attrs["source"] == "logs"
     assert len(pm) == 30 and set(pm.columns) >= {"p50", "p95", "p99", "requests"}
@@ -25,9 +30,11 @@ def test_percentiles_from_logs_and_endpoints():
 
 def test_metric_preferred_when_it_has_percentiles():
     ts = pd.date_range(NOW - timedelta(minutes=5), periods=5, freq="1min", tz="UTC")
-    metric = {"p50": pd.DataFrame({"timestamp": ts, "value": [80.0] * 5}),
-              "p95": pd.DataFrame({"timestamp": ts, "value": [700.0] * 5}),
-              "p99": RuntimeError("HTTP 500")}
+    metric = {
+        "p50": pd.DataFrame({"timestamp": ts, "value": [80.0] * 5}),
+        "p95": pd.DataFrame({"timestamp": ts, "value": [700.0] * 5}),
+        "p99": RuntimeError("HTTP 500"),
+    }
     pm = latency.latency_per_minute(metric, frame(requests_over(5, 100.0)))
     assert pm.attrs["source"] == "metric" and pm["p95"].tolist() == [700.0] * 5
     assert latency.latency_high(pm).status == "fail"
@@ -48,9 +55,16 @@ def test_latency_high():
 
 
 def test_slow_queries_and_missing_index():
-    stmt = ("slow query: 1834.2 ms SELECT maintenance_requests.* FROM maintenance_requests WHERE "
-            "maintenance_requests.property_id = %(property_id)s")
-    df = frame([line(2, "WARNING", stmt, event="db"), line(1, "WARNING", stmt.replace("1834.2", "950.0"), event="db")])
+    stmt = (
+        "slow query: 1834.2 ms SELECT maintenance_requests.* FROM maintenance_requests WHERE "
+        "maintenance_requests.property_id = %(property_id)s"
+    )
+    df = frame(
+        [
+            line(2, "WARNING", stmt, event="db"),
+            line(1, "WARNING", stmt.replace("1834.2", "950.0"), event="db"),
+        ]
+    )
     f = latency.slow_queries(df, None)
     assert f.status == "fail" and f.data["log_lines"] == 2
     assert latency.slow_queries(frame([line(1)]), None).status == "ok"
@@ -59,9 +73,15 @@ def test_slow_queries_and_missing_index():
     assert latency.slow_queries(frame([line(1)]), OSError()).status == "error"
     statements = pd.DataFrame({"query": ["SELECT 1"], "mean_exec_time_ms": [812.0]})
     assert latency.slow_queries(frame([line(1)]), statements).status == "fail"
-    stats = pd.DataFrame({"relname": ["maintenance_requests", "properties", "users"],
-                          "seq_scan": [150, 900, 3], "idx_scan": [20, 0, 500],
-                          "seq_tup_read": [7_500_000, 22_500, 100], "n_live_tup": [50_000, 25, 200]})
+    stats = pd.DataFrame(
+        {
+            "relname": ["maintenance_requests", "properties", "users"],
+            "seq_scan": [150, 900, 3],
+            "idx_scan": [20, 0, 500],
+            "seq_tup_read": [7_500_000, 22_500, 100],
+            "n_live_tup": [50_000, 25, 200],
+        }
+    )
     f = latency.missing_index(stats, latency.slow_query_lines(df))
     assert f.status == "fail" and f.data["tables"][0]["table"] == "maintenance_requests"
     assert "ON maintenance_requests (property_id)" in f.data["suggested"]["maintenance_requests"]

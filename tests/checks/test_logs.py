@@ -18,9 +18,13 @@ def baseline(minutes: int = 60, errors_every: int = 20) -> list[dict]:
 
 
 def test_matching_is_case_insensitive_regex_and_counts():
-    df = frame([line(3, "ERROR", "FATAL: sorry, too many clients already"),
-                line(2, "ERROR", "QueuePool limit of size 20 overflow 10 reached"),
-                line(1, "INFO", "request completed")])
+    df = frame(
+        [
+            line(3, "ERROR", "FATAL: sorry, too many clients already"),
+            line(2, "ERROR", "QueuePool limit of size 20 overflow 10 reached"),
+            line(1, "INFO", "request completed"),
+        ]
+    )
     assert logs.count_matching(df, r"queuepool limit|too many clients") == 2
     assert logs.count_matching(df, "nothing like this") == 0
     assert len(logs.errors(df)) == 2
@@ -35,8 +39,13 @@ def test_per_minute_zero_fills_the_window():
 
 
 def test_top_messages_folds_numbers_and_ids():
-    df = frame([line(3, "ERROR", "timeout after 30.5 ms on req-abc123"), line(2, "ERROR", "timeout after 3001 ms on req-ff01"),
-                line(1, "ERROR", "other")])
+    df = frame(
+        [
+            line(3, "ERROR", "timeout after 30.5 ms on req-abc123"),
+            line(2, "ERROR", "timeout after 3001 ms on req-ff01"),
+            line(1, "ERROR", "other"),
+        ]
+    )
     top = logs.top_messages(df, 5)
     assert top.iloc[0]["count"] == 2
     assert "<n>" in top.iloc[0]["message"] and "<id>" in top.iloc[0]["message"]
@@ -45,8 +54,11 @@ def test_top_messages_folds_numbers_and_ids():
 def test_error_spike_fails_on_a_burst_and_not_on_the_baseline():
     healthy = frame(baseline())
     assert logs.error_spike(healthy, start=START, end=NOW).status == "ok"
-    burst = [line(m - 0.01 * i, "ERROR", "502 Bad Gateway: upstream worker killed") for m in range(10, 0, -1)
-             for i in range(8)]
+    burst = [
+        line(m - 0.01 * i, "ERROR", "502 Bad Gateway: upstream worker killed")
+        for m in range(10, 0, -1)
+        for i in range(8)
+    ]
     f = logs.error_spike(frame(baseline() + burst), start=START, end=NOW)
     assert f.status == "fail"
     assert f.data["peak_per_minute"] >= 8

@@ -12,9 +12,15 @@ HEAD, PARENT = "5b6c7d8e9fa6", "4a5b6c7d8e95"
 
 
 def _state(**kw):
-    base = {"config_path": "/x/alembic.ini", "configured": True, "heads": [HEAD], "known": [HEAD, PARENT],
-            "current": [HEAD], "version_table": True,
-            "history": pd.DataFrame({"revision": [HEAD, PARENT], "doc": ["notifications", "otp codes"]})}
+    base = {
+        "config_path": "/x/alembic.ini",
+        "configured": True,
+        "heads": [HEAD],
+        "known": [HEAD, PARENT],
+        "current": [HEAD],
+        "version_table": True,
+        "history": pd.DataFrame({"revision": [HEAD, PARENT], "doc": ["notifications", "otp codes"]}),
+    }
     base.update(kw)
     return AlembicState(**base)
 
@@ -38,7 +44,9 @@ def test_unreachable_database_and_logs_fail_with_the_reason():
     for check in (m.pending, m.unknown_revision):
         f = check(dead)
         assert f.status == "fail" and "unreachable" in f.title and "refused" in f.detail
-    drift = m.schema_drift(DriftResult(error="could not compare: OperationalError: timeout", unreachable=True))
+    drift = m.schema_drift(
+        DriftResult(error="could not compare: OperationalError: timeout", unreachable=True)
+    )
     assert drift.status == "fail"
 
     class ThrottlingException(Exception):
@@ -66,20 +74,42 @@ def test_multiple_heads_and_unknown_revision():
 
 
 def test_object_exists_names_each_object():
-    logs = frame([
-        line(9, "INFO", "Running upgrade 4a5b -> 5b6c", event="migration"),
-        line(9, "ERROR", 'sqlalchemy.exc.ProgrammingError: (psycopg.errors.DuplicateTable) relation "notifications" '
-             "already exists", event="migration"),
-        line(5, "ERROR", '(psycopg.errors.DuplicateColumn) column "phone_verified" of relation "users" already exists',
-             event="migration"),
-        line(4, "ERROR", "(psycopg.errors.DuplicateTable) relation \"notifications\" already exists", event="migration"),
-        line(3, "INFO", "GET /health", event="request"),
-    ])
+    logs = frame(
+        [
+            line(9, "INFO", "Running upgrade 4a5b -> 5b6c", event="migration"),
+            line(
+                9,
+                "ERROR",
+                'sqlalchemy.exc.ProgrammingError: (psycopg.errors.DuplicateTable) relation "notifications" '
+                "already exists",
+                event="migration",
+            ),
+            line(
+                5,
+                "ERROR",
+                '(psycopg.errors.DuplicateColumn) column "phone_verified" of relation "users" already exists',
+                event="migration",
+            ),
+            line(
+                4,
+                "ERROR",
+                '(psycopg.errors.DuplicateTable) relation "notifications" already exists',
+                event="migration",
+            ),
+            line(3, "INFO", "GET /health", event="request"),
+        ]
+    )
     objects = m.objects_in_logs(logs)
     assert list(zip(objects["kind"], objects["object"], objects["count"], strict=True)) == [
-        ("relation", "notifications", 2), ("column", "users.phone_verified", 1)]
+        ("relation", "notifications", 2),
+        ("column", "users.phone_verified", 1),
+    ]
     f = m.object_exists(logs)
-    assert f.status == "fail" and "relation notifications" in f.title and "column users.phone_verified" in f.title
+    assert (
+        f.status == "fail"
+        and "relation notifications" in f.title
+        and "column users.phone_verified" in f.title
+    )
     assert len(m.migration_lines(logs)) == 4
     assert m.object_exists(frame([line(1, "INFO", "ok")])).status == "ok"
     assert m.object_exists(RuntimeError("AccessDeniedException")).status == "error"
@@ -90,6 +120,8 @@ def test_schema_drift():
     assert m.schema_drift(DriftResult(skipped="no models named")).status == "skipped"
     assert m.schema_drift(DriftResult(models="m:md", error="could not import m")).status == "error"
     assert m.schema_drift(DriftResult(models="m:md")).status == "ok"
-    diffs = pd.DataFrame([{"change": "add_column", "table": "units", "name": "rent_cents", "detail": "INTEGER"}])
+    diffs = pd.DataFrame(
+        [{"change": "add_column", "table": "units", "name": "rent_cents", "detail": "INTEGER"}]
+    )
     f = m.schema_drift(DriftResult(models="m:md", diffs=diffs))
     assert f.status == "fail" and "add_column units.rent_cents" in f.detail and f.data["differences"] == 1

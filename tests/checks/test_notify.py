@@ -35,15 +35,22 @@ def test_issue_codes_are_all_explained():
 
 
 def test_config_missing_lists_names_and_never_values():
-    settings = TaskSettings("propflow-api:4", {"TWILIO_ACCOUNT_SID": "value", "TWILIO_FROM_NUMBER": "empty",
-                                               "WHATSAPP_TOKEN": "secret"})
+    settings = TaskSettings(
+        "propflow-api:4",
+        {"TWILIO_ACCOUNT_SID": "value", "TWILIO_FROM_NUMBER": "empty", "WHATSAPP_TOKEN": "secret"},
+    )
     f = n.config_missing(settings)
     assert f.status == "fail"
     assert f.data["settings_missing"] == ["TWILIO_AUTH_TOKEN", "WHATSAPP_PHONE_NUMBER_ID"]
     assert f.data["settings_empty"] == ["TWILIO_FROM_NUMBER"]
     table = n.settings_table(settings)
-    assert list(table["in_task_definition"]) == ["yes (plain value)", "MISSING", "EMPTY", "yes (secret reference)",
-                                                 "MISSING"]
+    assert list(table["in_task_definition"]) == [
+        "yes (plain value)",
+        "MISSING",
+        "EMPTY",
+        "yes (secret reference)",
+        "MISSING",
+    ]
     full = TaskSettings("propflow-api:3", dict.fromkeys(n.REQUIRED_SETTINGS, "secret"))
     assert n.config_missing(full).status == "ok"
     assert n.config_missing(Fetched(None, FetchError("AccessDenied"))).status == "error"
@@ -53,7 +60,9 @@ def test_config_missing_lists_names_and_never_values():
 
 def test_twilio_auth():
     assert n.twilio_auth(_ok({"status": "active", "type": "Full"})).status == "ok"
-    f = n.twilio_auth(_err(401, {"code": 20003, "message": "Authenticate"}, "HTTP 401: code 20003, Authenticate"))
+    f = n.twilio_auth(
+        _err(401, {"code": 20003, "message": "Authenticate"}, "HTTP 401: code 20003, Authenticate")
+    )
     assert f.status == "fail" and f.data["twilio_code"] == 20003 and "Auth Token" in f.detail
     suspended = n.twilio_auth(_ok({"status": "suspended"}))
     assert suspended.status == "fail" and suspended.title == "Twilio account is suspended"
@@ -62,7 +71,9 @@ def test_twilio_auth():
     assert n.twilio_auth(NOT_CONFIGURED).status == "skipped"
 
 
-@pytest.mark.parametrize(("balance", "status"), [("3.17", "fail"), ("19.99", "fail"), ("20.00", "ok"), ("152.30", "ok")])
+@pytest.mark.parametrize(
+    ("balance", "status"), [("3.17", "fail"), ("19.99", "fail"), ("20.00", "ok"), ("152.30", "ok")]
+)
 def test_twilio_balance_threshold(balance, status):
     f = n.twilio_balance(_ok({"balance": balance, "currency": "USD"}))
     assert f.status == status
@@ -80,14 +91,31 @@ def _messages(statuses_codes, minutes_apart=1.0):
     items = []
     for i, (status, code) in enumerate(statuses_codes):
         created = NOW - timedelta(minutes=i * minutes_apart)
-        items.append({"sid": f"SM{i}", "status": status, "error_code": code, "to": "+919999900001",
-                      "date_created": created.strftime("%a, %d %b %Y %H:%M:%S +0000")})
+        items.append(
+            {
+                "sid": f"SM{i}",
+                "status": status,
+                "error_code": code,
+                "to": "+919999900001",
+                "date_created": created.strftime("%a, %d %b %Y %H:%M:%S +0000"),
+            }
+        )
     return MessagesResult(_ok({"messages": items}), messages_frame(items))
 
 
 def test_twilio_send_errors_by_code_in_window():
-    msgs = _messages([("failed", 30007), ("undelivered", 30003), ("delivered", None), ("failed", 30007),
-                      ("sent", None), ("failed", 21610)] + [("failed", 21211)] * 3, minutes_apart=10)
+    msgs = _messages(
+        [
+            ("failed", 30007),
+            ("undelivered", 30003),
+            ("delivered", None),
+            ("failed", 30007),
+            ("sent", None),
+            ("failed", 21610),
+        ]
+        + [("failed", 21211)] * 3,
+        minutes_apart=10,
+    )
     assert "to" not in msgs.frame  # phone numbers are not kept
     start = NOW - timedelta(minutes=55)
     f = n.twilio_send_errors(msgs, start=start, end=NOW)
@@ -95,15 +123,26 @@ def test_twilio_send_errors_by_code_in_window():
     assert (f.data["messages"], f.data["failed"]) == (6, 4)
     table = n.error_code_table(msgs.frame, start=start, end=NOW)
     assert dict(zip(table["error_code"], table["count"], strict=True)) == {30007: 2, 30003: 1, 21610: 1}
-    assert table.set_index("error_code").loc[21610, "meaning"].startswith("Attempt to send to an unsubscribed")
+    assert (
+        table.set_index("error_code").loc[21610, "meaning"].startswith("Attempt to send to an unsubscribed")
+    )
     healthy = _messages([("delivered", None)] * 20 + [("failed", 30003)] * 2)
     assert n.twilio_send_errors(healthy).status == "ok"  # 2 failures: below min_errors
     assert n.twilio_send_errors(MessagesResult(_err(500, None), messages_frame([]))).status == "error"
 
 
 def test_whatsapp_status():
-    expired = _err(401, {"error": {"message": "Session has expired", "type": "OAuthException", "code": 190,
-                                   "error_subcode": 463}})
+    expired = _err(
+        401,
+        {
+            "error": {
+                "message": "Session has expired",
+                "type": "OAuthException",
+                "code": 190,
+                "error_subcode": 463,
+            }
+        },
+    )
     f = n.whatsapp_status(expired)
     assert f.status == "fail" and f.title == "WhatsApp access token expired" and f.data["graph_code"] == 190
     ok = _ok({"status": "CONNECTED", "quality_rating": "GREEN", "messaging_limit_tier": "TIER_1K"})
@@ -116,12 +155,31 @@ def test_whatsapp_status():
 
 
 def _notify_logs(errors: int, oks: int = 20):
-    lines = [line(i * 0.5, "INFO", "twilio message queued", event="notification", provider="twilio")
-             for i in range(oks)]
-    lines += [line(i * 0.7, "ERROR", "twilio send failed: Unknown destination handset", event="notification",
-                   provider="twilio", error_code=30005) for i in range(errors)]
-    lines += [line(3, "ERROR", "whatsapp send failed: (#131026) Message undeliverable", event="notification",
-                   provider="whatsapp", error_code=131026)]
+    lines = [
+        line(i * 0.5, "INFO", "twilio message queued", event="notification", provider="twilio")
+        for i in range(oks)
+    ]
+    lines += [
+        line(
+            i * 0.7,
+            "ERROR",
+            "twilio send failed: Unknown destination handset",
+            event="notification",
+            provider="twilio",
+            error_code=30005,
+        )
+        for i in range(errors)
+    ]
+    lines += [
+        line(
+            3,
+            "ERROR",
+            "whatsapp send failed: (#131026) Message undeliverable",
+            event="notification",
+            provider="whatsapp",
+            error_code=131026,
+        )
+    ]
     lines += [line(4, "INFO", "whatsapp message queued", event="notification", provider="whatsapp")] * 10
     return frame(lines)
 
@@ -145,7 +203,9 @@ def test_log_send_errors_per_provider():
 
 def _outcome(mode, result=None, applied=True):
     step = Step("send-test-otp", "send", "curl ...", lambda: {})
-    return StepOutcome(step, Action("send-test-otp", mode, "curl ...", "detail"), result=result, applied=applied)
+    return StepOutcome(
+        step, Action("send-test-otp", mode, "curl ...", "detail"), result=result, applied=applied
+    )
 
 
 def test_otp_endpoint_only_when_applied():

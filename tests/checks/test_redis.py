@@ -8,11 +8,26 @@ from propflow_ops.results import Fetched
 
 
 def probe(**info):
-    base = {"connected_clients": 10, "rejected_connections": 0, "used_memory": 1_000_000,
-            "used_memory_human": "0.95M", "maxmemory": 0, "evicted_keys": 0}
+    base = {
+        "connected_clients": 10,
+        "rejected_connections": 0,
+        "used_memory": 1_000_000,
+        "used_memory_human": "0.95M",
+        "maxmemory": 0,
+        "evicted_keys": 0,
+    }
     base.update(info)
-    return Fetched({"source": "test", "host": "h:6379", "ping_ms": 0.3, "info": base,
-                    "config": {"maxclients": "100", "maxmemory": str(base["maxmemory"])}}, None, "h:6379")
+    return Fetched(
+        {
+            "source": "test",
+            "host": "h:6379",
+            "ping_ms": 0.3,
+            "info": base,
+            "config": {"maxclients": "100", "maxmemory": str(base["maxmemory"])},
+        },
+        None,
+        "h:6379",
+    )
 
 
 def down(text: str) -> Fetched:
@@ -50,7 +65,10 @@ def test_clients_threshold_and_config_disabled():
     managed = probe(connected_clients=95, maxclients=100)
     managed.value["config"] = {"maxclients": None, "maxmemory": None}  # CONFIG disabled: INFO's limit is used
     assert c.check_clients(managed).status == "fail"
-    assert c.check_clients(Fetched(probe().value | {"info_error": "ERR unknown command 'INFO'"})).status == "error"
+    assert (
+        c.check_clients(Fetched(probe().value | {"info_error": "ERR unknown command 'INFO'"})).status
+        == "error"
+    )
 
 
 def test_memory_threshold_and_evictions():
@@ -71,8 +89,14 @@ def test_memory_and_clients_say_why_info_cannot_be_judged():
     refused = down("ConnectionError: refused")
     no_info = Fetched(probe().value | {"info_error": "ERR unknown command 'INFO'"})
     for check in (c.check_memory, c.check_clients):
-        assert (check(refused).status, check(refused).detail) == ("error", "Redis not reachable: ConnectionError: refused")
-        assert (check(no_info).status, check(no_info).detail) == ("error", "INFO unavailable: ERR unknown command 'INFO'")
+        assert (check(refused).status, check(refused).detail) == (
+            "error",
+            "Redis not reachable: ConnectionError: refused",
+        )
+        assert (check(no_info).status, check(no_info).detail) == (
+            "error",
+            "INFO unavailable: ERR unknown command 'INFO'",
+        )
         assert check(NOT_CONFIGURED).status == "skipped"
 
 

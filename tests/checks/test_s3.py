@@ -21,8 +21,13 @@ def policy(*statements):
 
 
 def allow(**kw):
-    st = {"Sid": "A", "Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "s3:PutObject",
-          "Resource": "arn:aws:s3:::propflow-uploads/*"}
+    st = {
+        "Sid": "A",
+        "Effect": "Allow",
+        "Principal": {"AWS": ROLE},
+        "Action": "s3:PutObject",
+        "Resource": "arn:aws:s3:::propflow-uploads/*",
+    }
     st.update(kw)
     return st
 
@@ -33,45 +38,54 @@ def deny(**kw):
     return st
 
 
-@pytest.mark.parametrize("pattern,action,expected", [
-    ("s3:PutObject", "s3:PutObject", True),
-    ("s3:putobject", "s3:PutObject", True),
-    ("s3:*", "s3:PutObject", True),
-    ("s3:Put*", "s3:PutObject", True),
-    ("s3:Get*", "s3:PutObject", False),
-    ("*", "s3:PutObject", True),
-    ("s3:PutObj?ct", "s3:PutObject", True),
-    ("s3:PutObjectAcl", "s3:PutObject", False),
-    ("ec2:*", "s3:PutObject", False),
-])
+@pytest.mark.parametrize(
+    "pattern,action,expected",
+    [
+        ("s3:PutObject", "s3:PutObject", True),
+        ("s3:putobject", "s3:PutObject", True),
+        ("s3:*", "s3:PutObject", True),
+        ("s3:Put*", "s3:PutObject", True),
+        ("s3:Get*", "s3:PutObject", False),
+        ("*", "s3:PutObject", True),
+        ("s3:PutObj?ct", "s3:PutObject", True),
+        ("s3:PutObjectAcl", "s3:PutObject", False),
+        ("ec2:*", "s3:PutObject", False),
+    ],
+)
 def test_action_wildcards(pattern, action, expected):
     assert c.action_matches(pattern, action) is expected
 
 
-@pytest.mark.parametrize("pattern,expected", [
-    ("arn:aws:s3:::propflow-uploads/*", True),
-    ("arn:aws:s3:::propflow-uploads/properties/*", True),
-    ("arn:aws:s3:::propflow-uploads/other/*", False),
-    ("arn:aws:s3:::propflow-uploads", False),  # the bucket, not its objects
-    ("arn:aws:s3:::propflow-*", True),
-    ("arn:aws:s3:::PROPFLOW-uploads/*", False),  # ARNs are case-sensitive
-    ("*", True),
-])
+@pytest.mark.parametrize(
+    "pattern,expected",
+    [
+        ("arn:aws:s3:::propflow-uploads/*", True),
+        ("arn:aws:s3:::propflow-uploads/properties/*", True),
+        ("arn:aws:s3:::propflow-uploads/other/*", False),
+        ("arn:aws:s3:::propflow-uploads", False),  # the bucket, not its objects
+        ("arn:aws:s3:::propflow-*", True),
+        ("arn:aws:s3:::PROPFLOW-uploads/*", False),  # ARNs are case-sensitive
+        ("*", True),
+    ],
+)
 def test_resource_wildcards(pattern, expected):
     assert c.resource_matches(pattern, OBJ) is expected
 
 
-@pytest.mark.parametrize("principal,expected", [
-    ("*", True),
-    ({"AWS": "*"}, True),
-    ({"AWS": ROLE}, True),
-    ({"AWS": [ROLE.replace("task-role", "other"), ROLE]}, True),
-    ({"AWS": "arn:aws:iam::123456789012:root"}, True),
-    ({"AWS": "123456789012"}, True),
-    ({"AWS": "arn:aws:iam::999999999999:root"}, False),
-    ({"AWS": "arn:aws:iam::123456789:role/ecsTaskRole"}, False),  # the document's placeholder
-    ({"Service": "ecs-tasks.amazonaws.com"}, False),
-])
+@pytest.mark.parametrize(
+    "principal,expected",
+    [
+        ("*", True),
+        ({"AWS": "*"}, True),
+        ({"AWS": ROLE}, True),
+        ({"AWS": [ROLE.replace("task-role", "other"), ROLE]}, True),
+        ({"AWS": "arn:aws:iam::123456789012:root"}, True),
+        ({"AWS": "123456789012"}, True),
+        ({"AWS": "arn:aws:iam::999999999999:root"}, False),
+        ({"AWS": "arn:aws:iam::123456789:role/ecsTaskRole"}, False),  # the document's placeholder
+        ({"Service": "ecs-tasks.amazonaws.com"}, False),
+    ],
+)
 def test_principal_match(principal, expected):
     assert c.principal_matches(principal, ROLE)[0] is expected
 
@@ -109,15 +123,18 @@ def test_tls_only_deny_does_not_apply_to_a_tls_request():
 
 
 def test_unknown_condition_is_listed_not_counted():
-    d = c.evaluate_policy(policy(allow(Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})), ROLE,
-                          "s3:PutObject", OBJ)
+    d = c.evaluate_policy(
+        policy(allow(Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})), ROLE, "s3:PutObject", OBJ
+    )
     assert d.decision == "implicit_deny" and d.conditional == ["A (Allow, condition not evaluated)"]
 
 
 @pytest.mark.parametrize("element", ["NotAction", "NotPrincipal", "NotResource"])
 def test_not_elements_are_rejected_clearly(element):
     st = allow()
-    st[element] = st.pop({"NotAction": "Action", "NotPrincipal": "Principal", "NotResource": "Resource"}[element])
+    st[element] = st.pop(
+        {"NotAction": "Action", "NotPrincipal": "Principal", "NotResource": "Resource"}[element]
+    )
     with pytest.raises(c.UnsupportedPolicyError, match=element):
         c.evaluate_policy(policy(st), ROLE, "s3:PutObject", OBJ)
     f = c.check_write_access(policy(st), bucket="propflow-uploads", role_arn=ROLE)
@@ -130,8 +147,9 @@ def test_policy_as_json_string_and_single_statement_object():
 
 
 def test_overbroad_document_example_and_public_principal():
-    doc_example = allow(Sid="AllowECSWrite", Action="s3:*",
-                        Principal={"AWS": "arn:aws:iam::123456789:role/ecsTaskRole"})
+    doc_example = allow(
+        Sid="AllowECSWrite", Action="s3:*", Principal={"AWS": "arn:aws:iam::123456789:role/ecsTaskRole"}
+    )
     public = allow(Sid="PublicRead", Principal="*", Action="s3:GetObject")
     f = c.check_policy_overbroad(policy(doc_example, public, allow()))
     assert f.status == "warn"
@@ -161,8 +179,7 @@ def test_bucket_and_public_access_block():
     on = dict.fromkeys(c.PAB_FLAGS, True)
     assert c.check_public_access_block(on).status == "ok"
     assert c.check_public_access_block(None).status == "warn"
-    assert c.check_public_access_block(on | {"BlockPublicPolicy": False}).data["off"] == [
-        "BlockPublicPolicy"]
+    assert c.check_public_access_block(on | {"BlockPublicPolicy": False}).data["off"] == ["BlockPublicPolicy"]
 
 
 def _logs(rows):
@@ -172,13 +189,15 @@ def _logs(rows):
 
 
 def test_upload_errors_by_type():
-    logs = _logs([
-        ("2026-01-01T10:00:00Z", "INFO", "upload", 201, None, "ok"),
-        ("2026-01-01T10:00:10Z", "ERROR", "upload", 500, "AccessDenied", "Upload failed"),
-        ("2026-01-01T10:01:10Z", "ERROR", "upload", 500, "AccessDenied", "Upload failed"),
-        ("2026-01-01T10:01:20Z", "ERROR", "upload", 500, "NoSuchBucket", "Upload failed"),
-        ("2026-01-01T10:01:30Z", "ERROR", "request", 500, "KeyError", "Internal Server Error"),
-    ])
+    logs = _logs(
+        [
+            ("2026-01-01T10:00:00Z", "INFO", "upload", 201, None, "ok"),
+            ("2026-01-01T10:00:10Z", "ERROR", "upload", 500, "AccessDenied", "Upload failed"),
+            ("2026-01-01T10:01:10Z", "ERROR", "upload", 500, "AccessDenied", "Upload failed"),
+            ("2026-01-01T10:01:20Z", "ERROR", "upload", 500, "NoSuchBucket", "Upload failed"),
+            ("2026-01-01T10:01:30Z", "ERROR", "request", 500, "KeyError", "Internal Server Error"),
+        ]
+    )
     f = c.check_upload_errors(logs)
     assert f.status == "fail" and f.data["by_type"] == {"AccessDenied": 2, "NoSuchBucket": 1}
     assert f.data["uploads"] == 4
@@ -191,16 +210,29 @@ NOW = datetime(2026, 1, 20, tzinfo=UTC)
 
 
 def _inventory():
-    objects = pd.DataFrame({
-        "key": ["ref-old", "orphan-old", "orphan-new", "ref-new"],
-        "size": [10, 20, 30, 40],
-        "last_modified": pd.to_datetime([NOW - timedelta(days=30), NOW - timedelta(days=8),
-                                         NOW - timedelta(days=6), NOW - timedelta(days=1)], utc=True),
-        "storage_class": "STANDARD",
-    })
-    multipart = pd.DataFrame({"key": ["mp-old", "mp-new"], "upload_id": ["u1", "u2"],
-                              "initiated": pd.to_datetime([NOW - timedelta(days=9), NOW - timedelta(hours=1)],
-                                                          utc=True)})
+    objects = pd.DataFrame(
+        {
+            "key": ["ref-old", "orphan-old", "orphan-new", "ref-new"],
+            "size": [10, 20, 30, 40],
+            "last_modified": pd.to_datetime(
+                [
+                    NOW - timedelta(days=30),
+                    NOW - timedelta(days=8),
+                    NOW - timedelta(days=6),
+                    NOW - timedelta(days=1),
+                ],
+                utc=True,
+            ),
+            "storage_class": "STANDARD",
+        }
+    )
+    multipart = pd.DataFrame(
+        {
+            "key": ["mp-old", "mp-new"],
+            "upload_id": ["u1", "u2"],
+            "initiated": pd.to_datetime([NOW - timedelta(days=9), NOW - timedelta(hours=1)], utc=True),
+        }
+    )
     return {"objects": objects, "multipart": multipart, "pages": 1}
 
 

@@ -34,5 +34,7 @@ def test_every_failed_signal_is_judged_error_and_timed():
     assert list(timings.columns) == ["signal", "ms", "outcome"] and set(timings["outcome"]) == {"error"}
     assert set(timings["ms"]) == {500.0} and len(timings) == len(TriageSignals.names())
     assert "ReadTimeout" not in repr(s)
-    assert isinstance(s.health.outcome, FetchError) and "ReadTimeout: no answer" in found[0].data["checks"][0]["detail"]
-
+    assert (
+        isinstance(s.health.outcome, FetchError)
+        and "ReadTimeout: no answer" in found[0].data["checks"][0]["detail"]
+    )

@@ -20,30 +20,52 @@ def component(code: str, *subs: Finding) -> Finding:
 
 
 def test_fold_takes_the_worst_status_and_names_the_problems():
-    f = component("TRIAGE_DATABASE", Finding.ok("DB_UNREACHABLE", "answers"),
-                  Finding.warn("DB_RPO_AT_RISK", "old"), Finding.fail("DB_POOL_EXHAUSTED", "full"),
-                  Finding.error("DB_URL_MISMATCH", "cannot read", "boom"))
+    f = component(
+        "TRIAGE_DATABASE",
+        Finding.ok("DB_UNREACHABLE", "answers"),
+        Finding.warn("DB_RPO_AT_RISK", "old"),
+        Finding.fail("DB_POOL_EXHAUSTED", "full"),
+        Finding.error("DB_URL_MISMATCH", "cannot read", "boom"),
+    )
     assert f.status is Status.FAIL and f.title == "TRIAGE_DATABASE: full"
-    assert f.detail.startswith("DB_POOL_EXHAUSTED fail: full; DB_URL_MISMATCH error: cannot read; DB_RPO_AT_RISK warn: old")
+    assert f.detail.startswith(
+        "DB_POOL_EXHAUSTED fail: full; DB_URL_MISMATCH error: cannot read; DB_RPO_AT_RISK warn: old"
+    )
     # one status order (findings.STATUS_ORDER): a check that could not run outranks a risk
-    both = component("TRIAGE_DATABASE", Finding.warn("DB_RPO_AT_RISK", "old"),
-                     Finding.error("DB_URL_MISMATCH", "cannot read", "boom"))
+    both = component(
+        "TRIAGE_DATABASE",
+        Finding.warn("DB_RPO_AT_RISK", "old"),
+        Finding.error("DB_URL_MISMATCH", "cannot read", "boom"),
+    )
     assert both.status is Status.ERROR and both.title == "TRIAGE_DATABASE: cannot read"
     runbooks = {c["code"]: c["runbook"] for c in f.data["checks"]}
-    assert runbooks == dict.fromkeys(["DB_UNREACHABLE", "DB_RPO_AT_RISK", "DB_POOL_EXHAUSTED", "DB_URL_MISMATCH"],
-                                     "db-connection")
+    assert runbooks == dict.fromkeys(
+        ["DB_UNREACHABLE", "DB_RPO_AT_RISK", "DB_POOL_EXHAUSTED", "DB_URL_MISMATCH"], "db-connection"
+    )
     assert component("TRIAGE_S3", Finding.ok("S3_BUCKET_MISSING", "there")).status is Status.OK
     assert component("TRIAGE_S3", Finding.error("S3_BUCKET_MISSING", "x", "no answer")).status is Status.ERROR
     assert component("TRIAGE_S3", Finding.skipped("S3_BUCKET_MISSING", "x", "n/a")).status is Status.SKIPPED
 
 
-@pytest.mark.parametrize("code,slug", [
-    ("API_HEALTH_FAILING", "api-down"), ("ECS_TASK_OOM", "api-down"), ("API_LATENCY_HIGH", "api-latency"),
-    ("DB_POOL_EXHAUSTED", "db-connection"), ("RDS_NOT_AVAILABLE", "db-connection"), ("REDIS_UNREACHABLE", "websocket"),
-    ("WS_RECONNECT_SPIKE", "websocket"), ("S3_ORPHANED_UPLOADS", "photo-upload"), ("UPLOAD_ERRORS_IN_LOGS", "photo-upload"),
-    ("TWILIO_BALANCE_LOW", "notifications"), ("OTP_ENDPOINT_FAILING", "notifications"),
-    ("MIGRATION_PENDING", "migration"), ("SCHEMA_DRIFT", "migration"), ("SOMETHING", None),
-])
+@pytest.mark.parametrize(
+    "code,slug",
+    [
+        ("API_HEALTH_FAILING", "api-down"),
+        ("ECS_TASK_OOM", "api-down"),
+        ("API_LATENCY_HIGH", "api-latency"),
+        ("DB_POOL_EXHAUSTED", "db-connection"),
+        ("RDS_NOT_AVAILABLE", "db-connection"),
+        ("REDIS_UNREACHABLE", "websocket"),
+        ("WS_RECONNECT_SPIKE", "websocket"),
+        ("S3_ORPHANED_UPLOADS", "photo-upload"),
+        ("UPLOAD_ERRORS_IN_LOGS", "photo-upload"),
+        ("TWILIO_BALANCE_LOW", "notifications"),
+        ("OTP_ENDPOINT_FAILING", "notifications"),
+        ("MIGRATION_PENDING", "migration"),
+        ("SCHEMA_DRIFT", "migration"),
+        ("SOMETHING", None),
+    ],
+)
 def test_owner(code, slug):
     assert t.owner(code) == slug
 
@@ -65,7 +87,11 @@ def test_recommendations_most_severe_first_and_the_dependency_before_the_api():
 
 
 def test_a_health_body_naming_a_dependency_points_at_its_runbook_not_api_down():
-    health = {"ok": False, "status": 503, "body": {"status": "degraded", "database": "ok", "redis": "error: refused"}}
+    health = {
+        "ok": False,
+        "status": 503,
+        "body": {"status": "degraded", "database": "ok", "redis": "error: refused"},
+    }
     assert t.health_dependencies(health) == ["redis"]
     found = [t.api(health)]
     assert found[0].status is Status.FAIL
@@ -75,10 +101,12 @@ def test_a_health_body_naming_a_dependency_points_at_its_runbook_not_api_down():
 
 def test_when_the_api_is_down_probes_through_it_point_at_api_down():
     health = {"ok": False, "status": 503, "body": {"status": "error", "detail": "no healthy upstream"}}
-    found = [t.api(health),
-             component("TRIAGE_WEBSOCKET", Finding.fail("WS_HANDSHAKE_FAILING", "503")),
-             component("TRIAGE_NOTIFICATIONS", Finding.fail("OTP_ENDPOINT_FAILING", "503")),
-             component("TRIAGE_ERRORS", Finding.fail("API_LATENCY_HIGH", "slow"))]
+    found = [
+        t.api(health),
+        component("TRIAGE_WEBSOCKET", Finding.fail("WS_HANDSHAKE_FAILING", "503")),
+        component("TRIAGE_NOTIFICATIONS", Finding.fail("OTP_ENDPOINT_FAILING", "503")),
+        component("TRIAGE_ERRORS", Finding.fail("API_LATENCY_HIGH", "slow")),
+    ]
     recs = t.recommendations(found, health=health)
     assert [s for s, _ in recs] == ["api-down"]
     assert "WS_HANDSHAKE_FAILING fails with the API" in recs[0][1]
@@ -86,14 +114,18 @@ def test_when_the_api_is_down_probes_through_it_point_at_api_down():
 
 def logs(rows: list[tuple[int, str, str, int | None, float | None]]) -> pd.DataFrame:
     """(minutes before END, level, event, status, latency_ms) -> a frame shaped like sources.logs."""
-    return pd.DataFrame({
-        "timestamp": [pd.Timestamp(END - timedelta(minutes=m)) for m, *_ in rows],
-        "level": [r[1] for r in rows], "event": [r[2] for r in rows],
-        "method": ["GET"] * len(rows), "path": ["/api/v1/properties"] * len(rows),
-        "status": pd.array([r[3] for r in rows], dtype="Int64"),
-        "latency_ms": pd.array([r[4] for r in rows], dtype="Float64"),
-        "message": ["m"] * len(rows),
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": [pd.Timestamp(END - timedelta(minutes=m)) for m, *_ in rows],
+            "level": [r[1] for r in rows],
+            "event": [r[2] for r in rows],
+            "method": ["GET"] * len(rows),
+            "path": ["/api/v1/properties"] * len(rows),
+            "status": pd.array([r[3] for r in rows], dtype="Int64"),
+            "latency_ms": pd.array([r[4] for r in rows], dtype="Float64"),
+            "message": ["m"] * len(rows),
+        }
+    )
 
 
 def test_errors_are_attributed_to_where_they_come_from():
@@ -118,7 +150,11 @@ def test_latency_over_the_threshold_recommends_api_latency():
 
 
 def test_trend_frames_count_errors_per_minute_with_empty_minutes():
-    rows = [(2, "ERROR", "request", 500, 10.0), (2, "ERROR", "request", 500, 10.0), (5, "INFO", "request", 200, 90.0)]
+    rows = [
+        (2, "ERROR", "request", 500, 10.0),
+        (2, "ERROR", "request", 500, 10.0),
+        (5, "INFO", "request", 200, 90.0),
+    ]
     frames = t.trend_frames(logs(rows), since=SINCE, end=END)
     errs = frames["errors_per_min"].set_index("timestamp")["value"]
     assert len(errs) == 16 and errs.sum() == 2 and errs[pd.Timestamp(END - timedelta(minutes=2))] == 2
@@ -126,22 +162,40 @@ def test_trend_frames_count_errors_per_minute_with_empty_minutes():
     assert t.trend_frames(RuntimeError("x"), since=SINCE, end=END)["p95_ms"].empty
 
 
-@pytest.mark.parametrize("probe,status", [
-    ({"status": 422, "latency_ms": 3}, "ok"), ({"status": 500, "latency_ms": 3}, "fail"),
-    ({"status": None, "error": "refused"}, "fail"), (RuntimeError("x"), "error"), (None, "skipped"),
-    ({"status": 302, "error": "HTTP 302 redirect to login.example:443, not followed"}, "warn"),
-    ({"status": 307, "error": "HTTP 307 redirect to 10.0.0.9:80, not followed"}, "warn"),
-])
+@pytest.mark.parametrize(
+    "probe,status",
+    [
+        ({"status": 422, "latency_ms": 3}, "ok"),
+        ({"status": 500, "latency_ms": 3}, "fail"),
+        ({"status": None, "error": "refused"}, "fail"),
+        (RuntimeError("x"), "error"),
+        (None, "skipped"),
+        ({"status": 302, "error": "HTTP 302 redirect to login.example:443, not followed"}, "warn"),
+        ({"status": 307, "error": "HTTP 307 redirect to 10.0.0.9:80, not followed"}, "warn"),
+    ],
+)
 def test_otp_route_probe(probe, status):
     assert t.otp_route_probe(probe).status.value == status
 
 
 def test_index_only_drift_is_a_latency_hint_not_a_migration_failure():
-    drift = SimpleNamespace(diffs=pd.DataFrame([{"change": "remove_index", "table": "maintenance_requests",
-                                                 "name": "ix_mr_property_id", "detail": ""}]))
+    drift = SimpleNamespace(
+        diffs=pd.DataFrame(
+            [
+                {
+                    "change": "remove_index",
+                    "table": "maintenance_requests",
+                    "name": "ix_mr_property_id",
+                    "detail": "",
+                }
+            ]
+        )
+    )
     f = t.index_only_drift(Finding.fail("SCHEMA_DRIFT", "drift"), drift)
     assert f.status is Status.WARN and f.data["runbook"] == "api-latency"
-    columns = SimpleNamespace(diffs=pd.DataFrame([{"change": "add_column", "table": "t", "name": "c", "detail": ""}]))
+    columns = SimpleNamespace(
+        diffs=pd.DataFrame([{"change": "add_column", "table": "t", "name": "c", "detail": ""}])
+    )
     assert t.index_only_drift(Finding.fail("SCHEMA_DRIFT", "drift"), columns).status is Status.FAIL
 
 

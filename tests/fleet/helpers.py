@@ -27,30 +27,47 @@ def fleet_config(sandbox: Any, folder: Path) -> Path:
 
 
 def fleet_env(sandbox: Any, config: Path, prefix: str) -> dict[str, str]:
-    return {**os.environ, **sandbox.env, "PROPFLOW_CONFIG": str(config), "PROPFLOW_ENV": "sandbox",
-            "PROPFLOW_OUTPUT_DIR": f"{sandbox.fleet.output_dir}/{prefix}",
-            "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[2]))}
+    return {
+        **os.environ,
+        **sandbox.env,
+        "PROPFLOW_CONFIG": str(config),
+        "PROPFLOW_ENV": "sandbox",
+        "PROPFLOW_OUTPUT_DIR": f"{sandbox.fleet.output_dir}/{prefix}",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[2])),
+    }
 
 
-def start_worker(env: Mapping[str, str], *args: str, log: Path | None = None,
-                 new_session: bool = False) -> subprocess.Popen[str]:
+def start_worker(
+    env: Mapping[str, str], *args: str, log: Path | None = None, new_session: bool = False
+) -> subprocess.Popen[str]:
     out = open(log, "w") if log else subprocess.DEVNULL  # the worker's stderr, read after it exits
-    return subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "worker", "--wait", "1",
-                             "--escalate-every", "5", *args], env=dict(env), stdout=out, stderr=out, text=True,
-                            start_new_session=new_session)
+    return subprocess.Popen(
+        [sys.executable, "-m", "propflow_ops.cli", "worker", "--wait", "1", "--escalate-every", "5", *args],
+        env=dict(env),
+        stdout=out,
+        stderr=out,
+        text=True,
+        start_new_session=new_session,
+    )
 
 
 def publish_alarm(sandbox: Any, name: str, state: str, at: datetime, **kw: Any) -> None:
-    sandbox.aws.client("sns").publish(TopicArn=sandbox.fleet.topic_arn, Message=alarms.alarm_json(name, state, at, **kw),
-                                      Subject=f"ALARM: {name}")
+    sandbox.aws.client("sns").publish(
+        TopicArn=sandbox.fleet.topic_arn,
+        Message=alarms.alarm_json(name, state, at, **kw),
+        Subject=f"ALARM: {name}",
+    )
 
 
 def runs(sandbox: Any, prefix: str) -> dict[str, list[store.RunFolder]]:
     """incident -> its run folders in the store."""
     url = store.parse_s3(f"{sandbox.fleet.output_dir}/{prefix}")
     client = sandbox.aws.client("s3")
-    return {inc: store.list_runs(url, inc, client) for inc in store.list_incidents(url, client)
-            if not inc.startswith("_")}
+    return {
+        inc: store.list_runs(url, inc, client)
+        for inc in store.list_incidents(url, client)
+        if not inc.startswith("_")
+    }
 
 
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, step: float = 1.0) -> Any:
@@ -65,14 +82,17 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, step: float = 1
 
 def queue_depth(sandbox: Any, url: str) -> int:
     attrs = sandbox.aws.client("sqs").get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )
     a = attrs["Attributes"]
     return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
 
 
 def evidence(sandbox: Any, prefix: str, incident: str, run: str) -> dict[str, Any]:
     url = store.parse_s3(f"{sandbox.fleet.output_dir}/{prefix}")
-    return json.loads(store.get_bytes(sandbox.aws.client("s3"), url.bucket, url.key(incident, run, "evidence.json")))
+    return json.loads(
+        store.get_bytes(sandbox.aws.client("s3"), url.bucket, url.key(incident, run, "evidence.json"))
+    )
 
 
 def make_queue(sandbox: Any, name: str, *, visibility_s: int, max_receives: int) -> tuple[str, str, str]:
@@ -80,9 +100,15 @@ def make_queue(sandbox: Any, name: str, *, visibility_s: int, max_receives: int)
     sqs, sns = sandbox.aws.client("sqs"), sandbox.aws.client("sns")
     dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName=name, Attributes={
-        "VisibilityTimeout": str(visibility_s),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)})})["QueueUrl"]
+    queue = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(visibility_s),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}
+            ),
+        },
+    )["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     topic = sns.create_topic(Name=f"{name}-alarms")["TopicArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)

@@ -26,9 +26,16 @@ IAM_ACTION = {
     "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
     "s3:DeleteObjects": "s3:DeleteObject",
 }
-REMEDIATION = {"ecs:UpdateService", "rds:RebootDBInstance", "rds:CreateDBInstanceReadReplica",
-               "s3:AbortMultipartUpload", "s3:DeleteObjects", "rds:CreateDBSnapshot",
-               "dynamodb:PutItem", "dynamodb:DeleteItem"}  # the change lock (propflow_ops.change.lock)
+REMEDIATION = {
+    "ecs:UpdateService",
+    "rds:RebootDBInstance",
+    "rds:CreateDBInstanceReadReplica",
+    "s3:AbortMultipartUpload",
+    "s3:DeleteObjects",
+    "rds:CreateDBSnapshot",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+}  # the change lock (propflow_ops.change.lock)
 # called once when the team sets the fleet up (and by the sandbox), never by a worker: the table exists
 SETUP_ONLY = {"dynamodb:CreateTable"}
 OPTIONAL = ("RemediationWhenEnabled", "RemediationChangeLock")
@@ -38,12 +45,16 @@ READ = re.compile(r"^(Describe|Get|List|Filter|StartQuery|StopQuery)")
 
 def package_calls() -> set[str]:
     """``service:Operation`` for every boto3 operation the package calls (method calls and paginators)."""
-    code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "propflow_ops").rglob("*.py")
-                     if "sandbox" not in p.relative_to(ROOT).parts)
+    code = "\n".join(
+        p.read_text(encoding="utf-8")
+        for p in (ROOT / "propflow_ops").rglob("*.py")
+        if "sandbox" not in p.relative_to(ROOT).parts
+    )
     services = set(re.findall(r"""client(?:_from_env)?\(\s*["']([a-z0-9-]+)["']""", code))
     # a method call, not on self or super() (our own classes: a Redis client's execute_command is not ECS's)
-    called = set(re.findall(r"(?<!super\(\))(?<!self)\.([a-z][a-z0-9_]+)\(", code)) | set(re.findall(r"""get_paginator\(\s*["']([a-z0-9_]+)""",
-                                                                               code))
+    called = set(re.findall(r"(?<!super\(\))(?<!self)\.([a-z][a-z0-9_]+)\(", code)) | set(
+        re.findall(r"""get_paginator\(\s*["']([a-z0-9_]+)""", code)
+    )
     session = botocore.session.get_session()
     out: set[str] = set()
     for svc in services:
@@ -100,7 +111,9 @@ def test_the_task_definition_starts_a_worker_the_cli_accepts():
     args = cli._parser().parse_args(c["command"])
     assert args.command == "worker" and args.concurrency >= 1
     env = {e["name"]: e["value"] for e in c["environment"]}
-    assert env["PROPFLOW_OUTPUT_DIR"].startswith("s3://") and env["PROPFLOW_FLEET_QUEUE_URL"].startswith("https://sqs.")
+    assert env["PROPFLOW_OUTPUT_DIR"].startswith("s3://") and env["PROPFLOW_FLEET_QUEUE_URL"].startswith(
+        "https://sqs."
+    )
     secrets = {s["name"] for s in c["secrets"]}
     assert {"PROPFLOW_DATABASE_URL", "PROPFLOW_REDIS_URL"} <= secrets  # never in plain environment
     assert not any("URL" in n and "DATABASE" in n for n in env)
@@ -108,7 +121,15 @@ def test_the_task_definition_starts_a_worker_the_cli_accepts():
     assert td["taskRoleArn"] and c["logConfiguration"]["logDriver"] == "awslogs"
 
 
-@pytest.mark.parametrize("needle", ["USER 10001", "STOPSIGNAL SIGTERM", 'ENTRYPOINT ["propflow-ops"]',
-                                    "COPY notebooks", "PROPFLOW_NOTEBOOKS_DIR=/opt/propflow-ops/notebooks"])
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "USER 10001",
+        "STOPSIGNAL SIGTERM",
+        'ENTRYPOINT ["propflow-ops"]',
+        "COPY notebooks",
+        "PROPFLOW_NOTEBOOKS_DIR=/opt/propflow-ops/notebooks",
+    ],
+)
 def test_the_dockerfile_has_what_the_worker_needs(needle):
     assert needle in (DEPLOY / "Dockerfile").read_text(encoding="utf-8")

@@ -76,7 +76,9 @@ def test_a_burst_across_workers_gives_one_folder_per_runbook_per_incident(fleet,
         assert all(f.complete for f in folders)
     assert queue_depth(sandbox, dlq) == 0
     assert len({line.split(":")[0] for line in logs.splitlines() if "-> s3://" in line}) >= 1
-    handled = [int(line.rsplit("after ", 1)[1].split()[0]) for line in logs.splitlines() if "stopped after" in line]
+    handled = [
+        int(line.rsplit("after ", 1)[1].split()[0]) for line in logs.splitlines() if "stopped after" in line
+    ]
     assert sum(handled) == ALARMS
 
 
@@ -89,11 +91,14 @@ def test_a_killed_workers_message_is_finished_by_another(fleet, tmp_path):
     victim = start_worker(env, "--queue", queue, log=tmp_path / "victim.log", new_session=True)
     url = store.parse_s3(env["PROPFLOW_OUTPUT_DIR"])
     blobs = store.Blobs(url, sandbox.aws.client("s3"))
-    wait_for(lambda: [k for k in blobs.keys("_claims/") if k.endswith("/triage.json")], 120, "triage to start")
+    wait_for(
+        lambda: [k for k in blobs.keys("_claims/") if k.endswith("/triage.json")], 120, "triage to start"
+    )
     os.killpg(victim.pid, signal.SIGKILL)  # the task dies with its kernels (an ECS task killed, a host lost)
     victim.wait(timeout=30)
-    assert not runs(sandbox, "kill") or all(not f.name.endswith("-triage") for fs in runs(sandbox, "kill").values()
-                                            for f in fs)
+    assert not runs(sandbox, "kill") or all(
+        not f.name.endswith("-triage") for fs in runs(sandbox, "kill").values() for f in fs
+    )
     heir = start_worker(env, "--queue", queue, log=tmp_path / "heir.log")
     try:
         wait_for(lambda: queue_depth(sandbox, queue) == 0, 300, "the message to be finished", step=2)
@@ -114,7 +119,9 @@ def test_a_poisoned_message_ends_in_the_dlq_and_sigterm_stops_cleanly(fleet, tmp
     env = fleet_env(sandbox, config, "poison")
     sqs = sandbox.aws.client("sqs")
     sqs.send_message(QueueUrl=queue, MessageBody="{not json")
-    sandbox.aws.client("sns").publish(TopicArn=topic, Message='{"AlarmName": "x"}')  # SNS-wrapped, not an alarm
+    sandbox.aws.client("sns").publish(
+        TopicArn=topic, Message='{"AlarmName": "x"}'
+    )  # SNS-wrapped, not an alarm
     worker = start_worker(env, "--queue", queue, log=tmp_path / "w.log")
     try:
         wait_for(lambda: queue_depth(sandbox, dlq) == 2, 120, "both messages in the DLQ")
@@ -122,8 +129,12 @@ def test_a_poisoned_message_ends_in_the_dlq_and_sigterm_stops_cleanly(fleet, tmp
         # then an alarm: SIGTERM while its runbooks run; the worker finishes them and exits 0
         publish_to(sandbox, topic, "propflow-api-5xx-term", "ALARM", utcnow().replace(microsecond=0))
         blobs = store.Blobs(store.parse_s3(env["PROPFLOW_OUTPUT_DIR"]), sandbox.aws.client("s3"))
-        wait_for(lambda: [k for k in blobs.keys("_claims/") if k.endswith("/triage.json")], 120, "triage to start",
-                 step=0.5)
+        wait_for(
+            lambda: [k for k in blobs.keys("_claims/") if k.endswith("/triage.json")],
+            120,
+            "triage to start",
+            step=0.5,
+        )
         worker.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
         assert worker.wait(timeout=300) == 0

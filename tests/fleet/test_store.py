@@ -31,7 +31,7 @@ def s3world(world, monkeypatch):
 
 
 def objects(client, bucket: str, prefix: str) -> dict[str, dict]:
-    return {o["Key"][len(prefix):]: o for o in store.list_keys(client, bucket, prefix)}
+    return {o["Key"][len(prefix) :]: o for o in store.list_keys(client, bucket, prefix)}
 
 
 def test_a_run_publishes_the_folder_layout_encrypted_with_its_record(s3world, capsys):
@@ -50,7 +50,9 @@ def test_a_run_publishes_the_folder_layout_encrypted_with_its_record(s3world, ca
         digest, name = line.split()
         assert hashlib.sha256(store.get_bytes(client, url.bucket, url.key(name))).hexdigest() == digest
         assert client.head_object(Bucket=url.bucket, Key=url.key(name))["ServerSideEncryption"] == "AES256"
-    assert client.head_object(Bucket=url.bucket, Key=url.key("SHA256SUMS"))["ServerSideEncryption"] == "AES256"
+    assert (
+        client.head_object(Bucket=url.bucket, Key=url.key("SHA256SUMS"))["ServerSideEncryption"] == "AES256"
+    )
     evidence = json.loads(store.get_bytes(client, url.bucket, url.key("evidence.json")))
     assert evidence["incident"]["id"] == inc and evidence["incident"]["record"]["opened_via"] == "run triage"
     # the record: one object per event, in the store, read the same way by everyone
@@ -82,8 +84,16 @@ def test_concurrent_writers_agree_on_one_opened_event(s3world):
 
     def go(n: int) -> None:
         barrier.wait()
-        ir.open_or_join(ir.S3Store(url), "INC-RACE", severity="P1", started_at=start, severity_given=False,
-                        started_given=False, by={"user": f"u{n}"}, via="test")
+        ir.open_or_join(
+            ir.S3Store(url),
+            "INC-RACE",
+            severity="P1",
+            started_at=start,
+            severity_given=False,
+            started_given=False,
+            by={"user": f"u{n}"},
+            via="test",
+        )
 
     threads = [threading.Thread(target=go, args=(n,)) for n in range(4)]
     for t in threads:
@@ -92,8 +102,12 @@ def test_concurrent_writers_agree_on_one_opened_event(s3world):
         t.join()
     events = ir.S3Store(url).events("INC-RACE")
     assert [e["event"] for e in events] == ["opened"]
-    assert ir.S3Store(url).client.list_objects_v2(Bucket=url.bucket, Prefix=url.key("INC-RACE", ir.LOCK)).get(
-        "KeyCount") == 0  # the lock is released
+    assert (
+        ir.S3Store(url)
+        .client.list_objects_v2(Bucket=url.bucket, Prefix=url.key("INC-RACE", ir.LOCK))
+        .get("KeyCount")
+        == 0
+    )  # the lock is released
 
 
 def test_a_lock_taken_over_is_left_to_its_new_holder(s3world, monkeypatch):
@@ -133,8 +147,16 @@ def test_review_reads_every_complete_run_from_the_store_and_writes_its_own_there
     inc = "INC-S3-3"
     start = iso(utcnow().replace(microsecond=0) - timedelta(minutes=5))
     for slug in ("triage", "api-down"):
-        result = run(RunRequest(slug=slug, incident=inc, started_at=start if slug == "triage" else None,
-                                output_dir=out, html=False, progress=False))
+        result = run(
+            RunRequest(
+                slug=slug,
+                incident=inc,
+                started_at=start if slug == "triage" else None,
+                output_dir=out,
+                html=False,
+                progress=False,
+            )
+        )
         assert isinstance(result.path, store.S3Url)
     client = s3world.aws.client("s3")
     url = store.parse_s3(out)
@@ -159,7 +181,8 @@ def test_review_reads_every_complete_run_from_the_store_and_writes_its_own_there
     integrity = [f for c, f in findings.items() if "INTEGRITY" in c or "TAMPER" in c]
     assert integrity and integrity[0]["status"] == "fail" and victim.name in json.dumps(integrity[0])
     ran = {r["runbook"] for r in (evidence.get("runs") or [])} or {
-        n for n in json.dumps(evidence).split('"') if n in ("triage", "api-down", "websocket")}
+        n for n in json.dumps(evidence).split('"') if n in ("triage", "api-down", "websocket")
+    }
     assert "websocket" not in ran
     assert code in (1, 3) or code == 0
     assert "postmortem.md" in objects(client, folder.bucket, folder.prefix + "/")
@@ -170,10 +193,16 @@ def test_bad_or_unreachable_store_is_one_line_before_anything_runs(s3world, caps
     assert cli.main(["run", "triage", "--output-dir", "s3://Bad_Bucket/x"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not an S3 bucket name" in err
-    assert cli.main(["run", "triage", "--output-dir", "s3://no-such-evidence-bucket/x", "--incident", "INC-S3-4"]) == 3
+    assert (
+        cli.main(
+            ["run", "triage", "--output-dir", "s3://no-such-evidence-bucket/x", "--incident", "INC-S3-4"]
+        )
+        == 3
+    )
     err = capsys.readouterr().err
-    assert err.splitlines()[-1].startswith("propflow-ops: error: cannot write the report under "
-                                           "s3://no-such-evidence-bucket/x: ")
+    assert err.splitlines()[-1].startswith(
+        "propflow-ops: error: cannot write the report under s3://no-such-evidence-bucket/x: "
+    )
     assert "Traceback" not in err
     assert ir.S3Store(store.parse_s3("s3://propflow-evidence/x")).events("INC-S3-4") == []
 
@@ -190,8 +219,9 @@ def test_a_runs_breaker_does_not_stop_the_store(s3world):
         target = store.S3Target(store.parse_s3(s3world.fleet.output_dir + "/breaker"))
         target.open("INC-BRK", "20260101T000000Z-triage")
         assert target.publish({"evidence.json": b"{}"}, ["evidence.json"]).name == "20260101T000000Z-triage"
-        assert store.plumbing_client("sqs").get_queue_attributes(QueueUrl=s3world.fleet.queue_url,
-                                                                 AttributeNames=["VisibilityTimeout"])
+        assert store.plumbing_client("sqs").get_queue_attributes(
+            QueueUrl=s3world.fleet.queue_url, AttributeNames=["VisibilityTimeout"]
+        )
         assert client is store.s3_client()
     finally:
         reach.reset()
@@ -204,7 +234,10 @@ def test_incident_commands_and_escalate_share_the_store_clock(s3world, capsys):
     inc = "INC-S3-CLOCK"
     started = iso(utcnow().replace(microsecond=0) - timedelta(minutes=20))
     s3world.notify.sns_messages(s3world.aws)
-    assert cli.main(["incident", "open", inc, "--severity", "P0", "--started-at", started, "--output-dir", out]) == 0
+    assert (
+        cli.main(["incident", "open", inc, "--severity", "P0", "--started-at", started, "--output-dir", out])
+        == 0
+    )
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"{out}/{inc}/events/"
     assert cli.main(["escalate", inc, "--output-dir", out]) == 0
     first = capsys.readouterr().out

@@ -41,11 +41,24 @@ def test_an_alarm_becomes_evidence_a_notification_and_a_timeline(fleet, tmp_path
     sandbox, config = fleet
     env = fleet_env(sandbox, config, "alarm")
     at = utcnow().replace(microsecond=0) - timedelta(minutes=16)  # a P0 at T+16: "notify on-call" is due
-    publish_alarm(sandbox, "propflow-api-5xx-high", "ALARM", at, metric="HTTPCode_Target_5XX_Count",
-                  namespace="AWS/ApplicationELB", reason="Threshold Crossed: 1 datapoint [42.0] > 5")
+    publish_alarm(
+        sandbox,
+        "propflow-api-5xx-high",
+        "ALARM",
+        at,
+        metric="HTTPCode_Target_5XX_Count",
+        namespace="AWS/ApplicationELB",
+        reason="Threshold Crossed: 1 datapoint [42.0] > 5",
+    )
     # the same alarm again (CloudWatch re-notifies; SNS may deliver twice): it joins, and runs nothing twice
-    publish_alarm(sandbox, "propflow-api-5xx-high", "ALARM", at + timedelta(seconds=60),
-                  metric="HTTPCode_Target_5XX_Count", namespace="AWS/ApplicationELB")
+    publish_alarm(
+        sandbox,
+        "propflow-api-5xx-high",
+        "ALARM",
+        at + timedelta(seconds=60),
+        metric="HTTPCode_Target_5XX_Count",
+        namespace="AWS/ApplicationELB",
+    )
     worker = start_worker(env, "--max-messages", "2", log=tmp_path / "worker.log")
     assert worker.wait(timeout=400) == 0, (tmp_path / "worker.log").read_text()
     found = runs(sandbox, "alarm")
@@ -87,19 +100,37 @@ def test_submit_asks_the_fleet_and_prints_what_run_prints(fleet, tmp_path):
     env = fleet_env(sandbox, config, "submit")
     worker = start_worker(env, "--max-messages", "2", log=tmp_path / "worker.log")
     try:
-        cmd = [sys.executable, "-m", "propflow_ops.cli", "submit", "api-down", "--incident", "INC-SUB-1",
-               "--timeout", "300", "--no-html"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "propflow_ops.cli",
+            "submit",
+            "api-down",
+            "--incident",
+            "INC-SUB-1",
+            "--timeout",
+            "300",
+            "--no-html",
+        ]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=320)
         assert proc.returncode == 1, proc.stderr  # api-oom: problems, as `run` says
         lines = proc.stdout.strip().splitlines()
-        assert lines[0].startswith("api-down: problems (") and any(" FAIL " in f" {x.strip()[:5]} " or
-                                                                    x.strip().startswith("FAIL") for x in lines)
-        assert lines[-1].startswith(f"{env['PROPFLOW_OUTPUT_DIR']}/INC-SUB-1/") and lines[-1].endswith("-api-down")
+        assert lines[0].startswith("api-down: problems (") and any(
+            " FAIL " in f" {x.strip()[:5]} " or x.strip().startswith("FAIL") for x in lines
+        )
+        assert lines[-1].startswith(f"{env['PROPFLOW_OUTPUT_DIR']}/INC-SUB-1/") and lines[-1].endswith(
+            "-api-down"
+        )
         url = store.parse_s3(lines[-1])
         assert store.exists(url / "SHA256SUMS", sandbox.aws.client("s3"))
         # bad input is the worker's one line and exit 2, as `run` would say it
-        bad = subprocess.run([*cmd[:5], "--window", "-5", "--incident", "INC-SUB-2", "--timeout", "120"], env=env,
-                             capture_output=True, text=True, timeout=140)
+        bad = subprocess.run(
+            [*cmd[:5], "--window", "-5", "--incident", "INC-SUB-2", "--timeout", "120"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=140,
+        )
         assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("propflow-ops: error: ")
         assert "window" in bad.stderr and "Traceback" not in bad.stderr
     finally:

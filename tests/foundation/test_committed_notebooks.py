@@ -21,12 +21,18 @@ SESSION_METADATA = ("papermill", "widgets", "propflow_ops")  # left by a run, La
 def committed_notebooks() -> list[Path]:
     """The .ipynb files git tracks (every .ipynb outside outputs/ when this is not a git checkout)."""
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--", "*.ipynb"], cwd=REPO, capture_output=True,
-                             check=True, timeout=30).stdout.decode()
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--", "*.ipynb"], cwd=REPO, capture_output=True, check=True, timeout=30
+        ).stdout.decode()
         paths = [REPO / p for p in out.split("\0") if p]
     except (OSError, subprocess.SubprocessError):
-        paths = [p for p in REPO.rglob("*.ipynb") if "outputs" not in p.relative_to(REPO).parts
-                 and ".ipynb_checkpoints" not in p.parts and ".venv" not in p.relative_to(REPO).parts]
+        paths = [
+            p
+            for p in REPO.rglob("*.ipynb")
+            if "outputs" not in p.relative_to(REPO).parts
+            and ".ipynb_checkpoints" not in p.parts
+            and ".venv" not in p.relative_to(REPO).parts
+        ]
     return sorted(p for p in paths if p.exists())
 
 
@@ -68,4 +74,8 @@ def test_an_executed_notebook_is_caught():
     nb.cells[i].outputs = [nbformat.v4.new_output("stream", text="prod-db.internal")]
     nb.cells[i].execution_count = 3
     nb.metadata["papermill"] = {"parameters": {}}
-    assert residue(nb) == [f"cell {i}: outputs", f"cell {i}: execution count 3", "notebook metadata: papermill"]
+    assert residue(nb) == [
+        f"cell {i}: outputs",
+        f"cell {i}: execution count 3",
+        "notebook metadata: papermill",
+    ]

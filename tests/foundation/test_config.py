@@ -32,8 +32,10 @@ def test_the_shipped_example_validates_and_says_what_it_sets():
     assert set(cfg.contacts) == {"primary-on-call", "engineering-lead", "cto"}
     assert cfg.notify.configured() == ("sns", "slack", "pagerduty")
     policy = policy_from_config(cfg)
-    assert [s.action for s in policy.for_severity("P2")] == ["Notify on-call engineer",
-                                                              "Notify engineering lead (response overdue)"]
+    assert [s.action for s in policy.for_severity("P2")] == [
+        "Notify on-call engineer",
+        "Notify engineering lead (response overdue)",
+    ]
     assert [s.action for s in policy.for_severity("P0")][0] == "Notify on-call engineer"  # default kept
     assert "team configuration propflow-ops.example.toml for P2" in policy.describe()
     staging = config.load(str(EXAMPLE), "staging", env={})
@@ -45,29 +47,48 @@ BAD = [
     ("[environments.prod]\nregion = 'x'", "unknown key environments.prod.region"),
     ("[environments.prod]\naws_region = 5", "environments.prod.aws_region must be a string"),
     ("[environments.prod]\napi_url = 'ftp://x'", "environments.prod.api_url is not an http(s) URL"),
-    ("[environments.prod]\napi_url = 'https://u:pw@api.example.com'", "environments.prod.api_url holds credentials"),
+    (
+        "[environments.prod]\napi_url = 'https://u:pw@api.example.com'",
+        "environments.prod.api_url holds credentials",
+    ),
     ("[environments.prod.parameters]\nclustr = 'x'", "environments.prod.parameters.clustr: no runbook has"),
-    ("[environments.prod.parameters]\nmemory_threshold_pct = 'high'",
-     "environments.prod.parameters.memory_threshold_pct must be float"),
-    ("[environments.prod.parameters]\nhealth_retries = 1.5", "environments.prod.parameters.health_retries must be int"),
-    ("[environments.prod.parameters]\nseverity = 'P0'", "environments.prod.parameters.severity: severity has its own"),
-    ("[environments.prod]\ndatabase_url_env = 'postgresql://u:p@h/db'",
-     "environments.prod.database_url_env must be the NAME of an environment variable"),
+    (
+        "[environments.prod.parameters]\nmemory_threshold_pct = 'high'",
+        "environments.prod.parameters.memory_threshold_pct must be float",
+    ),
+    (
+        "[environments.prod.parameters]\nhealth_retries = 1.5",
+        "environments.prod.parameters.health_retries must be int",
+    ),
+    (
+        "[environments.prod.parameters]\nseverity = 'P0'",
+        "environments.prod.parameters.severity: severity has its own",
+    ),
+    (
+        "[environments.prod]\ndatabase_url_env = 'postgresql://u:p@h/db'",
+        "environments.prod.database_url_env must be the NAME of an environment variable",
+    ),
     ("default_environment = 'prd'\n[environments.prod]", "default_environment: 'prd' is not one of"),
     ("[contacts.cto]\nnam = 'x'", "unknown key contacts.cto.nam"),
     ("[contacts.cto]\nphone = 'call me'", "contacts.cto.phone is not a phone number"),
-    ("[notify.slack]\nwebhook_url_env = 'https://hooks.slack.com/services/T/B/x'",
-     "notify.slack.webhook_url_env must be the NAME"),
+    (
+        "[notify.slack]\nwebhook_url_env = 'https://hooks.slack.com/services/T/B/x'",
+        "notify.slack.webhook_url_env must be the NAME",
+    ),
     ("[notify.slack]\nwebhook_url = 'x'", "unknown key notify.slack.webhook_url"),
     ("[notify.sns]\ntopic_arn = 'propflow'", "notify.sns.topic_arn is not an SNS topic ARN"),
     ("[notify]\nemail = {}", "unknown key notify.email"),
     ("[escalation]\nP5 = []", "unknown key escalation.P5"),
     ("[escalation]\nP1 = [{after_min = -1, action = 'x'}]", "escalation.P1[0].after_min must be a number"),
     ("[escalation]\nP1 = [{action = 'x'}]", "escalation.P1[0] needs after_min and action"),
-    ("[escalation]\nP1 = [{after_min = 5, action = 'x', contacts = ['nobody']}]",
-     "escalation.P1[0].contacts: 'nobody' is not in [contacts]"),
-    ("[escalation]\nP1 = [{after_min = 5, action = 'x', channels = ['slack']}]",
-     "escalation.P1[0].channels: 'slack' is not configured"),
+    (
+        "[escalation]\nP1 = [{after_min = 5, action = 'x', contacts = ['nobody']}]",
+        "escalation.P1[0].contacts: 'nobody' is not in [contacts]",
+    ),
+    (
+        "[escalation]\nP1 = [{after_min = 5, action = 'x', channels = ['slack']}]",
+        "escalation.P1[0].channels: 'slack' is not configured",
+    ),
     ("[escalation]\nP1 = [{after_min = 5, action = 'x', when = 1}]", "unknown key escalation.P1[0].when"),
     ("logs = 'json'", "logs must be a table"),
     ("[alarms.a]\nrunbooks = ['nope']", "alarms.a.runbooks: unknown runbook 'nope'"),
@@ -126,12 +147,22 @@ memory_threshold_pct = 75
 """
 
 
-def test_precedence_options_then_environment_variables_then_the_environment_then_defaults(tmp_path, monkeypatch):
+def test_precedence_options_then_environment_variables_then_the_environment_then_defaults(
+    tmp_path, monkeypatch
+):
     p = write(tmp_path, TEAM)
-    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "PROPFLOW_API_URL", "PROPFLOW_DATABASE_URL", "AWS_ENDPOINT_URL"):
+    for var in (
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "PROPFLOW_API_URL",
+        "PROPFLOW_DATABASE_URL",
+        "AWS_ENDPOINT_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TEAM_DB_URL", "postgresql://app:s3cret@db.internal/propflow")
-    monkeypatch.setenv("PROPFLOW_API_URL", "https://api.from-env.example")  # an environment variable beats the file
+    monkeypatch.setenv(
+        "PROPFLOW_API_URL", "https://api.from-env.example"
+    )  # an environment variable beats the file
     rb = RUNBOOKS["api-down"]
     req = RunRequest(slug="api-down", params=[("service", "from-option")], env={config.CONFIG_ENV: str(p)})
     prepared = rc.prepare(req, rb)
@@ -145,9 +176,15 @@ def test_precedence_options_then_environment_variables_then_the_environment_then
     assert prepared.env["PROPFLOW_DATABASE_URL"] == "postgresql://app:s3cret@db.internal/propflow"
     assert prepared.env[config.CONFIG_ENV] == str(p.resolve()) and prepared.env[config.ENV_NAME_ENV] == "prod"
     # a runbook that does not declare a parameter of the environment does not get it
-    assert "memory_threshold_pct" not in build_parameters(RUNBOOKS["notifications"], rc.prepare(
-        RunRequest(slug="notifications", env={config.CONFIG_ENV: str(p)}), RUNBOOKS["notifications"]))
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")  # either region variable set: the file does not apply
+    assert "memory_threshold_pct" not in build_parameters(
+        RUNBOOKS["notifications"],
+        rc.prepare(
+            RunRequest(slug="notifications", env={config.CONFIG_ENV: str(p)}), RUNBOOKS["notifications"]
+        ),
+    )
+    monkeypatch.setenv(
+        "AWS_DEFAULT_REGION", "eu-west-1"
+    )  # either region variable set: the file does not apply
     assert "AWS_REGION" not in rc.prepare(req, rb).env
     monkeypatch.delenv("TEAM_DB_URL")
     with pytest.raises(config.ConfigError, match="database_url_env names TEAM_DB_URL, which is not set"):

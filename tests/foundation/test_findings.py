@@ -6,10 +6,19 @@ from propflow_ops.findings import Action, Evidence, Finding, FindingsTable, Stat
 
 
 def make_ev(**kw):
-    return Evidence(runbook="api-down", title="Backend API Down",
-                    incident={"id": "INC-7", "severity": "P0", "started_at": "2026-11-26T03:00:00Z",
-                              "response_due_at": "2026-11-26T03:15:00Z", "escalation_due": None},
-                    parameters={"cluster": "propflow", "db_password": "hunter2hunter2"}, **kw)
+    return Evidence(
+        runbook="api-down",
+        title="Backend API Down",
+        incident={
+            "id": "INC-7",
+            "severity": "P0",
+            "started_at": "2026-11-26T03:00:00Z",
+            "response_due_at": "2026-11-26T03:15:00Z",
+            "escalation_due": None,
+        },
+        parameters={"cluster": "propflow", "db_password": "hunter2hunter2"},
+        **kw,
+    )
 
 
 def test_finding_codes_must_be_upper_snake():
@@ -20,7 +29,11 @@ def test_finding_codes_must_be_upper_snake():
 
 def test_run_status_is_problems_only_when_something_fails():
     ev = make_ev()
-    ev.add(Finding.ok("A_B", "fine"), Finding.warn("C_D", "risky"), Finding.skipped("E_F", "n/a", "not configured"))
+    ev.add(
+        Finding.ok("A_B", "fine"),
+        Finding.warn("C_D", "risky"),
+        Finding.skipped("E_F", "n/a", "not configured"),
+    )
     assert ev.status() == "ok"
     ev.add([Finding.error("G_H", "could not run", RuntimeError("boom"))])
     assert ev.status() == "ok"
@@ -36,13 +49,28 @@ def test_evidence_json_has_the_contract_shape_and_masks_secrets(tmp_path):
     path = tmp_path / "evidence.json"
     ev.save(path)
     data = json.loads(path.read_text())
-    assert set(data) >= {"schema", "runbook", "title", "status", "incident", "run", "parameters", "findings",
-                         "actions", "recommended_runbooks"}
+    assert set(data) >= {
+        "schema",
+        "runbook",
+        "title",
+        "status",
+        "incident",
+        "run",
+        "parameters",
+        "findings",
+        "actions",
+        "recommended_runbooks",
+    }
     assert data["schema"] == "propflow-ops.evidence/1"
     assert data["status"] == "problems"
     assert set(data["run"]) >= {"started_at", "finished_at", "duration_s", "propflow_ops_version", "target"}
-    assert data["findings"][0] == {"code": "ECS_TASK_OOM", "status": "fail", "title": "OOM",
-                                   "detail": "token=*** from +91********01", "data": {"exit_code": 137}}
+    assert data["findings"][0] == {
+        "code": "ECS_TASK_OOM",
+        "status": "fail",
+        "title": "OOM",
+        "detail": "token=*** from +91********01",
+        "data": {"exit_code": 137},
+    }
     assert data["actions"][0]["mode"] == "planned" and data["actions"][0]["at"].endswith("Z")
     assert data["parameters"]["db_password"] == "***"
     assert data["recommended_runbooks"] == ["db-connection"]

@@ -13,8 +13,16 @@ def test_response_due_follows_the_severity_matrix(sev, minutes):
     assert c["response_due_at"] == (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@pytest.mark.parametrize("elapsed,due", [(5, None), (15, "Notify on-call engineer"), (31, "Notify engineering lead"),
-                                         (60, "Notify CTO"), (125, "Consider external communication")])
+@pytest.mark.parametrize(
+    "elapsed,due",
+    [
+        (5, None),
+        (15, "Notify on-call engineer"),
+        (31, "Notify engineering lead"),
+        (60, "Notify CTO"),
+        (125, "Consider external communication"),
+    ],
+)
 def test_p0_escalation_steps_fall_due_on_the_matrix(elapsed, due):
     assert clock("INC-1", "P0", T0, now=T0 + timedelta(minutes=elapsed))["escalation_due"] == due
 

@@ -18,23 +18,34 @@ from propflow_ops.runner import RunRequest, run
 pytestmark = pytest.mark.xdist_group("kernels")
 
 LEAKY = "leaked_from_first_run = 42\nimport os\nos.environ['PROPFLOW_LEAK'] = 'x'"
-PROBE = ("import os\nfrom propflow_ops.findings import Finding\n"
-         "ev.add(Finding.ok('NO_LEAK', 'clean', str(['leaked_from_first_run' in globals(), os.environ.get('RUN_TAG')])))")
+PROBE = (
+    "import os\nfrom propflow_ops.findings import Finding\n"
+    "ev.add(Finding.ok('NO_LEAK', 'clean', str(['leaked_from_first_run' in globals(), os.environ.get('RUN_TAG')])))"
+)
 
 
 @pytest.fixture
 def nbdir(tmp_path, monkeypatch):
     write_notebook(tmp_path / "nb" / "01_api_down.ipynb", "api-down", LEAKY, PROBE, "ev.save()")
     write_notebook(tmp_path / "nb" / "02_db_connection.ipynb", "db-connection", PROBE, "ev.save()")
-    write_notebook(tmp_path / "nb" / "03_api_latency.ipynb", "api-latency", "raise RuntimeError('boom')", "ev.save()")
+    write_notebook(
+        tmp_path / "nb" / "03_api_latency.ipynb", "api-latency", "raise RuntimeError('boom')", "ev.save()"
+    )
     monkeypatch.setenv("PROPFLOW_NOTEBOOKS_DIR", str(tmp_path / "nb"))
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     return tmp_path
 
 
 def request(slug: str, tmp_path: Path, tag: str) -> RunRequest:
-    return RunRequest(slug=slug, incident="INC-WARM", output_dir=str(tmp_path / "out"), html=True, progress=False,
-                      env={"RUN_TAG": tag}, budget_s=120)
+    return RunRequest(
+        slug=slug,
+        incident="INC-WARM",
+        output_dir=str(tmp_path / "out"),
+        html=True,
+        progress=False,
+        env={"RUN_TAG": tag},
+        budget_s=120,
+    )
 
 
 def probe(result) -> str:
@@ -48,6 +59,7 @@ def test_runs_in_one_warm_kernel_look_fresh_and_a_failed_run_spoils_it(nbdir):
         def go(kernel):
             pids.append(kernel.pid() if kernel else None)
             return run(req, kernel=kernel)
+
         return go
 
     with KernelPool(1) as pool:
@@ -74,8 +86,10 @@ def test_runs_in_one_warm_kernel_look_fresh_and_a_failed_run_spoils_it(nbdir):
 
 def test_two_workers_run_at_the_same_time_into_separate_folders(nbdir):
     with KernelPool(2) as pool:
-        futures = [pool.submit(lambda k, s=s, t=t: run(request(s, nbdir, t), kernel=k))
-                   for s, t in (("db-connection", "a"), ("db-connection", "b"), ("api-down", "c"))]
+        futures = [
+            pool.submit(lambda k, s=s, t=t: run(request(s, nbdir, t), kernel=k))
+            for s, t in (("db-connection", "a"), ("db-connection", "b"), ("api-down", "c"))
+        ]
         results = [f.result() for f in futures]
     assert [probe(r) for r in results] == ["[False, 'a']", "[False, 'b']", "[True, 'c']"]
     assert len({r.path for r in results}) == 3
@@ -100,14 +114,20 @@ def test_warm_runs_do_not_pile_up_open_kernel_clients(nbdir):
     assert fds[3] - fds[1] < 5, f"open file descriptors after each warm run: {fds}"
 
 
-ENV_LEAKY = ("import os\nos.environ['PROPFLOW_LEAK'] = 'x'\ndel os.environ['STARTED_WITH']\n"
-             "os.write(2, b'written to the kernel process stderr')")
-ENV_PROBE = ("import os\nfrom propflow_ops.findings import Finding\n"
-             "ev.add(Finding.ok('NO_LEAK', 'clean', str([os.environ.get(k) for k in "
-             "('PROPFLOW_LEAK', 'STARTED_WITH', 'RUN_TAG')])))")
+ENV_LEAKY = (
+    "import os\nos.environ['PROPFLOW_LEAK'] = 'x'\ndel os.environ['STARTED_WITH']\n"
+    "os.write(2, b'written to the kernel process stderr')"
+)
+ENV_PROBE = (
+    "import os\nfrom propflow_ops.findings import Finding\n"
+    "ev.add(Finding.ok('NO_LEAK', 'clean', str([os.environ.get(k) for k in "
+    "('PROPFLOW_LEAK', 'STARTED_WITH', 'RUN_TAG')])))"
+)
 
 
-def test_each_run_starts_from_the_kernels_own_environment_and_its_output_goes_to_a_file(tmp_path, monkeypatch):
+def test_each_run_starts_from_the_kernels_own_environment_and_its_output_goes_to_a_file(
+    tmp_path, monkeypatch
+):
     """What a run sets or removes in os.environ does not reach the next run in the same kernel; the pool's
     ``env`` is what each kernel starts with, ``output`` collects what the kernel process writes itself."""
     import os

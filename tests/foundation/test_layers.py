@@ -38,7 +38,7 @@ def imports(path: Path, name: str | None = None) -> set[str]:
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join(package[:len(package) - node.level + 1]) if node.level else ""
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
             mod = ".".join(p for p in (base, node.module or "") if p)
             out.add(mod)
             out |= {f"{mod}.{a.name}" for a in node.names}  # `from propflow_ops import codes`
@@ -56,7 +56,9 @@ def files(layer: str) -> list[Path]:
 @pytest.mark.parametrize("path", files("checks"), ids=lambda p: p.name)
 def test_checks_never_import_sources(path):
     bad = sorted(m for m in imports(path) if _in(m, "sources"))
-    assert not bad, f"checks/{path.name} imports {bad}: put the type where both see it (propflow_ops/records.py)"
+    assert not bad, (
+        f"checks/{path.name} imports {bad}: put the type where both see it (propflow_ops/records.py)"
+    )
 
 
 @pytest.mark.parametrize("path", files("sources"), ids=lambda p: p.name)
@@ -69,16 +71,23 @@ def test_sources_never_import_checks(path):
 def test_base_modules_import_only_base_modules(name):
     allowed = {"propflow_ops"} | {f"propflow_ops.{b}" for b in BASE}
     got = imports(PACKAGE / f"{name}.py")
-    bad = sorted(m for m in got if m not in allowed and not any(m.startswith(f"{a}.") for a in allowed - {"propflow_ops"})
-                 and m != "propflow_ops.__version__")
+    bad = sorted(
+        m
+        for m in got
+        if m not in allowed
+        and not any(m.startswith(f"{a}.") for a in allowed - {"propflow_ops"})
+        and m != "propflow_ops.__version__"
+    )
     assert not bad, f"{name}.py imports {bad}, above the base layer"
 
 
 def test_the_parser_sees_what_it_must(tmp_path):
     """The rule can fail: a lazy import inside a function and a relative one are both seen."""
     probe = tmp_path / "probe.py"
-    probe.write_text("def f():\n    from propflow_ops.sources import aws\n    from ..sources import db\n"
-                     "    import propflow_ops.checks.api\n")
+    probe.write_text(
+        "def f():\n    from propflow_ops.sources import aws\n    from ..sources import db\n"
+        "    import propflow_ops.checks.api\n"
+    )
     got = imports(probe, "propflow_ops.checks.probe")
     assert {"propflow_ops.sources.aws", "propflow_ops.sources.db", "propflow_ops.checks.api"} <= got, got
 
@@ -95,13 +104,18 @@ ABOVE_RUN = {"runner", "cli", "demo", "worker", "interactive", "review", "lab", 
 
 def order_violations(group: str, order: list[str], name: str, got: set[str]) -> list[str]:
     """The modules of ``group`` listed at or after ``name`` that ``got`` (its imports) names."""
-    later = order[order.index(name):]
-    return sorted(m for m in got for later_name in later if _in(m, f"{group}.{later_name}")
-                  and not m.startswith(f"propflow_ops.{group}.{name}."))  # its own names, in an import of itself
+    later = order[order.index(name) :]
+    return sorted(
+        m
+        for m in got
+        for later_name in later
+        if _in(m, f"{group}.{later_name}") and not m.startswith(f"propflow_ops.{group}.{name}.")
+    )  # its own names, in an import of itself
 
 
-@pytest.mark.parametrize(("group", "name"), [(g, n) for g, names in ORDERED.items() for n in names],
-                         ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    ("group", "name"), [(g, n) for g, names in ORDERED.items() for n in names], ids=lambda v: str(v)
+)
 def test_split_modules_import_only_those_before_them(group, name):
     path = PACKAGE / group / f"{name}.py"
     assert path.exists(), f"{group}/{name}.py is listed in ORDERED but missing"
@@ -131,8 +145,13 @@ def test_reading_log_lines_fetches_nothing():
 def test_the_order_rule_can_fail():
     """A module importing one listed after it (or itself listed later) is reported; one before it is not."""
     order = ["load", "judge", "render"]
-    assert order_violations("review", order, "judge", {"propflow_ops.review.render.summary_text",
-                                                       "propflow_ops.review.load"}) == [
-        "propflow_ops.review.render.summary_text"]
-    assert order_violations("review", order, "load", {"propflow_ops.review.judge"}) == ["propflow_ops.review.judge"]
-    assert order_violations("review", order, "render", {"propflow_ops.review.load", "propflow_ops.review.judge"}) == []
+    assert order_violations(
+        "review", order, "judge", {"propflow_ops.review.render.summary_text", "propflow_ops.review.load"}
+    ) == ["propflow_ops.review.render.summary_text"]
+    assert order_violations("review", order, "load", {"propflow_ops.review.judge"}) == [
+        "propflow_ops.review.judge"
+    ]
+    assert (
+        order_violations("review", order, "render", {"propflow_ops.review.load", "propflow_ops.review.judge"})
+        == []
+    )

@@ -38,7 +38,10 @@ def test_one_typed_commented_parameters_cell_that_papermill_reads(path):
     assert set(theirs) == set(ours), "papermill cannot parse some parameter lines (a '=' in a comment?)"
     for name, info in ours.items():
         assert info["help"], f"parameter {name} has no comment"
-        assert info["type"] in {"str", "int", "float", "bool", "list", "list[str]", "dict"}, (name, info["type"])
+        assert info["type"] in {"str", "int", "float", "bool", "list", "list[str]", "dict"}, (
+            name,
+            info["type"],
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -47,7 +50,9 @@ def test_cells_stay_thin(path):
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or "parameters" in cell.get("metadata", {}).get("tags", []):
             continue
-        assert not re.search(r"^\s*(def |class |try:|for |while )", cell.source, re.M), f"cell {i} holds logic"
+        assert not re.search(r"^\s*(def |class |try:|for |while )", cell.source, re.M), (
+            f"cell {i} holds logic"
+        )
         assert len(cell.source.strip().splitlines()) <= 8, f"cell {i} is longer than a call and a display"
 
 

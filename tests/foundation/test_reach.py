@@ -94,7 +94,9 @@ def test_the_runbook_own_finding_wins_and_save_adds_the_rest_once(sandbox_env):
     ev.save()
     ev.save()
     assert [(f.code, f.status.value, f.title) for f in ev.findings] == [
-        ("DB_UNREACHABLE", "fail", "own check"), ("AWS_UNREACHABLE", "ok", "AWS APIs answered")]
+        ("DB_UNREACHABLE", "fail", "own check"),
+        ("AWS_UNREACHABLE", "ok", "AWS APIs answered"),
+    ]
     assert ev.status() == "problems"
 
 

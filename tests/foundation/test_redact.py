@@ -26,8 +26,13 @@ def test_timestamps_ids_and_plain_numbers_survive():
 
 
 def test_secret_keys_are_masked_recursively_but_urls_keep_hosts():
-    data = {"TWILIO_AUTH_TOKEN": "x" * 32, "nested": [{"password": "p"}],
-            "DATABASE_URL": "postgresql://u:pw@h/db", "api_url": "https://api.propflow.com", "count": 3}
+    data = {
+        "TWILIO_AUTH_TOKEN": "x" * 32,
+        "nested": [{"password": "p"}],
+        "DATABASE_URL": "postgresql://u:pw@h/db",
+        "api_url": "https://api.propflow.com",
+        "count": 3,
+    }
     out = redact(data)
     assert out["TWILIO_AUTH_TOKEN"] == "***"
     assert out["nested"][0]["password"] == "***"
@@ -38,5 +43,8 @@ def test_secret_keys_are_masked_recursively_but_urls_keep_hosts():
 
 def test_aws_account_ids_are_not_phone_numbers():
     assert redact({"aws_account": "123456789012"}) == {"aws_account": "123456789012"}
-    assert redact_text("AWS account 123456789012, region us-east-1") == "AWS account 123456789012, region us-east-1"
+    assert (
+        redact_text("AWS account 123456789012, region us-east-1")
+        == "AWS account 123456789012, region us-east-1"
+    )
     assert redact_text("call 123456789012 now") != "call 123456789012 now"

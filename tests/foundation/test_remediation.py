@@ -7,8 +7,13 @@ from propflow_ops.remediation import Step, parse_apply, run_step
 
 def ev(apply=()):
     # applying needs a reason, and (this is not the sandbox) a confirmation: the notebook's parameters give both
-    return Evidence(runbook="api-down", title="t", incident={}, apply=list(apply),
-                    parameters={"reason": "unit test", "confirm": apply[0] if apply else ""})
+    return Evidence(
+        runbook="api-down",
+        title="t",
+        incident={},
+        apply=list(apply),
+        parameters={"reason": "unit test", "confirm": apply[0] if apply else ""},
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +46,9 @@ def test_a_failing_step_is_recorded_as_failed():
 def test_a_precondition_blocks_execution():
     calls = []
     e = ev(["rollback"])
-    out = run_step(e, Step("rollback", "x", "aws", lambda: calls.append(1) or "", precondition="no previous revision"))
+    out = run_step(
+        e, Step("rollback", "x", "aws", lambda: calls.append(1) or "", precondition="no previous revision")
+    )
     assert calls == [] and out.mode == "failed" and "no previous revision" in e.actions[0].detail
 
 

@@ -16,13 +16,24 @@ from nbtools import write_notebook
 
 from propflow_ops.run.folder import verify_sums
 
-FAIL_CELL = 'from propflow_ops.findings import Finding\nev.add(Finding.fail("API_HEALTH_FAILING", "health 503"))'
+FAIL_CELL = (
+    'from propflow_ops.findings import Finding\nev.add(Finding.fail("API_HEALTH_FAILING", "health 503"))'
+)
 
 
 def cli(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PROPFLOW_NOTEBOOKS_DIR": str(tmp_path / "nb"), "PROPFLOW_OUTPUT_DIR": str(tmp_path / "out")}
-    return subprocess.run([sys.executable, "-m", "propflow_ops.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    env = {
+        **os.environ,
+        "PROPFLOW_NOTEBOOKS_DIR": str(tmp_path / "nb"),
+        "PROPFLOW_OUTPUT_DIR": str(tmp_path / "out"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "propflow_ops.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def run_dirs(tmp_path: Path) -> list[Path]:
@@ -36,8 +47,13 @@ def evidence(folder: Path) -> dict:
 
 @pytest.fixture
 def nbdir(tmp_path):
-    write_notebook(tmp_path / "nb" / "01_api_down.ipynb", "api-down", FAIL_CELL, "ev.save()",
-                   extra_params='ws_token: str = "t-123"  # a token\nthreshold_pct: float = 90.0  # a threshold\n')
+    write_notebook(
+        tmp_path / "nb" / "01_api_down.ipynb",
+        "api-down",
+        FAIL_CELL,
+        "ev.save()",
+        extra_params='ws_token: str = "t-123"  # a token\nthreshold_pct: float = 90.0  # a threshold\n',
+    )
     return tmp_path
 
 
@@ -54,11 +70,19 @@ def test_a_run_writes_the_whole_folder_and_exits_1_on_fail(nbdir):
 
 
 def test_a_raising_notebook_still_leaves_a_report_with_status_error(tmp_path):
-    write_notebook(tmp_path / "nb" / "01_api_down.ipynb", "api-down", FAIL_CELL, "raise RuntimeError('boom')", "ev.save()")
+    write_notebook(
+        tmp_path / "nb" / "01_api_down.ipynb",
+        "api-down",
+        FAIL_CELL,
+        "raise RuntimeError('boom')",
+        "ev.save()",
+    )
     r = cli(tmp_path, "run", "api-down", "--incident", "INC-8")
     assert r.returncode == 3
     folder = Path(r.stdout.strip().splitlines()[-1])
-    assert {"report.ipynb", "report.html", "evidence.json", "SHA256SUMS"} <= {p.name for p in folder.iterdir()}
+    assert {"report.ipynb", "report.html", "evidence.json", "SHA256SUMS"} <= {
+        p.name for p in folder.iterdir()
+    }
     ev = evidence(folder)
     assert ev["status"] == "error" and "RuntimeError" in ev["error"]
     assert [f["code"] for f in ev["findings"]] == ["API_HEALTH_FAILING"]  # found before the crash: kept
@@ -84,8 +108,12 @@ def test_a_dead_kernel_gives_status_error(tmp_path):
 
 def test_two_runs_in_the_same_second_both_survive(nbdir):
     results: list[subprocess.CompletedProcess[str]] = []
-    threads = [threading.Thread(target=lambda: results.append(cli(nbdir, "run", "api-down", "--incident", "SAME",
-                                                                    "--no-html"))) for _ in range(2)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(cli(nbdir, "run", "api-down", "--incident", "SAME", "--no-html"))
+        )
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -96,8 +124,18 @@ def test_two_runs_in_the_same_second_both_survive(nbdir):
 
 
 def test_parameters_are_typed_and_masked_in_the_report(nbdir):
-    r = cli(nbdir, "run", "api-down", "-p", "ws_token", "canary-wstoken-0042", "-p", "threshold_pct", "75",
-            "--no-html")
+    r = cli(
+        nbdir,
+        "run",
+        "api-down",
+        "-p",
+        "ws_token",
+        "canary-wstoken-0042",
+        "-p",
+        "threshold_pct",
+        "75",
+        "--no-html",
+    )
     assert r.returncode == 1, r.stderr
     folder = Path(r.stdout.strip().splitlines()[-1])
     ev = evidence(folder)
@@ -106,19 +144,22 @@ def test_parameters_are_typed_and_masked_in_the_report(nbdir):
     assert "canary-wstoken-0042" not in (folder / "report.ipynb").read_text()
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["run", "no-such-runbook"], "unknown runbook"),
-    (["run", "api-down", "-p", "nope", "1"], "unknown parameter"),
-    (["run", "api-down", "-p", "threshold_pct", "lots"], "must be float"),
-    (["run", "api-down", "--window", "-5"], "--window"),
-    (["run", "api-down", "--window", "ten"], "invalid int"),
-    (["run", "api-down", "--incident", "../x"], "incident id"),
-    (["run", "api-down", "--severity", "P7"], "severity"),
-    (["run", "api-down", "--started-at", "yesterday"], "ISO 8601"),
-    (["run", "api-down", "--apply", "drop-database"], "unknown remediation step"),
-    (["run", "api-down", "--apply", "send-test-otp"], "unknown remediation step"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "no-such-runbook"], "unknown runbook"),
+        (["run", "api-down", "-p", "nope", "1"], "unknown parameter"),
+        (["run", "api-down", "-p", "threshold_pct", "lots"], "must be float"),
+        (["run", "api-down", "--window", "-5"], "--window"),
+        (["run", "api-down", "--window", "ten"], "invalid int"),
+        (["run", "api-down", "--incident", "../x"], "incident id"),
+        (["run", "api-down", "--severity", "P7"], "severity"),
+        (["run", "api-down", "--started-at", "yesterday"], "ISO 8601"),
+        (["run", "api-down", "--apply", "drop-database"], "unknown remediation step"),
+        (["run", "api-down", "--apply", "send-test-otp"], "unknown remediation step"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(nbdir, args, needle):
     r = cli(nbdir, *args)
     assert r.returncode == 2
@@ -139,5 +180,14 @@ def test_list_names_every_runbook():
     r = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "list"], capture_output=True, text=True)
     assert r.returncode == 0
     slugs = [line.split()[0] for line in r.stdout.splitlines()]
-    assert slugs == ["triage", "api-down", "db-connection", "api-latency", "photo-upload", "websocket",
-                     "notifications", "migration", "post-incident"]
+    assert slugs == [
+        "triage",
+        "api-down",
+        "db-connection",
+        "api-latency",
+        "photo-upload",
+        "websocket",
+        "notifications",
+        "migration",
+        "post-incident",
+    ]

@@ -22,24 +22,43 @@ def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def fabricate_run(root: Path, incident: str, slug: str, at_min: float, findings: list[tuple[str, str]], *,
-                  recommended: tuple[str, ...] = (), operator: dict[str, Any] | None = None,
-                  actions: tuple[tuple[str, str, float], ...] = (), severity: str = "P0",
-                  detail: str = "") -> Path:
+def fabricate_run(
+    root: Path,
+    incident: str,
+    slug: str,
+    at_min: float,
+    findings: list[tuple[str, str]],
+    *,
+    recommended: tuple[str, ...] = (),
+    operator: dict[str, Any] | None = None,
+    actions: tuple[tuple[str, str, float], ...] = (),
+    severity: str = "P0",
+    detail: str = "",
+) -> Path:
     begin = at(at_min)
     folder = root / incident / f"{begin.strftime('%Y%m%dT%H%M%SZ')}-{slug}"
     folder.mkdir(parents=True)
     evidence = {
-        "schema": "propflow-ops.evidence/1", "runbook": slug, "title": slug,
+        "schema": "propflow-ops.evidence/1",
+        "runbook": slug,
+        "title": slug,
         "status": "problems" if any(s == "fail" for _, s in findings) else "ok",
         "incident": {"id": incident, "severity": severity, "started_at": z(T0)},
-        "run": {"started_at": z(begin), "finished_at": z(begin + timedelta(seconds=30)), "mode": "headless",
-                "operator": operator or ALICE},
+        "run": {
+            "started_at": z(begin),
+            "finished_at": z(begin + timedelta(seconds=30)),
+            "mode": "headless",
+            "operator": operator or ALICE,
+        },
         "parameters": {},
-        "findings": [{"code": c, "status": s, "title": f"{c} title", "detail": detail or f"{c} detail", "data": {}}
-                     for c, s in findings],
-        "actions": [{"step": step, "mode": mode, "command": "aws ecs ...", "detail": "done", "at": z(at(m))}
-                    for step, mode, m in actions],
+        "findings": [
+            {"code": c, "status": s, "title": f"{c} title", "detail": detail or f"{c} detail", "data": {}}
+            for c, s in findings
+        ],
+        "actions": [
+            {"step": step, "mode": mode, "command": "aws ecs ...", "detail": "done", "at": z(at(m))}
+            for step, mode, m in actions
+        ],
         "recommended_runbooks": list(recommended),
         "recommendation_reasons": {r: f"because {r}" for r in recommended},
     }

@@ -21,9 +21,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _ev(apply: list[str], incident: str = "INC-9") -> Evidence:
     # change control: a reason, and (no sandbox here) the notebook's confirmation naming the step
-    return Evidence(runbook="api-down", title="t", incident={"id": incident},
-                    parameters={"reason": "INC-9: API OOM-killed", "confirm": apply[0] if apply else ""},
-                    apply=apply)
+    return Evidence(
+        runbook="api-down",
+        title="t",
+        incident={"id": incident},
+        parameters={"reason": "INC-9: API OOM-killed", "confirm": apply[0] if apply else ""},
+        apply=apply,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +41,9 @@ def _actions(root: Path, incident: str = "INC-9") -> list[dict]:
     return [e for e in ir.LocalStore(root).events(incident) if e.get("event") == "action"]
 
 
-def test_started_is_written_before_the_step_runs_and_ended_after(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_started_is_written_before_the_step_runs_and_ended_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PROPFLOW_OUTPUT_DIR", str(tmp_path))
     seen_during: list[list[dict]] = []
 
@@ -59,8 +64,9 @@ def test_started_is_written_before_the_step_runs_and_ended_after(tmp_path: Path,
     assert ended["at"] == out.action.to_json()["at"]  # the same moment as the evidence's action
 
 
-def test_a_failed_step_is_ended_failed_and_a_planned_one_writes_nothing(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_step_is_ended_failed_and_a_planned_one_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PROPFLOW_OUTPUT_DIR", str(tmp_path))
 
     def boom() -> str:
@@ -69,7 +75,9 @@ def test_a_failed_step_is_ended_failed_and_a_planned_one_writes_nothing(tmp_path
     run_step(_ev(["rollback"]), Step("rollback", "roll back", "aws ...", boom))
     run_step(_ev([]), Step("force-new-deployment", "restart", "aws ...", lambda: "x"))
     assert [(e["phase"], e["mode"], e["step"]) for e in _actions(tmp_path)] == [
-        ("started", "started", "rollback"), ("ended", "failed", "rollback")]
+        ("started", "started", "rollback"),
+        ("ended", "failed", "rollback"),
+    ]
 
 
 def test_a_kernel_killed_mid_step_leaves_the_started_event(tmp_path: Path) -> None:
@@ -81,9 +89,13 @@ def test_a_kernel_killed_mid_step_leaves_the_started_event(tmp_path: Path) -> No
                       parameters={"reason": "r", "confirm": "rollback"})
         run_step(ev, Step("rollback", "roll back", "aws ...", lambda: os._exit(137)))
     """)
-    env = {**os.environ, "PROPFLOW_OUTPUT_DIR": str(tmp_path), "PYTHONPATH": str(REPO),
-           "PROPFLOW_LOCK_DIR": str(tmp_path / ".locks"),
-           "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # STS refused at once: the operator is 'unknown', fast
+    env = {
+        **os.environ,
+        "PROPFLOW_OUTPUT_DIR": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "PROPFLOW_LOCK_DIR": str(tmp_path / ".locks"),
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    }  # STS refused at once: the operator is 'unknown', fast
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 137, proc.stderr
     (started,) = _actions(tmp_path)
@@ -92,7 +104,9 @@ def test_a_kernel_killed_mid_step_leaves_the_started_event(tmp_path: Path) -> No
     assert json.loads(raw[-1])["phase"] == "started"
 
 
-def test_without_an_output_folder_nothing_is_written_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_an_output_folder_nothing_is_written_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PROPFLOW_OUTPUT_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
     run_step(_ev(["rollback"]), Step("rollback", "roll back", "aws ...", lambda: "ok"))

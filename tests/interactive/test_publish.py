@@ -34,9 +34,18 @@ class Kernel:
 
     def run(self, code: str, cell_id: str, timeout: float = 120) -> list[dict[str, Any]]:
         """Execute as JupyterLab does (the cell id in the request's metadata); the iopub messages it caused."""
-        msg = self.kc.session.msg("execute_request", {"code": code, "silent": False, "store_history": True,
-                                                      "user_expressions": {}, "allow_stdin": False,
-                                                      "stop_on_error": True}, metadata={"cellId": cell_id})
+        msg = self.kc.session.msg(
+            "execute_request",
+            {
+                "code": code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+            metadata={"cellId": cell_id},
+        )
         self.kc.shell_channel.send(msg)
         got: list[dict[str, Any]] = []
         while True:
@@ -55,9 +64,16 @@ class Kernel:
 @pytest.fixture
 def lab_kernel(tmp_path: Path) -> Iterator[tuple[Kernel, interactive.LabSession]]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PROPFLOW_", "AWS_"))}
-    env = {**base, "PROPFLOW_OUTPUT_DIR": str(tmp_path / "out"), "PYTHONPATH": str(REPO),
-           "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
-           "AWS_REGION": "ap-south-1", "MPLBACKEND": "agg"}
+    env = {
+        **base,
+        "PROPFLOW_OUTPUT_DIR": str(tmp_path / "out"),
+        "PYTHONPATH": str(REPO),
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "AWS_REGION": "ap-south-1",
+        "MPLBACKEND": "agg",
+    }
     session = interactive.prepare("post-incident", "INC-31", env)
     kernel = Kernel({**env, **session.kernel_env}, session.workdir)
     try:
@@ -67,12 +83,15 @@ def lab_kernel(tmp_path: Path) -> Iterator[tuple[Kernel, interactive.LabSession]
 
 
 def _run_folders(session: interactive.LabSession) -> list[Path]:
-    return sorted(p for p in (session.root / session.incident).iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p for p in (session.root / session.incident).iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
 
 
 @pytest.mark.slow  # a real kernel (not the fast lane)
 def test_ev_save_publishes_a_new_masked_interactive_run_each_time(
-        lab_kernel: tuple[Kernel, interactive.LabSession]) -> None:
+    lab_kernel: tuple[Kernel, interactive.LabSession],
+) -> None:
     kernel, session = lab_kernel
     nb = nbformat.read(str(session.copies["post-incident"]), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -88,7 +107,12 @@ def test_ev_save_publishes_a_new_masked_interactive_run_each_time(
 
     (folder,) = _run_folders(session)
     assert folder.name.endswith("-post-incident")
-    assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", "evidence.json", "report.html", "report.ipynb"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "SHA256SUMS",
+        "evidence.json",
+        "report.html",
+        "report.ipynb",
+    ]
     assert set(verify_sums(folder).values()) == {"ok"}
     ev = json.loads((folder / "evidence.json").read_text())
     assert ev["run"]["mode"] == "interactive" and ev["run"]["operator"]["user"]
@@ -101,7 +125,9 @@ def test_ev_save_publishes_a_new_masked_interactive_run_each_time(
     typed = report.cells[-1]
     assert typed.source.startswith("print(") and [o["output_type"] for o in typed.outputs] == ["stream"]
     last_save = by_id[code[-1].id]
-    assert any("propflow-findings" in json.dumps(o) for o in last_save.outputs), "the findings table of ev.save()"
+    assert any("propflow-findings" in json.dumps(o) for o in last_save.outputs), (
+        "the findings table of ev.save()"
+    )
     for p in folder.iterdir():
         assert CANARY not in p.read_text(encoding="utf-8"), f"{p.name} holds the canary"
     runs = ir.load(ir.LocalStore(session.root), "INC-31").runs
@@ -111,6 +137,8 @@ def test_ev_save_publishes_a_new_masked_interactive_run_each_time(
     kernel.run("ev.save()", code[-1].id)
     folders = _run_folders(session)
     assert len(folders) == 2 and folder in folders, folders
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == first, "a second save must not touch the first run"
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == first, (
+        "a second save must not touch the first run"
+    )
     assert [r["mode"] for r in ir.load(ir.LocalStore(session.root), "INC-31").runs] == ["interactive"] * 2
     assert not list((session.root / session.incident).glob(".tmp-*"))

@@ -36,19 +36,24 @@ def _params(path: Path) -> dict:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     cfg = tmp_path / "team.toml"
-    cfg.write_text('default_environment = "staging"\n[environments.staging]\naws_region = "ap-south-1"\n'
-                   '[environments.staging.parameters]\ncluster = "team-cluster"\nservice = "team-api"\n',
-                   encoding="utf-8")
+    cfg.write_text(
+        'default_environment = "staging"\n[environments.staging]\naws_region = "ap-south-1"\n'
+        '[environments.staging.parameters]\ncluster = "team-cluster"\nservice = "team-api"\n',
+        encoding="utf-8",
+    )
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PROPFLOW_", "AWS_"))}
     return {**base, "PROPFLOW_CONFIG": str(cfg), "PROPFLOW_OUTPUT_DIR": str(tmp_path / "out")}
 
 
-def test_prepare_writes_a_filled_copy_of_every_runbook_in_the_incident_folder(tmp_path: Path,
-                                                                             env: dict[str, str]) -> None:
+def test_prepare_writes_a_filled_copy_of_every_runbook_in_the_incident_folder(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     before = _tree_hash(notebooks_dir())
     s = interactive.prepare("api-down", "INC-21", env, started_at="2026-11-27T15:00:00Z", severity="P1")
     assert s.workdir == tmp_path / "out" / "INC-21" / ".lab" / getpass.getuser() and s.opened
-    assert sorted(p.name for p in s.workdir.glob("*.ipynb")) == sorted(rb.notebook for rb in RUNBOOKS.values())
+    assert sorted(p.name for p in s.workdir.glob("*.ipynb")) == sorted(
+        rb.notebook for rb in RUNBOOKS.values()
+    )
     assert _tree_hash(notebooks_dir()) == before, "notebooks/ must never be written"
     p = _params(s.copies["api-down"])
     assert (p["incident_id"], p["severity"], p["started_at"]) == ("INC-21", "P1", "2026-11-27T15:00:00Z")
@@ -58,7 +63,7 @@ def test_prepare_writes_a_filled_copy_of_every_runbook_in_the_incident_folder(tm
     assert _params(s.copies["post-incident"])["review_incident"] == "INC-21"
     # Type annotations and comments are kept: the cell still reads as the runbook's parameters cell.
     src = interactive.parameters_cell(nbformat.read(str(s.copies["api-down"]), as_version=4)).source
-    assert 'cluster: str = \'team-cluster\'  # ECS cluster' in src
+    assert "cluster: str = 'team-cluster'  # ECS cluster" in src
     state = ir.load(ir.LocalStore(tmp_path / "out"), "INC-21")
     assert state.opened_via == "lab api-down" and state.severity == "P1"
     assert s.kernel_env["AWS_REGION"] == "ap-south-1"
@@ -66,7 +71,9 @@ def test_prepare_writes_a_filled_copy_of_every_runbook_in_the_incident_folder(tm
     assert s.kernel_env[interactive.INCIDENT_ENV] == "INC-21"
 
 
-def test_a_second_session_keeps_the_cells_but_never_carries_apply_over(tmp_path: Path, env: dict[str, str]) -> None:
+def test_a_second_session_keeps_the_cells_but_never_carries_apply_over(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     s = interactive.prepare("api-down", "INC-22", env)
     nb = nbformat.read(str(s.copies["api-down"]), as_version=4)
     cell = interactive.parameters_cell(nb)
@@ -85,11 +92,14 @@ def test_an_ad_hoc_incident_without_incident(tmp_path: Path, env: dict[str, str]
     assert s.incident.startswith("ADHOC-") and (tmp_path / "out" / s.incident / "incident.jsonl").exists()
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"incident": "../etc"}, "incident"),
-    ({"severity": "P9"}, "P9"),
-    ({"started_at": "yesterday"}, "started"),
-])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"incident": "../etc"}, "incident"),
+        ({"severity": "P9"}, "P9"),
+        ({"started_at": "yesterday"}, "started"),
+    ],
+)
 def test_bad_input_writes_nothing(tmp_path: Path, env: dict[str, str], kw: dict, message: str) -> None:
     args = {"incident": "INC-23", **kw}
     with pytest.raises(BadInput, match=message):
@@ -100,11 +110,13 @@ def test_bad_input_writes_nothing(tmp_path: Path, env: dict[str, str], kw: dict,
 def test_the_save_hook_masks_sources_outputs_and_text_files() -> None:
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell(f"url = {SECRET_URL!r}")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=SECRET_URL),
-                    nbformat.v4.new_output("display_data", data={"text/html": f"<b>{SECRET_URL}</b>",
-                                                                 "text/plain": SECRET_URL}),
-                    nbformat.v4.new_output("error", ename="OperationalError", evalue=SECRET_URL,
-                                           traceback=[SECRET_URL])]
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text=SECRET_URL),
+        nbformat.v4.new_output(
+            "display_data", data={"text/html": f"<b>{SECRET_URL}</b>", "text/plain": SECRET_URL}
+        ),
+        nbformat.v4.new_output("error", ename="OperationalError", evalue=SECRET_URL, traceback=[SECRET_URL]),
+    ]
     nb.cells.append(cell)
     model = {"type": "notebook", "content": nbformat.from_dict(nb)}
     interactive.pre_save_hook(model, path="01_api_down.ipynb")
@@ -121,8 +133,10 @@ def test_fill_parameters_keeps_everything_but_the_values() -> None:
 
 
 def test_masked_code_still_runs_and_holds_no_secret() -> None:
-    src = (f'ws_token: str = "triage-probe"  # token for /ws/<token>\nurl = "{SECRET_URL}"  # {SECRET_URL}\n'
-           f'%env PROPFLOW_DATABASE_URL={SECRET_URL}\nx = 1\n')
+    src = (
+        f'ws_token: str = "triage-probe"  # token for /ws/<token>\nurl = "{SECRET_URL}"  # {SECRET_URL}\n'
+        f"%env PROPFLOW_DATABASE_URL={SECRET_URL}\nx = 1\n"
+    )
     out = interactive.mask_code(src)
     assert CANARY not in out
     assert out.splitlines()[0] == 'ws_token: str = "triage-probe"  # token for /ws/<token>'

@@ -7,8 +7,15 @@ from runs import healthy_run, nbval, propflow_ops, watched
 from propflow_ops.runbooks import RUNBOOKS
 
 NOTEBOOK = RUNBOOKS["api-down"].path
-CODES = ("API_HEALTH_FAILING", "ECS_SERVICE_DEGRADED", "ECS_TASK_OOM", "ECS_MEMORY_HIGH", "ECS_DEPLOYMENT_FAILED",
-         "LOG_ERROR_SPIKE", "DB_UNREACHABLE")
+CODES = (
+    "API_HEALTH_FAILING",
+    "ECS_SERVICE_DEGRADED",
+    "ECS_TASK_OOM",
+    "ECS_MEMORY_HIGH",
+    "ECS_DEPLOYMENT_FAILED",
+    "LOG_ERROR_SPIKE",
+    "DB_UNREACHABLE",
+)
 
 
 def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_path):
@@ -18,7 +25,8 @@ def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_pat
     actions = run.actions()
     assert actions["force-new-deployment"]["mode"] == "planned"
     assert actions["force-new-deployment"]["command"] == (
-        "aws ecs update-service --cluster propflow --service propflow-api --force-new-deployment")
+        "aws ecs update-service --cluster propflow --service propflow-api --force-new-deployment"
+    )
     assert actions["rollback"]["mode"] == "planned"
     assert actions["rollback"]["command"].endswith("--task-definition propflow-api:2")
     assert after["ecs"]["task_definition"].endswith("propflow-api:3") and after["ecs"]["desired"] == 2
@@ -28,7 +36,13 @@ def test_oom(world, sandbox_env, tmp_path):
     world("api-oom")
     run = propflow_ops(sandbox_env, "run", "api-down", output_dir=tmp_path)
     assert run.code == 1, run.proc.stderr[-2000:]
-    for code in ("API_HEALTH_FAILING", "ECS_SERVICE_DEGRADED", "ECS_TASK_OOM", "ECS_MEMORY_HIGH", "LOG_ERROR_SPIKE"):
+    for code in (
+        "API_HEALTH_FAILING",
+        "ECS_SERVICE_DEGRADED",
+        "ECS_TASK_OOM",
+        "ECS_MEMORY_HIGH",
+        "LOG_ERROR_SPIKE",
+    ):
         assert run.status_of(code) == "fail", (code, run.findings().get(code))
     f = run.findings()
     assert len(f["ECS_TASK_OOM"]["data"]["oom_tasks"]) == 2
@@ -38,9 +52,19 @@ def test_oom(world, sandbox_env, tmp_path):
     assert run.status_of("DB_UNREACHABLE") == "ok"
 
 
-def test_bad_deploy_and_applied_rollback_moves_the_service_to_the_previous_revision(world, sandbox_env, tmp_path):
-    run, before_all, after_all = watched(world("api-bad-deploy"), sandbox_env, "api-down", "--reason", "test", "--apply", "rollback",
-                                         output_dir=tmp_path)
+def test_bad_deploy_and_applied_rollback_moves_the_service_to_the_previous_revision(
+    world, sandbox_env, tmp_path
+):
+    run, before_all, after_all = watched(
+        world("api-bad-deploy"),
+        sandbox_env,
+        "api-down",
+        "--reason",
+        "test",
+        "--apply",
+        "rollback",
+        output_dir=tmp_path,
+    )
     before, after = before_all["ecs"], after_all["ecs"]
     assert before["task_definition"].endswith("propflow-api:4")
     assert run.code == 1, run.proc.stderr[-2000:]

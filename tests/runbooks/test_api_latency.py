@@ -30,21 +30,38 @@ def test_latency_high(world, sandbox_env, tmp_path):
     assert f["API_LATENCY_HIGH"]["data"]["source"] == "logs"  # moto has no percentile statistics
     assert f["API_LATENCY_HIGH"]["data"]["worst_p95_ms"] > 1000
     assert f["DB_MISSING_INDEX"]["data"]["tables"][0]["table"] == "maintenance_requests"
-    assert "ON maintenance_requests (property_id)" in f["DB_MISSING_INDEX"]["data"]["suggested"]["maintenance_requests"]
+    assert (
+        "ON maintenance_requests (property_id)"
+        in f["DB_MISSING_INDEX"]["data"]["suggested"]["maintenance_requests"]
+    )
     assert f["RDS_CPU_HIGH"]["data"]["max"] > 80 and f["ECS_CPU_HIGH"]["data"]["max"] > 80
 
 
 def test_applied_steps_change_exactly_what_they_say(world, sandbox_env, tmp_path):
-    run, before, after = watched(world(), sandbox_env, "api-latency", "--reason", "test", "--apply", "scale-service", "--apply",
-                                 "create-read-replica", "-p", "scale_to", "3", output_dir=tmp_path)
+    run, before, after = watched(
+        world(),
+        sandbox_env,
+        "api-latency",
+        "--reason",
+        "test",
+        "--apply",
+        "scale-service",
+        "--apply",
+        "create-read-replica",
+        "-p",
+        "scale_to",
+        "3",
+        output_dir=tmp_path,
+    )
     assert run.code == 0, run.proc.stderr[-2000:]
     assert run.actions()["scale-service"]["mode"] == "executed"
     assert run.actions()["create-read-replica"]["mode"] == "executed"
     assert after["ecs"]["desired"] == 3
     assert after["ecs"]["task_definition"] == before["ecs"]["task_definition"]
     assert sorted(after["rds"]) == ["propflow-db", "propflow-db-read"]
-    assert {k: v for k, v in after.items() if k not in ("ecs", "rds")} == \
-        {k: v for k, v in before.items() if k not in ("ecs", "rds")}
+    assert {k: v for k, v in after.items() if k not in ("ecs", "rds")} == {
+        k: v for k, v in before.items() if k not in ("ecs", "rds")
+    }
 
 
 def test_notebook_runs_under_nbval(world, sandbox_env, tmp_path):

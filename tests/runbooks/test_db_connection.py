@@ -8,8 +8,15 @@ from runs import healthy_run, nbval, propflow_ops
 from propflow_ops.runbooks import RUNBOOKS
 
 NOTEBOOK = RUNBOOKS["db-connection"].path
-CODES = ("RDS_NOT_AVAILABLE", "DB_UNREACHABLE", "DB_POOL_EXHAUSTED", "DB_IDLE_IN_TRANSACTION",
-         "DB_LONG_RUNNING_QUERY", "DB_URL_MISMATCH", "DB_RPO_AT_RISK")
+CODES = (
+    "RDS_NOT_AVAILABLE",
+    "DB_UNREACHABLE",
+    "DB_POOL_EXHAUSTED",
+    "DB_IDLE_IN_TRANSACTION",
+    "DB_LONG_RUNNING_QUERY",
+    "DB_URL_MISMATCH",
+    "DB_RPO_AT_RISK",
+)
 
 
 def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_path):
@@ -20,7 +27,8 @@ def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_pat
     assert f["DB_URL_MISMATCH"]["data"]["task_host"] == f["DB_URL_MISMATCH"]["data"]["rds_endpoint"]
     assert run.actions()["reboot-db-failover"]["mode"] == "planned"
     assert run.actions()["reboot-db-failover"]["command"] == (
-        "aws rds reboot-db-instance --db-instance-identifier propflow-db --force-failover")
+        "aws rds reboot-db-instance --db-instance-identifier propflow-db --force-failover"
+    )
 
 
 def test_database_down(world, sandbox_env, tmp_path):
@@ -47,10 +55,13 @@ def test_pool_exhausted(world, sandbox_env, tmp_path):
 
 
 # PostgreSQL cannot fake time: the sessions are seconds old, so the thresholds are lowered (CONTRACT allows it).
-@pytest.mark.parametrize(("scenario", "code", "param"), [
-    ("db-idle-in-transaction", "DB_IDLE_IN_TRANSACTION", "idle_in_transaction_s"),
-    ("db-long-query", "DB_LONG_RUNNING_QUERY", "long_query_s"),
-])
+@pytest.mark.parametrize(
+    ("scenario", "code", "param"),
+    [
+        ("db-idle-in-transaction", "DB_IDLE_IN_TRANSACTION", "idle_in_transaction_s"),
+        ("db-long-query", "DB_LONG_RUNNING_QUERY", "long_query_s"),
+    ],
+)
 def test_sessions(world, sandbox_env, tmp_path, scenario, code, param):
     world(scenario)
     run = propflow_ops(sandbox_env, "run", "db-connection", "-p", param, "1", output_dir=tmp_path)
@@ -73,7 +84,16 @@ def test_url_mismatch_shows_hosts_only(world, sandbox_env, tmp_path):
 
 def test_backups_off_and_applied_reboot(world, sandbox_env, tmp_path):
     sb = world("db-backups-off")
-    run = propflow_ops(sandbox_env, "run", "db-connection", "--reason", "test", "--apply", "reboot-db-failover", output_dir=tmp_path)
+    run = propflow_ops(
+        sandbox_env,
+        "run",
+        "db-connection",
+        "--reason",
+        "test",
+        "--apply",
+        "reboot-db-failover",
+        output_dir=tmp_path,
+    )
     assert run.code == 1, run.proc.stderr[-2000:]
     assert run.fails() == {"DB_RPO_AT_RISK"}
     assert run.findings()["DB_RPO_AT_RISK"]["data"]["backup_retention_days"] == 0

@@ -86,7 +86,9 @@ def test_log_faults_found_in_other_dialects(scenario, dialect, dialect_world, sa
     for code in codes:
         assert run.status_of(code) == "fail", (scenario, dialect, code, run.findings().get(code))
     assert run.status_of("LOGS_UNPARSED") == "ok", run.findings().get("LOGS_UNPARSED")
-    from_logs = [f for f in run.evidence["findings"] if f["code"] in codes and f["data"].get("source") != "twilio"]
+    from_logs = [
+        f for f in run.evidence["findings"] if f["code"] in codes and f["data"].get("source") != "twilio"
+    ]
     assert from_logs and {f["status"] for f in from_logs} == {"fail"}, from_logs  # the logs' own finding too
     if scenario == "notify-send-errors":
         per_provider = {r["provider"] for r in from_logs[0]["data"]["per_provider"]}
@@ -107,8 +109,15 @@ def test_sandbox_command_refuses_an_unknown_dialect(sandbox_env):
 
 
 def test_bad_log_mapping_is_bad_input(sandbox_env, tmp_path):
-    run = propflow_ops(sandbox_env, "run", "photo-upload", "-p", "log_mapping", '{"fields": {"statuz": "x"}}',
-                       output_dir=tmp_path)
+    run = propflow_ops(
+        sandbox_env,
+        "run",
+        "photo-upload",
+        "-p",
+        "log_mapping",
+        '{"fields": {"statuz": "x"}}',
+        output_dir=tmp_path,
+    )
     assert run.code == 2, run.proc.stderr[-2000:]
     assert "log_mapping.fields.statuz" in run.proc.stderr and "Traceback" not in run.proc.stderr
     assert not list(tmp_path.glob("*/*"))  # nothing half-written

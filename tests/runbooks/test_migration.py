@@ -10,15 +10,24 @@ from propflow_ops.sandbox.backend.models import HEAD_REVISION
 
 NOTEBOOK = RUNBOOKS["migration"].path
 PARENT = "4a5b6c7d8e95"
-CODES = ("MIGRATION_PENDING", "MIGRATION_MULTIPLE_HEADS", "MIGRATION_UNKNOWN_REVISION", "MIGRATION_OBJECT_EXISTS",
-         "SCHEMA_DRIFT")
+CODES = (
+    "MIGRATION_PENDING",
+    "MIGRATION_MULTIPLE_HEADS",
+    "MIGRATION_UNKNOWN_REVISION",
+    "MIGRATION_OBJECT_EXISTS",
+    "SCHEMA_DRIFT",
+)
 MODELS = ("-p", "models", "models:metadata")
 
 
 def _report_text(run) -> str:
     nb = nbformat.read(str(run.folder / "report.ipynb"), as_version=4)
-    return "\n".join(str(o.get("text") or o.get("data", {}).get("text/plain", ""))
-                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    return "\n".join(
+        str(o.get("text") or o.get("data", {}).get("text/plain", ""))
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
 
 
 def _without(snapshot, *keys):
@@ -40,7 +49,16 @@ def test_healthy_reports_no_fail_changes_nothing_and_previews_sql(world, sandbox
 
 def test_downgrade_applied_moves_exactly_one_revision(world, sandbox_env, tmp_path):
     sb = world()
-    run, before, after = watched(sb, sandbox_env, "migration", "--reason", "test", "--apply", "migration-downgrade", output_dir=tmp_path)
+    run, before, after = watched(
+        sb,
+        sandbox_env,
+        "migration",
+        "--reason",
+        "test",
+        "--apply",
+        "migration-downgrade",
+        output_dir=tmp_path,
+    )
     action = run.actions()["migration-downgrade"]
     assert action["mode"] == "executed", action
     assert f"revision_after={PARENT}" in action["detail"]
@@ -61,8 +79,16 @@ def test_pending_then_upgrade_applied(world, sandbox_env, tmp_path):
     assert read.fails() == {"MIGRATION_PENDING", "SCHEMA_DRIFT"}
     assert "CREATE TABLE notifications" in _report_text(read)
     assert sb.pg.alembic_revision() == [PARENT]
-    run, before, after = watched(sb, sandbox_env, "migration", "--reason", "test", "--apply", "migration-upgrade",
-                                 output_dir=tmp_path / "apply")
+    run, before, after = watched(
+        sb,
+        sandbox_env,
+        "migration",
+        "--reason",
+        "test",
+        "--apply",
+        "migration-upgrade",
+        output_dir=tmp_path / "apply",
+    )
     assert run.actions()["migration-upgrade"]["mode"] == "executed", run.actions()
     assert run.actions()["migration-downgrade"]["mode"] == "planned"
     assert sb.pg.alembic_revision() == [HEAD_REVISION]
@@ -70,8 +96,16 @@ def test_pending_then_upgrade_applied(world, sandbox_env, tmp_path):
 
 
 def test_multiple_heads(world, sandbox_env, tmp_path):
-    run, before, after = watched(world("migration-multiple-heads"), sandbox_env, "migration", "--reason", "test", "--apply",
-                                 "migration-upgrade", output_dir=tmp_path)
+    run, before, after = watched(
+        world("migration-multiple-heads"),
+        sandbox_env,
+        "migration",
+        "--reason",
+        "test",
+        "--apply",
+        "migration-upgrade",
+        output_dir=tmp_path,
+    )
     heads = run.findings()["MIGRATION_MULTIPLE_HEADS"]
     assert heads["status"] == "fail"
     assert sorted(heads["data"]["heads"]) == sorted([HEAD_REVISION, "7c8d9e0fab17"])

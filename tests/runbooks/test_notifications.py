@@ -8,8 +8,13 @@ from propflow_ops.checks.notify import TWILIO_ERROR_CODES
 from propflow_ops.runbooks import RUNBOOKS
 
 NOTEBOOK = RUNBOOKS["notifications"].path
-CHECKED = ("NOTIFY_CONFIG_MISSING", "TWILIO_AUTH_FAILED", "TWILIO_BALANCE_LOW", "WHATSAPP_API_FAILING",
-           "NOTIFY_SEND_ERRORS")
+CHECKED = (
+    "NOTIFY_CONFIG_MISSING",
+    "TWILIO_AUTH_FAILED",
+    "TWILIO_BALANCE_LOW",
+    "WHATSAPP_API_FAILING",
+    "NOTIFY_SEND_ERRORS",
+)
 
 
 def _all(run, code):
@@ -28,7 +33,9 @@ def test_healthy_reports_no_fail_and_sends_nothing(world, sandbox_env, tmp_path)
 
 def test_send_test_otp_applied_sends_exactly_one(world, sandbox_env, tmp_path):
     sb = world()
-    run, before, after = watched(sb, sandbox_env, "notifications", "--reason", "test", "--apply", "send-test-otp", output_dir=tmp_path)
+    run, before, after = watched(
+        sb, sandbox_env, "notifications", "--reason", "test", "--apply", "send-test-otp", output_dir=tmp_path
+    )
     assert run.actions()["send-test-otp"]["mode"] == "executed", run.actions()
     assert run.status_of("OTP_ENDPOINT_FAILING") == "ok"
     assert sb.http_state.otp_requests == ["+919999900001"]
@@ -56,8 +63,15 @@ def test_twilio_low_balance(world, sandbox_env, tmp_path):
     assert low["data"] == {"balance": 3.17, "currency": "USD", "min_balance": 20.0}
     assert run.fails() == {"TWILIO_BALANCE_LOW"}
     # the threshold is a parameter
-    lenient = propflow_ops(sandbox_env, "run", "notifications", "-p", "twilio_min_balance", "2.5",
-                           output_dir=tmp_path / "lenient")
+    lenient = propflow_ops(
+        sandbox_env,
+        "run",
+        "notifications",
+        "-p",
+        "twilio_min_balance",
+        "2.5",
+        output_dir=tmp_path / "lenient",
+    )
     assert lenient.status_of("TWILIO_BALANCE_LOW") == "ok"
 
 
@@ -106,7 +120,16 @@ def test_otp_endpoint_failing_only_when_applied(world, sandbox_env, tmp_path):
     read_only = propflow_ops(sandbox_env, "run", "notifications", output_dir=tmp_path / "read")
     assert read_only.status_of("OTP_ENDPOINT_FAILING") == "skipped"
     assert read_only.code == 0
-    run = propflow_ops(sandbox_env, "run", "notifications", "--reason", "test", "--apply", "send-test-otp", output_dir=tmp_path / "apply")
+    run = propflow_ops(
+        sandbox_env,
+        "run",
+        "notifications",
+        "--reason",
+        "test",
+        "--apply",
+        "send-test-otp",
+        output_dir=tmp_path / "apply",
+    )
     otp = run.findings()["OTP_ENDPOINT_FAILING"]
     assert otp["status"] == "fail" and otp["data"]["http_status"] == 500
     assert run.actions()["send-test-otp"]["mode"] == "executed"

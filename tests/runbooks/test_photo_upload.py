@@ -7,8 +7,14 @@ from runs import healthy_run, nbval, propflow_ops
 from propflow_ops.runbooks import RUNBOOKS
 
 NOTEBOOK = RUNBOOKS["photo-upload"].path
-CODES = ("S3_BUCKET_MISSING", "S3_WRITE_DENIED", "S3_POLICY_OVERBROAD", "UPLOAD_ERRORS_IN_LOGS", "S3_ORPHANED_UPLOADS",
-         "S3_PUBLIC_ACCESS_OPEN")
+CODES = (
+    "S3_BUCKET_MISSING",
+    "S3_WRITE_DENIED",
+    "S3_POLICY_OVERBROAD",
+    "UPLOAD_ERRORS_IN_LOGS",
+    "S3_ORPHANED_UPLOADS",
+    "S3_PUBLIC_ACCESS_OPEN",
+)
 
 
 def _s3(sb):
@@ -68,8 +74,16 @@ def test_orphans_listed_then_deleted_exactly(world, sandbox_env, tmp_path):
     assert orphan["data"]["stale_multipart_uploads"] == 3
     assert orphan["data"]["orphan_bytes"] == 30 * len(b"\xff\xd8\xff\xe0JFIF")
     assert _s3(sb) == before  # read-only by default
-    applied = propflow_ops(sandbox_env, "run", "photo-upload", "--reason", "test", "--apply", "delete-orphaned-uploads",
-                           output_dir=tmp_path / "apply")
+    applied = propflow_ops(
+        sandbox_env,
+        "run",
+        "photo-upload",
+        "--reason",
+        "test",
+        "--apply",
+        "delete-orphaned-uploads",
+        output_dir=tmp_path / "apply",
+    )
     action = applied.actions()["delete-orphaned-uploads"]
     assert action["mode"] == "executed", action
     after = _s3(sb)

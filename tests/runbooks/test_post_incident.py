@@ -23,14 +23,31 @@ def test_scripted_incident_review_matches_what_happened(world, sandbox_env, tmp_
     (the world is healthy again) -> api-down all ok -> review."""
     inc = "INC-SCRIPTED"
     started = datetime.now(UTC) - timedelta(minutes=3)
-    common = ("--incident", inc, "--started-at", z(started), "--severity", "P0", "--no-html")  # the record's values
+    common = (
+        "--incident",
+        inc,
+        "--started-at",
+        z(started),
+        "--severity",
+        "P0",
+        "--no-html",
+    )  # the record's values
     world("api-oom")
     triage = propflow_ops(sandbox_env, "run", "triage", *common, "-p", "models", MODELS, output_dir=tmp_path)
     assert "api-down" in triage.evidence["recommended_runbooks"], triage.proc.stderr[-2000:]
     first = propflow_ops(sandbox_env, "run", "api-down", *common, output_dir=tmp_path)
     assert first.code == 1 and "API_HEALTH_FAILING" in first.fails(), first.proc.stderr[-2000:]
-    fix = propflow_ops(sandbox_env, "run", "api-down", *common, "--reason", "test", "--apply", "force-new-deployment",
-                       output_dir=tmp_path)
+    fix = propflow_ops(
+        sandbox_env,
+        "run",
+        "api-down",
+        *common,
+        "--reason",
+        "test",
+        "--apply",
+        "force-new-deployment",
+        output_dir=tmp_path,
+    )
     assert fix.actions()["force-new-deployment"]["mode"] == "executed", fix.actions()
     world()  # the new deployment's tasks are healthy: the sandbox's stand-in for the fix taking effect
     again = propflow_ops(sandbox_env, "run", "api-down", *common, output_dir=tmp_path)
@@ -43,7 +60,9 @@ def test_scripted_incident_review_matches_what_happened(world, sandbox_env, tmp_
     assert findings["EVIDENCE_TAMPERED"] == "ok" and findings["INCIDENT_NOT_RESOLVED"] == "ok"
     assert findings["RTO_API_MISSED"] == "ok"  # recovered within 15 min of the start
     assert findings["RTO_FRONTEND_MISSED"] == "skipped"
-    assert review.evidence["incident"]["severity"] == "P0"  # the incident's, from its record (opened by triage)
+    assert (
+        review.evidence["incident"]["severity"] == "P0"
+    )  # the incident's, from its record (opened by triage)
 
     pm = (review.folder / "postmortem.md").read_text()
     assert f"# Post-mortem: incident {inc}" in pm
@@ -54,7 +73,11 @@ def test_scripted_incident_review_matches_what_happened(world, sandbox_env, tmp_
     api_row = next(line for line in pm.splitlines() if line.startswith("| API |"))
     assert api_row.rstrip().endswith("| met |")
     # the timeline, in order: start, triage, api-down (problem seen), the action, recovery, all ok
-    rows = [line for line in pm.split("## Timeline (UTC)")[1].split("##")[0].splitlines() if line.startswith("| 20")]
+    rows = [
+        line
+        for line in pm.split("## Timeline (UTC)")[1].split("##")[0].splitlines()
+        if line.startswith("| 20")
+    ]
     kinds = [r.split("|")[3].strip() for r in rows]
     assert kinds[0] == "incident start" and kinds[-1] == "all ok"
     assert kinds.index("action executed") > kinds.index("problem seen") and "service recovered" in kinds

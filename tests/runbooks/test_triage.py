@@ -10,8 +10,17 @@ from propflow_ops.sandbox.scenarios import SCENARIOS
 
 NOTEBOOK = RUNBOOKS["triage"].path
 MODELS = "propflow_ops.sandbox.backend.models:Base"
-COMPONENTS = ("TRIAGE_API", "TRIAGE_ECS", "TRIAGE_DATABASE", "TRIAGE_REDIS", "TRIAGE_WEBSOCKET", "TRIAGE_S3",
-              "TRIAGE_ERRORS", "TRIAGE_NOTIFICATIONS", "TRIAGE_MIGRATIONS")
+COMPONENTS = (
+    "TRIAGE_API",
+    "TRIAGE_ECS",
+    "TRIAGE_DATABASE",
+    "TRIAGE_REDIS",
+    "TRIAGE_WEBSOCKET",
+    "TRIAGE_S3",
+    "TRIAGE_ERRORS",
+    "TRIAGE_NOTIFICATIONS",
+    "TRIAGE_MIGRATIONS",
+)
 
 # scenario -> (the runbook triage must recommend, the component that must not be ok)
 EXPECTED: dict[str, tuple[str, str]] = {

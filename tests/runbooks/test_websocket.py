@@ -7,8 +7,14 @@ from runs import healthy_run, nbval, propflow_ops, watched
 from propflow_ops.runbooks import RUNBOOKS
 
 NOTEBOOK = RUNBOOKS["websocket"].path
-CODES = ("REDIS_NOT_AVAILABLE", "REDIS_UNREACHABLE", "REDIS_MEMORY_PRESSURE", "REDIS_CLIENTS_EXHAUSTED",
-         "WS_HANDSHAKE_FAILING", "WS_RECONNECT_SPIKE")
+CODES = (
+    "REDIS_NOT_AVAILABLE",
+    "REDIS_UNREACHABLE",
+    "REDIS_MEMORY_PRESSURE",
+    "REDIS_CLIENTS_EXHAUSTED",
+    "WS_HANDSHAKE_FAILING",
+    "WS_RECONNECT_SPIKE",
+)
 
 
 def test_healthy_reports_no_fail_and_changes_nothing(world, sandbox_env, tmp_path):
@@ -57,8 +63,16 @@ def test_ws_handshake_failing(world, sandbox_env, tmp_path):
 
 
 def test_reconnect_storm_and_applied_deployment(world, sandbox_env, tmp_path):
-    run, before_all, after_all = watched(world("ws-reconnect-storm"), sandbox_env, "websocket", "--reason", "test", "--apply",
-                                         "force-new-deployment", output_dir=tmp_path)
+    run, before_all, after_all = watched(
+        world("ws-reconnect-storm"),
+        sandbox_env,
+        "websocket",
+        "--reason",
+        "test",
+        "--apply",
+        "force-new-deployment",
+        output_dir=tmp_path,
+    )
     before, after = before_all["ecs"], after_all["ecs"]
     assert run.status_of("WS_RECONNECT_SPIKE") == "fail"
     assert run.findings()["WS_RECONNECT_SPIKE"]["data"]["peak_5min_avg_per_minute"] >= 20
@@ -66,7 +80,10 @@ def test_reconnect_storm_and_applied_deployment(world, sandbox_env, tmp_path):
     assert run.actions()["force-new-deployment"]["mode"] == "executed"
     assert after["task_definition"] == before["task_definition"]
     assert after["desired"] == before["desired"]
-    assert len(after["deployments"]) > len(before["deployments"]) or after["deployments"] != before["deployments"]
+    assert (
+        len(after["deployments"]) > len(before["deployments"])
+        or after["deployments"] != before["deployments"]
+    )
 
 
 def test_notebook_runs_under_nbval(world, sandbox_env):

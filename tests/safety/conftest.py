@@ -66,9 +66,19 @@ class World:
     twins: list[RunRecord] = field(default_factory=list)  # same runbook, same incident, started together
 
 
-def _run_with_proxy(world: str, slug: str, env: dict[str, str], upstream: str, output: Path,
-                    *args: str, throttle: bool = False, budget: float | None = None,
-                    timeout: float = RUN_TIMEOUT_S, process: bool = False, pool: Any = None) -> RunRecord:
+def _run_with_proxy(
+    world: str,
+    slug: str,
+    env: dict[str, str],
+    upstream: str,
+    output: Path,
+    *args: str,
+    throttle: bool = False,
+    budget: float | None = None,
+    timeout: float = RUN_TIMEOUT_S,
+    process: bool = False,
+    pool: Any = None,
+) -> RunRecord:
     """One run behind its own recording proxy: a `propflow-ops` process with ``process``, else in this
     process on a warm kernel of ``pool`` (default: the session's)."""
     proxy = AwsProxy(upstream, throttle=throttle)
@@ -78,8 +88,9 @@ def _run_with_proxy(world: str, slug: str, env: dict[str, str], upstream: str, o
         if process or not in_process():
             record = run_cli(world, slug, proxied, *args, *extra, output_dir=output, timeout=timeout)
         else:
-            record = run_in_process(world, slug, proxied, *args, *extra, output_dir=output, timeout=timeout,
-                                    pool=pool)
+            record = run_in_process(
+                world, slug, proxied, *args, *extra, output_dir=output, timeout=timeout, pool=pool
+            )
     finally:
         proxy.close()
     record.calls = list(proxy.calls)
@@ -137,16 +148,32 @@ def _make_world(sandbox: Any, root: Path, name: str) -> World:
         with ThreadPoolExecutor(JOBS) as pool:
             twin_jobs = []
             if name == "healthy" and "api-down" in slugs:
-                twin_jobs = [pool.submit(_run_with_proxy, name, "api-down", env, upstream, w.output,
-                                         "--incident", "SAFETY-TWINS", process=True) for _ in range(2)]
-            jobs = {slug: pool.submit(_run_with_proxy, name, slug, env, upstream, w.output, *incident,
-                                      process=process)
-                    for slug in slugs}
+                twin_jobs = [
+                    pool.submit(
+                        _run_with_proxy,
+                        name,
+                        "api-down",
+                        env,
+                        upstream,
+                        w.output,
+                        "--incident",
+                        "SAFETY-TWINS",
+                        process=True,
+                    )
+                    for _ in range(2)
+                ]
+            jobs = {
+                slug: pool.submit(
+                    _run_with_proxy, name, slug, env, upstream, w.output, *incident, process=process
+                )
+                for slug in slugs
+            }
             w.runs = {slug: job.result() for slug, job in jobs.items()}
             w.twins = [job.result() for job in twin_jobs]
         if "post-incident" in present_slugs():
-            w.runs["post-incident"] = _run_with_proxy(name, "post-incident", env, upstream, w.output,
-                                                      *incident, process=process)
+            w.runs["post-incident"] = _run_with_proxy(
+                name, "post-incident", env, upstream, w.output, *incident, process=process
+            )
         w.after = world_state(sandbox)
     finally:
         sandbox.use()
@@ -217,29 +244,60 @@ def _dead_worlds(sandbox_env: dict[str, str]) -> tuple[dict[str, DeadWorld], lis
                 "PROPFLOW_META_GRAPH_URL": f"http://127.0.0.1:{silent.port}/{graph_version}",
             },
         ),
-        "throttled": DeadWorld("throttled", "every AWS call answered with a throttling error", {}, throttle=True),
+        "throttled": DeadWorld(
+            "throttled", "every AWS call answered with a throttling error", {}, throttle=True
+        ),
     }
     return worlds, [silent, s500]
 
 
-def _make_dead_world(w: DeadWorld, base: dict[str, str], upstream: str, root: Path, kernels: Any) -> DeadWorld:
+def _make_dead_world(
+    w: DeadWorld, base: dict[str, str], upstream: str, root: Path, kernels: Any
+) -> DeadWorld:
     """Every runbook (but post-incident) against the dead world ``w`` with the suite's budget; against the
     throttled world also a step applied (it must fail, recorded)."""
     slugs = present_slugs(include_post_incident=False)
     env = {**base, **w.env}
     with ThreadPoolExecutor(DEAD_JOBS) as pool:
-        jobs = {slug: pool.submit(_run_with_proxy, w.name, slug, env, upstream, root / w.name, "--incident",
-                                  f"SAFETY-DEAD-{w.name}", throttle=w.throttle, budget=DEAD_BUDGET_S,
-                                  timeout=DEAD_TIMEOUT_S, pool=kernels)
-                for slug in slugs}
+        jobs = {
+            slug: pool.submit(
+                _run_with_proxy,
+                w.name,
+                slug,
+                env,
+                upstream,
+                root / w.name,
+                "--incident",
+                f"SAFETY-DEAD-{w.name}",
+                throttle=w.throttle,
+                budget=DEAD_BUDGET_S,
+                timeout=DEAD_TIMEOUT_S,
+                pool=kernels,
+            )
+            for slug in slugs
+        }
         applied = None
         if w.name == "throttled" and "api-down" in slugs:
             # the change lock in a local file: a throttled DynamoDB would refuse the step before it meets
             # the throttling this run is about
             lock_env = {"PROPFLOW_LOCK_TABLE": "", "PROPFLOW_LOCK_DIR": str(root / "locks")}
-            applied = pool.submit(_run_with_proxy, "throttled", "api-down", {**env, **lock_env}, upstream,
-                                  root / "applied", "--reason", "test", "--yes", "--apply", "force-new-deployment",
-                                  throttle=True, budget=DEAD_BUDGET_S, timeout=DEAD_TIMEOUT_S, pool=kernels)
+            applied = pool.submit(
+                _run_with_proxy,
+                "throttled",
+                "api-down",
+                {**env, **lock_env},
+                upstream,
+                root / "applied",
+                "--reason",
+                "test",
+                "--yes",
+                "--apply",
+                "force-new-deployment",
+                throttle=True,
+                budget=DEAD_BUDGET_S,
+                timeout=DEAD_TIMEOUT_S,
+                pool=kernels,
+            )
         w.runs = {slug: job.result() for slug, job in jobs.items()}
         if applied is not None:
             w.applied = applied.result()

@@ -43,14 +43,41 @@ def present_slugs(*, include_post_incident: bool = True) -> list[str]:
 # (one alembic_version state per world; database/Redis faults injected before db-down/redis-down stop them).
 WORLDS: dict[str, tuple[str, ...]] = {
     "healthy": (),
-    "w1": ("api-oom", "db-pool-exhausted", "db-backups-off", "db-url-mismatch", "s3-bucket-missing",
-           "redis-maxclients", "ws-handshake-failing", "twilio-auth-failed", "whatsapp-token-expired",
-           "migration-pending"),
-    "w2": ("api-bad-deploy", "db-idle-in-transaction", "db-long-query", "s3-write-denied",
-           "redis-memory-pressure", "ws-reconnect-storm", "twilio-low-balance", "notify-send-errors",
-           "otp-endpoint-failing", "migration-multiple-heads", "migration-object-exists", "schema-drift"),
-    "w3": ("api-latency-high", "migration-unknown-revision", "s3-policy-overbroad", "s3-orphans",
-           "notify-config-missing", "db-down", "redis-down"),
+    "w1": (
+        "api-oom",
+        "db-pool-exhausted",
+        "db-backups-off",
+        "db-url-mismatch",
+        "s3-bucket-missing",
+        "redis-maxclients",
+        "ws-handshake-failing",
+        "twilio-auth-failed",
+        "whatsapp-token-expired",
+        "migration-pending",
+    ),
+    "w2": (
+        "api-bad-deploy",
+        "db-idle-in-transaction",
+        "db-long-query",
+        "s3-write-denied",
+        "redis-memory-pressure",
+        "ws-reconnect-storm",
+        "twilio-low-balance",
+        "notify-send-errors",
+        "otp-endpoint-failing",
+        "migration-multiple-heads",
+        "migration-object-exists",
+        "schema-drift",
+    ),
+    "w3": (
+        "api-latency-high",
+        "migration-unknown-revision",
+        "s3-policy-overbroad",
+        "s3-orphans",
+        "notify-config-missing",
+        "db-down",
+        "redis-down",
+    ),
 }
 
 
@@ -103,7 +130,9 @@ def classify(method: str, path: str, headers: Mapping[str, str], body: bytes) ->
         action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action")
     if action:
         return AwsCall(service, action[0], method, path)
-    return AwsCall(service, f"{method} {split.path}" + (f"?{split.query}" if split.query else ""), method, path)
+    return AwsCall(
+        service, f"{method} {split.path}" + (f"?{split.query}" if split.query else ""), method, path
+    )
 
 
 # ------------------------------------------------------------------ throttling answers
@@ -126,16 +155,24 @@ def throttle_response(call: AwsCall, headers: Mapping[str, str]) -> tuple[int, d
     rid = {"x-amzn-RequestId": "00000000-0000-0000-0000-000000000000"}
     if "x-amz-target" in lower:
         body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
-        return 400, {**rid, "Content-Type": "application/x-amz-json-1.1",
-                     "x-amzn-ErrorType": "ThrottlingException"}, body
+        return (
+            400,
+            {**rid, "Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": "ThrottlingException"},
+            body,
+        )
     if _CBOR_OPERATION.match(call.path):
-        return 400, {**rid, "Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}, _cbor_map(
-            {"__type": "ThrottlingException", "message": "Rate exceeded"})
+        return (
+            400,
+            {**rid, "Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"},
+            _cbor_map({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+        )
     if call.service == "s3" or not call.operation[:1].isupper():
         body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
         return 503, {"Content-Type": "application/xml"}, body
-    body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
-            b"</Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
+    body = (
+        b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
+        b"</Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+    )
     return 400, {"Content-Type": "text/xml"}, body
 
 
@@ -211,8 +248,9 @@ class AwsProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = _serve(self.server)
 
-    def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes
-                 ) -> tuple[int, dict[str, str], bytes]:
+    def _forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         hop = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
         conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
         try:
@@ -287,7 +325,9 @@ class StatusServer:
                 if n:
                     self.rfile.read(n)
                 owner.requests.append(f"{self.command} {self.path}")
-                out = json.dumps({"code": 20500, "message": "Internal Server Error", "status": status}).encode()
+                out = json.dumps(
+                    {"code": 20500, "message": "Internal Server Error", "status": status}
+                ).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
@@ -326,10 +366,17 @@ class RecordingServer:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
                 with owner._lock:
-                    owner.requests.append({"method": self.command, "path": self.path,
-                                           "headers": {k.lower(): v for k, v in self.headers.items()},
-                                           "body": body.decode("utf-8", "replace")})
-                out = json.dumps({"status": "active", "balance": "100.0", "messages": [], "ok": True}).encode()
+                    owner.requests.append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": body.decode("utf-8", "replace"),
+                        }
+                    )
+                out = json.dumps(
+                    {"status": "active", "balance": "100.0", "messages": [], "ok": True}
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
@@ -416,12 +463,15 @@ class DripServer:
             threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
 
     def _drip(self, conn: socket.socket) -> None:
-        payload = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n" + b" " * 100000
+        payload = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+            + b" " * 100000
+        )
         with contextlib.suppress(OSError), conn:
             for i in range(len(payload)):
                 if self._stop.wait(self.interval if i else 0.05):
                     return
-                conn.sendall(payload[i:i + 1])
+                conn.sendall(payload[i : i + 1])
 
     def close(self) -> None:
         self._stop.set()
@@ -457,25 +507,45 @@ def _guard(fn: Any) -> Any:
 
 def _db_detail(sandbox: Any) -> dict[str, Any]:
     with sandbox.pg.connect(application_name="propflow-safety-snapshot", autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-            "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+                "AND table_type = 'BASE TABLE' ORDER BY 1"
+            ).fetchall()
+        ]
         counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
         columns = conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
-            "ORDER BY 1, 2").fetchall()
-        indexes = [r[0] for r in conn.execute(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1").fetchall()]
+            "ORDER BY 1, 2"
+        ).fetchall()
+        indexes = [
+            r[0]
+            for r in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+            ).fetchall()
+        ]
         sessions = sorted(
-            (str(r[0]), str(r[1]), str(r[2])) for r in conn.execute(
+            (str(r[0]), str(r[1]), str(r[2]))
+            for r in conn.execute(
                 "SELECT application_name, state, left(query, 60) FROM pg_stat_activity "
                 "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
-                "AND application_name NOT LIKE 'propflow-sandbox%'").fetchall())
-        settings = dict(conn.execute(
-            "SELECT name, setting FROM pg_settings WHERE name IN "
-            "('max_connections', 'idle_in_transaction_session_timeout', 'statement_timeout')").fetchall())
-    return {"tables": counts, "columns": hashlib.sha256(repr(columns).encode()).hexdigest()[:16],
-            "indexes": indexes, "sessions": sessions, "settings": settings}
+                "AND application_name NOT LIKE 'propflow-sandbox%'"
+            ).fetchall()
+        )
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN "
+                "('max_connections', 'idle_in_transaction_session_timeout', 'statement_timeout')"
+            ).fetchall()
+        )
+    return {
+        "tables": counts,
+        "columns": hashlib.sha256(repr(columns).encode()).hexdigest()[:16],
+        "indexes": indexes,
+        "sessions": sessions,
+        "settings": settings,
+    }
 
 
 def _redis_detail(sandbox: Any) -> dict[str, Any]:
@@ -483,8 +553,11 @@ def _redis_detail(sandbox: Any) -> dict[str, Any]:
     try:
         keys = sandbox.redis.keys()
         cfg = {k: client.config_get(k).get(k) for k in ("maxclients", "maxmemory", "maxmemory-policy")}
-        return {"keys": len(keys), "key_digest": hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16],
-                "config": cfg}
+        return {
+            "keys": len(keys),
+            "key_digest": hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16],
+            "config": cfg,
+        }
     finally:
         client.close()
 
@@ -494,7 +567,9 @@ def diff(before: Any, after: Any, path: str = "") -> list[str]:
     if isinstance(before, dict) and isinstance(after, dict):
         out: list[str] = []
         for k in sorted(set(before) | set(after), key=str):
-            out += diff(before.get(k, "<absent>"), after.get(k, "<absent>"), f"{path}.{k}" if path else str(k))
+            out += diff(
+                before.get(k, "<absent>"), after.get(k, "<absent>"), f"{path}.{k}" if path else str(k)
+            )
         return out
     if before != after:
         b, a = repr(before), repr(after)
@@ -513,8 +588,7 @@ def _phone_variants(number: str) -> list[str]:
 
 def canary_needles() -> dict[str, str]:
     """needle -> what it is: every planted secret, and the phone numbers in every written form."""
-    needles = {v: name for name, v in vars(C).items()
-               if name.startswith("CANARY_") and isinstance(v, str)}
+    needles = {v: name for name, v in vars(C).items() if name.startswith("CANARY_") and isinstance(v, str)}
     for v in C.SECRET_CANARIES:
         needles.setdefault(v, "secret")
     for phone in C.CANARY_PHONES:
@@ -541,7 +615,7 @@ def find_canaries(text: str, where: str, needles: Mapping[str, str] | None = Non
     for needle, what in (needles or canary_needles()).items():
         start = text.find(needle)
         if start >= 0:
-            ctx = text[max(0, start - 60): start + len(needle) + 20].replace("\n", " ")
+            ctx = text[max(0, start - 60) : start + len(needle) + 20].replace("\n", " ")
             leaks.append(Leak(where, needle, what, ctx))
     return leaks
 
@@ -579,8 +653,10 @@ class RunRecord:
 
     def explain(self) -> str:
         tail = "\n".join(self.stderr.strip().splitlines()[-15:])
-        return (f"{self.label} exit {self.code} in {self.seconds:.1f}s, folder {self.folder}\n"
-                f"stdout: {self.stdout.strip()[-800:]}\nstderr tail:\n{tail}")
+        return (
+            f"{self.label} exit {self.code} in {self.seconds:.1f}s, folder {self.folder}\n"
+            f"stdout: {self.stdout.strip()[-800:]}\nstderr tail:\n{tail}"
+        )
 
 
 def all_text(records: Iterable[RunRecord]) -> Iterator[tuple[str, str]]:
@@ -591,28 +667,52 @@ def all_text(records: Iterable[RunRecord]) -> Iterator[tuple[str, str]]:
 
 # ------------------------------------------------------------------ running the command
 
-def run_cli(world: str, slug: str, env: Mapping[str, str], *args: str, output_dir: Path,
-            timeout: float) -> RunRecord:
+
+def run_cli(
+    world: str, slug: str, env: Mapping[str, str], *args: str, output_dir: Path, timeout: float
+) -> RunRecord:
     """`propflow-ops run SLUG ARGS` in a subprocess, as an engineer would; never waits past ``timeout``."""
     import os
     import subprocess
     import sys
 
     full_env = {**os.environ, **env, "PROPFLOW_OUTPUT_DIR": str(output_dir)}
-    return _record(world, slug, args, timeout, lambda: subprocess.run(
-        [sys.executable, "-m", "propflow_ops.cli", "run", slug, *args], capture_output=True, text=True,
-        env=full_env, timeout=timeout))
+    return _record(
+        world,
+        slug,
+        args,
+        timeout,
+        lambda: subprocess.run(
+            [sys.executable, "-m", "propflow_ops.cli", "run", slug, *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+        ),
+    )
 
 
-def run_in_process(world: str, slug: str, env: Mapping[str, str], *args: str, output_dir: Path,
-                   timeout: float, pool: Any = None) -> RunRecord:
+def run_in_process(
+    world: str,
+    slug: str,
+    env: Mapping[str, str],
+    *args: str,
+    output_dir: Path,
+    timeout: float,
+    pool: Any = None,
+) -> RunRecord:
     """`propflow-ops run SLUG ARGS` through the command's own code in this process, the notebook on a warm
     kernel (``pool``, default the session's: tests/runs.py); what it printed is the command's stdout and
     stderr plus what the kernel process wrote. Never waits past ``timeout``."""
     from runs import cli_in_process
 
-    return _record(world, slug, args, timeout, lambda: cli_in_process(
-        env, "run", slug, *args, timeout=timeout, output_dir=output_dir, pool=pool))
+    return _record(
+        world,
+        slug,
+        args,
+        timeout,
+        lambda: cli_in_process(env, "run", slug, *args, timeout=timeout, output_dir=output_dir, pool=pool),
+    )
 
 
 def _record(world: str, slug: str, args: tuple[str, ...], timeout: float, call: Any) -> RunRecord:
@@ -626,8 +726,9 @@ def _record(world: str, slug: str, args: tuple[str, ...], timeout: float, call: 
     except subprocess.TimeoutExpired as exc:
         code = -9
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err = (exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")) + \
-            f"\n[safety] HUNG: no exit within {timeout:g} s"
+        err = (
+            exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        ) + f"\n[safety] HUNG: no exit within {timeout:g} s"
     seconds = time.monotonic() - t0
     folder = None
     evidence: dict[str, Any] = {}

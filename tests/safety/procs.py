@@ -24,8 +24,13 @@ def start(args: list[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
     """``propflow-ops ARGS`` with SIGINT at its default action (a background CI job inherits it ignored)."""
     return subprocess.Popen(
         [sys.executable, "-c", "import sys; from propflow_ops.cli import entry; sys.exit(entry())", *args],
-        env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 class Lines:
@@ -64,7 +69,7 @@ def exports(lines: list[str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for line in lines:
         if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
+            name, _, value = line[len("export ") :].partition("=")
             env[name] = shlex.split(value)[0]
     return env
 

@@ -27,7 +27,7 @@ HOSTILE = [
     "propflow; rm -rf ~",
     "x$(touch /tmp/pwned)y",
     "x`id`y",
-    "it's \"quoted\"",
+    'it\'s "quoted"',
     "two words",
     "line\nrm -rf /",
     "semi;colon&amp|pipe>out<in",
@@ -86,15 +86,25 @@ def check(step: Step, hostile: str) -> None:
     assert step.argv, f"{step.name}: no argv recorded for its command"
     parsed = split_commands(step.command)
     assert parsed == [list(a) for a in step.argv], (
-        f"{step.name}: the command does not copy back to its argv\n{step.command}\n{parsed}\n{step.argv}")
+        f"{step.name}: the command does not copy back to its argv\n{step.command}\n{parsed}\n{step.argv}"
+    )
     forms = (hostile, json.dumps(hostile)[1:-1])  # the OTP step carries it inside a JSON body
     assert any(form in arg for argv in step.argv for arg in argv for form in forms), (
-        f"{step.name}: {hostile!r} not in its argv")
+        f"{step.name}: {hostile!r} not in its argv"
+    )
 
 
 def _state(config: str, rev: str, prev: str) -> AlembicState:
-    return AlembicState(config_path=config, configured=True, heads=[rev], known=[rev, prev], current=[rev],
-                        version_table=True, pending=[], down_revisions={rev: [prev]})
+    return AlembicState(
+        config_path=config,
+        configured=True,
+        heads=[rev],
+        known=[rev, prev],
+        current=[rev],
+        version_table=True,
+        pending=[],
+        down_revisions={rev: [prev]},
+    )
 
 
 BUILDERS: dict[str, Callable[[str], Step]] = {
@@ -102,15 +112,24 @@ BUILDERS: dict[str, Callable[[str], Step]] = {
     "rollback": lambda h: ecs.rollback(h, h + "-svc", h, revisions=[f"{h}:1", f"{h}:2"], current=f"{h}:2"),
     "rollback-unknown": lambda h: ecs.rollback(h, h + "-svc", h, revisions=[], current=f"{h}:2"),
     "scale-service": lambda h: ecs.scale_service(h, h + "-svc", 3),
-    "reboot-db-failover": lambda h: rds.reboot_db_failover(h, {"MultiAZ": True, "DBInstanceStatus": "available"}),
-    "reboot-single-az": lambda h: rds.reboot_db_failover(h, {"MultiAZ": False, "DBInstanceStatus": "available"}),
+    "reboot-db-failover": lambda h: rds.reboot_db_failover(
+        h, {"MultiAZ": True, "DBInstanceStatus": "available"}
+    ),
+    "reboot-single-az": lambda h: rds.reboot_db_failover(
+        h, {"MultiAZ": False, "DBInstanceStatus": "available"}
+    ),
     "create-read-replica": lambda h: rds.create_read_replica(h, h + "-read"),
     "delete-orphaned-uploads": lambda h: s3.delete_orphaned_uploads(
-        h, pd.DataFrame({"key": [f"{h}/a.jpg"], "size": [10]}),
+        h,
+        pd.DataFrame({"key": [f"{h}/a.jpg"], "size": [10]}),
         pd.DataFrame({"key": [f"{h}/b.jpg"], "upload_id": [h]}),
-        photo_keys_query="SELECT s3_key FROM photos", database_url=None),
+        photo_keys_query="SELECT s3_key FROM photos",
+        database_url=None,
+    ),
     "send-test-otp": lambda h: notify.send_test_otp("http://127.0.0.1:9/" + h.replace("\n", "%0A"), h),
-    "migration-downgrade": lambda h: alembic_steps.migration_downgrade(_state(f"/etc/{h}.ini", h + "1", h + "0")),
+    "migration-downgrade": lambda h: alembic_steps.migration_downgrade(
+        _state(f"/etc/{h}.ini", h + "1", h + "0")
+    ),
     "migration-upgrade": lambda h: alembic_steps.migration_upgrade(_state(f"/etc/{h}.ini", h + "1", h + "0")),
 }
 
@@ -128,11 +147,23 @@ def test_a_planned_command_copies_back_to_exactly_its_argv(builder, hostile):
 
 def test_the_photo_upload_plan_names_the_bucket_as_one_argument():
     bucket = "uploads;aws s3 rb s3://prod --force"
-    step = s3.delete_orphaned_uploads(bucket, pd.DataFrame({"key": ["a"], "size": [1]}),
-                                      pd.DataFrame(columns=["key", "upload_id"]),
-                                      photo_keys_query="SELECT s3_key FROM photos", database_url=None)
+    step = s3.delete_orphaned_uploads(
+        bucket,
+        pd.DataFrame({"key": ["a"], "size": [1]}),
+        pd.DataFrame(columns=["key", "upload_id"]),
+        photo_keys_query="SELECT s3_key FROM photos",
+        database_url=None,
+    )
     first = split_commands(step.command)[0]
-    assert first == ["aws", "s3api", "delete-objects", "--bucket", bucket, "--delete", "file://orphans-batch-N.json"]
+    assert first == [
+        "aws",
+        "s3api",
+        "delete-objects",
+        "--bucket",
+        bucket,
+        "--delete",
+        "file://orphans-batch-N.json",
+    ]
 
 
 @pytest.mark.parametrize("note", ["x\nrm -rf /", "x\r\ny", "a\u2028b", "c\x00d"])
@@ -143,9 +174,11 @@ def test_a_note_cannot_start_a_new_line(note):
 
 def test_the_how_to_apply_line_is_quoted_too():
     step = ecs.force_new_deployment("c", "s")
-    outcome = remediation.StepOutcome(step, remediation.Action(step.name, "planned", step.command, ""),
-                                      runbook="api-down")
+    outcome = remediation.StepOutcome(
+        step, remediation.Action(step.name, "planned", step.command, ""), runbook="api-down"
+    )
     text = outcome._how_to_apply()
     cmd = text.split("Headless, with an evidence report: ", 1)[1]
-    assert split_commands(cmd) == [["propflow-ops", "run", "api-down", "--apply", "force-new-deployment",
-                                    "--reason", "TEXT"]]
+    assert split_commands(cmd) == [
+        ["propflow-ops", "run", "api-down", "--apply", "force-new-deployment", "--reason", "TEXT"]
+    ]

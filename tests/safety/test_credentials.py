@@ -47,8 +47,9 @@ def _calls(base: str) -> dict[str, Any]:
     from propflow_ops.steps.notify import send_test_otp
 
     tw = twilio.TwilioConfig(account_sid=SID, auth_token=TOKEN, api_url=base)
-    wa = whatsapp.WhatsAppConfig(token=WA_TOKEN, phone_number_id=C.WHATSAPP_PHONE_NUMBER_ID,
-                                 graph_url=f"{base}/v21.0")
+    wa = whatsapp.WhatsAppConfig(
+        token=WA_TOKEN, phone_number_id=C.WHATSAPP_PHONE_NUMBER_ID, graph_url=f"{base}/v21.0"
+    )
 
     def otp_step() -> Any:
         try:
@@ -61,12 +62,16 @@ def _calls(base: str) -> dict[str, Any]:
         "twilio.balance": lambda: twilio.balance(tw, timeout_s=5),
         "twilio.messages": lambda: twilio.messages(tw, timeout_s=5).result,
         "whatsapp.phone_number": lambda: whatsapp.phone_number(wa, timeout_s=5),
-        "http.get_json basic": lambda: http.get_json(f"{base}/x?api_key={TOKEN}", auth=(SID, TOKEN), timeout_s=5),
+        "http.get_json basic": lambda: http.get_json(
+            f"{base}/x?api_key={TOKEN}", auth=(SID, TOKEN), timeout_s=5
+        ),
         "http.get_json bearer": lambda: http.get_json(f"{base}/x", bearer=WA_TOKEN, timeout_s=5),
-        "http.probe health": lambda: http.probe(f"{base}/health", timeout_s=5, retries=1,
-                                                headers={"Authorization": f"Bearer {WA_TOKEN}"}),
-        "http.probe otp": lambda: http.probe(f"{base}/api/v1/auth/login/otp", method="POST", json_body={},
-                                             timeout_s=5, retries=0),
+        "http.probe health": lambda: http.probe(
+            f"{base}/health", timeout_s=5, retries=1, headers={"Authorization": f"Bearer {WA_TOKEN}"}
+        ),
+        "http.probe otp": lambda: http.probe(
+            f"{base}/api/v1/auth/login/otp", method="POST", json_body={}, timeout_s=5, retries=0
+        ),
         "http.ws_handshake": lambda: http.ws_handshake(http.ws_url(base, WA_TOKEN), timeout_s=5),
         "steps.notify.send_test_otp": otp_step,
     }
@@ -76,18 +81,24 @@ CLIENTS = list(_calls("http://127.0.0.1:1"))
 
 
 def _leaks(server: RecordingServer) -> list[str]:
-    return [f"{r['method']} {r['path']} authorization={r['headers'].get('authorization', '')!r}"
-            for r in server.requests]
+    return [
+        f"{r['method']} {r['path']} authorization={r['headers'].get('authorization', '')!r}"
+        for r in server.requests
+    ]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_a_redirect_to_another_origin_carries_nothing_there(configured, elsewhere, client):
     result = _calls(configured.url)[client]()
-    assert _leaks(elsewhere) == [], f"{client} followed a {configured.status} to another origin: {_leaks(elsewhere)}"
+    assert _leaks(elsewhere) == [], (
+        f"{client} followed a {configured.status} to another origin: {_leaks(elsewhere)}"
+    )
     assert len(configured.requests) == 1, f"{client}: {configured.requests}"
     text = repr(result)
     assert str(configured.status) in text, f"{client} did not report the {configured.status}: {text[:300]}"
-    assert f"127.0.0.1:{elsewhere.port}" in text, f"{client} did not name where the redirect pointed: {text[:300]}"
+    assert f"127.0.0.1:{elsewhere.port}" in text, (
+        f"{client} did not name where the redirect pointed: {text[:300]}"
+    )
     assert TOKEN not in text and WA_TOKEN not in text and BASIC not in text
 
 
@@ -116,10 +127,15 @@ def test_a_runbook_pointed_at_a_redirecting_host_sends_no_credential_elsewhere(s
     try:
         sandbox.use()
         graph_version = sandbox.env["PROPFLOW_META_GRAPH_URL"].rstrip("/").rsplit("/", 1)[-1]
-        env = {**sandbox.env, "PROPFLOW_API_URL": configured.url, "PROPFLOW_TWILIO_API_URL": configured.url,
-               "PROPFLOW_META_GRAPH_URL": f"{configured.url}/{graph_version}"}
-        run = run_cli("redirect", slug, env, "--incident", f"SAFETY-REDIRECT-{slug}", output_dir=tmp_path,
-                      timeout=300)
+        env = {
+            **sandbox.env,
+            "PROPFLOW_API_URL": configured.url,
+            "PROPFLOW_TWILIO_API_URL": configured.url,
+            "PROPFLOW_META_GRAPH_URL": f"{configured.url}/{graph_version}",
+        }
+        run = run_cli(
+            "redirect", slug, env, "--incident", f"SAFETY-REDIRECT-{slug}", output_dir=tmp_path, timeout=300
+        )
     finally:
         configured.close()
         elsewhere.close()

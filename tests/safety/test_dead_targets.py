@@ -26,17 +26,46 @@ SLUGS = present_slugs(include_post_incident=False)
 
 # The contract's codes (CONTRACT.md 6) whose input comes from each target.
 API = {"API_HEALTH_FAILING", "WS_HANDSHAKE_FAILING"}
-DATABASE = {"DB_UNREACHABLE", "DB_POOL_EXHAUSTED", "DB_IDLE_IN_TRANSACTION", "DB_LONG_RUNNING_QUERY",
-            "DB_SLOW_QUERIES", "DB_MISSING_INDEX", "MIGRATION_PENDING", "MIGRATION_UNKNOWN_REVISION",
-            "SCHEMA_DRIFT", "S3_ORPHANED_UPLOADS"}
+DATABASE = {
+    "DB_UNREACHABLE",
+    "DB_POOL_EXHAUSTED",
+    "DB_IDLE_IN_TRANSACTION",
+    "DB_LONG_RUNNING_QUERY",
+    "DB_SLOW_QUERIES",
+    "DB_MISSING_INDEX",
+    "MIGRATION_PENDING",
+    "MIGRATION_UNKNOWN_REVISION",
+    "SCHEMA_DRIFT",
+    "S3_ORPHANED_UPLOADS",
+}
 REDIS = {"REDIS_UNREACHABLE", "REDIS_MEMORY_PRESSURE", "REDIS_CLIENTS_EXHAUSTED"}
 PROVIDERS = {"TWILIO_AUTH_FAILED", "TWILIO_BALANCE_LOW", "WHATSAPP_API_FAILING"}
-AWS = {"ECS_SERVICE_DEGRADED", "ECS_TASK_OOM", "ECS_MEMORY_HIGH", "ECS_DEPLOYMENT_FAILED", "LOG_ERROR_SPIKE",
-       "RDS_NOT_AVAILABLE", "DB_URL_MISMATCH", "DB_RPO_AT_RISK", "API_LATENCY_HIGH", "RDS_CPU_HIGH",
-       "ECS_CPU_HIGH", "S3_BUCKET_MISSING", "S3_WRITE_DENIED", "S3_POLICY_OVERBROAD", "UPLOAD_ERRORS_IN_LOGS",
-       "S3_ORPHANED_UPLOADS", "REDIS_NOT_AVAILABLE", "WS_RECONNECT_SPIKE", "MIGRATION_OBJECT_EXISTS"}
-AFFECTED = {"refused": API | DATABASE | REDIS | PROVIDERS, "hanging": API | DATABASE | REDIS | PROVIDERS,
-            "throttled": AWS}
+AWS = {
+    "ECS_SERVICE_DEGRADED",
+    "ECS_TASK_OOM",
+    "ECS_MEMORY_HIGH",
+    "ECS_DEPLOYMENT_FAILED",
+    "LOG_ERROR_SPIKE",
+    "RDS_NOT_AVAILABLE",
+    "DB_URL_MISMATCH",
+    "DB_RPO_AT_RISK",
+    "API_LATENCY_HIGH",
+    "RDS_CPU_HIGH",
+    "ECS_CPU_HIGH",
+    "S3_BUCKET_MISSING",
+    "S3_WRITE_DENIED",
+    "S3_POLICY_OVERBROAD",
+    "UPLOAD_ERRORS_IN_LOGS",
+    "S3_ORPHANED_UPLOADS",
+    "REDIS_NOT_AVAILABLE",
+    "WS_RECONNECT_SPIKE",
+    "MIGRATION_OBJECT_EXISTS",
+}
+AFFECTED = {
+    "refused": API | DATABASE | REDIS | PROVIDERS,
+    "hanging": API | DATABASE | REDIS | PROVIDERS,
+    "throttled": AWS,
+}
 # Codes that must say "unreachable" outright (fail), not merely "could not check" (CONTRACT.md 2).
 UNREACHABLE = {"DB_UNREACHABLE", "REDIS_UNREACHABLE", "API_HEALTH_FAILING"}
 
@@ -54,7 +83,9 @@ def test_the_runbook_finishes_with_a_report_on_its_own_timeouts(dead_worlds, wor
     run = dead_worlds[world].runs[slug]
     assert run.code != -9, "HUNG: " + run.explain()
     assert run.folder is not None and run.evidence, run.explain()
-    assert {"report.ipynb", "report.html", "evidence.json", "SHA256SUMS"} <= {p.name for p in run.folder.iterdir()}
+    assert {"report.ipynb", "report.html", "evidence.json", "SHA256SUMS"} <= {
+        p.name for p in run.folder.iterdir()
+    }
     error = run.evidence.get("error") or ""
     assert "budget" not in error, f"{run.label}: only the watchdog stopped it ({DEAD_BUDGET_S:g} s): {error}"
     assert run.evidence["status"] != "error", f"{run.label} crashed against a dead target: {error}"
@@ -84,11 +115,16 @@ def test_affected_checks_are_fail_or_error_with_the_reason(dead_worlds, world, s
             return True
         return f["status"] in ("fail", "error") and bool(f.get("detail"))
 
-    wrong = {code: f"{f['status']}: {(f.get('detail') or '')[:120]}" for code, f in findings.items()
-             if code in AFFECTED[world] and not acceptable(code, f)}
+    wrong = {
+        code: f"{f['status']}: {(f.get('detail') or '')[:120]}"
+        for code, f in findings.items()
+        if code in AFFECTED[world] and not acceptable(code, f)
+    }
     assert wrong == {}, f"{run.label}: checks whose input is dead report as if healthy: {wrong}"
     if world != "throttled":
-        soft = {c: findings[c]["status"] for c in UNREACHABLE & set(findings) if findings[c]["status"] != "fail"}
+        soft = {
+            c: findings[c]["status"] for c in UNREACHABLE & set(findings) if findings[c]["status"] != "fail"
+        }
         assert soft == {}, f"{run.label}: an unreachable target must be a fail: {soft}"
 
 
@@ -124,8 +160,15 @@ SLOW_JOBS = int(os.environ.get("PROPFLOW_SAFETY_DEAD_JOBS", "3"))
 ONE_DEAD: dict[str, dict[str, str]] = {
     "aws-hanging": dict.fromkeys(SLUGS, "AWS_UNREACHABLE"),
     "db-hanging": {s: "DB_UNREACHABLE" for s in SLUGS if s not in ("notifications", "websocket")},
-    "api-dripping": {s: c for s, c in {"api-down": "API_HEALTH_FAILING", "triage": "API_HEALTH_FAILING",
-                                       "websocket": "WS_HANDSHAKE_FAILING"}.items() if s in SLUGS},
+    "api-dripping": {
+        s: c
+        for s, c in {
+            "api-down": "API_HEALTH_FAILING",
+            "triage": "API_HEALTH_FAILING",
+            "websocket": "WS_HANDSHAKE_FAILING",
+        }.items()
+        if s in SLUGS
+    },
 }
 
 
@@ -142,9 +185,14 @@ def one_dead(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     pw = C.CANARY_DB_PASSWORD
     envs = {
         "aws-hanging": {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{silent.port}"},
-        "db-hanging": {"PROPFLOW_DATABASE_URL": f"postgresql+psycopg://propflow:{pw}@127.0.0.1:{silent.port}/propflow"},
-        "api-dripping": {"PROPFLOW_API_URL": drip.url, "PROPFLOW_TWILIO_API_URL": drip.url,
-                         "PROPFLOW_META_GRAPH_URL": f"{drip.url}/{graph_version}"},
+        "db-hanging": {
+            "PROPFLOW_DATABASE_URL": f"postgresql+psycopg://propflow:{pw}@127.0.0.1:{silent.port}/propflow"
+        },
+        "api-dripping": {
+            "PROPFLOW_API_URL": drip.url,
+            "PROPFLOW_TWILIO_API_URL": drip.url,
+            "PROPFLOW_META_GRAPH_URL": f"{drip.url}/{graph_version}",
+        },
     }
     kernels: list[Any] = []
 
@@ -153,9 +201,21 @@ def one_dead(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             kernels.append(new_pool(SLOW_JOBS))
         run = functools.partial(run_in_process, pool=kernels[0]) if kernels else run_cli
         with ThreadPoolExecutor(SLOW_JOBS) as pool:
-            jobs = {slug: pool.submit(run, w, slug, {**base, **envs[w]}, "--incident", f"SAFETY-ONE-{w}",
-                                      "--budget", f"{SLOW_BUDGET_S:g}", output_dir=root / w, timeout=SLOW_TIMEOUT_S)
-                    for slug in SLUGS}
+            jobs = {
+                slug: pool.submit(
+                    run,
+                    w,
+                    slug,
+                    {**base, **envs[w]},
+                    "--incident",
+                    f"SAFETY-ONE-{w}",
+                    "--budget",
+                    f"{SLOW_BUDGET_S:g}",
+                    output_dir=root / w,
+                    timeout=SLOW_TIMEOUT_S,
+                )
+                for slug in SLUGS
+            }
             out = {slug: job.result() for slug, job in jobs.items()}
         _write_timings(root, list(out.values()))
         return out
@@ -176,7 +236,9 @@ def test_one_dead_target_costs_one_timeout_and_the_report_says_so(one_dead, worl
     run = one_dead[world][slug]
     assert run.code != -9, "HUNG: " + run.explain()
     assert run.folder is not None and run.evidence, run.explain()
-    assert {"report.ipynb", "report.html", "evidence.json", "SHA256SUMS"} <= {p.name for p in run.folder.iterdir()}
+    assert {"report.ipynb", "report.html", "evidence.json", "SHA256SUMS"} <= {
+        p.name for p in run.folder.iterdir()
+    }
     error = run.evidence.get("error") or ""
     assert "budget" not in error, f"{run.label}: only the watchdog stopped it ({SLOW_BUDGET_S:g} s): {error}"
     assert run.evidence["status"] != "error", f"{run.label} crashed against a dead target: {error}"
@@ -190,6 +252,10 @@ def _status(run: RunRecord, code: str) -> str | None:
     """The worst status of ``code`` in the run: a finding of its own, or a sub-check a triage component folded."""
     order = {"fail": 0, "error": 1, "warn": 2, "ok": 3, "skipped": 4}
     seen = [f["status"] for f in run.evidence.get("findings", []) if f["code"] == code]
-    seen += [c["status"] for f in run.evidence.get("findings", []) for c in (f.get("data") or {}).get("checks", [])
-             if isinstance(c, dict) and c.get("code") == code]
+    seen += [
+        c["status"]
+        for f in run.evidence.get("findings", [])
+        for c in (f.get("data") or {}).get("checks", [])
+        if isinstance(c, dict) and c.get("code") == code
+    ]
     return min(seen, key=lambda s: order.get(s, 9)) if seen else None

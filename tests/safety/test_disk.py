@@ -23,8 +23,11 @@ FAIL = 'from propflow_ops.findings import Finding\nev.add(Finding.fail("API_HEAL
 
 
 def _mount(target: Path, *options: str) -> None:
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(("size=200k", *options)), "tmpfs", str(target)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join(("size=200k", *options)), "tmpfs", str(target)],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root or CAP_SYS_ADMIN): {r.stderr.strip()}")
 
@@ -46,16 +49,32 @@ def _remount_ro(target: Path) -> None:
         (target / "probe").write_text("x")
 
 
-def _run(tmp_path: Path, output: Path, *cells: str, incident: str = "DISK-1") -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, output: Path, *cells: str, incident: str = "DISK-1"
+) -> subprocess.CompletedProcess[str]:
     nb = tmp_path / "nb"
-    write_notebook(nb / "01_api_down.ipynb", "api-down", *cells, "ev.save()",
-                   extra_params='ws_token: str = "t-123"  # a token\n')
+    write_notebook(
+        nb / "01_api_down.ipynb",
+        "api-down",
+        *cells,
+        "ev.save()",
+        extra_params='ws_token: str = "t-123"  # a token\n',
+    )
     private = tmp_path / "private-tmp"
     private.mkdir(exist_ok=True)
-    env = {**os.environ, "PROPFLOW_NOTEBOOKS_DIR": str(nb), "PROPFLOW_OUTPUT_DIR": str(output),
-           "TMPDIR": str(private)}
-    return subprocess.run([sys.executable, "-m", "propflow_ops.cli", "run", "api-down", "--incident", incident],
-                          capture_output=True, text=True, env=env, timeout=240)
+    env = {
+        **os.environ,
+        "PROPFLOW_NOTEBOOKS_DIR": str(nb),
+        "PROPFLOW_OUTPUT_DIR": str(output),
+        "TMPDIR": str(private),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "propflow_ops.cli", "run", "api-down", "--incident", incident],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
 
 
 def _incident_own(p: Path) -> bool:
@@ -63,7 +82,9 @@ def _incident_own(p: Path) -> bool:
     return p.name == "incident.jsonl" or (p / "incident.jsonl").exists()
 
 
-def _assert_answered(r: subprocess.CompletedProcess[str], output: Path, tmp_path: Path, keep: set[str]) -> None:
+def _assert_answered(
+    r: subprocess.CompletedProcess[str], output: Path, tmp_path: Path, keep: set[str]
+) -> None:
     assert r.returncode == 3, f"exit {r.returncode}; stdout {r.stdout!r}; stderr {r.stderr[-2000:]!r}"
     assert "Traceback" not in r.stderr, r.stderr
     errors = [line for line in r.stderr.splitlines() if "error" in line]
@@ -112,9 +133,19 @@ def test_a_full_temporary_disk_still_ends_in_an_answer(small_fs, tmp_path):
     nb = tmp_path / "nb"
     write_notebook(nb / "01_api_down.ipynb", "api-down", FAIL, BIG_OUTPUT, "ev.save()")
     out = tmp_path / "out"
-    env = {**os.environ, "PROPFLOW_NOTEBOOKS_DIR": str(nb), "PROPFLOW_OUTPUT_DIR": str(out), "TMPDIR": str(small_fs)}
-    r = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "run", "api-down", "--incident", "TMPFULL"],
-                       capture_output=True, text=True, env=env, timeout=240)
+    env = {
+        **os.environ,
+        "PROPFLOW_NOTEBOOKS_DIR": str(nb),
+        "PROPFLOW_OUTPUT_DIR": str(out),
+        "TMPDIR": str(small_fs),
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "propflow_ops.cli", "run", "api-down", "--incident", "TMPFULL"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert r.returncode == 3, (r.returncode, r.stderr[-2000:])
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert list(small_fs.rglob("run-*")) == [], "the private temporary was not removed"

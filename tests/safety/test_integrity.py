@@ -34,8 +34,9 @@ def test_every_run_folder_is_complete_and_its_sums_verify(worlds, world, slug):
     assert EXPECTED <= names, f"{run.label}: missing {EXPECTED - names}"
     sums = verify_sums(run.folder)
     assert set(sums.values()) == {"ok"}, f"{run.label}: {sums}"
-    assert names - {"SHA256SUMS"} <= set(sums), f"{run.label}: files SHA256SUMS does not cover: " \
-        f"{names - {'SHA256SUMS'} - set(sums)}"
+    assert names - {"SHA256SUMS"} <= set(sums), (
+        f"{run.label}: files SHA256SUMS does not cover: {names - {'SHA256SUMS'} - set(sums)}"
+    )
     nbformat.validate(nbformat.read(str(run.folder / "report.ipynb"), as_version=4))
     ev = json.loads((run.folder / "evidence.json").read_text())
     assert ev["schema"] == "propflow-ops.evidence/1" and ev["runbook"] == slug
@@ -87,18 +88,27 @@ def _cmdline(pid: int) -> str:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_a_runner_stopped_mid_run_leaves_no_folder_under_a_final_name(world, tmp_path, sig):
     sb = world()
-    private = tmp_path / "private-tmp"  # the runner's private temporaries (TMPDIR), not under the output folder
+    private = (
+        tmp_path / "private-tmp"
+    )  # the runner's private temporaries (TMPDIR), not under the output folder
     private.mkdir()
     env = {**os.environ, **sb.env, "PROPFLOW_OUTPUT_DIR": str(tmp_path / "out"), "TMPDIR": str(private)}
-    proc = subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "run", FIRST, "--incident", "STOPPED"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=ctrl_c_works)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "propflow_ops.cli", "run", FIRST, "--incident", "STOPPED"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        preexec_fn=ctrl_c_works,
+    )
     incident = tmp_path / "out" / "STOPPED"
     kernels: list[int] = []
     out = err = b""
     try:
         deadline = time.monotonic() + 240
         while True:
-            assert proc.poll() is None, "the run ended before it could be stopped: " + proc.stderr.read().decode()
+            assert proc.poll() is None, (
+                "the run ended before it could be stopped: " + proc.stderr.read().decode()
+            )
             assert time.monotonic() < deadline, "the kernel never started"
             kernels = [k for k in _children(proc.pid) if "ipykernel" in _cmdline(k)]
             raw = list(private.glob("propflow-ops-*/run-*/report.ipynb"))
@@ -115,10 +125,14 @@ def test_a_runner_stopped_mid_run_leaves_no_folder_under_a_final_name(world, tmp
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     # the incident record (incident.jsonl) is the incident's, written when the run opened it: not a run folder
-    entries = sorted(p.name for p in incident.iterdir() if p.name != "incident.jsonl") if incident.exists() else []
+    entries = (
+        sorted(p.name for p in incident.iterdir() if p.name != "incident.jsonl") if incident.exists() else []
+    )
     final = [n for n in entries if not n.startswith(".tmp-")]
-    assert final == [], (f"a folder under a final name after {sig.name}: {final}; exit {proc.returncode}; "
-                         f"stdout {out[-300:]!r}; stderr {err[-1500:]!r}")
+    assert final == [], (
+        f"a folder under a final name after {sig.name}: {final}; exit {proc.returncode}; "
+        f"stdout {out[-300:]!r}; stderr {err[-1500:]!r}"
+    )
     if sig != signal.SIGKILL:  # Ctrl-C and SIGTERM take the same clean-up path
         assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), (proc.returncode, err[-1500:])
         assert entries == [], f"an interrupted run cleans up its temporary folder: {entries}"

@@ -21,8 +21,9 @@ def _leaks(run):
     leaks = []
     if run.folder is not None:
         for path in files_under(run.folder):
-            leaks += find_canaries(path.read_text(encoding="utf-8", errors="replace"),
-                                   f"{run.label}: {path.name}", needles)
+            leaks += find_canaries(
+                path.read_text(encoding="utf-8", errors="replace"), f"{run.label}: {path.name}", needles
+            )
     leaks += find_canaries(run.stdout, f"{run.label}: stdout", needles)
     leaks += find_canaries(run.stderr, f"{run.label}: stderr", needles)
     return leaks
@@ -43,8 +44,11 @@ def test_no_canary_in_what_a_run_wrote_or_printed(worlds, world, slug):
 def test_no_canary_anywhere_under_the_output_dir(worlds, world):
     """Including files outside the run folders (a review's postmortem.md, a stray temporary file)."""
     needles = canary_needles()
-    leaks = [leak for path in files_under(worlds[world].output)
-             for leak in find_canaries(path.read_text(encoding="utf-8", errors="replace"), str(path), needles)]
+    leaks = [
+        leak
+        for path in files_under(worlds[world].output)
+        for leak in find_canaries(path.read_text(encoding="utf-8", errors="replace"), str(path), needles)
+    ]
     assert not leaks, "\n".join(map(str, leaks))
 
 

@@ -21,7 +21,9 @@ def test_a_default_run_makes_only_read_calls(worlds, world, slug):
     run = worlds[world].runs[slug]
     assert run.code != -9 and run.folder is not None, run.explain()
     if slug != "post-incident":
-        assert run.calls, f"{run.label}: the recording proxy saw no AWS call at all (is AWS_ENDPOINT_URL honoured?)"
+        assert run.calls, (
+            f"{run.label}: the recording proxy saw no AWS call at all (is AWS_ENDPOINT_URL honoured?)"
+        )
     mutating = sorted({str(c) for c in run.calls if not c.read_only})
     assert mutating == [], f"{run.label} made mutating AWS calls with its defaults: {mutating}"
 
@@ -39,7 +41,9 @@ def test_the_world_is_unchanged_after_every_runbook_ran(worlds, world):
     w = worlds[world]
     assert w.runs, "no runbook ran"
     changes = diff(w.before, w.after)
-    assert changes == [], f"world {world} ({', '.join(w.scenarios) or 'healthy'}) changed:\n" + "\n".join(changes)
+    assert changes == [], f"world {world} ({', '.join(w.scenarios) or 'healthy'}) changed:\n" + "\n".join(
+        changes
+    )
 
 
 @pytest.mark.slow
@@ -52,8 +56,16 @@ def test_a_query_parameter_cannot_turn_a_default_run_into_a_write(sandbox, tmp_p
 
     sandbox.use()
     before = sandbox.snapshot()["database"]
-    run = run_cli("query", slug, dict(sandbox.env), "-p", "photo_keys_query",
-                  "DELETE FROM photos RETURNING s3_key", output_dir=tmp_path, timeout=300)
+    run = run_cli(
+        "query",
+        slug,
+        dict(sandbox.env),
+        "-p",
+        "photo_keys_query",
+        "DELETE FROM photos RETURNING s3_key",
+        output_dir=tmp_path,
+        timeout=300,
+    )
     after = sandbox.snapshot()["database"]
     assert run.folder is not None, run.explain()
     assert after == before, f"{slug} wrote to the database through photo_keys_query: {diff(before, after)}"

@@ -25,13 +25,16 @@ ATTACKS: dict[str, str] = {
     "commit-then-delete": f"{KEYS}; COMMIT; DELETE FROM otp_codes; {KEYS}",
     "data-modifying-cte": f"WITH d AS (DELETE FROM otp_codes RETURNING id) {KEYS}",
     "read-write-then-delete": f"SET default_transaction_read_only = off; COMMIT; DELETE FROM otp_codes; {KEYS}",
-    "session-characteristics": ("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE; COMMIT; "
-                                f"DELETE FROM otp_codes; {KEYS}"),
+    "session-characteristics": (
+        f"SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE; COMMIT; DELETE FROM otp_codes; {KEYS}"
+    ),
     "reset-all": f"RESET ALL; COMMIT; DELETE FROM otp_codes; {KEYS}",
     "begin-read-write": f"COMMIT; BEGIN READ WRITE; DELETE FROM otp_codes; COMMIT; {KEYS}",
     # OFFSET 0 keeps the filter inside: only the victim is signalled (never the run's own session first)
-    "terminate-backend": (f"{KEYS} UNION ALL SELECT pg_terminate_backend(pid)::text FROM (SELECT pid FROM "
-                          f"pg_stat_activity WHERE application_name = '{VICTIM}' OFFSET 0) AS victim"),
+    "terminate-backend": (
+        f"{KEYS} UNION ALL SELECT pg_terminate_backend(pid)::text FROM (SELECT pid FROM "
+        f"pg_stat_activity WHERE application_name = '{VICTIM}' OFFSET 0) AS victim"
+    ),
     "set-config": f"{KEYS} UNION ALL SELECT set_config('default_transaction_read_only', 'off', false)",
     "large-object": f"{KEYS} UNION ALL SELECT lo_unlink(oid)::text FROM pg_largeobject_metadata",
     "lock-rows": f"{KEYS} FOR UPDATE",
@@ -41,8 +44,9 @@ SLUGS = [s for s in ("photo-upload", "triage") if s in present_slugs()]
 TRIAGE_ATTACKS = ("commit-then-delete", "terminate-backend")
 
 
-CASES = [(slug, name) for slug in SLUGS for name in ATTACKS
-         if slug != "triage" or name in TRIAGE_ATTACKS] or [("none", "none")]
+CASES = [
+    (slug, name) for slug in SLUGS for name in ATTACKS if slug != "triage" or name in TRIAGE_ATTACKS
+] or [("none", "none")]
 
 
 @dataclass
@@ -61,7 +65,9 @@ def _large_objects(sandbox: Any) -> int:
 
 
 @pytest.fixture(scope="module")
-def attacks(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], Attack]]:
+def attacks(
+    sandbox: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[tuple[str, str], Attack]]:
     """Each attack through each runbook that takes photo_keys_query, one at a time, each in a fresh healthy
     world (so one attack's damage cannot hide the next one's), the world compared around it. The runs go
     through the command's own code in this process, the notebook on a warm kernel (tests/runs.py;
@@ -79,8 +85,17 @@ def attacks(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             try:
                 before, los = world_state(sandbox), _large_objects(sandbox)
                 run = (run_in_process if in_process() else run_cli)(
-                    f"sql-{name}", slug, dict(sandbox.env), "-p", "photo_keys_query", ATTACKS[name],
-                    "--incident", f"SAFETY-SQL-{name}", output_dir=root / slug, timeout=300)
+                    f"sql-{name}",
+                    slug,
+                    dict(sandbox.env),
+                    "-p",
+                    "photo_keys_query",
+                    ATTACKS[name],
+                    "--incident",
+                    f"SAFETY-SQL-{name}",
+                    output_dir=root / slug,
+                    timeout=300,
+                )
                 a = Attack(name, slug, run, diff(before, world_state(sandbox)))
                 try:
                     a.victim_alive = victim.execute("SELECT 1").fetchone() == (1,)
@@ -101,10 +116,16 @@ def test_a_typed_query_changes_nothing(attacks, slug, name):
         pytest.skip("no runbook takes photo_keys_query")
     a = attacks[(slug, name)]
     assert a.run.folder is not None and a.run.evidence, a.run.explain()
-    assert a.changes == [], f"{slug} with photo_keys_query={ATTACKS[name]!r} changed the world:\n" + "\n".join(a.changes)
+    assert a.changes == [], (
+        f"{slug} with photo_keys_query={ATTACKS[name]!r} changed the world:\n" + "\n".join(a.changes)
+    )
     assert a.victim_alive, f"{slug} with photo_keys_query={ATTACKS[name]!r} terminated another session"
-    assert a.large_objects[0] == a.large_objects[1], f"large objects {a.large_objects[0]} -> {a.large_objects[1]}"
-    assert not any(act["mode"] != "planned" for act in a.run.evidence.get("actions", [])), a.run.evidence["actions"]
+    assert a.large_objects[0] == a.large_objects[1], (
+        f"large objects {a.large_objects[0]} -> {a.large_objects[1]}"
+    )
+    assert not any(act["mode"] != "planned" for act in a.run.evidence.get("actions", [])), a.run.evidence[
+        "actions"
+    ]
 
 
 @pytest.mark.parametrize(("slug", "name"), CASES)

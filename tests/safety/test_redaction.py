@@ -43,12 +43,14 @@ def test_free_text_loses_every_canary(text):
 
 
 def test_an_ecs_environment_keeps_names_and_masks_secret_values():
-    env = [{"name": "TWILIO_AUTH_TOKEN", "value": C.CANARY_TWILIO_AUTH_TOKEN},
-           {"name": "WHATSAPP_TOKEN", "value": C.CANARY_WHATSAPP_TOKEN},
-           {"name": "AWS_SECRET_ACCESS_KEY", "value": C.CANARY_AWS_SECRET},
-           {"name": "SECRET_KEY", "value": C.CANARY_SECRET_KEY},
-           {"name": "DATABASE_URL", "value": f"postgresql://propflow:{C.CANARY_DB_PASSWORD}@db:5432/propflow"},
-           {"name": "S3_BUCKET", "value": "propflow-uploads"}]
+    env = [
+        {"name": "TWILIO_AUTH_TOKEN", "value": C.CANARY_TWILIO_AUTH_TOKEN},
+        {"name": "WHATSAPP_TOKEN", "value": C.CANARY_WHATSAPP_TOKEN},
+        {"name": "AWS_SECRET_ACCESS_KEY", "value": C.CANARY_AWS_SECRET},
+        {"name": "SECRET_KEY", "value": C.CANARY_SECRET_KEY},
+        {"name": "DATABASE_URL", "value": f"postgresql://propflow:{C.CANARY_DB_PASSWORD}@db:5432/propflow"},
+        {"name": "S3_BUCKET", "value": "propflow-uploads"},
+    ]
     task_definition = {"containerDefinitions": [{"name": "api", "environment": env}]}
     out = redact(task_definition)
     text = json.dumps(out)
@@ -60,24 +62,51 @@ def test_an_ecs_environment_keeps_names_and_masks_secret_values():
 
 
 def test_harmless_text_survives():
-    text = ("2026-11-26T03:00:00Z GET /health 200 in 45 ms; task arn:aws:ecs:us-east-1:123456789012:task/abc; "
-            "user@example.com; {\"status\": \"ok\", \"count\": 3}")
+    text = (
+        "2026-11-26T03:00:00Z GET /health 200 in 45 ms; task arn:aws:ecs:us-east-1:123456789012:task/abc; "
+        'user@example.com; {"status": "ok", "count": 3}'
+    )
     assert redact_text(text) == text
 
 
 # ------------------------------------------------------------------ issue 14, item 4: userinfo and query values
 SECRET = "Sup3r-S3cret"
 # Passwords that hold '@' (and the other characters a naive pattern stops at), under every scheme.
-PASSWORDS = [f"p@ss{SECRET}", f"{SECRET}@x@y", f"a:b{SECRET}", f"pa/ss{SECRET}", f"{SECRET}?#frag", f"{SECRET}%40z"]
-SCHEMES = ["http", "https", "postgresql+psycopg", "postgres", "redis", "rediss", "amqp", "mongodb+srv", "s3", "ftp"]
+PASSWORDS = [
+    f"p@ss{SECRET}",
+    f"{SECRET}@x@y",
+    f"a:b{SECRET}",
+    f"pa/ss{SECRET}",
+    f"{SECRET}?#frag",
+    f"{SECRET}%40z",
+]
+SCHEMES = [
+    "http",
+    "https",
+    "postgresql+psycopg",
+    "postgres",
+    "redis",
+    "rediss",
+    "amqp",
+    "mongodb+srv",
+    "s3",
+    "ftp",
+]
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("password", PASSWORDS)
 def test_url_userinfo_is_masked_whole_up_to_the_last_at(scheme, password):
     url = f"{scheme}://admin:{password}@host.internal:5432/db?x=1"
-    for text in (url, f"connect to {url} failed", f"'{url}'", f'{{"url": "{url}"}}', f"<a href=\"{url}\">x</a>",
-                 f"ValueError: cannot parse {url!r}", f"\x1b[0;31mOperationalError\x1b[0m: {url}"):
+    for text in (
+        url,
+        f"connect to {url} failed",
+        f"'{url}'",
+        f'{{"url": "{url}"}}',
+        f'<a href="{url}">x</a>',
+        f"ValueError: cannot parse {url!r}",
+        f"\x1b[0;31mOperationalError\x1b[0m: {url}",
+    ):
         out = redact_text(text)
         assert SECRET not in out, out
         assert "host.internal" in out, out  # the host is still shown
@@ -96,11 +125,34 @@ def test_a_traceback_line_split_by_colour_codes_still_loses_the_password():
     assert SECRET not in redact_coloured(line)
 
 
-@pytest.mark.parametrize("name", [
-    "api_key", "apikey", "apiKey", "key", "token", "access_token", "id_token", "secret", "client_secret",
-    "password", "pass", "pwd", "signature", "Signature", "X-Amz-Signature", "X-Amz-Credential",
-    "X-Amz-Security-Token", "sig", "auth", "authorization", "AWSAccessKeyId", "session", "code",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "api_key",
+        "apikey",
+        "apiKey",
+        "key",
+        "token",
+        "access_token",
+        "id_token",
+        "secret",
+        "client_secret",
+        "password",
+        "pass",
+        "pwd",
+        "signature",
+        "Signature",
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+        "sig",
+        "auth",
+        "authorization",
+        "AWSAccessKeyId",
+        "session",
+        "code",
+    ],
+)
 @pytest.mark.parametrize("where", ["?{n}={v}", "?a=1&{n}={v}&b=2", "#{n}={v}", "?a=1;{n}={v}", "#x&{n}={v}"])
 def test_query_and_fragment_values_of_secret_looking_names_are_masked(name, where):
     url = "https://api.example.com/v1/thing" + where.format(n=name, v=SECRET)
@@ -127,14 +179,28 @@ def test_a_password_with_at_never_reaches_the_reports(tmp_path):
 
     url = f"http://admin:p@ss@{SECRET}@127.0.0.1:9/api?api_key={SECRET}&X-Amz-Signature={SECRET}"
     nb = tmp_path / "nb"
-    write_notebook(nb / "01_api_down.ipynb", "api-down", "import os\nprint(os.environ['PROPFLOW_API_URL'])",
-                   "from propflow_ops.findings import Finding\n"
-                   "ev.add(Finding.fail('API_HEALTH_FAILING', 'down', os.environ['PROPFLOW_API_URL']))",
-                   "ev.save()", "raise RuntimeError(os.environ['PROPFLOW_API_URL'])")
-    env = {**os.environ, "PROPFLOW_NOTEBOOKS_DIR": str(nb), "PROPFLOW_OUTPUT_DIR": str(tmp_path / "out"),
-           "PROPFLOW_API_URL": url}
-    r = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "run", "api-down", "--incident", "AT"],
-                       capture_output=True, text=True, env=env, timeout=180)
+    write_notebook(
+        nb / "01_api_down.ipynb",
+        "api-down",
+        "import os\nprint(os.environ['PROPFLOW_API_URL'])",
+        "from propflow_ops.findings import Finding\n"
+        "ev.add(Finding.fail('API_HEALTH_FAILING', 'down', os.environ['PROPFLOW_API_URL']))",
+        "ev.save()",
+        "raise RuntimeError(os.environ['PROPFLOW_API_URL'])",
+    )
+    env = {
+        **os.environ,
+        "PROPFLOW_NOTEBOOKS_DIR": str(nb),
+        "PROPFLOW_OUTPUT_DIR": str(tmp_path / "out"),
+        "PROPFLOW_API_URL": url,
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "propflow_ops.cli", "run", "api-down", "--incident", "AT"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert r.returncode == 3, r.stderr[-2000:]
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"report.ipynb", "report.html", "evidence.json"}
@@ -143,9 +209,22 @@ def test_a_password_with_at_never_reaches_the_reports(tmp_path):
     assert SECRET not in r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("shape", [
-    "a/b:c", "x=y:z@", "http://a:b", "/k:v", "a:b@", "?key=1&", "a.", "a-", "token=", "h://", "password:",
-])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "a/b:c",
+        "x=y:z@",
+        "http://a:b",
+        "/k:v",
+        "a:b@",
+        "?key=1&",
+        "a.",
+        "a-",
+        "token=",
+        "h://",
+        "password:",
+    ],
+)
 def test_masking_stays_linear_on_long_hostile_tokens(shape):
     """A 100 KB log line built to make a backtracking pattern explode (one took 25 s, one minutes): the
     masking runs outside the kernel's watchdog, so it must stay fast. Generous bound: 5 s."""

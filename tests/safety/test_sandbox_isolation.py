@@ -123,13 +123,17 @@ class Targets:
             rows = conn.execute("SELECT count(*), coalesce(sum(id), 0) FROM sentinel").fetchone()
             if rows != (5, 15):
                 found.append(f"sentinel table changed: {rows}")
-        changed = {d for d in self.all_databases() ^ self.databases if d.startswith("propflow") or d == self.db}
+        changed = {
+            d for d in self.all_databases() ^ self.databases if d.startswith("propflow") or d == self.db
+        }
         if changed:
             found.append(f"databases on the server changed: {sorted(changed)}")
         with self.pg() as conn:
             sessions = conn.execute(
                 "SELECT datname, application_name FROM pg_stat_activity WHERE datname = %s "
-                "OR datname LIKE 'propflow_sandbox%%'", (self.db,)).fetchall()
+                "OR datname LIKE 'propflow_sandbox%%'",
+                (self.db,),
+            ).fetchall()
         if sessions:
             found.append(f"sandbox sessions on the real server: {sessions[:5]} ({len(sessions)})")
         return found
@@ -164,9 +168,13 @@ def targets() -> Iterator[Targets]:
         conn.execute("INSERT INTO sentinel SELECT g, 'row ' || g FROM generate_series(1, 5) g")
     t.databases = t.all_databases()
     pg_info = psycopg.conninfo.conninfo_to_dict(REAL_PG)
-    t.pg_url = (f"postgresql+psycopg://{pg_info.get('user', 'postgres')}:{SECRET}@{pg_info.get('host', '127.0.0.1')}:"
-                f"{pg_info.get('port', 5432)}/{db}")
-    t.redis_url = REAL_REDIS.replace("redis://", f"redis://:{SECRET}@", 1) if "@" not in REAL_REDIS else REAL_REDIS
+    t.pg_url = (
+        f"postgresql+psycopg://{pg_info.get('user', 'postgres')}:{SECRET}@{pg_info.get('host', '127.0.0.1')}:"
+        f"{pg_info.get('port', 5432)}/{db}"
+    )
+    t.redis_url = (
+        REAL_REDIS.replace("redis://", f"redis://:{SECRET}@", 1) if "@" not in REAL_REDIS else REAL_REDIS
+    )
     try:
         yield t
     finally:
@@ -214,9 +222,19 @@ def target_env(t: Targets, recorder: Recorder, tmp_path: Any) -> dict[str, str]:
     }
 
 
-NAMED = ("PROPFLOW_DATABASE_URL", "PROPFLOW_REDIS_URL", "DATABASE_URL", "REDIS_URL", "PROPFLOW_API_URL",
-         "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "TWILIO_AUTH_TOKEN",
-         "PGHOSTADDR")
+NAMED = (
+    "PROPFLOW_DATABASE_URL",
+    "PROPFLOW_REDIS_URL",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "PROPFLOW_API_URL",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CONFIG_FILE",
+    "TWILIO_AUTH_TOKEN",
+    "PGHOSTADDR",
+)
 
 
 def _check_notice(err: str, recorder: Recorder) -> None:
@@ -237,12 +255,18 @@ def _stop(proc: subprocess.Popen[str], procs: list[Any]) -> int:
         raise
 
 
-SCENARIOS = ("redis-memory-pressure", "db-pool-exhausted", "db-idle-in-transaction", "schema-drift",
-             "migration-unknown-revision")
+SCENARIOS = (
+    "redis-memory-pressure",
+    "db-pool-exhausted",
+    "db-idle-in-transaction",
+    "schema-drift",
+    "migration-unknown-revision",
+)
 
 
-def test_sandbox_ignores_target_variables_and_touches_no_target(targets: Targets, recorder: Recorder,
-                                                                tmp_path: Any) -> None:
+def test_sandbox_ignores_target_variables_and_touches_no_target(
+    targets: Targets, recorder: Recorder, tmp_path: Any
+) -> None:
     env = target_env(targets, recorder, tmp_path)
     args = ["sandbox"] + [a for s in SCENARIOS for a in ("--scenario", s)]
     proc = start(args, env)
@@ -271,8 +295,9 @@ def test_sandbox_ignores_target_variables_and_touches_no_target(targets: Targets
     assert alive(procs) == []
 
 
-def test_demo_ignores_target_variables_and_touches_no_target(targets: Targets, recorder: Recorder,
-                                                            tmp_path: Any) -> None:
+def test_demo_ignores_target_variables_and_touches_no_target(
+    targets: Targets, recorder: Recorder, tmp_path: Any
+) -> None:
     env = target_env(targets, recorder, tmp_path)
     proc = start(["demo", "--scenario", "redis-memory-pressure", "--output-dir", str(tmp_path / "out")], env)
     out, err = Lines(proc.stdout), Lines(proc.stderr)
@@ -289,8 +314,9 @@ def test_demo_ignores_target_variables_and_touches_no_target(targets: Targets, r
     assert "redis" in out.text().lower()
 
 
-def test_external_redis_for_the_sandbox_must_be_an_empty_db_it_then_owns(targets: Targets,
-                                                                         tmp_path: Any) -> None:
+def test_external_redis_for_the_sandbox_must_be_an_empty_db_it_then_owns(
+    targets: Targets, tmp_path: Any
+) -> None:
     """--sandbox-redis-url naming a db with data: refused in one line, nothing emptied."""
     env = environ_without_targets()
     proc = start(["sandbox", "--sandbox-redis-url", f"{REAL_REDIS}/{REDIS_DBS[0]}"], env)
@@ -308,26 +334,33 @@ def test_external_redis_for_the_sandbox_must_be_an_empty_db_it_then_owns(targets
 
 @pytest.mark.parametrize("scenario", ["redis-memory-pressure", "redis-maxclients", "redis-down"])
 def test_server_wide_redis_faults_are_refused_on_an_external_redis(targets: Targets, scenario: str) -> None:
-    proc = start(["sandbox", "--scenario", scenario, "--sandbox-redis-url", f"{REAL_REDIS}/15"],
-                 environ_without_targets())
+    proc = start(
+        ["sandbox", "--scenario", scenario, "--sandbox-redis-url", f"{REAL_REDIS}/15"],
+        environ_without_targets(),
+    )
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "server-wide" in err and len(err.strip().splitlines()) == 1, err
     assert targets.problems() == []
 
 
-def test_external_postgres_for_the_sandbox_gets_a_database_of_its_own(targets: Targets, tmp_path: Any) -> None:
+def test_external_postgres_for_the_sandbox_gets_a_database_of_its_own(
+    targets: Targets, tmp_path: Any
+) -> None:
     """--sandbox-database-url: the sandbox creates its own database there and drops only that one."""
     info = psycopg.conninfo.conninfo_to_dict(REAL_PG)
     url = f"postgresql://{info.get('user', 'postgres')}@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{targets.db}"
-    proc = start(["sandbox", "--scenario", "schema-drift", "--sandbox-database-url", url],
-                 environ_without_targets())
+    proc = start(
+        ["sandbox", "--scenario", "schema-drift", "--sandbox-database-url", url], environ_without_targets()
+    )
     out, err = Lines(proc.stdout), Lines(proc.stderr)
     procs: list[Any] = []
     try:
         assert out.wait_for(r"^READY$", READY_S), err.text()[-3000:]
         procs = tree(proc.pid)
         exported = exports(out.lines)
-        created = {d for d in targets.all_databases() - targets.databases if d.startswith("propflow_sandbox_")}
+        created = {
+            d for d in targets.all_databases() - targets.databases if d.startswith("propflow_sandbox_")
+        }
         assert created, created
         assert any(f"/{d}" in exported["PROPFLOW_DATABASE_URL"] for d in created)
     finally:
@@ -337,17 +370,54 @@ def test_external_postgres_for_the_sandbox_gets_a_database_of_its_own(targets: T
     assert alive(procs) == []
 
 
-@pytest.mark.parametrize("name", [
-    "PROPFLOW_DATABASE_URL", "PROPFLOW_REDIS_URL", "PROPFLOW_API_URL", "PROPFLOW_TWILIO_API_URL",
-    "PROPFLOW_META_GRAPH_URL", "PROPFLOW_ALEMBIC_CONFIG", "PROPFLOW_SOME_FUTURE_URL", "DATABASE_URL", "REDIS_URL",
-    "REDIS_HOST", "REDISCLI_AUTH", "APP_DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "TWILIO_AUTH_TOKEN",
-    "TWILIO_ACCOUNT_SID", "WHATSAPP_TOKEN", "META_GRAPH_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_REGION",
-    "AWS_DEFAULT_REGION", "BOTO_CONFIG", "PGHOST", "PGHOSTADDR", "PGPORT", "PGSERVICE", "PGOPTIONS",
-    "PGPASSWORD", "PGPASSFILE", "HTTP_PROXY", "https_proxy", "ALL_PROXY",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PROPFLOW_DATABASE_URL",
+        "PROPFLOW_REDIS_URL",
+        "PROPFLOW_API_URL",
+        "PROPFLOW_TWILIO_API_URL",
+        "PROPFLOW_META_GRAPH_URL",
+        "PROPFLOW_ALEMBIC_CONFIG",
+        "PROPFLOW_SOME_FUTURE_URL",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "REDIS_HOST",
+        "REDISCLI_AUTH",
+        "APP_DATABASE_URL",
+        "SQLALCHEMY_DATABASE_URI",
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_ACCOUNT_SID",
+        "WHATSAPP_TOKEN",
+        "META_GRAPH_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "BOTO_CONFIG",
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGSERVICE",
+        "PGOPTIONS",
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "HTTP_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+    ],
+)
 def test_every_kind_of_target_variable_is_ignored(name: str) -> None:
     from propflow_ops.sandbox.isolation import clean, is_target_variable
 
@@ -355,9 +425,21 @@ def test_every_kind_of_target_variable_is_ignored(name: str) -> None:
     assert name not in clean({name: "x", "PATH": "/bin"})
 
 
-@pytest.mark.parametrize("name", ["PATH", "HOME", "PROPFLOW_OUTPUT_DIR", "PROPFLOW_NOTEBOOKS_DIR",
-                                  "PROPFLOW_SANDBOX_DATABASE_URL", "PROPFLOW_SANDBOX_REDIS_URL",
-                                  "PROPFLOW_SAFETY_JOBS", "PYTHONPATH", "LANG", "TMPDIR"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PATH",
+        "HOME",
+        "PROPFLOW_OUTPUT_DIR",
+        "PROPFLOW_NOTEBOOKS_DIR",
+        "PROPFLOW_SANDBOX_DATABASE_URL",
+        "PROPFLOW_SANDBOX_REDIS_URL",
+        "PROPFLOW_SAFETY_JOBS",
+        "PYTHONPATH",
+        "LANG",
+        "TMPDIR",
+    ],
+)
 def test_settings_that_name_no_target_are_kept(name: str) -> None:
     from propflow_ops.sandbox.isolation import is_target_variable
 
@@ -377,11 +459,15 @@ def test_server_wide_faults_are_refused_before_anything_starts() -> None:
 
 def test_external_redis_for_the_sandbox_is_claimed_used_and_given_back_empty(targets: Targets) -> None:
     """--sandbox-redis-url naming an empty db: the sandbox claims it, seeds it, and empties only it."""
-    free = next((n for n in range(1, 16) if n not in (*REDIS_DBS, 15) and targets.redis(n).dbsize() == 0), None)
+    free = next(
+        (n for n in range(1, 16) if n not in (*REDIS_DBS, 15) and targets.redis(n).dbsize() == 0), None
+    )
     if free is None:
         pytest.skip("no empty Redis db number to lend the sandbox")
-    proc = start(["sandbox", "--scenario", "ws-reconnect-storm", "--sandbox-redis-url", f"{REAL_REDIS}/{free}"],
-                 environ_without_targets())
+    proc = start(
+        ["sandbox", "--scenario", "ws-reconnect-storm", "--sandbox-redis-url", f"{REAL_REDIS}/{free}"],
+        environ_without_targets(),
+    )
     out, err = Lines(proc.stdout), Lines(proc.stderr)
     procs: list[Any] = []
     try:

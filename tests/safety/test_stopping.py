@@ -43,9 +43,14 @@ def _signal_and_time(proc: subprocess.Popen[str], sig: int, procs: list[Any]) ->
 
 def _flood(env: dict[str, str], stop: threading.Event) -> None:
     """What a huge --window asks of moto: FilterLogEvents from the epoch, page after page, without end."""
-    logs = boto3.client("logs", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
-                        config=Config(read_timeout=120, retries={"max_attempts": 1}))
+    logs = boto3.client(
+        "logs",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(read_timeout=120, retries={"max_attempts": 1}),
+    )
     while not stop.is_set():
         try:
             kwargs: dict[str, Any] = {"logGroupName": "/ecs/propflow-api", "startTime": 0}
@@ -60,8 +65,10 @@ def _flood(env: dict[str, str], stop: threading.Event) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_sandbox_stops_promptly_while_serving_huge_log_queries(sig: int) -> None:
-    proc = start(["sandbox", "--scenario", "db-long-query", "--scenario", "redis-maxclients"],
-                 environ_without_targets())
+    proc = start(
+        ["sandbox", "--scenario", "db-long-query", "--scenario", "redis-maxclients"],
+        environ_without_targets(),
+    )
     out, err = Lines(proc.stdout), Lines(proc.stderr)
     stop = threading.Event()
     procs: list[Any] = []
@@ -129,8 +136,11 @@ def test_demo_stops_promptly_while_a_runbook_runs(sig: int, tmp_path: Any) -> No
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_lab_with_the_sandbox_stops_promptly(sig: int, tmp_path: Any) -> None:
     pytest.importorskip("jupyterlab", reason="the lab extra is not installed")
-    env = {**environ_without_targets(), "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env = {
+        **environ_without_targets(),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
     proc = start(["lab", "api-down", "--sandbox", "--scenario", "db-long-query", "--port", "0"], env)
     out, err = Lines(proc.stdout), Lines(proc.stderr)
     procs: list[Any] = []
@@ -177,8 +187,14 @@ def test_a_stop_while_ready_is_printed_is_a_clean_stop(sig: str) -> None:
     """A signal that lands while READY is being written stops a started sandbox: exit 0, not 128+N."""
     from .procs import ROOT
 
-    proc = subprocess.run([sys.executable, "-c", _READY_RACE % sig], env={**environ_without_targets(),
-                          "PYTHONPATH": str(ROOT)}, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _READY_RACE % sig],
+        env={**environ_without_targets(), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "READY" in proc.stdout.splitlines()
     assert "stopped" in proc.stderr, proc.stderr[-2000:]
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -33,25 +33,53 @@ SLEEPY = "import time\ntime.sleep(120)"
 @pytest.fixture
 def setup(tmp_path: Path) -> dict[str, Path]:
     nb = tmp_path / "nb"
-    write_notebook(nb / "01_api_down.ipynb", "api-down", SLEEPY, "ev.save()",
-                   extra_params='ws_token: str = "probe"  # a token\n')
+    write_notebook(
+        nb / "01_api_down.ipynb",
+        "api-down",
+        SLEEPY,
+        "ev.save()",
+        extra_params='ws_token: str = "probe"  # a token\n',
+    )
     fast = tmp_path / "nb-fast"
-    write_notebook(fast / "01_api_down.ipynb", "api-down", "ev.save()",
-                   extra_params='ws_token: str = "probe"  # a token\n')
+    write_notebook(
+        fast / "01_api_down.ipynb",
+        "api-down",
+        "ev.save()",
+        extra_params='ws_token: str = "probe"  # a token\n',
+    )
     private = tmp_path / "tmpdir"
     private.mkdir()
     return {"nb": nb, "fast": fast, "out": tmp_path / "out", "tmpdir": private}
 
 
 def _env(s: dict[str, Path], nb: str = "nb") -> dict[str, str]:
-    return {**os.environ, "PROPFLOW_NOTEBOOKS_DIR": str(s[nb]), "PROPFLOW_OUTPUT_DIR": str(s["out"]),
-            "TMPDIR": str(s["tmpdir"])}
+    return {
+        **os.environ,
+        "PROPFLOW_NOTEBOOKS_DIR": str(s[nb]),
+        "PROPFLOW_OUTPUT_DIR": str(s["out"]),
+        "TMPDIR": str(s["tmpdir"]),
+    }
 
 
 def _start(s: dict[str, Path]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "propflow_ops.cli", "run", "api-down", "--incident", "DIES",
-                             "-p", "ws_token", TOKEN], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=_env(s), preexec_fn=ctrl_c_works)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "propflow_ops.cli",
+            "run",
+            "api-down",
+            "--incident",
+            "DIES",
+            "-p",
+            "ws_token",
+            TOKEN,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(s),
+        preexec_fn=ctrl_c_works,
+    )
 
 
 def _children(pid: int) -> list[int]:
@@ -84,7 +112,9 @@ def _wait_mid_run(proc: subprocess.Popen[bytes], s: dict[str, Path]) -> tuple[Pa
         runs = _private_runs(s)
         raw = runs[0] / "report.ipynb" if runs else None
         if raw is not None and raw.exists() and TOKEN in raw.read_text(errors="replace"):
-            kernels = [k for k in _children(proc.pid) if b"ipykernel" in Path(f"/proc/{k}/cmdline").read_bytes()]
+            kernels = [
+                k for k in _children(proc.pid) if b"ipykernel" in Path(f"/proc/{k}/cmdline").read_bytes()
+            ]
             if kernels:
                 return runs[0], kernels
         assert _holding_token(s["out"]) == [], "the raw notebook is under the output folder mid-run"
@@ -99,6 +129,7 @@ KERNEL_GONE_S = 10.0
 def _still_running(pids: list[int], within: float) -> list[int]:
     """The processes of ``pids`` still running (zombies count as gone) once ``within`` seconds have passed
     or as soon as none is."""
+
     def running() -> list[int]:
         out = []
         for pid in pids:
@@ -153,8 +184,15 @@ def test_a_terminated_run_deletes_its_raw_notebook_and_leaves_nothing(setup, sig
     assert not private.exists(), "the raw notebook survived the signal"
     assert _private_runs(setup) == []
     # the incident record (incident.jsonl) is the incident's, complete when the run opened it: not a run
-    left = sorted(str(p) for p in setup["out"].rglob("*")
-                  if p.name != "incident.jsonl" and not (p / "incident.jsonl").exists()) if setup["out"].exists() else []
+    left = (
+        sorted(
+            str(p)
+            for p in setup["out"].rglob("*")
+            if p.name != "incident.jsonl" and not (p / "incident.jsonl").exists()
+        )
+        if setup["out"].exists()
+        else []
+    )
     assert left == [], f"left under the output folder: {left}"
     assert alive == [], f"the kernel outlived the runner: {alive}"
 
@@ -172,8 +210,11 @@ def test_after_a_sigkill_nothing_unmasked_is_under_the_output_folder_and_the_nex
             proc.wait()
         _kill_kernels(kernels)
     assert _holding_token(setup["out"]) == [], "a SIGKILL left a secret under the output folder"
-    finals = [p for p in (setup["out"] / "DIES").iterdir()
-              if not p.name.startswith(".tmp-") and p.name != "incident.jsonl"]  # the record is the incident's
+    finals = [
+        p
+        for p in (setup["out"] / "DIES").iterdir()
+        if not p.name.startswith(".tmp-") and p.name != "incident.jsonl"
+    ]  # the record is the incident's
     assert finals == []
     assert private.exists()  # SIGKILL cannot be caught: the private leftover waits for the next run
     # an old-style leftover: a raw notebook in a .tmp-* folder of a dead pid (what the old runner left)
@@ -181,8 +222,13 @@ def test_after_a_sigkill_nothing_unmasked_is_under_the_output_folder_and_the_nex
     old = setup["out"] / "OLD" / f".tmp-20261127T000000Z-api-down-{dead_pid}-1"
     old.mkdir(parents=True)
     (old / "report.ipynb").write_text(TOKEN)
-    r = subprocess.run([sys.executable, "-m", "propflow_ops.cli", "run", "api-down", "--incident", "NEXT"],
-                       capture_output=True, text=True, env=_env(setup, "fast"), timeout=180)
+    r = subprocess.run(
+        [sys.executable, "-m", "propflow_ops.cli", "run", "api-down", "--incident", "NEXT"],
+        capture_output=True,
+        text=True,
+        env=_env(setup, "fast"),
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert not private.exists(), "the next run did not sweep the dead run's private folder"
     assert _private_runs(setup) == []

@@ -20,17 +20,21 @@ UTC = dt.UTC
 def aws(env: Mapping[str, str], service: str) -> Any:
     return boto3.client(
         service,  # type: ignore[call-overload]
-        endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         config=Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 1}),
     )
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def http(
+    method: str, url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json",
-                                                                         **(headers or {})})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -45,8 +49,9 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 def engine(env: Mapping[str, str]) -> sa.Engine:
-    return sa.create_engine(env["PROPFLOW_DATABASE_URL"], connect_args={"connect_timeout": 3},
-                            poolclass=sa.pool.NullPool)
+    return sa.create_engine(
+        env["PROPFLOW_DATABASE_URL"], connect_args={"connect_timeout": 3}, poolclass=sa.pool.NullPool
+    )
 
 
 def redis_client(env: Mapping[str, str]) -> redis.Redis:
@@ -77,12 +82,24 @@ def p95(values: list[float]) -> float:
     return ordered[int(0.95 * (len(ordered) - 1))]
 
 
-def metric(env: Mapping[str, str], namespace: str, name: str, dims: dict[str, str], minutes: int,
-           stat: str = "Average") -> list[float]:
+def metric(
+    env: Mapping[str, str],
+    namespace: str,
+    name: str,
+    dims: dict[str, str],
+    minutes: int,
+    stat: str = "Average",
+) -> list[float]:
     now = dt.datetime.now(UTC)
     resp = aws(env, "cloudwatch").get_metric_statistics(
-        Namespace=namespace, MetricName=name, Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
-        StartTime=now - dt.timedelta(minutes=minutes), EndTime=now, Period=60, Statistics=[stat])
+        Namespace=namespace,
+        MetricName=name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+        StartTime=now - dt.timedelta(minutes=minutes),
+        EndTime=now,
+        Period=60,
+        Statistics=[stat],
+    )
     return [p[stat] for p in sorted(resp["Datapoints"], key=lambda p: p["Timestamp"])]
 
 

@@ -55,7 +55,7 @@ def _read_exports(proc: subprocess.Popen[str]) -> dict[str, str]:
         if line.startswith("unset "):  # inherited target variables the sandbox ignores
             continue
         assert line.startswith("export "), line
-        name, _, value = line[len("export "):].strip().partition("=")
+        name, _, value = line[len("export ") :].strip().partition("=")
         env[name] = shlex.split(value)[0]
     raise AssertionError(f"no READY line; stderr: {proc.stderr.read() if proc.stderr else ''}")
 
@@ -65,15 +65,29 @@ def test_cli_serves_until_sigterm_and_leaves_nothing() -> None:
     from .helpers import basic, http
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "propflow_ops.sandbox", "--scenario", "twilio-low-balance",
-         "--scenario", "db-long-query", "--scenario", "redis-maxclients"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "propflow_ops.sandbox",
+            "--scenario",
+            "twilio-low-balance",
+            "--scenario",
+            "db-long-query",
+            "--scenario",
+            "redis-maxclients",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         env = _read_exports(proc)
         assert env["PROPFLOW_SANDBOX"] == "1"
-        status, body = http("GET", f"{env['PROPFLOW_TWILIO_API_URL']}/2010-04-01/Accounts/"
-                            f"{env['TWILIO_ACCOUNT_SID']}/Balance.json",
-                            headers=basic(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"]))
+        status, body = http(
+            "GET",
+            f"{env['PROPFLOW_TWILIO_API_URL']}/2010-04-01/Accounts/{env['TWILIO_ACCOUNT_SID']}/Balance.json",
+            headers=basic(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"]),
+        )
         assert (status, body["balance"]) == (200, "3.17")
         sandbox_dir = Path(env["PROPFLOW_ALEMBIC_CONFIG"]).parent.parent
         assert sandbox_dir.is_dir()

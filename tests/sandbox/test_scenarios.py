@@ -40,15 +40,40 @@ from .helpers import (
 
 Env = Mapping[str, str]
 BATCHES: tuple[tuple[str, ...], ...] = (
-    ("api-oom", "db-backups-off", "s3-write-denied", "redis-maxclients", "twilio-low-balance",
-     "migration-pending"),
-    ("api-bad-deploy", "db-pool-exhausted", "s3-orphans", "redis-memory-pressure", "twilio-auth-failed",
-     "migration-multiple-heads", "ws-reconnect-storm"),
-    ("api-latency-high", "db-idle-in-transaction", "db-long-query", "s3-policy-overbroad",
-     "whatsapp-token-expired", "migration-unknown-revision", "ws-handshake-failing"),
+    (
+        "api-oom",
+        "db-backups-off",
+        "s3-write-denied",
+        "redis-maxclients",
+        "twilio-low-balance",
+        "migration-pending",
+    ),
+    (
+        "api-bad-deploy",
+        "db-pool-exhausted",
+        "s3-orphans",
+        "redis-memory-pressure",
+        "twilio-auth-failed",
+        "migration-multiple-heads",
+        "ws-reconnect-storm",
+    ),
+    (
+        "api-latency-high",
+        "db-idle-in-transaction",
+        "db-long-query",
+        "s3-policy-overbroad",
+        "whatsapp-token-expired",
+        "migration-unknown-revision",
+        "ws-handshake-failing",
+    ),
     ("db-down", "s3-bucket-missing", "redis-down", "notify-send-errors"),
-    ("db-url-mismatch", "notify-config-missing", "migration-object-exists", "schema-drift",
-     "otp-endpoint-failing"),
+    (
+        "db-url-mismatch",
+        "notify-config-missing",
+        "migration-object-exists",
+        "schema-drift",
+        "otp-endpoint-failing",
+    ),
 )
 BATCH_OF = {name: batch for batch in BATCHES for name in batch}
 CHECKS: dict[str, Callable[[Env, Sandbox], None]] = {}
@@ -58,6 +83,7 @@ def check(name: str) -> Callable[[Callable[[Env, Sandbox], None]], Callable[[Env
     def register(fn: Callable[[Env, Sandbox], None]) -> Callable[[Env, Sandbox], None]:
         CHECKS[name] = fn
         return fn
+
     return register
 
 
@@ -80,6 +106,7 @@ def errors(records: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
 
 # --- ECS / API ------------------------------------------------------------------------------
 
+
 @check("api-oom")
 def _api_oom(env: Env, sb: Sandbox) -> None:
     status, body = http("GET", env["PROPFLOW_API_URL"] + "/health")
@@ -89,7 +116,9 @@ def _api_oom(env: Env, sb: Sandbox) -> None:
     stopped = tasks(env, "STOPPED")
     oom = [t for t in stopped if "OutOfMemoryError" in t["stoppedReason"]]
     assert len(oom) == 2
-    assert all(t["containers"][0]["exitCode"] == 137 and t["stopCode"] == "EssentialContainerExited" for t in oom)
+    assert all(
+        t["containers"][0]["exitCode"] == 137 and t["stopCode"] == "EssentialContainerExited" for t in oom
+    )
     assert all(dt.datetime.now(dt.UTC) - t["stoppedAt"] < dt.timedelta(minutes=20) for t in oom)
     assert len(tasks(env, "RUNNING")) == 1
     assert max(metric(env, "AWS/ECS", "MemoryUtilization", ECS, 15, "Maximum")) > 90
@@ -123,13 +152,17 @@ def _api_latency_high(env: Env, sb: Sandbox) -> None:
     with engine(env).connect() as conn:
         indexes = {i["name"] for i in sa.inspect(conn).get_indexes("maintenance_requests")}
         assert "ix_maintenance_requests_property_id" not in indexes
-        seq, idx, tup = conn.execute(sa.text(
-            "SELECT seq_scan, coalesce(idx_scan, 0), seq_tup_read FROM pg_stat_user_tables "
-            "WHERE relname = 'maintenance_requests'")).one()
+        seq, idx, tup = conn.execute(
+            sa.text(
+                "SELECT seq_scan, coalesce(idx_scan, 0), seq_tup_read FROM pg_stat_user_tables "
+                "WHERE relname = 'maintenance_requests'"
+            )
+        ).one()
     assert seq >= 100 and seq > 10 * idx and tup > 1_000_000
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
+
 
 @check("db-down")
 def _db_down(env: Env, sb: Sandbox) -> None:
@@ -147,8 +180,9 @@ def _db_down(env: Env, sb: Sandbox) -> None:
 @check("db-pool-exhausted")
 def _db_pool_exhausted(env: Env, sb: Sandbox) -> None:
     with engine(env).connect() as conn:
-        used = conn.execute(sa.text(
-            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")).scalar_one()
+        used = conn.execute(
+            sa.text("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+        ).scalar_one()
         maximum = int(conn.execute(sa.text("SHOW max_connections")).scalar_one())
     assert used >= 0.9 * maximum
     records, _ = log_events(env, 15)
@@ -158,9 +192,14 @@ def _db_pool_exhausted(env: Env, sb: Sandbox) -> None:
 
 def _sessions(env: Env) -> list[Any]:
     with engine(env).connect() as conn:
-        return list(conn.execute(sa.text(
-            "SELECT state, query, application_name, now() - state_change AS age FROM pg_stat_activity "
-            "WHERE application_name = 'propflow-api'")))
+        return list(
+            conn.execute(
+                sa.text(
+                    "SELECT state, query, application_name, now() - state_change AS age FROM pg_stat_activity "
+                    "WHERE application_name = 'propflow-api'"
+                )
+            )
+        )
 
 
 @check("db-idle-in-transaction")
@@ -191,6 +230,7 @@ def _db_backups_off(env: Env, sb: Sandbox) -> None:
 
 # --- S3 -------------------------------------------------------------------------------------
 
+
 def _policy(env: Env) -> dict[str, Any]:
     import json
 
@@ -211,7 +251,11 @@ def _s3_bucket_missing(env: Env, sb: Sandbox) -> None:
 @check("s3-write-denied")
 def _s3_write_denied(env: Env, sb: Sandbox) -> None:
     deny = [s for s in _policy(env)["Statement"] if s["Effect"] == "Deny"]
-    assert deny and "s3:PutObject" in str(deny[0]["Action"]) and "propflow-ecs-task-role" in str(deny[0]["Principal"])
+    assert (
+        deny
+        and "s3:PutObject" in str(deny[0]["Action"])
+        and "propflow-ecs-task-role" in str(deny[0]["Principal"])
+    )
     records, _ = log_events(env, 15)
     assert any(r.get("error_type") == "AccessDenied" for r in errors(records, event="upload"))
 
@@ -226,8 +270,11 @@ def _s3_policy_overbroad(env: Env, sb: Sandbox) -> None:
 @check("s3-orphans")
 def _s3_orphans(env: Env, sb: Sandbox) -> None:
     s3 = aws(env, "s3")
-    objects = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket="propflow-uploads")
-               for o in page.get("Contents", [])]
+    objects = [
+        o
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="propflow-uploads")
+        for o in page.get("Contents", [])
+    ]
     with engine(env).connect() as conn:
         referenced = {r[0] for r in conn.execute(sa.text("SELECT s3_key FROM photos"))}
     week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
@@ -239,11 +286,14 @@ def _s3_orphans(env: Env, sb: Sandbox) -> None:
 
 # --- Redis / WebSocket ----------------------------------------------------------------------
 
+
 @check("redis-down")
 def _redis_down(env: Env, sb: Sandbox) -> None:
     with pytest.raises(redis.ConnectionError):
         redis_client(env).ping()
-    cluster = aws(env, "elasticache").describe_cache_clusters(CacheClusterId="propflow-redis")["CacheClusters"][0]
+    cluster = aws(env, "elasticache").describe_cache_clusters(CacheClusterId="propflow-redis")[
+        "CacheClusters"
+    ][0]
     assert cluster["CacheClusterStatus"] != "available"
     records, _ = log_events(env, 15)
     assert len([r for r in records if r.get("event") == "ws_reconnect"]) >= 100
@@ -281,8 +331,12 @@ def _ws_reconnect_storm(env: Env, sb: Sandbox) -> None:
     now = dt.datetime.now(dt.UTC)
 
     def rate(lo: int, hi: int) -> float:
-        n = sum(1 for r in records if r.get("event") == "ws_reconnect"
-                and lo <= (now - dt.datetime.fromisoformat(r["ts"])).total_seconds() / 60 < hi)
+        n = sum(
+            1
+            for r in records
+            if r.get("event") == "ws_reconnect"
+            and lo <= (now - dt.datetime.fromisoformat(r["ts"])).total_seconds() / 60 < hi
+        )
         return n / (hi - lo)
 
     assert rate(0, 15) >= 10 * max(rate(30, 120), 0.1)
@@ -290,9 +344,13 @@ def _ws_reconnect_storm(env: Env, sb: Sandbox) -> None:
 
 # --- notifications --------------------------------------------------------------------------
 
+
 def _twilio(env: Env, path: str) -> tuple[int, Any]:
-    return http("GET", f"{env['PROPFLOW_TWILIO_API_URL']}/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}{path}",
-                headers=basic(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"]))
+    return http(
+        "GET",
+        f"{env['PROPFLOW_TWILIO_API_URL']}/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}{path}",
+        headers=basic(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"]),
+    )
 
 
 @check("twilio-auth-failed")
@@ -309,8 +367,11 @@ def _twilio_low_balance(env: Env, sb: Sandbox) -> None:
 
 @check("whatsapp-token-expired")
 def _whatsapp_token_expired(env: Env, sb: Sandbox) -> None:
-    status, body = http("GET", f"{env['PROPFLOW_META_GRAPH_URL']}/{WHATSAPP_PHONE_NUMBER_ID}?fields=status",
-                        headers={"Authorization": f"Bearer {env['WHATSAPP_TOKEN']}"})
+    status, body = http(
+        "GET",
+        f"{env['PROPFLOW_META_GRAPH_URL']}/{WHATSAPP_PHONE_NUMBER_ID}?fields=status",
+        headers={"Authorization": f"Bearer {env['WHATSAPP_TOKEN']}"},
+    )
     assert status == 401 and body["error"]["code"] == 190 and body["error"]["type"] == "OAuthException"
 
 
@@ -339,6 +400,7 @@ def _otp_endpoint_failing(env: Env, sb: Sandbox) -> None:
 
 
 # --- migrations -----------------------------------------------------------------------------
+
 
 @check("migration-pending")
 def _migration_pending(env: Env, sb: Sandbox) -> None:

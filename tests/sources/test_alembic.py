@@ -87,7 +87,9 @@ def test_schema_drift(world, env):
     drift = A.schema_drift(models="models:Base")  # a declarative Base gives its metadata
     assert drift.error is None
     assert set(zip(drift.diffs["change"], drift.diffs["table"], drift.diffs["name"], strict=True)) == {
-        ("add_column", "units", "rent_cents"), ("remove_column", "properties", "legacy_code")}
+        ("add_column", "units", "rent_cents"),
+        ("remove_column", "properties", "legacy_code"),
+    }
 
 
 def test_models_named_by_the_ini(tmp_path):

@@ -14,7 +14,11 @@ def test_client_has_timeouts_and_standard_retries(aws_env: str) -> None:
     assert (cfg.connect_timeout, cfg.read_timeout) == (aws.CONNECT_TIMEOUT_S, aws.READ_TIMEOUT_S) == (3, 8)
     assert cfg.retries["mode"] == "standard"  # adaptive sleeps client-side after throttling
     # TOTAL attempts, the first included (botocore's max_attempts counts retries: 3 meant 4 attempts)
-    assert cfg.retries.get("total_max_attempts", cfg.retries.get("max_attempts", 0) + 1) == aws.TOTAL_ATTEMPTS == 2
+    assert (
+        cfg.retries.get("total_max_attempts", cfg.retries.get("max_attempts", 0) + 1)
+        == aws.TOTAL_ATTEMPTS
+        == 2
+    )
     assert c.meta.endpoint_url == aws_env  # from AWS_ENDPOINT_URL, not from our code
     assert aws.client("sts") is c
     assert aws.client("sts", "eu-west-1") is not c

@@ -81,8 +81,6 @@ def test_resolve_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-
-
 def test_activity_sees_an_idle_in_transaction_session(engine: sa.Engine) -> None:
     other = sa.create_engine(
         "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
@@ -127,8 +125,11 @@ def test_activity_truncates_long_queries(engine: sa.Engine) -> None:
     try:
         while time.monotonic() < deadline and row is None:
             df = db.activity(engine)
-            hit = df[(df["application_name"] == "long-query-test") & (df["state"] == "active")
-                     & df["query"].astype(str).str.startswith("SELECT pg_sleep")]
+            hit = df[
+                (df["application_name"] == "long-query-test")
+                & (df["state"] == "active")
+                & df["query"].astype(str).str.startswith("SELECT pg_sleep")
+            ]
             if len(hit):
                 row = hit.iloc[0]
             else:

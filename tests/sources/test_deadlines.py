@@ -41,7 +41,9 @@ def test_a_dripping_server_is_cut_off_at_the_deadline_then_fails_fast(drip: Drip
     assert took < 10, f"the probe took {took:.1f} s against a 2 s deadline"
     assert res["attempts"] == 1  # a timed-out attempt is not retried
     assert reach.tripped(http.target_key(drip.url))
-    again, took = timed(lambda: twilio.request_json("GET", drip.url + "/2010-04-01/Accounts/x.json", timeout_s=2))
+    again, took = timed(
+        lambda: twilio.request_json("GET", drip.url + "/2010-04-01/Accounts/x.json", timeout_s=2)
+    )
     assert again.status is None and "TargetDown" in (again.error or ""), again
     assert took < 1
     ws, took = timed(lambda: http.ws_handshake(http.ws_url(drip.url, "tok"), timeout_s=2))
@@ -100,7 +102,7 @@ def test_a_redis_that_drips_its_reply_is_cut_off_at_the_deadline() -> None:
                 if stop.wait(0.3):
                     return
                 try:
-                    conn.sendall(reply[i:i + 1])
+                    conn.sendall(reply[i : i + 1])
                 except OSError:
                     return
 
@@ -179,7 +181,9 @@ def test_a_database_that_goes_silent_mid_query_is_cut_at_the_wall_clock() -> Non
         pytest.skip("no PostgreSQL on 127.0.0.1:5432")
     proxy = FreezingProxy()
     try:
-        engine = db.make_engine(f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres", statement_timeout_ms=500)
+        engine = db.make_engine(
+            f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres", statement_timeout_ms=500
+        )
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT 1").scalar() == 1
             proxy.frozen.set()
@@ -187,21 +191,28 @@ def test_a_database_that_goes_silent_mid_query_is_cut_at_the_wall_clock() -> Non
             with pytest.raises(Exception):  # noqa: B017 - the socket is cut: psycopg's error, whatever its words
                 conn.exec_driver_sql("SELECT 2").scalar()
             took = time.monotonic() - t0
-        assert took < 20, f"a silent server held the query {took:.1f} s (deadline 0.5 s + {db.EXECUTION_GRACE_S:g} s)"
+        assert took < 20, (
+            f"a silent server held the query {took:.1f} s (deadline 0.5 s + {db.EXECUTION_GRACE_S:g} s)"
+        )
         assert reach.tripped(db.target_key(engine.url)), "the silent database did not trip its breaker"
     finally:
         proxy.close()
 
 
-def test_a_dripping_aws_endpoint_is_cut_off_at_the_deadline_then_fails_fast(drip: DripServer,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dripping_aws_endpoint_is_cut_off_at_the_deadline_then_fails_fast(
+    drip: DripServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """botocore's read timeout bounds one read; the drip never lets it fire. The attempt's total deadline
     does, the timed-out attempt is not retried, and the endpoint's breaker fails the next call at once."""
     from propflow_ops.errors import DeadlineExceeded
     from propflow_ops.sources import aws
 
-    for name, value in {"AWS_ENDPOINT_URL": drip.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY":
-                        "testing", "AWS_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ENDPOINT_URL": drip.url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setattr(aws, "ATTEMPT_DEADLINE_S", 2.0)
@@ -222,8 +233,12 @@ def test_a_dripping_aws_endpoint_is_cut_off_at_the_deadline_then_fails_fast(drip
         (f,) = reach.findings()
         assert (f.code, f.status.value) == ("AWS_UNREACHABLE", "fail") and "within 2 s" in f.detail, f.detail
         # the same bound on the clients built from another environment (escalation's SNS, the operator's STS)
-        sns = aws.client_from_env("sns", {"AWS_ENDPOINT_URL": drip.url, "AWS_ACCESS_KEY_ID": "k",
-                                          "AWS_SECRET_ACCESS_KEY": "s"}, connect_s=0.5, read_s=2.5)
+        sns = aws.client_from_env(
+            "sns",
+            {"AWS_ENDPOINT_URL": drip.url, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"},
+            connect_s=0.5,
+            read_s=2.5,
+        )
         t0 = time.monotonic()
         with pytest.raises(DeadlineExceeded):  # reads come every 2 s: only the deadline (7 s) ends it
             sns.list_topics()

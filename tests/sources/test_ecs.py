@@ -169,7 +169,9 @@ def test_task_definition_and_environment(world: dict[str, Any]) -> None:
 
 def test_current_task_definition_is_the_service_s_else_the_family_s_latest(world: dict[str, Any]) -> None:
     client = aws.client("ecs")
-    client.update_service(cluster=world["cluster"], service=world["service"], taskDefinition=world["td_arns"][0])
+    client.update_service(
+        cluster=world["cluster"], service=world["service"], taskDefinition=world["td_arns"][0]
+    )
     running = ecs.current_task_definition(world["cluster"], world["service"], world["family"])
     assert running["taskDefinitionArn"] == world["td_arns"][0]  # what the service runs, not the newest
     fallback = ecs.current_task_definition(world["cluster"], "no-such-service", world["family"])

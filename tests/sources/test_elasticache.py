@@ -40,8 +40,10 @@ def test_cluster_and_redis_probe(env, sandbox_env):
 
 def test_redis_url_from_task_definition(monkeypatch):
     monkeypatch.delenv("PROPFLOW_REDIS_URL", raising=False)
-    assert ec.resolve_redis_url({"REDIS_URL": "rediss://:pw@h:6379/0"}) == ("rediss://:pw@h:6379/0",
-                                                                           "task definition REDIS_URL")
+    assert ec.resolve_redis_url({"REDIS_URL": "rediss://:pw@h:6379/0"}) == (
+        "rediss://:pw@h:6379/0",
+        "task definition REDIS_URL",
+    )
     assert ec.resolve_redis_url({}) == (None, "not configured")
     assert ec.redis_host("rediss://:pw@h:6380/0") == "h:6380"
 

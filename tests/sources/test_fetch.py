@@ -69,7 +69,9 @@ def test_sources_fetched_return_the_failure_when_the_target_is_dead(aws_env, mon
     aws.clear_cache()
     start, end = _window()
     logs = fetch.fetch(logsrc.fetch_log_events, "/any", start, end)
-    assert isinstance(logs.error, FetchError) and reach.unreachable(logs.error) and "connect" in str(logs.error)
+    assert (
+        isinstance(logs.error, FetchError) and reach.unreachable(logs.error) and "connect" in str(logs.error)
+    )
     settings = fetch.fetch(twilio.task_settings, "c", "s", "f")
     assert settings.error and reach.unreachable(settings.error)
     td = fetch.fetch(s3.service_task_definition, "c", "s", "f")

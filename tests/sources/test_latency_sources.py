@@ -26,33 +26,72 @@ STAMPS = [END - timedelta(minutes=m) for m in range(10, 0, -1)]
 
 
 def request_logs(latency_ms: float) -> pd.DataFrame:
-    events = [{"timestamp": int((START + timedelta(seconds=6 * i)).timestamp() * 1000), "logStreamName": "s",
-               "message": json.dumps({"levelname": "INFO", "http": {"method": "GET", "url": "/api/v1/properties",
-                                                                   "status_code": 200},
-                                      "duration": latency_ms / 1000})} for i in range(100)]
+    events = [
+        {
+            "timestamp": int((START + timedelta(seconds=6 * i)).timestamp() * 1000),
+            "logStreamName": "s",
+            "message": json.dumps(
+                {
+                    "levelname": "INFO",
+                    "http": {"method": "GET", "url": "/api/v1/properties", "status_code": 200},
+                    "duration": latency_ms / 1000,
+                }
+            ),
+        }
+        for i in range(100)
+    ]
     return logparse.parse_events(events)
 
 
-def recorded(client: object, values: dict[str, list[float]], dims: list[dict[str, str]], namespace: str,
-             metric: str) -> Stubber:
+def recorded(
+    client: object, values: dict[str, list[float]], dims: list[dict[str, str]], namespace: str, metric: str
+) -> Stubber:
     """CloudWatch's answer to a p50/p95/p99 query, as it returns it."""
     stub = Stubber(client)
     stub.add_response(
         "get_metric_data",
-        {"MetricDataResults": [{"Id": f"m{i}", "Label": stat, "Timestamps": list(reversed(STAMPS)),
-                                "Values": list(reversed(values[stat])), "StatusCode": "Complete"}
-                               for i, stat in enumerate(("p50", "p95", "p99"))], "Messages": []},
-        {"MetricDataQueries": [{"Id": f"m{i}", "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": metric,
-                                                                             "Dimensions": dims},
-                                                                  "Period": 60, "Stat": stat}, "ReturnData": True}
-                               for i, stat in enumerate(("p50", "p95", "p99"))],
-         "StartTime": ANY, "EndTime": ANY, "ScanBy": "TimestampAscending"})
+        {
+            "MetricDataResults": [
+                {
+                    "Id": f"m{i}",
+                    "Label": stat,
+                    "Timestamps": list(reversed(STAMPS)),
+                    "Values": list(reversed(values[stat])),
+                    "StatusCode": "Complete",
+                }
+                for i, stat in enumerate(("p50", "p95", "p99"))
+            ],
+            "Messages": [],
+        },
+        {
+            "MetricDataQueries": [
+                {
+                    "Id": f"m{i}",
+                    "MetricStat": {
+                        "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims},
+                        "Period": 60,
+                        "Stat": stat,
+                    },
+                    "ReturnData": True,
+                }
+                for i, stat in enumerate(("p50", "p95", "p99"))
+            ],
+            "StartTime": ANY,
+            "EndTime": ANY,
+            "ScanBy": "TimestampAscending",
+        },
+    )
     return stub
 
 
 def cw() -> object:
-    return boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
-                        endpoint_url="http://127.0.0.1:9")  # never called: the Stubber answers
+    return boto3.client(
+        "cloudwatch",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        endpoint_url="http://127.0.0.1:9",
+    )  # never called: the Stubber answers
 
 
 def test_dimensions_parameter() -> None:
@@ -71,7 +110,10 @@ def test_alb_target_response_time_is_converted_to_ms_and_named() -> None:
     with recorded(client, vals, dims, "AWS/ApplicationELB", "TargetResponseTime"):
         alb = metrics.alb_response_time("app/propflow-alb/50dc6c495c0c9188", START, END, client=client)
     assert alb["p95"]["value"].tolist()[-3:] == pytest.approx([1400.0, 1600.0, 1500.0])
-    assert alb["p95"].attrs["label"] == "AWS/ApplicationELB TargetResponseTime (LoadBalancer=app/propflow-alb/50dc6c495c0c9188)"
+    assert (
+        alb["p95"].attrs["label"]
+        == "AWS/ApplicationELB TargetResponseTime (LoadBalancer=app/propflow-alb/50dc6c495c0c9188)"
+    )
     # the team's metric had nothing; the ALB is used before the logs (which would say all is well)
     pm = latency.latency_per_minute(RuntimeError("no such metric"), request_logs(40.0), alb=alb)
     assert pm.attrs["source"] == "alb"
@@ -86,8 +128,14 @@ def test_custom_metric_first_then_alb_then_logs() -> None:
     dims = [{"Name": "ApiName", "Value": "propflow"}, {"Name": "Stage", "Value": "prod"}]
     vals = {"p50": [30.0] * 10, "p95": [90.0] * 10, "p99": [150.0] * 10}
     with recorded(client, vals, dims, "Acme/Gateway", "ResponseLatency"):
-        mine = metrics.latency_percentiles("Acme/Gateway", "ResponseLatency", {"ApiName": "propflow", "Stage": "prod"},
-                                           START, END, client=client)
+        mine = metrics.latency_percentiles(
+            "Acme/Gateway",
+            "ResponseLatency",
+            {"ApiName": "propflow", "Stage": "prod"},
+            START,
+            END,
+            client=client,
+        )
     slow_alb = {k: pd.DataFrame({"timestamp": STAMPS, "value": [5000.0] * 10}) for k in ("p50", "p95", "p99")}
     pm = latency.latency_per_minute(mine, request_logs(2000.0), alb=slow_alb)
     assert pm.attrs["source"] == "metric" and pm["p95"].tolist() == [90.0] * 10
@@ -106,13 +154,24 @@ def test_moto_has_the_metric_but_not_its_percentiles_so_the_logs_decide(aws_env:
     namespace = f"PropFlow/API-{unique}"
     client = aws.client("cloudwatch")
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    client.put_metric_data(Namespace=namespace, MetricData=[
-        {"MetricName": "Latency", "Dimensions": [{"Name": "Service", "Value": "propflow-api"}],
-         "Timestamp": now - timedelta(minutes=m), "Values": [100.0, 1900.0], "Counts": [5.0, 5.0],
-         "Unit": "Milliseconds"} for m in range(1, 6)])
+    client.put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {
+                "MetricName": "Latency",
+                "Dimensions": [{"Name": "Service", "Value": "propflow-api"}],
+                "Timestamp": now - timedelta(minutes=m),
+                "Values": [100.0, 1900.0],
+                "Counts": [5.0, 5.0],
+                "Unit": "Milliseconds",
+            }
+            for m in range(1, 6)
+        ],
+    )
     try:
-        got: object = metrics.latency_percentiles(namespace, "Latency", {"Service": "propflow-api"},
-                                                  now - timedelta(minutes=10), now, client=client)
+        got: object = metrics.latency_percentiles(
+            namespace, "Latency", {"Service": "propflow-api"}, now - timedelta(minutes=10), now, client=client
+        )
     except Exception as exc:  # noqa: BLE001 - moto's server fails a percentile query: that is the point
         got = exc
     if isinstance(got, dict):  # a moto that answers percentile queries with no datapoints

@@ -325,8 +325,12 @@ def test_pages_read_past_botocore_give_what_botocore_gives(log_group: dict[str, 
     monkeypatch.setattr(logs, "_events_without_botocore", spy)
     hooked = logs._fast_pages(boto3.client("logs"))
     plain = boto3.client("logs")
-    kwargs: dict[str, Any] = {"logGroupName": log_group["group"], "startTime": insights.epoch_ms(log_group["start"]),
-                              "endTime": insights.epoch_ms(log_group["end"]), "limit": 120}
+    kwargs: dict[str, Any] = {
+        "logGroupName": log_group["group"],
+        "startTime": insights.epoch_ms(log_group["start"]),
+        "endTime": insights.epoch_ms(log_group["end"]),
+        "limit": 120,
+    }
     pages = 0
     while True:
         ours, theirs = hooked.filter_log_events(**kwargs), plain.filter_log_events(**kwargs)
@@ -339,18 +343,22 @@ def test_pages_read_past_botocore_give_what_botocore_gives(log_group: dict[str, 
     assert pages == 3 and read == [120, 120, 60], read
     df = logs.fetch_log_events(log_group["group"], log_group["start"], log_group["end"], client=hooked)
     del kwargs["nextToken"], kwargs["limit"]
-    pd.testing.assert_frame_equal(df, logparse.parse_events(plain.filter_log_events(**kwargs)["events"]),
-                                  check_like=False)
+    pd.testing.assert_frame_equal(
+        df, logparse.parse_events(plain.filter_log_events(**kwargs)["events"]), check_like=False
+    )
 
 
-@pytest.mark.parametrize("response", [
-    {"status_code": 400, "body": b'{"__type": "ResourceNotFoundException", "events": []}'},
-    {"status_code": 200, "body": b"not json"},
-    {"status_code": 200, "body": b'{"events": "not a list"}'},
-    {"status_code": 200, "body": b'{"events": [1, 2]}'},
-    {"status_code": 200, "body": b"[]"},
-    {"status_code": 200, "body": b""},
-])
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"status_code": 400, "body": b'{"__type": "ResourceNotFoundException", "events": []}'},
+        {"status_code": 200, "body": b"not json"},
+        {"status_code": 200, "body": b'{"events": "not a list"}'},
+        {"status_code": 200, "body": b'{"events": [1, 2]}'},
+        {"status_code": 200, "body": b"[]"},
+        {"status_code": 200, "body": b""},
+    ],
+)
 def test_pages_botocore_should_judge_are_left_to_it(response: dict[str, Any]) -> None:
     before = dict(response)
     custom: dict[str, Any] = {}
@@ -473,25 +481,70 @@ def _parse(lines: list[str | dict[str, Any]], mapping: Any = None) -> pd.DataFra
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ({"levelname": "ERROR", "method": "POST", "route": "/api/v1/photos/upload", "status_code": 500,
-          "duration_ms": 84.1, "msg": "upload failed"}, ("ERROR", "POST", "/api/v1/photos/upload", 500, 84.1)),
-        ({"severity": "warn", "http": {"method": "GET", "url": "/a", "status_code": 404}, "elapsed": 0.25},
-         ("WARNING", "GET", "/a", 404, 250.0)),
-        ({"level": "info", "request": {"method": "GET", "path": "/b"}, "response": {"status": 201},
-          "response_time": 12}, ("INFO", "GET", "/b", 201, 12.0)),
-        ({"lvl": "error", "http.method": "PUT", "url": "/c", "status": "503", "latency": "1.5s"},
-         ("ERROR", "PUT", "/c", 503, 1500.0)),
-        ({"level": 50, "req": {"method": "GET", "url": "/d"}, "res": {"statusCode": 500}, "responseTime": 7},
-         ("ERROR", "GET", "/d", 500, 7.0)),
-        ({"level": "INFO", "event": "request finished", "method": "GET", "path": "/e", "status": 200,
-          "duration_us": 1500}, ("INFO", "GET", "/e", 200, 1.5)),
-        ('2026-11-27T10:00:00.123Z {"level": "INFO", "method": "GET", "path": "/f", "status": 200}',
-         ("INFO", "GET", "/f", 200, None)),
-        ('10.0.0.1 - - [27/Nov/2026:10:00:00 +0000] "GET /g?x=1 HTTP/1.1" 200 512 "-" "okhttp" 0.084213',
-         (None, "GET", "/g?x=1", 200, 84.213)),
-        ('INFO:     10.0.0.5:53211 - "POST /h HTTP/1.1" 500 Internal Server Error', ("INFO", "POST", "/h", 500, None)),
-        ("2026-11-27 10:00:00,123 ERROR [propflow.api] POST /i 502 31.5ms - upstream died",
-         ("ERROR", "POST", "/i", 502, 31.5)),
+        (
+            {
+                "levelname": "ERROR",
+                "method": "POST",
+                "route": "/api/v1/photos/upload",
+                "status_code": 500,
+                "duration_ms": 84.1,
+                "msg": "upload failed",
+            },
+            ("ERROR", "POST", "/api/v1/photos/upload", 500, 84.1),
+        ),
+        (
+            {"severity": "warn", "http": {"method": "GET", "url": "/a", "status_code": 404}, "elapsed": 0.25},
+            ("WARNING", "GET", "/a", 404, 250.0),
+        ),
+        (
+            {
+                "level": "info",
+                "request": {"method": "GET", "path": "/b"},
+                "response": {"status": 201},
+                "response_time": 12,
+            },
+            ("INFO", "GET", "/b", 201, 12.0),
+        ),
+        (
+            {"lvl": "error", "http.method": "PUT", "url": "/c", "status": "503", "latency": "1.5s"},
+            ("ERROR", "PUT", "/c", 503, 1500.0),
+        ),
+        (
+            {
+                "level": 50,
+                "req": {"method": "GET", "url": "/d"},
+                "res": {"statusCode": 500},
+                "responseTime": 7,
+            },
+            ("ERROR", "GET", "/d", 500, 7.0),
+        ),
+        (
+            {
+                "level": "INFO",
+                "event": "request finished",
+                "method": "GET",
+                "path": "/e",
+                "status": 200,
+                "duration_us": 1500,
+            },
+            ("INFO", "GET", "/e", 200, 1.5),
+        ),
+        (
+            '2026-11-27T10:00:00.123Z {"level": "INFO", "method": "GET", "path": "/f", "status": 200}',
+            ("INFO", "GET", "/f", 200, None),
+        ),
+        (
+            '10.0.0.1 - - [27/Nov/2026:10:00:00 +0000] "GET /g?x=1 HTTP/1.1" 200 512 "-" "okhttp" 0.084213',
+            (None, "GET", "/g?x=1", 200, 84.213),
+        ),
+        (
+            'INFO:     10.0.0.5:53211 - "POST /h HTTP/1.1" 500 Internal Server Error',
+            ("INFO", "POST", "/h", 500, None),
+        ),
+        (
+            "2026-11-27 10:00:00,123 ERROR [propflow.api] POST /i 502 31.5ms - upstream died",
+            ("ERROR", "POST", "/i", 502, 31.5),
+        ),
         ("level=error method=GET path=/j status=502 duration=0.5", ("ERROR", "GET", "/j", 502, 500.0)),
         ({"message": "GET /k 200 15ms", "level": "info"}, ("INFO", "GET", "/k", 200, 15.0)),
     ],
@@ -510,17 +563,19 @@ def test_request_lines_in_common_dialects(line: str | dict[str, Any], expected: 
 
 
 def test_text_formats_and_tracebacks() -> None:
-    df = _parse([
-        "2026-11-27 10:00:00,123 ERROR [propflow.api] boom\nTraceback (most recent call last):\n"
-        '  File "/app/x.py", line 1, in f\nsqlalchemy.exc.OperationalError: too many clients',
-        "[2026-11-27 10:00:00 +0000] [7] [CRITICAL] WORKER TIMEOUT (pid:12)",
-        "2026-11-27 10:00:00,123 - propflow.db - WARNING - slow query: 900 ms SELECT 1",
-        "Traceback (most recent call last):",
-        '  File "/app/app/api/v1/units.py", line 88, in list_units',
-        "KeyError: 'unit_id'",
-        "stdout F {\"severity\": \"ERROR\", \"message\": \"cri prefixed\"}",
-        "just some words",
-    ])
+    df = _parse(
+        [
+            "2026-11-27 10:00:00,123 ERROR [propflow.api] boom\nTraceback (most recent call last):\n"
+            '  File "/app/x.py", line 1, in f\nsqlalchemy.exc.OperationalError: too many clients',
+            "[2026-11-27 10:00:00 +0000] [7] [CRITICAL] WORKER TIMEOUT (pid:12)",
+            "2026-11-27 10:00:00,123 - propflow.db - WARNING - slow query: 900 ms SELECT 1",
+            "Traceback (most recent call last):",
+            '  File "/app/app/api/v1/units.py", line 88, in list_units',
+            "KeyError: 'unit_id'",
+            'stdout F {"severity": "ERROR", "message": "cri prefixed"}',
+            "just some words",
+        ]
+    )
     assert df["level"].tolist()[:3] == ["ERROR", "CRITICAL", "WARNING"]
     assert df["error_type"][0] == "OperationalError"
     assert df["message"][2] == "slow query: 900 ms SELECT 1"
@@ -533,28 +588,55 @@ def test_text_formats_and_tracebacks() -> None:
 
 
 def test_exc_info_makes_an_error_with_its_type() -> None:
-    row = _parse([{"levelname": "WARNING", "message": "retrying",
-                   "exc_info": "Traceback (most recent call last):\n  File \"x\"\nbotocore.exceptions.ClientError: "
-                               "An error occurred (AccessDenied)"}]).iloc[0]
+    row = _parse(
+        [
+            {
+                "levelname": "WARNING",
+                "message": "retrying",
+                "exc_info": 'Traceback (most recent call last):\n  File "x"\nbotocore.exceptions.ClientError: '
+                "An error occurred (AccessDenied)",
+            }
+        ]
+    ).iloc[0]
     assert row["level"] == "WARNING" and row["error_type"] == "ClientError"
 
 
 def test_field_usage_is_reported() -> None:
-    df = _parse([{"levelname": "INFO", "http": {"status_code": 200, "method": "GET", "url": "/x"}, "duration": 0.1}])
+    df = _parse(
+        [{"levelname": "INFO", "http": {"status_code": 200, "method": "GET", "url": "/x"}, "duration": 0.1}]
+    )
     used = df.attrs["log_fields"]
     assert used["status"] == {"http.status_code": 1} and used["latency_ms"] == {"duration": 1}
     assert df.attrs["mapping"] == "built-in"
 
 
 def test_a_custom_mapping_reads_fields_units_and_text() -> None:
-    mapping = logmapping.mapping_from_dict({
-        "name": "acme", "fields": {"status": ["resp.code"], "latency_ms": "timing.total", "path": "req.uri",
-                                   "method": "req.verb", "level": "sev"},
-        "units": {"timing.total": "s"},
-        "text_patterns": r"^ACME (?P<level>\w+) (?P<method>[A-Z]+) (?P<path>\S+) -> (?P<status>\d{3}) in (?P<latency_us>\d+)us$",
-    })
-    df = _parse([{"sev": "error", "req": {"verb": "GET", "uri": "/x"}, "resp": {"code": 502}, "timing": {"total": 0.2}},
-                 "ACME INFO POST /y -> 201 in 1500us"], mapping)
+    mapping = logmapping.mapping_from_dict(
+        {
+            "name": "acme",
+            "fields": {
+                "status": ["resp.code"],
+                "latency_ms": "timing.total",
+                "path": "req.uri",
+                "method": "req.verb",
+                "level": "sev",
+            },
+            "units": {"timing.total": "s"},
+            "text_patterns": r"^ACME (?P<level>\w+) (?P<method>[A-Z]+) (?P<path>\S+) -> (?P<status>\d{3}) in (?P<latency_us>\d+)us$",
+        }
+    )
+    df = _parse(
+        [
+            {
+                "sev": "error",
+                "req": {"verb": "GET", "uri": "/x"},
+                "resp": {"code": 502},
+                "timing": {"total": 0.2},
+            },
+            "ACME INFO POST /y -> 201 in 1500us",
+        ],
+        mapping,
+    )
     assert df["status"].tolist() == [502, 201] and df["latency_ms"].tolist() == pytest.approx([200.0, 1.5])
     assert df["path"].tolist() == ["/x", "/y"] and df["level"].tolist() == ["ERROR", "INFO"]
     assert df["format"].tolist() == ["json", "text:acme"] and df.attrs["mapping"] == "acme"
@@ -589,8 +671,16 @@ def test_bad_mappings_are_bad_input_naming_the_key(spec: Any, message: str) -> N
 
 
 def test_structlog_event_is_the_message_and_uvicorn_access_inside_json() -> None:
-    df = _parse([{"event": "request finished", "level": "info", "method": "GET", "path": "/x", "status_code": 200},
-                 {"message": '10.0.0.1:5000 - "GET /y HTTP/1.1" 404', "levelname": "INFO", "name": "uvicorn.access"}])
+    df = _parse(
+        [
+            {"event": "request finished", "level": "info", "method": "GET", "path": "/x", "status_code": 200},
+            {
+                "message": '10.0.0.1:5000 - "GET /y HTTP/1.1" 404',
+                "levelname": "INFO",
+                "name": "uvicorn.access",
+            },
+        ]
+    )
     assert df["message"][0] == "request finished" and df["event"][0] == "request finished"
     assert (df["method"][1], df["path"][1], df["status"][1]) == ("GET", "/y", 404)
     assert df["format"][1] == "json:request-in-message"
@@ -602,13 +692,19 @@ def test_team_file_logs_section_is_validated_and_becomes_the_log_mapping(tmp_pat
     from propflow_ops.runbooks import RUNBOOKS
 
     good = tmp_path / "good.toml"
-    good.write_text('[logs]\nname = "acme"\nunits = {"timing.total" = "s"}\n'
-                    '[logs.fields]\nstatus = ["resp.code"]\nlatency_ms = "timing.total"\n')
+    good.write_text(
+        '[logs]\nname = "acme"\nunits = {"timing.total" = "s"}\n'
+        '[logs.fields]\nstatus = ["resp.code"]\nlatency_ms = "timing.total"\n'
+    )
     cfg = config.load(str(good), env={})
     declared = notebook_parameters(RUNBOOKS["photo-upload"].path)
     pairs = dict(config.parameter_defaults(cfg, declared, set()))
     mapping = logmapping.mapping_from_dict(pairs["log_mapping"])
-    assert mapping.name == "acme" and mapping.fields["status"][0] == "resp.code" and mapping.factor("timing.total") == 1000
+    assert (
+        mapping.name == "acme"
+        and mapping.fields["status"][0] == "resp.code"
+        and mapping.factor("timing.total") == 1000
+    )
     assert "log_mapping" not in dict(config.parameter_defaults(cfg, declared, {"log_mapping"}))  # -p wins
     bad = tmp_path / "bad.toml"
     bad.write_text('[logs.fields]\nstatuz = "x"\n')

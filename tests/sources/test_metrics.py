@@ -40,7 +40,9 @@ def test_metric_series_average_and_maximum(aws_env: str, unique: str) -> None:
     assert mx["value"].tolist() == [10.0 * m + 4 for m in range(10)]
     assert mx.attrs["stat"] == "Maximum"
 
-    both = metrics.metric_stats("AWS/ECS", "MemoryUtilization", dims, start, end, stats=("Minimum", "Maximum"))
+    both = metrics.metric_stats(
+        "AWS/ECS", "MemoryUtilization", dims, start, end, stats=("Minimum", "Maximum")
+    )
     assert list(both) == ["Minimum", "Maximum"]
     assert both["Minimum"]["value"].tolist() == [10.0 * m for m in range(10)]
     assert both["Maximum"]["value"].tolist() == mx["value"].tolist()

@@ -39,8 +39,11 @@ def _rows(table: str) -> int:
 
 def test_every_session_is_read_only_and_one_statement(table: str) -> None:
     engine = db.make_engine(PG_URL)
-    df = db.query_df(engine, "SELECT current_setting('default_transaction_read_only') AS d,"
-                             " current_setting('transaction_read_only') AS t")
+    df = db.query_df(
+        engine,
+        "SELECT current_setting('default_transaction_read_only') AS d,"
+        " current_setting('transaction_read_only') AS t",
+    )
     assert (df.iloc[0]["d"], df.iloc[0]["t"]) == ("on", "on")
     with pytest.raises(sa.exc.DBAPIError, match="read-only"):
         db.query_df(engine, f"DELETE FROM {table}")
@@ -62,9 +65,9 @@ TRICKS = {
     "delete": "DELETE FROM {t} RETURNING id",
     "for update": "SELECT id FROM {t} FOR UPDATE",
     "terminate": "SELECT pg_terminate_backend(pid) FROM (SELECT pid FROM pg_stat_activity"
-                 " WHERE application_name = 'propflow-ro-victim' OFFSET 0) v",
+    " WHERE application_name = 'propflow-ro-victim' OFFSET 0) v",
     "cancel, schema-qualified": "SELECT pg_catalog.pg_cancel_backend(1)",
-    "quoted name": 'SELECT "set_config"(\'default_transaction_read_only\', \'off\', false)',
+    "quoted name": "SELECT \"set_config\"('default_transaction_read_only', 'off', false)",
     "unicode escape": 'SELECT U&"pg_t\\0065rminate_backend"(1)',
     "large object": "SELECT lo_create(0)",
     "advisory lock": "SELECT pg_advisory_lock(42)",

@@ -38,7 +38,8 @@ def test_inventory_follows_every_page(env):
     assert inv["pages"] == 3
     assert len(inv["multipart"]) == 3
     assert str(inv["objects"]["last_modified"].dtype).startswith("datetime64") and "UTC" in str(
-        inv["objects"]["last_modified"].dtype)
+        inv["objects"]["last_modified"].dtype
+    )
     assert inv["objects"]["size"].gt(0).all()
 
 

@@ -26,15 +26,22 @@ def servers() -> Iterator[tuple[StandinServers, StandinState]]:
 def cfg(servers):
     srv, state = servers
     state.reset()
-    return twilio.config({"TWILIO_ACCOUNT_SID": C.TWILIO_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": C.CANARY_TWILIO_AUTH_TOKEN,
-                          "PROPFLOW_TWILIO_API_URL": srv.url("twilio") + "/"})
+    return twilio.config(
+        {
+            "TWILIO_ACCOUNT_SID": C.TWILIO_ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": C.CANARY_TWILIO_AUTH_TOKEN,
+            "PROPFLOW_TWILIO_API_URL": srv.url("twilio") + "/",
+        }
+    )
 
 
 def test_config_defaults_and_missing():
     cfg = twilio.config({})
     assert cfg.api_url == "https://api.twilio.com"
     assert cfg.missing == ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]
-    assert C.CANARY_TWILIO_AUTH_TOKEN not in repr(twilio.config({"TWILIO_AUTH_TOKEN": C.CANARY_TWILIO_AUTH_TOKEN}))
+    assert C.CANARY_TWILIO_AUTH_TOKEN not in repr(
+        twilio.config({"TWILIO_AUTH_TOKEN": C.CANARY_TWILIO_AUTH_TOKEN})
+    )
     res = twilio.account(cfg)
     assert not res.configured and not res.reached and "TWILIO_ACCOUNT_SID" in res.error
 
@@ -43,7 +50,11 @@ def test_account_and_balance(cfg, servers):
     acct = twilio.account(cfg)
     assert acct.ok and acct.status == 200 and acct.body["status"] == "active"
     bal = twilio.balance(cfg)
-    assert bal.ok and bal.body == {"account_sid": C.TWILIO_ACCOUNT_SID, "balance": "152.30", "currency": "USD"}
+    assert bal.ok and bal.body == {
+        "account_sid": C.TWILIO_ACCOUNT_SID,
+        "balance": "152.30",
+        "currency": "USD",
+    }
     servers[1].twilio_balance = "3.17"
     assert twilio.balance(cfg).body["balance"] == "3.17"
 
@@ -72,8 +83,13 @@ def test_messages_frame_typed_without_phone_numbers(cfg, servers):
 
 
 def test_unreachable_returns_an_error_quickly():
-    cfg = twilio.config({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
-                         "PROPFLOW_TWILIO_API_URL": f"http://127.0.0.1:{free_port()}"})
+    cfg = twilio.config(
+        {
+            "TWILIO_ACCOUNT_SID": "AC1",
+            "TWILIO_AUTH_TOKEN": "t",
+            "PROPFLOW_TWILIO_API_URL": f"http://127.0.0.1:{free_port()}",
+        }
+    )
     res = twilio.account(cfg, timeout_s=2)
     assert not res.reached and res.error.startswith("unreachable:")
     msgs = twilio.messages(cfg, timeout_s=2)

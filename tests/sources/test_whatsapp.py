@@ -22,8 +22,13 @@ def servers() -> Iterator[tuple[StandinServers, StandinState]]:
 
 
 def _cfg(srv, token=C.CANARY_WHATSAPP_TOKEN):
-    return whatsapp.config({"WHATSAPP_TOKEN": token, "WHATSAPP_PHONE_NUMBER_ID": C.WHATSAPP_PHONE_NUMBER_ID,
-                            "PROPFLOW_META_GRAPH_URL": f"{srv.url('graph')}/{GRAPH_VERSION}"})
+    return whatsapp.config(
+        {
+            "WHATSAPP_TOKEN": token,
+            "WHATSAPP_PHONE_NUMBER_ID": C.WHATSAPP_PHONE_NUMBER_ID,
+            "PROPFLOW_META_GRAPH_URL": f"{srv.url('graph')}/{GRAPH_VERSION}",
+        }
+    )
 
 
 def test_defaults_and_not_configured():

@@ -9,18 +9,30 @@ from propflow_ops.steps import ecs as steps
 
 
 def ev(*apply: str) -> Evidence:
-    return Evidence("api-down", "Backend API Down", {}, {"reason": "unit test", "confirm": apply[0] if apply else ""}, apply=list(apply))
+    return Evidence(
+        "api-down",
+        "Backend API Down",
+        {},
+        {"reason": "unit test", "confirm": apply[0] if apply else ""},
+        apply=list(apply),
+    )
 
 
 @pytest.fixture
 def cluster(moto_aws):
     ecs = aws.client("ecs")
     ecs.create_cluster(clusterName="propflow")
-    arns = [ecs.register_task_definition(
-        family="propflow-api", containerDefinitions=[{"name": "api", "image": f"img:{n}", "memory": 512}],
-    )["taskDefinition"]["taskDefinitionArn"] for n in range(4)]
+    arns = [
+        ecs.register_task_definition(
+            family="propflow-api",
+            containerDefinitions=[{"name": "api", "image": f"img:{n}", "memory": 512}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        for n in range(4)
+    ]
     ecs.deregister_task_definition(taskDefinition="propflow-api:3")
-    ecs.create_service(cluster="propflow", serviceName="propflow-api", taskDefinition=arns[-1], desiredCount=2)
+    ecs.create_service(
+        cluster="propflow", serviceName="propflow-api", taskDefinition=arns[-1], desiredCount=2
+    )
     return ecs
 
 
@@ -33,8 +45,9 @@ def test_rollback_plans_the_previous_active_revision_and_changes_nothing(cluster
     out = run_step(e := ev(), steps.rollback("propflow", "propflow-api", "propflow-api"))
     assert out.mode == "planned"
     # revision 3 is INACTIVE: the previous ACTIVE one below 4 is 2
-    assert out.step.command == ("aws ecs update-service --cluster propflow --service propflow-api "
-                                "--task-definition propflow-api:2")
+    assert out.step.command == (
+        "aws ecs update-service --cluster propflow --service propflow-api --task-definition propflow-api:2"
+    )
     assert current(cluster) == ("propflow-api:4", 2)
     assert e.actions[0].mode == "planned"
 
@@ -65,7 +78,10 @@ def test_scale_service(cluster):
 
 def test_force_new_deployment(cluster):
     step = steps.force_new_deployment("propflow", "propflow-api")
-    assert step.command == "aws ecs update-service --cluster propflow --service propflow-api --force-new-deployment"
+    assert (
+        step.command
+        == "aws ecs update-service --cluster propflow --service propflow-api --force-new-deployment"
+    )
     out = run_step(ev("force-new-deployment"), step)
     assert out.mode == "executed" and out.result["task_definition"] == "propflow-api:4"
     assert current(cluster) == ("propflow-api:4", 2)

@@ -28,7 +28,9 @@ def env(world, sandbox_env, monkeypatch):
 
 
 def _evidence(apply):
-    return Evidence(runbook="photo-upload", title="t", incident={}, parameters={"reason": "unit test"}, apply=list(apply))
+    return Evidence(
+        runbook="photo-upload", title="t", incident={}, parameters={"reason": "unit test"}, apply=list(apply)
+    )
 
 
 def test_plan_changes_nothing_and_apply_deletes_exactly_the_listed(env, sandbox_env):
@@ -38,17 +40,30 @@ def test_plan_changes_nothing_and_apply_deletes_exactly_the_listed(env, sandbox_
     finding, orphans, _ = checks.check_orphans(inv, src.referenced_keys(QUERY, url))
     assert len(orphans) == 30
     s3 = sb.aws.client("s3")
-    stale = pd.DataFrame({"key": inv["multipart"]["key"][:1], "upload_id": inv["multipart"]["upload_id"][:1],
-                          "initiated": [datetime.now(UTC) - timedelta(days=9)]})
+    stale = pd.DataFrame(
+        {
+            "key": inv["multipart"]["key"][:1],
+            "upload_id": inv["multipart"]["upload_id"][:1],
+            "initiated": [datetime.now(UTC) - timedelta(days=9)],
+        }
+    )
     before = sb.snapshot()["s3"]
-    planned = run_step(_evidence([]), steps.delete_orphaned_uploads("propflow-uploads", orphans, stale,
-                                                                   photo_keys_query=QUERY, database_url=url))
+    planned = run_step(
+        _evidence([]),
+        steps.delete_orphaned_uploads(
+            "propflow-uploads", orphans, stale, photo_keys_query=QUERY, database_url=url
+        ),
+    )
     assert planned.mode == "planned" and sb.snapshot()["s3"] == before
     # one listed key becomes referenced before the step runs: it must be kept
     kept = str(orphans["key"].iloc[0])
     query = f"{QUERY} UNION ALL SELECT '{kept}'"
-    done = run_step(_evidence(["delete-orphaned-uploads"]), steps.delete_orphaned_uploads(
-        "propflow-uploads", orphans, stale, photo_keys_query=query, database_url=url, batch=7))
+    done = run_step(
+        _evidence(["delete-orphaned-uploads"]),
+        steps.delete_orphaned_uploads(
+            "propflow-uploads", orphans, stale, photo_keys_query=query, database_url=url, batch=7
+        ),
+    )
     assert done.mode == "executed", done.action.detail
     assert done.result["deleted_objects"] == 29 and done.result["kept_now_referenced_or_changed"] == 1
     assert done.result["batches"] == 5 and done.result["aborted_multipart_uploads"] == 1
@@ -61,10 +76,19 @@ def test_plan_changes_nothing_and_apply_deletes_exactly_the_listed(env, sandbox_
 def test_database_down_deletes_nothing(env, sandbox_env):
     sb = env("s3-orphans")
     inv = src.inventory("propflow-uploads")
-    _, orphans, _ = checks.check_orphans(inv, src.referenced_keys(QUERY, sandbox_env["PROPFLOW_DATABASE_URL"]))
+    _, orphans, _ = checks.check_orphans(
+        inv, src.referenced_keys(QUERY, sandbox_env["PROPFLOW_DATABASE_URL"])
+    )
     before = sb.snapshot()["s3"]
-    done = run_step(_evidence(["delete-orphaned-uploads"]), steps.delete_orphaned_uploads(
-        "propflow-uploads", orphans, pd.DataFrame(), photo_keys_query=QUERY,
-        database_url="postgresql://u:p@127.0.0.1:1/x"))
+    done = run_step(
+        _evidence(["delete-orphaned-uploads"]),
+        steps.delete_orphaned_uploads(
+            "propflow-uploads",
+            orphans,
+            pd.DataFrame(),
+            photo_keys_query=QUERY,
+            database_url="postgresql://u:p@127.0.0.1:1/x",
+        ),
+    )
     assert done.mode == "failed" and "re-check failed" in done.action.detail
     assert sb.snapshot()["s3"] == before

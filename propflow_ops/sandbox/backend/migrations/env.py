@@ -16,8 +16,10 @@ config = context.config
 
 
 def _database_url() -> str:
-    url = config.get_main_option("sqlalchemy.url") or os.environ.get("PROPFLOW_DATABASE_URL") or os.environ.get(
-        "DATABASE_URL"
+    url = (
+        config.get_main_option("sqlalchemy.url")
+        or os.environ.get("PROPFLOW_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
     )
     if not url:
         raise RuntimeError("set PROPFLOW_DATABASE_URL (or DATABASE_URL) to run the PropFlow migrations")
