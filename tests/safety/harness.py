@@ -436,11 +436,17 @@ class RedirectServer:
 
 
 class DripServer:
-    """Accepts every connection and answers, whatever was asked, one byte every ``interval`` seconds (an HTTP
-    200 that never completes): per-read timeouts never fire; only a total deadline ends the call."""
+    """Accepts every connection and answers, whatever was asked, one byte every ``interval`` seconds (by
+    default an HTTP 200 that never completes; ``payload`` for another protocol's answer): per-read timeouts
+    never fire; only a total deadline ends the call."""
 
-    def __init__(self, interval: float = 2.0) -> None:
+    HTTP_PAYLOAD = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n" + b" " * 100000
+    )
+
+    def __init__(self, interval: float = 2.0, payload: bytes = HTTP_PAYLOAD) -> None:
         self.interval = interval
+        self.payload = payload
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -463,10 +469,7 @@ class DripServer:
             threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
 
     def _drip(self, conn: socket.socket) -> None:
-        payload = (
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
-            + b" " * 100000
-        )
+        payload = self.payload
         with contextlib.suppress(OSError), conn:
             for i in range(len(payload)):
                 if self._stop.wait(self.interval if i else 0.05):

@@ -88,33 +88,8 @@ def test_a_redis_that_never_answers_costs_one_timeout(silent: SilentServer) -> N
 def test_a_redis_that_drips_its_reply_is_cut_off_at_the_deadline() -> None:
     """Each byte of the reply comes within the socket timeout, so no read ever times out; the command's total
     deadline (2 x timeout + 1 s) ends it, and the breaker fails the next command at once."""
-    import socket
-    import threading
-
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-    stop = threading.Event()
-
-    def drip(conn: socket.socket) -> None:
-        reply = b"$100000\r\n" + b"x" * 100000 + b"\r\n"
-        with conn:
-            for i in range(len(reply)):
-                if stop.wait(0.3):
-                    return
-                try:
-                    conn.sendall(reply[i : i + 1])
-                except OSError:
-                    return
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=drip, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    server = DripServer(0.3, payload=b"$100000\r\n" + b"x" * 100000 + b"\r\n")  # one RESP bulk string
+    port = server.port
     try:
         client = rsrc.make_client(f"redis://127.0.0.1:{port}/0", timeout_s=1)
         t0 = time.monotonic()
@@ -126,7 +101,6 @@ def test_a_redis_that_drips_its_reply_is_cut_off_at_the_deadline() -> None:
             rsrc.make_client(f"redis://127.0.0.1:{port}/0", timeout_s=1).ping()
         assert time.monotonic() - t0 < 1
     finally:
-        stop.set()
         server.close()
 
 
