@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,9 +168,8 @@ class PostgresWorld:
         if os.geteuid() == 0:
             import pwd
 
-            with warnings.catch_warnings():  # pgserver's import warns about XDG_RUNTIME_DIR
-                warnings.simplefilter("ignore")
-                from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+            # its import warns about XDG_RUNTIME_DIR: the package's own filter (propflow_ops/__init__.py) hides it
+            from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
             self._system_user = "pgserver"
             ensure_user_exists(self._system_user)
@@ -493,9 +491,8 @@ class PostgresWorld:
 
 def _bin_path() -> Path:
     """PostgreSQL binaries of the pgserver wheel."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from pgserver._commands import POSTGRES_BIN_PATH
+    from pgserver._commands import POSTGRES_BIN_PATH  # its import's XDG warning: see propflow_ops/__init__.py
+
     return Path(POSTGRES_BIN_PATH)
 
 
