@@ -26,7 +26,7 @@ say "mypy"
 .venv/bin/mypy
 if [ "$FAST" = 1 ]; then
   say "pytest: the fast lane (pure and unit)"
-  PROPFLOW_TEST_LANE=fast .venv/bin/pytest -n 2 -m "(pure or unit) and not slow" --durations=15 ${ARGS[@]+"${ARGS[@]}"}
+  PROPFLOW_TEST_LANE=fast .venv/bin/pytest -p no:nbval -n 2 -m "(pure or unit) and not slow" --durations=15 ${ARGS[@]+"${ARGS[@]}"}
 else
   say "pytest: every lane"
   .venv/bin/pytest -n 2 --dist loadgroup --durations=15 ${ARGS[@]+"${ARGS[@]}"}

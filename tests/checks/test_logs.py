@@ -79,3 +79,20 @@ def test_pattern_finding():
     assert (f.status, f.data["count"]) == ("fail", 1)
     assert logs.pattern_finding(df, "X_Y", "nope", what="nope").status == "ok"
     assert logs.pattern_finding(df, "X_Y", "slow", what="slow", status="warn").status == "warn"
+
+
+def test_summary_is_computed_once_per_frame_and_never_handed_to_another():
+    df = frame(baseline(20))
+    first = logs.summary(df)
+    first["kinds"]["error"] = -1  # a caller changing its copy changes nothing for the next
+    again = logs.summary(df)
+    assert again["kinds"]["error"] == 1 and again["lines"] == len(df) and again == logs.summary(df)
+    errors_only = df[logs.is_error(df)]  # a frame derived from it has its own
+    assert logs.summary(errors_only)["lines"] == len(errors_only) < again["lines"]
+    grown = df.copy()
+    df["level"] = "ERROR"  # the same object, changed (a column set): computed again
+    assert logs.summary(df)["kinds"]["error"] == len(df)
+    key = id(grown)
+    assert logs.summary(grown)["lines"] == len(grown) and key in logs._summaries
+    del grown  # a frame's entry goes with it
+    assert key not in logs._summaries

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import botocore.exceptions
 import pytest
+from botocore.config import Config
 
 from propflow_ops.sources import aws
 
@@ -61,6 +62,11 @@ def test_an_endpoint_that_never_answers_costs_one_bounded_call_then_fails_fast(a
     from tests.safety.harness import SilentServer
 
     silent = SilentServer()
+    # the runbooks' timeouts (3 s + 8 s per attempt) scaled down: the same bound, proven in seconds
+    monkeypatch.setattr(aws, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(aws, "READ_TIMEOUT_S", 2)
+    monkeypatch.setattr(aws, "ATTEMPT_DEADLINE_S", 6)
+    monkeypatch.setattr(aws, "_CONFIG", aws._CONFIG.merge(Config(connect_timeout=1, read_timeout=2)))
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.port}")
         aws.clear_cache()
