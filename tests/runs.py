@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from propflow_ops.findings import STATUS_ORDER
+
 Snapshot = dict[str, Any]
 
 IN_PROCESS_COMMANDS = ("run", "review")
@@ -53,10 +55,10 @@ class Run:
 
     def findings(self) -> dict[str, dict[str, Any]]:
         """code -> finding (the worst one when a code appears twice)."""
-        order = {"fail": 0, "error": 1, "warn": 2, "ok": 3, "skipped": 4}
+        order = STATUS_ORDER  # worst first; str keys find the StrEnum members
         out: dict[str, dict[str, Any]] = {}
         for f in self.evidence.get("findings", []):
-            if f["code"] not in out or order[f["status"]] < order[out[f["code"]]["status"]]:
+            if f["code"] not in out or order.get(f["status"], 9) < order.get(out[f["code"]]["status"], 9):
                 out[f["code"]] = f
         return out
 

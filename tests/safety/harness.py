@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from propflow_ops.findings import STATUS_ORDER
 from propflow_ops.runbooks import RUNBOOKS, Runbook
 from propflow_ops.sandbox import SCENARIOS
 from propflow_ops.sandbox import canaries as C
@@ -647,7 +648,7 @@ class RunRecord:
         return f"{self.world}/{self.slug}"
 
     def findings(self) -> dict[str, dict[str, Any]]:
-        order = {"fail": 0, "error": 1, "warn": 2, "ok": 3, "skipped": 4}
+        order = STATUS_ORDER  # worst first; str keys find the StrEnum members
         out: dict[str, dict[str, Any]] = {}
         for f in self.evidence.get("findings", []):
             if f["code"] not in out or order.get(f["status"], 9) < order.get(out[f["code"]]["status"], 9):

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from runs import end_pool, in_process, new_pool
 
+from propflow_ops.findings import STATUS_ORDER
 from propflow_ops.sandbox import canaries as C
 
 from .conftest import DEAD_BUDGET_S, Lazy, _write_timings
@@ -250,7 +251,7 @@ def test_one_dead_target_costs_one_timeout_and_the_report_says_so(one_dead, worl
 
 def _status(run: RunRecord, code: str) -> str | None:
     """The worst status of ``code`` in the run: a finding of its own, or a sub-check a triage component folded."""
-    order = {"fail": 0, "error": 1, "warn": 2, "ok": 3, "skipped": 4}
+    order = STATUS_ORDER  # worst first; str keys find the StrEnum members
     seen = [f["status"] for f in run.evidence.get("findings", []) if f["code"] == code]
     seen += [
         c["status"]
