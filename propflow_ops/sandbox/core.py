@@ -151,6 +151,7 @@ class Sandbox:
             fleet_mod.add_alarm_rules(self.notify.config_path)
             self.timings["start_s"] = time.monotonic() - t0
             self._inject(self.scenarios)
+            self.aws.rollout.resume()  # from here on an update_service rolls out (converge.py)
         except BaseException:
             self.stop()
             raise
@@ -192,8 +193,10 @@ class Sandbox:
             self.start()
             return
         t0 = time.monotonic()
+        self.aws.rollout.pause()  # a scenario's own deployments are not rolled out
         self.reset()
         self._inject(scenarios)
+        self.aws.rollout.resume()
         self.scenarios = scenarios
         self.timings["use_s"] = time.monotonic() - t0
 
