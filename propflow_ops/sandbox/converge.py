@@ -69,6 +69,7 @@ class _Pending:
     task_definition: str
     desired: int
     replace: bool  # a new deployment replaces every task; a scaling keeps those on the revision
+    started: list[str] = field(default_factory=list)  # tasks this rollout started (an end retried keeps them)
 
 
 class Rollout:
@@ -227,11 +228,13 @@ class Rollout:
         """The rollout ends as the model says."""
         from .aws import utcnow
 
-        self._pending = None
-        self.converged += 1
         now = utcnow()
         primary = svc.deployments[0]
         state, running = self.model.outcome(pending.task_definition, pending.desired)
+        # first what can fail half-way (moto's task table changing under us): the next tick ends it again
+        started = self._replace_tasks(svc, pending) if state == "COMPLETED" else []
+        self._pending = None
+        self.converged += 1
         name = svc.name
         if state == "FAILED":
             primary.update(
@@ -256,7 +259,6 @@ class Rollout:
             self._counts(svc, running=running, pending=pending.desired - running)
             self._event(svc, now, f"(service {name}) is unable to consistently start tasks successfully.")
         else:
-            started = self._replace_tasks(svc, pending)
             primary.update(
                 rolloutState="COMPLETED",
                 rolloutStateReason=f"ECS deployment {pending.deployment_id} completed.",
@@ -297,12 +299,13 @@ class Rollout:
         group = f"service:{svc.name}"
         mine = [
             t
-            for t in self.world.ecs_backend().tasks.get(CLUSTER, {}).values()
+            for t in list(self.world.ecs_backend().tasks.get(CLUSTER, {}).values())
             if t.last_status == "RUNNING" and getattr(t, "group", None) == group
         ]
-        keep = (
-            [] if pending.replace else [t for t in mine if t.task_definition_arn == target][: pending.desired]
-        )
+        ours = [t for t in mine if str(t.id) in pending.started]
+        keep = (ours if pending.replace else [t for t in mine if t.task_definition_arn == target])[
+            : pending.desired
+        ]
         for task in mine:
             if task not in keep:
                 self.world.stop_task(
@@ -312,7 +315,9 @@ class Rollout:
                     stopped_at=now,
                     stop_code="ServiceSchedulerInitiated",
                 )
-        return [self.world.run_task(target, now) for _ in range(pending.desired - len(keep))]
+        for _ in range(pending.desired - len(keep)):
+            pending.started.append(self.world.run_task(target, now))
+        return pending.started
 
     def _counts(self, svc: Any, *, running: int, pending: int) -> None:
         from .aws import CLUSTER
