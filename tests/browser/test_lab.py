@@ -139,8 +139,6 @@ def seat(tmp_path: Path) -> Seat:
         **_isolated_jupyter(tmp_path),
         "PROPFLOW_NOTEBOOKS_DIR": str(notebooks),
         "PROPFLOW_OUTPUT_DIR": str(runs),
-        # api-oom: the restart never converges (one task keeps dying), so its verification waits this long
-        "PROPFLOW_VERIFY_TIMEOUT_S": "5",
         "PYTHONPATH": str(REPO),
     }
     env.pop("PROPFLOW_EVIDENCE_PATH", None)
@@ -385,6 +383,8 @@ def _session_one(page: Any, lab: Lab) -> None:
         for text in page.locator(".jp-NotebookPanel:visible .propflow-step").all_inner_texts()
     }
     assert "EXECUTED" in steps[f"Step {STEP}"], steps
+    # api-oom: the restart never converges (one task keeps dying): honestly not verified, after the whole wait
+    # (lab --sandbox drops PROPFLOW_* settings, PROPFLOW_VERIFY_TIMEOUT_S too: see sandbox/isolation.py)
     assert "NOT VERIFIED" in steps[f"Step {STEP}"] and "1/2 tasks running" in steps[f"Step {STEP}"], steps
     assert "PLANNED" in steps["Step rollback"] and "To apply" in steps["Step rollback"], steps
 
