@@ -20,6 +20,17 @@ INTERVAL_S = 2.0
 Probe = Callable[[], tuple[bool, str]]
 
 
+class Settled:
+    """A probe of something already decided: the answer a one-shot step got (an HTTP status). Looking again
+    cannot change it, so :func:`wait_until` takes its first answer instead of polling until the deadline."""
+
+    def __init__(self, done: bool, seen: str) -> None:
+        self.done, self.seen = done, seen
+
+    def __call__(self) -> tuple[bool, str]:
+        return self.done, self.seen
+
+
 @dataclass
 class Verification:
     verified: bool
@@ -53,6 +64,8 @@ def wait_until(probe: Probe, timeout: float | None = None, interval: float = INT
         waited = time.monotonic() - t0
         if done:
             return Verification(True, seen, waited)
+        if isinstance(probe, Settled):
+            return Verification(False, seen, waited)
         if waited + interval > limit:
             return Verification(False, f"after {waited:.0f} s: {seen}", waited)
         time.sleep(interval)

@@ -52,6 +52,9 @@ Scenarios (``Sandbox.use(*names)`` resets to healthy, then injects):
   DuplicateTable ERROR logs.
 - ``schema-drift``: properties.legacy_code added, units.rent_cents dropped by hand.
 
+After ``update_service`` the service rolls out as ECS would, within about a second, or does not when the world
+keeps it from running (api-bad-deploy's bad revision, api-oom's dying task): see :mod:`.converge`.
+
 Nothing in ``propflow_ops.checks`` or ``propflow_ops.sources`` imports this package.
 """
 

@@ -24,6 +24,7 @@ import boto3
 from botocore.config import Config
 
 from . import canaries, dataset
+from .converge import Rollout
 from .logs import LogLine
 
 ACCOUNT = "123456789012"
@@ -150,6 +151,7 @@ class AwsWorld:
         self.state = AwsState()
         self._clients: dict[str, Any] = {}
         self.cancel = threading.Event()  # set when the sandbox is stopped while it seeds: seeding ends
+        self.rollout = Rollout(self)  # ECS's scheduler: the service converges after an update (converge.py)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -169,10 +171,12 @@ class AwsWorld:
         self.endpoint = f"http://{host}:{port}"
         # describe_tasks must not walk tasks from RUNNING to STOPPED.
         state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
+        self.rollout.start()  # paused until the sandbox has seeded and injected (Rollout.resume)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop moto's server, waiting at most ``timeout_s``: a request thread still busy answering (a
         huge FilterLogEvents) is a daemon thread and does not hold the stop up."""
+        self.rollout.stop()
         server, self._server = self._server, None
         if server is not None:
 
@@ -206,6 +210,7 @@ class AwsWorld:
             raise RuntimeError("the sandbox is stopping")
 
     def reset(self) -> None:
+        self.rollout.pause()  # the sandbox resumes it once the scenarios are injected
         req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
         with urllib.request.urlopen(req, timeout=10) as resp:
             resp.read()

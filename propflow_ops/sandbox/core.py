@@ -150,7 +150,7 @@ class Sandbox:
             self.notify.write_config(self.dir, self.env)
             fleet_mod.add_alarm_rules(self.notify.config_path)
             self.timings["start_s"] = time.monotonic() - t0
-            self._inject(self.scenarios)
+            self._inject(self.scenarios)  # from here on an update_service rolls out (converge.py)
         except BaseException:
             self.stop()
             raise
@@ -208,6 +208,7 @@ class Sandbox:
             self._seed_aws()
 
         _parallel(self.pg.reset, self.redis.reset, aws)
+        self.aws.rollout.resume()  # (AwsWorld.reset paused it) from the healthy world
 
     def _check_external(self, names: Iterable[str]) -> None:
         """Refuse, before anything starts, a scenario that would change an external server for everyone."""
@@ -226,9 +227,13 @@ class Sandbox:
     def _inject(self, names: tuple[str, ...]) -> None:
         from .scenarios import SCENARIOS
 
-        for name in names:
-            SCENARIOS[name].inject(self)
-        self.flush_logs()
+        self.aws.rollout.pause()  # a scenario's own deployments are not rolled out; it states the model
+        try:
+            for name in names:
+                SCENARIOS[name].inject(self)
+            self.flush_logs()
+        finally:
+            self.aws.rollout.resume()  # from the injected world
 
     def flush_logs(self) -> None:
         if self.logs is not None and self.logs.lines:

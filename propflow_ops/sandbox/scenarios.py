@@ -74,12 +74,14 @@ def api_oom(sb: Sandbox) -> None:
     aws.replace_series("ecs_memory", sb.now, 15, lambda _m: rng.uniform(93.0, 99.5))
     L.oom_spike(_logs(sb))
     sb.http_state.api_down = True
+    aws.rollout.model.oom = True  # a new deployment's tasks OOM too: it never reaches the desired count
 
 
 def api_bad_deploy(sb: Sandbox) -> None:
     aws = sb.aws
     old_deployment = aws.service().deployments[0]["id"]
     new_td = aws.register_task_definition("1.16.0", aws.current_environment())
+    aws.rollout.model.failing.add(new_td.rsplit("/", 1)[-1])  # deployed again, its tasks fail again
     dep_id = deploy(
         aws,
         new_td,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from propflow_ops.change import verify
 from propflow_ops.remediation import Step, plan_commands
 from propflow_ops.sources.twilio import request_json
 
@@ -58,11 +59,9 @@ def send_test_otp(api_url: str, phone: str, *, timeout_s: float = TIMEOUT_S) -> 
         risk="Sends a real SMS to the test phone and costs one message; the phone's owner receives a code.",
         precondition="" if phone.strip() else "no test_phone given",
         resource="api:otp-test",
-        verify=lambda result, before: (
-            lambda: (
-                200 <= int((result or {}).get("http_status") or 0) < 300,
-                f"OTP endpoint answered HTTP {(result or {}).get('http_status')}",
-            )
+        verify=lambda result, before: verify.Settled(  # the one answer this step got: no second SMS
+            200 <= int((result or {}).get("http_status") or 0) < 300,
+            f"OTP endpoint answered HTTP {(result or {}).get('http_status')}",
         ),
         undo=lambda result, before, kept: {"detail": "nothing to undo: one SMS was sent"},
     )

@@ -383,6 +383,9 @@ def _session_one(page: Any, lab: Lab) -> None:
         for text in page.locator(".jp-NotebookPanel:visible .propflow-step").all_inner_texts()
     }
     assert "EXECUTED" in steps[f"Step {STEP}"], steps
+    # api-oom: the restart never converges (one task keeps dying): honestly not verified, after the whole wait
+    # (lab --sandbox drops PROPFLOW_* settings, PROPFLOW_VERIFY_TIMEOUT_S too: see sandbox/isolation.py)
+    assert "NOT VERIFIED" in steps[f"Step {STEP}"] and "1/2 tasks running" in steps[f"Step {STEP}"], steps
     assert "PLANNED" in steps["Step rollback"] and "To apply" in steps["Step rollback"], steps
 
     # Dark theme, through the menu: the table, banner and plans carry their own colours.

@@ -159,6 +159,10 @@ def test_confirmation_typed_on_a_terminal_after_the_plan(world, sandbox_env, tmp
     assert step["mode"] == "executed" and step["confirmed"] == "typed on the terminal", step
     assert step["reason"] == "INC-TTY: roll back the bad deploy" and step["by"]
     assert service(sb)["taskDefinition"] != before
+    # the previous revision runs (the sandbox's service converges as ECS's would): verified within seconds
+    assert step["verified"] is True, step
+    assert "deployment COMPLETED, 2/2 tasks running on propflow-api:3" in step["verification"]["seen"], step
+    assert step["verification"]["waited_s"] < 10, step
     assert step["undo"]["command"].endswith(
         f"--task-definition {before.rsplit('/', 1)[-1]} --desired-count 2"
     ), step
@@ -248,6 +252,7 @@ def test_two_concurrent_applies_one_holds_the_lock_the_other_is_refused(
     step = ra.actions()["force-new-deployment"]
     assert step["mode"] == "executed" and step["verified"] is False, ra.explain()
     assert "1/2 tasks running" in step["verification"]["seen"], step  # api-oom: one task keeps dying
+    assert step["verification"]["waited_s"] >= 40, step  # the whole wait: it never converges
     assert ra.code == 1 and "NOT VERIFIED" in ra.out, ra.explain()
     assert ra.actions()["rollback"]["detail"].startswith("Not applied in this run."), ra.actions()["rollback"]
     assert not ddb.scan(TableName=sandbox_env["PROPFLOW_LOCK_TABLE"]).get("Items")

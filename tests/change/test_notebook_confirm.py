@@ -54,6 +54,7 @@ def test_the_remediation_cell_applies_only_with_confirm(world, sandbox_env, tmp_
     assert (
         applied["rollback"]["mode"] == "executed" and applied["rollback"]["confirmed"] == "confirm parameter"
     )
+    assert applied["rollback"]["verified"] is True, applied["rollback"]  # the sandbox's service converged
     assert applied["force-new-deployment"]["detail"].startswith("Not applied in this run.")
     assert (
         ecs.describe_services(cluster="propflow", services=["propflow-api"])["services"][0]["taskDefinition"]

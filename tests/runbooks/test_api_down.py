@@ -74,10 +74,16 @@ def test_bad_deploy_and_applied_rollback_moves_the_service_to_the_previous_revis
     actions = run.actions()
     assert actions["rollback"]["mode"] == "executed", actions["rollback"]
     assert actions["rollback"]["command"].endswith("--task-definition propflow-api:3")
+    # the previous revision starts and runs (the sandbox converges as ECS would): verified, /health answers
+    assert actions["rollback"]["verified"] is True, actions["rollback"]
+    seen = actions["rollback"]["verification"]["seen"]
+    assert "deployment COMPLETED, 2/2 tasks running on propflow-api:3, 1 deployment(s); /health 200" in seen
     assert actions["force-new-deployment"]["mode"] == "planned"
     # exactly what it says: the service is on the previous revision; nothing else about it changed
     assert after["task_definition"].endswith("propflow-api:3")
-    assert after["desired"] == before["desired"]
+    assert after["deployments"] == [(after["deployments"][0][0], "COMPLETED")]  # one, the new one
+    assert after["deployments"][0][0] not in dict(before["deployments"])
+    assert (after["running"], after["desired"]) == (before["desired"], before["desired"])
     assert after["task_definitions"] == before["task_definitions"]
 
 

@@ -38,7 +38,7 @@ def test_scripted_incident_review_matches_what_happened(world, sandbox_env, tmp_
     first = propflow_ops(sandbox_env, "run", "api-down", *common, output_dir=tmp_path)
     assert first.code == 1 and "API_HEALTH_FAILING" in first.fails(), first.proc.stderr[-2000:]
     fix = propflow_ops(
-        sandbox_env,
+        {**sandbox_env, "PROPFLOW_VERIFY_TIMEOUT_S": "5"},  # under api-oom the restart cannot converge
         "run",
         "api-down",
         *common,
@@ -48,7 +48,9 @@ def test_scripted_incident_review_matches_what_happened(world, sandbox_env, tmp_
         "force-new-deployment",
         output_dir=tmp_path,
     )
-    assert fix.actions()["force-new-deployment"]["mode"] == "executed", fix.actions()
+    restart = fix.actions()["force-new-deployment"]
+    assert restart["mode"] == "executed", fix.actions()
+    assert restart["verified"] is False and "1/2 tasks running" in restart["verification"]["seen"], restart
     world()  # the new deployment's tasks are healthy: the sandbox's stand-in for the fix taking effect
     again = propflow_ops(sandbox_env, "run", "api-down", *common, output_dir=tmp_path)
     assert again.code == 0, again.fails()

@@ -62,7 +62,7 @@ def _read_exports(proc: subprocess.Popen[str]) -> dict[str, str]:
 
 def test_cli_serves_until_sigterm_and_leaves_nothing() -> None:
     """In a subprocess (moto's state is process-global): start with held sessions, SIGTERM, all gone."""
-    from .helpers import basic, http
+    from .helpers import aws, basic, http, service
 
     proc = subprocess.Popen(
         [
@@ -89,6 +89,19 @@ def test_cli_serves_until_sigterm_and_leaves_nothing() -> None:
             headers=basic(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"]),
         )
         assert (status, body["balance"]) == (200, "3.17")
+        # the process's own ECS scheduler: a forced deployment rolls out and completes within seconds
+        ecs = aws(env, "ecs")
+        first = ecs.update_service(cluster="propflow", service="propflow-api", forceNewDeployment=True)
+        assert first["service"]["deployments"][0]["rolloutState"] == "IN_PROGRESS", first["service"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            svc = service(env)
+            if [d["rolloutState"] for d in svc["deployments"]] == ["COMPLETED"]:
+                break
+            time.sleep(0.3)
+        assert svc["deployments"][0]["id"] == first["service"]["deployments"][0]["id"], svc["deployments"]
+        assert [d["rolloutState"] for d in svc["deployments"]] == ["COMPLETED"], svc["deployments"]
+        assert (svc["runningCount"], svc["desiredCount"]) == (2, 2)
         sandbox_dir = Path(env["PROPFLOW_ALEMBIC_CONFIG"]).parent.parent
         assert sandbox_dir.is_dir()
         children = _processes_under(sandbox_dir)
