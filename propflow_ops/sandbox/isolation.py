@@ -12,9 +12,9 @@ The class, not a list of examples:
 - ``AWS_*`` and ``BOTO_CONFIG``: profiles, config and credentials files, per-service endpoints
   (``AWS_ENDPOINT_URL_S3``), ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``, keys, tokens, roles, regions. The
   sandbox sets its own keys, region and endpoint.
-- ``PROPFLOW_*`` except the folders (``*_DIR``), the sandbox's own options (``PROPFLOW_SANDBOX_*``)
-  and the test suite's knobs (``PROPFLOW_SAFETY_*``): every target URL, the alembic config, any
-  future ``PROPFLOW_*_URL``.
+- ``PROPFLOW_*`` except the folders (``*_DIR``), the sandbox's own options (``PROPFLOW_SANDBOX_*``),
+  the test suite's knobs (``PROPFLOW_SAFETY_*``) and how long a step's verification may wait
+  (``PROPFLOW_VERIFY_TIMEOUT_S``): every target URL, the alembic config, any future ``PROPFLOW_*_URL``.
 - ``TWILIO_*``, ``WHATSAPP_*``, ``META_*``: the messaging providers' accounts and tokens.
 - ``DATABASE_URL``/``*_DATABASE_URL``/``*_DATABASE_URI`` and ``REDIS*``/``*_REDIS_URL``: the
   twelve-factor names a library may fall back to.
@@ -53,7 +53,7 @@ _PATTERNS = (
     re.compile(r"^[A-Za-z_]*_(DATABASE|REDIS)_UR[LI]$", re.IGNORECASE),
     re.compile(r"^(HTTPS?|ALL|FTP|WS|WSS)_PROXY$", re.IGNORECASE),
 )
-_PROPFLOW_KEEP = re.compile(r"^PROPFLOW_([A-Z_]+_DIR|SANDBOX_[A-Z_]+|SAFETY_[A-Z_]+)$")
+_PROPFLOW_KEEP = re.compile(r"^PROPFLOW_([A-Z_]+_DIR|SANDBOX_[A-Z_]+|SAFETY_[A-Z_]+|VERIFY_TIMEOUT_S)$")
 
 
 def is_target_variable(name: str) -> bool:

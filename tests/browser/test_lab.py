@@ -140,6 +140,8 @@ def seat(tmp_path: Path) -> Seat:
         "PROPFLOW_NOTEBOOKS_DIR": str(notebooks),
         "PROPFLOW_OUTPUT_DIR": str(runs),
         "PYTHONPATH": str(REPO),
+        # api-oom's restart cannot converge: its NOT VERIFIED comes after this wait, not the default 60 s
+        "PROPFLOW_VERIFY_TIMEOUT_S": "5",
     }
     env.pop("PROPFLOW_EVIDENCE_PATH", None)
     return Seat(tmp_path, notebooks, runs, env)

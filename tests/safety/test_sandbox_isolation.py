@@ -435,6 +435,7 @@ def test_every_kind_of_target_variable_is_ignored(name: str) -> None:
         "PROPFLOW_SANDBOX_DATABASE_URL",
         "PROPFLOW_SANDBOX_REDIS_URL",
         "PROPFLOW_SAFETY_JOBS",
+        "PROPFLOW_VERIFY_TIMEOUT_S",
         "PYTHONPATH",
         "LANG",
         "TMPDIR",
