@@ -21,3 +21,12 @@ class DeadlineExceeded(TimeoutError):
 
 class ReadOnlyViolation(RuntimeError):
     """SQL refused because it could change something (or the session is not read-only)."""
+
+
+class NoAnswer(FetchError):
+    """An HTTP request that got no answer at all (refused, timed out, breaker open, a URL it could not ask),
+    after ``attempts`` tries (0: not tried)."""
+
+    def __init__(self, text: str = "", *, unreachable: bool = False, attempts: int = 0) -> None:
+        super().__init__(text, unreachable=unreachable)
+        self.attempts = attempts

@@ -8,6 +8,7 @@ executed notebook (the runner picks it up) and shows the findings table.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import html
 import json
@@ -117,6 +118,10 @@ def jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(
+        value, type
+    ):  # the fields its repr shows (no secrets)
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [jsonable(v) for v in value]
     if hasattr(value, "isoformat"):  # pandas Timestamp, date

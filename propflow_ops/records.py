@@ -111,3 +111,48 @@ class TaskSettings:
 
     task_definition: str = ""
     names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)  # a body may be anything JSON: no field-wise ==
+class HttpAnswer:
+    """What a server answered to ``sources.http.probe``: any status (a 3xx, 4xx or 5xx is still an answer, the
+    check judges it). No answer at all is the fetch's error instead (``results.Fetched``).
+
+    ``url`` as asked (secrets masked); ``latency_ms`` the last attempt's; ``attempts`` how many were made;
+    ``body`` the parsed JSON or the first 500 characters (``{"redirect": problem}`` for a 3xx); ``problem`` one
+    line for a non-2xx: ``HTTP 503``, or for a 3xx where it points (``HTTP 302 redirect to h:443, not followed``).
+    """
+
+    url: str
+    status: int
+    latency_ms: float
+    attempts: int = 1
+    body: Any = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx answer."""
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True, eq=False)
+class WsAnswer:
+    """What a server answered to a WebSocket opening handshake (``sources.http.ws_handshake``).
+
+    ``url`` with the token masked; ``status`` 101, or the HTTP status the upgrade was refused with;
+    ``latency_ms`` the handshake's; ``first_message`` what the server sent first within the timeout (None: nothing,
+    not an error); ``problem`` one line for a refused upgrade (``handshake refused: HTTP 503``, a 3xx naming where
+    it points).
+    """
+
+    url: str
+    status: int
+    latency_ms: float
+    first_message: Any = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The upgrade was accepted (101 Switching Protocols)."""
+        return self.status == 101

@@ -106,9 +106,9 @@ def ecs_service(
             from propflow_ops.sources import http
 
             res = http.probe(health_url, timeout_s=3, retries=0)
-            if not res["ok"]:
-                return False, seen + f"; /health {res['status'] or res['error']}"
-            seen += f"; /health {res['status']}"
+            if res.value is None or not res.value.ok:
+                return False, seen + f"; /health {res.value.status if res.value else res.error}"
+            seen += f"; /health {res.value.status}"
         return True, seen
 
     return probe

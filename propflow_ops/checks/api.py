@@ -1,7 +1,8 @@
 """API checks: the ``/health`` probe.
 
-Input: the result of ``sources.http.probe`` (``url``, ``ok``, ``status``,
-``latency_ms``, ``attempts``, ``body``, ``error``). Pure.
+Input: the :class:`~propflow_ops.results.Fetched` of ``sources.http.probe``: an
+:class:`~propflow_ops.records.HttpAnswer` (``url``, ``status``, ``latency_ms``, ``attempts``, ``body``,
+``problem``) when the server answered, else a one-line error (``unreachable`` when no answer came). Pure.
 """
 
 from __future__ import annotations
@@ -13,25 +14,57 @@ import pandas as pd
 
 from propflow_ops import codes
 from propflow_ops.findings import Finding
+from propflow_ops.reach import unreachable
+from propflow_ops.records import HttpAnswer
+from propflow_ops.results import Fetched
 from propflow_ops.urls import health_url as health_url  # the notebooks call api.health_url
 
 #: A healthy /health answers well under this; slower is a warning, not an outage.
 HEALTH_SLOW_MS = 2000.0
 
+#: What a check reads of ``sources.http.probe``: its Fetched, or (unwrapped) the answer or the error.
+Probe = Fetched[HttpAnswer] | HttpAnswer | BaseException | None
 
-def health(probe: Mapping[str, Any] | BaseException | None, *, slow_ms: float = HEALTH_SLOW_MS) -> Finding:
-    """``API_HEALTH_FAILING``: ``/health`` did not answer 2xx/3xx after the retries (5xx, timeout, refused).
-    ``warn`` when it answered only after retrying, or slower than ``slow_ms``."""
+
+def answer_of(probe: Probe) -> tuple[HttpAnswer | BaseException | None, dict[str, Any]]:
+    """A probe as (the answer, or the error; None when not configured) and the facts of a failed one
+    (``url``, ``status`` None, ``latency_ms``, ``attempts``) for a finding's data."""
+    if isinstance(probe, Fetched):
+        outcome = probe.outcome
+        facts = {
+            "url": probe.target or None,
+            "status": None,
+            "latency_ms": round(probe.seconds * 1000, 2) if probe.error is not None else None,
+            "attempts": getattr(probe.error, "attempts", None),
+        }
+        return outcome, facts
+    return probe, {
+        "url": None,
+        "status": None,
+        "latency_ms": None,
+        "attempts": getattr(probe, "attempts", None),
+    }
+
+
+def health(probe: Probe, *, slow_ms: float = HEALTH_SLOW_MS) -> Finding:
+    """``API_HEALTH_FAILING``: ``/health`` did not answer 2xx after the retries (3xx, 4xx, 5xx, timeout,
+    refused: ``fail``). ``warn`` when it answered only after retrying, or slower than ``slow_ms``; ``error`` when
+    it could not be asked (a URL it cannot request)."""
     code, title = "API_HEALTH_FAILING", "API /health"
-    if isinstance(probe, BaseException):
-        return Finding.error(code, title, probe)
-    if not probe:
+    got, facts = answer_of(probe)
+    if isinstance(got, BaseException):
+        if not unreachable(got):
+            return Finding.error(code, title, got, url=facts["url"])
+        url = facts["url"] or "/health"
+        attempts = int(facts["attempts"] or 0)
+        data = {**facts, "url": url, "attempts": attempts, "body": None}
+        return Finding.fail(
+            code, f"/health failing ({got})", f"{url}: {got} after {attempts} attempt(s)", **data
+        )
+    if got is None:
         return Finding.skipped(code, title, "no API URL configured (PROPFLOW_API_URL)")
-    url = probe.get("url") or "/health"
-    status = probe.get("status")
-    latency = probe.get("latency_ms")
-    attempts = int(probe.get("attempts") or 0)
-    body = probe.get("body")
+    url = got.url or "/health"
+    status, latency, attempts, body = got.status, got.latency_ms, got.attempts, got.body
     data = {
         "url": url,
         "status": status,
@@ -39,8 +72,8 @@ def health(probe: Mapping[str, Any] | BaseException | None, *, slow_ms: float = 
         "attempts": attempts,
         "body": body if isinstance(body, (dict, list)) else (str(body)[:300] if body else None),
     }
-    if not probe.get("ok"):
-        what = f"HTTP {status}" if status else (probe.get("error") or "no answer")
+    if not got.ok:
+        what = f"HTTP {status}"
         reason = _reason(body)
         return Finding.fail(
             code,
@@ -73,13 +106,27 @@ def _reason(body: Any) -> str:
     return str(body or "")[:200]
 
 
-def probe_table(probe: Mapping[str, Any] | None) -> pd.DataFrame:
-    """The probe as a one-row table for display (no headers, no tokens)."""
-    if not probe:
-        return pd.DataFrame(columns=["url", "ok", "status", "latency_ms", "attempts", "error"])
-    return pd.DataFrame(
-        [{k: probe.get(k) for k in ("url", "ok", "status", "latency_ms", "attempts", "error")}]
-    )
+PROBE_COLUMNS = ["url", "ok", "status", "latency_ms", "attempts", "error"]
+
+
+def probe_table(probe: Probe) -> pd.DataFrame:
+    """The probe as a one-row table for display (no headers, no tokens); ``error`` is the answer's problem
+    (a non-2xx) or why no answer came."""
+    got, facts = answer_of(probe)
+    if got is None:
+        return pd.DataFrame(columns=PROBE_COLUMNS)
+    if isinstance(got, BaseException):
+        row = {**facts, "ok": False, "error": str(got)}
+    else:
+        row = {
+            "url": got.url,
+            "ok": got.ok,
+            "status": got.status,
+            "latency_ms": got.latency_ms,
+            "attempts": got.attempts,
+            "error": got.problem,
+        }
+    return pd.DataFrame([{k: row.get(k) for k in PROBE_COLUMNS}], columns=PROBE_COLUMNS)
 
 
 def follow_ups(findings: Iterable[Finding], *, current: str = "") -> dict[str, str]:

@@ -28,7 +28,9 @@ from propflow_ops.checks import redis as redis_checks
 from propflow_ops.checks import s3 as s3_checks
 from propflow_ops.checks import websocket as ws_checks
 from propflow_ops.findings import STATUS_ORDER, Finding, Status
-from propflow_ops.results import takes_fetched
+from propflow_ops.reach import unreachable
+from propflow_ops.records import HttpAnswer
+from propflow_ops.results import Fetched, takes_fetched
 from propflow_ops.runbooks import RUNBOOKS
 from propflow_ops.signals import TriageSignals
 
@@ -126,8 +128,8 @@ def fold(code: str, subs: Sequence[Finding], *, what: str) -> Finding:
 # ---------------------------------------------------------------- components
 
 
-def api(health: Mapping[str, Any] | BaseException | None) -> Finding:
-    """TRIAGE_API: /health (one attempt, short timeout)."""
+def api(health: api_checks.Probe) -> Finding:
+    """TRIAGE_API: /health (one attempt, short timeout; ``health``: the Fetched of ``sources.http.probe``)."""
     return fold("TRIAGE_API", [api_checks.health(health)], what="API /health")
 
 
@@ -208,17 +210,16 @@ def redis(cache: Mapping[str, Any] | BaseException | None, probe: Any) -> Findin
 
 
 def websocket(
-    handshake: Mapping[str, Any] | BaseException,
+    handshake: ws_checks.Handshake,
     logs: pd.DataFrame | BaseException,
     *,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> Finding:
-    """TRIAGE_WEBSOCKET: one handshake to /ws/<token>, and the reconnect rate in the logs."""
+    """TRIAGE_WEBSOCKET: one handshake to /ws/<token> (the Fetched of ``sources.http.ws_handshake``: no answer
+    is its ``fail``, a fetch that could not run its ``error``), and the reconnect rate in the logs."""
     subs = [
-        Finding.error("WS_HANDSHAKE_FAILING", "WebSocket handshake", handshake)
-        if isinstance(handshake, BaseException)
-        else ws_checks.check_handshake(handshake, url_shown="/ws/<token>"),
+        ws_checks.check_handshake(handshake, url_shown="/ws/<token>"),
         ws_checks.check_reconnect_spike(logs, start=start, end=end),
     ]
     return fold("TRIAGE_WEBSOCKET", subs, what="WebSocket")
@@ -410,20 +411,22 @@ def _notification_lines(logs: pd.DataFrame | BaseException) -> pd.DataFrame | Ba
     return logs[log_checks.is_notification(logs)].reset_index(drop=True)
 
 
-def otp_route_probe(probe: Mapping[str, Any] | BaseException | None) -> Finding:
-    """OTP_ENDPOINT_FAILING from a POST with an empty body: the route should refuse it (4xx) without sending;
-    a 5xx or no answer means the endpoint itself is failing; a 3xx (never followed) is a warn: something else
-    answers for the route. It cannot tell that an SMS would be delivered:
+def otp_route_probe(probe: api_checks.Probe) -> Finding:
+    """OTP_ENDPOINT_FAILING from a POST with an empty body (the Fetched of ``sources.http.probe``): the route
+    should refuse it (4xx) without sending; a 5xx or no answer means the endpoint itself is failing; a 3xx (never
+    followed) is a warn: something else answers for the route. It cannot tell that an SMS would be delivered:
     the notifications runbook's send-test-otp step does that."""
     code, title = "OTP_ENDPOINT_FAILING", "OTP route answers a validation probe"
-    if isinstance(probe, BaseException):
-        return Finding.error(code, title, probe)
-    if not probe:
+    got, facts = api_checks.answer_of(probe)
+    if isinstance(got, BaseException):
+        if not unreachable(got):
+            return Finding.error(code, title, got)
+        data = {"status": None, "latency_ms": facts["latency_ms"]}
+        return Finding.fail(code, "OTP route unreachable", str(got), **data)
+    if got is None:
         return Finding.skipped(code, title, "no API URL")
-    status = probe.get("status")
-    data = {"status": status, "latency_ms": probe.get("latency_ms")}
-    if status is None:
-        return Finding.fail(code, "OTP route unreachable", str(probe.get("error")), **data)
+    status = got.status
+    data = {"status": status, "latency_ms": got.latency_ms}
     if int(status) >= 500:
         return Finding.fail(
             code,
@@ -437,7 +440,7 @@ def otp_route_probe(probe: Mapping[str, Any] | BaseException | None) -> Finding:
         return Finding.warn(
             code,
             f"OTP route redirects (HTTP {status})",
-            f"POST {{}} was answered with {probe.get('error') or 'a redirect'}; the app's route should "
+            f"POST {{}} was answered with {got.problem or 'a redirect'}; the app's route should "
             "refuse it with 4xx itself (a maintenance page, a login wall or a misrouted load balancer "
             "answers this way)",
             **data,
@@ -496,15 +499,17 @@ THROUGH_THE_API = ("WS_HANDSHAKE_FAILING", "OTP_ENDPOINT_FAILING", "API_LATENCY_
 
 
 def health_dependencies(health: Any) -> list[str]:
-    """Dependencies a 5xx /health body names as failing (the API process itself answered)."""
-    if not isinstance(health, Mapping) or health.get("ok") or not isinstance(health.get("body"), Mapping):
+    """Dependencies a 5xx /health body names as failing (the API process itself answered; ``health``: the
+    :class:`~propflow_ops.records.HttpAnswer` of ``sources.http.probe``, or its Fetched)."""
+    if isinstance(health, Fetched):
+        health = health.value
+    if not isinstance(health, HttpAnswer) or health.ok or not isinstance(health.body, Mapping):
         return []
-    status = health.get("status")
-    if status is None or int(status) < 500:
+    if int(health.status) < 500:
         return []
     return [
         k
-        for k, v in health["body"].items()
+        for k, v in health.body.items()
         if k.lower() in HEALTH_DEPENDENCIES and str(v).lower() not in ("ok", "up", "healthy", "true")
     ]
 
@@ -531,7 +536,7 @@ def recommendations(findings: Iterable[Finding], *, health: Any = None) -> list[
             if sub["code"] == "API_HEALTH_FAILING" and deps:
                 for dep in deps:
                     reasons.setdefault(HEALTH_DEPENDENCIES[dep.lower()], []).append(
-                        f"/health answers {health.get('status')} naming {dep} (the API process is up)"
+                        f"/health answers {health.status} naming {dep} (the API process is up)"
                     )
                 continue
             if slug:
@@ -595,7 +600,7 @@ def judge(
     logs = s.logs.outcome
     task = s.task.outcome
     return [
-        api(s.health.outcome),
+        api(s.health),
         ecs(s.service.outcome, s.stopped.outcome, since=since, end=end),
         database(
             s.rds.outcome,
@@ -607,7 +612,7 @@ def judge(
             now=end,
         ),
         redis(s.cache.outcome, s.redis),
-        websocket(s.ws.outcome, logs, start=s.start, end=end),
+        websocket(s.ws, logs, start=s.start, end=end),
         s3(
             bucket,
             s.bucket.outcome,
@@ -631,7 +636,7 @@ def judge(
             s.twilio_account.outcome,
             s.twilio_balance.outcome,
             s.whatsapp.outcome,
-            s.otp_route.outcome,
+            s.otp_route,
             logs,
             since=since,
         ),

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 
 from propflow_ops.checks import logs as log_checks
 from propflow_ops.findings import Finding
-from propflow_ops.results import takes_fetched
+from propflow_ops.reach import unreachable
+from propflow_ops.records import WsAnswer
+from propflow_ops.results import Fetched, takes_fetched
 
 WS_EVENTS = ("ws_connect", "ws_disconnect", "ws_reconnect")
 #: The busiest 5 minutes must exceed this many times the window's typical minute ...
@@ -19,32 +19,72 @@ RECONNECT_SPIKE_FACTOR = 5.0
 RECONNECT_MIN_PER_MINUTE = 10.0
 
 
-def check_handshake(result: Mapping[str, Any], *, url_shown: str = "") -> Finding:
-    """WS_HANDSHAKE_FAILING: the upgrade did not answer 101 Switching Protocols."""
+#: What the check reads of ``sources.http.ws_handshake``: its Fetched, or (unwrapped) the answer or the error.
+Handshake = Fetched[WsAnswer] | WsAnswer | BaseException
+
+
+def check_handshake(result: Handshake, *, url_shown: str = "") -> Finding:
+    """WS_HANDSHAKE_FAILING: the upgrade did not answer 101 Switching Protocols (``fail``, also when no answer
+    came); ``error`` when the handshake could not be tried (not a network failure)."""
     code, title = "WS_HANDSHAKE_FAILING", "WebSocket handshake to /ws/<token> succeeds"
-    url_shown = url_shown or str(result.get("url") or "")
+    got: WsAnswer | BaseException | None = result.outcome if isinstance(result, Fetched) else result
+    target = result.target if isinstance(result, Fetched) else ""
+    if isinstance(got, BaseException):
+        url_shown = url_shown or target
+        if not unreachable(got):
+            return Finding.error(code, title, got, url=url_shown)
+        latency = round(result.seconds * 1000, 2) if isinstance(result, Fetched) else None
+        data = {"url": url_shown, "status": None, "latency_ms": latency, "first_message": False}
+        return Finding.fail(code, "WebSocket endpoint unreachable", f"{url_shown}: {got}", **data)
+    if got is None:
+        return Finding.skipped(code, title, "no API URL configured (PROPFLOW_API_URL)")
+    url_shown = url_shown or got.url
     data = {
         "url": url_shown,
-        "status": result.get("status"),
-        "latency_ms": result.get("latency_ms"),
-        "first_message": result.get("first_message") is not None,
+        "status": got.status,
+        "latency_ms": got.latency_ms,
+        "first_message": got.first_message is not None,
     }
-    if result.get("ok"):
+    if got.ok:
         return Finding.ok(
             code,
             title,
-            f"101 Switching Protocols in {result.get('latency_ms')} ms"
+            f"101 Switching Protocols in {got.latency_ms} ms"
             + (", first message received" if data["first_message"] else ""),
             **data,
         )
-    if result.get("status") is not None:
-        return Finding.fail(
-            code,
-            f"WebSocket upgrade refused: HTTP {result.get('status')}",
-            f"{url_shown} answered {result.get('status')} instead of 101 in {result.get('latency_ms')} ms",
-            **data,
-        )
-    return Finding.fail(code, "WebSocket endpoint unreachable", f"{url_shown}: {result.get('error')}", **data)
+    return Finding.fail(
+        code,
+        f"WebSocket upgrade refused: HTTP {got.status}",
+        f"{url_shown} answered {got.status} instead of 101 in {got.latency_ms} ms"
+        + (f" ({got.problem})" if got.problem and 300 <= got.status < 400 else ""),
+        **data,
+    )
+
+
+def handshake_table(result: Handshake) -> pd.DataFrame:
+    """The handshake as a one-row table for display (the token masked): what answered, or why nothing did."""
+    columns = ["url", "ok", "status", "latency_ms", "first_message", "error"]
+    got = result.outcome if isinstance(result, Fetched) else result
+    if isinstance(got, WsAnswer):
+        row = {
+            "url": got.url,
+            "ok": got.ok,
+            "status": got.status,
+            "latency_ms": got.latency_ms,
+            "first_message": got.first_message,
+            "error": got.problem,
+        }
+    elif isinstance(got, BaseException):
+        row = {
+            "url": result.target if isinstance(result, Fetched) else None,
+            "ok": False,
+            "latency_ms": round(result.seconds * 1000, 2) if isinstance(result, Fetched) else None,
+            "error": str(got),
+        }
+    else:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame([{k: row.get(k) for k in columns}], columns=columns).astype(object)
 
 
 @takes_fetched

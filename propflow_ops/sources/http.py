@@ -1,7 +1,8 @@
 """HTTP probes and requests (urllib, no extra dependency) and the WebSocket handshake.
 
-Nothing here raises on network errors: results say ``ok: False`` with a
-one-line ``error``. Authorization headers and tokens never appear in results.
+Nothing here raises on network errors: :func:`probe` and :func:`ws_handshake` return a
+:class:`~propflow_ops.results.Fetched` (any answer is the value, no answer a one-line error).
+Authorization headers and tokens never appear in results.
 
 Every request of the package goes through :func:`send` (the probes here, Twilio, Meta Graph, the OTP
 step), which promises two things:
@@ -31,6 +32,10 @@ from typing import Any
 
 from propflow_ops import reach
 from propflow_ops.errors import DeadlineExceeded as DeadlineExceeded  # callers import it from here
+from propflow_ops.errors import FetchError, NoAnswer
+from propflow_ops.records import HttpAnswer, WsAnswer
+from propflow_ops.redact import redact_text
+from propflow_ops.results import Fetched
 
 BODY_CHARS = 500
 MAX_BODY_BYTES = 2_000_000
@@ -240,6 +245,18 @@ def _check_scheme(url: str) -> str | None:
     return None
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """No usable answer from the target (refused, reset, timed out, breaker open, a broken HTTP answer), as
+    opposed to a request that could not be made (a URL it cannot ask for)."""
+    if reach.unreachable(exc):
+        return True
+    if type(exc).__name__ in ("InvalidURI", "InvalidProxy"):
+        return False
+    if isinstance(exc, (OSError, http.client.HTTPException)):
+        return True
+    return type(exc).__module__.startswith("websockets")  # InvalidHandshake, InvalidMessage: no usable answer
+
+
 def probe(
     url: str,
     *,
@@ -248,64 +265,55 @@ def probe(
     method: str = "GET",
     json_body: Any = None,
     headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> Fetched[HttpAnswer]:
     """Request ``url``, retrying network failures and 5xx up to ``retries`` more times.
 
-    Returns ``{"url", "ok", "status", "latency_ms", "attempts", "body", "error"}``:
-    ``ok`` is a 2xx answer; ``status`` is None when no answer came; a 3xx is
-    not followed (``error`` and ``body`` name the host it points to);
-    ``body`` is the parsed JSON or the first 500 characters; ``latency_ms`` is
-    the last attempt's. Never raises on network errors; each attempt has the
-    total deadline ``timeout_s``, and an attempt that timed out is not retried
-    (the origin's breaker is open for the rest of the run).
+    Any answer is the value (:class:`~propflow_ops.records.HttpAnswer`: status, body, latency, attempts, and a
+    ``problem`` line for a non-2xx; a 3xx is not followed and its ``problem`` names the host it points to). No
+    answer (refused, timed out, breaker open, a scheme other than http(s)) is the error: a one-line
+    :class:`~propflow_ops.errors.NoAnswer` (``unreachable`` unless the URL could not be asked), with its
+    ``attempts``. The target is the URL (secrets masked). Never raises on network errors; each attempt has the
+    total deadline ``timeout_s``, and an attempt that timed out is not retried (the origin's breaker is open for
+    the rest of the run). The last attempt decides.
     """
-    result: dict[str, Any] = {
-        "url": url,
-        "ok": False,
-        "status": None,
-        "latency_ms": None,
-        "attempts": 0,
-        "body": None,
-        "error": None,
-    }
+    shown = redact_text(url)
+    t_start = time.monotonic()
     bad = _check_scheme(url)
     if bad:
-        result["error"] = bad
-        return result
+        return Fetched(None, NoAnswer(bad, attempts=0), shown, 0.0)
+    answer: HttpAnswer | None = None
+    error: NoAnswer | None = None
     for attempt in range(1, max(0, retries) + 2):
-        result["attempts"] = attempt
         t0 = time.perf_counter()
         try:
             status, raw, resp_headers = _request(
                 url, method=method, timeout_s=timeout_s, json_body=json_body, headers=headers
             )
         except Exception as exc:  # noqa: BLE001 - a probe reports, it never raises
-            result.update(
-                latency_ms=round((time.perf_counter() - t0) * 1000, 2),
-                status=None,
-                body=None,
-                error=_error_text(exc),
-            )
+            answer = None
+            error = NoAnswer(_error_text(exc), unreachable=_unreachable(exc), attempts=attempt)
             if isinstance(exc, (TimeoutError, reach.TargetDown)):
                 break
         else:
             body = _decode_body(raw, resp_headers.get("Content-Type"))
-            error = None if 200 <= status < 300 else f"HTTP {status}"
+            problem = None if 200 <= status < 300 else f"HTTP {status}"
             if 300 <= status < 400:
-                error = redirect_text(status, resp_headers, url)
-                body = {"redirect": error}
-            result.update(
-                latency_ms=round((time.perf_counter() - t0) * 1000, 2),
+                problem = redirect_text(status, resp_headers, url)
+                body = {"redirect": problem}
+            error = None
+            answer = HttpAnswer(
+                url=shown,
                 status=status,
+                latency_ms=round((time.perf_counter() - t0) * 1000, 2),
+                attempts=attempt,
                 body=body,
-                ok=200 <= status < 300,
-                error=error,
+                problem=problem,
             )
             if status < 500:
                 break
         if attempt <= retries:
             time.sleep(_RETRY_DELAY_S)
-    return result
+    return Fetched(answer, error, shown, time.monotonic() - t_start)
 
 
 def ws_url(api_url: str, token: str) -> str:
@@ -341,67 +349,72 @@ def _ws_connect(url: str, timeout_s: float) -> Any:
     return connection
 
 
-def ws_handshake(url: str, *, timeout_s: float = 5) -> dict[str, Any]:
+def _first_message(ws: Any, timeout_s: float) -> Any:
+    """The server's first message within ``timeout_s`` (JSON parsed, else the first 500 characters), or None."""
+    try:
+        msg = ws.recv(timeout=timeout_s)
+    except Exception:  # noqa: BLE001 - nothing within the timeout, or closed after the 101: no first message
+        return None
+    if isinstance(msg, bytes):
+        msg = msg.decode("utf-8", errors="replace")
+    if isinstance(msg, str) and msg.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(msg)
+        except ValueError:
+            return msg[:BODY_CHARS]
+    return None if msg is None else str(msg)[:BODY_CHARS]
+
+
+def ws_handshake(url: str, *, timeout_s: float = 5) -> Fetched[WsAnswer]:
     """Open a WebSocket, wait up to ``timeout_s`` for a first message, close.
 
-    Returns ``{"url" (token masked), "ok", "latency_ms" (handshake), "status"
-    (101 or the HTTP status the server refused with), "first_message", "error"}``.
-    ``ok`` means the handshake succeeded; no first message within the timeout
-    is not an error (``first_message`` None). Never raises.
+    Any answer to the upgrade is the value (:class:`~propflow_ops.records.WsAnswer`): ``status`` 101 (``ok``), or
+    the HTTP status the server refused it with and a ``problem`` line (a 3xx, never followed, names the host it
+    points to); no first message within the timeout is not an error (``first_message`` None). No answer
+    (refused, timed out, breaker open) is the error: a one-line :class:`~propflow_ops.errors.FetchError`. The
+    token is masked in the URL, the target and every text. Never raises.
     """
     from websockets.exceptions import InvalidStatus
 
-    result: dict[str, Any] = {
-        "url": _redact_ws(url),
-        "ok": False,
-        "latency_ms": None,
-        "status": None,
-        "first_message": None,
-        "error": None,
-    }
+    shown = _redact_ws(url)
+    token = url.rpartition("/ws/")[2]
+
+    def masked(text: str) -> str:
+        return text.replace(token, "***") if token else text
+
     t0 = time.perf_counter()
     key = target_key(url)
+    answer: WsAnswer | None = None
     try:
         reach.check(key)
         # open_timeout bounds the whole opening handshake (connect, upgrade request, 101); a redirect is never
         # followed (a 3xx is InvalidStatus below): the token in the path stays on this origin.
         with _ws_connect(url, timeout_s) as ws:
-            result["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-            result["ok"] = True
-            response = getattr(ws, "response", None)
-            result["status"] = getattr(response, "status_code", 101)
-            try:
-                msg = ws.recv(timeout=timeout_s)
-            except TimeoutError:
-                msg = None
-            if isinstance(msg, bytes):
-                msg = msg.decode("utf-8", errors="replace")
-            if isinstance(msg, str) and msg.strip()[:1] in ("{", "["):
-                try:
-                    result["first_message"] = json.loads(msg)
-                except ValueError:
-                    result["first_message"] = msg[:BODY_CHARS]
-            elif msg is not None:
-                result["first_message"] = str(msg)[:BODY_CHARS]
+            latency = round((time.perf_counter() - t0) * 1000, 2)
+            status = getattr(getattr(ws, "response", None), "status_code", 101)
+            answer = WsAnswer(shown, status, latency, first_message=_first_message(ws, timeout_s))
     except InvalidStatus as exc:
-        result["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         status = exc.response.status_code
-        result["status"] = status
-        result["error"] = f"handshake refused: HTTP {status}"
+        problem = f"handshake refused: HTTP {status}"
         if 300 <= status < 400:
             http_url = url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
-            result["error"] = "handshake refused: " + redirect_text(
+            problem = "handshake refused: " + redirect_text(
                 status, dict(exc.response.headers.raw_items()), http_url
             )
+        answer = WsAnswer(
+            url=shown,
+            status=status,
+            latency_ms=round((time.perf_counter() - t0) * 1000, 2),
+            problem=masked(problem),
+        )
     except Exception as exc:  # noqa: BLE001 - a probe reports, it never raises
-        result["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
-        result["error"] = _error_text(exc)
-        if reach.timed_out(exc):
-            reach.trip(key, result["error"])
-    token = url.rpartition("/ws/")[2]
-    if token and result["error"]:
-        result["error"] = result["error"].replace(token, "***")
-    return result
+        if answer is None:  # no answer to the upgrade (after a 101, a failed close changes nothing)
+            text = masked(_error_text(exc))
+            if reach.timed_out(exc):
+                reach.trip(key, text)
+            seconds = time.perf_counter() - t0
+            return Fetched(None, FetchError(text, unreachable=_unreachable(exc)), shown, seconds)
+    return Fetched(answer, None, shown, time.perf_counter() - t0)
 
 
 def get_json(

@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 
 from propflow_ops.checks import triage as t
+from propflow_ops.errors import NoAnswer
 from propflow_ops.findings import Finding, Status
+from propflow_ops.records import HttpAnswer
+from propflow_ops.results import Fetched
 
 END = datetime(2026, 11, 26, 3, 15, tzinfo=UTC)
 SINCE = END - timedelta(minutes=15)
@@ -87,11 +90,14 @@ def test_recommendations_most_severe_first_and_the_dependency_before_the_api():
 
 
 def test_a_health_body_naming_a_dependency_points_at_its_runbook_not_api_down():
-    health = {
-        "ok": False,
-        "status": 503,
-        "body": {"status": "degraded", "database": "ok", "redis": "error: refused"},
-    }
+    health = Fetched(
+        HttpAnswer(
+            "http://x/health",
+            503,
+            3.0,
+            body={"status": "degraded", "database": "ok", "redis": "error: refused"},
+        )
+    )
     assert t.health_dependencies(health) == ["redis"]
     found = [t.api(health)]
     assert found[0].status is Status.FAIL
@@ -100,7 +106,9 @@ def test_a_health_body_naming_a_dependency_points_at_its_runbook_not_api_down():
 
 
 def test_when_the_api_is_down_probes_through_it_point_at_api_down():
-    health = {"ok": False, "status": 503, "body": {"status": "error", "detail": "no healthy upstream"}}
+    health = Fetched(
+        HttpAnswer("http://x/health", 503, 3.0, body={"status": "error", "detail": "no healthy upstream"})
+    )
     found = [
         t.api(health),
         component("TRIAGE_WEBSOCKET", Finding.fail("WS_HANDSHAKE_FAILING", "503")),
@@ -165,17 +173,37 @@ def test_trend_frames_count_errors_per_minute_with_empty_minutes():
 @pytest.mark.parametrize(
     "probe,status",
     [
-        ({"status": 422, "latency_ms": 3}, "ok"),
-        ({"status": 500, "latency_ms": 3}, "fail"),
-        ({"status": None, "error": "refused"}, "fail"),
+        (Fetched(HttpAnswer("u", 422, 3.0)), "ok"),
+        (Fetched(HttpAnswer("u", 500, 3.0, problem="HTTP 500")), "fail"),
+        (
+            Fetched(None, NoAnswer("ConnectionRefusedError: refused", unreachable=True, attempts=1), "u"),
+            "fail",
+        ),
+        (Fetched(None, NoAnswer("unsupported URL scheme 'file'"), "u"), "error"),
         (RuntimeError("x"), "error"),
         (None, "skipped"),
-        ({"status": 302, "error": "HTTP 302 redirect to login.example:443, not followed"}, "warn"),
-        ({"status": 307, "error": "HTTP 307 redirect to 10.0.0.9:80, not followed"}, "warn"),
+        (Fetched(), "skipped"),
+        (
+            Fetched(
+                HttpAnswer("u", 302, 1.0, problem="HTTP 302 redirect to login.example:443, not followed")
+            ),
+            "warn",
+        ),
+        (
+            Fetched(HttpAnswer("u", 307, 1.0, problem="HTTP 307 redirect to 10.0.0.9:80, not followed")),
+            "warn",
+        ),
     ],
 )
 def test_otp_route_probe(probe, status):
     assert t.otp_route_probe(probe).status.value == status
+
+
+def test_otp_route_redirect_names_where_it_points():
+    f = t.otp_route_probe(
+        Fetched(HttpAnswer("u", 302, 1.0, problem="HTTP 302 redirect to login.example:443, not followed"))
+    )
+    assert "login.example:443" in f.detail and f.data == {"status": 302, "latency_ms": 1.0}
 
 
 def test_index_only_drift_is_a_latency_hint_not_a_migration_failure():

@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from propflow_ops.checks import websocket as c
+from propflow_ops.errors import FetchError
+from propflow_ops.records import WsAnswer
+from propflow_ops.results import Fetched
 
 END = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 START = END - timedelta(minutes=60)
@@ -25,11 +28,32 @@ def frame(per_minute_baseline=1, storm_minutes=0, storm_rate=0):
 
 
 def test_handshake():
-    ok = c.check_handshake({"ok": True, "status": 101, "latency_ms": 4.0, "url": "ws://h/ws/***"})
+    ok = c.check_handshake(Fetched(WsAnswer("ws://h/ws/***", 101, 4.0), None, "ws://h/ws/***"))
     assert ok.status == "ok" and ok.data["url"] == "ws://h/ws/***"
-    refused = c.check_handshake({"ok": False, "status": 503, "latency_ms": 2.0}, url_shown="ws://x")
-    assert refused.status == "fail" and refused.data["status"] == 503
-    assert c.check_handshake({"ok": False, "status": None, "error": "refused"}).status == "fail"
+    refused = c.check_handshake(
+        WsAnswer("ws://h/ws/***", 503, 2.0, problem="handshake refused: HTTP 503"), url_shown="ws://x"
+    )
+    assert refused.status == "fail" and "503" in refused.title and refused.data["status"] == 503
+    no_answer = Fetched(
+        None, FetchError("ConnectionRefusedError: refused", unreachable=True), "ws://h/ws/***"
+    )
+    gone = c.check_handshake(no_answer)
+    assert (
+        gone.status == "fail"
+        and gone.title == "WebSocket endpoint unreachable"
+        and gone.data["status"] is None
+    )
+    assert "ws://h/ws/***" in gone.detail
+    assert c.check_handshake(FetchError("no answer within the triage budget of 25 s")).status == "error"
+    moved = c.check_handshake(
+        WsAnswer(
+            "ws://h/ws/***", 302, 1.0, problem="handshake refused: HTTP 302 redirect to b:80, not followed"
+        )
+    )
+    assert moved.status == "fail" and "b:80" in moved.detail
+    table = c.handshake_table(no_answer)
+    assert list(table.columns) == ["url", "ok", "status", "latency_ms", "first_message", "error"]
+    assert table.iloc[0]["error"] == "ConnectionRefusedError: refused"
 
 
 def test_reconnect_spike():

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from propflow_ops import reach
+from propflow_ops.results import Fetched
 from propflow_ops.sandbox import canaries as C
 from propflow_ops.sources import http, twilio, whatsapp
 
@@ -94,7 +95,8 @@ def test_a_redirect_to_another_origin_carries_nothing_there(configured, elsewher
         f"{client} followed a {configured.status} to another origin: {_leaks(elsewhere)}"
     )
     assert len(configured.requests) == 1, f"{client}: {configured.requests}"
-    text = repr(result)
+    # a probe's Fetched shows no value in its repr: what it reports is its value's (the answer's) repr
+    text = repr(result) + (repr(result.outcome) if isinstance(result, Fetched) else "")
     assert str(configured.status) in text, f"{client} did not report the {configured.status}: {text[:300]}"
     assert f"127.0.0.1:{elsewhere.port}" in text, (
         f"{client} did not name where the redirect pointed: {text[:300]}"

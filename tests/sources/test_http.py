@@ -13,6 +13,12 @@ from typing import Any
 
 import pytest
 
+from propflow_ops.checks import api as api_checks
+from propflow_ops.checks import websocket as ws_checks
+from propflow_ops.errors import FetchError
+from propflow_ops.reach import unreachable
+from propflow_ops.records import HttpAnswer, WsAnswer
+from propflow_ops.results import Fetched
 from propflow_ops.sources import http
 from tests.sources.conftest import free_port
 
@@ -97,55 +103,81 @@ def silent() -> Iterator[str]:
 
 def test_probe_json(server: str) -> None:
     res = http.probe(server + "/health")
-    assert res["ok"] is True and res["status"] == 200 and res["attempts"] == 1
-    assert res["body"] == {"status": "ok", "db": "ok"}
-    assert res["error"] is None and res["latency_ms"] >= 0
-    assert res["url"] == server + "/health"
+    assert isinstance(res, Fetched) and res.error is None and res.target == server + "/health"
+    got = res.value
+    assert isinstance(got, HttpAnswer) and got.ok and got.status == 200 and got.attempts == 1
+    assert got.body == {"status": "ok", "db": "ok"}
+    assert got.problem is None and got.latency_ms >= 0
+    assert got.url == server + "/health"
 
 
 def test_probe_text_is_cut(server: str) -> None:
-    res = http.probe(server + "/text")
-    assert res["ok"] is True and res["body"] == "x" * 500
+    got = http.probe(server + "/text").value
+    assert got is not None and got.ok and got.body == "x" * 500
 
 
-def test_probe_5xx_retries_then_reports(server: str) -> None:
+def test_probe_5xx_retries_then_is_an_answer(server: str) -> None:
+    """A 503 is what the server answered: a value (not an error), for the check to fail."""
     res = http.probe(server + "/boom", retries=2)
-    assert res["ok"] is False and res["status"] == 503 and res["attempts"] == 3
-    assert res["body"] == {"detail": "database unavailable"}
-    assert res["error"] == "HTTP 503"
+    assert res.error is None and res.ok
+    got = res.value
+    assert got is not None and not got.ok and got.status == 503 and got.attempts == 3
+    assert got.body == {"detail": "database unavailable"}
+    assert got.problem == "HTTP 503"
+    finding = api_checks.health(res)
+    assert finding.status == "fail" and "HTTP 503" in finding.title
+    assert finding.data["status"] == 503 and finding.data["attempts"] == 3
+    assert json.loads(json.dumps(finding.to_json()))["data"]["body"] == {"detail": "database unavailable"}
 
 
 def test_probe_4xx_is_not_retried(server: str) -> None:
-    res = http.probe(server + "/missing", retries=2)
-    assert (res["ok"], res["status"], res["attempts"], res["body"]) == (False, 404, 1, "not here")
+    got = http.probe(server + "/missing", retries=2).value
+    assert got is not None and (got.ok, got.status, got.attempts, got.body) == (False, 404, 1, "not here")
 
 
 def test_probe_retry_recovers(server: str) -> None:
-    res = http.probe(server + "/flaky", retries=2)
-    assert (res["ok"], res["status"], res["attempts"]) == (True, 200, 2)
+    got = http.probe(server + "/flaky", retries=2).value
+    assert got is not None and (got.ok, got.status, got.attempts) == (True, 200, 2)
 
 
 def test_probe_post_json(server: str) -> None:
-    res = http.probe(server + "/api/v1/auth/login/otp", method="POST", json_body={"phone": "+919999900001"})
-    assert res["status"] == 202 and res["body"] == {"received": {"phone": "+919999900001"}}
+    got = http.probe(
+        server + "/api/v1/auth/login/otp", method="POST", json_body={"phone": "+919999900001"}
+    ).value
+    assert got is not None and got.status == 202 and got.body == {"received": {"phone": "+919999900001"}}
 
 
-def test_probe_refused() -> None:
-    res = http.probe(f"http://127.0.0.1:{free_port()}/health", retries=1)
-    assert res["ok"] is False and res["status"] is None and res["attempts"] == 2
-    assert "refused" in res["error"].lower()
+def test_probe_refused_is_an_unreachable_error_without_a_value() -> None:
+    url = f"http://127.0.0.1:{free_port()}/health"
+    res = http.probe(url, retries=1)
+    assert res.value is None and not res.ok and res.target == url
+    assert isinstance(res.error, FetchError) and unreachable(res.error)
+    assert "refused" in str(res.error).lower() and "\n" not in str(res.error)
+    assert getattr(res.error, "attempts", None) == 2  # a refused connection is retried
+    finding = api_checks.health(res)
+    assert finding.status == "fail" and "refused" in finding.title.lower()
+    assert finding.data["url"] == url and finding.data["attempts"] == 2 and finding.data["status"] is None
 
 
 def test_probe_never_answering_server_returns(silent: str) -> None:
     res = http.probe(silent + "/health", timeout_s=0.5, retries=1)
     # a timed-out attempt is not retried: the origin's breaker is open for the rest of the run
-    assert res["ok"] is False and res["status"] is None and res["attempts"] == 1
-    assert "timed out" in res["error"] or "timeout" in res["error"]
+    assert res.value is None and isinstance(res.error, FetchError) and unreachable(res.error)
+    assert getattr(res.error, "attempts", None) == 1
+    assert "timed out" in str(res.error) or "timeout" in str(res.error)
 
 
 def test_probe_bad_scheme() -> None:
     res = http.probe("file:///etc/passwd")
-    assert res["ok"] is False and res["attempts"] == 0 and "scheme" in res["error"]
+    assert res.value is None and isinstance(res.error, FetchError) and "scheme" in str(res.error)
+    assert not unreachable(res.error) and getattr(res.error, "attempts", None) == 0
+    assert api_checks.health(res).status == "error"  # could not be asked: not an outage
+
+
+def test_probe_masks_credentials_in_its_url_and_repr() -> None:
+    res = http.probe(f"http://user:s3cretpw@127.0.0.1:{free_port()}/health?api_key=k3yk3yk3y", retries=0)
+    shown = repr(res) + str(res.error) + res.target + repr(api_checks.probe_table(res).to_dict())
+    assert "s3cretpw" not in shown and "k3yk3yk3y" not in shown
 
 
 def test_get_json_basic_and_bearer(server: str) -> None:
@@ -198,22 +230,39 @@ def ws_server() -> Iterator[str]:
 
 def test_ws_handshake_ok(ws_server: str) -> None:
     res = http.ws_handshake(http.ws_url(ws_server, "good-token"))
-    assert res["ok"] is True and res["status"] == 101 and res["error"] is None
-    assert res["first_message"] == {"type": "hello", "channel": "notifications"}
-    assert "good-token" not in res["url"]
+    assert res.error is None and isinstance(res.value, WsAnswer)
+    got = res.value
+    assert got.ok and got.status == 101 and got.problem is None
+    assert got.first_message == {"type": "hello", "channel": "notifications"}
+    assert "good-token" not in got.url and "good-token" not in res.target and "good-token" not in repr(res)
+    assert ws_checks.check_handshake(res).status == "ok"
 
 
 def test_ws_handshake_no_first_message_within_timeout(ws_server: str) -> None:
-    res = http.ws_handshake(http.ws_url(ws_server, "good-quiet"), timeout_s=0.5)
-    assert res["ok"] is True and res["first_message"] is None
+    got = http.ws_handshake(http.ws_url(ws_server, "good-quiet"), timeout_s=0.5).value
+    assert got is not None and got.ok and got.first_message is None
 
 
-def test_ws_handshake_refused(ws_server: str) -> None:
-    res = http.ws_handshake(http.ws_url(ws_server, "bad"))
-    assert res["ok"] is False and res["status"] == 403
-    assert "403" in res["error"]
+def test_ws_handshake_refused_is_an_answer(ws_server: str) -> None:
+    res = http.ws_handshake(http.ws_url(ws_server, "bad-s3cret"))
+    assert res.error is None
+    got = res.value
+    assert got is not None and not got.ok and got.status == 403
+    assert got.problem is not None and "403" in got.problem
+    finding = ws_checks.check_handshake(res)
+    assert finding.status == "fail" and "403" in finding.title
+    assert "bad-s3cret" not in repr(res) + repr(got) + json.dumps(finding.to_json())
 
 
 def test_ws_handshake_never_answering(silent: str) -> None:
-    res = http.ws_handshake(http.ws_url(silent, "t"), timeout_s=0.5)
-    assert res["ok"] is False and res["status"] is None and res["error"]
+    res = http.ws_handshake(http.ws_url(silent, "t0k3n-s3cret"), timeout_s=0.5)
+    assert res.value is None and isinstance(res.error, FetchError) and unreachable(res.error)
+    assert "t0k3n-s3cret" not in str(res.error) + repr(res)
+    finding = ws_checks.check_handshake(res)
+    assert finding.status == "fail" and finding.title == "WebSocket endpoint unreachable"
+    assert "t0k3n-s3cret" not in json.dumps(finding.to_json())
+
+
+def test_ws_handshake_refused_connection() -> None:
+    res = http.ws_handshake(http.ws_url(f"http://127.0.0.1:{free_port()}", "tok"), timeout_s=2)
+    assert res.value is None and isinstance(res.error, FetchError) and unreachable(res.error)
