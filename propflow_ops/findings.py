@@ -118,9 +118,8 @@ def jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(
-        value, type
-    ):  # the fields its repr shows (no secrets)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # the fields its repr shows: a field kept out of the repr (a token, a task environment) stays out
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.repr}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [jsonable(v) for v in value]
