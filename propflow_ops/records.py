@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops.results import Fetched
+
 #: Columns of ``AlembicState.history``.
 HISTORY_COLUMNS = [
     "revision",
@@ -156,3 +158,39 @@ class WsAnswer:
     def ok(self) -> bool:
         """The upgrade was accepted (101 Switching Protocols)."""
         return self.status == 101
+
+
+@dataclass(frozen=True)
+class DbPing:
+    """What a database answered to ``sources.db.ping`` (connect, ``SELECT 1``, ``SHOW server_version``). No answer,
+    or a session the server refused (wrong password, no such database), is the fetch's error instead
+    (``results.Fetched``; its ``unreachable`` tells which).
+
+    ``latency_ms`` the whole ping's; ``host`` the database host (never the URL: it may hold a password).
+    """
+
+    latency_ms: float
+    server_version: str
+    host: str | None = None
+
+
+def _not_fetched() -> Fetched[Any]:
+    return Fetched()
+
+
+@dataclass(frozen=True, eq=False)  # holds frames: no field-wise ==
+class DatabaseSignals:
+    """What triage's database probe fetched over one short-timeout engine (``sources.triage``).
+
+    ``configured`` False: no database URL (the fetches are then empty :class:`Fetched`, neither value nor error);
+    ``host`` and ``source`` where the URL came from (never the URL). ``ping`` is ``sources.db.ping``'s result;
+    ``activity`` (pg_stat_activity) and ``max_connections`` are only asked when the ping answered (else their
+    error says the database did not).
+    """
+
+    configured: bool = False
+    host: str | None = None
+    source: str = ""
+    ping: Fetched[DbPing] = field(default_factory=_not_fetched)
+    activity: Fetched[pd.DataFrame] = field(default_factory=_not_fetched)
+    max_connections: Fetched[int] = field(default_factory=_not_fetched)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from propflow_ops.records import DatabaseSignals
 from propflow_ops.results import Fetched
 
 
@@ -33,7 +34,7 @@ class TriageSignals:
     task: Fetched[Any] = field(default_factory=_unset)
     settings: Fetched[Any] = field(default_factory=_unset)
     rds: Fetched[Any] = field(default_factory=_unset)
-    database: Fetched[Any] = field(default_factory=_unset)
+    database: Fetched[DatabaseSignals] = field(default_factory=_unset)
     cache: Fetched[Any] = field(default_factory=_unset)
     redis: Fetched[Any] = field(default_factory=_unset)
     bucket: Fetched[Any] = field(default_factory=_unset)

@@ -1,8 +1,9 @@
 """Database checks: RDS instance state and RPO, connectivity, sessions (pg_stat_activity), pool pressure,
 and whether the service's DATABASE_URL points at the RDS endpoint.
 
-Inputs: the ``DBInstances[0]`` dict of ``aws rds describe-db-instances``, a
-``pg_stat_activity`` frame, ``max_connections``, the log frame, URLs/hosts. A
+Inputs: the ``DBInstances[0]`` dict of ``aws rds describe-db-instances``, the
+:class:`~propflow_ops.results.Fetched` of ``sources.db.ping`` (a :class:`~propflow_ops.records.DbPing`, or a
+one-line error), a ``pg_stat_activity`` frame, ``max_connections``, the log frame, URLs/hosts. A
 fetch that failed is passed as the exception (``Finding.error``); a target not
 configured as ``None`` (``Finding.skipped``). Nothing here connects anywhere.
 """
@@ -16,9 +17,11 @@ from typing import Any
 import pandas as pd
 
 from propflow_ops.checks import logs as log_checks
+from propflow_ops.errors import FetchError
 from propflow_ops.findings import Finding
 from propflow_ops.incident import DATABASE_RPO
-from propflow_ops.results import takes_fetched
+from propflow_ops.records import DbPing
+from propflow_ops.results import Fetched, takes_fetched
 from propflow_ops.urls import url_host
 
 POOL_EXHAUSTED_PCT = 90.0
@@ -159,37 +162,63 @@ def rpo_at_risk(
 # --- connectivity -----------------------------------------------------------------------------
 
 
-def connectivity(result: Any, *, code: str = "DB_UNREACHABLE", configured: bool = True) -> Finding:
-    """``DB_UNREACHABLE``: ``SELECT 1`` did not answer. ``result`` is the ping outcome: a mapping/object
-    with ``ok``/``error``/``latency_ms``, a latency in ms (float), or the exception raised."""
+#: What a check reads of ``sources.db.ping``: its Fetched, or (unwrapped) the answer or the error.
+Ping = Fetched[DbPing] | DbPing | BaseException | None
+
+
+def ping_of(ping: Ping) -> tuple[DbPing | BaseException | None, str | None, float | None]:
+    """A ping as (the answer, or the error; None when not configured), the host it asked and, for a failed
+    one, how long it took in ms (None when it was never tried)."""
+    if isinstance(ping, Fetched):
+        took = round(ping.seconds * 1000, 2) if ping.error is not None and ping.seconds else None
+        return ping.outcome, ping.target or None, took
+    return ping, getattr(ping, "host", None), None
+
+
+def connectivity(ping: Ping, *, code: str = "DB_UNREACHABLE", configured: bool = True) -> Finding:
+    """``DB_UNREACHABLE``: ``SELECT 1`` did not answer (``ping``: the Fetched of ``sources.db.ping``). Any failed
+    ping is ``fail``, the server's refusal of the session (a wrong password) as much as no answer: its detail
+    says which; not configured is ``skipped``."""
     title = "Database answers SELECT 1"
-    if not configured or result is None:
+    got, host, took = ping_of(ping)
+    if not configured or got is None:
         return Finding.skipped(
             code, title, "no database URL: set PROPFLOW_DATABASE_URL or DATABASE_URL in the task definition"
         )
-    if isinstance(result, BaseException):
+    if isinstance(got, BaseException):
+        error = (
+            str(got).strip() if isinstance(got, FetchError) else f"{type(got).__name__}: {str(got).strip()}"
+        )
+        error = (error.splitlines() or ["no answer"])[0][:300]
         return Finding.fail(
-            code, "Database unreachable", f"{type(result).__name__}: {str(result).strip()[:300]}"
+            code, "Database unreachable", f"{host or 'database'}: {error}", latency_ms=took, host=host
         )
-    if isinstance(result, (int, float)):
-        return Finding.ok(
-            code, f"Database answers ({float(result):.0f} ms)", "SELECT 1 returned", latency_ms=float(result)
-        )
-    error = _get(result, "error")
-    ok = _get(result, "ok", error is None)
-    latency = _get(result, "latency_ms")
-    host = _get(result, "host")
-    data = {"latency_ms": latency, "host": host}
-    if not ok or error:
-        return Finding.fail(
-            code, "Database unreachable", f"{host or 'database'}: {error or 'no answer'}", **data
-        )
+    host = got.host or host
     return Finding.ok(
         code,
-        f"Database answers ({float(latency or 0):.0f} ms)",
-        f"SELECT 1 on {host or 'the database'} in {float(latency or 0):.1f} ms",
-        **data,
+        f"Database answers ({float(got.latency_ms):.0f} ms)",
+        f"SELECT 1 on {host or 'the database'} in {float(got.latency_ms):.1f} ms",
+        latency_ms=got.latency_ms,
+        host=host,
     )
+
+
+PING_COLUMNS = ["host", "url_from", "ok", "latency_ms", "server_version", "error"]
+
+
+def ping_table(ping: Ping, *, url_from: str = "") -> pd.DataFrame:
+    """The ping as a one-row table for display (the host, never the URL); ``url_from`` where the URL came from."""
+    got, host, took = ping_of(ping)
+    if isinstance(got, BaseException):
+        row = {"host": host, "url_from": url_from, "ok": False, "latency_ms": took, "server_version": None}
+        row["error"] = str(got)
+    elif got is None:
+        row = {"host": host, "url_from": url_from or "not configured", "ok": None, "latency_ms": None}
+        row |= {"server_version": None, "error": None}
+    else:
+        row = {"host": got.host or host, "url_from": url_from, "ok": True, "latency_ms": got.latency_ms}
+        row |= {"server_version": got.server_version, "error": None}
+    return pd.DataFrame([row], columns=PING_COLUMNS)
 
 
 # --- sessions ---------------------------------------------------------------------------------

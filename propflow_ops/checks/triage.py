@@ -29,7 +29,7 @@ from propflow_ops.checks import s3 as s3_checks
 from propflow_ops.checks import websocket as ws_checks
 from propflow_ops.findings import STATUS_ORDER, Finding, Status
 from propflow_ops.reach import unreachable
-from propflow_ops.records import HttpAnswer
+from propflow_ops.records import DatabaseSignals, HttpAnswer
 from propflow_ops.results import Fetched, takes_fetched
 from propflow_ops.runbooks import RUNBOOKS
 from propflow_ops.signals import TriageSignals
@@ -161,7 +161,7 @@ def ecs(
 
 def database(
     rds: Any,
-    probe: Mapping[str, Any] | BaseException | None,
+    probe: DatabaseSignals | Fetched[DatabaseSignals] | BaseException | None,
     task: Any,
     *,
     idle_in_transaction_s: float = db_checks.IDLE_IN_TRANSACTION_S,
@@ -170,21 +170,17 @@ def database(
     now: datetime | None = None,
 ) -> Finding:
     """TRIAGE_DATABASE: RDS status and backups, SELECT 1, sessions against max_connections, idle-in-transaction
-    and long queries from one pg_stat_activity read, and the task definition's DATABASE_URL host."""
+    and long queries from one pg_stat_activity read, and the task definition's DATABASE_URL host. ``probe``: the
+    sweep's :class:`~propflow_ops.records.DatabaseSignals` (or the error of a probe that did not finish)."""
     subs = [db_checks.rds_available(rds), db_checks.rpo_at_risk(rds, now=now)]
+    probe = probe.outcome if isinstance(probe, Fetched) else probe
     if isinstance(probe, BaseException):
         subs.append(Finding.error("DB_UNREACHABLE", "Database answers SELECT 1", probe))
     else:
-        probe = probe or {}
-        configured = bool(probe.get("configured"))
-        ping = probe.get("ping")
-        subs.append(
-            db_checks.connectivity(
-                ping if not isinstance(ping, BaseException) else ping, configured=configured
-            )
-        )
-        if configured and isinstance(ping, Mapping) and ping.get("ok"):
-            activity, max_conn = probe.get("activity"), probe.get("max_connections")
+        signals = probe if isinstance(probe, DatabaseSignals) else DatabaseSignals()
+        subs.append(db_checks.connectivity(signals.ping, configured=signals.configured))
+        if signals.configured and signals.ping.value is not None:
+            activity, max_conn = signals.activity.outcome, signals.max_connections.outcome
             subs.append(db_checks.pool_exhausted(activity, max_conn, threshold_pct=pool_pct))
             subs.append(db_checks.idle_in_transaction(activity, max_idle_s=idle_in_transaction_s, now=now))
             subs.append(db_checks.long_running_queries(activity, max_query_s=long_query_s, now=now))
@@ -604,7 +600,7 @@ def judge(
         ecs(s.service.outcome, s.stopped.outcome, since=since, end=end),
         database(
             s.rds.outcome,
-            s.database.outcome,
+            s.database,
             task,
             idle_in_transaction_s=idle_in_transaction_s,
             long_query_s=long_query_s,

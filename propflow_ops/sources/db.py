@@ -37,7 +37,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from propflow_ops import reach
+from propflow_ops.errors import FetchError
 from propflow_ops.errors import ReadOnlyViolation as ReadOnlyViolation  # callers import it from here
+from propflow_ops.records import DbPing as DbPing  # callers import it from here
 from propflow_ops.results import Fetched, failed, unwrap
 from propflow_ops.urls import url_host as url_host  # the notebooks call db.url_host
 
@@ -306,30 +308,59 @@ def _one_line(exc: BaseException, engine: Engine | None = None) -> str:
     return f"{type(orig).__name__}: {line}"
 
 
-def ping(engine: Engine) -> dict[str, Any]:
-    """Connect and ``SELECT 1``. Never raises.
+#: What libpq relays when the server answered and refused the session itself (credentials, access rules, a
+#: database or role that does not exist): an answer about the request, not a database that is down. A server
+#: refusing for want of capacity or while starting/stopping ("too many clients", "the database system is
+#: starting up") is not among them: that is no usable answer.
+SESSION_REFUSED_MARKERS = (
+    "password authentication failed",
+    "authentication failed for user",
+    "password is required",
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "pg_hba.conf rejects",
+    "is not permitted to log in",
+    "permission denied for database",
+    "does not exist",
+)
 
-    Returns ``{"ok", "latency_ms", "server_version", "error"}``; ``error`` is a
-    one-line reason (no password) when ``ok`` is False.
+
+def _unreachable(exc: BaseException) -> bool:
+    """No usable answer from the database (refused, timed out, breaker open, out of connection slots), as
+    ``reach.unreachable`` tells it, unless the server answered by refusing the session (a wrong password, no
+    such database or role: :data:`SESSION_REFUSED_MARKERS`)."""
+    orig = getattr(exc, "orig", None) or exc
+    low = str(orig).lower()
+    if any(marker in low for marker in SESSION_REFUSED_MARKERS):
+        return False
+    return reach.unreachable(exc)
+
+
+def _host(engine: Engine) -> str | None:
+    """The database host of ``engine`` (the URL is rendered with its password hidden first)."""
+    return url_host(engine.url.render_as_string(hide_password=True))
+
+
+def ping(engine: Engine, *, host: str | None = None) -> Fetched[DbPing]:
+    """Connect, ``SELECT 1`` and ``SHOW server_version``. Never raises.
+
+    The value is a :class:`~propflow_ops.records.DbPing` (``latency_ms``, ``server_version``, ``host``); a
+    failure is the error: a one-line :class:`~propflow_ops.errors.FetchError` without the password,
+    ``unreachable`` unless the server answered by refusing the session (a wrong password: :func:`_unreachable`).
+    The target is the host (``host``, else the engine's), never the URL.
     """
+    shown = host if host is not None else _host(engine)
     t0 = time.perf_counter()
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1")).scalar_one()
             version = conn.execute(sa.text("SHOW server_version")).scalar_one()
-        return {
-            "ok": True,
-            "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
-            "server_version": str(version),
-            "error": None,
-        }
     except Exception as exc:  # noqa: BLE001 - ping reports, it never raises
-        return {
-            "ok": False,
-            "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
-            "server_version": None,
-            "error": _one_line(exc, engine),
-        }
+        error = FetchError(_one_line(exc, engine), unreachable=_unreachable(exc))
+        return Fetched(None, error, shown or "", time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    answer = DbPing(latency_ms=round(seconds * 1000, 2), server_version=str(version), host=shown)
+    return Fetched(answer, None, shown or "", seconds)
 
 
 def query_df(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -525,13 +556,14 @@ class Database:
     def __repr__(self) -> str:
         return f"Database(host={self.host!r}, source={self.source!r}, error={self.error!r})"
 
-    def ping(self) -> dict[str, Any] | None:
-        """``{"ok", "latency_ms", "server_version", "error", "host"}``; None when no database is configured."""
+    def ping(self) -> Fetched[DbPing]:
+        """:func:`ping` of this database, its target the host; value None (and no error) when no database is
+        configured, the URL's problem as the error when it could not be used."""
         if self.error:
-            return {"ok": False, "latency_ms": None, "error": self.error, "host": self.host}
+            return failed(self.error, self.host or "")
         if not self.configured:
-            return None
-        return {**ping(self.engine), "host": self.host}
+            return Fetched(None, None, "database (not configured)")
+        return ping(self.engine, host=self.host)
 
     def fetch(self, fn: Callable[..., T], *args: Any) -> Fetched[T]:
         """``fn(engine, *args)`` (``activity``, ``max_connections``...) as a result; value None when no

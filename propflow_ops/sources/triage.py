@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from propflow_ops.errors import FetchError
+from propflow_ops.records import DatabaseSignals
 from propflow_ops.results import Fetched
 from propflow_ops.signals import TriageSignals
 from propflow_ops.urls import health_url
@@ -106,31 +107,31 @@ def sample_inventory(bucket: str, *, max_keys: int = 1000) -> dict[str, Any]:
     }
 
 
-def _database_probe(task: _Once, timeout_s: float) -> dict[str, Any]:
-    """SELECT 1, pg_stat_activity and max_connections over one short-timeout engine."""
+def _database_probe(task: _Once, timeout_s: float) -> DatabaseSignals:
+    """SELECT 1, pg_stat_activity and max_connections over one short-timeout engine (the last two only when
+    the ping answered)."""
     from propflow_ops.sources import db as dbsrc
     from propflow_ops.sources.ecs import TaskDatabaseUrl
 
     td = task()
     task_url = TaskDatabaseUrl(env=td.get("env") or {}) if isinstance(td, dict) else None
     db = dbsrc.connect(task_url, connect_timeout_s=max(1, int(timeout_s)), statement_timeout_ms=5000)
-    out: dict[str, Any] = {
-        "configured": db.configured or bool(db.error),
-        "host": db.host,
-        "source": db.source,
-    }
-    if not out["configured"]:
-        return out
-    out["ping"] = db.ping()
-    ping = out["ping"]
-    reachable = isinstance(ping, dict) and ping.get("ok")
-    out["activity"] = db.fetch(dbsrc.activity).outcome if reachable else FetchError("database unreachable")
-    out["max_connections"] = (
-        db.fetch(dbsrc.max_connections).outcome if reachable else FetchError("database unreachable")
-    )
-    if db.engine is not None:
-        db.engine.dispose()
-    return out
+    configured = db.configured or bool(db.error)
+    if not configured:
+        return DatabaseSignals(False, db.host, db.source)
+    try:
+        ping = db.ping()
+        if ping.value is not None:
+            activity = db.fetch(dbsrc.activity)
+            max_connections = db.fetch(dbsrc.max_connections)
+        else:
+            down = FetchError("database unreachable", unreachable=getattr(ping.error, "unreachable", False))
+            activity = Fetched(None, down, f"activity@{db.host}")
+            max_connections = Fetched(None, down, f"max_connections@{db.host}")
+    finally:
+        if db.engine is not None:
+            db.engine.dispose()
+    return DatabaseSignals(True, db.host, db.source, ping, activity, max_connections)
 
 
 def _redis_probe(task: _Once, timeout_s: float) -> Fetched[dict[str, Any]]:

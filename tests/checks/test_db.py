@@ -46,10 +46,25 @@ def test_rpo():
 
 
 def test_connectivity():
-    assert db.connectivity({"ok": True, "latency_ms": 3.2, "error": None}).status == "ok"
-    f = db.connectivity({"ok": False, "latency_ms": 1.0, "error": "OperationalError: connection refused"})
-    assert f.status == "fail" and "refused" in f.detail
+    from propflow_ops.errors import FetchError
+    from propflow_ops.records import DbPing
+    from propflow_ops.results import Fetched
+
+    answered = Fetched(DbPing(3.2, "16.4", "db.internal"), None, "db.internal", 0.0032)
+    f = db.connectivity(answered)
+    assert f.status == "ok" and f.data == {"latency_ms": 3.2, "host": "db.internal"} and "3 ms" in f.title
+    refused = FetchError("OperationalError: connection refused", unreachable=True)
+    f = db.connectivity(Fetched(None, refused, "db.internal", 0.001))
+    assert f.status == "fail" and f.detail == "db.internal: OperationalError: connection refused"
+    assert f.data == {"latency_ms": 1.0, "host": "db.internal"}
+    denied = FetchError("OperationalError: password authentication failed for user", unreachable=False)
+    assert db.connectivity(Fetched(None, denied, "db.internal", 0.002)).status == "fail"
+    assert db.connectivity(Fetched(None, None, "database (not configured)")).status == "skipped"
     assert db.connectivity(None).status == "skipped"
+    assert db.connectivity(answered, configured=False).status == "skipped"
+    assert list(db.ping_table(answered).iloc[0]) == ["db.internal", "", True, 3.2, "16.4", None]
+    row = db.ping_table(Fetched(None, refused, "db.internal", 0.001)).iloc[0]
+    assert (row["ok"], row["error"], row["server_version"]) == (False, str(refused), None)
 
 
 def activity(*rows):

@@ -38,3 +38,21 @@ def test_every_failed_signal_is_judged_error_and_timed():
         isinstance(s.health.outcome, FetchError)
         and "ReadTimeout: no answer" in found[0].data["checks"][0]["detail"]
     )
+
+
+def test_a_dead_database_in_the_signals_is_the_database_components_fail():
+    from propflow_ops.records import DatabaseSignals
+
+    refused = FetchError("OperationalError: connection refused", unreachable=True)
+    probe = DatabaseSignals(True, "db.internal", "env", Fetched(None, refused, "db.internal", 0.003))
+    every = {name: failed("ReadTimeout: no answer", name, 0.5) for name in TriageSignals.names()}
+    every["database"] = Fetched(probe, None, "database", 0.01)
+    s = TriageSignals(**every, start=END - timedelta(hours=1), end=END)
+    found = {f.code: f for f in t.judge(s)}
+    checks = {c["code"]: c for c in found["TRIAGE_DATABASE"].data["checks"]}
+    assert found["TRIAGE_DATABASE"].status is Status.FAIL
+    assert (
+        checks["DB_UNREACHABLE"]["status"] == "fail"
+        and "connection refused" in checks["DB_UNREACHABLE"]["detail"]
+    )
+    assert "db.internal" not in repr(s)  # the record stays out of the signals' repr

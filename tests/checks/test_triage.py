@@ -235,3 +235,61 @@ def test_grid_rows_and_recorded_recommendations():
     ev = SimpleNamespace(recs=[], recommend=lambda s, r: ev.recs.append((s, r)))
     table = t.record_recommendations(ev, [("api-down", "P0: x")])
     assert ev.recs == [("api-down", "P0: x")] and list(table["runbook"]) == ["api-down"]
+
+
+def _rds() -> dict:
+    return {
+        "DBInstanceIdentifier": "propflow-db",
+        "DBInstanceStatus": "available",
+        "BackupRetentionPeriod": 7,
+        "LatestRestorableTime": END - timedelta(minutes=1),
+        "Endpoint": {"Address": "db.internal", "Port": 5432},
+    }
+
+
+def _database(ping: Fetched, **kw) -> Fetched:
+    from propflow_ops.records import DatabaseSignals
+
+    signals = DatabaseSignals(True, "db.internal", "env PROPFLOW_DATABASE_URL", ping, **kw)
+    return Fetched(signals, None, "database", 0.01)
+
+
+def _sub(f: Finding, code: str) -> dict:
+    return next(c for c in f.data["checks"] if c["code"] == code)
+
+
+def test_database_judged_from_the_probe_record():
+    from propflow_ops.errors import FetchError
+    from propflow_ops.records import DatabaseSignals, DbPing
+
+    sessions = pd.DataFrame(
+        {"pid": [1], "state": ["active"], "backend_type": ["client backend"], "age_s": [1.0]}
+        | {"xact_age_s": [1.0], "query_age_s": [1.0], "application_name": ["propflow-api"], "query": ["x"]}
+    )
+    live = _database(
+        Fetched(DbPing(2.5, "16.4", "db.internal"), None, "db.internal", 0.0025),
+        activity=Fetched(sessions, None, "activity@db.internal"),
+        max_connections=Fetched(100, None, "max_connections@db.internal"),
+    )
+    f = t.database(_rds(), live, None, now=END)
+    codes = {c["code"]: c["status"] for c in f.data["checks"]}
+    assert codes["DB_UNREACHABLE"] == "ok" and codes["DB_POOL_EXHAUSTED"] == "ok", f.data["checks"]
+    assert {"DB_IDLE_IN_TRANSACTION", "DB_LONG_RUNNING_QUERY"} <= set(codes)
+
+    # a dead database: the ping's unreachable error is DB_UNREACHABLE fail, the session checks are not asked
+    refused = FetchError("OperationalError: connection refused", unreachable=True)
+    down = FetchError("database unreachable", unreachable=True)
+    dead = _database(
+        Fetched(None, refused, "db.internal", 0.004),
+        activity=Fetched(None, down, "activity@db.internal"),
+        max_connections=Fetched(None, down, "max_connections@db.internal"),
+    )
+    f = t.database(_rds(), dead, None, now=END)
+    assert f.status is Status.FAIL and f.title == "Database: Database unreachable"
+    assert _sub(f, "DB_UNREACHABLE")["detail"] == "db.internal: OperationalError: connection refused"
+    assert {c["code"] for c in f.data["checks"]} == {"RDS_NOT_AVAILABLE", "DB_RPO_AT_RISK", "DB_UNREACHABLE"}
+
+    unset = Fetched(DatabaseSignals(False, None, "not configured"), None, "database")
+    assert _sub(t.database(_rds(), unset, None, now=END), "DB_UNREACHABLE")["status"] == "skipped"
+    late = Fetched(None, FetchError("no answer within the triage budget of 25 s"), "database", 25.0)
+    assert _sub(t.database(_rds(), late, None, now=END), "DB_UNREACHABLE")["status"] == "error"

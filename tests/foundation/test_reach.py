@@ -69,10 +69,10 @@ def test_a_closed_aws_port_is_a_fail(monkeypatch, sandbox_env):
 
 def test_database_connections_are_tallied(sandbox_env):
     good = db.make_engine(sandbox_env["PROPFLOW_DATABASE_URL"])
-    assert db.ping(good)["ok"]
+    assert db.ping(good).ok
     assert codes(reach.findings()) == {"DB_UNREACHABLE": "ok"}
     dead = db.make_engine(f"postgresql://propflow:pw@127.0.0.1:{closed_port()}/propflow", connect_timeout_s=1)
-    assert not db.ping(dead)["ok"]
+    assert not db.ping(dead).ok
     (f,) = reach.findings()
     assert (f.status.value, f.data) == ("fail", {"calls": 2, "unanswered": 1}), f
     assert "pw@" not in f.detail

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -9,6 +11,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from propflow_ops.checks import db as db_checks
+from propflow_ops.errors import FetchError
 from propflow_ops.sources import db
 from tests.sources.conftest import free_port
 
@@ -18,7 +22,7 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 @pytest.fixture(scope="module")
 def engine() -> Iterator[sa.Engine]:
     eng = db.make_engine(PG_URL)
-    if not db.ping(eng)["ok"]:
+    if not db.ping(eng).ok:
         pytest.skip("no PostgreSQL on 127.0.0.1:5432")
     yield eng
     eng.dispose()
@@ -31,21 +35,123 @@ def test_make_engine_settings() -> None:
     assert eng.pool._pre_ping is True
 
 
+SECRET = "hunter2secret"
+
+
+class PasswordRefusingServer:
+    """Speaks just enough of the PostgreSQL protocol to ask for a cleartext password and refuse it (28P01), quoting
+    the password it got back in its message (a worst case: nothing may repeat it)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @staticmethod
+    def _read(conn: socket.socket, n: int) -> bytes:
+        got = b""
+        while len(got) < n:
+            chunk = conn.recv(n - len(got))
+            if not chunk:
+                raise ConnectionError("client went away")
+            got += chunk
+        return got
+
+    def _message(self, conn: socket.socket, typed: bool) -> bytes:
+        if typed:
+            self._read(conn, 1)
+        (n,) = struct.unpack("!I", self._read(conn, 4))
+        return self._read(conn, n - 4)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    body = self._message(conn, typed=False)
+                    while struct.unpack("!I", body[:4])[0] in (80877103, 80877104):  # SSL/GSS request: no
+                        conn.sendall(b"N")
+                        body = self._message(conn, typed=False)
+                    conn.sendall(b"R" + struct.pack("!II", 8, 3))  # AuthenticationCleartextPassword
+                    password = self._message(conn, typed=True).rstrip(b"\0").decode()
+                    said = f'password authentication failed for user "app" (got {password})'
+                    fields = [(b"S", "FATAL"), (b"V", "FATAL"), (b"C", "28P01"), (b"M", said)]
+                    payload = b"".join(k + v.encode() + b"\0" for k, v in fields) + b"\0"
+                    conn.sendall(b"E" + struct.pack("!I", len(payload) + 4) + payload)
+                except (OSError, ConnectionError, struct.error):
+                    continue
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def refusing() -> Iterator[PasswordRefusingServer]:
+    server = PasswordRefusingServer()
+    yield server
+    server.close()
+
+
 def test_ping_ok(engine: sa.Engine) -> None:
     res = db.ping(engine)
-    assert res["ok"] is True and res["error"] is None
-    assert res["server_version"] and res["server_version"][0].isdigit()
-    assert res["latency_ms"] >= 0
+    assert res.ok and res.error is None and res.target == "127.0.0.1"
+    assert res.value is not None and res.value.host == "127.0.0.1"
+    assert res.value.server_version and res.value.server_version[0].isdigit()
+    assert res.value.latency_ms >= 0
+    f = db_checks.connectivity(res)
+    assert f.status == "ok" and f.data == {"latency_ms": res.value.latency_ms, "host": "127.0.0.1"}
 
 
-def test_ping_dead_port_is_not_ok_and_hides_password() -> None:
-    eng = db.make_engine(f"postgresql://app:hunter2secret@127.0.0.1:{free_port()}/x", connect_timeout_s=2)
+def test_ping_dead_port_is_an_unreachable_error_without_the_password() -> None:
+    eng = db.make_engine(f"postgresql://app:{SECRET}@127.0.0.1:{free_port()}/x", connect_timeout_s=2)
     res = db.ping(eng)
-    assert res["ok"] is False
-    assert res["server_version"] is None
-    assert "hunter2secret" not in res["error"]
-    assert "\n" not in res["error"]
-    assert "OperationalError" in res["error"]
+    assert res.value is None and isinstance(res.error, FetchError)
+    assert res.error.unreachable is True
+    text = str(res.error)
+    assert "OperationalError" in text and "\n" not in text and SECRET not in text
+    assert res.target == "127.0.0.1" and SECRET not in repr(res)
+    f = db_checks.connectivity(res)
+    assert f.status == "fail" and f.title == "Database unreachable"
+    assert f.detail.startswith("127.0.0.1: OperationalError") and f.data["host"] == "127.0.0.1"
+    assert SECRET not in f.detail + repr(f.data) + repr(db_checks.ping_table(res).to_dict("records"))
+
+
+def test_ping_wrong_password_is_an_answer_not_unreachable_and_never_shows_it(
+    refusing: PasswordRefusingServer,
+) -> None:
+    eng = db.make_engine(f"postgresql://app:{SECRET}@127.0.0.1:{refusing.port}/x", connect_timeout_s=2)
+    res = db.ping(eng)
+    assert res.value is None and isinstance(res.error, FetchError)
+    assert res.error.unreachable is False, res  # the server answered: it refused the session
+    text = str(res.error)
+    assert "password authentication failed" in text and "***" in text and "\n" not in text
+    f = db_checks.connectivity(res)
+    assert f.status == "fail" and "password authentication failed" in f.detail
+    table = db_checks.ping_table(res, url_from="env PROPFLOW_DATABASE_URL")
+    shown = [text, repr(res), f.title, f.detail, repr(f.data), repr(table.to_dict("records"))]
+    assert not [s for s in shown if SECRET in s], shown
+
+
+def test_database_ping_not_configured_bad_url_and_live(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROPFLOW_DATABASE_URL", raising=False)
+    unset = db.connect(None).ping()
+    assert unset.value is None and unset.error is None
+    assert db_checks.connectivity(unset).status == "skipped"
+    bad = db.Database("h", "env PROPFLOW_DATABASE_URL", None, "bad database URL (ValueError)").ping()
+    assert (
+        bad.value is None and str(bad.error) == "bad database URL (ValueError)" and not bad.error.unreachable
+    )
+    assert db_checks.connectivity(bad).status == "fail"
+    monkeypatch.setenv("PROPFLOW_DATABASE_URL", PG_URL)
+    live = db.connect(None).ping()
+    assert live.value is not None and live.value.server_version[0].isdigit() and live.target == "127.0.0.1"
 
 
 def test_session_settings_are_applied(engine: sa.Engine) -> None:
@@ -201,3 +307,29 @@ def test_pg_stat_statements_absent_or_frame(engine: sa.Engine) -> None:
         assert res is None
     else:
         assert res is None or {"query", "calls", "mean_exec_time_ms"} <= set(res.columns)
+
+
+def test_triage_database_probe_live_dead_and_not_configured(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from propflow_ops.records import DatabaseSignals
+    from propflow_ops.sources import triage
+
+    no_task = triage._Once(lambda: {})
+    monkeypatch.setenv("PROPFLOW_DATABASE_URL", PG_URL)
+    live = triage._database_probe(no_task, 2)
+    assert isinstance(live, DatabaseSignals) and live.configured and live.host == "127.0.0.1"
+    assert live.ping.value is not None and live.ping.value.server_version[0].isdigit()
+    assert live.max_connections.value and live.max_connections.value > 0
+    assert live.activity.ok and "pid" in live.activity.value.columns
+
+    monkeypatch.setenv("PROPFLOW_DATABASE_URL", f"postgresql://app:{SECRET}@127.0.0.1:{free_port()}/x")
+    dead = triage._database_probe(no_task, 1)
+    assert dead.configured and dead.ping.value is None and dead.ping.error.unreachable
+    assert dead.activity.value is None and dead.max_connections.value is None
+    assert str(dead.activity.error) == "database unreachable"
+    assert SECRET not in repr(dead) + str(dead.ping.error)
+
+    monkeypatch.delenv("PROPFLOW_DATABASE_URL")
+    unset = triage._database_probe(no_task, 1)
+    assert not unset.configured and unset.source == "not configured" and unset.ping.value is None
