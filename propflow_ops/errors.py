@@ -8,9 +8,10 @@ from __future__ import annotations
 
 class FetchError(RuntimeError):
     """A fetch that failed; ``str()`` is one line without secrets. ``unreachable``: the target gave no usable
-    answer (refused, timed out, throttled), as ``reach.unreachable`` told it from the original exception."""
+    answer (refused, timed out, throttled), as ``reach.unreachable`` told it from the original exception;
+    None when nobody classified it (``reach.unreachable`` then reads the text)."""
 
-    def __init__(self, text: str = "", *, unreachable: bool = False) -> None:
+    def __init__(self, text: str = "", *, unreachable: bool | None = None) -> None:
         super().__init__(text)
         self.unreachable = unreachable
 

@@ -63,6 +63,21 @@ UNREACHABLE_MARKERS = (
     "could not connect",
     "unreachable",
 )
+#: What libpq relays when the server answered and refused the session itself (credentials, access rules, a
+#: database or role that does not exist): an answer about the request, not a database that is down. A server
+#: refusing for want of capacity or while starting/stopping ("too many clients", "the database system is
+#: starting up") is not among them: that is no usable answer.
+SESSION_REFUSED_MARKERS = (
+    "password authentication failed",
+    "authentication failed for user",
+    "password is required",
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "pg_hba.conf rejects",
+    "is not permitted to log in",
+    "permission denied for database",
+    '" does not exist',  # database "x" / role "x" does not exist
+)
 # HTTP statuses that mean the same whatever the error code says.
 UNAVAILABLE_STATUS = frozenset({429, 502, 503, 504})
 
@@ -71,8 +86,9 @@ def unreachable(exc: BaseException | str | None) -> bool:
     """Whether a failure (an exception, or an error code or message) means the target did not answer usably."""
     if exc is None:
         return False
-    if getattr(exc, "unreachable", False) is True:  # a FetchError that kept what its exception said
-        return True
+    flag = getattr(exc, "unreachable", None)
+    if isinstance(flag, bool):  # a FetchError that kept what its original exception said: that decides
+        return flag
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
     text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
@@ -81,6 +97,10 @@ def unreachable(exc: BaseException | str | None) -> bool:
         code = response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
         text += " " + str(code)
     low = text.lower()
+    if any(
+        marker in low for marker in SESSION_REFUSED_MARKERS
+    ):  # the server answered: it refused the session
+        return False
     return any(marker.lower() in low for marker in UNREACHABLE_MARKERS)
 
 
@@ -276,7 +296,10 @@ def watch_engine(engine: Any) -> None:
         if ctx.connection is None or ctx.is_disconnect:  # could not connect, or the server went away
             orig = ctx.original_exception
             text = (str(orig).strip().splitlines() or [""])[0]
-            unanswered("database", f"{type(orig).__name__}: {text}"[:300])
+            if any(marker in str(orig).lower() for marker in SESSION_REFUSED_MARKERS):
+                answered("database")  # it answered, refusing the session: the checks say why
+            else:
+                unanswered("database", f"{type(orig).__name__}: {text}"[:300])
 
     sa.event.listen(engine, "connect", on_connect)
     sa.event.listen(engine, "handle_error", on_error)

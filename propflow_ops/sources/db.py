@@ -308,34 +308,6 @@ def _one_line(exc: BaseException, engine: Engine | None = None) -> str:
     return f"{type(orig).__name__}: {line}"
 
 
-#: What libpq relays when the server answered and refused the session itself (credentials, access rules, a
-#: database or role that does not exist): an answer about the request, not a database that is down. A server
-#: refusing for want of capacity or while starting/stopping ("too many clients", "the database system is
-#: starting up") is not among them: that is no usable answer.
-SESSION_REFUSED_MARKERS = (
-    "password authentication failed",
-    "authentication failed for user",
-    "password is required",
-    "no password supplied",
-    "no pg_hba.conf entry",
-    "pg_hba.conf rejects",
-    "is not permitted to log in",
-    "permission denied for database",
-    "does not exist",
-)
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """No usable answer from the database (refused, timed out, breaker open, out of connection slots), as
-    ``reach.unreachable`` tells it, unless the server answered by refusing the session (a wrong password, no
-    such database or role: :data:`SESSION_REFUSED_MARKERS`)."""
-    orig = getattr(exc, "orig", None) or exc
-    low = str(orig).lower()
-    if any(marker in low for marker in SESSION_REFUSED_MARKERS):
-        return False
-    return reach.unreachable(exc)
-
-
 def _host(engine: Engine) -> str | None:
     """The database host of ``engine`` (the URL is rendered with its password hidden first)."""
     return url_host(engine.url.render_as_string(hide_password=True))
@@ -356,7 +328,7 @@ def ping(engine: Engine, *, host: str | None = None) -> Fetched[DbPing]:
             conn.execute(sa.text("SELECT 1")).scalar_one()
             version = conn.execute(sa.text("SHOW server_version")).scalar_one()
     except Exception as exc:  # noqa: BLE001 - ping reports, it never raises
-        error = FetchError(_one_line(exc, engine), unreachable=_unreachable(exc))
+        error = FetchError(_one_line(exc, engine), unreachable=reach.unreachable(exc))
         return Fetched(None, error, shown or "", time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     answer = DbPing(latency_ms=round(seconds * 1000, 2), server_version=str(version), host=shown)

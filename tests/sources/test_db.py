@@ -137,6 +137,46 @@ def test_ping_wrong_password_is_an_answer_not_unreachable_and_never_shows_it(
     assert not [s for s in shown if SECRET in s], shown
 
 
+def test_a_refused_session_reads_as_an_answer_on_every_path(refusing: PasswordRefusingServer) -> None:
+    """The ping, a fetch through the Database and the run's reach tally agree: a server that refused the
+    session answered (not DB_UNREACHABLE from the tally); a closed port did not."""
+    from propflow_ops import reach
+    from propflow_ops.sources.fetch import fetch_error
+
+    reach.reset()
+    try:
+        refused = db.make_engine(
+            f"postgresql://app:{SECRET}@127.0.0.1:{refusing.port}/x", connect_timeout_s=2
+        )
+        with pytest.raises(sa.exc.OperationalError) as caught:
+            with refused.connect():
+                pass
+        assert reach.unreachable(caught.value) is False
+        assert fetch_error(caught.value, refused).unreachable is False
+        assert [f.code for f in reach.findings() if f.status == "fail"] == []
+        dead = db.make_engine(f"postgresql://app:{SECRET}@127.0.0.1:{free_port()}/x", connect_timeout_s=2)
+        with pytest.raises(sa.exc.OperationalError) as caught:
+            with dead.connect():
+                pass
+        assert reach.unreachable(caught.value) is True and fetch_error(caught.value, dead).unreachable is True
+        assert [f.code for f in reach.findings() if f.status == "fail"] == ["DB_UNREACHABLE"]
+    finally:
+        reach.reset()
+
+
+def test_an_error_classified_when_it_was_made_keeps_that_class() -> None:
+    from propflow_ops import reach
+
+    said_no = FetchError('OperationalError: FATAL: role "x" does not exist', unreachable=False)
+    assert reach.unreachable(said_no) is False
+    assert reach.unreachable(FetchError("database unreachable", unreachable=True)) is True
+    assert (
+        reach.unreachable(FetchError("OperationalError: connection refused")) is True
+    )  # unclassified: its text
+    assert reach.unreachable('OperationalError: FATAL: database "nope" does not exist') is False
+    assert reach.unreachable("OperationalError: FATAL: sorry, too many clients already") is True
+
+
 def test_database_ping_not_configured_bad_url_and_live(
     engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
