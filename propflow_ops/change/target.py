@@ -29,14 +29,7 @@ TARGET_VARS = (
 )
 #: these default to production when unset, so the sandbox must set them
 REQUIRED = ("AWS_ENDPOINT_URL", "PROPFLOW_API_URL", "PROPFLOW_DATABASE_URL", "PROPFLOW_REDIS_URL")
-_URL_VARS = (
-    "AWS_ENDPOINT_URL",
-    "PROPFLOW_API_URL",
-    "PROPFLOW_DATABASE_URL",
-    "PROPFLOW_REDIS_URL",
-    "PROPFLOW_TWILIO_API_URL",
-    "PROPFLOW_META_GRAPH_URL",
-)
+_URL_VARS = tuple(v for v in TARGET_VARS if v not in ("PROPFLOW_ALEMBIC_CONFIG", "AWS_PROFILE"))
 
 
 def fingerprint(env: Mapping[str, str]) -> str:

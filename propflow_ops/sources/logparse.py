@@ -45,32 +45,10 @@ from propflow_ops.sources.logmapping import LogMapping, mapping_from_dict
 
 __all__ = ["COLUMNS", "parse_events", "empty_frame", "use_mapping", "active_mapping"]
 
-# Fields read from the JSON message, in output order, with their Arrow types.
-STRING_FIELDS = (
-    "level",
-    "event",
-    "method",
-    "path",
-    "request_id",
-    "message",
-    "provider",
-    "error_code",
-    "error_type",
-    "client_id",
-)
-_JSON_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
-    ("level", pa.large_string()),
-    ("event", pa.large_string()),
-    ("method", pa.large_string()),
-    ("path", pa.large_string()),
-    ("status", pa.int64()),
-    ("latency_ms", pa.float64()),
-    ("request_id", pa.large_string()),
-    ("message", pa.large_string()),
-    ("provider", pa.large_string()),
-    ("error_code", pa.large_string()),
-    ("error_type", pa.large_string()),
-    ("client_id", pa.large_string()),
+# Fields read from the JSON message (the mapping's canonical columns), in output order, with their Arrow types.
+_NUMERIC_FIELDS = {"status": pa.int64(), "latency_ms": pa.float64()}
+_JSON_FIELDS: tuple[tuple[str, pa.DataType], ...] = tuple(
+    (name, _NUMERIC_FIELDS.get(name, pa.large_string())) for name in lm.CANONICAL
 )
 JSON_SCHEMA = pa.schema(list(_JSON_FIELDS))
 

@@ -66,8 +66,12 @@ def _verify(cluster: str, service: str, key: str | None) -> Callable[[Any, dict[
     return make
 
 
+def _update_argv(cluster: str, service: str, *extra: str) -> list[str]:
+    return ["aws", "ecs", "update-service", "--cluster", cluster, "--service", service, *extra]
+
+
 def _update(cluster: str, service: str, *extra: str) -> str:
-    return shell_line(["aws", "ecs", "update-service", "--cluster", cluster, "--service", service, *extra])
+    return shell_line(_update_argv(cluster, service, *extra))
 
 
 def force_new_deployment(cluster: str, service: str) -> Step:
@@ -77,21 +81,7 @@ def force_new_deployment(cluster: str, service: str) -> Step:
         resp = aws.client("ecs").update_service(cluster=cluster, service=service, forceNewDeployment=True)
         return _summary(resp)
 
-    command, argv = plan_commands(
-        (
-            [
-                "aws",
-                "ecs",
-                "update-service",
-                "--cluster",
-                cluster,
-                "--service",
-                service,
-                "--force-new-deployment",
-            ],
-            "",
-        )
-    )
+    command, argv = plan_commands((_update_argv(cluster, service, "--force-new-deployment"), ""))
     return Step(
         name="force-new-deployment",
         what=f"Start a new deployment of {service} in {cluster} on the same task definition: ECS replaces "
@@ -190,22 +180,7 @@ def rollback(
             "apply": f"propflow-ops run api-down --apply rollback -p rollback_revision {rev} --reason TEXT",
         }
 
-    command, argv = plan_commands(
-        (
-            [
-                "aws",
-                "ecs",
-                "update-service",
-                "--cluster",
-                cluster,
-                "--service",
-                service,
-                "--task-definition",
-                shown,
-            ],
-            "",
-        )
-    )
+    command, argv = plan_commands((_update_argv(cluster, service, "--task-definition", shown), ""))
     return Step(
         name="rollback",
         what=f"Roll {service} back from {current or 'its current task definition'} to {shown} "
