@@ -1,6 +1,6 @@
 """Records that sources fill and checks read (below both layers: checks never import sources).
 
-The sources that make them re-export them (``sources.alembic.AlembicState``, ``sources.twilio.ApiResult``...).
+The sources that make them re-export them (``sources.alembic.AlembicState``, ``sources.twilio.TaskSettings``...).
 """
 
 from __future__ import annotations
@@ -69,40 +69,6 @@ class DriftResult:
 
 
 @dataclass
-class ApiResult:
-    """The outcome of one HTTP call: ``ok`` is a 2xx answer with a JSON body.
-
-    ``status`` is the HTTP status (None when no answer came back), ``body`` the
-    parsed JSON (also for error answers), ``error`` a one-line reason when not ok.
-    """
-
-    url: str
-    ok: bool = False
-    status: int | None = None
-    body: Any = None
-    error: str | None = None
-    latency_ms: float | None = None
-    configured: bool = True
-
-    @property
-    def reached(self) -> bool:
-        """An HTTP answer came back (whatever its status)."""
-        return self.status is not None
-
-
-@dataclass
-class MessagesResult:
-    """Recent messages as a frame (:data:`MESSAGE_COLUMNS`), and the call's outcome."""
-
-    result: ApiResult
-    frame: pd.DataFrame
-
-    @property
-    def ok(self) -> bool:
-        return self.result.ok
-
-
-@dataclass
 class TaskSettings:
     """Which settings the service's running task definition holds: names only, values never kept.
 
@@ -117,12 +83,16 @@ class TaskSettings:
 
 @dataclass(frozen=True, eq=False)  # a body may be anything JSON: no field-wise ==
 class HttpAnswer:
-    """What a server answered to ``sources.http.probe``: any status (a 3xx, 4xx or 5xx is still an answer, the
-    check judges it). No answer at all is the fetch's error instead (``results.Fetched``).
+    """What a server answered to ``sources.http.probe`` or ``sources.twilio.request_json`` (Twilio, Meta Graph): any
+    status (a 3xx, 4xx or 5xx is still an answer, the check judges it). No answer at all is the fetch's error
+    instead (``results.Fetched``).
 
-    ``url`` as asked (secrets masked); ``latency_ms`` the last attempt's; ``attempts`` how many were made;
-    ``body`` the parsed JSON or the first 500 characters (``{"redirect": problem}`` for a 3xx); ``problem`` one
-    line for a non-2xx: ``HTTP 503``, or for a 3xx where it points (``HTTP 302 redirect to h:443, not followed``).
+    ``url`` as asked (secrets masked; ``request_json`` drops the query); ``latency_ms`` the last attempt's;
+    ``attempts`` how many were made; ``body`` the parsed JSON, else the probe's first 500 characters (None from
+    ``request_json``), ``{"redirect": problem}`` for a 3xx; ``problem`` one line for a non-2xx: ``HTTP 503`` (from
+    ``request_json``, with the API's error code and message: ``HTTP 401: code 20003, Authenticate``), for a 3xx
+    where it points (``HTTP 302 redirect to h:443, not followed``), and from ``request_json`` for a 2xx without a
+    JSON body (``HTTP 200 without a JSON body``). ``problem`` None: the answer is usable.
     """
 
     url: str

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from propflow_ops.records import DatabaseSignals
+from propflow_ops.records import DatabaseSignals, HttpAnswer
 from propflow_ops.results import Fetched
 
 
@@ -42,9 +42,9 @@ class TriageSignals:
     sample: Fetched[Any] = field(default_factory=_unset)
     referenced: Fetched[Any] = field(default_factory=_unset)
     logs: Fetched[Any] = field(default_factory=_unset)
-    twilio_account: Fetched[Any] = field(default_factory=_unset)
-    twilio_balance: Fetched[Any] = field(default_factory=_unset)
-    whatsapp: Fetched[Any] = field(default_factory=_unset)
+    twilio_account: Fetched[HttpAnswer] = field(default_factory=_unset)
+    twilio_balance: Fetched[HttpAnswer] = field(default_factory=_unset)
+    whatsapp: Fetched[HttpAnswer] = field(default_factory=_unset)
     start: datetime = field(default_factory=lambda: datetime.now(UTC))
     end: datetime = field(default_factory=lambda: datetime.now(UTC))
     total_ms: float = 0.0

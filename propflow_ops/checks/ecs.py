@@ -154,6 +154,8 @@ def service_degraded(service: Mapping[str, Any] | BaseException | None, *, name:
     code, title = "ECS_SERVICE_DEGRADED", "ECS service running count"
     if isinstance(service, BaseException):
         return Finding.error(code, title, service)
+    if service is None:  # never fetched (a missing service is ``found`` False)
+        return Finding.skipped(code, title, "the service was not described")
     if not service or service.get("found") is False:
         why = (service or {}).get("failure") or "MISSING"
         return Finding.fail(
@@ -279,6 +281,8 @@ def task_oom(tasks: Any, *, start: datetime | None = None, end: datetime | None 
     code, title = "ECS_TASK_OOM", "Tasks stopped for out-of-memory"
     if isinstance(tasks, BaseException):
         return Finding.error(code, title, tasks)
+    if tasks is None:  # never fetched (none stopped is an empty frame)
+        return Finding.skipped(code, title, "the stopped tasks were not listed")
     table = in_window(tasks_table(tasks), start, end)
     oom = table[table["oom"].astype(bool)]
     data = {"stopped_tasks": len(table), "oom_tasks": oom["task"].tolist()}

@@ -1,7 +1,8 @@
 """Checks of the notifications runbook (SMS via Twilio, WhatsApp via Meta's Cloud API).
 
 Pure: the outcomes of ``sources.twilio`` / ``sources.whatsapp`` / the log fetch
-in, Findings and display tables out. Codes (CONTRACT 6): ``NOTIFY_CONFIG_MISSING``,
+in (each a :class:`~propflow_ops.results.Fetched`: an HTTP answer of any status is the value, no answer the
+error; the empty one, never asked or not configured, is ``skipped``), Findings and display tables out. Codes (CONTRACT 6): ``NOTIFY_CONFIG_MISSING``,
 ``TWILIO_AUTH_FAILED``, ``TWILIO_BALANCE_LOW``, ``WHATSAPP_API_FAILING``,
 ``NOTIFY_SEND_ERRORS`` and ``OTP_ENDPOINT_FAILING`` (only evaluated when the
 ``send-test-otp`` step ran: it sends a real SMS).
@@ -11,18 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 
 from propflow_ops.checks import logs as log_checks
 from propflow_ops.checks.logs import errors as error_lines
 from propflow_ops.checks.logs import top_messages
+from propflow_ops.errors import NoAnswer
 from propflow_ops.findings import Finding
 from propflow_ops.reach import unreachable
-from propflow_ops.records import ApiResult, MessagesResult, TaskSettings
+from propflow_ops.records import HttpAnswer, TaskSettings
 from propflow_ops.remediation import StepOutcome
-from propflow_ops.results import takes_fetched
+from propflow_ops.results import Fetched, frame, takes_fetched
 
 #: The settings PropFlow's API needs to send SMS (Twilio) and WhatsApp (Meta) messages.
 REQUIRED_SETTINGS: tuple[str, ...] = (
@@ -222,40 +224,61 @@ def config_missing(
 # --- Twilio ------------------------------------------------------------------------------------
 
 
-def _not_configured(code: str, title: str, result: ApiResult) -> Finding | None:
-    if not result.configured:
-        return Finding.skipped(code, title, f"Twilio is not configured for this runbook ({result.error}).")
+#: What the Twilio and WhatsApp checks read: ``sources.twilio.request_json``'s result (or its value, or its error).
+Answer: TypeAlias = Fetched[HttpAnswer] | HttpAnswer | BaseException | None
+#: What :func:`twilio_send_errors` reads: ``sources.twilio.messages``'s result (or the frame, or the error).
+Messages: TypeAlias = Fetched[pd.DataFrame] | pd.DataFrame | BaseException | None
+
+
+def _fetched(x: Any) -> Fetched[Any]:
+    """``x`` as a :class:`Fetched` (a bare value or error as the value or error of one; None as the empty one)."""
+    if isinstance(x, Fetched):
+        return x
+    return Fetched(None, x) if isinstance(x, BaseException) else Fetched(x)
+
+
+def _not_checked(code: str, title: str, got: Fetched[Any], provider: str) -> Finding | None:
+    """``skipped`` for the empty :class:`Fetched` (not configured: its target names the missing variables; or never
+    fetched), else None."""
+    if got.value is None and got.error is None:
+        return Finding.skipped(code, title, f"{provider} not checked: {got.target or 'not fetched'}.")
     return None
 
 
-def twilio_auth(result: ApiResult) -> Finding:
+def twilio_auth(result: Answer) -> Finding:
     """TWILIO_AUTH_FAILED from GET /Accounts/{sid}: ``fail`` on 401/403 (20003), a suspended/closed
-    account, or when Twilio cannot be reached (so the credentials cannot be verified)."""
+    account, or when Twilio cannot be reached (so the credentials cannot be verified); ``error`` for a fetch that
+    failed otherwise (no time left)."""
     code, title = "TWILIO_AUTH_FAILED", "Twilio credentials and account status"
-    skipped = _not_configured(code, title, result)
+    got = _fetched(result)
+    skipped = _not_checked(code, title, got, "Twilio")
     if skipped:
         return skipped
-    data: dict[str, Any] = {"http_status": result.status, "latency_ms": result.latency_ms}
-    if not result.reached:
+    answer = got.value
+    if not isinstance(answer, HttpAnswer):
+        if not isinstance(got.error, NoAnswer):
+            return Finding.error(code, title, got.error or f"unexpected value {type(answer).__name__}")
         return Finding.fail(
             code,
             "Twilio API unreachable: credentials cannot be verified",
-            f"{result.error} ({result.url})",
-            **data,
+            f"{got.error} ({got.target})",
+            http_status=None,
+            latency_ms=round(got.seconds * 1000, 1) if got.seconds else None,
         )
-    if result.status in (401, 403):
-        err = result.body if isinstance(result.body, dict) else {}
+    data: dict[str, Any] = {"http_status": answer.status, "latency_ms": answer.latency_ms}
+    if answer.status in (401, 403):
+        err = answer.body if isinstance(answer.body, dict) else {}
         meaning = TWILIO_ERROR_CODES.get(int(err.get("code") or 20003), TWILIO_ERROR_CODES[20003])
         return Finding.fail(
             code,
             "Twilio rejected the credentials",
-            f"{result.error}. {meaning[0]}. {meaning[1]}",
+            f"{answer.problem}. {meaning[0]}. {meaning[1]}",
             twilio_code=err.get("code"),
             **data,
         )
-    if not result.ok:
-        return Finding.fail(code, "Twilio account lookup failed", _short(result.error), **data)
-    body = result.body if isinstance(result.body, dict) else {}
+    if answer.problem:
+        return Finding.fail(code, "Twilio account lookup failed", _short(answer.problem), **data)
+    body = answer.body if isinstance(answer.body, dict) else {}
     status = str(body.get("status") or "unknown")
     data.update(account_status=status, account_type=body.get("type"))
     if status != "active":
@@ -269,24 +292,33 @@ def twilio_auth(result: ApiResult) -> Finding:
     return Finding.ok(
         code,
         "Twilio credentials accepted, account active",
-        f"account type {body.get('type') or '?'}, answered in {result.latency_ms} ms",
+        f"account type {body.get('type') or '?'}, answered in {answer.latency_ms} ms",
         **data,
     )
 
 
-def twilio_balance(result: ApiResult, *, min_balance: float = TWILIO_MIN_BALANCE) -> Finding:
-    """TWILIO_BALANCE_LOW: ``fail`` when the balance is below ``min_balance``."""
+def twilio_balance(result: Answer, *, min_balance: float = TWILIO_MIN_BALANCE) -> Finding:
+    """TWILIO_BALANCE_LOW: ``fail`` when the balance is below ``min_balance``; ``error`` when it could not be read."""
     code, title = "TWILIO_BALANCE_LOW", "Twilio balance"
-    skipped = _not_configured(code, title, result)
+    got = _fetched(result)
+    skipped = _not_checked(code, title, got, "Twilio")
     if skipped:
         return skipped
-    if not result.ok or not isinstance(result.body, dict):
-        return Finding.error(code, title, f"could not read the balance: {result.error}")
+    answer = got.value
+    if got.error is not None:
+        return Finding.error(code, title, f"could not read the balance: {got.error}")
+    if not isinstance(answer, HttpAnswer) or answer.problem or not isinstance(answer.body, dict):
+        why = (
+            answer.problem
+            if isinstance(answer, HttpAnswer) and answer.problem
+            else "no balance in the answer"
+        )
+        return Finding.error(code, title, f"could not read the balance: {why}")
     try:
-        amount = float(result.body.get("balance"))  # type: ignore[arg-type]
+        amount = float(answer.body.get("balance"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return Finding.error(code, title, f"unexpected balance value {result.body.get('balance')!r}")
-    currency = str(result.body.get("currency") or "")
+        return Finding.error(code, title, f"unexpected balance value {answer.body.get('balance')!r}")
+    currency = str(answer.body.get("currency") or "")
     data = {"balance": amount, "currency": currency, "min_balance": min_balance}
     if amount < min_balance:
         return Finding.fail(
@@ -323,11 +355,12 @@ def failed_messages(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def error_code_table(
-    frame: pd.DataFrame, *, start: datetime | None = None, end: datetime | None = None
+    messages: Messages, *, start: datetime | None = None, end: datetime | None = None
 ) -> pd.DataFrame:
-    """Failed/undelivered Twilio messages in the window by error code: count, meaning, what to do."""
+    """Failed/undelivered Twilio messages in the window by error code: count, meaning, what to do (empty when the
+    messages could not be listed)."""
     cols = ["error_code", "count", "statuses", "meaning", "what_to_do"]
-    failed = failed_messages(_in_window(frame, "date_created", start, end))
+    failed = failed_messages(_in_window(frame(messages), "date_created", start, end))
     if failed.empty:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -355,7 +388,7 @@ def error_code_table(
 
 
 def twilio_send_errors(
-    messages: MessagesResult,
+    messages: Messages,
     *,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -365,12 +398,13 @@ def twilio_send_errors(
     """NOTIFY_SEND_ERRORS from Twilio's message log: ``fail`` when more than ``threshold`` of the
     window's messages failed or were undelivered (and at least ``min_errors`` of them)."""
     code, title = "NOTIFY_SEND_ERRORS", "Recent Twilio messages that failed"
-    skipped = _not_configured(code, title, messages.result)
+    got = _fetched(messages)
+    skipped = _not_checked(code, title, got, "Twilio")
     if skipped:
         return skipped
-    if not messages.ok:
-        return Finding.error(code, title, f"could not list Twilio messages: {messages.result.error}")
-    recent = _in_window(messages.frame, "date_created", start, end)
+    if got.error is not None or not isinstance(got.value, pd.DataFrame):
+        return Finding.error(code, title, f"could not list Twilio messages: {got.error}")
+    recent = _in_window(got.value, "date_created", start, end)
     failed = failed_messages(recent)
     total, n = len(recent), len(failed)
     share = n / total if total else 0.0
@@ -402,23 +436,34 @@ def twilio_send_errors(
 # --- WhatsApp -----------------------------------------------------------------------------------
 
 
-def whatsapp_status(result: ApiResult) -> Finding:
+def whatsapp_status(result: Answer) -> Finding:
     """WHATSAPP_API_FAILING from GET /{phone-number-id}: ``fail`` for an invalid/expired token (190),
     an unreachable API, any other API error or a number that is not CONNECTED; ``warn`` for a
-    FLAGGED number or a RED quality rating."""
+    FLAGGED number or a RED quality rating; ``error`` for a fetch that failed otherwise (no time left)."""
     code, title = "WHATSAPP_API_FAILING", "WhatsApp Cloud API: token, number status, quality"
-    if not result.configured:
-        return Finding.skipped(code, title, f"WhatsApp is not configured for this runbook ({result.error}).")
-    data: dict[str, Any] = {"http_status": result.status, "latency_ms": result.latency_ms}
-    if not result.reached:
-        return Finding.fail(code, "WhatsApp Cloud API unreachable", f"{result.error} ({result.url})", **data)
-    err = result.body.get("error") if isinstance(result.body, dict) else None
+    got = _fetched(result)
+    skipped = _not_checked(code, title, got, "WhatsApp")
+    if skipped:
+        return skipped
+    answer = got.value
+    if not isinstance(answer, HttpAnswer):
+        if not isinstance(got.error, NoAnswer):
+            return Finding.error(code, title, got.error or f"unexpected value {type(answer).__name__}")
+        return Finding.fail(
+            code,
+            "WhatsApp Cloud API unreachable",
+            f"{got.error} ({got.target})",
+            http_status=None,
+            latency_ms=round(got.seconds * 1000, 1) if got.seconds else None,
+        )
+    data: dict[str, Any] = {"http_status": answer.status, "latency_ms": answer.latency_ms}
+    err = answer.body.get("error") if isinstance(answer.body, dict) else None
     err = err if isinstance(err, dict) else {}
     if err:
         data.update(
             graph_code=err.get("code"), graph_subcode=err.get("error_subcode"), graph_type=err.get("type")
         )
-    if err.get("code") == 190 or result.status == 401:
+    if err.get("code") == 190 or answer.status == 401:
         sub = {
             463: "expired",
             460: "invalidated by a password change",
@@ -428,13 +473,13 @@ def whatsapp_status(result: ApiResult) -> Finding:
         return Finding.fail(
             code,
             f"WhatsApp access token {sub}",
-            f"{_short(result.error, 220)}. {WHATSAPP_ERROR_CODES[190][1]}",
+            f"{_short(answer.problem, 220)}. {WHATSAPP_ERROR_CODES[190][1]}",
             token_valid=False,
             **data,
         )
-    if not result.ok:
-        return Finding.fail(code, "WhatsApp Cloud API call failed", _short(result.error, 220), **data)
-    body = result.body if isinstance(result.body, dict) else {}
+    if answer.problem:
+        return Finding.fail(code, "WhatsApp Cloud API call failed", _short(answer.problem, 220), **data)
+    body = answer.body if isinstance(answer.body, dict) else {}
     status = str(body.get("status") or "UNKNOWN")
     quality = str(body.get("quality_rating") or "UNKNOWN")
     data.update(
@@ -463,9 +508,12 @@ def whatsapp_status(result: ApiResult) -> Finding:
     return Finding.ok(code, "WhatsApp token valid, number connected", summary, **data)
 
 
-def whatsapp_table(result: ApiResult) -> pd.DataFrame:
-    """The phone number's fields worth seeing (not the token)."""
-    body = result.body if result.ok and isinstance(result.body, dict) else {}
+def whatsapp_table(result: Answer) -> pd.DataFrame:
+    """The phone number's fields worth seeing (not the token); else one row saying why there are none."""
+    got = _fetched(result)
+    answer = got.value if isinstance(got.value, HttpAnswer) else None
+    usable = answer is not None and not answer.problem and isinstance(answer.body, dict)
+    body = answer.body if usable and answer is not None else {}
     keys = (
         "verified_name",
         "display_phone_number",
@@ -478,7 +526,13 @@ def whatsapp_table(result: ApiResult) -> pd.DataFrame:
     )
     rows = [{"field": k, "value": body.get(k)} for k in keys if k in body]
     if not rows:
-        rows = [{"field": "error", "value": result.error}]
+        if got.error is not None:
+            why = str(got.error)
+        elif answer is not None:
+            why = answer.problem or "no phone number fields in the answer"
+        else:
+            why = got.target or "not fetched"
+        rows = [{"field": "error", "value": why}]
     return pd.DataFrame(rows, columns=["field", "value"], dtype=object)
 
 
@@ -574,6 +628,8 @@ def log_send_errors(
     """NOTIFY_SEND_ERRORS from the API's notification log lines: ``fail`` when more than ``threshold``
     of them are errors (and at least ``min_errors``), for any provider."""
     code, title = "NOTIFY_SEND_ERRORS", "Notification errors in the API logs"
+    if logs is None:  # never fetched
+        return Finding.skipped(code, title, "the logs were not fetched")
     if isinstance(logs, BaseException) and unreachable(logs):
         return Finding.fail(
             code,

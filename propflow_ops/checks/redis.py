@@ -31,9 +31,9 @@ def check_cluster(cluster: Mapping[str, Any] | BaseException | None, *, name: st
     code = "REDIS_NOT_AVAILABLE"
     if isinstance(cluster, BaseException) or cluster is None:
         title = f"ElastiCache {name or 'cluster'} is available"
-        return Finding.error(
-            code, title, str(cluster) if cluster is not None else "the cluster was not described"
-        )
+        if cluster is None:  # never fetched
+            return Finding.skipped(code, title, "the cluster was not described")
+        return Finding.error(code, title, str(cluster))
     name = cluster.get("cluster") or name or "?"
     title = f"ElastiCache {name} is available"
     if cluster.get("found") is False:

@@ -110,7 +110,10 @@ def check_bucket(status: Fetch, bucket: str) -> Finding:
     title = f"Bucket {bucket} exists"
     if isinstance(status, BaseException):
         return Finding.error("S3_BUCKET_MISSING", title, str(status), bucket=bucket)
-    status = status or {}
+    if status is None:  # never fetched
+        return Finding.skipped(
+            "S3_BUCKET_MISSING", title, "the bucket was not asked (HeadBucket)", bucket=bucket
+        )
     if status.get("exists") is False:
         return Finding.fail(
             "S3_BUCKET_MISSING",
@@ -271,7 +274,7 @@ def check_public_access_block(config: Fetch, *, bucket_exists: bool = True) -> F
 def upload_errors(logs: pd.DataFrame | BaseException) -> pd.DataFrame:
     """The upload errors among the log lines: an upload line (``upload`` in its path, message or event) that
     is an error (error level, 5xx, an exception) or answered 4xx."""
-    if isinstance(logs, BaseException):
+    if isinstance(logs, BaseException) or logs is None:
         return pd.DataFrame(columns=["timestamp", "error_type", "message"])
     if logs.empty:
         return logs.iloc[0:0]
@@ -314,6 +317,8 @@ def check_upload_errors(logs: pd.DataFrame | BaseException, *, min_errors: int =
     code, title = "UPLOAD_ERRORS_IN_LOGS", "Upload errors in the API logs"
     if isinstance(logs, BaseException):
         return Finding.error(code, title, logs)
+    if logs is None:  # never fetched
+        return Finding.skipped(code, title, "the logs were not fetched")
     info = log_checks.summary(logs)
     errors = upload_errors(logs)
     total_uploads = int(log_checks.is_upload(logs).sum()) if not logs.empty else 0

@@ -93,6 +93,11 @@ def _err(value: Any) -> BaseException | None:
     return value if isinstance(value, BaseException) else None
 
 
+def _unfetched(value: Any) -> bool:
+    """The empty :class:`Fetched` (never fetched, or not configured): its checks are ``skipped``."""
+    return isinstance(value, Fetched) and value.value is None and value.error is None
+
+
 def fold(code: str, subs: Sequence[Finding], *, what: str) -> Finding:
     """One component finding from its sub-checks: the worst status (the one order of ``findings.STATUS_ORDER``:
     fail, error, warn, ok, skipped; a check that could not run outranks a risk), the problems in the detail."""
@@ -171,8 +176,21 @@ def database(
 ) -> Finding:
     """TRIAGE_DATABASE: RDS status and backups, SELECT 1, sessions against max_connections, idle-in-transaction
     and long queries from one pg_stat_activity read, and the task definition's DATABASE_URL host. ``probe``: the
-    sweep's :class:`~propflow_ops.records.DatabaseSignals` (or the error of a probe that did not finish)."""
-    subs = [db_checks.rds_available(rds), db_checks.rpo_at_risk(rds, now=now)]
+    sweep's :class:`~propflow_ops.records.DatabaseSignals` (or the error of a probe that did not finish); ``rds``
+    the instance (``{}``: not found), or its Fetched (empty: not fetched)."""
+    if _unfetched(rds):
+        subs = [
+            Finding.skipped("RDS_NOT_AVAILABLE", "RDS instance status", "the instance was not described"),
+            Finding.skipped(
+                "DB_RPO_AT_RISK",
+                f"Point-in-time recovery against the {db_checks.RPO_MINUTES:g} min RPO",
+                "the instance was not described",
+            ),
+        ]
+        rds = None
+    else:
+        rds = rds.outcome if isinstance(rds, Fetched) else rds
+        subs = [db_checks.rds_available(rds), db_checks.rpo_at_risk(rds, now=now)]
     probe = probe.outcome if isinstance(probe, Fetched) else probe
     if isinstance(probe, BaseException):
         subs.append(Finding.error("DB_UNREACHABLE", "Database answers SELECT 1", probe))
@@ -236,7 +254,10 @@ def s3(
     sample for orphans, upload errors in the recent logs."""
     subs = [s3_checks.check_bucket(bucket, bucket_name)]
     exists = s3_checks.bucket_exists(bucket)
-    if isinstance(policy, BaseException):
+    if bucket is None:  # never asked: a policy of None would read as "no policy"
+        for code, title in (("S3_WRITE_DENIED", "Bucket policy"), ("S3_POLICY_OVERBROAD", "Bucket policy")):
+            subs.append(Finding.skipped(code, title, "the bucket was not asked"))
+    elif isinstance(policy, BaseException):
         subs.append(Finding.error("S3_WRITE_DENIED", "Bucket policy", policy))
     else:
         subs.append(s3_checks.check_write_access(policy, task, bucket=bucket_name, bucket_exists=exists))
@@ -316,6 +337,13 @@ def errors(
 ) -> Finding:
     """TRIAGE_ERRORS: over the recent window, 5xx share of requests, error lines per minute (by where they
     come from) and the p95 latency per minute from the request lines."""
+    if logs is None:  # never fetched
+        why = "the logs were not fetched"
+        subs = [
+            Finding.skipped("ERRORS_RATE_HIGH", "API error rate", why),
+            Finding.skipped("API_LATENCY_HIGH", "API p95 latency", why),
+        ]
+        return fold("TRIAGE_ERRORS", subs, what="Errors and latency")
     if isinstance(logs, BaseException):
         return fold(
             "TRIAGE_ERRORS",
@@ -372,9 +400,9 @@ def errors(
 
 def notifications(
     settings: Any,
-    account: Any,
-    balance: Any,
-    whatsapp: Any,
+    account: notify_checks.Answer,
+    balance: notify_checks.Answer,
+    whatsapp: notify_checks.Answer,
     otp_route: Any,
     logs: pd.DataFrame | BaseException,
     *,
@@ -382,20 +410,14 @@ def notifications(
     min_balance: float = notify_checks.TWILIO_MIN_BALANCE,
 ) -> Finding:
     """TRIAGE_NOTIFICATIONS: settings in the task definition, Twilio auth and balance, WhatsApp token, the
-    notification error rate in the recent logs, and the OTP route answering a validation probe."""
+    notification error rate in the recent logs, and the OTP route answering a validation probe (``account``,
+    ``balance``, ``whatsapp``: the Fetched of ``sources.twilio`` / ``sources.whatsapp``)."""
     subs: list[Finding] = [
-        notify_checks.config_missing(settings)
-    ]  # ECS unreachable is its fail, not an error
-    for code, title, value, check in (
-        ("TWILIO_AUTH_FAILED", "Twilio credentials", account, notify_checks.twilio_auth),
-        ("WHATSAPP_API_FAILING", "WhatsApp Cloud API", whatsapp, notify_checks.whatsapp_status),
-    ):
-        subs.append(Finding.error(code, title, value) if isinstance(value, BaseException) else check(value))
-    subs.append(
-        Finding.error("TWILIO_BALANCE_LOW", "Twilio balance", balance)
-        if isinstance(balance, BaseException)
-        else notify_checks.twilio_balance(balance, min_balance=min_balance)
-    )
+        notify_checks.config_missing(settings),  # ECS unreachable is its fail, not an error
+        notify_checks.twilio_auth(account),
+        notify_checks.whatsapp_status(whatsapp),
+        notify_checks.twilio_balance(balance, min_balance=min_balance),
+    ]
     subs.append(notify_checks.log_send_errors(_notification_lines(_recent(logs, since))))
     subs.append(otp_route_probe(otp_route))
     return fold("TRIAGE_NOTIFICATIONS", subs, what="Notifications")
@@ -449,8 +471,13 @@ def otp_route_probe(probe: api_checks.Probe) -> Finding:
     )
 
 
-def migrations(alembic: Mapping[str, Any] | BaseException, logs: pd.DataFrame | BaseException) -> Finding:
+def migrations(
+    alembic: Mapping[str, Any] | BaseException | None, logs: pd.DataFrame | BaseException
+) -> Finding:
     """TRIAGE_MIGRATIONS: alembic heads vs the database revision, 'already exists' in the logs, schema drift."""
+    if alembic is None:  # never fetched
+        subs = [Finding.skipped("MIGRATION_PENDING", "Alembic state", "not fetched")]
+        return fold("TRIAGE_MIGRATIONS", subs, what="Migrations")
     if isinstance(alembic, BaseException):
         return fold(
             "TRIAGE_MIGRATIONS",
@@ -462,7 +489,9 @@ def migrations(alembic: Mapping[str, Any] | BaseException, logs: pd.DataFrame | 
         migration_checks.pending(state),
         migration_checks.multiple_heads(state),
         migration_checks.unknown_revision(state),
-        migration_checks.object_exists(logs),
+        migration_checks.object_exists(logs)
+        if logs is not None
+        else Finding.skipped("MIGRATION_OBJECT_EXISTS", "'already exists' errors in the logs", "not fetched"),
         index_only_drift(migration_checks.schema_drift(drift), drift),
     ]
     return fold("TRIAGE_MIGRATIONS", subs, what="Migrations")
@@ -599,7 +628,7 @@ def judge(
         api(s.health),
         ecs(s.service.outcome, s.stopped.outcome, since=since, end=end),
         database(
-            s.rds.outcome,
+            s.rds,
             s.database,
             task,
             idle_in_transaction_s=idle_in_transaction_s,
@@ -629,9 +658,9 @@ def judge(
         ),
         notifications(
             s.settings.outcome,
-            s.twilio_account.outcome,
-            s.twilio_balance.outcome,
-            s.whatsapp.outcome,
+            s.twilio_account,
+            s.twilio_balance,
+            s.whatsapp,
             s.otp_route,
             logs,
             since=since,

@@ -110,6 +110,8 @@ def check_reconnect_spike(
     code, title = "WS_RECONNECT_SPIKE", "WebSocket disconnects and reconnects at their usual rate"
     if isinstance(logs, BaseException):
         return Finding.error(code, title, logs)
+    if logs is None:  # never fetched
+        return Finding.skipped(code, title, "the logs were not fetched")
     ws = ws_events(logs)
     churn = ws[ws["event"].isin(["ws_disconnect", "ws_reconnect"])]
     counts = log_checks.per_minute(churn, start=start, end=end)

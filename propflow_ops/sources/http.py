@@ -4,8 +4,8 @@ Nothing here raises on network errors: :func:`probe` and :func:`ws_handshake` re
 :class:`~propflow_ops.results.Fetched` (any answer is the value, no answer a one-line error).
 Authorization headers and tokens never appear in results.
 
-Every request of the package goes through :func:`send` (the probes here, Twilio, Meta Graph, the OTP
-step), which promises two things:
+Every request of the package goes through :func:`send` (the probes here, ``sources.twilio.request_json`` for
+Twilio and Meta Graph, the OTP step), which promises two things:
 
 * **Credentials go only where they were meant to.** Redirects are never followed: a 3xx is the answer,
   reported with the host it points to (``HTTP 302 redirect to other.example:443, not followed``), so an
@@ -18,7 +18,6 @@ step), which promises two things:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import json
@@ -245,7 +244,7 @@ def _check_scheme(url: str) -> str | None:
     return None
 
 
-def _unreachable(exc: BaseException) -> bool:
+def is_unreachable(exc: BaseException) -> bool:
     """No usable answer from the target (refused, reset, timed out, breaker open, a broken HTTP answer), as
     opposed to a request that could not be made (a URL it cannot ask for)."""
     if reach.unreachable(exc):
@@ -291,7 +290,7 @@ def probe(
             )
         except Exception as exc:  # noqa: BLE001 - a probe reports, it never raises
             answer = None
-            error = NoAnswer(_error_text(exc), unreachable=_unreachable(exc), attempts=attempt)
+            error = NoAnswer(_error_text(exc), unreachable=is_unreachable(exc), attempts=attempt)
             if isinstance(exc, (TimeoutError, reach.TargetDown)):
                 break
         else:
@@ -413,36 +412,5 @@ def ws_handshake(url: str, *, timeout_s: float = 5) -> Fetched[WsAnswer]:
             if reach.timed_out(exc):
                 reach.trip(key, text)
             seconds = time.perf_counter() - t0
-            return Fetched(None, FetchError(text, unreachable=_unreachable(exc)), shown, seconds)
+            return Fetched(None, FetchError(text, unreachable=is_unreachable(exc)), shown, seconds)
     return Fetched(answer, None, shown, time.perf_counter() - t0)
-
-
-def get_json(
-    url: str,
-    *,
-    auth: tuple[str, str] | None = None,
-    bearer: str | None = None,
-    timeout_s: float = 5,
-) -> tuple[int | None, Any]:
-    """GET ``url`` with Basic ``auth`` (Twilio) or a ``bearer`` token (Meta Graph).
-
-    Returns ``(status, body)``: body parsed JSON, else the first 500 characters.
-    On a network failure: ``(None, {"error": "<one line>"})``. Never raises on
-    network errors.
-    """
-    bad = _check_scheme(url)
-    if bad:
-        return None, {"error": bad}
-    headers: dict[str, str] = {}
-    if auth is not None:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    elif bearer:
-        headers["Authorization"] = f"Bearer {bearer}"
-    try:
-        status, raw, resp_headers = _request(url, method="GET", timeout_s=timeout_s, headers=headers)
-    except Exception as exc:  # noqa: BLE001 - report, never raise
-        return None, {"error": _error_text(exc)}
-    if 300 <= status < 400:
-        return status, {"error": redirect_text(status, resp_headers, url)}
-    return status, _decode_body(raw, resp_headers.get("Content-Type"))

@@ -3,8 +3,10 @@
 Credentials come from the environment (CONTRACT 2): ``TWILIO_ACCOUNT_SID``,
 ``TWILIO_AUTH_TOKEN`` and ``PROPFLOW_TWILIO_API_URL`` (default
 ``https://api.twilio.com``). Every call has a timeout and never raises for a
-network or API failure: it returns an :class:`ApiResult` whose ``error`` says
-what went wrong, so a runbook against a dead or misconfigured Twilio finishes.
+network or API failure: it returns a :class:`~propflow_ops.results.Fetched` (any HTTP answer is the value, an
+:class:`~propflow_ops.records.HttpAnswer` whose ``problem`` says what went wrong; no answer is the error; not
+configured is the empty ``Fetched`` whose target names the missing variables), so a runbook against a dead or
+misconfigured Twilio finishes.
 
 This module fetches and shapes; it does not judge (no thresholds here).
 """
@@ -24,10 +26,10 @@ from typing import Any
 
 import pandas as pd
 
-from propflow_ops.errors import FetchError
-from propflow_ops.records import ApiResult as ApiResult
-from propflow_ops.records import MessagesResult as MessagesResult
+from propflow_ops.errors import FetchError, NoAnswer
+from propflow_ops.records import HttpAnswer
 from propflow_ops.records import TaskSettings as TaskSettings
+from propflow_ops.results import Fetched
 
 DEFAULT_API_URL = "https://api.twilio.com"
 TIMEOUT_S = 10.0
@@ -92,10 +94,16 @@ def request_json(
     headers: Mapping[str, str] | None = None,
     data: bytes | None = None,
     timeout_s: float = TIMEOUT_S,
-) -> ApiResult:
+) -> Fetched[HttpAnswer]:
     """One HTTP request (``sources.http.send``: total deadline ``timeout_s``, redirects never followed, so the
-    credentials in ``headers`` reach the configured host only); JSON parsed; never raises for network/HTTP
-    failures. A 3xx is an error naming where it pointed."""
+    credentials in ``headers`` reach the configured host only), its JSON body parsed. Never raises for network or
+    HTTP failures.
+
+    Any answer is the value, an :class:`~propflow_ops.records.HttpAnswer` whose ``problem`` is None for a 2xx with a
+    JSON body, else one line: the API's error (``HTTP 401: code 20003, Authenticate``), a 3xx naming where it
+    pointed (not followed), a 2xx without JSON. No answer is the error, a one-line
+    :class:`~propflow_ops.errors.NoAnswer` (``unreachable`` unless the URL could not be asked). The target is the URL
+    without its query."""
     from propflow_ops.sources import http
 
     safe_url = url.split("?", 1)[0]
@@ -104,31 +112,31 @@ def request_json(
         status, raw, resp_headers = http.send(
             method, url, headers=dict(headers or {}), data=data, timeout_s=timeout_s
         )
-    except ValueError as exc:  # a malformed URL
-        return ApiResult(url=safe_url, error=f"bad URL: {exc}")
+    except ValueError as exc:  # a malformed URL: never asked
+        error = NoAnswer(f"bad URL: {exc}", unreachable=False, attempts=0)
+        return Fetched(None, error, safe_url, time.monotonic() - t0)
     except Exception as exc:  # noqa: BLE001 - unreachable, timed out, breaker open: reported, never raised
         reason = getattr(exc, "reason", exc)
         if not isinstance(reason, BaseException):
             reason = exc
         text = f"{type(reason).__name__}: {reason}".splitlines()[0]
-        return ApiResult(
-            url=safe_url, error=f"unreachable: {text}", latency_ms=round((time.monotonic() - t0) * 1000, 1)
-        )
-    latency = round((time.monotonic() - t0) * 1000, 1)
+        error = NoAnswer(f"unreachable: {text}", unreachable=http.is_unreachable(exc), attempts=1)
+        return Fetched(None, error, safe_url, time.monotonic() - t0)
+    seconds = time.monotonic() - t0
     try:
         body = json.loads(raw.decode("utf-8", errors="replace")) if raw else None
     except ValueError:
         body = None
-    ok = 200 <= status < 300
-    error = None
+    problem = None
     if 300 <= status < 400:
-        body = None
-        error = http.redirect_text(status, resp_headers, url)
-    elif not ok:
-        error = _error_line(body, status)
+        problem = http.redirect_text(status, resp_headers, url)
+        body = {"redirect": problem}
+    elif not 200 <= status < 300:
+        problem = _error_line(body, status)
     elif body is None:
-        ok, error = False, f"HTTP {status} without a JSON body"
-    return ApiResult(url=safe_url, ok=ok, status=status, body=body, error=error, latency_ms=latency)
+        problem = f"HTTP {status} without a JSON body"
+    answer = HttpAnswer(safe_url, status, round(seconds * 1000, 1), body=body, problem=problem)
+    return Fetched(answer, None, safe_url, seconds)
 
 
 def _auth_header(cfg: TwilioConfig) -> dict[str, str]:
@@ -141,23 +149,23 @@ def _account_url(cfg: TwilioConfig, suffix: str = "") -> str:
     return f"{cfg.api_url}/2010-04-01/Accounts/{sid}{suffix}.json"
 
 
-def _not_configured(cfg: TwilioConfig, what: str) -> ApiResult:
-    return ApiResult(
-        url=what, error="not configured: " + ", ".join(cfg.missing) + " not set", configured=False
-    )
+def not_configured(what: str, missing: list[str]) -> Fetched[Any]:
+    """The empty :class:`~propflow_ops.results.Fetched` of a call that was not made: its target names what and the
+    missing variables (names only), e.g. ``twilio account (not configured: TWILIO_AUTH_TOKEN not set)``."""
+    return Fetched(None, None, f"{what} (not configured: {', '.join(missing)} not set)")
 
 
-def account(cfg: TwilioConfig, *, timeout_s: float = TIMEOUT_S) -> ApiResult:
+def account(cfg: TwilioConfig, *, timeout_s: float = TIMEOUT_S) -> Fetched[HttpAnswer]:
     """GET /Accounts/{sid}.json: ``body["status"]`` is active, suspended or closed."""
     if not cfg.configured:
-        return _not_configured(cfg, "account")
+        return not_configured("twilio account", cfg.missing)
     return request_json("GET", _account_url(cfg), headers=_auth_header(cfg), timeout_s=timeout_s)
 
 
-def balance(cfg: TwilioConfig, *, timeout_s: float = TIMEOUT_S) -> ApiResult:
+def balance(cfg: TwilioConfig, *, timeout_s: float = TIMEOUT_S) -> Fetched[HttpAnswer]:
     """GET /Accounts/{sid}/Balance.json: ``body`` has ``balance`` (a string) and ``currency``."""
     if not cfg.configured:
-        return _not_configured(cfg, "balance")
+        return not_configured("twilio balance", cfg.missing)
     return request_json("GET", _account_url(cfg, "/Balance"), headers=_auth_header(cfg), timeout_s=timeout_s)
 
 
@@ -197,17 +205,26 @@ def messages(
     page_size: int = 200,
     sent_after: datetime | None = None,
     timeout_s: float = TIMEOUT_S,
-) -> MessagesResult:
-    """The most recent messages (one page, newest first): GET /Accounts/{sid}/Messages.json."""
+) -> Fetched[pd.DataFrame]:
+    """The most recent messages (one page, newest first; :data:`MESSAGE_COLUMNS`): GET /Accounts/{sid}/Messages.json.
+
+    An answer with a ``problem`` (a 4xx, 5xx, 3xx or no JSON) is the error, a one-line
+    :class:`~propflow_ops.errors.FetchError` (not ``unreachable``: the API answered); no answer is the request's
+    :class:`~propflow_ops.errors.NoAnswer`."""
     if not cfg.configured:
-        return MessagesResult(_not_configured(cfg, "messages"), messages_frame([]))
+        return not_configured("twilio messages", cfg.missing)
     query: dict[str, str] = {"PageSize": str(max(1, min(page_size, 1000)))}
     if sent_after is not None:
         query["DateSent>"] = sent_after.strftime("%Y-%m-%d")
     url = _account_url(cfg, "/Messages") + "?" + urllib.parse.urlencode(query)
-    res = request_json("GET", url, headers=_auth_header(cfg), timeout_s=timeout_s)
-    items = res.body.get("messages", []) if res.ok and isinstance(res.body, dict) else []
-    return MessagesResult(res, messages_frame(items))
+    got = request_json("GET", url, headers=_auth_header(cfg), timeout_s=timeout_s)
+    answer = got.value
+    if answer is None:
+        return Fetched(None, got.error, got.target, got.seconds)
+    if answer.problem:
+        return Fetched(None, FetchError(answer.problem, unreachable=False), got.target, got.seconds)
+    items = answer.body.get("messages", []) if isinstance(answer.body, dict) else []
+    return Fetched(messages_frame(items), None, got.target, got.seconds)
 
 
 def task_settings(cluster: str, service: str, family: str = "") -> TaskSettings:

@@ -31,22 +31,23 @@ def send_test_otp(api_url: str, phone: str, *, timeout_s: float = TIMEOUT_S) -> 
     )
 
     def execute() -> dict[str, Any]:
-        res = request_json(
+        got = request_json(
             "POST",
             url,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
             data=payload.encode(),
             timeout_s=timeout_s,
         )
-        if not res.reached:
-            raise ConnectionError(f"{url}: {res.error}")
+        res = got.value
+        if res is None:  # no answer: the step failed
+            raise ConnectionError(f"{url}: {got.error}")
         detail = ""
         if isinstance(res.body, dict):
             detail = str(res.body.get("detail") or res.body.get("message") or "")[:200]
         return {
             "http_status": res.status,
             "latency_ms": res.latency_ms,
-            "response": detail or res.error or "",
+            "response": detail or res.problem or "",
         }
 
     return Step(

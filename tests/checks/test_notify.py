@@ -9,23 +9,26 @@ import pytest
 
 from checks.logframes import NOW, frame, line
 from propflow_ops.checks import notify as n
-from propflow_ops.errors import FetchError
+from propflow_ops.errors import FetchError, NoAnswer
 from propflow_ops.findings import Action
+from propflow_ops.records import HttpAnswer
 from propflow_ops.remediation import Step, StepOutcome
 from propflow_ops.results import Fetched
-from propflow_ops.sources.twilio import ApiResult, MessagesResult, TaskSettings, messages_frame
+from propflow_ops.sources.twilio import TaskSettings, messages_frame, not_configured
 
 
 def _ok(body, status=200):
-    return ApiResult(url="u", ok=True, status=status, body=body, latency_ms=12.0)
+    return Fetched(HttpAnswer("u", status, 12.0, body=body), None, "u", 0.012)
 
 
 def _err(status, body, error="HTTP err"):
-    return ApiResult(url="u", ok=False, status=status, body=body, error=error)
+    return Fetched(HttpAnswer("u", status, 12.0, body=body, problem=error), None, "u", 0.012)
 
 
-UNREACHABLE = ApiResult(url="u", error="unreachable: ConnectionRefusedError: refused")
-NOT_CONFIGURED = ApiResult(url="u", error="not configured: TWILIO_AUTH_TOKEN not set", configured=False)
+UNREACHABLE = Fetched(
+    None, NoAnswer("unreachable: ConnectionRefusedError: refused", unreachable=True, attempts=1), "u", 0.003
+)
+NOT_CONFIGURED = not_configured("twilio account", ["TWILIO_AUTH_TOKEN"])
 
 
 def test_issue_codes_are_all_explained():
@@ -67,8 +70,15 @@ def test_twilio_auth():
     suspended = n.twilio_auth(_ok({"status": "suspended"}))
     assert suspended.status == "fail" and suspended.title == "Twilio account is suspended"
     down = n.twilio_auth(UNREACHABLE)
-    assert down.status == "fail" and "unreachable" in down.title
-    assert n.twilio_auth(NOT_CONFIGURED).status == "skipped"
+    assert down.status == "fail" and "unreachable" in down.title and "(u)" in down.detail
+    unset = n.twilio_auth(NOT_CONFIGURED)
+    assert unset.status == "skipped" and "TWILIO_AUTH_TOKEN not set" in unset.detail
+    assert n.twilio_auth(Fetched()).status == "skipped"  # never fetched
+    assert n.twilio_auth(_ok(None)).status == "fail"  # a 2xx without the JSON asked for (its problem says so)
+    late = n.twilio_auth(
+        Fetched(None, FetchError("no answer within the triage budget of 25 s"), "twilio_account")
+    )
+    assert late.status == "error"  # a fetch that failed otherwise: not a verdict on the credentials
 
 
 @pytest.mark.parametrize(
@@ -84,6 +94,8 @@ def test_twilio_balance_unreadable_is_error_not_ok():
     assert n.twilio_balance(_err(401, {"code": 20003})).status == "error"
     assert n.twilio_balance(_ok({"balance": "n/a"})).status == "error"
     assert n.twilio_balance(NOT_CONFIGURED).status == "skipped"
+    assert n.twilio_balance(Fetched()).status == "skipped"
+    assert n.twilio_balance(UNREACHABLE).status == "error"
     assert n.twilio_balance(_ok({"balance": "5"}), min_balance=4).status == "ok"
 
 
@@ -100,7 +112,7 @@ def _messages(statuses_codes, minutes_apart=1.0):
                 "date_created": created.strftime("%a, %d %b %Y %H:%M:%S +0000"),
             }
         )
-    return MessagesResult(_ok({"messages": items}), messages_frame(items))
+    return Fetched(messages_frame(items), None, "messages", 0.01)
 
 
 def test_twilio_send_errors_by_code_in_window():
@@ -116,19 +128,26 @@ def test_twilio_send_errors_by_code_in_window():
         + [("failed", 21211)] * 3,
         minutes_apart=10,
     )
-    assert "to" not in msgs.frame  # phone numbers are not kept
+    assert "to" not in msgs.value  # phone numbers are not kept
     start = NOW - timedelta(minutes=55)
     f = n.twilio_send_errors(msgs, start=start, end=NOW)
     assert f.status == "fail"
     assert (f.data["messages"], f.data["failed"]) == (6, 4)
-    table = n.error_code_table(msgs.frame, start=start, end=NOW)
+    table = n.error_code_table(msgs, start=start, end=NOW)
+    assert n.error_code_table(msgs.value, start=start, end=NOW).equals(table)
     assert dict(zip(table["error_code"], table["count"], strict=True)) == {30007: 2, 30003: 1, 21610: 1}
     assert (
         table.set_index("error_code").loc[21610, "meaning"].startswith("Attempt to send to an unsubscribed")
     )
     healthy = _messages([("delivered", None)] * 20 + [("failed", 30003)] * 2)
     assert n.twilio_send_errors(healthy).status == "ok"  # 2 failures: below min_errors
-    assert n.twilio_send_errors(MessagesResult(_err(500, None), messages_frame([]))).status == "error"
+    broken = Fetched(None, FetchError("HTTP 500", unreachable=False), "messages")
+    assert (
+        n.twilio_send_errors(broken).status == "error" and "HTTP 500" in n.twilio_send_errors(broken).detail
+    )
+    assert n.error_code_table(broken).empty
+    assert n.twilio_send_errors(not_configured("twilio messages", ["TWILIO_ACCOUNT_SID"])).status == "skipped"
+    assert n.twilio_send_errors(Fetched()).status == "skipped"
 
 
 def test_whatsapp_status():
@@ -150,8 +169,13 @@ def test_whatsapp_status():
     assert n.whatsapp_status(_ok({"status": "CONNECTED", "quality_rating": "RED"})).status == "warn"
     assert n.whatsapp_status(_ok({"status": "RESTRICTED", "quality_rating": "RED"})).status == "fail"
     assert n.whatsapp_status(UNREACHABLE).status == "fail"
-    assert n.whatsapp_status(ApiResult(url="u", error="not configured", configured=False)).status == "skipped"
+    unset = n.whatsapp_status(not_configured("whatsapp phone number", ["WHATSAPP_TOKEN"]))
+    assert unset.status == "skipped" and "WHATSAPP_TOKEN not set" in unset.detail
+    assert n.whatsapp_status(Fetched()).status == "skipped"
     assert "status" in set(n.whatsapp_table(ok)["field"])
+    assert list(n.whatsapp_table(UNREACHABLE)["value"]) == ["unreachable: ConnectionRefusedError: refused"]
+    unset_table = n.whatsapp_table(not_configured("whatsapp phone number", ["WHATSAPP_TOKEN"]))
+    assert "WHATSAPP_TOKEN not set" in unset_table["value"].iloc[0]
 
 
 def _notify_logs(errors: int, oks: int = 20):

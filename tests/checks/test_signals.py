@@ -56,3 +56,32 @@ def test_a_dead_database_in_the_signals_is_the_database_components_fail():
         and "connection refused" in checks["DB_UNREACHABLE"]["detail"]
     )
     assert "db.internal" not in repr(s)  # the record stays out of the signals' repr
+
+
+def test_signals_never_fetched_are_judged_skipped_not_a_crash():
+    """The empty Fetched (never fetched, or not configured) of every signal: every component and every one of
+    its checks is ``skipped`` (before issue 19 this raised AttributeError in the S3 and notification checks, and
+    a never-described RDS instance, ECS service or bucket read as missing)."""
+    found = t.judge(TriageSignals(start=END - timedelta(hours=1), end=END))
+    assert [f.code for f in found] == [code for code, _ in t.COMPONENTS]
+    assert {f.status for f in found} == {Status.SKIPPED}, [(f.code, f.status, f.title) for f in found]
+    subs = [(c["code"], c["status"]) for f in found for c in f.data["checks"]]
+    assert {status for _, status in subs} == {"skipped"}, subs
+    assert all(f.title.endswith(": not checked") for f in found)
+
+
+def test_an_unconfigured_provider_says_which_variables_are_missing():
+    from propflow_ops.sources import twilio, whatsapp
+
+    s = TriageSignals(
+        twilio_account=twilio.account(twilio.config({})),
+        twilio_balance=twilio.balance(twilio.config({})),
+        whatsapp=whatsapp.phone_number(whatsapp.config({"WHATSAPP_TOKEN": "x"})),
+        start=END - timedelta(hours=1),
+        end=END,
+    )
+    notif = {f.code: f for f in t.judge(s)}["TRIAGE_NOTIFICATIONS"]
+    checks = {c["code"]: c for c in notif.data["checks"]}
+    assert checks["TWILIO_AUTH_FAILED"]["status"] == "skipped"
+    assert "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN not set" in checks["TWILIO_AUTH_FAILED"]["detail"]
+    assert "WHATSAPP_PHONE_NUMBER_ID not set" in checks["WHATSAPP_API_FAILING"]["detail"]

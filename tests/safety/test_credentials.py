@@ -1,7 +1,7 @@
 """7. Credentials go only where they were meant to. The configured host answers every request with a redirect
 to ANOTHER origin (a loopback server on another port) that records what reaches it: for every HTTP client in
 the package (Twilio, Meta Graph, the API health and OTP probes, the WebSocket handshake, the send-test-otp
-step, the generic get_json) and through the notifications, websocket and api-down runbooks end to end, that
+step, the request function itself with Basic and bearer credentials) and through the notifications, websocket and api-down runbooks end to end, that
 second server receives nothing at all (no Authorization, no token in a path or query, no phone number), and
 the client reports the 3xx with the host it pointed to. A same-origin redirect is not followed either: each
 call reaches the configured host exactly once."""
@@ -61,12 +61,14 @@ def _calls(base: str) -> dict[str, Any]:
     return {
         "twilio.account": lambda: twilio.account(tw, timeout_s=5),
         "twilio.balance": lambda: twilio.balance(tw, timeout_s=5),
-        "twilio.messages": lambda: twilio.messages(tw, timeout_s=5).result,
+        "twilio.messages": lambda: twilio.messages(tw, timeout_s=5),
         "whatsapp.phone_number": lambda: whatsapp.phone_number(wa, timeout_s=5),
-        "http.get_json basic": lambda: http.get_json(
-            f"{base}/x?api_key={TOKEN}", auth=(SID, TOKEN), timeout_s=5
+        "twilio.request_json basic": lambda: twilio.request_json(
+            "GET", f"{base}/x?api_key={TOKEN}", headers={"Authorization": BASIC}, timeout_s=5
         ),
-        "http.get_json bearer": lambda: http.get_json(f"{base}/x", bearer=WA_TOKEN, timeout_s=5),
+        "twilio.request_json bearer": lambda: twilio.request_json(
+            "GET", f"{base}/x", headers={"Authorization": f"Bearer {WA_TOKEN}"}, timeout_s=5
+        ),
         "http.probe health": lambda: http.probe(
             f"{base}/health", timeout_s=5, retries=1, headers={"Authorization": f"Bearer {WA_TOKEN}"}
         ),

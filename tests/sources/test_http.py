@@ -15,11 +15,11 @@ import pytest
 
 from propflow_ops.checks import api as api_checks
 from propflow_ops.checks import websocket as ws_checks
-from propflow_ops.errors import FetchError
+from propflow_ops.errors import FetchError, NoAnswer
 from propflow_ops.reach import unreachable
 from propflow_ops.records import HttpAnswer, WsAnswer
 from propflow_ops.results import Fetched
-from propflow_ops.sources import http
+from propflow_ops.sources import http, twilio
 from tests.sources.conftest import free_port
 
 
@@ -180,18 +180,21 @@ def test_probe_masks_credentials_in_its_url_and_repr() -> None:
     assert "s3cretpw" not in shown and "k3yk3yk3y" not in shown
 
 
-def test_get_json_basic_and_bearer(server: str) -> None:
-    status, body = http.get_json(server + "/health", auth=("AC123", "tok"))
-    assert status == 200 and body["status"] == "ok"
-    assert Handler.last_headers["Authorization"] == "Basic " + base64.b64encode(b"AC123:tok").decode()
-    status, body = http.get_json(server + "/boom", bearer="EAAB")
-    assert status == 503 and body == {"detail": "database unavailable"}
+def test_request_json_carries_basic_and_bearer_credentials(server: str) -> None:
+    """``sources.twilio.request_json`` (Twilio's Basic, Meta Graph's bearer) sends the headers it is given."""
+    basic = "Basic " + base64.b64encode(b"AC123:tok").decode()
+    got = twilio.request_json("GET", server + "/health", headers={"Authorization": basic})
+    assert got.value.status == 200 and got.value.body["status"] == "ok" and got.value.problem is None
+    assert Handler.last_headers["Authorization"] == basic
+    got = twilio.request_json("GET", server + "/boom", headers={"Authorization": "Bearer EAAB"})
+    assert got.value.status == 503 and got.value.body == {"detail": "database unavailable"}
+    assert got.value.problem == "HTTP 503: database unavailable"  # the API's own message
     assert Handler.last_headers["Authorization"] == "Bearer EAAB"
 
 
-def test_get_json_unreachable(silent: str) -> None:
-    status, body = http.get_json(silent + "/x", timeout_s=0.5)
-    assert status is None and "error" in body
+def test_request_json_without_an_answer_is_the_error(silent: str) -> None:
+    got = twilio.request_json("GET", silent + "/x", timeout_s=0.5)
+    assert got.value is None and isinstance(got.error, NoAnswer) and got.error.unreachable
 
 
 def test_ws_url() -> None:

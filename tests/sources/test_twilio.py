@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from propflow_ops.errors import NoAnswer
 from propflow_ops.sandbox import canaries as C
 from propflow_ops.sandbox.standins import StandinServers, StandinState, failing_messages
 from propflow_ops.sources import twilio
@@ -43,35 +44,44 @@ def test_config_defaults_and_missing():
         twilio.config({"TWILIO_AUTH_TOKEN": C.CANARY_TWILIO_AUTH_TOKEN})
     )
     res = twilio.account(cfg)
-    assert not res.configured and not res.reached and "TWILIO_ACCOUNT_SID" in res.error
+    assert res.value is None and res.error is None  # the empty Fetched: not configured
+    assert res.target == "twilio account (not configured: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN not set)"
+    unset = twilio.messages(cfg)
+    assert unset.value is None and unset.error is None and "TWILIO_ACCOUNT_SID" in unset.target
 
 
 def test_account_and_balance(cfg, servers):
     acct = twilio.account(cfg)
-    assert acct.ok and acct.status == 200 and acct.body["status"] == "active"
+    assert acct.ok and acct.value.status == 200 and acct.value.body["status"] == "active"
+    assert acct.value.problem is None and acct.target == acct.value.url and acct.target.endswith(".json")
     bal = twilio.balance(cfg)
-    assert bal.ok and bal.body == {
+    assert bal.ok and bal.value.body == {
         "account_sid": C.TWILIO_ACCOUNT_SID,
         "balance": "152.30",
         "currency": "USD",
     }
     servers[1].twilio_balance = "3.17"
-    assert twilio.balance(cfg).body["balance"] == "3.17"
+    assert twilio.balance(cfg).value.body["balance"] == "3.17"
 
 
 def test_rejected_credentials_give_the_twilio_error(cfg, servers):
     servers[1].twilio_auth_failed = True
     res = twilio.account(cfg)
-    assert (res.ok, res.status) == (False, 401)
-    assert res.error == "HTTP 401: code 20003, Authenticate"
-    assert C.CANARY_TWILIO_AUTH_TOKEN not in res.url + str(res.error)
+    assert (res.ok, res.value.ok, res.value.status) == (True, False, 401)  # an answer: the value
+    assert res.value.problem == "HTTP 401: code 20003, Authenticate"
+    assert C.CANARY_TWILIO_AUTH_TOKEN not in res.value.url + str(res.value.problem) + repr(res.value) + repr(
+        res
+    )
+    msgs = twilio.messages(cfg)
+    assert msgs.value is None and str(msgs.error) == "HTTP 401: code 20003, Authenticate"
+    assert msgs.error.unreachable is False
 
 
 def test_messages_frame_typed_without_phone_numbers(cfg, servers):
     servers[1].twilio_messages = failing_messages()
     out = twilio.messages(cfg, page_size=30)
     assert out.ok
-    df = out.frame
+    df = out.value
     assert list(df.columns) == twilio.MESSAGE_COLUMNS
     assert len(df) == 30
     assert str(df["date_created"].dtype) == "datetime64[ns, UTC]" or "UTC" in str(df["date_created"].dtype)
@@ -91,6 +101,9 @@ def test_unreachable_returns_an_error_quickly():
         }
     )
     res = twilio.account(cfg, timeout_s=2)
-    assert not res.reached and res.error.startswith("unreachable:")
+    assert res.value is None and isinstance(res.error, NoAnswer) and str(res.error).startswith("unreachable:")
+    assert res.error.unreachable is True and res.error.attempts == 1
     msgs = twilio.messages(cfg, timeout_s=2)
-    assert not msgs.ok and msgs.frame.empty
+    assert not msgs.ok and msgs.value is None and isinstance(msgs.error, NoAnswer)
+    bad = twilio.request_json("GET", "ftp://example.invalid/x.json")
+    assert isinstance(bad.error, NoAnswer) and bad.error.unreachable is False and bad.error.attempts == 0

@@ -35,15 +35,21 @@ def test_defaults_and_not_configured():
     cfg = whatsapp.config({})
     assert cfg.graph_url == "https://graph.facebook.com/v21.0"
     assert cfg.missing == ["WHATSAPP_TOKEN", "WHATSAPP_PHONE_NUMBER_ID"]
-    assert not whatsapp.phone_number(cfg).configured
+    unset = whatsapp.phone_number(cfg)
+    assert unset.value is None and unset.error is None  # the empty Fetched: not configured
+    assert (
+        unset.target
+        == "whatsapp phone number (not configured: WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID not set)"
+    )
+    assert whatsapp.graph_error(unset) == {}
 
 
 def test_phone_number_status_and_quality(servers):
     srv, state = servers
     state.reset()
     res = whatsapp.phone_number(_cfg(srv))
-    assert res.ok
-    assert (res.body["status"], res.body["quality_rating"]) == ("CONNECTED", "GREEN")
+    assert res.ok and res.value.ok and res.value.problem is None
+    assert (res.value.body["status"], res.value.body["quality_rating"]) == ("CONNECTED", "GREEN")
     assert whatsapp.graph_error(res) == {}
 
 
@@ -52,10 +58,11 @@ def test_expired_token(servers):
     state.reset()
     state.whatsapp_token_expired = True
     res = whatsapp.phone_number(_cfg(srv))
-    assert res.status == 401 and not res.ok
+    answer = res.value
+    assert res.ok and answer.status == 401 and not answer.ok  # an answer of any status is the value
     assert whatsapp.graph_error(res)["code"] == 190
-    assert whatsapp.graph_error(res)["error_subcode"] == 463
-    assert res.error.startswith("HTTP 401: code 190/463, Error validating access token")
-    assert C.CANARY_WHATSAPP_TOKEN not in res.url + res.error
+    assert whatsapp.graph_error(answer)["error_subcode"] == 463
+    assert answer.problem.startswith("HTTP 401: code 190/463, Error validating access token")
+    assert C.CANARY_WHATSAPP_TOKEN not in answer.url + answer.problem + res.target + repr(res) + repr(answer)
     state.reset()
-    assert whatsapp.phone_number(_cfg(srv, token="wrong")).status == 401
+    assert whatsapp.phone_number(_cfg(srv, token="wrong")).value.status == 401
