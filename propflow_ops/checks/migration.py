@@ -23,8 +23,9 @@ from propflow_ops.results import Fetched, takes_fetched
 NOT_CONFIGURED = (
     "PROPFLOW_ALEMBIC_CONFIG is not set: point it at the backend's alembic.ini to check migrations"
 )
-#: SCHEMA_DRIFT's reasons for comparing nothing (``sources.alembic.schema_drift``: an empty Fetched).
-DRIFT_NOT_CONFIGURED = "PROPFLOW_ALEMBIC_CONFIG is not set"
+CONFIG_NOT_SET = "PROPFLOW_ALEMBIC_CONFIG is not set"
+#: Why SCHEMA_DRIFT compared nothing when the ini is set (``sources.alembic.schema_drift``: an empty Fetched
+#: with the ini as target); without a target it is :data:`CONFIG_NOT_SET`.
 NO_MODELS = (
     "no models named: pass the models parameter ('module:attribute' of the backend's "
     "MetaData) or set propflow_models in the ini's [alembic] section"
@@ -151,7 +152,7 @@ def unknown_revision(state: Fetched[AlembicState]) -> Finding:
 def overview(state: Fetched[AlembicState]) -> dict[str, Any]:
     """Where the database and the scripts are, for display: each part its value, or why it is not known."""
     if state.value is None:
-        why = f"unreadable: {state.error}" if state.error is not None else "not read"
+        why = f"unreadable: {state.error}" if state.error is not None else "not read: " + CONFIG_NOT_SET
         return {"alembic.ini": state.target or "not set", "scripts": why}
     scripts, db = state.value, state.value.database
     out: dict[str, Any] = {"alembic.ini": state.target}
@@ -268,7 +269,7 @@ def schema_drift(drift: Fetched[SchemaDrift]) -> Finding:
     if drift.error is not None:
         return Finding.error(code, title, str(drift.error))
     if drift.value is None:
-        return Finding.skipped(code, title, NO_MODELS if drift.target else DRIFT_NOT_CONFIGURED)
+        return Finding.skipped(code, title, NO_MODELS if drift.target else CONFIG_NOT_SET)
     models, diffs = drift.value.models, drift.value.diffs
     n = len(diffs)
     data = {"models": models, "differences": n, "diffs": diffs.head(50).to_dict(orient="records")}

@@ -144,8 +144,8 @@ def read_state(path: str | None = None) -> Fetched[AlembicState]:
         script = ScriptDirectory.from_config(cfg)
         revisions = list(script.walk_revisions())  # newest first
         heads = list(script.get_heads())
-    except Exception as exc:  # noqa: BLE001 - reported by the checks
-        return Fetched(None, _error(exc), path, time.monotonic() - t0)
+    except Exception as exc:  # noqa: BLE001 - reported by the checks (local files: never "unreachable")
+        return Fetched(None, FetchError(_one_line(exc), unreachable=False), path, time.monotonic() - t0)
     parents = {r.revision: _as_list(r.down_revision) for r in revisions}
     database = _revision(cfg, revisions, heads, parents)
     known = database.value is not None and not database.value.unknown  # from an unknown revision: nothing

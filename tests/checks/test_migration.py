@@ -37,7 +37,10 @@ def test_not_configured_is_skipped_everywhere():
     for check in (m.pending, m.multiple_heads, m.unknown_revision):
         f = check(state)
         assert f.status == "skipped" and "PROPFLOW_ALEMBIC_CONFIG" in f.detail
-    assert m.overview(state) == {"alembic.ini": "not set", "scripts": "not read"}
+    assert m.overview(state) == {
+        "alembic.ini": "not set",
+        "scripts": "not read: PROPFLOW_ALEMBIC_CONFIG is not set",
+    }
     assert m.history(state).empty and list(m.history(state).columns)[0] == "revision"
 
 
