@@ -24,48 +24,70 @@ HISTORY_COLUMNS = [
     "create_date",
     "file",
 ]
+#: Columns of ``SchemaDrift.diffs``.
+DRIFT_COLUMNS = ["change", "table", "name", "detail"]
 
 
-@dataclass
-class AlembicState:
-    """What the scripts and the database say. ``configured`` False: PROPFLOW_ALEMBIC_CONFIG not set."""
+def _not_fetched() -> Fetched[Any]:
+    return Fetched()
 
-    config_path: str = ""
-    configured: bool = False
-    script_error: str | None = None
-    db_error: str | None = None
-    db_unreachable: bool = False
-    heads: list[str] = field(default_factory=list)
-    known: list[str] = field(default_factory=list)
+
+def _no_history() -> pd.DataFrame:
+    return pd.DataFrame(columns=HISTORY_COLUMNS)
+
+
+@dataclass(frozen=True)
+class DbRevision:
+    """What the database's ``alembic_version`` says, against the scripts (``AlembicState.database``'s value).
+
+    ``current`` its revision(s) ([] when it has none: ``version_table`` says whether the table exists);
+    ``unknown`` those no script knows; ``pending`` the scripts' revisions it has not run, in upgrade order
+    (oldest first; [] when unknowable: from an unknown revision nothing can be said).
+    """
+
     current: list[str] = field(default_factory=list)
     version_table: bool = False
-    pending: list[str] = field(default_factory=list)  # upgrade order (oldest first); [] when unknowable
-    unknown: list[str] = field(default_factory=list)  # database revisions no script knows
-    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HISTORY_COLUMNS))
-    down_revisions: dict[str, list[str]] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
 
     @property
     def at_head(self) -> bool:
         return bool(self.current) and not self.pending and not self.unknown
 
+
+@dataclass(frozen=True, eq=False)  # holds a frame: no field-wise ==
+class AlembicState:
+    """What the migration scripts say: ``sources.alembic.read_state``'s value, in a :class:`Fetched` whose
+    target is the alembic.ini (PROPFLOW_ALEMBIC_CONFIG not set: an empty Fetched; scripts that cannot be read:
+    its error, and nothing here is known).
+
+    ``database`` is the database's revision as its own Fetched: when the database cannot be read its error says
+    why (``unreachable`` set) and the scripts' heads and history are still here. ``history`` has
+    :data:`HISTORY_COLUMNS` (``applied`` None when the database's revision is not known).
+    """
+
+    heads: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)  # newest first
+    history: pd.DataFrame = field(default_factory=_no_history)
+    down_revisions: dict[str, list[str]] = field(default_factory=dict)
+    database: Fetched[DbRevision] = field(default_factory=_not_fetched)
+
     def previous(self, revision: str) -> list[str]:
         return list(self.down_revisions.get(revision, []))
 
 
-@dataclass
-class DriftResult:
-    """Differences between the models and the live database (``alembic check``'s view).
+@dataclass(frozen=True, eq=False)  # holds a frame: no field-wise ==
+class SchemaDrift:
+    """Differences between the backend's models and the live database (``alembic check``'s view):
+    ``sources.alembic.schema_drift``'s value, in a :class:`Fetched` whose target is the alembic.ini.
 
-    ``skipped``: why it was not compared; ``error``: why the comparison failed.
+    Nothing compared is an empty Fetched: without a target PROPFLOW_ALEMBIC_CONFIG is not set; with one
+    (the ini) no models were named. ``models`` the "module:attribute" compared; ``diffs`` one row per
+    difference (:data:`DRIFT_COLUMNS`).
     """
 
     models: str = ""
-    skipped: str | None = None
-    error: str | None = None
-    unreachable: bool = False
-    diffs: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=["change", "table", "name", "detail"])
-    )
+    diffs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DRIFT_COLUMNS))
 
 
 @dataclass
@@ -142,10 +164,6 @@ class DbPing:
     latency_ms: float
     server_version: str
     host: str | None = None
-
-
-def _not_fetched() -> Fetched[Any]:
-    return Fetched()
 
 
 @dataclass(frozen=True, eq=False)  # holds frames: no field-wise ==

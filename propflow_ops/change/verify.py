@@ -155,9 +155,12 @@ def alembic_at(target: str, config_path: str) -> Probe:
         from propflow_ops.sources import alembic as src
 
         state = src.read_state(config_path)
-        if state.db_error:
-            return False, f"database revision unreadable: {state.db_error}"
-        current = ", ".join(state.current) or "base"
+        if state.value is None:
+            return False, f"migration scripts unreadable: {state.error or 'no alembic.ini'}"
+        revision = state.value.database
+        if revision.value is None:
+            return False, f"database revision unreadable: {revision.error or 'not read'}"
+        current = ", ".join(revision.value.current) or "base"
         return current == (target or "base"), f"alembic current {current} (target {target or 'base'})"
 
     return probe

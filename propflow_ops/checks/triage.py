@@ -30,7 +30,7 @@ from propflow_ops.checks import websocket as ws_checks
 from propflow_ops.findings import STATUS_ORDER, Finding, Status
 from propflow_ops.reach import unreachable
 from propflow_ops.records import DatabaseSignals, HttpAnswer
-from propflow_ops.results import Fetched, takes_fetched
+from propflow_ops.results import Fetched, takes_fetched, unwrap
 from propflow_ops.runbooks import RUNBOOKS
 from propflow_ops.signals import TriageSignals
 
@@ -500,7 +500,7 @@ def migrations(
 def index_only_drift(finding: Finding, drift: Any) -> Finding:
     """Drift that is only indexes is not a failed migration: a missing index makes queries scan, which is
     the latency runbook's (DB_MISSING_INDEX). Tables and columns that differ stay the migration runbook's."""
-    diffs = getattr(drift, "diffs", None)
+    diffs = getattr(unwrap(drift), "diffs", None)
     if finding.status is not Status.FAIL or not isinstance(diffs, pd.DataFrame) or diffs.empty:
         return finding
     if not diffs["change"].astype(str).str.contains("index").all():

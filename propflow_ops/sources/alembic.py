@@ -7,8 +7,11 @@ not set: the migration checks are skipped). The database URL comes from
 ``DATABASE_URL`` (what the backend's ``env.py`` reads). It is handed to Alembic
 through the Config object and never returned, printed or put in an error text.
 
-Fetch only: no judging here. Functions that can fail return their error in
-the result object instead of raising, so a broken target never stops a runbook.
+Fetch only: no judging here. Functions that can fail return a
+:class:`~propflow_ops.results.Fetched` (the value, or a one-line
+:class:`~propflow_ops.errors.FetchError` with ``unreachable`` set) instead of
+raising, so a broken target never stops a runbook. Not configured is an empty
+Fetched (neither value nor error).
 """
 
 from __future__ import annotations
@@ -19,17 +22,22 @@ import io
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from propflow_ops.errors import FetchError
 from propflow_ops.reach import unreachable
+from propflow_ops.records import DRIFT_COLUMNS as DRIFT_COLUMNS
 from propflow_ops.records import HISTORY_COLUMNS as HISTORY_COLUMNS
 from propflow_ops.records import AlembicState as AlembicState
-from propflow_ops.records import DriftResult as DriftResult
+from propflow_ops.records import DbRevision as DbRevision
+from propflow_ops.records import SchemaDrift as SchemaDrift
+from propflow_ops.results import Fetched
+from propflow_ops.urls import url_host
 
 CONNECT_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_MS = 15_000
@@ -48,6 +56,11 @@ def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = re.sub(r"[a-z][a-z0-9+.\-]*://\S+", "<database url>", text)  # never echo a URL with a password
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def _error(exc: BaseException, prefix: str = "") -> FetchError:
+    """``exc`` as a one-line FetchError (no URL) that says whether the database was unreachable."""
+    return FetchError(prefix + _one_line(exc), unreachable=unreachable(exc))
 
 
 def load_config(path: str, *, output_buffer: io.StringIO | None = None, with_url: bool = True) -> Any:
@@ -113,42 +126,30 @@ def _ancestors(revisions: list[str], parents: Mapping[str, list[str]]) -> set[st
     return seen
 
 
-def read_state(path: str | None = None) -> AlembicState:
-    """Heads, history and the database's current revision (``alembic heads/history/current``)."""
+def read_state(path: str | None = None) -> Fetched[AlembicState]:
+    """Heads, history and the database's current revision (``alembic heads/history/current``).
+
+    The target is the alembic.ini (``path``, default PROPFLOW_ALEMBIC_CONFIG; "" : an empty Fetched). Scripts that
+    cannot be read are the error; a database that cannot be read is ``AlembicState.database``'s error (the
+    scripts' heads and history are still known). Never raises.
+    """
     from alembic.script import ScriptDirectory
 
     path = config_path() if path is None else path
-    state = AlembicState(config_path=path, configured=bool(path))
     if not path:
-        return state
+        return Fetched()
+    t0 = time.monotonic()
     try:
         cfg = load_config(path)
         script = ScriptDirectory.from_config(cfg)
         revisions = list(script.walk_revisions())  # newest first
-        state.heads = list(script.get_heads())
-    except Exception as exc:  # noqa: BLE001 - reported by the checks
-        state.script_error = _one_line(exc)
-        return state
+        heads = list(script.get_heads())
+    except Exception as exc:  # noqa: BLE001 - reported by the checks (local files: never "unreachable")
+        return Fetched(None, FetchError(_one_line(exc), unreachable=False), path, time.monotonic() - t0)
     parents = {r.revision: _as_list(r.down_revision) for r in revisions}
-    state.down_revisions = parents
-    state.known = [r.revision for r in revisions]
-    try:
-        from alembic.runtime.migration import MigrationContext
-
-        with _connection(cfg) as conn:
-            ctx = MigrationContext.configure(conn)
-            state.version_table = ctx._has_version_table()
-            state.current = list(ctx.get_current_heads())
-    except Exception as exc:  # noqa: BLE001 - reported by the checks
-        state.db_error = _one_line(exc)
-        state.db_unreachable = unreachable(exc)
-    applied = _ancestors(state.current, parents)
-    state.unknown = [r for r in state.current if r not in parents]
-    wanted = _ancestors(state.heads, parents)
-    order = [r.revision for r in reversed(revisions)]
-    knowable = state.db_error is None and not state.unknown  # from an unknown revision nothing can be said
-    state.pending = [r for r in order if r in wanted and r not in applied] if knowable else []
-    heads = set(state.heads)
+    database = _revision(cfg, revisions, heads, parents)
+    known = database.value is not None and not database.value.unknown  # from an unknown revision: nothing
+    applied = _ancestors(database.value.current, parents) if database.value is not None else set()
     rows = []
     for r in revisions:
         create = None
@@ -159,7 +160,7 @@ def read_state(path: str | None = None) -> AlembicState:
             {
                 "revision": r.revision,
                 "down_revision": ", ".join(parents[r.revision]) or "(base)",
-                "applied": (r.revision in applied) if knowable else None,
+                "applied": (r.revision in applied) if known else None,
                 "is_head": r.revision in heads,
                 "is_branch_point": bool(r.is_branch_point),
                 "is_merge": bool(r.is_merge_point),
@@ -168,34 +169,57 @@ def read_state(path: str | None = None) -> AlembicState:
                 "file": Path(r.path).name if r.path else "",
             }
         )
-    state.history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    return state
+    state = AlembicState(
+        heads=heads,
+        known=[r.revision for r in revisions],
+        history=pd.DataFrame(rows, columns=HISTORY_COLUMNS),
+        down_revisions=parents,
+        database=database,
+    )
+    return Fetched(state, None, path, time.monotonic() - t0)
 
 
-@dataclass
-class OfflineSql:
-    """The SQL ``alembic <direction> <range> --sql`` prints, or why it could not be produced."""
+def _revision(
+    cfg: Any, revisions: list[Any], heads: list[str], parents: Mapping[str, list[str]]
+) -> Fetched[DbRevision]:
+    """The database's revision against the scripts; target ``alembic_version@host`` (never the URL)."""
+    from alembic.runtime.migration import MigrationContext
 
-    direction: str
-    revision_range: str
-    sql: str = ""
-    error: str | None = None
+    host = url_host(database_url(cfg))
+    target = f"alembic_version@{host}" if host else "alembic_version"
+    t0 = time.monotonic()
+    try:
+        with _connection(cfg) as conn:
+            ctx = MigrationContext.configure(conn)
+            version_table = ctx._has_version_table()
+            current = list(ctx.get_current_heads())
+    except Exception as exc:  # noqa: BLE001 - reported by the checks
+        return Fetched(None, _error(exc), target, time.monotonic() - t0)
+    unknown = [r for r in current if r not in parents]
+    applied = _ancestors(current, parents)
+    wanted = _ancestors(heads, parents)
+    order = [r.revision for r in reversed(revisions)]
+    pending = [r for r in order if r in wanted and r not in applied] if not unknown else []
+    return Fetched(DbRevision(current, version_table, pending, unknown), None, target, time.monotonic() - t0)
 
 
-def offline_sql(path: str, direction: str, revision_range: str) -> OfflineSql:
-    """``alembic upgrade|downgrade START:END --sql`` into a buffer: what the step would run, not run."""
+def offline_sql(path: str, direction: str, revision_range: str) -> Fetched[str]:
+    """``alembic upgrade|downgrade START:END --sql`` into a buffer: what the step would run, not run.
+
+    The value is the SQL; the target ``alembic <direction> <range> --sql``; the error why there is none.
+    """
     from alembic import command
 
-    out = OfflineSql(direction, revision_range)
+    target = f"alembic {direction} {revision_range} --sql"
     buf = io.StringIO()
+    t0 = time.monotonic()
     try:
         cfg = load_config(path, output_buffer=buf)
         fn = command.upgrade if direction == "upgrade" else command.downgrade
         fn(cfg, revision_range, sql=True)
     except Exception as exc:  # noqa: BLE001 - the plan shows why there is no preview
-        out.error = _one_line(exc)
-    out.sql = buf.getvalue().strip()
-    return out
+        return Fetched(None, _error(exc), target, time.monotonic() - t0)
+    return Fetched(buf.getvalue().strip(), None, target, time.monotonic() - t0)
 
 
 def run_command(path: str, direction: str, target: str) -> list[str]:
@@ -308,38 +332,38 @@ def _describe(diff: Any) -> list[dict[str, Any]]:
     return [{"change": kind, "table": table, "name": name, "detail": f"{detail} ({direction})".strip()}]
 
 
-def schema_drift(path: str | None = None, models: str = "") -> DriftResult:
-    """compare_metadata(models, live database). ``models`` empty: what the ini names, else skipped."""
+def schema_drift(path: str | None = None, models: str = "") -> Fetched[SchemaDrift]:
+    """compare_metadata(models, live database). ``models`` empty: what the ini names.
+
+    The target is the alembic.ini. Nothing compared is an empty Fetched: PROPFLOW_ALEMBIC_CONFIG not set
+    (no target), or no models named (the ini as target; the database answered). A database that cannot be
+    read, or models that cannot be imported, are the error. Never raises.
+    """
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
     path = config_path() if path is None else path
     if not path:
-        return DriftResult(skipped="PROPFLOW_ALEMBIC_CONFIG is not set")
+        return Fetched()
     spec = models.strip() or models_from_config(path)
-    result = DriftResult(models=spec)
+    t0 = time.monotonic()
     try:  # the live schema first: a dead database is reported whether or not models are named
         cfg = load_config(path)
         with _connection(cfg) as conn:
             if not spec:
-                result.skipped = (
-                    "no models named: pass the models parameter ('module:attribute' of the backend's "
-                    "MetaData) or set propflow_models in the ini's [alembic] section"
-                )
-                return result
+                return Fetched(None, None, path, time.monotonic() - t0)
             try:
                 metadata = load_metadata(spec, path)
             except Exception as exc:  # noqa: BLE001 - a models import that fails is an error finding
-                result.error = f"could not import {spec}: {_one_line(exc)}"
-                return result
+                error = FetchError(f"could not import {spec}: {_one_line(exc)}", unreachable=False)
+                return Fetched(None, error, path, time.monotonic() - t0)
             diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     except Exception as exc:  # noqa: BLE001
-        result.error = f"could not compare with the database: {_one_line(exc)}"
-        result.unreachable = unreachable(exc)
-        return result
+        error = _error(exc, "could not compare with the database: ")
+        return Fetched(None, error, path, time.monotonic() - t0)
     rows = [row for d in diffs for row in _describe(d)]
-    result.diffs = pd.DataFrame(rows, columns=["change", "table", "name", "detail"])
-    return result
+    drift = SchemaDrift(spec, pd.DataFrame(rows, columns=DRIFT_COLUMNS))
+    return Fetched(drift, None, path, time.monotonic() - t0)
 
 
 # --- logs -----------------------------------------------------------------------------------------

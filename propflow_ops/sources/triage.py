@@ -153,15 +153,10 @@ def _referenced(task: _Once, query: str, timeout_s: float) -> set[str]:
 
 
 def _alembic(models: str) -> dict[str, Any]:
+    """``state`` and ``drift``: the Fetched of ``alembic.read_state`` and ``alembic.schema_drift``."""
     from propflow_ops.sources import alembic
 
-    state = alembic.read_state()
-    drift = (
-        alembic.schema_drift(models=models)
-        if state.configured
-        else alembic.DriftResult(skipped="PROPFLOW_ALEMBIC_CONFIG is not set")
-    )
-    return {"state": state, "drift": drift}
+    return {"state": alembic.read_state(), "drift": alembic.schema_drift(models=models)}
 
 
 def _preload() -> None:

@@ -2,7 +2,8 @@
 
 Each is planned with the SQL it would run (``alembic ... --sql``, produced
 offline into a buffer, nothing sent to the database) shown for review, and runs
-online through Alembic's command API only when ``apply`` names it.
+online through Alembic's command API only when ``apply`` names it. Both take
+``sources.alembic.read_state``'s Fetched (its target is the alembic.ini).
 """
 
 from __future__ import annotations
@@ -11,39 +12,47 @@ from typing import Any
 
 from propflow_ops.change import protect, verify
 from propflow_ops.remediation import Step, plan_commands, shell_line
+from propflow_ops.results import Fetched
 from propflow_ops.sources import alembic as src
-from propflow_ops.sources.alembic import AlembicState
+from propflow_ops.sources.alembic import AlembicState, DbRevision
 
 
-def _blocker(state: AlembicState) -> str:
-    if not state.configured:
+def _blocker(state: Fetched[AlembicState]) -> str:
+    if state.error is not None:
+        return f"the migration scripts cannot be read ({state.error})"
+    if state.value is None:
         return "PROPFLOW_ALEMBIC_CONFIG is not set"
-    if state.script_error:
-        return f"the migration scripts cannot be read ({state.script_error})"
-    if state.db_error:
-        return f"the database revision cannot be read ({state.db_error})"
-    if state.unknown:
+    db = state.value.database
+    if db.value is None:
+        return f"the database revision cannot be read ({db.error or 'not read'})"
+    if db.value.unknown:
         return (
-            f"the database is at {', '.join(state.unknown)}, a revision no script knows: Alembic cannot "
+            f"the database is at {', '.join(db.value.unknown)}, a revision no script knows: Alembic cannot "
             "move from there (deploy the build that has it, or stamp after checking the schema)"
         )
     return ""
 
 
-def _alembic(state: AlembicState, *args: str) -> list[str]:
-    return ["alembic", "-c", state.config_path or "alembic.ini", *args]
+def _parts(state: Fetched[AlembicState]) -> tuple[AlembicState, DbRevision]:
+    """The scripts and the database's revision, empty where they were not read (``_blocker`` says why)."""
+    scripts = state.value or AlembicState()
+    return scripts, scripts.database.value or DbRevision()
 
 
-def _preview(state: AlembicState, direction: str, revision_range: str, blocked: str) -> str:
-    if blocked or not state.config_path:
+def _alembic(state: Fetched[AlembicState], *args: str) -> list[str]:
+    return ["alembic", "-c", state.target or "alembic.ini", *args]
+
+
+def _preview(state: Fetched[AlembicState], direction: str, revision_range: str, blocked: str) -> str:
+    if blocked or not state.target:
         return ""
-    out = src.offline_sql(state.config_path, direction, revision_range)
-    if out.error:
+    out = src.offline_sql(state.target, direction, revision_range)
+    if out.value is None:
         return f"-- could not render the offline SQL of {direction} {revision_range}: {out.error}"
-    return f"-- alembic {direction} {revision_range} --sql\n{out.sql}"
+    return f"-- {out.target}\n{out.value}"
 
 
-def _resource(state: AlembicState) -> str:
+def _resource(state: Fetched[AlembicState]) -> str:
     """The migration head of one database: the lock is on the database the ini's URL names."""
     from propflow_ops.urls import url_host
 
@@ -51,7 +60,7 @@ def _resource(state: AlembicState) -> str:
         url = src.database_url(None)
     except Exception:  # noqa: BLE001 - no URL: lock on the configuration instead
         url = ""
-    where = url_host(url) or state.config_path or "alembic.ini"
+    where = url_host(url) or state.target or "alembic.ini"
     name = url.rsplit("/", 1)[-1].split("?", 1)[0] if url else ""
     return f"alembic:{where}/{name}" if name else f"alembic:{where}"
 
@@ -71,7 +80,7 @@ def _protection(db_instance: str) -> str:
     )
 
 
-def _undo(state: AlembicState, direction: str, revision: str, db_instance: str) -> Any:
+def _undo(state: Fetched[AlembicState], direction: str, revision: str, db_instance: str) -> Any:
     def undo(result: Any, before: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
         out = {
             "detail": f"{direction} back to {revision or 'base'}"
@@ -90,20 +99,21 @@ def _undo(state: AlembicState, direction: str, revision: str, db_instance: str) 
     return undo
 
 
-def migration_downgrade(state: AlembicState, db_instance: str = "") -> Step:
+def migration_downgrade(state: Fetched[AlembicState], db_instance: str = "") -> Step:
     """``alembic downgrade -1``: undo the database's current revision (the document's "Rollback migration")."""
     blocked = _blocker(state)
-    current = state.current[0] if len(state.current) == 1 else ""
+    scripts, db = _parts(state)
+    current = db.current[0] if len(db.current) == 1 else ""
     target = ""
     if not blocked:
-        if not state.current:
+        if not db.current:
             blocked = "the database has no revision applied: nothing to downgrade"
-        elif len(state.current) > 1:
+        elif len(db.current) > 1:
             blocked = (
-                f"the database is at several revisions ({', '.join(state.current)}): downgrade one explicitly"
+                f"the database is at several revisions ({', '.join(db.current)}): downgrade one explicitly"
             )
         else:
-            previous = state.previous(current)
+            previous = scripts.previous(current)
             if len(previous) > 1:
                 blocked = f"{current} is a merge of {', '.join(previous)}: choose the branch to downgrade to"
             target = previous[0] if previous else "base"
@@ -114,7 +124,7 @@ def migration_downgrade(state: AlembicState, db_instance: str = "") -> Step:
     )
 
     def execute() -> dict[str, Any]:
-        after = src.run_command(state.config_path, "downgrade", target)
+        after = src.run_command(state.target, "downgrade", target)
         return {"revision_before": current, "revision_after": ", ".join(after) or "base"}
 
     command, argv = plan_commands((_alembic(state, "downgrade", "-1"), f"= {target}" if target else ""))
@@ -131,40 +141,39 @@ def migration_downgrade(state: AlembicState, db_instance: str = "") -> Step:
         resource=_resource(state),
         protection=_protection(db_instance),
         protect=_snapshot(db_instance, "migration-downgrade"),
-        verify=lambda result, before: verify.alembic_at(
-            target if target != "base" else "", state.config_path
-        ),
+        verify=lambda result, before: verify.alembic_at(target if target != "base" else "", state.target),
         undo=_undo(state, "upgrade", current, db_instance),
         refused_while=("MIGRATION_OBJECT_EXISTS",),
     )
 
 
-def migration_upgrade(state: AlembicState, db_instance: str = "") -> Step:
+def migration_upgrade(state: Fetched[AlembicState], db_instance: str = "") -> Step:
     """``alembic upgrade head``: apply every pending migration (the document's "Re-run migrations")."""
     blocked = _blocker(state)
-    if not blocked and len(state.heads) > 1:
+    scripts, db = _parts(state)
+    if not blocked and len(scripts.heads) > 1:
         blocked = (
-            f"the scripts have {len(state.heads)} heads ({', '.join(state.heads)}): `upgrade head` refuses; "
+            f"the scripts have {len(scripts.heads)} heads ({', '.join(scripts.heads)}): `upgrade head` refuses; "
             "add a merge migration (alembic merge heads) and deploy it first"
         )
-    if not blocked and len(state.current) > 1:
-        blocked = f"the database is at several revisions ({', '.join(state.current)})"
-    start = state.current[0] if state.current else ""
+    if not blocked and len(db.current) > 1:
+        blocked = f"the database is at several revisions ({', '.join(db.current)})"
+    start = db.current[0] if db.current else ""
     what = (
-        f"Apply the pending migrations {', '.join(state.pending)} (to head)."
-        if state.pending
+        f"Apply the pending migrations {', '.join(db.pending)} (to head)."
+        if db.pending
         else "Apply pending migrations up to head (none pending now: a no-op)."
     )
 
     def execute() -> dict[str, Any]:
-        after = src.run_command(state.config_path, "upgrade", "head")
+        after = src.run_command(state.target, "upgrade", "head")
         return {"revision_before": start or "base", "revision_after": ", ".join(after)}
 
     preview = ""
     if not blocked:
         preview = (
             _preview(state, "upgrade", f"{start}:head" if start else "head", blocked)
-            if state.pending
+            if db.pending
             else "-- nothing to run: the database is at head"
         )
     command, argv = plan_commands((_alembic(state, "upgrade", "head"), ""))
@@ -182,7 +191,7 @@ def migration_upgrade(state: AlembicState, db_instance: str = "") -> Step:
         protection=_protection(db_instance),
         protect=_snapshot(db_instance, "migration-upgrade"),
         verify=lambda result, before: verify.alembic_at(
-            state.heads[0] if len(state.heads) == 1 else "?", state.config_path
+            scripts.heads[0] if len(scripts.heads) == 1 else "?", state.target
         ),
         undo=_undo(state, "downgrade", start, db_instance),
     )

@@ -19,7 +19,8 @@ import pytest
 
 from propflow_ops import remediation
 from propflow_ops.remediation import Step, shell_line
-from propflow_ops.sources.alembic import AlembicState
+from propflow_ops.results import Fetched
+from propflow_ops.sources.alembic import AlembicState, DbRevision
 from propflow_ops.steps import alembic as alembic_steps
 from propflow_ops.steps import ecs, notify, rds, s3
 
@@ -94,17 +95,10 @@ def check(step: Step, hostile: str) -> None:
     )
 
 
-def _state(config: str, rev: str, prev: str) -> AlembicState:
-    return AlembicState(
-        config_path=config,
-        configured=True,
-        heads=[rev],
-        known=[rev, prev],
-        current=[rev],
-        version_table=True,
-        pending=[],
-        down_revisions={rev: [prev]},
-    )
+def _state(config: str, rev: str, prev: str) -> Fetched[AlembicState]:
+    database = Fetched(DbRevision(current=[rev], version_table=True), None, "alembic_version")
+    scripts = AlembicState(heads=[rev], known=[rev, prev], down_revisions={rev: [prev]}, database=database)
+    return Fetched(scripts, None, config)
 
 
 BUILDERS: dict[str, Callable[[str], Step]] = {

@@ -50,6 +50,6 @@ def test_preconditions(world, env):
     state = A.read_state()
     assert "no script knows" in steps.migration_upgrade(state).precondition
     assert "no script knows" in steps.migration_downgrade(state).precondition
-    unconfigured = A.AlembicState()
+    unconfigured = A.read_state("")
     assert steps.migration_upgrade(unconfigured).precondition == "PROPFLOW_ALEMBIC_CONFIG is not set"
     assert steps.migration_downgrade(unconfigured).preview == ""
