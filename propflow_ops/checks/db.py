@@ -80,8 +80,11 @@ def rds_summary(instance: Mapping[str, Any] | BaseException | None) -> dict[str,
 
 @takes_fetched
 def rds_available(instance: Mapping[str, Any] | BaseException | None, *, name: str = "") -> Finding:
-    """``RDS_NOT_AVAILABLE``: the instance is missing or its status is not ``available``."""
+    """``RDS_NOT_AVAILABLE``: the instance is missing (``{}``: RDS said so) or its status is not ``available``;
+    ``skipped`` when RDS was never asked (None)."""
     code, title = "RDS_NOT_AVAILABLE", "RDS instance status"
+    if instance is None:
+        return Finding.skipped(code, title, "RDS was not asked (not fetched)")
     if isinstance(instance, BaseException):
         text = str(instance)
         if "DBInstanceNotFound" in text or "not found" in text.lower():

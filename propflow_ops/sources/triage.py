@@ -199,7 +199,7 @@ def gather(p: TriageParams, *, now: datetime | None = None, workers: int = 24) -
         "stopped": lambda: ecs.stopped_tasks(p.cluster, p.service, end - timedelta(minutes=15)),
         "task": task,
         "settings": lambda: fetch(twilio.task_settings, p.cluster, p.service, p.task_family),
-        "rds": lambda: rds.db_instance(p.db_instance) or {},  # not found: {} (None would read as not fetched)
+        "rds": lambda: rds.db_instance(p.db_instance),
         "database": lambda: _database_probe(task, t),
         "cache": lambda: elasticache.cache_cluster(p.cache_cluster),
         "redis": lambda: _redis_probe(task, t),

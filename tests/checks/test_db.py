@@ -27,7 +27,8 @@ def test_rds_available():
     assert db.rds_available(instance()).status == "ok"
     f = db.rds_available(instance(DBInstanceStatus="storage-full"))
     assert f.status == "fail" and "storage-full" in f.title
-    assert db.rds_available(None, name="propflow-db").status == "fail"
+    assert db.rds_available({}, name="propflow-db").status == "fail"  # RDS answered: no such instance
+    assert db.rds_available(None, name="propflow-db").status == "skipped"  # never asked
     assert db.rds_available(RuntimeError("timeout")).status == "error"
 
 

@@ -64,4 +64,4 @@ def test_create_read_replica(db):
 
 
 def test_db_instance_missing_is_none(db):
-    assert rds.db_instance("nope") is None
+    assert rds.db_instance("nope") == {}  # an answer: not found (None would read as not fetched)
