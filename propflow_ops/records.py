@@ -167,6 +167,15 @@ class DbPing:
 
 
 @dataclass(frozen=True, eq=False)  # holds frames: no field-wise ==
+class AlembicSignals:
+    """What triage's migration probe fetched (``sources.triage``): ``state`` is ``sources.alembic.read_state``'s
+    result, ``drift`` ``sources.alembic.schema_drift``'s (each empty when PROPFLOW_ALEMBIC_CONFIG is not set)."""
+
+    state: Fetched[AlembicState] = field(default_factory=_not_fetched)
+    drift: Fetched[SchemaDrift] = field(default_factory=_not_fetched)
+
+
+@dataclass(frozen=True, eq=False)  # holds frames: no field-wise ==
 class DatabaseSignals:
     """What triage's database probe fetched over one short-timeout engine (``sources.triage``).
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from propflow_ops.records import DatabaseSignals, HttpAnswer
+from propflow_ops.records import AlembicSignals, DatabaseSignals, HttpAnswer
 from propflow_ops.results import Fetched
 
 
@@ -25,7 +25,7 @@ def _unset() -> Fetched[Any]:
 class TriageSignals:
     """What the sweep fetched, each a :class:`Fetched` (value or error, target, seconds)."""
 
-    alembic: Fetched[Any] = field(default_factory=_unset)
+    alembic: Fetched[AlembicSignals] = field(default_factory=_unset)
     health: Fetched[Any] = field(default_factory=_unset)
     otp_route: Fetched[Any] = field(default_factory=_unset)
     ws: Fetched[Any] = field(default_factory=_unset)

@@ -29,7 +29,7 @@ from propflow_ops.checks import s3 as s3_checks
 from propflow_ops.checks import websocket as ws_checks
 from propflow_ops.findings import STATUS_ORDER, Finding, Status
 from propflow_ops.reach import unreachable
-from propflow_ops.records import DatabaseSignals, HttpAnswer
+from propflow_ops.records import AlembicSignals, DatabaseSignals, HttpAnswer
 from propflow_ops.results import Fetched, takes_fetched, unwrap
 from propflow_ops.runbooks import RUNBOOKS
 from propflow_ops.signals import TriageSignals
@@ -471,9 +471,7 @@ def otp_route_probe(probe: api_checks.Probe) -> Finding:
     )
 
 
-def migrations(
-    alembic: Mapping[str, Any] | BaseException | None, logs: pd.DataFrame | BaseException
-) -> Finding:
+def migrations(alembic: AlembicSignals | BaseException | None, logs: pd.DataFrame | BaseException) -> Finding:
     """TRIAGE_MIGRATIONS: alembic heads vs the database revision, 'already exists' in the logs, schema drift."""
     if alembic is None:  # never fetched
         subs = [Finding.skipped("MIGRATION_PENDING", "Alembic state", "not fetched")]
@@ -484,7 +482,7 @@ def migrations(
             [Finding.error("MIGRATION_PENDING", "Alembic state", alembic)],
             what="Migrations",
         )
-    state, drift = alembic["state"], alembic["drift"]
+    state, drift = alembic.state, alembic.drift
     subs = [
         migration_checks.pending(state),
         migration_checks.multiple_heads(state),

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from propflow_ops.errors import FetchError
-from propflow_ops.records import DatabaseSignals
+from propflow_ops.records import AlembicSignals, DatabaseSignals
 from propflow_ops.results import Fetched
 from propflow_ops.signals import TriageSignals
 from propflow_ops.urls import health_url
@@ -152,11 +152,11 @@ def _referenced(task: _Once, query: str, timeout_s: float) -> set[str]:
     return s3.referenced_keys(query, url, timeout_s=int(max(timeout_s, 1)))
 
 
-def _alembic(models: str) -> dict[str, Any]:
-    """``state`` and ``drift``: the Fetched of ``alembic.read_state`` and ``alembic.schema_drift``."""
+def _alembic(models: str) -> AlembicSignals:
+    """The Fetched of ``alembic.read_state`` and of ``alembic.schema_drift``."""
     from propflow_ops.sources import alembic
 
-    return {"state": alembic.read_state(), "drift": alembic.schema_drift(models=models)}
+    return AlembicSignals(alembic.read_state(), alembic.schema_drift(models=models))
 
 
 def _preload() -> None:

@@ -70,6 +70,18 @@ def test_signals_never_fetched_are_judged_skipped_not_a_crash():
     assert all(f.title.endswith(": not checked") for f in found)
 
 
+def test_an_unconfigured_alembic_is_a_typed_record_judged_skipped():
+    """Triage's migration probe without PROPFLOW_ALEMBIC_CONFIG: an AlembicSignals of two empty fetches."""
+    from propflow_ops.records import AlembicSignals
+    from propflow_ops.results import Fetched
+
+    s = TriageSignals(alembic=Fetched(AlembicSignals()), start=END - timedelta(hours=1), end=END)
+    mig = {f.code: f for f in t.judge(s)}["TRIAGE_MIGRATIONS"]
+    assert mig.status == Status.SKIPPED
+    assert {c["code"] for c in mig.data["checks"]} >= {"MIGRATION_PENDING", "SCHEMA_DRIFT"}
+    assert {c["status"] for c in mig.data["checks"]} == {"skipped"}
+
+
 def test_an_unconfigured_provider_says_which_variables_are_missing():
     from propflow_ops.sources import twilio, whatsapp
 
