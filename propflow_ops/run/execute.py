@@ -49,6 +49,64 @@ class _Watchdog:
         self._timer.cancel()
 
 
+ENGINE = "propflow"
+_engine_lock = threading.Lock()
+
+
+def _engine() -> str:
+    """papermill's nbclient engine, saving report.ipynb when the run ends (as it does for a finished, failed or
+    stopped run) instead of after every cell's start and end as well. Those saves re-validated, copied and wrote
+    the whole growing notebook (plots included) about twice per cell: most of the time a warm run spent outside
+    its kernel (py-spy, issue 19). Nothing reads the file while the run goes on; a run killed outright leaves
+    only its private temporary folder either way."""
+    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+    with _engine_lock:
+        if ENGINE in papermill_engines._engines:
+            return ENGINE
+
+        class EndSaves(NotebookExecutionManager):
+            ending = False
+
+            def save(self, **kwargs: Any) -> None:
+                if self.ending:
+                    super().save(**kwargs)
+
+            def notebook_complete(self, **kwargs: Any) -> None:
+                self.ending = True
+                super().notebook_complete(**kwargs)
+
+        class Engine(NBClientEngine):
+            @classmethod
+            def execute_notebook(  # papermill's Engine.execute_notebook with EndSaves; no 30 s autosave
+                cls,
+                nb: Any,
+                kernel_name: str,
+                output_path: Any = None,
+                progress_bar: Any = True,
+                log_output: bool = False,
+                autosave_cell_every: int = 0,
+                **kwargs: Any,
+            ) -> Any:
+                nb_man = EndSaves(
+                    nb,
+                    output_path=output_path,
+                    progress_bar=progress_bar,
+                    log_output=log_output,
+                    autosave_cell_every=0,
+                )
+                nb_man.notebook_start()
+                try:
+                    cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+                finally:
+                    nb_man.cleanup_pbar()
+                    nb_man.notebook_complete()
+                return nb_man.nb
+
+        papermill_engines.register(ENGINE, Engine)
+    return ENGINE
+
+
 def execute(
     rb: Runbook, params: Mapping[str, Any], workdir: Path, req: RunRequest, kernel: WarmKernel | None = None
 ) -> str | None:
@@ -87,6 +145,7 @@ def execute(
                 str(out_nb),
                 parameters=dict(params),
                 kernel_name="python3",
+                engine_name=_engine(),
                 progress_bar=progress,
                 request_save_on_cell_execute=True,
                 execution_timeout=req.cell_timeout_s,

@@ -159,6 +159,9 @@ class AwsWorld:
         from moto.moto_api import state_manager
         from moto.server import ThreadedMotoServer
 
+        # EC2's backend (which RDS touches for its security groups) loads thousands of public AMIs each time
+        # it is made, and every reset makes it again; the world has no EC2 instances (py-spy, issue 19)
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         werkzeug_log = logging.getLogger("werkzeug")
         werkzeug_log.setLevel(logging.ERROR)
         if not any(isinstance(f, _KnownMotoFailure) for f in werkzeug_log.filters):

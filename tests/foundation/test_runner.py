@@ -91,11 +91,52 @@ def test_a_raising_notebook_still_leaves_a_report_with_status_error(tmp_path):
 
 
 def test_a_hanging_notebook_is_stopped_at_its_budget(tmp_path):
-    write_notebook(tmp_path / "nb" / "01_api_down.ipynb", "api-down", "import time\ntime.sleep(600)")
+    write_notebook(
+        tmp_path / "nb" / "01_api_down.ipynb",
+        "api-down",
+        "print('before the hang')",
+        "import time\ntime.sleep(600)",
+    )
     r = cli(tmp_path, "run", "api-down", "--budget", "6", "--no-html")
     assert r.returncode == 3
-    ev = evidence(Path(r.stdout.strip().splitlines()[-1]))
+    folder = Path(r.stdout.strip().splitlines()[-1])
+    ev = evidence(folder)
     assert ev["status"] == "error" and "budget" in ev["error"]
+    # the report is saved when the run ends (not after every cell): the cells that ran before the kill are in it
+    report = json.loads((folder / "report.ipynb").read_text())
+    printed = [o.get("text", "") for c in report["cells"] for o in c.get("outputs", [])]
+    assert any("before the hang" in "".join(t) for t in printed), printed
+
+
+def test_the_report_notebook_is_written_when_the_run_ends_not_after_every_cell(tmp_path, monkeypatch):
+    """papermill saved the whole growing notebook after every cell's start and end (about 2 writes per cell,
+    each validated and copied): most of a warm run's time outside its kernel (issue 19)."""
+    import papermill.engines
+    import papermill.execute
+
+    from propflow_ops.run.execute import execute
+    from propflow_ops.run.request import RunRequest
+    from propflow_ops.runbooks import Runbook
+
+    cells = [f"x{i} = {i}\nprint(x{i})" for i in range(20)]
+    path = write_notebook(tmp_path / "nb" / "01_api_down.ipynb", "api-down", *cells)
+    writes: list[str] = []
+    for module in (papermill.engines, papermill.execute):
+        real = module.write_ipynb
+        monkeypatch.setattr(
+            module,
+            "write_ipynb",
+            lambda nb, out, _real=real, **kw: (writes.append(out), _real(nb, out, **kw)),
+        )
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.setenv("PROPFLOW_NOTEBOOKS_DIR", str(path.parent))
+    rb = Runbook(slug="api-down", notebook=path.name, title="t", severity="P0", symptoms="")
+    req = RunRequest(slug="api-down", env={}, budget_s=120)
+    assert execute(rb, {"incident_id": "INC-W"}, workdir, req) is None
+    report = json.loads((workdir / "report.ipynb").read_text())
+    assert sum(bool(c.get("outputs")) for c in report["cells"]) >= 20  # every cell's output is in it
+    assert len(writes) <= 3, writes  # it was 2 per cell and 3 more (45 here)
 
 
 def test_a_dead_kernel_gives_status_error(tmp_path):
