@@ -62,6 +62,7 @@ del _os, _k
 get_ipython().execution_count = 1
 """
 
+
 def reset_namespace(shell: Any) -> None:
     """In the kernel: ``%reset -f`` (the user namespace, the output cache, the history), without the two full
     garbage collections it makes on the way. Over the heap of a kernel that has imported pandas, matplotlib,

@@ -54,11 +54,11 @@ _engine_lock = threading.Lock()
 
 
 def _engine() -> str:
-    """papermill's nbclient engine, saving report.ipynb when the run ends (as it does for a finished, failed or
-    stopped run) instead of after every cell's start and end as well. Those saves re-validated, copied and wrote
-    the whole growing notebook (plots included) about twice per cell: most of the time a warm run spent outside
-    its kernel (py-spy, issue 19). Nothing reads the file while the run goes on; a run killed outright leaves
-    only its private temporary folder either way."""
+    """papermill's nbclient engine, saving report.ipynb when the run starts (the parameterized notebook, before
+    any output) and when it ends (as papermill does for a finished, failed or stopped run), instead of after
+    every cell's start and end as well. Those saves re-validated, copied and wrote the whole growing notebook
+    (plots included) about twice per cell: most of the time a warm run spent outside its kernel (py-spy, issue
+    19). Nothing reads the file while the run goes on; it lives in the run's private folder either way."""
     from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 
     with _engine_lock:
@@ -66,14 +66,19 @@ def _engine() -> str:
             return ENGINE
 
         class EndSaves(NotebookExecutionManager):
-            ending = False
+            saving = False
 
             def save(self, **kwargs: Any) -> None:
-                if self.ending:
+                if self.saving:
                     super().save(**kwargs)
 
+            def notebook_start(self, **kwargs: Any) -> None:  # once, before any output: a small file
+                self.saving = True
+                super().notebook_start(**kwargs)
+                self.saving = False
+
             def notebook_complete(self, **kwargs: Any) -> None:
-                self.ending = True
+                self.saving = True
                 super().notebook_complete(**kwargs)
 
         class Engine(NBClientEngine):
