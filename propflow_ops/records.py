@@ -191,3 +191,29 @@ class DatabaseSignals:
     ping: Fetched[DbPing] = field(default_factory=_not_fetched)
     activity: Fetched[pd.DataFrame] = field(default_factory=_not_fetched)
     max_connections: Fetched[int] = field(default_factory=_not_fetched)
+
+
+@dataclass(frozen=True, eq=False)  # holds fetches: no field-wise ==
+class RedisProbe:
+    """What a Redis answered to ``sources.elasticache.redis_probe`` (re-exported there): PING answered. No answer
+    to PING (refused, timed out, max clients, auth) is the fetch's error instead (``results.Fetched``; its
+    ``unreachable`` tells which), and not configured (no URL) an empty Fetched.
+
+    ``host`` the Redis host (never the URL: it may hold a password); ``source`` where the URL came from
+    (``env PROPFLOW_REDIS_URL``, ``task definition REDIS_URL``); ``ping_ms`` the median and ``ping_ms_max`` the
+    slowest of the ``pings`` PINGs, in ms. The reads after PING can each fail on their own (a one-line
+    :class:`~propflow_ops.errors.FetchError`, password masked, ``unreachable`` set): ``info`` the INFO fields the
+    checks read (``sources.elasticache.INFO_FIELDS``; its error: INFO disabled, or the server gone since PING);
+    ``config`` CONFIG GET maxclients, maxmemory and maxmemory-policy (values None where managed Redis disables
+    CONFIG: INFO's own ``maxclients``/``maxmemory`` serve); ``channels`` the active pub/sub channels with their
+    subscriber counts.
+    """
+
+    host: str
+    ping_ms: float
+    ping_ms_max: float
+    source: str = ""
+    pings: int = 1
+    info: Fetched[dict[str, Any]] = field(default_factory=_not_fetched)
+    config: Fetched[dict[str, str | None]] = field(default_factory=_not_fetched)
+    channels: Fetched[dict[str, int]] = field(default_factory=_not_fetched)

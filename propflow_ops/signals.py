@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from propflow_ops.records import AlembicSignals, DatabaseSignals, HttpAnswer
+from propflow_ops.records import AlembicSignals, DatabaseSignals, HttpAnswer, RedisProbe
 from propflow_ops.results import Fetched
 
 
@@ -36,7 +36,7 @@ class TriageSignals:
     rds: Fetched[Any] = field(default_factory=_unset)
     database: Fetched[DatabaseSignals] = field(default_factory=_unset)
     cache: Fetched[Any] = field(default_factory=_unset)
-    redis: Fetched[Any] = field(default_factory=_unset)
+    redis: Fetched[RedisProbe] = field(default_factory=_unset)
     bucket: Fetched[Any] = field(default_factory=_unset)
     policy: Fetched[Any] = field(default_factory=_unset)
     sample: Fetched[Any] = field(default_factory=_unset)

@@ -1,8 +1,8 @@
 """Redis / ElastiCache checks (runbook 5): cluster status, reachability, memory, clients.
 
 Inputs: ``sources.elasticache.cache_cluster`` through ``sources.fetch.fetch`` (a :class:`Fetched`, or its value
-or error) and ``sources.elasticache.redis_probe`` (a :class:`Fetched` whose target is the host; a probe's
-value, error or None are taken too).
+or error) and ``sources.elasticache.redis_probe`` (a :class:`Fetched` of a :class:`~propflow_ops.records.RedisProbe`
+whose target is the host; the record, an error or None are taken too).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from propflow_ops.findings import Finding
+from propflow_ops.records import RedisProbe
 from propflow_ops.results import Fetched, takes_fetched
 
 REDIS_MEMORY_PCT = 90.0
@@ -61,7 +62,8 @@ def check_cluster(cluster: Mapping[str, Any] | BaseException | None, *, name: st
     )
 
 
-Probe = Fetched[Any] | Mapping[str, Any] | BaseException | None
+#: What a check reads of ``sources.elasticache.redis_probe``: its Fetched, or (unwrapped) the record or the error.
+Probe = Fetched[RedisProbe] | RedisProbe | BaseException | None
 
 
 def error_kind(text: str) -> str:
@@ -78,12 +80,13 @@ def error_kind(text: str) -> str:
     return "connection"
 
 
-def _probe(probe: Probe) -> tuple[Any, str | None]:
-    """``sources.elasticache.redis_probe``'s result as (its value or error, the host it asked)."""
+def _probe(probe: Probe) -> tuple[RedisProbe | BaseException | None, str | None]:
+    """``sources.elasticache.redis_probe``'s result as (its record, its error, or None when not configured;
+    the host it asked)."""
     if isinstance(probe, Fetched):
         return probe.outcome, probe.target or None
-    if isinstance(probe, Mapping):
-        return probe, probe.get("host")
+    if isinstance(probe, RedisProbe):
+        return probe, probe.host or None
     return probe, None
 
 
@@ -101,7 +104,7 @@ def check_reachable(probe: Probe) -> Finding:
             code, title, "no Redis URL: set PROPFLOW_REDIS_URL or REDIS_URL in the task definition"
         )
     if isinstance(value, BaseException):
-        data = {"host": host, "source": None, "ping_ms": None}
+        data: dict[str, Any] = {"host": host, "source": None, "ping_ms": None}
         if _refused_for_clients(value):
             return Finding.warn(
                 code,
@@ -110,29 +113,36 @@ def check_reachable(probe: Probe) -> Finding:
                 **data,
             )
         return Finding.fail(code, f"Redis at {host} is unreachable", str(value), **data)
-    data = {"host": host, "source": value.get("source"), "ping_ms": value.get("ping_ms")}
-    return Finding.ok(code, title, f"{host} PING {value.get('ping_ms')} ms (median of 3)", **data)
+    data = {"host": host, "source": value.source, "ping_ms": value.ping_ms}
+    median = f" (median of {value.pings})" if value.pings > 1 else ""
+    return Finding.ok(code, title, f"{host} PING {value.ping_ms} ms{median}", **data)
 
 
-def _unreadable(value: Any) -> str | None:
-    """Why the probe's INFO cannot be judged (an ``error`` finding's detail), or None when it can."""
+def _unreadable(value: RedisProbe | BaseException) -> str:
+    """Why the probe's INFO cannot be judged (an ``error`` finding's detail): no answer, or INFO's own error."""
     if isinstance(value, BaseException):
         return f"Redis not reachable: {value}"
-    if value.get("info_error"):
-        return f"INFO unavailable: {value['info_error']}"
-    return None
+    return f"INFO unavailable: {value.info.error}"
 
 
 def _pct(used: float | None, limit: float | None) -> float | None:
     return round(100.0 * used / limit, 1) if used is not None and limit else None
 
 
-def _limit(probe: Mapping[str, Any], name: str) -> float | None:
+def _info(probe: RedisProbe) -> Mapping[str, Any]:
+    return probe.info.value or {}
+
+
+def _config(probe: RedisProbe) -> Mapping[str, str | None]:
+    """CONFIG GET's values ({} when it failed: INFO's limits serve)."""
+    return probe.config.value or {}
+
+
+def _limit(probe: RedisProbe, name: str) -> float | None:
     """The limit from CONFIG GET, else INFO (managed Redis disables CONFIG)."""
-    config = probe.get("config") or {}
-    value = _num(config.get(name)) if isinstance(config, Mapping) else None
+    value = _num(_config(probe).get(name))
     if value is None:
-        value = _num((probe.get("info") or {}).get(name))
+        value = _num(_info(probe).get(name))
     return value
 
 
@@ -142,13 +152,13 @@ def check_memory(result: Probe, *, redis_memory_pct: float = REDIS_MEMORY_PCT) -
     probe, _ = _probe(result)
     if probe is None:
         return Finding.skipped(code, title, "no Redis URL configured")
-    if unreadable := _unreadable(probe):
-        return Finding.error(code, title, unreadable)
-    info = probe.get("info") or {}
+    if isinstance(probe, BaseException) or probe.info.error is not None:
+        return Finding.error(code, title, _unreadable(probe))
+    info = _info(probe)
     used = _num(info.get("used_memory"))
     limit = _limit(probe, "maxmemory")
     evicted = int(_num(info.get("evicted_keys")) or 0)
-    policy = (probe.get("config") or {}).get("maxmemory-policy") or info.get("maxmemory_policy")
+    policy = _config(probe).get("maxmemory-policy") or info.get("maxmemory_policy")
     pct = _pct(used, limit)
     data = {
         "used_memory": used,
@@ -201,9 +211,9 @@ def check_clients(result: Probe, *, redis_clients_pct: float = REDIS_CLIENTS_PCT
             f"{host}: {probe}",
             refused=True,
         )
-    if unreadable := _unreadable(probe):
-        return Finding.error(code, title, unreadable)
-    info = probe.get("info") or {}
+    if isinstance(probe, BaseException) or probe.info.error is not None:
+        return Finding.error(code, title, _unreadable(probe))
+    info = _info(probe)
     connected = _num(info.get("connected_clients"))
     limit = _limit(probe, "maxclients")
     rejected = int(_num(info.get("rejected_connections")) or 0)
@@ -243,15 +253,14 @@ def info_table(result: Probe) -> dict[str, Any]:
         return {"host": None, "source": "not configured", "error": None}
     if isinstance(probe, BaseException):
         return {"host": host, "source": None, "error": str(probe)}
-    out: dict[str, Any] = {
-        "host": probe.get("host"),
-        "source": probe.get("source"),
-        "ping_ms": probe.get("ping_ms"),
-    }
-    out.update(probe.get("info") or {})
-    out["maxclients (CONFIG)"] = (probe.get("config") or {}).get("maxclients")
-    out["maxmemory (CONFIG)"] = (probe.get("config") or {}).get("maxmemory")
-    if probe.get("info_error"):
-        out["info_error"] = probe["info_error"]
-    out["pubsub channels"] = probe.get("channels") or probe.get("channels_error") or {}
+    out: dict[str, Any] = {"host": probe.host or host, "source": probe.source, "ping_ms": probe.ping_ms}
+    out.update(_info(probe))
+    out["maxclients (CONFIG)"] = _config(probe).get("maxclients")
+    out["maxmemory (CONFIG)"] = _config(probe).get("maxmemory")
+    if probe.info.error is not None:
+        out["info_error"] = str(probe.info.error)
+    if probe.config.error is not None:
+        out["config_error"] = str(probe.config.error)
+    channels = probe.channels
+    out["pubsub channels"] = channels.value or (str(channels.error) if channels.error is not None else {})
     return out

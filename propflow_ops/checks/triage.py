@@ -211,9 +211,10 @@ def database(
     return fold("TRIAGE_DATABASE", subs, what="Database")
 
 
-def redis(cache: Mapping[str, Any] | BaseException | None, probe: Any) -> Finding:
+def redis(cache: Mapping[str, Any] | BaseException | None, probe: redis_checks.Probe) -> Finding:
     """TRIAGE_REDIS: ElastiCache status, PING, memory and clients from one INFO (``probe``: the
-    :class:`~propflow_ops.results.Fetched` of ``sources.elasticache.redis_probe``, whose target is the host)."""
+    :class:`~propflow_ops.results.Fetched` of ``sources.elasticache.redis_probe``, a
+    :class:`~propflow_ops.records.RedisProbe` whose target is the host)."""
     subs = [
         redis_checks.check_cluster(cache),
         redis_checks.check_reachable(probe),

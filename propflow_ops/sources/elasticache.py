@@ -1,7 +1,9 @@
 """ElastiCache and Redis for the WebSocket runbook (the handshake probe is ``sources.http.ws_handshake``).
 
 ``cache_cluster`` raises when ElastiCache could not answer (a notebook calls it through
-``sources.fetch.fetch``); ``redis_probe`` makes its own :class:`Fetched` (its target is the host). The Redis URL may hold a password: it stays in memory; results carry the host only.
+``sources.fetch.fetch``); ``redis_probe`` makes its own :class:`Fetched` of a
+:class:`~propflow_ops.records.RedisProbe` (its target is the host). The Redis URL may hold a password: it stays in
+memory; results and their error texts carry the host only.
 """
 
 from __future__ import annotations
@@ -9,14 +11,18 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from propflow_ops.errors import FetchError
 from propflow_ops.reach import unreachable
+from propflow_ops.records import RedisProbe as RedisProbe  # callers import it from here
 from propflow_ops.results import Fetched
 from propflow_ops.sources import aws
 from propflow_ops.sources import redis as redis_source
+
+T = TypeVar("T")
 
 INFO_FIELDS = (
     "redis_version",
@@ -93,61 +99,74 @@ def redis_host(url: str | None) -> str | None:
 
 def redis_probe(
     url: str | None, source: str = "", *, timeout_s: float = 3, pings: int = 3
-) -> Fetched[dict[str, Any]]:
+) -> Fetched[RedisProbe]:
     """PING latency, INFO (the fields the checks read), CONFIG maxclients/maxmemory, pub/sub channels, as a
     :class:`Fetched` whose target is the host (never the URL: it may hold a password).
 
     Not configured (no URL): value None, error None. PING failing (refused, timed out, max clients, auth): the
-    error, one line with the password masked (``checks.redis.error_kind`` tells which). Reachable: the value
-    has ``source``, ``host``, ``ping_ms``, ``info``, ``info_error`` (INFO disabled on managed Redis),
-    ``config`` (CONFIG values None where CONFIG is disabled: INFO's own ``maxclients``/``maxmemory`` serve),
-    ``channels`` and ``channels_error``.
+    error, one line with the password masked (``checks.redis.error_kind`` tells which). Reachable: a
+    :class:`~propflow_ops.records.RedisProbe` (``host``, ``source``, ``ping_ms``, ``ping_ms_max``, ``pings``) whose
+    ``info``, ``config`` and ``channels`` are each a Fetched of their own: INFO disabled on managed Redis, say,
+    is ``info``'s error (CONFIG disabled is no error: its values are None, INFO's own limits serve).
     """
     host = redis_host(url) or ""
     if not url:
         return Fetched(None, None, "redis (not configured)")
     t0 = time.monotonic()
-    out: dict[str, Any] = {
-        "source": source,
-        "host": host,
-        "ping_ms": None,
-        "info": {},
-        "info_error": None,
-        "config": {},
-        "channels": {},
-        "channels_error": None,
-    }
     client = redis_source.make_client(url, timeout_s=timeout_s)
     try:
         try:
             times = [redis_source.ping_latency(client) for _ in range(max(1, pings))]
         except Exception as exc:  # noqa: BLE001 - what the probe measured: the check reports it
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            error = FetchError(f"{type(exc).__name__}: {_mask(text, url)}", unreachable=unreachable(exc))
-            return Fetched(None, error, host, time.monotonic() - t0)
-        out["ping_ms"] = round(statistics.median(times), 2)
-        out["ping_ms_max"] = round(max(times), 2)
-        try:
-            info = redis_source.info(client)
-            out["info"] = {k: info.get(k) for k in INFO_FIELDS if k in info}
-        except Exception as exc:  # noqa: BLE001
-            out["info_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        try:
-            out["config"] = redis_source.config_get(client, ("maxclients", "maxmemory", "maxmemory-policy"))
-        except Exception as exc:  # noqa: BLE001
-            out["config"] = {"error": f"{type(exc).__name__}: {exc}"}
-        try:
-            out["channels"] = redis_source.pubsub_channels(client)
-        except Exception as exc:  # noqa: BLE001
-            out["channels_error"] = f"{type(exc).__name__}: {exc}"
+            return Fetched(None, _error(exc, url), host, time.monotonic() - t0)
+        info = _read(lambda: _info_fields(redis_source.info(client)), url, f"INFO {host}")
+        config = _read(
+            lambda: redis_source.config_get(client, ("maxclients", "maxmemory", "maxmemory-policy")),
+            url,
+            f"CONFIG GET {host}",
+        )
+        channels = _read(lambda: redis_source.pubsub_channels(client), url, f"PUBSUB CHANNELS {host}")
     finally:
         try:
             client.close()
         except Exception:  # noqa: BLE001 - closing a broken client
             pass
-    return Fetched(out, None, host, time.monotonic() - t0)
+    probe = RedisProbe(
+        host=host,
+        ping_ms=round(statistics.median(times), 2),
+        ping_ms_max=round(max(times), 2),
+        source=source,
+        pings=len(times),
+        info=info,
+        config=config,
+        channels=channels,
+    )
+    return Fetched(probe, None, host, time.monotonic() - t0)
+
+
+def _info_fields(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: info.get(k) for k in INFO_FIELDS if k in info}
+
+
+def _read(fn: Callable[[], T], url: str, target: str) -> Fetched[T]:
+    """One read after PING as its own Fetched: its value, or its one-line error (password masked)."""
+    t0 = time.monotonic()
+    try:
+        value = fn()
+    except Exception as exc:  # noqa: BLE001 - the part that failed says why; the rest of the probe stands
+        return Fetched(None, _error(exc, url), target, time.monotonic() - t0)
+    return Fetched(value, None, target, time.monotonic() - t0)
+
+
+def _error(exc: BaseException, url: str) -> FetchError:
+    """``Type: first line`` with the URL's password masked; ``unreachable`` as ``reach.unreachable`` tells it."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return FetchError(f"{type(exc).__name__}: {_mask(text, url)}", unreachable=unreachable(exc))
 
 
 def _mask(text: str, url: str) -> str:
+    """``text`` with the URL's password masked, as written in the URL and percent-decoded (as the client used it)."""
     pw = urlsplit(url).password
-    return text.replace(pw, "***") if pw else text
+    for secret in sorted({pw, unquote(pw)}, key=len, reverse=True) if pw else ():
+        text = text.replace(secret, "***")
+    return text

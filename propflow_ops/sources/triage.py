@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from propflow_ops.errors import FetchError
-from propflow_ops.records import AlembicSignals, DatabaseSignals
+from propflow_ops.records import AlembicSignals, DatabaseSignals, RedisProbe
 from propflow_ops.results import Fetched
 from propflow_ops.signals import TriageSignals
 from propflow_ops.urls import health_url
@@ -134,7 +134,8 @@ def _database_probe(task: _Once, timeout_s: float) -> DatabaseSignals:
     return DatabaseSignals(True, db.host, db.source, ping, activity, max_connections)
 
 
-def _redis_probe(task: _Once, timeout_s: float) -> Fetched[dict[str, Any]]:
+def _redis_probe(task: _Once, timeout_s: float) -> Fetched[RedisProbe]:
+    """PING (once), INFO, CONFIG and pub/sub channels of the Redis the tasks use (``elasticache.redis_probe``)."""
     from propflow_ops.sources import elasticache
 
     td = task()

@@ -97,3 +97,36 @@ def test_an_unconfigured_provider_says_which_variables_are_missing():
     assert checks["TWILIO_AUTH_FAILED"]["status"] == "skipped"
     assert "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN not set" in checks["TWILIO_AUTH_FAILED"]["detail"]
     assert "WHATSAPP_PHONE_NUMBER_ID not set" in checks["WHATSAPP_API_FAILING"]["detail"]
+
+
+def test_a_redis_whose_info_failed_is_judged_from_the_typed_record():
+    """Triage's Redis probe is a RedisProbe: PING answered (ok, one PING), INFO's own error makes memory and
+    clients ``error`` saying why; no secret in the signals' repr."""
+    from propflow_ops.records import RedisProbe
+
+    no_info = FetchError("ResponseError: unknown command 'INFO'", unreachable=False)
+    probe = RedisProbe(
+        "cache.internal:6379",
+        0.4,
+        0.4,
+        "task definition REDIS_URL",
+        info=Fetched(None, no_info, "INFO cache.internal:6379"),
+        config=Fetched({"maxclients": None, "maxmemory": None, "maxmemory-policy": None}),
+        channels=Fetched({}),
+    )
+    cluster = {"cluster": "propflow-redis", "found": True, "status": "available"}
+    s = TriageSignals(
+        cache=Fetched(cluster, None, "cache"),
+        redis=Fetched(probe, None, "cache.internal:6379", 0.01),
+        start=END - timedelta(hours=1),
+        end=END,
+    )
+    found = {f.code: f for f in t.judge(s)}["TRIAGE_REDIS"]
+    checks = {c["code"]: c for c in found.data["checks"]}
+    assert checks["REDIS_UNREACHABLE"]["status"] == "ok"
+    assert checks["REDIS_UNREACHABLE"]["detail"] == "cache.internal:6379 PING 0.4 ms"
+    for code in ("REDIS_MEMORY_PRESSURE", "REDIS_CLIENTS_EXHAUSTED"):
+        assert checks[code]["status"] == "error"
+        assert checks[code]["detail"] == "INFO unavailable: ResponseError: unknown command 'INFO'"
+    assert found.status is Status.ERROR
+    assert "cache.internal" not in repr(s)

@@ -74,7 +74,7 @@ def test_the_reads_the_checks_need_still_work(sandbox, redis_url):
     got = elasticache.redis_probe(redis_url, "test")
     assert got.ok, got
     probe = got.value
-    assert probe["info"].get("redis_version") and probe["config"].get("maxmemory") is not None, probe
+    assert probe.info.value.get("redis_version") and probe.config.value.get("maxmemory") is not None, probe
     client = rsrc.make_client(redis_url)
     try:
         assert client.dbsize() >= 0 and isinstance(client.scan(0, count=10), tuple)
