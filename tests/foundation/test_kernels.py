@@ -147,29 +147,33 @@ def test_each_run_starts_from_the_kernels_own_environment_and_its_output_goes_to
     assert len(logs) == 1 and "written to the kernel process stderr" in logs[0].read_text()
 
 
+_RESET_PROBE = """
+import gc, json
+from IPython.core.interactiveshell import InteractiveShell
+from propflow_ops.kernels import reset_namespace
+
+shell = InteractiveShell()
+shell.run_cell("leaked_from_first_run = 42")
+before = "leaked_from_first_run" in shell.user_ns
+full = []
+gc.callbacks.append(lambda phase, info: full.append(1) if phase == "start" and info["generation"] == 2 else None)
+reset_namespace(shell)
+gc.callbacks.clear()
+print(json.dumps({"before": before, "after": "leaked_from_first_run" in shell.user_ns, "full": len(full),
+                  "put_back": gc.collect.__module__ if hasattr(gc.collect, "__module__") else "?"}))
+"""
+
+
 def test_the_reset_before_a_warm_run_empties_the_namespace_without_full_collections():
     """``%reset -f`` made two full garbage collections before every warm run (about 0.3 s each in a kernel
-    that has imported the runbooks' libraries): the reset still empties the namespace, without them."""
-    import gc
+    that has imported the runbooks' libraries): the reset still empties the namespace, without them. (In a
+    process of its own: an IPython shell takes over ``sys.modules["__main__"]`` of the process it is made in.)"""
+    import subprocess
 
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from propflow_ops.kernels import reset_namespace
-
-    shell = InteractiveShell()
-    shell.run_cell("leaked_from_first_run = 42")
-    assert "leaked_from_first_run" in shell.user_ns
-    full: list[int] = []
-
-    def seen(phase: str, info: dict) -> None:
-        if phase == "start" and info["generation"] == 2:
-            full.append(1)
-
-    gc.callbacks.append(seen)
-    try:
-        reset_namespace(shell)
-    finally:
-        gc.callbacks.remove(seen)
-    assert "leaked_from_first_run" not in shell.user_ns
-    assert full == [], "the reset made a full garbage collection"
-    assert gc.collect is not None and gc.collect() >= 0  # put back
+    out = subprocess.run(
+        [sys.executable, "-c", _RESET_PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["before"] and not got["after"], got
+    assert got["full"] == 0, f"the reset made {got['full']} full garbage collection(s)"
+    assert got["put_back"] == "gc", got  # gc.collect is the real one again
