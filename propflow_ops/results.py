@@ -36,6 +36,11 @@ class Fetched(Generic[T]):
         return self.error is None
 
     @property
+    def empty(self) -> bool:
+        """Neither value nor error: not configured, or never fetched (its checks are ``skipped``)."""
+        return self.value is None and self.error is None
+
+    @property
     def outcome(self) -> Any:
         """The value, or the error itself: the form the checks judge (``isinstance(x, BaseException)``)."""
         return self.value if self.error is None else self.error

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import pandas as pd
 
@@ -240,9 +240,26 @@ def _fetched(x: Any) -> Fetched[Any]:
 def _not_checked(code: str, title: str, got: Fetched[Any], provider: str) -> Finding | None:
     """``skipped`` for the empty :class:`Fetched` (not configured: its target names the missing variables; or never
     fetched), else None."""
-    if got.value is None and got.error is None:
+    if got.empty:
         return Finding.skipped(code, title, f"{provider} not checked: {got.target or 'not fetched'}.")
     return None
+
+
+def _unanswered(code: str, title: str, got: Fetched[Any], provider: str, unreachable: str) -> Finding | None:
+    """The finding when ``got`` holds no :class:`HttpAnswer`: ``skipped`` (not checked), ``fail`` titled
+    ``unreachable`` (no answer), ``error`` (the fetch failed otherwise: no time left); None for an answer."""
+    skipped = _not_checked(code, title, got, provider)
+    if skipped or isinstance(got.value, HttpAnswer):
+        return skipped
+    if not isinstance(got.error, NoAnswer):
+        return Finding.error(code, title, got.error or f"unexpected value {type(got.value).__name__}")
+    return Finding.fail(
+        code,
+        unreachable,
+        f"{got.error} ({got.target})",
+        http_status=None,
+        latency_ms=round(got.seconds * 1000, 1) if got.seconds else None,
+    )
 
 
 def twilio_auth(result: Answer) -> Finding:
@@ -251,20 +268,12 @@ def twilio_auth(result: Answer) -> Finding:
     failed otherwise (no time left)."""
     code, title = "TWILIO_AUTH_FAILED", "Twilio credentials and account status"
     got = _fetched(result)
-    skipped = _not_checked(code, title, got, "Twilio")
-    if skipped:
-        return skipped
-    answer = got.value
-    if not isinstance(answer, HttpAnswer):
-        if not isinstance(got.error, NoAnswer):
-            return Finding.error(code, title, got.error or f"unexpected value {type(answer).__name__}")
-        return Finding.fail(
-            code,
-            "Twilio API unreachable: credentials cannot be verified",
-            f"{got.error} ({got.target})",
-            http_status=None,
-            latency_ms=round(got.seconds * 1000, 1) if got.seconds else None,
-        )
+    unanswered = _unanswered(
+        code, title, got, "Twilio", "Twilio API unreachable: credentials cannot be verified"
+    )
+    if unanswered:
+        return unanswered
+    answer = cast(HttpAnswer, got.value)  # _unanswered said it is one
     data: dict[str, Any] = {"http_status": answer.status, "latency_ms": answer.latency_ms}
     if answer.status in (401, 403):
         err = answer.body if isinstance(answer.body, dict) else {}
@@ -442,20 +451,10 @@ def whatsapp_status(result: Answer) -> Finding:
     FLAGGED number or a RED quality rating; ``error`` for a fetch that failed otherwise (no time left)."""
     code, title = "WHATSAPP_API_FAILING", "WhatsApp Cloud API: token, number status, quality"
     got = _fetched(result)
-    skipped = _not_checked(code, title, got, "WhatsApp")
-    if skipped:
-        return skipped
-    answer = got.value
-    if not isinstance(answer, HttpAnswer):
-        if not isinstance(got.error, NoAnswer):
-            return Finding.error(code, title, got.error or f"unexpected value {type(answer).__name__}")
-        return Finding.fail(
-            code,
-            "WhatsApp Cloud API unreachable",
-            f"{got.error} ({got.target})",
-            http_status=None,
-            latency_ms=round(got.seconds * 1000, 1) if got.seconds else None,
-        )
+    unanswered = _unanswered(code, title, got, "WhatsApp", "WhatsApp Cloud API unreachable")
+    if unanswered:
+        return unanswered
+    answer = cast(HttpAnswer, got.value)  # _unanswered said it is one
     data: dict[str, Any] = {"http_status": answer.status, "latency_ms": answer.latency_ms}
     err = answer.body.get("error") if isinstance(answer.body, dict) else None
     err = err if isinstance(err, dict) else {}

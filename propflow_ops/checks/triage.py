@@ -95,7 +95,7 @@ def _err(value: Any) -> BaseException | None:
 
 def _unfetched(value: Any) -> bool:
     """The empty :class:`Fetched` (never fetched, or not configured): its checks are ``skipped``."""
-    return isinstance(value, Fetched) and value.value is None and value.error is None
+    return isinstance(value, Fetched) and value.empty
 
 
 def fold(code: str, subs: Sequence[Finding], *, what: str) -> Finding:

@@ -3,6 +3,7 @@ the run's time budget (a watchdog kills the kernel), and SIGTERM/SIGHUP taken as
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -50,9 +51,9 @@ class _Watchdog:
 
 
 ENGINE = "propflow"
-_engine_lock = threading.Lock()
 
 
+@functools.cache
 def _engine() -> str:
     """papermill's nbclient engine, saving report.ipynb when the run starts (the parameterized notebook, before
     any output) and when it ends (as papermill does for a finished, failed or stopped run), instead of after
@@ -61,54 +62,50 @@ def _engine() -> str:
     19). Nothing reads the file while the run goes on; it lives in the run's private folder either way."""
     from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 
-    with _engine_lock:
-        if ENGINE in papermill_engines._engines:
-            return ENGINE
+    class EndSaves(NotebookExecutionManager):
+        saving = False
 
-        class EndSaves(NotebookExecutionManager):
-            saving = False
+        def save(self, **kwargs: Any) -> None:
+            if self.saving:
+                super().save(**kwargs)
 
-            def save(self, **kwargs: Any) -> None:
-                if self.saving:
-                    super().save(**kwargs)
+        def notebook_start(self, **kwargs: Any) -> None:  # once, before any output: a small file
+            self.saving = True
+            super().notebook_start(**kwargs)
+            self.saving = False
 
-            def notebook_start(self, **kwargs: Any) -> None:  # once, before any output: a small file
-                self.saving = True
-                super().notebook_start(**kwargs)
-                self.saving = False
+        def notebook_complete(self, **kwargs: Any) -> None:
+            self.saving = True
+            super().notebook_complete(**kwargs)
 
-            def notebook_complete(self, **kwargs: Any) -> None:
-                self.saving = True
-                super().notebook_complete(**kwargs)
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_notebook(  # papermill's Engine.execute_notebook with EndSaves; no 30 s autosave
+            cls,
+            nb: Any,
+            kernel_name: str,
+            output_path: Any = None,
+            progress_bar: Any = True,
+            log_output: bool = False,
+            autosave_cell_every: int = 0,
+            **kwargs: Any,
+        ) -> Any:
+            nb_man = EndSaves(
+                nb,
+                output_path=output_path,
+                progress_bar=progress_bar,
+                log_output=log_output,
+                autosave_cell_every=0,
+            )
+            nb_man.notebook_start()
+            try:
+                cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+            finally:
+                nb_man.cleanup_pbar()
+                nb_man.notebook_complete()
+            return nb_man.nb
 
-        class Engine(NBClientEngine):
-            @classmethod
-            def execute_notebook(  # papermill's Engine.execute_notebook with EndSaves; no 30 s autosave
-                cls,
-                nb: Any,
-                kernel_name: str,
-                output_path: Any = None,
-                progress_bar: Any = True,
-                log_output: bool = False,
-                autosave_cell_every: int = 0,
-                **kwargs: Any,
-            ) -> Any:
-                nb_man = EndSaves(
-                    nb,
-                    output_path=output_path,
-                    progress_bar=progress_bar,
-                    log_output=log_output,
-                    autosave_cell_every=0,
-                )
-                nb_man.notebook_start()
-                try:
-                    cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
-                finally:
-                    nb_man.cleanup_pbar()
-                    nb_man.notebook_complete()
-                return nb_man.nb
-
-        papermill_engines.register(ENGINE, Engine)
+    papermill_engines.register(ENGINE, Engine)
     return ENGINE
 
 
